@@ -1,0 +1,6 @@
+//! statebucket: bootstraps and guards the S3 bucket behind Terraform/OpenTofu remote state.
+//!
+//! Functional core, imperative shell: `spec`, `render`, `policy` and `plan` are pure (data in,
+//! data out); `aws` observes and applies; `cli` wires them to the terminal.
+
+pub mod spec;

@@ -1,0 +1,49 @@
+"""Start moto's server with the fixes the Rust AWS SDK needs.
+
+Usage: python moto_server.py HOST PORT
+
+moto 5.2.x answers GetBucketVersioning (and a few other S3 reads) with a root element
+named after the operation, while S3 uses the shape's own name (`VersioningConfiguration`).
+botocore does not mind; the Rust SDK rejects the document ("invalid XML root"). moto
+serialises replies from botocore's service model, so adding the missing `resultWrapper`
+to that model in memory before the server starts makes the replies match real S3.
+"""
+
+import sys
+
+import moto.core.utils as moto_utils
+
+_RESULT_WRAPPERS = {
+    "GetBucketVersioning": "VersioningConfiguration",
+    "GetBucketAccelerateConfiguration": "AccelerateConfiguration",
+    "GetBucketRequestPayment": "RequestPaymentConfiguration",
+    "GetBucketWebsite": "WebsiteConfiguration",
+}
+
+_original_load_service_model = moto_utils._load_service_model
+
+
+def _load_service_model_with_s3_wrappers(service_name, model_name):
+    model = _original_load_service_model(service_name, model_name)
+    if service_name == "s3" and model_name == "service-2":
+        for operation, wrapper in _RESULT_WRAPPERS.items():
+            output = model["operations"].get(operation, {}).get("output")
+            if output is not None:
+                output.setdefault("resultWrapper", wrapper)
+    return model
+
+
+moto_utils._load_service_model = _load_service_model_with_s3_wrappers
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: moto_server.py HOST PORT")
+    host, port = sys.argv[1], sys.argv[2]
+    from moto.server import main as moto_main
+
+    moto_main(["-H", host, "-p", port])
+
+
+if __name__ == "__main__":
+    main()

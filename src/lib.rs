@@ -4,3 +4,5 @@
 //! data out); `aws` observes and applies; `cli` wires them to the terminal.
 
 pub mod spec;
+pub mod policy;
+pub mod render;

@@ -1,0 +1,292 @@
+//! Bucket policy documents: which statements the tool owns, comparing them by meaning, and
+//! merging them into a live policy without touching anyone else's statements.
+
+mod template;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+pub use template::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
+
+/// Statements whose Sid starts with this are the tool's; all others are kept as they are.
+pub const OWNED_SID_PREFIX: &str = "Statebucket";
+pub const DENY_INSECURE_TRANSPORT_SID: &str = "StatebucketDenyInsecureTransport";
+
+/// A bucket policy as S3 stores it: a version, an optional id, and statements kept as JSON
+/// so that statements we do not own round-trip unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDocument {
+    pub version: Option<Value>,
+    pub id: Option<Value>,
+    pub statements: Vec<Value>,
+}
+
+impl PolicyDocument {
+    /// Parses a policy as GetBucketPolicy returns it. A single statement object (allowed by
+    /// the policy grammar) is read as a one-element list.
+    pub fn parse(text: &str) -> Result<PolicyDocument, String> {
+        let value: Value = serde_json::from_str(text).map_err(|error| format!("the bucket policy is not valid JSON: {error}"))?;
+        let Value::Object(mut object) = value else {
+            return Err("the bucket policy is not a JSON object".into());
+        };
+        let statements = match object.remove("Statement") {
+            Some(Value::Array(statements)) => statements,
+            Some(statement @ Value::Object(_)) => vec![statement],
+            None => Vec::new(),
+            Some(_) => return Err("the bucket policy's `Statement` is neither a list nor an object".into()),
+        };
+        Ok(PolicyDocument {
+            version: object.remove("Version"),
+            id: object.remove("Id"),
+            statements,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut object = Map::new();
+        object.insert("Version".into(), self.version.clone().unwrap_or_else(|| json!("2012-10-17")));
+        if let Some(id) = &self.id {
+            object.insert("Id".into(), id.clone());
+        }
+        object.insert("Statement".into(), Value::Array(self.statements.clone()));
+        serde_json::to_string_pretty(&Value::Object(object)).expect("a JSON value always serialises")
+    }
+
+    pub fn owned(&self) -> impl Iterator<Item = &Value> {
+        self.statements.iter().filter(|statement| is_owned(statement))
+    }
+
+    pub fn foreign(&self) -> impl Iterator<Item = &Value> {
+        self.statements.iter().filter(|statement| !is_owned(statement))
+    }
+}
+
+pub fn sid(statement: &Value) -> Option<&str> {
+    statement.get("Sid").and_then(Value::as_str)
+}
+
+pub fn is_owned(statement: &Value) -> bool {
+    sid(statement).is_some_and(|sid| sid.starts_with(OWNED_SID_PREFIX))
+}
+
+/// How the tool's statements differ between the live policy and the desired one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum StatementChange {
+    Add { sid: String },
+    Update { sid: String },
+    Remove { sid: String },
+}
+
+/// Compares owned statements by meaning, keyed by Sid. Empty when in sync.
+pub fn diff_owned(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> Vec<StatementChange> {
+    let live_owned: BTreeMap<&str, Value> = live
+        .into_iter()
+        .flat_map(PolicyDocument::owned)
+        .filter_map(|statement| Some((sid(statement)?, normalize(statement))))
+        .collect();
+    let desired: BTreeMap<&str, Value> = desired_owned
+        .iter()
+        .filter_map(|statement| Some((sid(statement)?, normalize(statement))))
+        .collect();
+    let mut changes = Vec::new();
+    for (sid, statement) in &desired {
+        match live_owned.get(sid) {
+            None => changes.push(StatementChange::Add { sid: (*sid).to_owned() }),
+            Some(live) if live != statement => changes.push(StatementChange::Update { sid: (*sid).to_owned() }),
+            Some(_) => {}
+        }
+    }
+    for sid in live_owned.keys() {
+        if !desired.contains_key(sid) {
+            changes.push(StatementChange::Remove { sid: (*sid).to_owned() });
+        }
+    }
+    changes
+}
+
+/// The live policy with its owned statements replaced by `desired_owned`. Foreign
+/// statements stay first, in their order and byte for byte; `Version` and `Id` are kept.
+pub fn merge(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> PolicyDocument {
+    let mut statements: Vec<Value> = live.into_iter().flat_map(PolicyDocument::foreign).cloned().collect();
+    statements.extend(desired_owned.iter().cloned());
+    PolicyDocument {
+        version: live.and_then(|doc| doc.version.clone()).or_else(|| Some(json!("2012-10-17"))),
+        id: live.and_then(|doc| doc.id.clone()),
+        statements,
+    }
+}
+
+/// A label for each foreign statement, for the plan: its Sid, or its position.
+pub fn foreign_labels(live: Option<&PolicyDocument>) -> Vec<String> {
+    live.into_iter()
+        .flat_map(|doc| doc.statements.iter().enumerate())
+        .filter(|(_, statement)| !is_owned(statement))
+        .map(|(index, statement)| match sid(statement) {
+            Some(sid) if !sid.is_empty() => sid.to_owned(),
+            _ => format!("statement #{} (no Sid)", index + 1),
+        })
+        .collect()
+}
+
+/// The canonical form IAM gives a statement: one-element lists equal their string, order of
+/// actions, resources, principals and condition values does not matter, and condition values
+/// are strings (`false` and `"false"` mean the same).
+pub fn normalize(statement: &Value) -> Value {
+    let Value::Object(object) = statement else {
+        return statement.clone();
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in object {
+        let value = match key.as_str() {
+            "Action" | "NotAction" | "Resource" | "NotResource" => string_set(value),
+            "Principal" | "NotPrincipal" => principal(value),
+            "Condition" => condition(value),
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    Value::Object(out.into_iter().collect())
+}
+
+fn scalar_text(value: &Value) -> Value {
+    match value {
+        Value::String(_) => value.clone(),
+        Value::Bool(flag) => Value::String(flag.to_string()),
+        Value::Number(number) => Value::String(number.to_string()),
+        other => other.clone(),
+    }
+}
+
+fn string_set(value: &Value) -> Value {
+    let mut items: Vec<Value> = match value {
+        Value::Array(items) => items.iter().map(scalar_text).collect(),
+        single => vec![scalar_text(single)],
+    };
+    items.sort_by_key(|item| item.to_string());
+    items.dedup();
+    Value::Array(items)
+}
+
+fn principal(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let normalized: BTreeMap<String, Value> = map.iter().map(|(kind, ids)| (kind.clone(), string_set(ids))).collect();
+            if normalized.len() == 1 && normalized.get("AWS") == Some(&json!(["*"])) {
+                return json!("*");
+            }
+            Value::Object(normalized.into_iter().collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn condition(value: &Value) -> Value {
+    match value {
+        Value::Object(operators) => Value::Object(
+            operators
+                .iter()
+                .map(|(operator, keys)| {
+                    let keys = match keys {
+                        Value::Object(keys) => Value::Object(
+                            keys.iter()
+                                .map(|(key, values)| (key.clone(), string_set(values)))
+                                .collect::<BTreeMap<_, _>>()
+                                .into_iter()
+                                .collect(),
+                        ),
+                        other => other.clone(),
+                    };
+                    (operator.clone(), keys)
+                })
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned_statement() -> Value {
+        json!({
+            "Sid": "StatebucketListStateBucket",
+            "Effect": "Allow",
+            "Principal": {"AWS": ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:role/b"]},
+            "Action": "s3:ListBucket",
+            "Resource": "arn:aws:s3:::bucket"
+        })
+    }
+
+    #[test]
+    fn order_and_string_versus_list_do_not_matter() {
+        let reordered = json!({
+            "Resource": ["arn:aws:s3:::bucket"],
+            "Action": ["s3:ListBucket"],
+            "Principal": {"AWS": ["arn:aws:iam::123456789012:role/b", "arn:aws:iam::123456789012:user/a"]},
+            "Effect": "Allow",
+            "Sid": "StatebucketListStateBucket"
+        });
+        assert_eq!(normalize(&owned_statement()), normalize(&reordered));
+        let condition_a = json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": false}}});
+        let condition_b = json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}});
+        assert_eq!(normalize(&condition_a), normalize(&condition_b));
+        assert_eq!(normalize(&json!({"Principal": {"AWS": "*"}})), normalize(&json!({"Principal": "*"})));
+    }
+
+    #[test]
+    fn a_changed_principal_is_a_change() {
+        let mut changed = owned_statement();
+        changed["Principal"]["AWS"] = json!("arn:aws:iam::123456789012:role/b");
+        let live = PolicyDocument { version: None, id: None, statements: vec![changed] };
+        assert_eq!(
+            diff_owned(Some(&live), &[owned_statement()]),
+            vec![StatementChange::Update { sid: "StatebucketListStateBucket".into() }]
+        );
+    }
+
+    #[test]
+    fn diff_reports_added_and_removed_owned_statements_only() {
+        let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"});
+        let stale = json!({"Sid": "StatebucketOld", "Effect": "Allow"});
+        let live = PolicyDocument { version: None, id: None, statements: vec![foreign, stale] };
+        assert_eq!(
+            diff_owned(Some(&live), &[owned_statement()]),
+            vec![
+                StatementChange::Add { sid: "StatebucketListStateBucket".into() },
+                StatementChange::Remove { sid: "StatebucketOld".into() },
+            ]
+        );
+        assert_eq!(diff_owned(None, &[]), vec![]);
+    }
+
+    #[test]
+    fn merge_keeps_foreign_statements_first_and_verbatim() {
+        let live_text = r#"{"Version":"2012-10-17","Id":"keep-me","Statement":[{"Sid":"AuditorRead","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket/*"},{"Effect":"Deny","Principal":"*","Action":"s3:DeleteBucket","Resource":"arn:aws:s3:::bucket"},{"Sid":"StatebucketOld","Effect":"Allow"}]}"#;
+        let live = PolicyDocument::parse(live_text).unwrap();
+        let merged = merge(Some(&live), &[owned_statement()]);
+        assert_eq!(merged.id, Some(json!("keep-me")));
+        assert_eq!(merged.statements.len(), 3);
+        assert_eq!(merged.statements[0], live.statements[0]);
+        assert_eq!(merged.statements[1], live.statements[1]);
+        assert_eq!(merged.statements[2], owned_statement());
+        assert_eq!(foreign_labels(Some(&live)), vec!["AuditorRead", "statement #2 (no Sid)"]);
+        let reparsed = PolicyDocument::parse(&merged.to_json()).unwrap();
+        assert_eq!(reparsed, merged);
+        assert!(diff_owned(Some(&reparsed), &[owned_statement()]).is_empty());
+    }
+
+    #[test]
+    fn parse_accepts_a_single_statement_object_and_rejects_garbage() {
+        let doc = PolicyDocument::parse(r#"{"Statement":{"Sid":"A"}}"#).unwrap();
+        assert_eq!(doc.statements.len(), 1);
+        assert!(PolicyDocument::parse("not json").is_err());
+        assert!(PolicyDocument::parse("[]").is_err());
+        assert!(PolicyDocument::parse(r#"{"Statement":3}"#).is_err());
+    }
+}

@@ -6,3 +6,5 @@
 pub mod spec;
 pub mod policy;
 pub mod render;
+pub mod observed;
+pub mod plan;

@@ -1,0 +1,606 @@
+//! The plan: what must change for an environment to match its spec. Pure: a plan is computed
+//! from the desired and the observed state, printed, and then applied change by change.
+//!
+//! Safety rules are structural here: no change can delete anything, suspend versioning,
+//! clear a public-access flag, or drop a policy statement or tag the tool does not own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
+use crate::policy::{self, PolicyDocument, StatementChange};
+use crate::render::{KmsKeyId, render_backend_hcl};
+use crate::spec::{EndpointUrl, EnvSpec, Encryption, KmsKey};
+
+pub const OBJECT_OWNERSHIP: &str = "BucketOwnerEnforced";
+
+/// What the environment should look like, beyond its spec: the owned policy statements
+/// (rendered from the template for the resolved account) and the endpoint in effect.
+#[derive(Debug, Clone)]
+pub struct Desired<'a> {
+    pub spec: &'a EnvSpec,
+    pub owned_statements: Vec<Value>,
+    pub endpoint: Option<EndpointUrl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Facet {
+    Bucket,
+    KmsKey,
+    KeyRotation,
+    Versioning,
+    Encryption,
+    PublicAccessBlock,
+    Ownership,
+    Policy,
+    Tags,
+    BackendFile,
+}
+
+impl fmt::Display for Facet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Facet::Bucket => "bucket",
+            Facet::KmsKey => "kms key",
+            Facet::KeyRotation => "key rotation",
+            Facet::Versioning => "versioning",
+            Facet::Encryption => "encryption",
+            Facet::PublicAccessBlock => "public access block",
+            Facet::Ownership => "object ownership",
+            Facet::Policy => "bucket policy",
+            Facet::Tags => "tags",
+            Facet::BackendFile => "backend file",
+        })
+    }
+}
+
+/// Encryption as it will be set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "algorithm", rename_all = "snake_case")]
+pub enum SseTarget {
+    Aes256,
+    /// `key_arn` is `None` while the key is yet to be created ("known after apply").
+    Kms { key_arn: Option<String> },
+}
+
+impl fmt::Display for SseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SseTarget::Aes256 => f.write_str("AES256"),
+            SseTarget::Kms { key_arn: Some(arn) } => write!(f, "aws:kms ({arn}), bucket key"),
+            SseTarget::Kms { key_arn: None } => f.write_str("aws:kms (key known after apply), bucket key"),
+        }
+    }
+}
+
+/// One change, carrying the values it moves between.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    CreateBucket {
+        bucket: String,
+        region: String,
+    },
+    /// A symmetric key with the alias, tags naming the environment, and rotation on.
+    CreateKmsKey {
+        alias: String,
+        description: String,
+        tags: BTreeMap<String, String>,
+    },
+    EnableKeyRotation {
+        key_arn: String,
+    },
+    EnableVersioning {
+        from: Versioning,
+    },
+    SetEncryption {
+        from: Option<SseRule>,
+        to: SseTarget,
+    },
+    BlockPublicAccess {
+        from: PublicAccessBlock,
+    },
+    EnforceBucketOwner {
+        from: Option<String>,
+    },
+    PutPolicy {
+        from: Option<String>,
+        to: String,
+        statements: Vec<StatementChange>,
+        /// Statements the tool does not own, kept as they are.
+        kept: Vec<String>,
+    },
+    MergeTags {
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
+    WriteBackendFile {
+        path: String,
+        from: Option<String>,
+        /// `None` when it depends on a key created by this plan.
+        to: Option<String>,
+    },
+}
+
+impl Change {
+    pub fn facet(&self) -> Facet {
+        match self {
+            Change::CreateBucket { .. } => Facet::Bucket,
+            Change::CreateKmsKey { .. } => Facet::KmsKey,
+            Change::EnableKeyRotation { .. } => Facet::KeyRotation,
+            Change::EnableVersioning { .. } => Facet::Versioning,
+            Change::SetEncryption { .. } => Facet::Encryption,
+            Change::BlockPublicAccess { .. } => Facet::PublicAccessBlock,
+            Change::EnforceBucketOwner { .. } => Facet::Ownership,
+            Change::PutPolicy { .. } => Facet::Policy,
+            Change::MergeTags { .. } => Facet::Tags,
+            Change::WriteBackendFile { .. } => Facet::BackendFile,
+        }
+    }
+
+    /// Whether the change creates something that did not exist.
+    pub fn creates(&self) -> bool {
+        match self {
+            Change::CreateBucket { .. } | Change::CreateKmsKey { .. } => true,
+            Change::WriteBackendFile { from, .. } => from.is_none(),
+            Change::PutPolicy { from, .. } => from.is_none(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvPlan {
+    pub changes: Vec<Change>,
+    pub in_sync: Vec<Facet>,
+    /// Statements in the live policy that the tool does not own and keeps.
+    pub kept_statements: Vec<String>,
+}
+
+impl EnvPlan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("bucket `{bucket}` exists in {actual}, but the spec says {expected}")]
+    WrongRegion { bucket: String, actual: String, expected: String },
+    #[error("KMS key `{reference}` does not exist in {region}")]
+    KmsKeyMissing { reference: String, region: String },
+    #[error("KMS key {arn} is {state}; S3 cannot encrypt with it")]
+    KmsKeyUnusable { arn: String, state: String },
+    #[error("the live bucket policy of `{bucket}` cannot be read: {reason}")]
+    UnreadablePolicy { bucket: String, reason: String },
+}
+
+impl PlanError {
+    pub fn hint(&self) -> String {
+        match self {
+            PlanError::WrongRegion { expected, actual, .. } => format!(
+                "a bucket cannot move between regions: set `region: {actual}` in the spec, or choose another bucket name for {expected}"
+            ),
+            PlanError::KmsKeyMissing { .. } => {
+                "create the key first, correct `bucket.encryption.kms_key`, or use `{ kms_key: alias/NAME, create_key: true }` to have statebucket create it".into()
+            }
+            PlanError::KmsKeyUnusable { .. } => {
+                "enable the key (or cancel its deletion) in KMS, or point the spec at another key".into()
+            }
+            PlanError::UnreadablePolicy { .. } => {
+                "fix the policy by hand (aws s3api get-bucket-policy shows it); statebucket will not overwrite a policy it cannot read".into()
+            }
+        }
+    }
+}
+
+/// Tags put on keys the tool creates, so a key can be traced to its environment.
+pub fn kms_key_tags(spec: &EnvSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("statebucket:environment".to_owned(), spec.name.to_string()),
+        ("statebucket:bucket".to_owned(), spec.bucket.name.to_string()),
+    ])
+}
+
+pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanError> {
+    let spec = desired.spec;
+    let mut changes = Vec::new();
+    let mut in_sync = Vec::new();
+    let mut record = |facet: Facet, change: Option<Change>| match change {
+        Some(change) => changes.push(change),
+        None => in_sync.push(facet),
+    };
+
+    if let Some(bucket) = &observed.bucket
+        && bucket.region != spec.region.as_str()
+    {
+        return Err(PlanError::WrongRegion {
+            bucket: spec.bucket.name.to_string(),
+            actual: bucket.region.clone(),
+            expected: spec.region.to_string(),
+        });
+    }
+
+    // The key comes first: encryption and backend.hcl depend on its ARN.
+    let key_arn: Option<String> = match &spec.bucket.encryption {
+        Encryption::Aes256 => None,
+        Encryption::Kms(key) => match (&observed.kms_key, key) {
+            (Some(state), _) if state.state != "Enabled" => {
+                return Err(PlanError::KmsKeyUnusable {
+                    arn: state.arn.clone(),
+                    state: state.state.clone(),
+                });
+            }
+            (Some(state), KmsKey::Managed(_)) => {
+                record(Facet::KmsKey, None);
+                let rotation = (state.rotation_enabled == Some(false)).then(|| Change::EnableKeyRotation {
+                    key_arn: state.arn.clone(),
+                });
+                record(Facet::KeyRotation, rotation);
+                Some(state.arn.clone())
+            }
+            (Some(state), KmsKey::Existing(_)) => Some(state.arn.clone()),
+            (None, KmsKey::Managed(alias)) => {
+                record(
+                    Facet::KmsKey,
+                    Some(Change::CreateKmsKey {
+                        alias: alias.to_string(),
+                        description: format!(
+                            "Encrypts Terraform state in s3://{} (statebucket environment {})",
+                            spec.bucket.name, spec.name
+                        ),
+                        tags: kms_key_tags(spec),
+                    }),
+                );
+                None
+            }
+            (None, KmsKey::Existing(reference)) => {
+                return Err(PlanError::KmsKeyMissing {
+                    reference: reference.to_string(),
+                    region: spec.region.to_string(),
+                });
+            }
+        },
+    };
+    let sse_target = match &spec.bucket.encryption {
+        Encryption::Aes256 => SseTarget::Aes256,
+        Encryption::Kms(_) => SseTarget::Kms { key_arn: key_arn.clone() },
+    };
+
+    let empty = BucketState {
+        region: spec.region.to_string(),
+        versioning: Versioning::Never,
+        encryption: None,
+        public_access: PublicAccessBlock::default(),
+        ownership: None,
+        policy: None,
+        tags: BTreeMap::new(),
+    };
+    let bucket = match &observed.bucket {
+        Some(bucket) => {
+            record(Facet::Bucket, None);
+            bucket
+        }
+        None => {
+            record(
+                Facet::Bucket,
+                Some(Change::CreateBucket {
+                    bucket: spec.bucket.name.to_string(),
+                    region: spec.region.to_string(),
+                }),
+            );
+            &empty
+        }
+    };
+
+    record(
+        Facet::Versioning,
+        (bucket.versioning != Versioning::Enabled).then(|| Change::EnableVersioning { from: bucket.versioning }),
+    );
+
+    let encryption_ok = bucket
+        .encryption
+        .as_ref()
+        .is_some_and(|rule| encryption_matches(rule, spec, observed.kms_key.as_ref()));
+    record(
+        Facet::Encryption,
+        (!encryption_ok).then(|| Change::SetEncryption {
+            from: bucket.encryption.clone(),
+            to: sse_target.clone(),
+        }),
+    );
+
+    record(
+        Facet::PublicAccessBlock,
+        (bucket.public_access != PublicAccessBlock::ALL).then(|| Change::BlockPublicAccess { from: bucket.public_access }),
+    );
+
+    record(
+        Facet::Ownership,
+        (bucket.ownership.as_deref() != Some(OBJECT_OWNERSHIP)).then(|| Change::EnforceBucketOwner { from: bucket.ownership.clone() }),
+    );
+
+    let live_policy = match &bucket.policy {
+        Some(text) => Some(PolicyDocument::parse(text).map_err(|reason| PlanError::UnreadablePolicy {
+            bucket: spec.bucket.name.to_string(),
+            reason,
+        })?),
+        None => None,
+    };
+    let statement_changes = policy::diff_owned(live_policy.as_ref(), &desired.owned_statements);
+    let kept_statements = policy::foreign_labels(live_policy.as_ref());
+    record(
+        Facet::Policy,
+        (!statement_changes.is_empty()).then(|| Change::PutPolicy {
+            from: bucket.policy.clone(),
+            to: policy::merge(live_policy.as_ref(), &desired.owned_statements).to_json(),
+            statements: statement_changes,
+            kept: kept_statements.clone(),
+        }),
+    );
+
+    let mut tags = bucket.tags.clone();
+    tags.extend(spec.bucket.tags.clone());
+    record(
+        Facet::Tags,
+        (tags != bucket.tags).then(|| Change::MergeTags {
+            from: bucket.tags.clone(),
+            to: tags,
+        }),
+    );
+
+    let backend = match (&spec.bucket.encryption, &key_arn) {
+        (Encryption::Kms(_), None) => None,
+        (_, arn) => Some(render_backend(desired, arn.as_deref())),
+    };
+    let backend_ok = backend.is_some() && backend == observed.backend_file;
+    record(
+        Facet::BackendFile,
+        (!backend_ok).then(|| Change::WriteBackendFile {
+            path: spec.backend.file.clone(),
+            from: observed.backend_file.clone(),
+            to: backend,
+        }),
+    );
+
+    Ok(EnvPlan {
+        changes,
+        in_sync,
+        kept_statements,
+    })
+}
+
+/// backend.hcl for this environment, with the key ARN when there is a KMS key.
+pub fn render_backend(desired: &Desired<'_>, key_arn: Option<&str>) -> String {
+    let key = key_arn.map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
+    render_backend_hcl(desired.spec, key, desired.endpoint.as_ref())
+}
+
+/// S3 echoes the key id as it was set: an ARN, a key id, or an alias. Any of the names of
+/// the right key counts; the AWS managed `aws/s3` key (no id) does not.
+fn encryption_matches(rule: &SseRule, spec: &EnvSpec, key: Option<&KmsKeyState>) -> bool {
+    match &spec.bucket.encryption {
+        Encryption::Aes256 => rule.algorithm == "AES256",
+        Encryption::Kms(wanted) => {
+            rule.algorithm == "aws:kms"
+                && rule.bucket_key
+                && rule.kms_key_id.as_deref().is_some_and(|id| {
+                    id == wanted.reference() || key.is_some_and(|key| id == key.arn || id == key.id)
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_spec;
+    use serde_json::json;
+
+    const DEV: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket:
+  name: my-state
+  tags: { team: platform }
+access:
+  users: [terraform]
+backend:
+  key: app/terraform.tfstate
+";
+    const KEY_ARN: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn spec(text: &str) -> EnvSpec {
+        parse_spec("environments/dev.yaml", "dev", text).unwrap()
+    }
+
+    fn owned() -> Vec<Value> {
+        vec![json!({"Sid": "StatebucketA", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/terraform"}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::my-state"})]
+    }
+
+    fn desired(spec: &EnvSpec) -> Desired<'_> {
+        Desired {
+            spec,
+            owned_statements: owned(),
+            endpoint: None,
+        }
+    }
+
+    /// What the bucket looks like once everything has been applied.
+    fn converged(desired: &Desired<'_>, key: Option<KmsKeyState>) -> Observed {
+        let key_arn = key.as_ref().map(|key| key.arn.clone());
+        Observed {
+            bucket: Some(BucketState {
+                region: "eu-west-1".into(),
+                versioning: Versioning::Enabled,
+                encryption: Some(match &key_arn {
+                    None => SseRule { algorithm: "AES256".into(), kms_key_id: None, bucket_key: false },
+                    Some(arn) => SseRule { algorithm: "aws:kms".into(), kms_key_id: Some(arn.clone()), bucket_key: true },
+                }),
+                public_access: PublicAccessBlock::ALL,
+                ownership: Some(OBJECT_OWNERSHIP.into()),
+                policy: Some(policy::merge(None, &desired.owned_statements).to_json()),
+                tags: desired.spec.bucket.tags.clone(),
+            }),
+            backend_file: Some(render_backend(desired, key_arn.as_deref())),
+            kms_key: key,
+        }
+    }
+
+    fn facets(plan: &EnvPlan) -> Vec<Facet> {
+        plan.changes.iter().map(Change::facet).collect()
+    }
+
+    fn key_state(rotation: Option<bool>) -> KmsKeyState {
+        KmsKeyState {
+            arn: KEY_ARN.into(),
+            id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            state: "Enabled".into(),
+            rotation_enabled: rotation,
+        }
+    }
+
+    #[test]
+    fn from_nothing_every_facet_is_created() {
+        let spec = spec(DEV);
+        let plan = plan(&desired(&spec), &Observed::default()).unwrap();
+        assert_eq!(
+            facets(&plan),
+            vec![
+                Facet::Bucket,
+                Facet::Versioning,
+                Facet::Encryption,
+                Facet::PublicAccessBlock,
+                Facet::Ownership,
+                Facet::Policy,
+                Facet::Tags,
+                Facet::BackendFile
+            ]
+        );
+        assert!(plan.in_sync.is_empty());
+    }
+
+    #[test]
+    fn a_converged_environment_has_an_empty_plan() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let plan = plan(&desired, &converged(&desired, None)).unwrap();
+        assert!(plan.is_empty(), "{plan:#?}");
+        assert_eq!(plan.in_sync.len(), 8);
+    }
+
+    #[test]
+    fn each_drift_is_one_change_with_from_and_to() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let bucket = observed.bucket.as_mut().unwrap();
+        bucket.versioning = Versioning::Suspended;
+        bucket.public_access.restrict_public_buckets = false;
+        bucket.ownership = Some("ObjectWriter".into());
+        bucket.encryption = Some(SseRule { algorithm: "aws:kms".into(), kms_key_id: None, bucket_key: false });
+        observed.backend_file = Some("bucket = \"edited\"\n".into());
+        let plan = plan(&desired, &observed).unwrap();
+        assert_eq!(
+            plan.changes[..4],
+            [
+                Change::EnableVersioning { from: Versioning::Suspended },
+                Change::SetEncryption {
+                    from: Some(SseRule { algorithm: "aws:kms".into(), kms_key_id: None, bucket_key: false }),
+                    to: SseTarget::Aes256
+                },
+                Change::BlockPublicAccess {
+                    from: PublicAccessBlock { restrict_public_buckets: false, ..PublicAccessBlock::ALL }
+                },
+                Change::EnforceBucketOwner { from: Some("ObjectWriter".into()) },
+            ]
+        );
+        assert!(matches!(&plan.changes[4], Change::WriteBackendFile { from: Some(old), to: Some(_), .. } if old.contains("edited")));
+    }
+
+    #[test]
+    fn foreign_statements_and_tags_are_kept() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let bucket = observed.bucket.as_mut().unwrap();
+        let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::my-state/*"});
+        bucket.policy = Some(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string());
+        bucket.tags = BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "old".into())]);
+        let plan = plan(&desired, &observed).unwrap();
+        let Change::PutPolicy { to, statements, kept, .. } = &plan.changes[0] else { panic!("{plan:#?}") };
+        assert_eq!(kept, &vec!["AuditorRead".to_owned()]);
+        assert_eq!(statements, &vec![StatementChange::Add { sid: "StatebucketA".into() }]);
+        let merged = PolicyDocument::parse(to).unwrap();
+        assert_eq!(merged.statements[0], foreign);
+        assert_eq!(
+            plan.changes[1],
+            Change::MergeTags {
+                from: BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "old".into())]),
+                to: BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "platform".into())]),
+            }
+        );
+    }
+
+    #[test]
+    fn a_policy_equal_in_meaning_is_in_sync() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let rewritten = json!({"Version": "2012-10-17", "Statement": [{"Resource": ["arn:aws:s3:::my-state"], "Action": ["s3:ListBucket"], "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform"]}, "Effect": "Allow", "Sid": "StatebucketA"}]});
+        observed.bucket.as_mut().unwrap().policy = Some(rewritten.to_string());
+        assert!(plan(&desired, &observed).unwrap().is_empty());
+    }
+
+    #[test]
+    fn managed_kms_key_is_created_and_backend_waits_for_its_arn() {
+        let spec = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:"));
+        let plan = plan(&desired(&spec), &Observed::default()).unwrap();
+        assert!(matches!(&plan.changes[0], Change::CreateKmsKey { alias, tags, .. } if alias == "alias/tf-state" && tags["statebucket:environment"] == "dev"));
+        assert!(plan.changes.contains(&Change::SetEncryption { from: None, to: SseTarget::Kms { key_arn: None } }));
+        assert!(matches!(plan.changes.last(), Some(Change::WriteBackendFile { to: None, .. })));
+    }
+
+    #[test]
+    fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
+        let spec = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:"));
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, Some(key_state(Some(true))));
+        assert!(plan(&desired, &observed).unwrap().is_empty());
+        for id in ["alias/tf-state", "1234abcd-12ab-34cd-56ef-1234567890ab"] {
+            observed.bucket.as_mut().unwrap().encryption.as_mut().unwrap().kms_key_id = Some(id.into());
+            assert!(plan(&desired, &observed).unwrap().is_empty(), "{id}");
+        }
+        observed.kms_key = Some(key_state(Some(false)));
+        assert_eq!(plan(&desired, &observed).unwrap().changes, vec![Change::EnableKeyRotation { key_arn: KEY_ARN.into() }]);
+        observed.bucket.as_mut().unwrap().encryption.as_mut().unwrap().bucket_key = false;
+        observed.kms_key = Some(key_state(Some(true)));
+        assert_eq!(facets(&plan(&desired, &observed).unwrap()), vec![Facet::Encryption]);
+    }
+
+    #[test]
+    fn errors_that_stop_a_plan() {
+        let spec_aes = spec(DEV);
+        let desired_aes = desired(&spec_aes);
+        let mut observed = converged(&desired_aes, None);
+        observed.bucket.as_mut().unwrap().region = "us-east-1".into();
+        let error = plan(&desired_aes, &observed).unwrap_err();
+        assert_eq!(error.to_string(), "bucket `my-state` exists in us-east-1, but the spec says eu-west-1");
+
+        observed.bucket.as_mut().unwrap().region = "eu-west-1".into();
+        observed.bucket.as_mut().unwrap().policy = Some("{not json".into());
+        assert!(matches!(plan(&desired_aes, &observed), Err(PlanError::UnreadablePolicy { .. })));
+
+        let existing = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/somebody-elses }\n  tags:"));
+        assert!(matches!(plan(&desired(&existing), &Observed::default()), Err(PlanError::KmsKeyMissing { .. })));
+        let mut pending = key_state(None);
+        pending.state = "PendingDeletion".into();
+        let observed = Observed { kms_key: Some(pending), ..Observed::default() };
+        assert!(matches!(plan(&desired(&existing), &observed), Err(PlanError::KmsKeyUnusable { .. })));
+    }
+}

@@ -159,6 +159,8 @@ pub struct EnvPlan {
     pub in_sync: Vec<Facet>,
     /// Statements in the live policy that the tool does not own and keeps.
     pub kept_statements: Vec<String>,
+    /// Things the user should know that are not changes.
+    pub notes: Vec<String>,
 }
 
 impl EnvPlan {
@@ -367,10 +369,17 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         }),
     );
 
+    let mut notes = Vec::new();
+    if let Some(endpoint) = desired.endpoint.as_ref().filter(|endpoint| endpoint.is_plain_http()) {
+        notes.push(format!(
+            "endpoint {endpoint} is plain HTTP, so the bucket policy leaves out the TLS-only deny (no client could satisfy it)"
+        ));
+    }
     Ok(EnvPlan {
         changes,
         in_sync,
         kept_statements,
+        notes,
     })
 }
 

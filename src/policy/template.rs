@@ -34,9 +34,13 @@ pub struct PolicyInputs<'a> {
     pub region: &'a Region,
     pub account_id: &'a AccountId,
     pub state_key: &'a StateKey,
-    pub workspace_prefix: &'a WorkspacePrefix,
+    pub workspace_prefix: WorkspacePrefix,
     pub users: Vec<IamArn>,
     pub roles: Vec<IamArn>,
+    /// Whether to add the TLS-only deny. Off only for a plain-HTTP endpoint (a local server
+    /// or an S3-compatible store without TLS), where no client could satisfy it and every
+    /// object request would be refused.
+    pub require_tls: bool,
 }
 
 impl PolicyInputs<'_> {
@@ -81,7 +85,7 @@ impl PolicyInputs<'_> {
 }
 
 /// The statements the tool owns for one environment: the template's, filled in, then the
-/// always-on TLS-only deny. Errors name the template file, line and column.
+/// TLS-only deny (see `require_tls`). Errors name the template file, line and column.
 pub fn render_statements(file: &str, template: &str, inputs: &PolicyInputs<'_>) -> Result<Vec<Value>, Vec<Diagnostic>> {
     let at = |pos: Pos, problem: Problem| Diagnostic::new(file, pos, problem);
     let document: Value = serde_json::from_str(template).map_err(|error| {
@@ -135,7 +139,9 @@ pub fn render_statements(file: &str, template: &str, inputs: &PolicyInputs<'_>) 
         diagnostics.dedup();
         return Err(diagnostics);
     }
-    rendered.push(deny_insecure_transport(inputs));
+    if inputs.require_tls {
+        rendered.push(deny_insecure_transport(inputs));
+    }
     Ok(rendered)
 }
 
@@ -255,9 +261,10 @@ mod tests {
             region: &fixture.region,
             account_id: &fixture.account,
             state_key: &fixture.key,
-            workspace_prefix: &fixture.prefix,
+            workspace_prefix: fixture.prefix.clone(),
             users: vec![user.resolve("aws", &fixture.account)],
             roles: vec![role.resolve("aws", &fixture.account)],
+            require_tls: true,
         }
     }
 
@@ -297,6 +304,16 @@ mod tests {
             }
         ]);
         assert_eq!(Value::Array(statements), expected);
+    }
+
+    #[test]
+    fn plain_http_endpoints_get_no_tls_only_deny() {
+        let fixture = fixture();
+        let mut plain = inputs(&fixture);
+        plain.require_tls = false;
+        let statements = render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &plain).unwrap();
+        assert_eq!(statements.len(), 3);
+        assert!(statements.iter().all(|statement| sid(statement) != Some(DENY_INSECURE_TRANSPORT_SID)));
     }
 
     #[test]

@@ -597,6 +597,10 @@ impl KmsAlias {
 }
 
 impl EndpointUrl {
+    pub fn is_plain_http(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+
     pub fn parse(text: &str) -> Result<EndpointUrl, Problem> {
         let rest = text
             .strip_prefix("http://")

@@ -1,0 +1,125 @@
+//! AWS errors turned into messages that say what failed, why, and what to do next.
+
+use std::error::Error as StdError;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+/// S3 error codes for "not configured", which mean absence, not failure.
+pub mod codes {
+    pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
+    pub const SSE_NOT_FOUND: &str = "ServerSideEncryptionConfigurationNotFoundError";
+    pub const NO_PUBLIC_ACCESS_BLOCK: &str = "NoSuchPublicAccessBlockConfiguration";
+    pub const NO_BUCKET_POLICY: &str = "NoSuchBucketPolicy";
+    pub const NO_OWNERSHIP_CONTROLS: &str = "OwnershipControlsNotFoundError";
+    pub const NO_TAG_SET: &str = "NoSuchTagSet";
+    pub const BUCKET_ALREADY_OWNED_BY_YOU: &str = "BucketAlreadyOwnedByYou";
+    pub const BUCKET_ALREADY_EXISTS: &str = "BucketAlreadyExists";
+    pub const KMS_NOT_FOUND: &str = "NotFoundException";
+    pub const KMS_ALREADY_EXISTS: &str = "AlreadyExistsException";
+}
+
+/// A failed AWS call: what we were doing, what AWS (or the network) said, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{doing}: {cause}")]
+pub struct AwsError {
+    pub doing: String,
+    pub cause: String,
+    pub hint: Option<String>,
+}
+
+impl AwsError {
+    pub fn new(doing: impl Into<String>, cause: impl Into<String>, hint: Option<String>) -> AwsError {
+        AwsError {
+            doing: doing.into(),
+            cause: cause.into(),
+            hint,
+        }
+    }
+}
+
+/// The parts of an SDK error we decide on.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub code: Option<String>,
+    pub status: Option<u16>,
+    pub region_header: Option<String>,
+    pub message: String,
+    kind: FailureKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Service,
+    Unreachable,
+    Credentials,
+    Other,
+}
+
+impl Failure {
+    pub fn from_sdk<E>(error: &SdkError<E, Response>) -> Failure
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let raw = error.raw_response();
+        let status = raw.map(|response| response.status().as_u16());
+        let region_header = raw
+            .and_then(|response| response.headers().get("x-amz-bucket-region"))
+            .map(str::to_owned);
+        let message = DisplayErrorContext(error).to_string();
+        let kind = match error {
+            SdkError::ServiceError(_) => FailureKind::Service,
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
+            _ if message.contains("credential") => FailureKind::Credentials,
+            _ => FailureKind::Other,
+        };
+        let kind = if kind == FailureKind::Unreachable && message.contains("credential") {
+            FailureKind::Credentials
+        } else {
+            kind
+        };
+        Failure {
+            code: error.code().map(str::to_owned),
+            status,
+            region_header,
+            message,
+            kind,
+        }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    pub fn is_denied(&self) -> bool {
+        self.status == Some(403) || self.is("AccessDenied") || self.is("AccessDeniedException")
+    }
+
+    /// Turns the failure into an error for the user; `identity` names whose credentials
+    /// were used.
+    pub fn into_error(self, doing: impl Into<String>, identity: &str) -> AwsError {
+        let doing = doing.into();
+        let hint = match self.kind {
+            FailureKind::Credentials => Some(format!(
+                "no usable credentials for {identity}: configure it in ~/.aws/config (or run `aws sso login`), or pass --profile NAME"
+            )),
+            FailureKind::Unreachable => Some(
+                "the AWS endpoint could not be reached: check the network, the region, and --endpoint-url / AWS_ENDPOINT_URL".to_owned(),
+            ),
+            _ if self.is_denied() => Some(format!(
+                "{identity} is not allowed to do this: grant the permission, or run statebucket as an identity that has it (--profile ADMIN)"
+            )),
+            _ if self.is("ExpiredToken") || self.is("ExpiredTokenException") => Some(format!(
+                "the session of {identity} has expired: refresh it (e.g. `aws sso login`)"
+            )),
+            _ => None,
+        };
+        let cause = match (&self.code, self.status) {
+            (Some(code), Some(status)) => format!("{code} (HTTP {status}): {}", self.message),
+            (None, Some(status)) => format!("HTTP {status}: {}", self.message),
+            _ => self.message.clone(),
+        };
+        AwsError::new(doing, cause, hint)
+    }
+}

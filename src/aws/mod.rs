@@ -1,0 +1,168 @@
+//! The AWS side: building clients for an identity, observing an environment, applying a
+//! plan. Thin by design; decisions are made in `plan`.
+
+mod apply;
+mod errors;
+mod observe;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde::Serialize;
+
+pub use apply::apply;
+pub use errors::AwsError;
+pub use observe::{CallerIdentity, caller_identity, observe};
+
+use crate::spec::{EndpointUrl, ProfileName, Region};
+
+/// Counts every HTTP request the SDK sends (retries included), by operation. This is how
+/// "a second apply makes zero write calls" is checked: at the SDK boundary.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    by_operation: Mutex<BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    pub reads: u64,
+    pub writes: u64,
+    pub by_operation: BTreeMap<String, u64>,
+}
+
+/// Operations that change something. Everything else the tool calls only reads.
+fn is_write(operation: &str) -> bool {
+    ["Put", "Create", "Delete", "Enable", "Update", "Tag", "Untag", "Schedule", "Disable"]
+        .iter()
+        .any(|verb| operation.starts_with(verb))
+}
+
+impl RequestLog {
+    pub fn counts(&self) -> RequestCounts {
+        let by_operation = self.by_operation.lock().expect("request log lock").clone();
+        let (writes, reads) = by_operation.iter().fold((0, 0), |(writes, reads), (operation, count)| {
+            if is_write(operation) { (writes + count, reads) } else { (writes, reads + count) }
+        });
+        RequestCounts { reads, writes, by_operation }
+    }
+
+    fn record(&self, operation: &str) {
+        *self
+            .by_operation
+            .lock()
+            .expect("request log lock")
+            .entry(operation.to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CountRequests(Arc<RequestLog>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "statebucket::CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg.load::<Metadata>().map_or("Unknown", Metadata::name);
+        self.0.record(operation);
+        Ok(())
+    }
+}
+
+/// The clients one identity uses in one region.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub iam: aws_sdk_iam::Client,
+    /// Where the credentials came from, for messages ("profile `admin`").
+    pub identity_source: String,
+}
+
+/// Builds clients from the standard credential chain (environment, profiles, SSO, web
+/// identity, container, IMDS) with `profile` forced when given. Retries use the SDK's
+/// standard mode; timeouts keep a dead endpoint from hanging a CI job.
+pub async fn clients(
+    profile: Option<&ProfileName>,
+    region: &Region,
+    endpoint: Option<&EndpointUrl>,
+    log: &Arc<RequestLog>,
+) -> Clients {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile.as_str());
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint.as_str());
+    }
+    let config: SdkConfig = loader.load().await;
+    let counter = CountRequests(Arc::clone(log));
+    // A custom endpoint is a local server or an S3-compatible store: `bucket.localhost`
+    // does not resolve, so use path-style addressing. AWS_ENDPOINT_URL_S3 counts too.
+    let path_style = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(path_style)
+        .interceptor(counter.clone())
+        .build();
+    let kms = aws_sdk_kms::config::Builder::from(&config).interceptor(counter.clone()).build();
+    let sts = aws_sdk_sts::config::Builder::from(&config).interceptor(counter.clone()).build();
+    let iam = aws_sdk_iam::config::Builder::from(&config).interceptor(counter).build();
+    let identity_source = match profile {
+        Some(profile) => format!("profile `{profile}`"),
+        None => "the default credential chain (AWS_PROFILE, environment keys, SSO, instance role)".to_owned(),
+    };
+    Clients {
+        s3: aws_sdk_s3::Client::from_conf(s3),
+        kms: aws_sdk_kms::Client::from_conf(kms),
+        sts: aws_sdk_sts::Client::from_conf(sts),
+        iam: aws_sdk_iam::Client::from_conf(iam),
+        identity_source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_told_from_reads() {
+        for write in ["PutBucketPolicy", "CreateBucket", "CreateKey", "EnableKeyRotation", "PutBucketTagging", "DeleteObject"] {
+            assert!(is_write(write), "{write}");
+        }
+        for read in ["GetBucketPolicy", "HeadBucket", "DescribeKey", "GetCallerIdentity", "ListObjectsV2", "GetKeyRotationStatus"] {
+            assert!(!is_write(read), "{read}");
+        }
+        let log = RequestLog::default();
+        log.record("HeadBucket");
+        log.record("HeadBucket");
+        log.record("PutBucketPolicy");
+        let counts = log.counts();
+        assert_eq!((counts.reads, counts.writes), (2, 1));
+    }
+}

@@ -1,0 +1,222 @@
+//! Reads everything an environment's plan depends on. The engine first asks who the
+//! credentials belong to (so a wrong account or missing credentials stop the run after one
+//! call, before anything else is touched); `observe` then reads the bucket, its six settings
+//! and the KMS key all at once: one round trip for AES256, two for a managed KMS key (its
+//! rotation status needs the key id first).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Clients;
+use super::errors::{AwsError, Failure, codes};
+use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
+use crate::spec::{Encryption, EnvSpec, KmsKey};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// Who the credentials belong to (sts:GetCallerIdentity needs no permission).
+pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsError> {
+    let output = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|error| Failure::from_sdk(&error).into_error("looking up who the credentials belong to (sts:GetCallerIdentity)", &clients.identity_source))?;
+    Ok(CallerIdentity {
+        account: output.account().unwrap_or_default().to_owned(),
+        arn: output.arn().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Observes an environment's AWS side, all reads at once. `account` is the caller's: S3
+/// answers HeadBucket with 403 when another account owns the bucket. `backend_file` is read
+/// by the caller (it is a file, not AWS) and placed into the result unchanged.
+pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_file: Option<String>) -> Result<Observed, AwsError> {
+    let bucket = spec.bucket.name.as_str();
+    let identity = clients.identity_source.as_str();
+    let s3 = &clients.s3;
+    let not_found = |failure: &Failure, absent_code: &str| failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET);
+
+    let head = async {
+        match s3.head_bucket().bucket(bucket).expected_bucket_owner(account).send().await {
+            Ok(output) => Ok(Some(output.bucket_region().unwrap_or(spec.region.as_str()).to_owned())),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                match failure.status {
+                    Some(404) => Ok(None),
+                    // S3 answers a request to the wrong regional endpoint with a redirect
+                    // that names the bucket's region.
+                    Some(301) if failure.region_header.is_some() => Ok(failure.region_header),
+                    Some(403) => Err(AwsError::new(
+                        format!("checking bucket `{bucket}` (s3:HeadBucket)"),
+                        "access denied (HTTP 403)",
+                        Some(format!(
+                            "the bucket exists but {identity} may not read it: either another account owns the name (choose another bucket name) or this identity lacks s3:ListBucket on it"
+                        )),
+                    )),
+                    _ => Err(failure.into_error(format!("checking bucket `{bucket}` (s3:HeadBucket)"), identity)),
+                }
+            }
+        }
+    };
+
+    let versioning = async {
+        match s3.get_bucket_versioning().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(match output.status().map(|status| status.as_str()) {
+                Some("Enabled") => Versioning::Enabled,
+                Some("Suspended") => Versioning::Suspended,
+                _ => Versioning::Never,
+            })),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_SUCH_BUCKET, "reading versioning", bucket, identity),
+        }
+    };
+
+    let encryption = async {
+        match s3.get_bucket_encryption().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(output.server_side_encryption_configuration().and_then(|config| {
+                let rule = config.rules().first()?;
+                let default = rule.apply_server_side_encryption_by_default()?;
+                Some(SseRule {
+                    algorithm: default.sse_algorithm().as_str().to_owned(),
+                    kms_key_id: default.kms_master_key_id().map(str::to_owned),
+                    bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+                })
+            }))),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::SSE_NOT_FOUND, "reading default encryption", bucket, identity),
+        }
+    };
+
+    let public_access = async {
+        match s3.get_public_access_block().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(
+                output
+                    .public_access_block_configuration()
+                    .map(|config| PublicAccessBlock {
+                        block_public_acls: config.block_public_acls().unwrap_or(false),
+                        ignore_public_acls: config.ignore_public_acls().unwrap_or(false),
+                        block_public_policy: config.block_public_policy().unwrap_or(false),
+                        restrict_public_buckets: config.restrict_public_buckets().unwrap_or(false),
+                    })
+                    .unwrap_or_default(),
+            )),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_PUBLIC_ACCESS_BLOCK, "reading the public access block", bucket, identity),
+        }
+    };
+
+    let ownership = async {
+        match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(
+                output
+                    .ownership_controls()
+                    .and_then(|controls| controls.rules().first())
+                    .map(|rule| rule.object_ownership().as_str().to_owned()),
+            )),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_OWNERSHIP_CONTROLS, "reading object ownership", bucket, identity),
+        }
+    };
+
+    let policy = async {
+        match s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(output.policy().map(str::to_owned))),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_BUCKET_POLICY, "reading the bucket policy", bucket, identity),
+        }
+    };
+
+    let tags = async {
+        match s3.get_bucket_tagging().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(
+                output
+                    .tag_set()
+                    .iter()
+                    .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            )),
+            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_TAG_SET, "reading tags", bucket, identity),
+        }
+    };
+
+    let kms_key = observe_kms_key(clients, spec);
+
+    let (head, versioning, encryption, public_access, ownership, policy, tags, kms_key) =
+        tokio::join!(head, versioning, encryption, public_access, ownership, policy, tags, kms_key);
+    let kms_key = kms_key?;
+    let bucket_state = match head? {
+        None => None,
+        Some(region) => Some(BucketState {
+            region,
+            versioning: versioning?.unwrap_or(Versioning::Never),
+            encryption: encryption?.flatten(),
+            public_access: public_access?.unwrap_or_default(),
+            ownership: ownership?.flatten(),
+            policy: policy?.flatten(),
+            tags: tags?.unwrap_or_default(),
+        }),
+    };
+    Ok(Observed {
+        bucket: bucket_state,
+        kms_key,
+        backend_file,
+    })
+}
+
+/// `Ok(None)` when the failure means "not configured" (or no bucket); the error otherwise.
+/// The `Some` side is never produced here; it keeps the caller's types uniform.
+fn absent_or<T>(
+    failure: Failure,
+    not_found: &impl Fn(&Failure, &str) -> bool,
+    absent_code: &str,
+    doing: &str,
+    bucket: &str,
+    identity: &str,
+) -> Result<Option<T>, AwsError> {
+    if not_found(&failure, absent_code) {
+        Ok(None)
+    } else {
+        Err(failure.into_error(format!("{doing} of bucket `{bucket}`"), identity))
+    }
+}
+
+async fn observe_kms_key(clients: &Clients, spec: &EnvSpec) -> Result<Option<KmsKeyState>, AwsError> {
+    let Encryption::Kms(key) = &spec.bucket.encryption else {
+        return Ok(None);
+    };
+    let identity = clients.identity_source.as_str();
+    let reference = key.reference();
+    let described = match clients.kms.describe_key().key_id(reference).send().await {
+        Ok(output) => output,
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            if failure.is(codes::KMS_NOT_FOUND) {
+                return Ok(None);
+            }
+            return Err(failure.into_error(format!("looking up KMS key `{reference}` (kms:DescribeKey)"), identity));
+        }
+    };
+    let Some(metadata) = described.key_metadata() else {
+        return Ok(None);
+    };
+    let rotation_enabled = match key {
+        KmsKey::Existing(_) => None,
+        KmsKey::Managed(_) => Some(
+            clients
+                .kms
+                .get_key_rotation_status()
+                .key_id(metadata.key_id())
+                .send()
+                .await
+                .map_err(|error| Failure::from_sdk(&error).into_error(format!("reading rotation of KMS key `{reference}`"), identity))?
+                .key_rotation_enabled(),
+        ),
+    };
+    Ok(Some(KmsKeyState {
+        arn: metadata.arn().unwrap_or_default().to_owned(),
+        id: metadata.key_id().to_owned(),
+        state: metadata.key_state().map(|state| state.as_str().to_owned()).unwrap_or_else(|| "Enabled".to_owned()),
+        rotation_enabled,
+    }))
+}

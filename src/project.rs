@@ -1,0 +1,212 @@
+//! The project on disk: finding spec files, reading them and their policy templates, and
+//! writing backend.hcl files. Paths are relative to the current directory (the project
+//! root; `--chdir` changes it first).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
+use crate::spec::names::Problem;
+use crate::spec::{AccountId, Diagnostic, EndpointUrl, EnvSpec, Pos, check_across_environments, parse_spec};
+
+pub const ENVIRONMENTS_DIR: &str = "environments";
+
+/// A spec with the policy template it uses.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub spec: EnvSpec,
+    pub template_name: String,
+    pub template: String,
+}
+
+/// Which spec files to read: the arguments (paths, or environment names looked up in
+/// `environments/`), or every `environments/*.yaml` when there are none.
+pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, String> {
+    if arguments.is_empty() {
+        let entries = fs::read_dir(ENVIRONMENTS_DIR).map_err(|error| {
+            format!("cannot list `{ENVIRONMENTS_DIR}/`: {error}; run statebucket from the project root (or pass --chdir DIR), or name spec files")
+        })?;
+        let mut paths: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .map(|path| path.to_string_lossy().replace('\\', "/"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(format!("no spec files (*.yaml) in `{ENVIRONMENTS_DIR}/`; create one, e.g. `{ENVIRONMENTS_DIR}/dev.yaml` (see README)"));
+        }
+        return Ok(paths);
+    }
+    Ok(arguments
+        .iter()
+        .map(|argument| {
+            if argument.ends_with(".yaml") || argument.ends_with(".yml") || argument.contains('/') {
+                argument.clone()
+            } else {
+                format!("{ENVIRONMENTS_DIR}/{argument}.yaml")
+            }
+        })
+        .collect())
+}
+
+/// The environment name of a spec path: its file stem.
+fn env_name(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.strip_suffix(".yaml").or_else(|| file.strip_suffix(".yml")).unwrap_or(file)
+}
+
+/// Reads and validates specs and their templates. Every problem in every file is returned;
+/// environments come back only when there are none.
+pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut specs = Vec::new();
+    for path in paths {
+        let text = match read_text(path) {
+            Ok(text) => text,
+            Err(diagnostic) => {
+                diagnostics.push(diagnostic);
+                continue;
+            }
+        };
+        match parse_spec(path, env_name(path), &text) {
+            Ok(spec) => specs.push(spec),
+            Err(found) => diagnostics.extend(found),
+        }
+    }
+    diagnostics.extend(check_across_environments(&specs));
+
+    let mut environments = Vec::new();
+    for spec in specs {
+        let (template_name, template) = match &spec.access.policy_template {
+            None => (BUILTIN_TEMPLATE_NAME.to_owned(), BUILTIN_TEMPLATE.to_owned()),
+            Some(path) => match read_text(path) {
+                Ok(text) => (path.clone(), text),
+                Err(mut diagnostic) => {
+                    diagnostic.hint = Some(format!("`access.policy_template` in {} names it", spec.source));
+                    diagnostics.push(diagnostic);
+                    continue;
+                }
+            },
+        };
+        // The account is only known online; any 12 digits show whether the template is sound.
+        let placeholder = AccountId::parse("000000000000").expect("twelve digits");
+        let account = spec.account_id.clone().unwrap_or(placeholder);
+        if let Err(found) = render_statements(&template_name, &template, &policy_inputs(&spec, &account, None)) {
+            diagnostics.extend(found);
+        }
+        environments.push(Environment { spec, template_name, template });
+    }
+    if diagnostics.is_empty() { Ok(environments) } else { Err(diagnostics) }
+}
+
+/// The inputs of an environment's policy template, with names resolved in `account`.
+/// `endpoint` is the one in effect: plain HTTP leaves out the TLS-only deny.
+pub fn policy_inputs<'a>(spec: &'a EnvSpec, account: &'a AccountId, endpoint: Option<&EndpointUrl>) -> PolicyInputs<'a> {
+    use crate::spec::PrincipalKind;
+    let partition = spec.region.partition();
+    let of_kind = |kind: PrincipalKind| {
+        spec.access
+            .principals
+            .iter()
+            .filter(|principal| principal.kind() == kind)
+            .map(|principal| principal.resolve(partition, account))
+            .collect()
+    };
+    PolicyInputs {
+        bucket: &spec.bucket.name,
+        region: &spec.region,
+        account_id: account,
+        state_key: &spec.backend.key,
+        workspace_prefix: spec.backend.workspace_prefix(),
+        users: of_kind(PrincipalKind::User),
+        roles: of_kind(PrincipalKind::Role),
+        require_tls: !endpoint.is_some_and(EndpointUrl::is_plain_http),
+    }
+}
+
+fn read_text(path: &str) -> Result<String, Diagnostic> {
+    let at_start = Pos { line: 1, column: 1 };
+    let bytes = fs::read(path).map_err(|error| {
+        let hint = if error.kind() == io::ErrorKind::NotFound {
+            format!("check the path; specs named without a path are looked up as `{ENVIRONMENTS_DIR}/NAME.yaml`")
+        } else {
+            "check the file's permissions".to_owned()
+        };
+        Diagnostic::new(path, at_start, Problem::new(format!("cannot read the file: {error}")).hint(hint))
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let offset = error.utf8_error().valid_up_to();
+        let valid = String::from_utf8_lossy(&error.as_bytes()[..offset]).into_owned();
+        let line = valid.matches('\n').count() + 1;
+        let column = valid[valid.rfind('\n').map_or(0, |n| n + 1)..].chars().count() + 1;
+        Diagnostic::new(
+            path,
+            Pos { line, column },
+            Problem::new(format!("the file is not valid UTF-8 (byte {offset})")).hint("save the file as UTF-8"),
+        )
+    })
+}
+
+/// backend.hcl on disk, `None` when it does not exist.
+pub fn read_backend_file(path: &str) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes a file so that it is never seen half-written: a temporary file in the same
+/// directory, flushed to disk, then renamed over the target. Unchanged content is not
+/// rewritten. Returns whether the file changed.
+pub fn write_file_atomically(path: &str, content: &str) -> io::Result<bool> {
+    if read_backend_file(path)?.as_deref() == Some(content) {
+        return Ok(false);
+    }
+    let target = Path::new(path);
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&directory)?;
+    let file_name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temporary, target)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result.map(|()| true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        assert_eq!(spec_paths(&["dev".into()]).unwrap(), vec!["environments/dev.yaml"]);
+        assert_eq!(spec_paths(&["other/x.yml".into()]).unwrap(), vec!["other/x.yml"]);
+        assert_eq!(env_name("environments/prod-eu.yaml"), "prod-eu");
+        assert_eq!(env_name("x.yml"), "x");
+    }
+
+    #[test]
+    fn atomic_write_creates_directories_and_skips_unchanged_content() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("a/b/backend.hcl");
+        let path = path.to_str().unwrap();
+        assert!(write_file_atomically(path, "one\n").unwrap());
+        assert!(!write_file_atomically(path, "one\n").unwrap());
+        assert!(write_file_atomically(path, "two\n").unwrap());
+        assert_eq!(fs::read_to_string(path).unwrap(), "two\n");
+        let leftovers: Vec<_> = fs::read_dir(directory.path().join("a/b")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1);
+    }
+}

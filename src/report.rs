@@ -1,0 +1,156 @@
+//! Plans as people read them, in the style of `terraform plan`: `+` create, `~` update,
+//! `=` in sync, each update with its from → to values. Pure text rendering.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::plan::{Change, EnvPlan, SseTarget};
+use crate::policy::StatementChange;
+
+/// One environment's plan as indented lines (without the environment heading).
+pub fn plan_lines(plan: &EnvPlan) -> String {
+    let mut out = String::new();
+    for change in &plan.changes {
+        let sign = if change.creates() { '+' } else { '~' };
+        let _ = writeln!(out, "  {sign} {}: {}", change.facet(), describe(change));
+        for detail in details(change) {
+            let _ = writeln!(out, "      {detail}");
+        }
+    }
+    if !plan.kept_statements.is_empty() && !plan.changes.iter().any(|c| matches!(c, Change::PutPolicy { .. })) {
+        let _ = writeln!(out, "  = bucket policy keeps {}", kept(&plan.kept_statements));
+    }
+    for note in &plan.notes {
+        let _ = writeln!(out, "  ! {note}");
+    }
+    if !plan.in_sync.is_empty() {
+        let names: Vec<String> = plan.in_sync.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  = in sync: {}", names.join(", "));
+    }
+    out
+}
+
+/// `Plan: 1 to create, 6 to update, 2 in sync.`
+pub fn plan_summary(plan: &EnvPlan) -> String {
+    let creates = plan.changes.iter().filter(|change| change.creates()).count();
+    let updates = plan.changes.len() - creates;
+    format!("Plan: {creates} to create, {updates} to update, {} in sync.", plan.in_sync.len())
+}
+
+fn kept(labels: &[String]) -> String {
+    let noun = if labels.len() == 1 { "statement" } else { "statements" };
+    format!("{} {noun} statebucket does not own: {}", labels.len(), labels.join(", "))
+}
+
+fn describe(change: &Change) -> String {
+    match change {
+        Change::CreateBucket { bucket, region } => format!("create {bucket} in {region}"),
+        Change::CreateKmsKey { alias, .. } => format!("create a symmetric key as {alias}, rotation on"),
+        Change::EnableKeyRotation { key_arn } => format!("off -> on ({key_arn})"),
+        Change::EnableVersioning { from } => format!("{from} -> Enabled"),
+        Change::SetEncryption { from, to } => {
+            let from = from.as_ref().map_or("none".to_owned(), ToString::to_string);
+            let to = match to {
+                SseTarget::Aes256 => "AES256".to_owned(),
+                other => other.to_string(),
+            };
+            format!("{from} -> {to}")
+        }
+        Change::BlockPublicAccess { from } => format!("{from} -> all 4 blocked"),
+        Change::EnforceBucketOwner { from } => format!("{} -> {}", from.as_deref().unwrap_or("none"), crate::plan::OBJECT_OWNERSHIP),
+        Change::PutPolicy { statements, .. } => statements
+            .iter()
+            .map(|statement| match statement {
+                StatementChange::Add { sid } => format!("+ {sid}"),
+                StatementChange::Update { sid } => format!("~ {sid}"),
+                StatementChange::Remove { sid } => format!("- {sid}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Change::MergeTags { from, to } => tag_changes(from, to).join("; "),
+        Change::WriteBackendFile { path, from, to } => match (from, to) {
+            (None, _) => format!("write {path}"),
+            (Some(_), Some(_)) => format!("rewrite {path}"),
+            (Some(_), None) => format!("rewrite {path} (kms_key_id known after apply)"),
+        },
+    }
+}
+
+fn details(change: &Change) -> Vec<String> {
+    match change {
+        Change::PutPolicy { kept: labels, .. } if !labels.is_empty() => vec![format!("keeps {}", kept(labels))],
+        Change::WriteBackendFile { from: Some(from), to: Some(to), .. } => line_diff(from, to),
+        _ => Vec::new(),
+    }
+}
+
+fn tag_changes(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -> Vec<String> {
+    to.iter()
+        .filter_map(|(key, value)| match from.get(key) {
+            None => Some(format!("+ {key} = {value:?}")),
+            Some(old) if old != value => Some(format!("~ {key} = {old:?} -> {value:?}")),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// Lines only in `from` (`-`) and only in `to` (`+`), each in its file's order.
+fn line_diff(from: &str, to: &str) -> Vec<String> {
+    let old: Vec<&str> = from.lines().collect();
+    let new: Vec<&str> = to.lines().collect();
+    let removed = old.iter().filter(|line| !new.contains(line)).map(|line| format!("- {line}"));
+    let added = new.iter().filter(|line| !old.contains(line)).map(|line| format!("+ {line}"));
+    removed.chain(added).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::{PublicAccessBlock, Versioning};
+    use crate::plan::Facet;
+
+    #[test]
+    fn plan_text_shows_from_and_to() {
+        let plan = EnvPlan {
+            changes: vec![
+                Change::EnableVersioning { from: Versioning::Suspended },
+                Change::BlockPublicAccess {
+                    from: PublicAccessBlock { block_public_acls: true, ..PublicAccessBlock::default() },
+                },
+                Change::PutPolicy {
+                    from: Some("{}".into()),
+                    to: "{}".into(),
+                    statements: vec![StatementChange::Add { sid: "StatebucketA".into() }],
+                    kept: vec!["AuditorRead".into()],
+                },
+                Change::MergeTags {
+                    from: BTreeMap::from([("team".into(), "old".into()), ("keep".into(), "x".into())]),
+                    to: BTreeMap::from([("team".into(), "platform".into()), ("keep".into(), "x".into()), ("env".into(), "dev".into())]),
+                },
+                Change::WriteBackendFile {
+                    path: "environments/dev/backend.hcl".into(),
+                    from: Some("bucket = \"a\"\nregion = \"eu-west-1\"\n".into()),
+                    to: Some("bucket = \"b\"\nregion = \"eu-west-1\"\n".into()),
+                },
+            ],
+            in_sync: vec![Facet::Bucket, Facet::Encryption],
+            kept_statements: vec!["AuditorRead".into()],
+            notes: vec!["a note".into()],
+        };
+        assert_eq!(
+            plan_lines(&plan),
+            "  ~ versioning: Suspended -> Enabled
+  ~ public access block: only BlockPublicAcls -> all 4 blocked
+  ~ bucket policy: + StatebucketA
+      keeps 1 statement statebucket does not own: AuditorRead
+  ~ tags: + env = \"dev\"; ~ team = \"old\" -> \"platform\"
+  ~ backend file: rewrite environments/dev/backend.hcl
+      - bucket = \"a\"
+      + bucket = \"b\"
+  ! a note
+  = in sync: bucket, encryption
+"
+        );
+        assert_eq!(plan_summary(&plan), "Plan: 0 to create, 5 to update, 2 in sync.");
+    }
+}

@@ -152,7 +152,8 @@ impl Engine {
     }
 
     /// Applies every planned environment with changes, then observes it again: an
-    /// environment whose plan is not empty afterwards has failed.
+    /// environment whose plan is not empty afterwards has failed. Each result keeps the plan
+    /// that was applied.
     pub async fn apply_all<'e>(&self, planned: Vec<EnvResult<'e>>) -> Vec<EnvResult<'e>> {
         stream::iter(planned)
             .map(|result| async move {
@@ -204,7 +205,7 @@ impl Engine {
         if !remaining.is_empty() {
             return Err(not_converged(&remaining));
         }
-        Ok(Planned { plan: remaining, ..planned })
+        Ok(planned)
     }
 }
 

@@ -1,6 +1,9 @@
 """Start moto's server with the fixes the Rust AWS SDK needs.
 
-Usage: python moto_server.py HOST PORT
+Usage: python moto_server.py HOST PORT [--exit-with-stdin]
+
+With --exit-with-stdin the server stops when its standard input closes, so a test process
+that dies (or never runs its cleanup) cannot leave a server behind.
 
 moto 5.2.x answers GetBucketVersioning (and a few other S3 reads) with a root element
 named after the operation, while S3 uses the shape's own name (`VersioningConfiguration`).
@@ -9,7 +12,9 @@ serialises replies from botocore's service model, so adding the missing `resultW
 to that model in memory before the server starts makes the replies match real S3.
 """
 
+import os
 import sys
+import threading
 
 import moto.core.utils as moto_utils
 
@@ -36,10 +41,18 @@ def _load_service_model_with_s3_wrappers(service_name, model_name):
 moto_utils._load_service_model = _load_service_model_with_s3_wrappers
 
 
+def _exit_when_stdin_closes():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: moto_server.py HOST PORT")
-    host, port = sys.argv[1], sys.argv[2]
+    args = sys.argv[1:]
+    if len(args) not in (2, 3) or (len(args) == 3 and args[2] != "--exit-with-stdin"):
+        sys.exit("usage: moto_server.py HOST PORT [--exit-with-stdin]")
+    host, port = args[0], args[1]
+    if len(args) == 3:
+        threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     from moto.server import main as moto_main
 
     moto_main(["-H", host, "-p", port])

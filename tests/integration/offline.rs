@@ -1,0 +1,153 @@
+//! Commands that never touch AWS: validate, render, policy, and bad input refused before
+//! any request.
+
+use crate::support::{Moto, Project, spec_yaml, unique};
+
+const THREE_MISTAKES: &str = "\
+region: eu-west1
+profile: terraform
+bucket:
+  name: My_State_Bucket
+access:
+  users: [terraform-access]
+backend:
+  key: app/terraform.tfstate
+  fiel: x.hcl
+";
+
+#[test]
+fn validate_reports_every_problem_with_line_and_column() {
+    let project = Project::new();
+    project.spec("dev", THREE_MISTAKES);
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    let expected = [
+        "environments/dev.yaml:1:9: error: `eu-west1` is not an AWS region\n  hint: did you mean `eu-west-1`?",
+        "environments/dev.yaml:4:9: error: bucket name `My_State_Bucket` contains `M`",
+        "environments/dev.yaml:9:3: error: unknown key `fiel` in `backend`\n  hint: did you mean `file`?",
+        "3 problems in 1 file; nothing was sent to AWS",
+    ];
+    for line in expected {
+        assert!(run.stderr.contains(line), "missing {line:?} in:\n{}", run.stderr);
+    }
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn validate_json_lists_diagnostics() {
+    let project = Project::new();
+    project.spec("dev", THREE_MISTAKES);
+    let run = project.statebucket(&["--output", "json", "validate"]);
+    run.expect_code(1);
+    let document = run.json();
+    assert_eq!(document["valid"], false);
+    let diagnostics = document["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 3);
+    assert_eq!(diagnostics[0]["line"], 1);
+    assert_eq!(diagnostics[0]["column"], 9);
+    assert_eq!(diagnostics[0]["file"], "environments/dev.yaml");
+}
+
+#[test]
+fn the_shipped_examples_are_valid_and_render_byte_identically() {
+    let project = Project::new();
+    for example in ["dev", "prod"] {
+        let text = std::fs::read_to_string(crate::support::manifest_dir().join(format!("environments/{example}.yaml"))).unwrap();
+        project.spec(example, &text);
+    }
+    project.statebucket(&["validate"]).expect_code(0);
+    let first = project.statebucket(&["render"]);
+    first.expect_code(0);
+    assert_eq!(first.stdout, "wrote environments/dev/backend.hcl\nwrote environments/prod/backend.hcl\n");
+    let dev = project.read("environments/dev/backend.hcl");
+    let prod = project.read("environments/prod/backend.hcl");
+    let second = project.statebucket(&["render"]);
+    assert_eq!(second.stdout, "unchanged environments/dev/backend.hcl\nunchanged environments/prod/backend.hcl\n");
+    assert_eq!(project.read("environments/dev/backend.hcl"), dev);
+    assert_eq!(project.read("environments/prod/backend.hcl"), prod);
+    let stdout = project.statebucket(&["render", "--stdout"]);
+    assert_eq!(stdout.stdout, format!("{dev}{prod}"));
+    assert!(dev.contains("profile             = \"terraform\"\n"));
+    assert!(prod.contains("kms_key_id          = \"alias/terraform-state-prod\"\n"));
+    assert!(!dev.contains("access_key") && !dev.contains("secret"));
+}
+
+#[test]
+fn policy_prints_the_document_for_users_and_roles() {
+    let project = Project::new();
+    project.spec("dev", &spec_yaml("policy-bucket", "eu-west-1", "aes256"));
+    let run = project.statebucket(&["policy", "dev"]);
+    run.expect_code(0);
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let statements = document["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 4);
+    let principals = &statements[0]["Principal"]["AWS"];
+    assert_eq!(
+        principals,
+        &serde_json::json!(["arn:aws:iam::123456789012:user/terraform-access", "arn:aws:iam::123456789012:role/terraform-access-role"])
+    );
+    assert_eq!(statements[3]["Sid"], "StatebucketDenyInsecureTransport");
+}
+
+#[test]
+fn a_bad_template_is_located_and_refused() {
+    let project = Project::new();
+    let spec = spec_yaml("template-bucket", "eu-west-1", "aes256").replace("access:\n", "access:\n  policy_template: policies/custom.json\n");
+    project.spec("dev", &spec);
+    project.write("policies/custom.json", "{\n  \"Statement\": [\n    {\"Sid\": \"StatebucketX\", \"Resource\": \"{{bucket_arm}}\"}\n  ]\n}\n");
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("policies/custom.json:3:42: error: unknown placeholder `{{bucket_arm}}`\n  hint: did you mean `{{bucket_arn}}`?"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn two_environments_sharing_a_state_object_are_refused() {
+    let project = Project::new();
+    let spec = spec_yaml("shared-bucket", "eu-west-1", "aes256");
+    project.spec("a", &spec);
+    project.spec("b", &spec);
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("environments `a` and `b` both keep their state in s3://shared-bucket/app/terraform.tfstate"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_input_changes_nothing_in_aws() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("bad-input");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace("profile: terraform", "profile: terraform\nsecret_key: hunter2hunter2");
+    project.spec("dev", &spec);
+    let run = project.statebucket(&["apply", "--auto-approve"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("`secret_key` holds a credential"), "{}", run.stderr);
+    assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
+    let exists = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        project.s3("eu-west-1").await.head_bucket().bucket(&bucket).send().await.is_ok()
+    });
+    assert!(!exists, "a bad spec must not create the bucket");
+}
+
+#[test]
+fn no_specs_is_a_clear_error() {
+    let project = Project::new();
+    let run = project.statebucket(&["plan"]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("no spec files (*.yaml) in `environments/`"), "{}", run.stderr);
+    let missing = project.statebucket(&["validate", "nope"]);
+    missing.expect_code(1);
+    assert!(missing.stderr.contains("environments/nope.yaml:1:1: error: cannot read the file"), "{}", missing.stderr);
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let project = Project::new();
+    let run = project.statebucket(&["--help"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Examples:"));
+    assert!(run.stdout.contains("Exit codes: 0 success / in sync, 1 error, 2 changes present"));
+}

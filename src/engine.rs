@@ -107,7 +107,10 @@ impl Engine {
             .map(|environment| async move {
                 let progress = self.progress.environment(environment.spec.name.as_str());
                 progress.step("observing");
-                let result = self.plan_one(environment).await.map_err(|failure| (environment, failure));
+                let result = self
+                    .plan_one(environment)
+                    .await
+                    .map_err(|failure| (environment, failure));
                 progress.finish();
                 result
             })
@@ -128,18 +131,30 @@ impl Engine {
         let caller = aws::caller_identity(&clients).await?;
         let account = guard_account(spec, &caller, &clients)?;
         let observed = aws::observe(&clients, spec, account.as_str(), backend_file).await?;
-        let owned_statements = render_statements(&environment.template_name, &environment.template, &policy_inputs(spec, &account, endpoint.as_ref()))
-            .map_err(|diagnostics| EnvFailure {
-                message: diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
-                hint: None,
-            })?;
+        let owned_statements = render_statements(
+            &environment.template_name,
+            &environment.template,
+            &policy_inputs(spec, &account, endpoint.as_ref()),
+        )
+        .map_err(|diagnostics| EnvFailure {
+            message: diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            hint: None,
+        })?;
         let desired = Desired {
             spec,
             owned_statements,
             endpoint,
         };
         let plan = plan(&desired, &observed)?;
-        let Desired { owned_statements, endpoint, .. } = desired;
+        let Desired {
+            owned_statements,
+            endpoint,
+            ..
+        } = desired;
         Ok(Planned {
             environment,
             caller,
@@ -164,7 +179,10 @@ impl Engine {
                 let environment = planned.environment;
                 let progress = self.progress.environment(environment.spec.name.as_str());
                 progress.step("applying");
-                let outcome = self.apply_one(planned, &progress).await.map_err(|failure| (environment, failure));
+                let outcome = self
+                    .apply_one(planned, &progress)
+                    .await
+                    .map_err(|failure| (environment, failure));
                 progress.finish();
                 outcome
             })
@@ -173,7 +191,11 @@ impl Engine {
             .await
     }
 
-    async fn apply_one<'e>(&self, planned: Planned<'e>, progress: &crate::progress::EnvProgress) -> Result<Planned<'e>, EnvFailure> {
+    async fn apply_one<'e>(
+        &self,
+        planned: Planned<'e>,
+        progress: &crate::progress::EnvProgress,
+    ) -> Result<Planned<'e>, EnvFailure> {
         let spec = &planned.environment.spec;
         let created_key = aws::apply(
             &planned.clients,
@@ -200,7 +222,13 @@ impl Engine {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: None,
         })?;
-        let observed = aws::observe(&planned.clients, spec, planned.account.as_str(), backend_file).await?;
+        let observed = aws::observe(
+            &planned.clients,
+            spec,
+            planned.account.as_str(),
+            backend_file,
+        )
+        .await?;
         let remaining = plan(&planned.desired(), &observed)?;
         if !remaining.is_empty() {
             return Err(not_converged(&remaining));
@@ -211,7 +239,11 @@ impl Engine {
 
 /// With `account_id` in the spec, refuses credentials of any other account; returns the
 /// account to resolve principal names in.
-fn guard_account(spec: &EnvSpec, caller: &CallerIdentity, clients: &Clients) -> Result<AccountId, EnvFailure> {
+fn guard_account(
+    spec: &EnvSpec,
+    caller: &CallerIdentity,
+    clients: &Clients,
+) -> Result<AccountId, EnvFailure> {
     match &spec.account_id {
         Some(expected) if expected.as_str() != caller.account => Err(EnvFailure {
             message: format!(
@@ -225,14 +257,22 @@ fn guard_account(spec: &EnvSpec, caller: &CallerIdentity, clients: &Clients) -> 
         }),
         Some(expected) => Ok(expected.clone()),
         None => AccountId::parse(&caller.account).map_err(|_| EnvFailure {
-            message: format!("STS returned `{}`, which is not an account id", caller.account),
+            message: format!(
+                "STS returned `{}`, which is not an account id",
+                caller.account
+            ),
             hint: None,
         }),
     }
 }
 
 fn not_converged(remaining: &EnvPlan) -> EnvFailure {
-    let facets: Vec<String> = remaining.changes.iter().map(Change::facet).map(|facet: Facet| facet.to_string()).collect();
+    let facets: Vec<String> = remaining
+        .changes
+        .iter()
+        .map(Change::facet)
+        .map(|facet: Facet| facet.to_string())
+        .collect();
     EnvFailure {
         message: format!("applied, but the environment still differs from its spec: {}", facets.join(", ")),
         hint: Some("another process may be changing the bucket at the same time, or the endpoint does not store what it accepts; rerun `statebucket plan` to see the difference".into()),

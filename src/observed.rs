@@ -96,7 +96,11 @@ impl fmt::Display for PublicAccessBlock {
             ("BlockPublicPolicy", self.block_public_policy),
             ("RestrictPublicBuckets", self.restrict_public_buckets),
         ];
-        let on: Vec<&str> = flags.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect();
+        let on: Vec<&str> = flags
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect();
         match on.len() {
             0 => f.write_str("none blocked"),
             4 => f.write_str("all 4 blocked"),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
 use crate::policy::{self, PolicyDocument, StatementChange};
 use crate::render::{KmsKeyId, render_backend_hcl};
-use crate::spec::{EndpointUrl, EnvSpec, Encryption, KmsKey};
+use crate::spec::{Encryption, EndpointUrl, EnvSpec, KmsKey};
 
 pub const OBJECT_OWNERSHIP: &str = "BucketOwnerEnforced";
 
@@ -64,7 +64,9 @@ impl fmt::Display for Facet {
 pub enum SseTarget {
     Aes256,
     /// `key_arn` is `None` while the key is yet to be created ("known after apply").
-    Kms { key_arn: Option<String> },
+    Kms {
+        key_arn: Option<String>,
+    },
 }
 
 impl fmt::Display for SseTarget {
@@ -72,7 +74,9 @@ impl fmt::Display for SseTarget {
         match self {
             SseTarget::Aes256 => f.write_str("AES256"),
             SseTarget::Kms { key_arn: Some(arn) } => write!(f, "aws:kms ({arn}), bucket key"),
-            SseTarget::Kms { key_arn: None } => f.write_str("aws:kms (key known after apply), bucket key"),
+            SseTarget::Kms { key_arn: None } => {
+                f.write_str("aws:kms (key known after apply), bucket key")
+            }
         }
     }
 }
@@ -172,7 +176,11 @@ impl EnvPlan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("bucket `{bucket}` exists in {actual}, but the spec says {expected}")]
-    WrongRegion { bucket: String, actual: String, expected: String },
+    WrongRegion {
+        bucket: String,
+        actual: String,
+        expected: String,
+    },
     #[error("KMS key `{reference}` does not exist in {region}")]
     KmsKeyMissing { reference: String, region: String },
     #[error("KMS key {arn} is {state}; S3 cannot encrypt with it")]
@@ -204,7 +212,10 @@ impl PlanError {
 pub fn kms_key_tags(spec: &EnvSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("statebucket:environment".to_owned(), spec.name.to_string()),
-        ("statebucket:bucket".to_owned(), spec.bucket.name.to_string()),
+        (
+            "statebucket:bucket".to_owned(),
+            spec.bucket.name.to_string(),
+        ),
     ])
 }
 
@@ -239,9 +250,10 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
             }
             (Some(state), KmsKey::Managed(_)) => {
                 record(Facet::KmsKey, None);
-                let rotation = (state.rotation_enabled == Some(false)).then(|| Change::EnableKeyRotation {
-                    key_arn: state.arn.clone(),
-                });
+                let rotation =
+                    (state.rotation_enabled == Some(false)).then(|| Change::EnableKeyRotation {
+                        key_arn: state.arn.clone(),
+                    });
                 record(Facet::KeyRotation, rotation);
                 Some(state.arn.clone())
             }
@@ -270,7 +282,9 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
     };
     let sse_target = match &spec.bucket.encryption {
         Encryption::Aes256 => SseTarget::Aes256,
-        Encryption::Kms(_) => SseTarget::Kms { key_arn: key_arn.clone() },
+        Encryption::Kms(_) => SseTarget::Kms {
+            key_arn: key_arn.clone(),
+        },
     };
 
     let empty = BucketState {
@@ -301,7 +315,9 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
 
     record(
         Facet::Versioning,
-        (bucket.versioning != Versioning::Enabled).then(|| Change::EnableVersioning { from: bucket.versioning }),
+        (bucket.versioning != Versioning::Enabled).then_some(Change::EnableVersioning {
+            from: bucket.versioning,
+        }),
     );
 
     let encryption_ok = bucket
@@ -318,19 +334,29 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
 
     record(
         Facet::PublicAccessBlock,
-        (bucket.public_access != PublicAccessBlock::ALL).then(|| Change::BlockPublicAccess { from: bucket.public_access }),
+        (bucket.public_access != PublicAccessBlock::ALL).then_some(Change::BlockPublicAccess {
+            from: bucket.public_access,
+        }),
     );
 
     record(
         Facet::Ownership,
-        (bucket.ownership.as_deref() != Some(OBJECT_OWNERSHIP)).then(|| Change::EnforceBucketOwner { from: bucket.ownership.clone() }),
+        (bucket.ownership.as_deref() != Some(OBJECT_OWNERSHIP)).then(|| {
+            Change::EnforceBucketOwner {
+                from: bucket.ownership.clone(),
+            }
+        }),
     );
 
     let live_policy = match &bucket.policy {
-        Some(text) => Some(PolicyDocument::parse(text).map_err(|reason| PlanError::UnreadablePolicy {
-            bucket: spec.bucket.name.to_string(),
-            reason,
-        })?),
+        Some(text) => {
+            Some(
+                PolicyDocument::parse(text).map_err(|reason| PlanError::UnreadablePolicy {
+                    bucket: spec.bucket.name.to_string(),
+                    reason,
+                })?,
+            )
+        }
         None => None,
     };
     let statement_changes = policy::diff_owned(live_policy.as_ref(), &desired.owned_statements);
@@ -370,7 +396,11 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
     );
 
     let mut notes = Vec::new();
-    if let Some(endpoint) = desired.endpoint.as_ref().filter(|endpoint| endpoint.is_plain_http()) {
+    if let Some(endpoint) = desired
+        .endpoint
+        .as_ref()
+        .filter(|endpoint| endpoint.is_plain_http())
+    {
         notes.push(format!(
             "endpoint {endpoint} is plain HTTP, so the bucket policy leaves out the TLS-only deny (no client could satisfy it)"
         ));
@@ -422,14 +452,17 @@ access:
 backend:
   key: app/terraform.tfstate
 ";
-    const KEY_ARN: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const KEY_ARN: &str =
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
     fn spec(text: &str) -> EnvSpec {
         parse_spec("environments/dev.yaml", "dev", text).unwrap()
     }
 
     fn owned() -> Vec<Value> {
-        vec![json!({"Sid": "StatebucketA", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/terraform"}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::my-state"})]
+        vec![
+            json!({"Sid": "StatebucketA", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/terraform"}, "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::my-state"}),
+        ]
     }
 
     fn desired(spec: &EnvSpec) -> Desired<'_> {
@@ -448,8 +481,16 @@ backend:
                 region: "eu-west-1".into(),
                 versioning: Versioning::Enabled,
                 encryption: Some(match &key_arn {
-                    None => SseRule { algorithm: "AES256".into(), kms_key_id: None, bucket_key: false },
-                    Some(arn) => SseRule { algorithm: "aws:kms".into(), kms_key_id: Some(arn.clone()), bucket_key: true },
+                    None => SseRule {
+                        algorithm: "AES256".into(),
+                        kms_key_id: None,
+                        bucket_key: false,
+                    },
+                    Some(arn) => SseRule {
+                        algorithm: "aws:kms".into(),
+                        kms_key_id: Some(arn.clone()),
+                        bucket_key: true,
+                    },
                 }),
                 public_access: PublicAccessBlock::ALL,
                 ownership: Some(OBJECT_OWNERSHIP.into()),
@@ -512,24 +553,41 @@ backend:
         bucket.versioning = Versioning::Suspended;
         bucket.public_access.restrict_public_buckets = false;
         bucket.ownership = Some("ObjectWriter".into());
-        bucket.encryption = Some(SseRule { algorithm: "aws:kms".into(), kms_key_id: None, bucket_key: false });
+        bucket.encryption = Some(SseRule {
+            algorithm: "aws:kms".into(),
+            kms_key_id: None,
+            bucket_key: false,
+        });
         observed.backend_file = Some("bucket = \"edited\"\n".into());
         let plan = plan(&desired, &observed).unwrap();
         assert_eq!(
             plan.changes[..4],
             [
-                Change::EnableVersioning { from: Versioning::Suspended },
+                Change::EnableVersioning {
+                    from: Versioning::Suspended
+                },
                 Change::SetEncryption {
-                    from: Some(SseRule { algorithm: "aws:kms".into(), kms_key_id: None, bucket_key: false }),
+                    from: Some(SseRule {
+                        algorithm: "aws:kms".into(),
+                        kms_key_id: None,
+                        bucket_key: false
+                    }),
                     to: SseTarget::Aes256
                 },
                 Change::BlockPublicAccess {
-                    from: PublicAccessBlock { restrict_public_buckets: false, ..PublicAccessBlock::ALL }
+                    from: PublicAccessBlock {
+                        restrict_public_buckets: false,
+                        ..PublicAccessBlock::ALL
+                    }
                 },
-                Change::EnforceBucketOwner { from: Some("ObjectWriter".into()) },
+                Change::EnforceBucketOwner {
+                    from: Some("ObjectWriter".into())
+                },
             ]
         );
-        assert!(matches!(&plan.changes[4], Change::WriteBackendFile { from: Some(old), to: Some(_), .. } if old.contains("edited")));
+        assert!(
+            matches!(&plan.changes[4], Change::WriteBackendFile { from: Some(old), to: Some(_), .. } if old.contains("edited"))
+        );
     }
 
     #[test]
@@ -539,19 +597,42 @@ backend:
         let mut observed = converged(&desired, None);
         let bucket = observed.bucket.as_mut().unwrap();
         let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::my-state/*"});
-        bucket.policy = Some(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string());
-        bucket.tags = BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "old".into())]);
+        bucket.policy =
+            Some(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string());
+        bucket.tags = BTreeMap::from([
+            ("owner".into(), "alice".into()),
+            ("team".into(), "old".into()),
+        ]);
         let plan = plan(&desired, &observed).unwrap();
-        let Change::PutPolicy { to, statements, kept, .. } = &plan.changes[0] else { panic!("{plan:#?}") };
+        let Change::PutPolicy {
+            to,
+            statements,
+            kept,
+            ..
+        } = &plan.changes[0]
+        else {
+            panic!("{plan:#?}")
+        };
         assert_eq!(kept, &vec!["AuditorRead".to_owned()]);
-        assert_eq!(statements, &vec![StatementChange::Add { sid: "StatebucketA".into() }]);
+        assert_eq!(
+            statements,
+            &vec![StatementChange::Add {
+                sid: "StatebucketA".into()
+            }]
+        );
         let merged = PolicyDocument::parse(to).unwrap();
         assert_eq!(merged.statements[0], foreign);
         assert_eq!(
             plan.changes[1],
             Change::MergeTags {
-                from: BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "old".into())]),
-                to: BTreeMap::from([("owner".into(), "alice".into()), ("team".into(), "platform".into())]),
+                from: BTreeMap::from([
+                    ("owner".into(), "alice".into()),
+                    ("team".into(), "old".into())
+                ]),
+                to: BTreeMap::from([
+                    ("owner".into(), "alice".into()),
+                    ("team".into(), "platform".into())
+                ]),
             }
         );
     }
@@ -568,28 +649,64 @@ backend:
 
     #[test]
     fn managed_kms_key_is_created_and_backend_waits_for_its_arn() {
-        let spec = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:"));
+        let spec = spec(&DEV.replace(
+            "  tags:",
+            "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:",
+        ));
         let plan = plan(&desired(&spec), &Observed::default()).unwrap();
-        assert!(matches!(&plan.changes[0], Change::CreateKmsKey { alias, tags, .. } if alias == "alias/tf-state" && tags["statebucket:environment"] == "dev"));
-        assert!(plan.changes.contains(&Change::SetEncryption { from: None, to: SseTarget::Kms { key_arn: None } }));
-        assert!(matches!(plan.changes.last(), Some(Change::WriteBackendFile { to: None, .. })));
+        assert!(
+            matches!(&plan.changes[0], Change::CreateKmsKey { alias, tags, .. } if alias == "alias/tf-state" && tags["statebucket:environment"] == "dev")
+        );
+        assert!(plan.changes.contains(&Change::SetEncryption {
+            from: None,
+            to: SseTarget::Kms { key_arn: None }
+        }));
+        assert!(matches!(
+            plan.changes.last(),
+            Some(Change::WriteBackendFile { to: None, .. })
+        ));
     }
 
     #[test]
     fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
-        let spec = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:"));
+        let spec = spec(&DEV.replace(
+            "  tags:",
+            "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:",
+        ));
         let desired = desired(&spec);
         let mut observed = converged(&desired, Some(key_state(Some(true))));
         assert!(plan(&desired, &observed).unwrap().is_empty());
         for id in ["alias/tf-state", "1234abcd-12ab-34cd-56ef-1234567890ab"] {
-            observed.bucket.as_mut().unwrap().encryption.as_mut().unwrap().kms_key_id = Some(id.into());
+            observed
+                .bucket
+                .as_mut()
+                .unwrap()
+                .encryption
+                .as_mut()
+                .unwrap()
+                .kms_key_id = Some(id.into());
             assert!(plan(&desired, &observed).unwrap().is_empty(), "{id}");
         }
         observed.kms_key = Some(key_state(Some(false)));
-        assert_eq!(plan(&desired, &observed).unwrap().changes, vec![Change::EnableKeyRotation { key_arn: KEY_ARN.into() }]);
-        observed.bucket.as_mut().unwrap().encryption.as_mut().unwrap().bucket_key = false;
+        assert_eq!(
+            plan(&desired, &observed).unwrap().changes,
+            vec![Change::EnableKeyRotation {
+                key_arn: KEY_ARN.into()
+            }]
+        );
+        observed
+            .bucket
+            .as_mut()
+            .unwrap()
+            .encryption
+            .as_mut()
+            .unwrap()
+            .bucket_key = false;
         observed.kms_key = Some(key_state(Some(true)));
-        assert_eq!(facets(&plan(&desired, &observed).unwrap()), vec![Facet::Encryption]);
+        assert_eq!(
+            facets(&plan(&desired, &observed).unwrap()),
+            vec![Facet::Encryption]
+        );
     }
 
     #[test]
@@ -599,17 +716,35 @@ backend:
         let mut observed = converged(&desired_aes, None);
         observed.bucket.as_mut().unwrap().region = "us-east-1".into();
         let error = plan(&desired_aes, &observed).unwrap_err();
-        assert_eq!(error.to_string(), "bucket `my-state` exists in us-east-1, but the spec says eu-west-1");
+        assert_eq!(
+            error.to_string(),
+            "bucket `my-state` exists in us-east-1, but the spec says eu-west-1"
+        );
 
         observed.bucket.as_mut().unwrap().region = "eu-west-1".into();
         observed.bucket.as_mut().unwrap().policy = Some("{not json".into());
-        assert!(matches!(plan(&desired_aes, &observed), Err(PlanError::UnreadablePolicy { .. })));
+        assert!(matches!(
+            plan(&desired_aes, &observed),
+            Err(PlanError::UnreadablePolicy { .. })
+        ));
 
-        let existing = spec(&DEV.replace("  tags:", "  encryption: { kms_key: alias/somebody-elses }\n  tags:"));
-        assert!(matches!(plan(&desired(&existing), &Observed::default()), Err(PlanError::KmsKeyMissing { .. })));
+        let existing = spec(&DEV.replace(
+            "  tags:",
+            "  encryption: { kms_key: alias/somebody-elses }\n  tags:",
+        ));
+        assert!(matches!(
+            plan(&desired(&existing), &Observed::default()),
+            Err(PlanError::KmsKeyMissing { .. })
+        ));
         let mut pending = key_state(None);
         pending.state = "PendingDeletion".into();
-        let observed = Observed { kms_key: Some(pending), ..Observed::default() };
-        assert!(matches!(plan(&desired(&existing), &observed), Err(PlanError::KmsKeyUnusable { .. })));
+        let observed = Observed {
+            kms_key: Some(pending),
+            ..Observed::default()
+        };
+        assert!(matches!(
+            plan(&desired(&existing), &observed),
+            Err(PlanError::KmsKeyUnusable { .. })
+        ));
     }
 }

@@ -12,7 +12,11 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(enabled: bool) -> Progress {
-        let target = if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         Progress {
             multi: MultiProgress::with_draw_target(target),
         }
@@ -24,7 +28,10 @@ impl Progress {
 
     pub fn environment(&self, name: &str) -> EnvProgress {
         let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}").expect("static template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                .expect("static template"),
+        );
         bar.set_prefix(name.to_owned());
         bar.enable_steady_tick(Duration::from_millis(100));
         EnvProgress { bar }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
 use crate::spec::names::Problem;
-use crate::spec::{AccountId, Diagnostic, EndpointUrl, EnvSpec, Pos, check_across_environments, parse_spec};
+use crate::spec::{
+    AccountId, Diagnostic, EndpointUrl, EnvSpec, Pos, check_across_environments, parse_spec,
+};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -30,12 +32,20 @@ pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, String> {
         let mut paths: Vec<String> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|path| path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|path| {
+                path.is_file()
+                    && matches!(
+                        path.extension().and_then(|e| e.to_str()),
+                        Some("yaml" | "yml")
+                    )
+            })
             .map(|path| path.to_string_lossy().replace('\\', "/"))
             .collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(format!("no spec files (*.yaml) in `{ENVIRONMENTS_DIR}/`; create one, e.g. `{ENVIRONMENTS_DIR}/dev.yaml` (see README)"));
+            return Err(format!(
+                "no spec files (*.yaml) in `{ENVIRONMENTS_DIR}/`; create one, e.g. `{ENVIRONMENTS_DIR}/dev.yaml` (see README)"
+            ));
         }
         return Ok(paths);
     }
@@ -54,7 +64,9 @@ pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, String> {
 /// The environment name of a spec path: its file stem.
 fn env_name(path: &str) -> &str {
     let file = path.rsplit('/').next().unwrap_or(path);
-    file.strip_suffix(".yaml").or_else(|| file.strip_suffix(".yml")).unwrap_or(file)
+    file.strip_suffix(".yaml")
+        .or_else(|| file.strip_suffix(".yml"))
+        .unwrap_or(file)
 }
 
 /// Reads and validates specs and their templates. Every problem in every file is returned;
@@ -80,11 +92,17 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
     let mut environments = Vec::new();
     for spec in specs {
         let (template_name, template) = match &spec.access.policy_template {
-            None => (BUILTIN_TEMPLATE_NAME.to_owned(), BUILTIN_TEMPLATE.to_owned()),
+            None => (
+                BUILTIN_TEMPLATE_NAME.to_owned(),
+                BUILTIN_TEMPLATE.to_owned(),
+            ),
             Some(path) => match read_text(path) {
                 Ok(text) => (path.clone(), text),
                 Err(mut diagnostic) => {
-                    diagnostic.hint = Some(format!("`access.policy_template` in {} names it", spec.source));
+                    diagnostic.hint = Some(format!(
+                        "`access.policy_template` in {} names it",
+                        spec.source
+                    ));
                     diagnostics.push(diagnostic);
                     continue;
                 }
@@ -93,17 +111,33 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
         // The account is only known online; any 12 digits show whether the template is sound.
         let placeholder = AccountId::parse("000000000000").expect("twelve digits");
         let account = spec.account_id.clone().unwrap_or(placeholder);
-        if let Err(found) = render_statements(&template_name, &template, &policy_inputs(&spec, &account, None)) {
+        if let Err(found) = render_statements(
+            &template_name,
+            &template,
+            &policy_inputs(&spec, &account, None),
+        ) {
             diagnostics.extend(found);
         }
-        environments.push(Environment { spec, template_name, template });
+        environments.push(Environment {
+            spec,
+            template_name,
+            template,
+        });
     }
-    if diagnostics.is_empty() { Ok(environments) } else { Err(diagnostics) }
+    if diagnostics.is_empty() {
+        Ok(environments)
+    } else {
+        Err(diagnostics)
+    }
 }
 
 /// The inputs of an environment's policy template, with names resolved in `account`.
 /// `endpoint` is the one in effect: plain HTTP leaves out the TLS-only deny.
-pub fn policy_inputs<'a>(spec: &'a EnvSpec, account: &'a AccountId, endpoint: Option<&EndpointUrl>) -> PolicyInputs<'a> {
+pub fn policy_inputs<'a>(
+    spec: &'a EnvSpec,
+    account: &'a AccountId,
+    endpoint: Option<&EndpointUrl>,
+) -> PolicyInputs<'a> {
     use crate::spec::PrincipalKind;
     let partition = spec.region.partition();
     let of_kind = |kind: PrincipalKind| {
@@ -140,11 +174,15 @@ fn read_text(path: &str) -> Result<String, Diagnostic> {
         let offset = error.utf8_error().valid_up_to();
         let valid = String::from_utf8_lossy(&error.as_bytes()[..offset]).into_owned();
         let line = valid.matches('\n').count() + 1;
-        let column = valid[valid.rfind('\n').map_or(0, |n| n + 1)..].chars().count() + 1;
+        let column = valid[valid.rfind('\n').map_or(0, |n| n + 1)..]
+            .chars()
+            .count()
+            + 1;
         Diagnostic::new(
             path,
             Pos { line, column },
-            Problem::new(format!("the file is not valid UTF-8 (byte {offset})")).hint("save the file as UTF-8"),
+            Problem::new(format!("the file is not valid UTF-8 (byte {offset})"))
+                .hint("save the file as UTF-8"),
         )
     })
 }
@@ -171,7 +209,10 @@ pub fn write_file_atomically(path: &str, content: &str) -> io::Result<bool> {
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&directory)?;
-    let file_name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = fs::File::create(&temporary)?;
@@ -191,8 +232,14 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(spec_paths(&["dev".into()]).unwrap(), vec!["environments/dev.yaml"]);
-        assert_eq!(spec_paths(&["other/x.yml".into()]).unwrap(), vec!["other/x.yml"]);
+        assert_eq!(
+            spec_paths(&["dev".into()]).unwrap(),
+            vec!["environments/dev.yaml"]
+        );
+        assert_eq!(
+            spec_paths(&["other/x.yml".into()]).unwrap(),
+            vec!["other/x.yml"]
+        );
         assert_eq!(env_name("environments/prod-eu.yaml"), "prod-eu");
         assert_eq!(env_name("x.yml"), "x");
     }
@@ -206,7 +253,9 @@ mod tests {
         assert!(!write_file_atomically(path, "one\n").unwrap());
         assert!(write_file_atomically(path, "two\n").unwrap());
         assert_eq!(fs::read_to_string(path).unwrap(), "two\n");
-        let leftovers: Vec<_> = fs::read_dir(directory.path().join("a/b")).unwrap().collect();
+        let leftovers: Vec<_> = fs::read_dir(directory.path().join("a/b"))
+            .unwrap()
+            .collect();
         assert_eq!(leftovers.len(), 1);
     }
 }

@@ -17,8 +17,17 @@ pub fn plan_lines(plan: &EnvPlan) -> String {
             let _ = writeln!(out, "      {detail}");
         }
     }
-    if !plan.kept_statements.is_empty() && !plan.changes.iter().any(|c| matches!(c, Change::PutPolicy { .. })) {
-        let _ = writeln!(out, "  = bucket policy keeps {}", kept(&plan.kept_statements));
+    if !plan.kept_statements.is_empty()
+        && !plan
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::PutPolicy { .. }))
+    {
+        let _ = writeln!(
+            out,
+            "  = bucket policy keeps {}",
+            kept(&plan.kept_statements)
+        );
     }
     for note in &plan.notes {
         let _ = writeln!(out, "  ! {note}");
@@ -32,20 +41,37 @@ pub fn plan_lines(plan: &EnvPlan) -> String {
 
 /// `Plan: 1 to create, 6 to update, 2 in sync.`
 pub fn plan_summary(plan: &EnvPlan) -> String {
-    let creates = plan.changes.iter().filter(|change| change.creates()).count();
+    let creates = plan
+        .changes
+        .iter()
+        .filter(|change| change.creates())
+        .count();
     let updates = plan.changes.len() - creates;
-    format!("Plan: {creates} to create, {updates} to update, {} in sync.", plan.in_sync.len())
+    format!(
+        "Plan: {creates} to create, {updates} to update, {} in sync.",
+        plan.in_sync.len()
+    )
 }
 
 fn kept(labels: &[String]) -> String {
-    let noun = if labels.len() == 1 { "statement" } else { "statements" };
-    format!("{} {noun} statebucket does not own: {}", labels.len(), labels.join(", "))
+    let noun = if labels.len() == 1 {
+        "statement"
+    } else {
+        "statements"
+    };
+    format!(
+        "{} {noun} statebucket does not own: {}",
+        labels.len(),
+        labels.join(", ")
+    )
 }
 
 fn describe(change: &Change) -> String {
     match change {
         Change::CreateBucket { bucket, region } => format!("create {bucket} in {region}"),
-        Change::CreateKmsKey { alias, .. } => format!("create a symmetric key as {alias}, rotation on"),
+        Change::CreateKmsKey { alias, .. } => {
+            format!("create a symmetric key as {alias}, rotation on")
+        }
         Change::EnableKeyRotation { key_arn } => format!("off -> on ({key_arn})"),
         Change::EnableVersioning { from } => format!("{from} -> Enabled"),
         Change::SetEncryption { from, to } => {
@@ -57,7 +83,11 @@ fn describe(change: &Change) -> String {
             format!("{from} -> {to}")
         }
         Change::BlockPublicAccess { from } => format!("{from} -> all 4 blocked"),
-        Change::EnforceBucketOwner { from } => format!("{} -> {}", from.as_deref().unwrap_or("none"), crate::plan::OBJECT_OWNERSHIP),
+        Change::EnforceBucketOwner { from } => format!(
+            "{} -> {}",
+            from.as_deref().unwrap_or("none"),
+            crate::plan::OBJECT_OWNERSHIP
+        ),
         Change::PutPolicy { statements, .. } => statements
             .iter()
             .map(|statement| match statement {
@@ -78,8 +108,14 @@ fn describe(change: &Change) -> String {
 
 fn details(change: &Change) -> Vec<String> {
     match change {
-        Change::PutPolicy { kept: labels, .. } if !labels.is_empty() => vec![format!("keeps {}", kept(labels))],
-        Change::WriteBackendFile { from: Some(from), to: Some(to), .. } => line_diff(from, to),
+        Change::PutPolicy { kept: labels, .. } if !labels.is_empty() => {
+            vec![format!("keeps {}", kept(labels))]
+        }
+        Change::WriteBackendFile {
+            from: Some(from),
+            to: Some(to),
+            ..
+        } => line_diff(from, to),
         _ => Vec::new(),
     }
 }
@@ -98,8 +134,14 @@ fn tag_changes(from: &BTreeMap<String, String>, to: &BTreeMap<String, String>) -
 fn line_diff(from: &str, to: &str) -> Vec<String> {
     let old: Vec<&str> = from.lines().collect();
     let new: Vec<&str> = to.lines().collect();
-    let removed = old.iter().filter(|line| !new.contains(line)).map(|line| format!("- {line}"));
-    let added = new.iter().filter(|line| !old.contains(line)).map(|line| format!("+ {line}"));
+    let removed = old
+        .iter()
+        .filter(|line| !new.contains(line))
+        .map(|line| format!("- {line}"));
+    let added = new
+        .iter()
+        .filter(|line| !old.contains(line))
+        .map(|line| format!("+ {line}"));
     removed.chain(added).collect()
 }
 
@@ -113,19 +155,33 @@ mod tests {
     fn plan_text_shows_from_and_to() {
         let plan = EnvPlan {
             changes: vec![
-                Change::EnableVersioning { from: Versioning::Suspended },
+                Change::EnableVersioning {
+                    from: Versioning::Suspended,
+                },
                 Change::BlockPublicAccess {
-                    from: PublicAccessBlock { block_public_acls: true, ..PublicAccessBlock::default() },
+                    from: PublicAccessBlock {
+                        block_public_acls: true,
+                        ..PublicAccessBlock::default()
+                    },
                 },
                 Change::PutPolicy {
                     from: Some("{}".into()),
                     to: "{}".into(),
-                    statements: vec![StatementChange::Add { sid: "StatebucketA".into() }],
+                    statements: vec![StatementChange::Add {
+                        sid: "StatebucketA".into(),
+                    }],
                     kept: vec!["AuditorRead".into()],
                 },
                 Change::MergeTags {
-                    from: BTreeMap::from([("team".into(), "old".into()), ("keep".into(), "x".into())]),
-                    to: BTreeMap::from([("team".into(), "platform".into()), ("keep".into(), "x".into()), ("env".into(), "dev".into())]),
+                    from: BTreeMap::from([
+                        ("team".into(), "old".into()),
+                        ("keep".into(), "x".into()),
+                    ]),
+                    to: BTreeMap::from([
+                        ("team".into(), "platform".into()),
+                        ("keep".into(), "x".into()),
+                        ("env".into(), "dev".into()),
+                    ]),
                 },
                 Change::WriteBackendFile {
                     path: "environments/dev/backend.hcl".into(),
@@ -151,6 +207,9 @@ mod tests {
   = in sync: bucket, encryption
 "
         );
-        assert_eq!(plan_summary(&plan), "Plan: 0 to create, 5 to update, 2 in sync.");
+        assert_eq!(
+            plan_summary(&plan),
+            "Plan: 0 to create, 5 to update, 2 in sync."
+        );
     }
 }

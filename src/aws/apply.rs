@@ -6,8 +6,8 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, ObjectOwnership,
     OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
-    VersioningConfiguration,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, VersioningConfiguration,
 };
 use futures::future::try_join_all;
 
@@ -20,11 +20,24 @@ use crate::plan::{Change, EnvPlan, SseTarget};
 ///
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
-pub async fn apply(clients: &Clients, plan: &EnvPlan, bucket: &str, region: &str, account: &str) -> Result<Option<String>, AwsError> {
+pub async fn apply(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    region: &str,
+    account: &str,
+) -> Result<Option<String>, AwsError> {
     let identity = clients.identity_source.as_str();
-    let create_bucket = plan.changes.iter().any(|change| matches!(change, Change::CreateBucket { .. }));
+    let create_bucket = plan
+        .changes
+        .iter()
+        .any(|change| matches!(change, Change::CreateBucket { .. }));
     let key_to_create = plan.changes.iter().find_map(|change| match change {
-        Change::CreateKmsKey { alias, description, tags } => Some((alias, description, tags)),
+        Change::CreateKmsKey {
+            alias,
+            description,
+            tags,
+        } => Some((alias, description, tags)),
         _ => None,
     });
 
@@ -36,119 +49,156 @@ pub async fn apply(clients: &Clients, plan: &EnvPlan, bucket: &str, region: &str
     };
     let key_step = async {
         match key_to_create {
-            Some((alias, description, tags)) => create_key(clients, alias, description, tags).await.map(Some),
+            Some((alias, description, tags)) => create_key(clients, alias, description, tags)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };
     let ((), created_key) = tokio::try_join!(bucket_step, key_step)?;
 
     let created_key_arn = created_key.as_deref();
-    let settings = plan.changes.iter().map(|change| {
-        async move {
-            let s3 = &clients.s3;
-            let doing = format!("{} of bucket `{bucket}`", change.facet());
-            let result = match change {
-                Change::CreateBucket { .. } | Change::CreateKmsKey { .. } | Change::WriteBackendFile { .. } => return Ok(()),
-                Change::EnableKeyRotation { key_arn } => {
-                    return clients
-                        .kms
-                        .enable_key_rotation()
-                        .key_id(key_arn)
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|error| Failure::from_sdk(&error).into_error(format!("enabling rotation of KMS key {key_arn}"), identity));
-                }
-                Change::EnableVersioning { .. } => s3
-                    .put_bucket_versioning()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+    let settings = plan.changes.iter().map(|change| async move {
+        let s3 = &clients.s3;
+        let doing = format!("{} of bucket `{bucket}`", change.facet());
+        let result = match change {
+            Change::CreateBucket { .. }
+            | Change::CreateKmsKey { .. }
+            | Change::WriteBackendFile { .. } => return Ok(()),
+            Change::EnableKeyRotation { key_arn } => {
+                return clients
+                    .kms
+                    .enable_key_rotation()
+                    .key_id(key_arn)
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::SetEncryption { to, .. } => {
-                    let default = match to {
-                        SseTarget::Aes256 => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
-                        SseTarget::Kms { key_arn } => {
-                            let Some(arn) = key_arn.as_deref().or(created_key_arn) else {
-                                return Err(AwsError::new(doing, "the KMS key to encrypt with was not created", None));
-                            };
-                            ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(arn)
-                        }
-                    };
-                    let rule = ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(default.build().expect("sse_algorithm is set"))
-                        .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
-                        .build();
-                    s3.put_bucket_encryption()
-                        .bucket(bucket)
-                        .expected_bucket_owner(account)
-                        .server_side_encryption_configuration(
-                            ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("one rule is set"),
-                        )
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|error| Failure::from_sdk(&error))
-                }
-                Change::BlockPublicAccess { .. } => s3
-                    .put_public_access_block()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .public_access_block_configuration(
-                        PublicAccessBlockConfiguration::builder()
-                            .block_public_acls(true)
-                            .ignore_public_acls(true)
-                            .block_public_policy(true)
-                            .restrict_public_buckets(true)
-                            .build(),
+                    .map_err(|error| {
+                        Failure::from_sdk(&error)
+                            .into_error(format!("enabling rotation of KMS key {key_arn}"), identity)
+                    });
+            }
+            Change::EnableVersioning { .. } => s3
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .expected_bucket_owner(account)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| Failure::from_sdk(&error)),
+            Change::SetEncryption { to, .. } => {
+                let default = match to {
+                    SseTarget::Aes256 => ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::Aes256),
+                    SseTarget::Kms { key_arn } => {
+                        let Some(arn) = key_arn.as_deref().or(created_key_arn) else {
+                            return Err(AwsError::new(
+                                doing,
+                                "the KMS key to encrypt with was not created",
+                                None,
+                            ));
+                        };
+                        ServerSideEncryptionByDefault::builder()
+                            .sse_algorithm(ServerSideEncryption::AwsKms)
+                            .kms_master_key_id(arn)
+                    }
+                };
+                let rule = ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(
+                        default.build().expect("sse_algorithm is set"),
                     )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::EnforceBucketOwner { .. } => s3
-                    .put_bucket_ownership_controls()
+                    .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
+                    .build();
+                s3.put_bucket_encryption()
                     .bucket(bucket)
                     .expected_bucket_owner(account)
-                    .ownership_controls(
-                        OwnershipControls::builder()
-                            .rules(OwnershipControlsRule::builder().object_ownership(ObjectOwnership::BucketOwnerEnforced).build().expect("ownership is set"))
+                    .server_side_encryption_configuration(
+                        ServerSideEncryptionConfiguration::builder()
+                            .rules(rule)
                             .build()
                             .expect("one rule is set"),
                     )
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::PutPolicy { to, .. } => s3
-                    .put_bucket_policy()
+                    .map_err(|error| Failure::from_sdk(&error))
+            }
+            Change::BlockPublicAccess { .. } => s3
+                .put_public_access_block()
+                .bucket(bucket)
+                .expected_bucket_owner(account)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| Failure::from_sdk(&error)),
+            Change::EnforceBucketOwner { .. } => s3
+                .put_bucket_ownership_controls()
+                .bucket(bucket)
+                .expected_bucket_owner(account)
+                .ownership_controls(
+                    OwnershipControls::builder()
+                        .rules(
+                            OwnershipControlsRule::builder()
+                                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                                .build()
+                                .expect("ownership is set"),
+                        )
+                        .build()
+                        .expect("one rule is set"),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| Failure::from_sdk(&error)),
+            Change::PutPolicy { to, .. } => s3
+                .put_bucket_policy()
+                .bucket(bucket)
+                .expected_bucket_owner(account)
+                .policy(to)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| Failure::from_sdk(&error)),
+            Change::MergeTags { to, .. } => {
+                let tags = to
+                    .iter()
+                    .map(|(key, value)| {
+                        Tag::builder()
+                            .key(key)
+                            .value(value)
+                            .build()
+                            .expect("key and value are set")
+                    })
+                    .collect::<Vec<_>>();
+                s3.put_bucket_tagging()
                     .bucket(bucket)
                     .expected_bucket_owner(account)
-                    .policy(to)
+                    .tagging(
+                        Tagging::builder()
+                            .set_tag_set(Some(tags))
+                            .build()
+                            .expect("tag set is set"),
+                    )
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::MergeTags { to, .. } => {
-                    let tags = to
-                        .iter()
-                        .map(|(key, value)| Tag::builder().key(key).value(value).build().expect("key and value are set"))
-                        .collect::<Vec<_>>();
-                    s3.put_bucket_tagging()
-                        .bucket(bucket)
-                        .expected_bucket_owner(account)
-                        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().expect("tag set is set"))
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|error| Failure::from_sdk(&error))
-                }
-            };
-            result.map_err(|failure| failure.into_error(doing, identity))
-        }
+                    .map_err(|error| Failure::from_sdk(&error))
+            }
+        };
+        result.map_err(|failure| failure.into_error(doing, identity))
     });
     try_join_all(settings).await?;
     Ok(created_key)
@@ -156,9 +206,17 @@ pub async fn apply(clients: &Clients, plan: &EnvPlan, bucket: &str, region: &str
 
 /// CreateBucket with the LocationConstraint S3 wants: none for us-east-1 (an explicit
 /// `us-east-1` is rejected), the region everywhere else.
-async fn create_bucket_in_region(clients: &Clients, bucket: &str, region: &str) -> Result<(), AwsError> {
+async fn create_bucket_in_region(
+    clients: &Clients,
+    bucket: &str,
+    region: &str,
+) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
-    let mut request = clients.s3.create_bucket().bucket(bucket).object_ownership(ObjectOwnership::BucketOwnerEnforced);
+    let mut request = clients
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced);
     if region != "us-east-1" {
         request = request.create_bucket_configuration(
             CreateBucketConfiguration::builder()
@@ -187,12 +245,23 @@ async fn create_bucket_in_region(clients: &Clients, bucket: &str, region: &str) 
 
 /// Creates a symmetric key, then its alias and rotation together. If another run created the
 /// alias first, that run's key is used and ours is left (never deleted) for the operator.
-async fn create_key(clients: &Clients, alias: &str, description: &str, tags: &std::collections::BTreeMap<String, String>) -> Result<String, AwsError> {
+async fn create_key(
+    clients: &Clients,
+    alias: &str,
+    description: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<String, AwsError> {
     let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
     let kms_tags = tags
         .iter()
-        .map(|(key, value)| KmsTag::builder().tag_key(key).tag_value(value).build().expect("key and value are set"))
+        .map(|(key, value)| {
+            KmsTag::builder()
+                .tag_key(key)
+                .tag_value(value)
+                .build()
+                .expect("key and value are set")
+        })
         .collect::<Vec<_>>();
     let created = kms
         .create_key()
@@ -202,13 +271,28 @@ async fn create_key(clients: &Clients, alias: &str, description: &str, tags: &st
         .set_tags(Some(kms_tags))
         .send()
         .await
-        .map_err(|error| Failure::from_sdk(&error).into_error(format!("creating the KMS key for {alias}"), identity))?;
-    let metadata = created.key_metadata().ok_or_else(|| AwsError::new(format!("creating the KMS key for {alias}"), "KMS returned no key metadata", None))?;
+        .map_err(|error| {
+            Failure::from_sdk(&error)
+                .into_error(format!("creating the KMS key for {alias}"), identity)
+        })?;
+    let metadata = created.key_metadata().ok_or_else(|| {
+        AwsError::new(
+            format!("creating the KMS key for {alias}"),
+            "KMS returned no key metadata",
+            None,
+        )
+    })?;
     let key_id = metadata.key_id().to_owned();
     let arn = metadata.arn().unwrap_or_default().to_owned();
 
     let alias_step = async {
-        match kms.create_alias().alias_name(alias).target_key_id(&key_id).send().await {
+        match kms
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(&key_id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(arn.clone()),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
@@ -221,8 +305,15 @@ async fn create_key(clients: &Clients, alias: &str, description: &str, tags: &st
                     .key_id(alias)
                     .send()
                     .await
-                    .map_err(|error| Failure::from_sdk(&error).into_error(format!("looking up {alias}"), identity))?;
-                Ok(existing.key_metadata().and_then(|metadata| metadata.arn()).unwrap_or_default().to_owned())
+                    .map_err(|error| {
+                        Failure::from_sdk(&error)
+                            .into_error(format!("looking up {alias}"), identity)
+                    })?;
+                Ok(existing
+                    .key_metadata()
+                    .and_then(|metadata| metadata.arn())
+                    .unwrap_or_default()
+                    .to_owned())
             }
         }
     };
@@ -232,7 +323,12 @@ async fn create_key(clients: &Clients, alias: &str, description: &str, tags: &st
             .send()
             .await
             .map(drop)
-            .map_err(|error| Failure::from_sdk(&error).into_error(format!("enabling rotation of the key for {alias}"), identity))
+            .map_err(|error| {
+                Failure::from_sdk(&error).into_error(
+                    format!("enabling rotation of the key for {alias}"),
+                    identity,
+                )
+            })
     };
     let (arn, ()) = tokio::try_join!(alias_step, rotation_step)?;
     Ok(arn)

@@ -30,7 +30,11 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    pub fn new(doing: impl Into<String>, cause: impl Into<String>, hint: Option<String>) -> AwsError {
+    pub fn new(
+        doing: impl Into<String>,
+        cause: impl Into<String>,
+        hint: Option<String>,
+    ) -> AwsError {
         AwsError {
             doing: doing.into(),
             cause: cause.into(),

@@ -42,18 +42,31 @@ pub struct RequestCounts {
 
 /// Operations that change something. Everything else the tool calls only reads.
 fn is_write(operation: &str) -> bool {
-    ["Put", "Create", "Delete", "Enable", "Update", "Tag", "Untag", "Schedule", "Disable"]
-        .iter()
-        .any(|verb| operation.starts_with(verb))
+    [
+        "Put", "Create", "Delete", "Enable", "Update", "Tag", "Untag", "Schedule", "Disable",
+    ]
+    .iter()
+    .any(|verb| operation.starts_with(verb))
 }
 
 impl RequestLog {
     pub fn counts(&self) -> RequestCounts {
         let by_operation = self.by_operation.lock().expect("request log lock").clone();
-        let (writes, reads) = by_operation.iter().fold((0, 0), |(writes, reads), (operation, count)| {
-            if is_write(operation) { (writes + count, reads) } else { (writes, reads + count) }
-        });
-        RequestCounts { reads, writes, by_operation }
+        let (writes, reads) =
+            by_operation
+                .iter()
+                .fold((0, 0), |(writes, reads), (operation, count)| {
+                    if is_write(operation) {
+                        (writes + count, reads)
+                    } else {
+                        (writes, reads + count)
+                    }
+                });
+        RequestCounts {
+            reads,
+            writes,
+            by_operation,
+        }
     }
 
     fn record(&self, operation: &str) {
@@ -130,12 +143,19 @@ pub async fn clients(
         .force_path_style(path_style)
         .interceptor(counter.clone())
         .build();
-    let kms = aws_sdk_kms::config::Builder::from(&config).interceptor(counter.clone()).build();
-    let sts = aws_sdk_sts::config::Builder::from(&config).interceptor(counter.clone()).build();
-    let iam = aws_sdk_iam::config::Builder::from(&config).interceptor(counter).build();
+    let kms = aws_sdk_kms::config::Builder::from(&config)
+        .interceptor(counter.clone())
+        .build();
+    let sts = aws_sdk_sts::config::Builder::from(&config)
+        .interceptor(counter.clone())
+        .build();
+    let iam = aws_sdk_iam::config::Builder::from(&config)
+        .interceptor(counter)
+        .build();
     let identity_source = match profile {
         Some(profile) => format!("profile `{profile}`"),
-        None => "the default credential chain (AWS_PROFILE, environment keys, SSO, instance role)".to_owned(),
+        None => "the default credential chain (AWS_PROFILE, environment keys, SSO, instance role)"
+            .to_owned(),
     };
     Clients {
         s3: aws_sdk_s3::Client::from_conf(s3),
@@ -152,10 +172,24 @@ mod tests {
 
     #[test]
     fn writes_are_told_from_reads() {
-        for write in ["PutBucketPolicy", "CreateBucket", "CreateKey", "EnableKeyRotation", "PutBucketTagging", "DeleteObject"] {
+        for write in [
+            "PutBucketPolicy",
+            "CreateBucket",
+            "CreateKey",
+            "EnableKeyRotation",
+            "PutBucketTagging",
+            "DeleteObject",
+        ] {
             assert!(is_write(write), "{write}");
         }
-        for read in ["GetBucketPolicy", "HeadBucket", "DescribeKey", "GetCallerIdentity", "ListObjectsV2", "GetKeyRotationStatus"] {
+        for read in [
+            "GetBucketPolicy",
+            "HeadBucket",
+            "DescribeKey",
+            "GetCallerIdentity",
+            "ListObjectsV2",
+            "GetKeyRotationStatus",
+        ] {
             assert!(!is_write(read), "{read}");
         }
         let log = RequestLog::default();

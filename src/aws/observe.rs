@@ -26,7 +26,12 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
         .get_caller_identity()
         .send()
         .await
-        .map_err(|error| Failure::from_sdk(&error).into_error("looking up who the credentials belong to (sts:GetCallerIdentity)", &clients.identity_source))?;
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                "looking up who the credentials belong to (sts:GetCallerIdentity)",
+                &clients.identity_source,
+            )
+        })?;
     Ok(CallerIdentity {
         account: output.account().unwrap_or_default().to_owned(),
         arn: output.arn().unwrap_or_default().to_owned(),
@@ -36,15 +41,33 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
 /// Observes an environment's AWS side, all reads at once. `account` is the caller's: S3
 /// answers HeadBucket with 403 when another account owns the bucket. `backend_file` is read
 /// by the caller (it is a file, not AWS) and placed into the result unchanged.
-pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_file: Option<String>) -> Result<Observed, AwsError> {
+pub async fn observe(
+    clients: &Clients,
+    spec: &EnvSpec,
+    account: &str,
+    backend_file: Option<String>,
+) -> Result<Observed, AwsError> {
     let bucket = spec.bucket.name.as_str();
     let identity = clients.identity_source.as_str();
     let s3 = &clients.s3;
-    let not_found = |failure: &Failure, absent_code: &str| failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET);
+    let not_found = |failure: &Failure, absent_code: &str| {
+        failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET)
+    };
 
     let head = async {
-        match s3.head_bucket().bucket(bucket).expected_bucket_owner(account).send().await {
-            Ok(output) => Ok(Some(output.bucket_region().unwrap_or(spec.region.as_str()).to_owned())),
+        match s3
+            .head_bucket()
+            .bucket(bucket)
+            .expected_bucket_owner(account)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output
+                    .bucket_region()
+                    .unwrap_or(spec.region.as_str())
+                    .to_owned(),
+            )),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 match failure.status {
@@ -59,7 +82,10 @@ pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_f
                             "the bucket exists but {identity} may not read it: either another account owns the name (choose another bucket name) or this identity lacks s3:ListBucket on it"
                         )),
                     )),
-                    _ => Err(failure.into_error(format!("checking bucket `{bucket}` (s3:HeadBucket)"), identity)),
+                    _ => Err(failure.into_error(
+                        format!("checking bucket `{bucket}` (s3:HeadBucket)"),
+                        identity,
+                    )),
                 }
             }
         }
@@ -72,22 +98,40 @@ pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_f
                 Some("Suspended") => Versioning::Suspended,
                 _ => Versioning::Never,
             })),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_SUCH_BUCKET, "reading versioning", bucket, identity),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::NO_SUCH_BUCKET,
+                "reading versioning",
+                bucket,
+                identity,
+            ),
         }
     };
 
     let encryption = async {
         match s3.get_bucket_encryption().bucket(bucket).send().await {
-            Ok(output) => Ok(Some(output.server_side_encryption_configuration().and_then(|config| {
-                let rule = config.rules().first()?;
-                let default = rule.apply_server_side_encryption_by_default()?;
-                Some(SseRule {
-                    algorithm: default.sse_algorithm().as_str().to_owned(),
-                    kms_key_id: default.kms_master_key_id().map(str::to_owned),
-                    bucket_key: rule.bucket_key_enabled().unwrap_or(false),
-                })
-            }))),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::SSE_NOT_FOUND, "reading default encryption", bucket, identity),
+            Ok(output) => Ok(Some(
+                output
+                    .server_side_encryption_configuration()
+                    .and_then(|config| {
+                        let rule = config.rules().first()?;
+                        let default = rule.apply_server_side_encryption_by_default()?;
+                        Some(SseRule {
+                            algorithm: default.sse_algorithm().as_str().to_owned(),
+                            kms_key_id: default.kms_master_key_id().map(str::to_owned),
+                            bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+                        })
+                    }),
+            )),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::SSE_NOT_FOUND,
+                "reading default encryption",
+                bucket,
+                identity,
+            ),
         }
     };
 
@@ -104,26 +148,52 @@ pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_f
                     })
                     .unwrap_or_default(),
             )),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_PUBLIC_ACCESS_BLOCK, "reading the public access block", bucket, identity),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::NO_PUBLIC_ACCESS_BLOCK,
+                "reading the public access block",
+                bucket,
+                identity,
+            ),
         }
     };
 
     let ownership = async {
-        match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
+        match s3
+            .get_bucket_ownership_controls()
+            .bucket(bucket)
+            .send()
+            .await
+        {
             Ok(output) => Ok(Some(
                 output
                     .ownership_controls()
                     .and_then(|controls| controls.rules().first())
                     .map(|rule| rule.object_ownership().as_str().to_owned()),
             )),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_OWNERSHIP_CONTROLS, "reading object ownership", bucket, identity),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::NO_OWNERSHIP_CONTROLS,
+                "reading object ownership",
+                bucket,
+                identity,
+            ),
         }
     };
 
     let policy = async {
         match s3.get_bucket_policy().bucket(bucket).send().await {
             Ok(output) => Ok(Some(output.policy().map(str::to_owned))),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_BUCKET_POLICY, "reading the bucket policy", bucket, identity),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::NO_BUCKET_POLICY,
+                "reading the bucket policy",
+                bucket,
+                identity,
+            ),
         }
     };
 
@@ -136,14 +206,29 @@ pub async fn observe(clients: &Clients, spec: &EnvSpec, account: &str, backend_f
                     .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
                     .collect::<BTreeMap<_, _>>(),
             )),
-            Err(error) => absent_or(Failure::from_sdk(&error), &not_found, codes::NO_TAG_SET, "reading tags", bucket, identity),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                &not_found,
+                codes::NO_TAG_SET,
+                "reading tags",
+                bucket,
+                identity,
+            ),
         }
     };
 
     let kms_key = observe_kms_key(clients, spec);
 
-    let (head, versioning, encryption, public_access, ownership, policy, tags, kms_key) =
-        tokio::join!(head, versioning, encryption, public_access, ownership, policy, tags, kms_key);
+    let (head, versioning, encryption, public_access, ownership, policy, tags, kms_key) = tokio::join!(
+        head,
+        versioning,
+        encryption,
+        public_access,
+        ownership,
+        policy,
+        tags,
+        kms_key
+    );
     let kms_key = kms_key?;
     let bucket_state = match head? {
         None => None,
@@ -181,7 +266,10 @@ fn absent_or<T>(
     }
 }
 
-async fn observe_kms_key(clients: &Clients, spec: &EnvSpec) -> Result<Option<KmsKeyState>, AwsError> {
+async fn observe_kms_key(
+    clients: &Clients,
+    spec: &EnvSpec,
+) -> Result<Option<KmsKeyState>, AwsError> {
     let Encryption::Kms(key) = &spec.bucket.encryption else {
         return Ok(None);
     };
@@ -194,7 +282,10 @@ async fn observe_kms_key(clients: &Clients, spec: &EnvSpec) -> Result<Option<Kms
             if failure.is(codes::KMS_NOT_FOUND) {
                 return Ok(None);
             }
-            return Err(failure.into_error(format!("looking up KMS key `{reference}` (kms:DescribeKey)"), identity));
+            return Err(failure.into_error(
+                format!("looking up KMS key `{reference}` (kms:DescribeKey)"),
+                identity,
+            ));
         }
     };
     let Some(metadata) = described.key_metadata() else {
@@ -209,14 +300,22 @@ async fn observe_kms_key(clients: &Clients, spec: &EnvSpec) -> Result<Option<Kms
                 .key_id(metadata.key_id())
                 .send()
                 .await
-                .map_err(|error| Failure::from_sdk(&error).into_error(format!("reading rotation of KMS key `{reference}`"), identity))?
+                .map_err(|error| {
+                    Failure::from_sdk(&error).into_error(
+                        format!("reading rotation of KMS key `{reference}`"),
+                        identity,
+                    )
+                })?
                 .key_rotation_enabled(),
         ),
     };
     Ok(Some(KmsKeyState {
         arn: metadata.arn().unwrap_or_default().to_owned(),
         id: metadata.key_id().to_owned(),
-        state: metadata.key_state().map(|state| state.as_str().to_owned()).unwrap_or_else(|| "Enabled".to_owned()),
+        state: metadata
+            .key_state()
+            .map(|state| state.as_str().to_owned())
+            .unwrap_or_else(|| "Enabled".to_owned()),
         rotation_enabled,
     }))
 }

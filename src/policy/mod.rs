@@ -27,7 +27,8 @@ impl PolicyDocument {
     /// Parses a policy as GetBucketPolicy returns it. A single statement object (allowed by
     /// the policy grammar) is read as a one-element list.
     pub fn parse(text: &str) -> Result<PolicyDocument, String> {
-        let value: Value = serde_json::from_str(text).map_err(|error| format!("the bucket policy is not valid JSON: {error}"))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|error| format!("the bucket policy is not valid JSON: {error}"))?;
         let Value::Object(mut object) = value else {
             return Err("the bucket policy is not a JSON object".into());
         };
@@ -35,7 +36,11 @@ impl PolicyDocument {
             Some(Value::Array(statements)) => statements,
             Some(statement @ Value::Object(_)) => vec![statement],
             None => Vec::new(),
-            Some(_) => return Err("the bucket policy's `Statement` is neither a list nor an object".into()),
+            Some(_) => {
+                return Err(
+                    "the bucket policy's `Statement` is neither a list nor an object".into(),
+                );
+            }
         };
         Ok(PolicyDocument {
             version: object.remove("Version"),
@@ -46,20 +51,28 @@ impl PolicyDocument {
 
     pub fn to_json(&self) -> String {
         let mut object = Map::new();
-        object.insert("Version".into(), self.version.clone().unwrap_or_else(|| json!("2012-10-17")));
+        object.insert(
+            "Version".into(),
+            self.version.clone().unwrap_or_else(|| json!("2012-10-17")),
+        );
         if let Some(id) = &self.id {
             object.insert("Id".into(), id.clone());
         }
         object.insert("Statement".into(), Value::Array(self.statements.clone()));
-        serde_json::to_string_pretty(&Value::Object(object)).expect("a JSON value always serialises")
+        serde_json::to_string_pretty(&Value::Object(object))
+            .expect("a JSON value always serialises")
     }
 
     pub fn owned(&self) -> impl Iterator<Item = &Value> {
-        self.statements.iter().filter(|statement| is_owned(statement))
+        self.statements
+            .iter()
+            .filter(|statement| is_owned(statement))
     }
 
     pub fn foreign(&self) -> impl Iterator<Item = &Value> {
-        self.statements.iter().filter(|statement| !is_owned(statement))
+        self.statements
+            .iter()
+            .filter(|statement| !is_owned(statement))
     }
 }
 
@@ -94,14 +107,20 @@ pub fn diff_owned(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> Vec
     let mut changes = Vec::new();
     for (sid, statement) in &desired {
         match live_owned.get(sid) {
-            None => changes.push(StatementChange::Add { sid: (*sid).to_owned() }),
-            Some(live) if live != statement => changes.push(StatementChange::Update { sid: (*sid).to_owned() }),
+            None => changes.push(StatementChange::Add {
+                sid: (*sid).to_owned(),
+            }),
+            Some(live) if live != statement => changes.push(StatementChange::Update {
+                sid: (*sid).to_owned(),
+            }),
             Some(_) => {}
         }
     }
     for sid in live_owned.keys() {
         if !desired.contains_key(sid) {
-            changes.push(StatementChange::Remove { sid: (*sid).to_owned() });
+            changes.push(StatementChange::Remove {
+                sid: (*sid).to_owned(),
+            });
         }
     }
     changes
@@ -110,10 +129,16 @@ pub fn diff_owned(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> Vec
 /// The live policy with its owned statements replaced by `desired_owned`. Foreign
 /// statements stay first, in their order and byte for byte; `Version` and `Id` are kept.
 pub fn merge(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> PolicyDocument {
-    let mut statements: Vec<Value> = live.into_iter().flat_map(PolicyDocument::foreign).cloned().collect();
+    let mut statements: Vec<Value> = live
+        .into_iter()
+        .flat_map(PolicyDocument::foreign)
+        .cloned()
+        .collect();
     statements.extend(desired_owned.iter().cloned());
     PolicyDocument {
-        version: live.and_then(|doc| doc.version.clone()).or_else(|| Some(json!("2012-10-17"))),
+        version: live
+            .and_then(|doc| doc.version.clone())
+            .or_else(|| Some(json!("2012-10-17"))),
         id: live.and_then(|doc| doc.id.clone()),
         statements,
     }
@@ -173,7 +198,10 @@ fn string_set(value: &Value) -> Value {
 fn principal(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
-            let normalized: BTreeMap<String, Value> = map.iter().map(|(kind, ids)| (kind.clone(), string_set(ids))).collect();
+            let normalized: BTreeMap<String, Value> = map
+                .iter()
+                .map(|(kind, ids)| (kind.clone(), string_set(ids)))
+                .collect();
             if normalized.len() == 1 && normalized.get("AWS") == Some(&json!(["*"])) {
                 return json!("*");
             }
@@ -233,20 +261,31 @@ mod tests {
             "Sid": "StatebucketListStateBucket"
         });
         assert_eq!(normalize(&owned_statement()), normalize(&reordered));
-        let condition_a = json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": false}}});
-        let condition_b = json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}});
+        let condition_a =
+            json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": false}}});
+        let condition_b =
+            json!({"Sid": "x", "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}});
         assert_eq!(normalize(&condition_a), normalize(&condition_b));
-        assert_eq!(normalize(&json!({"Principal": {"AWS": "*"}})), normalize(&json!({"Principal": "*"})));
+        assert_eq!(
+            normalize(&json!({"Principal": {"AWS": "*"}})),
+            normalize(&json!({"Principal": "*"}))
+        );
     }
 
     #[test]
     fn a_changed_principal_is_a_change() {
         let mut changed = owned_statement();
         changed["Principal"]["AWS"] = json!("arn:aws:iam::123456789012:role/b");
-        let live = PolicyDocument { version: None, id: None, statements: vec![changed] };
+        let live = PolicyDocument {
+            version: None,
+            id: None,
+            statements: vec![changed],
+        };
         assert_eq!(
             diff_owned(Some(&live), &[owned_statement()]),
-            vec![StatementChange::Update { sid: "StatebucketListStateBucket".into() }]
+            vec![StatementChange::Update {
+                sid: "StatebucketListStateBucket".into()
+            }]
         );
     }
 
@@ -254,12 +293,20 @@ mod tests {
     fn diff_reports_added_and_removed_owned_statements_only() {
         let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"});
         let stale = json!({"Sid": "StatebucketOld", "Effect": "Allow"});
-        let live = PolicyDocument { version: None, id: None, statements: vec![foreign, stale] };
+        let live = PolicyDocument {
+            version: None,
+            id: None,
+            statements: vec![foreign, stale],
+        };
         assert_eq!(
             diff_owned(Some(&live), &[owned_statement()]),
             vec![
-                StatementChange::Add { sid: "StatebucketListStateBucket".into() },
-                StatementChange::Remove { sid: "StatebucketOld".into() },
+                StatementChange::Add {
+                    sid: "StatebucketListStateBucket".into()
+                },
+                StatementChange::Remove {
+                    sid: "StatebucketOld".into()
+                },
             ]
         );
         assert_eq!(diff_owned(None, &[]), vec![]);
@@ -275,7 +322,10 @@ mod tests {
         assert_eq!(merged.statements[0], live.statements[0]);
         assert_eq!(merged.statements[1], live.statements[1]);
         assert_eq!(merged.statements[2], owned_statement());
-        assert_eq!(foreign_labels(Some(&live)), vec!["AuditorRead", "statement #2 (no Sid)"]);
+        assert_eq!(
+            foreign_labels(Some(&live)),
+            vec!["AuditorRead", "statement #2 (no Sid)"]
+        );
         let reparsed = PolicyDocument::parse(&merged.to_json()).unwrap();
         assert_eq!(reparsed, merged);
         assert!(diff_owned(Some(&reparsed), &[owned_statement()]).is_empty());

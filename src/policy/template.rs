@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::{DENY_INSECURE_TRANSPORT_SID, OWNED_SID_PREFIX, sid};
 use crate::spec::names::Problem;
-use crate::spec::{AccountId, BucketName, Diagnostic, IamArn, Pos, Region, StateKey, WorkspacePrefix};
+use crate::spec::{
+    AccountId, BucketName, Diagnostic, IamArn, Pos, Region, StateKey, WorkspacePrefix,
+};
 
 pub const BUILTIN_TEMPLATE: &str = include_str!("../../policies/state-access.json");
 pub const BUILTIN_TEMPLATE_NAME: &str = "policies/state-access.json";
@@ -76,7 +78,12 @@ impl PolicyInputs<'_> {
     fn list(&self, name: &str) -> Option<Vec<String>> {
         let arns = |list: &[IamArn]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
         Some(match name {
-            "principals" => self.users.iter().chain(&self.roles).map(ToString::to_string).collect(),
+            "principals" => self
+                .users
+                .iter()
+                .chain(&self.roles)
+                .map(ToString::to_string)
+                .collect(),
             "user_arns" => arns(&self.users),
             "role_arns" => arns(&self.roles),
             _ => return None,
@@ -86,7 +93,11 @@ impl PolicyInputs<'_> {
 
 /// The statements the tool owns for one environment: the template's, filled in, then the
 /// TLS-only deny (see `require_tls`). Errors name the template file, line and column.
-pub fn render_statements(file: &str, template: &str, inputs: &PolicyInputs<'_>) -> Result<Vec<Value>, Vec<Diagnostic>> {
+pub fn render_statements(
+    file: &str,
+    template: &str,
+    inputs: &PolicyInputs<'_>,
+) -> Result<Vec<Value>, Vec<Diagnostic>> {
     let at = |pos: Pos, problem: Problem| Diagnostic::new(file, pos, problem);
     let document: Value = serde_json::from_str(template).map_err(|error| {
         vec![at(
@@ -132,7 +143,12 @@ pub fn render_statements(file: &str, template: &str, inputs: &PolicyInputs<'_>) 
 
     let mut rendered = Vec::with_capacity(statements.len() + 1);
     for statement in statements {
-        rendered.push(substitute(statement, template, inputs, &mut |pos, problem| diagnostics.push(at(pos, problem))));
+        rendered.push(substitute(
+            statement,
+            template,
+            inputs,
+            &mut |pos, problem| diagnostics.push(at(pos, problem)),
+        ));
     }
     if !diagnostics.is_empty() {
         diagnostics.sort_by_key(|d| (d.line, d.column));
@@ -158,10 +174,20 @@ fn deny_insecure_transport(inputs: &PolicyInputs<'_>) -> Value {
     })
 }
 
-fn substitute(value: &Value, template: &str, inputs: &PolicyInputs<'_>, report: &mut impl FnMut(Pos, Problem)) -> Value {
+fn substitute(
+    value: &Value,
+    template: &str,
+    inputs: &PolicyInputs<'_>,
+    report: &mut impl FnMut(Pos, Problem),
+) -> Value {
     match value {
         Value::String(text) => substitute_string(text, template, inputs, report),
-        Value::Array(items) => Value::Array(items.iter().map(|item| substitute(item, template, inputs, report)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| substitute(item, template, inputs, report))
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, value)| (key.clone(), substitute(value, template, inputs, report)))
@@ -171,15 +197,23 @@ fn substitute(value: &Value, template: &str, inputs: &PolicyInputs<'_>, report: 
     }
 }
 
-fn substitute_string(text: &str, template: &str, inputs: &PolicyInputs<'_>, report: &mut impl FnMut(Pos, Problem)) -> Value {
-    if let Some(name) = text.strip_prefix("{{").and_then(|rest| rest.strip_suffix("}}"))
+fn substitute_string(
+    text: &str,
+    template: &str,
+    inputs: &PolicyInputs<'_>,
+    report: &mut impl FnMut(Pos, Problem),
+) -> Value {
+    if let Some(name) = text
+        .strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
         && let Some(list) = inputs.list(name)
     {
         if list.is_empty() {
             report(
                 position_of(template, text),
-                Problem::new(format!("`{{{{{name}}}}}` is empty for this environment"))
-                    .hint("list at least one principal of that kind in `access`, or use `{{principals}}`"),
+                Problem::new(format!("`{{{{{name}}}}}` is empty for this environment")).hint(
+                    "list at least one principal of that kind in `access`, or use `{{principals}}`",
+                ),
             );
         }
         return json!(list);
@@ -200,11 +234,19 @@ fn substitute_string(text: &str, template: &str, inputs: &PolicyInputs<'_>, repo
             Some(value) => out.push_str(&value),
             None if LIST_PLACEHOLDERS.contains(&name) => report(
                 position_of(template, placeholder),
-                Problem::new(format!("`{placeholder}` is a list and must be the whole string"))
-                    .hint(format!("write \"{placeholder}\" on its own, e.g. \"AWS\": \"{placeholder}\"")),
+                Problem::new(format!(
+                    "`{placeholder}` is a list and must be the whole string"
+                ))
+                .hint(format!(
+                    "write \"{placeholder}\" on its own, e.g. \"AWS\": \"{placeholder}\""
+                )),
             ),
             None => {
-                let known: Vec<&str> = SCALAR_PLACEHOLDERS.iter().chain(LIST_PLACEHOLDERS).copied().collect();
+                let known: Vec<&str> = SCALAR_PLACEHOLDERS
+                    .iter()
+                    .chain(LIST_PLACEHOLDERS)
+                    .copied()
+                    .collect();
                 let problem = Problem::new(format!("unknown placeholder `{placeholder}`"));
                 let problem = match crate::spec::names::closest(name, known.iter().copied()) {
                     Some(near) => problem.hint(format!("did you mean `{{{{{near}}}}}`?")),
@@ -226,7 +268,10 @@ fn position_of(text: &str, needle: &str) -> Pos {
     };
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before[before.rfind('\n').map_or(0, |n| n + 1)..].chars().count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |n| n + 1)..]
+        .chars()
+        .count()
+        + 1;
     Pos { line, column }
 }
 
@@ -271,7 +316,8 @@ mod tests {
     #[test]
     fn builtin_template_grants_least_privilege_to_users_and_roles() {
         let fixture = fixture();
-        let statements = render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &inputs(&fixture)).unwrap();
+        let statements =
+            render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &inputs(&fixture)).unwrap();
         let expected = json!([
             {
                 "Sid": "StatebucketListStateBucket",
@@ -311,20 +357,29 @@ mod tests {
         let fixture = fixture();
         let mut plain = inputs(&fixture);
         plain.require_tls = false;
-        let statements = render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &plain).unwrap();
+        let statements =
+            render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &plain).unwrap();
         assert_eq!(statements.len(), 3);
-        assert!(statements.iter().all(|statement| sid(statement) != Some(DENY_INSECURE_TRANSPORT_SID)));
+        assert!(
+            statements
+                .iter()
+                .all(|statement| sid(statement) != Some(DENY_INSECURE_TRANSPORT_SID))
+        );
     }
 
     #[test]
     fn unknown_placeholders_are_located() {
         let fixture = fixture();
         let template = "{\n  \"Statement\": [\n    {\"Sid\": \"StatebucketX\", \"Resource\": \"{{bucket_ar}}/x\"}\n  ]\n}\n";
-        let errors = render_statements("policies/custom.json", template, &inputs(&fixture)).unwrap_err();
+        let errors =
+            render_statements("policies/custom.json", template, &inputs(&fixture)).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!((errors[0].line, errors[0].column), (3, 42));
         assert_eq!(errors[0].message, "unknown placeholder `{{bucket_ar}}`");
-        assert_eq!(errors[0].hint.as_deref(), Some("did you mean `{{bucket_arn}}`?"));
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some("did you mean `{{bucket_arn}}`?")
+        );
     }
 
     #[test]
@@ -334,7 +389,11 @@ mod tests {
         let errors = render_statements("t.json", template, &inputs(&fixture)).unwrap_err();
         let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(messages.len(), 4, "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("does not start with `Statebucket`")));
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("does not start with `Statebucket`"))
+        );
         assert!(messages.iter().any(|m| m.contains("used twice")));
         assert!(messages.iter().any(|m| m.contains("has no Sid")));
         assert!(messages.iter().any(|m| m.contains("reserved")));
@@ -343,12 +402,22 @@ mod tests {
     #[test]
     fn malformed_templates() {
         let fixture = fixture();
-        let broken = render_statements("t.json", "{\n  \"Statement\": [,]\n}", &inputs(&fixture)).unwrap_err();
+        let broken = render_statements("t.json", "{\n  \"Statement\": [,]\n}", &inputs(&fixture))
+            .unwrap_err();
         assert_eq!((broken[0].line, broken[0].column), (2, 17));
-        assert!(broken[0].message.starts_with("the policy template is not valid JSON"));
+        assert!(
+            broken[0]
+                .message
+                .starts_with("the policy template is not valid JSON")
+        );
         let no_statements = render_statements("t.json", "{}", &inputs(&fixture)).unwrap_err();
         assert!(no_statements[0].message.contains("no `Statement` list"));
-        let embedded_list = render_statements("t.json", r#"{"Statement": [{"Sid": "StatebucketA", "Principal": "x{{principals}}"}]}"#, &inputs(&fixture)).unwrap_err();
+        let embedded_list = render_statements(
+            "t.json",
+            r#"{"Statement": [{"Sid": "StatebucketA", "Principal": "x{{principals}}"}]}"#,
+            &inputs(&fixture),
+        )
+        .unwrap_err();
         assert!(embedded_list[0].message.contains("is a list"));
     }
 
@@ -357,7 +426,8 @@ mod tests {
         let fixture = fixture();
         let mut only_users = inputs(&fixture);
         only_users.roles.clear();
-        let template = r#"{"Statement": [{"Sid": "StatebucketA", "Principal": {"AWS": "{{role_arns}}"}}]}"#;
+        let template =
+            r#"{"Statement": [{"Sid": "StatebucketA", "Principal": {"AWS": "{{role_arns}}"}}]}"#;
         let errors = render_statements("t.json", template, &only_users).unwrap_err();
         assert!(errors[0].message.contains("`{{role_arns}}` is empty"));
     }
@@ -370,7 +440,10 @@ mod tests {
         let statements = render_statements("t.json", template, &inputs(&fixture)).unwrap();
         assert_eq!(
             statements[0]["Resource"],
-            json!(["arn:aws:s3:::my-state/*/app/terraform.tfstate", "arn:aws:s3:::my-state/*/app/terraform.tfstate.tflock"])
+            json!([
+                "arn:aws:s3:::my-state/*/app/terraform.tfstate",
+                "arn:aws:s3:::my-state/*/app/terraform.tfstate.tflock"
+            ])
         );
     }
 }

@@ -144,7 +144,9 @@ impl Region {
         if REGIONS.iter().any(|(_, regions)| regions.contains(&text)) {
             return Ok(Region(text.to_owned()));
         }
-        let all = REGIONS.iter().flat_map(|(_, regions)| regions.iter().copied());
+        let all = REGIONS
+            .iter()
+            .flat_map(|(_, regions)| regions.iter().copied());
         let problem = Problem::new(format!("`{text}` is not an AWS region"));
         Err(match closest(text, all) {
             Some(near) => problem.hint(format!("did you mean `{near}`?")),
@@ -183,12 +185,10 @@ impl BucketName {
             } else {
                 "S3 bucket names use lowercase letters, digits, `.` and `-` only"
             };
-            return fail(
-                format!("bucket name `{text}` contains `{bad}`"),
-                hint,
-            );
+            return fail(format!("bucket name `{text}` contains `{bad}`"), hint);
         }
-        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let edge_ok =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         if !edge_ok(text.chars().next()) || !edge_ok(text.chars().last()) {
             return fail(
                 format!("bucket name `{text}` must begin and end with a letter or digit"),
@@ -215,7 +215,14 @@ impl BucketName {
                 );
             }
         }
-        for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3", "-an"] {
+        for suffix in [
+            "-s3alias",
+            "--ol-s3",
+            ".mrap",
+            "--x-s3",
+            "--table-s3",
+            "-an",
+        ] {
             if text.ends_with(suffix) {
                 return fail(
                     format!("bucket name `{text}` ends with `{suffix}`, a suffix S3 reserves"),
@@ -230,9 +237,9 @@ impl BucketName {
 fn looks_like_ipv4(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 4
-        && parts
-            .iter()
-            .all(|part| !part.is_empty() && part.len() <= 3 && part.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().all(|part| {
+            !part.is_empty() && part.len() <= 3 && part.chars().all(|c| c.is_ascii_digit())
+        })
 }
 
 impl AccountId {
@@ -310,8 +317,10 @@ impl WorkspacePrefix {
             .hint("remove the leading or trailing `/` (the default is `env:`)"));
         }
         if text.contains("//") || text.chars().any(char::is_control) || text.len() > 100 {
-            return Err(Problem::new(format!("workspace_key_prefix `{text}` is not a usable S3 path"))
-                .hint("use a short path such as `workspaces`"));
+            return Err(Problem::new(format!(
+                "workspace_key_prefix `{text}` is not a usable S3 path"
+            ))
+            .hint("use a short path such as `workspaces`"));
         }
         Ok(WorkspacePrefix(text.to_owned()))
     }
@@ -368,7 +377,10 @@ pub struct IamArn {
 
 impl IamArn {
     pub fn name(&self) -> &str {
-        self.path_and_name.rsplit('/').next().unwrap_or(&self.path_and_name)
+        self.path_and_name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.path_and_name)
     }
 }
 
@@ -395,14 +407,21 @@ impl PrincipalRef {
         }
         let arn = parse_iam_arn(text)?;
         if arn.kind != expected {
-            let other = if expected == PrincipalKind::User { "roles" } else { "users" };
+            let other = if expected == PrincipalKind::User {
+                "roles"
+            } else {
+                "users"
+            };
             return Err(Problem::new(format!(
                 "`{text}` is an IAM {} ARN, listed among the {expected}s",
                 arn.kind
             ))
             .hint(format!("move it to `access.{other}`")));
         }
-        Ok(PrincipalRef::Arn { kind: expected, arn })
+        Ok(PrincipalRef::Arn {
+            kind: expected,
+            arn,
+        })
     }
 
     pub fn kind(&self) -> PrincipalKind {
@@ -450,12 +469,16 @@ fn parse_iam_arn(text: &str) -> Result<IamArn, Problem> {
         return Err(Problem::new(format!("`{text}` is not a valid ARN")).hint(shape));
     };
     if !PARTITIONS.contains(&partition) {
-        return Err(Problem::new(format!("`{text}` names the unknown partition `{partition}`"))
-            .hint("the partition is `aws`, `aws-cn`, `aws-us-gov` or `aws-eusc`"));
+        return Err(Problem::new(format!(
+            "`{text}` names the unknown partition `{partition}`"
+        ))
+        .hint("the partition is `aws`, `aws-cn`, `aws-us-gov` or `aws-eusc`"));
     }
     if service == "sts" && resource.starts_with("assumed-role/") {
-        return Err(Problem::new(format!("`{text}` is an assumed-role session, not a role"))
-            .hint("list the role itself: `arn:aws:iam::ACCOUNT:role/NAME`"));
+        return Err(
+            Problem::new(format!("`{text}` is an assumed-role session, not a role"))
+                .hint("list the role itself: `arn:aws:iam::ACCOUNT:role/NAME`"),
+        );
     }
     if service != "iam" || !region.is_empty() {
         return Err(Problem::new(format!("`{text}` is not an IAM user or role ARN")).hint(shape));
@@ -468,14 +491,17 @@ fn parse_iam_arn(text: &str) -> Result<IamArn, Problem> {
         Some(("user", rest)) => (PrincipalKind::User, rest),
         Some(("role", rest)) => (PrincipalKind::Role, rest),
         _ => {
-            return Err(Problem::new(format!("`{text}` names neither a user nor a role"))
-                .hint(shape));
+            return Err(
+                Problem::new(format!("`{text}` names neither a user nor a role")).hint(shape),
+            );
         }
     };
     let name = path_and_name.rsplit('/').next().unwrap_or_default();
     IamName::parse(name, kind)?;
     if path_and_name.len() > 512 || path_and_name.contains("//") {
-        return Err(Problem::new(format!("the path in `{text}` is not a valid IAM path")).hint(shape));
+        return Err(
+            Problem::new(format!("the path in `{text}` is not a valid IAM path")).hint(shape),
+        );
     }
     Ok(IamArn {
         partition: partition.to_owned(),
@@ -490,8 +516,10 @@ impl RoleArn {
     pub fn parse(text: &str) -> Result<RoleArn, Problem> {
         let arn = parse_iam_arn(text)?;
         if arn.kind != PrincipalKind::Role {
-            return Err(Problem::new(format!("`{text}` is a user ARN; assume_role needs a role"))
-                .hint("use `arn:aws:iam::ACCOUNT:role/NAME`"));
+            return Err(
+                Problem::new(format!("`{text}` is a user ARN; assume_role needs a role"))
+                    .hint("use `arn:aws:iam::ACCOUNT:role/NAME`"),
+            );
         }
         Ok(RoleArn(text.to_owned()))
     }
@@ -544,7 +572,10 @@ impl KmsKeyRef {
                 KmsAlias::parse(resource)?;
                 return Ok(KmsKeyRef::AliasArn(text.to_owned()));
             }
-            return Err(Problem::new(format!("`{text}` names neither `key/ID` nor `alias/NAME`")).hint(forms));
+            return Err(
+                Problem::new(format!("`{text}` names neither `key/ID` nor `alias/NAME`"))
+                    .hint(forms),
+            );
         }
         Err(Problem::new(format!("`{text}` is not a KMS key reference")).hint(forms))
     }
@@ -589,8 +620,10 @@ impl KmsAlias {
                 .hint("alias names are 1-250 characters of letters, digits, `/`, `_` and `-`"));
         }
         if name.starts_with("aws/") {
-            return Err(Problem::new(format!("`{text}` is reserved for AWS managed keys"))
-                .hint("choose an alias that does not start with `alias/aws/`"));
+            return Err(
+                Problem::new(format!("`{text}` is reserved for AWS managed keys"))
+                    .hint("choose an alias that does not start with `alias/aws/`"),
+            );
         }
         Ok(KmsAlias(text.to_owned()))
     }
@@ -606,7 +639,11 @@ impl EndpointUrl {
             .strip_prefix("http://")
             .or_else(|| text.strip_prefix("https://"));
         match rest {
-            Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && !rest.contains(char::is_whitespace) =>
+            {
                 Ok(EndpointUrl(text.trim_end_matches('/').to_owned()))
             }
             _ => Err(Problem::new(format!("`{text}` is not an endpoint URL"))
@@ -645,13 +682,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in table.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        table[0][j] = j;
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (table[i - 1][j] + 1).min(table[i][j - 1] + 1).min(table[i - 1][j - 1] + cost);
+            let mut best = (table[i - 1][j] + 1)
+                .min(table[i][j - 1] + 1)
+                .min(table[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(table[i - 2][j - 2] + 1);
             }
@@ -667,7 +706,13 @@ mod tests {
 
     #[test]
     fn bucket_names_follow_every_s3_rule() {
-        for good in ["abc", "my-terraform-state-dev", "a.b.c", "1bucket9", &"a".repeat(63)] {
+        for good in [
+            "abc",
+            "my-terraform-state-dev",
+            "a.b.c",
+            "1bucket9",
+            &"a".repeat(63),
+        ] {
             assert!(BucketName::parse(good).is_ok(), "{good} should be valid");
         }
         let cases = [
@@ -701,10 +746,19 @@ mod tests {
     fn regions_are_known_and_typos_get_suggestions() {
         assert_eq!(Region::parse("ap-northeast-1").unwrap().partition(), "aws");
         assert_eq!(Region::parse("cn-north-1").unwrap().partition(), "aws-cn");
-        assert_eq!(Region::parse("us-gov-west-1").unwrap().partition(), "aws-us-gov");
+        assert_eq!(
+            Region::parse("us-gov-west-1").unwrap().partition(),
+            "aws-us-gov"
+        );
         let problem = Region::parse("eu-west1").unwrap_err();
         assert_eq!(problem.hint.as_deref(), Some("did you mean `eu-west-1`?"));
-        assert!(Region::parse("mars-north-1").unwrap_err().hint.unwrap().contains("region code"));
+        assert!(
+            Region::parse("mars-north-1")
+                .unwrap_err()
+                .hint
+                .unwrap()
+                .contains("region code")
+        );
     }
 
     #[test]
@@ -759,9 +813,18 @@ mod tests {
             ("1234abcd", "not a KMS key reference"),
             ("alias/", "not a valid KMS alias"),
             ("alias/aws/s3", "reserved"),
-            ("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "bucket is in"),
-            ("arn:aws:kms:eu-west-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab", "12 digits"),
-            ("arn:aws:s3:eu-west-1:111122223333:key/x", "not a KMS key ARN"),
+            (
+                "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "bucket is in",
+            ),
+            (
+                "arn:aws:kms:eu-west-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "12 digits",
+            ),
+            (
+                "arn:aws:s3:eu-west-1:111122223333:key/x",
+                "not a KMS key ARN",
+            ),
             ("arn:aws:kms:eu-west-1:111122223333:grant/x", "neither"),
         ];
         for (text, expected) in bad {
@@ -778,10 +841,19 @@ mod tests {
             user.resolve("aws", &account).to_string(),
             "arn:aws:iam::123456789012:user/terraform-access"
         );
-        let role = PrincipalRef::parse("arn:aws:iam::210987654321:role/ci/deployer", PrincipalKind::Role).unwrap();
-        assert_eq!(role.resolve("aws", &account).to_string(), "arn:aws:iam::210987654321:role/ci/deployer");
+        let role = PrincipalRef::parse(
+            "arn:aws:iam::210987654321:role/ci/deployer",
+            PrincipalKind::Role,
+        )
+        .unwrap();
+        assert_eq!(
+            role.resolve("aws", &account).to_string(),
+            "arn:aws:iam::210987654321:role/ci/deployer"
+        );
 
-        let misplaced = PrincipalRef::parse("arn:aws:iam::123456789012:role/x", PrincipalKind::User).unwrap_err();
+        let misplaced =
+            PrincipalRef::parse("arn:aws:iam::123456789012:role/x", PrincipalKind::User)
+                .unwrap_err();
         assert_eq!(misplaced.hint.as_deref(), Some("move it to `access.roles`"));
         for bad in [
             "has space",
@@ -792,7 +864,10 @@ mod tests {
             "arn:nope:iam::123456789012:user/x",
             &"n".repeat(65),
         ] {
-            assert!(PrincipalRef::parse(bad, PrincipalKind::User).is_err(), "{bad}");
+            assert!(
+                PrincipalRef::parse(bad, PrincipalKind::User).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -814,14 +889,22 @@ mod tests {
 
     #[test]
     fn endpoints_need_scheme_and_host() {
-        assert_eq!(EndpointUrl::parse("http://127.0.0.1:5000/").unwrap().as_str(), "http://127.0.0.1:5000");
+        assert_eq!(
+            EndpointUrl::parse("http://127.0.0.1:5000/")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:5000"
+        );
         assert!(EndpointUrl::parse("127.0.0.1:5000").is_err());
         assert!(EndpointUrl::parse("http://").is_err());
     }
 
     #[test]
     fn closest_suggests_only_plausible_typos() {
-        assert_eq!(closest("nmae", ["name", "tags", "encryption"]), Some("name"));
+        assert_eq!(
+            closest("nmae", ["name", "tags", "encryption"]),
+            Some("name")
+        );
         assert_eq!(closest("zzzzzz", ["name", "tags"]), None);
     }
 }

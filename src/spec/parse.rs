@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::names::{
-    AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, PrincipalKind,
-    PrincipalRef, Problem, ProfileName, Region, RoleArn, StateKey, WorkspacePrefix, closest,
+    AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, PrincipalKind, PrincipalRef, Problem,
+    ProfileName, Region, RoleArn, StateKey, WorkspacePrefix, closest,
 };
 use super::yaml::{self, Node, Pos, Yaml};
-use super::{AccessSpec, BackendSpec, BucketSpec, Diagnostic, EnvSpec, Encryption, KmsKey, Positions};
+use super::{
+    AccessSpec, BackendSpec, BucketSpec, Diagnostic, Encryption, EnvSpec, KmsKey, Positions,
+};
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
 /// backend.hcl is stored in plain text in `.terraform/terraform.tfstate` and in plan files.
@@ -36,7 +38,8 @@ pub fn parse_spec(source: &str, env: &str, text: &str) -> Result<EnvSpec, Vec<Di
         file: source,
         diagnostics: Vec::new(),
     };
-    let name = EnvName::parse(env).map_err(|problem| vec![Diagnostic::new(source, Pos { line: 1, column: 1 }, problem)])?;
+    let name = EnvName::parse(env)
+        .map_err(|problem| vec![Diagnostic::new(source, Pos { line: 1, column: 1 }, problem)])?;
     let root = yaml::parse(text).map_err(|error| {
         vec![Diagnostic::new(
             source,
@@ -137,12 +140,15 @@ fn is_credential_key(key: &str) -> bool {
 fn looks_like_access_key_id(text: &str) -> bool {
     text.len() == 20
         && (text.starts_with("AKIA") || text.starts_with("ASIA"))
-        && text.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl Walker<'_> {
     fn report(&mut self, pos: Pos, problem: Problem) {
-        self.diagnostics.push(Diagnostic::new(self.file, pos, problem));
+        self.diagnostics
+            .push(Diagnostic::new(self.file, pos, problem));
     }
 
     /// Refuses credentials anywhere in the document, without echoing their values.
@@ -175,11 +181,18 @@ impl Walker<'_> {
 
     fn fields<'n>(&mut self, node: &'n Node, path: &str) -> Option<Fields<'n>> {
         let Yaml::Map(entries) = &node.value else {
-            let what = if path.is_empty() { "the spec".to_owned() } else { format!("`{path}`") };
+            let what = if path.is_empty() {
+                "the spec".to_owned()
+            } else {
+                format!("`{path}`")
+            };
             self.report(
                 node.pos,
-                Problem::new(format!("{what} must be a mapping, found {}", node.value.kind()))
-                    .hint("write `key: value` pairs, indented under their parent"),
+                Problem::new(format!(
+                    "{what} must be a mapping, found {}",
+                    node.value.kind()
+                ))
+                .hint("write `key: value` pairs, indented under their parent"),
             );
             return None;
         };
@@ -207,7 +220,11 @@ impl Walker<'_> {
             if *used || is_credential_key(name) {
                 continue;
             }
-            let place = if fields.path.is_empty() { "at the top level".to_owned() } else { format!("in `{}`", fields.path) };
+            let place = if fields.path.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("in `{}`", fields.path)
+            };
             let problem = Problem::new(format!("unknown key `{name}` {place}"));
             let problem = match closest(name, known.iter().copied()) {
                 Some(near) => problem.hint(format!("did you mean `{near}`?")),
@@ -217,13 +234,19 @@ impl Walker<'_> {
         }
     }
 
-    fn required<'n>(&mut self, fields: &mut Fields<'n>, key: &str, example: &str) -> Option<&'n Node> {
+    fn required<'n>(
+        &mut self,
+        fields: &mut Fields<'n>,
+        key: &str,
+        example: &str,
+    ) -> Option<&'n Node> {
         let node = fields.take(key);
         if node.is_none() {
             let path = fields.child_path(key);
             self.report(
                 fields.pos,
-                Problem::new(format!("missing required key `{path}`")).hint(format!("add `{example}`")),
+                Problem::new(format!("missing required key `{path}`"))
+                    .hint(format!("add `{example}`")),
             );
         }
         node
@@ -235,55 +258,93 @@ impl Walker<'_> {
             Yaml::Number(text) => {
                 self.report(
                     node.pos,
-                    Problem::new(format!("`{path}` must be a string, but YAML reads `{text}` as a number"))
-                        .hint(format!("quote it: \"{text}\"")),
+                    Problem::new(format!(
+                        "`{path}` must be a string, but YAML reads `{text}` as a number"
+                    ))
+                    .hint(format!("quote it: \"{text}\"")),
                 );
                 None
             }
             other => {
-                self.report(node.pos, Problem::new(format!("`{path}` must be a string, found {}", other.kind())));
+                self.report(
+                    node.pos,
+                    Problem::new(format!("`{path}` must be a string, found {}", other.kind())),
+                );
                 None
             }
         }
     }
 
     /// Parses a string field with a name type's rules.
-    fn typed<T>(&mut self, node: &Node, path: &str, parse: impl FnOnce(&str) -> Result<T, Problem>) -> Option<T> {
+    fn typed<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
         let text = self.string(node, path)?;
-        parse(text).map_err(|problem| self.report(node.pos, problem)).ok()
+        parse(text)
+            .map_err(|problem| self.report(node.pos, problem))
+            .ok()
     }
 
     fn env_spec(&mut self, root: &Node, name: EnvName, source: &str) -> Option<EnvSpec> {
         if root.value == Yaml::Null {
             self.report(
                 root.pos,
-                Problem::new("the spec is empty").hint("start from environments/dev.yaml in the statebucket README"),
+                Problem::new("the spec is empty")
+                    .hint("start from environments/dev.yaml in the statebucket README"),
             );
             return None;
         }
         let mut top = self.fields(root, "")?;
         let region_node = self.required(&mut top, "region", "region: eu-west-1");
         let region = region_node.and_then(|node| self.typed(node, "region", Region::parse));
-        let account_id = top.take("account_id").and_then(|node| self.account_id(node));
+        let account_id = top
+            .take("account_id")
+            .and_then(|node| self.account_id(node));
         let profile = self
-            .required(&mut top, "profile", "profile: terraform  # the AWS profile Terraform's backend uses")
+            .required(
+                &mut top,
+                "profile",
+                "profile: terraform  # the AWS profile Terraform's backend uses",
+            )
             .and_then(|node| self.typed(node, "profile", ProfileName::parse));
         let bootstrap_profile = top
             .take("bootstrap_profile")
             .map(|node| self.typed(node, "bootstrap_profile", ProfileName::parse));
-        let endpoint = top.take("endpoint").map(|node| self.typed(node, "endpoint", EndpointUrl::parse));
+        let endpoint = top
+            .take("endpoint")
+            .map(|node| self.typed(node, "endpoint", EndpointUrl::parse));
         let bucket = self
             .required(&mut top, "bucket", "bucket: { name: my-org-tfstate-dev }")
             .and_then(|node| self.bucket(node, region.as_ref()));
         let access = self
-            .required(&mut top, "access", "access: { users: [terraform], roles: [terraform-ci] }")
+            .required(
+                &mut top,
+                "access",
+                "access: { users: [terraform], roles: [terraform-ci] }",
+            )
             .and_then(|node| self.access(node));
         let backend = self
-            .required(&mut top, "backend", "backend: { key: app/terraform.tfstate }")
+            .required(
+                &mut top,
+                "backend",
+                "backend: { key: app/terraform.tfstate }",
+            )
             .and_then(|node| self.backend(node, &name, source));
         self.finish(
             top,
-            &["region", "account_id", "profile", "bootstrap_profile", "endpoint", "bucket", "access", "backend"],
+            &[
+                "region",
+                "account_id",
+                "profile",
+                "bootstrap_profile",
+                "endpoint",
+                "bucket",
+                "access",
+                "backend",
+            ],
         );
         let (bucket, bucket_name_pos) = bucket?;
         let (backend, backend_key, backend_file) = backend?;
@@ -313,8 +374,11 @@ impl Walker<'_> {
             other => {
                 self.report(
                     node.pos,
-                    Problem::new(format!("`account_id` must be 12 digits, found {}", other.kind()))
-                        .hint("write it quoted: account_id: \"123456789012\""),
+                    Problem::new(format!(
+                        "`account_id` must be 12 digits, found {}",
+                        other.kind()
+                    ))
+                    .hint("write it quoted: account_id: \"123456789012\""),
                 );
                 return None;
             }
@@ -355,30 +419,46 @@ impl Walker<'_> {
         let forms = "write `encryption: aes256`, or `encryption: { kms_key: alias/terraform-state, create_key: true }`";
         match &node.value {
             Yaml::String(text) if text.eq_ignore_ascii_case("aes256") => Some(Encryption::Aes256),
-            Yaml::String(text) if text.eq_ignore_ascii_case("kms") || text.eq_ignore_ascii_case("aws:kms") => {
-                self.report(node.pos, Problem::new("KMS encryption needs a key").hint(forms));
+            Yaml::String(text)
+                if text.eq_ignore_ascii_case("kms") || text.eq_ignore_ascii_case("aws:kms") =>
+            {
+                self.report(
+                    node.pos,
+                    Problem::new("KMS encryption needs a key").hint(forms),
+                );
                 None
             }
             Yaml::Map(_) => {
                 let mut fields = self.fields(node, "bucket.encryption")?;
-                let key_node = self.required(&mut fields, "kms_key", "kms_key: alias/terraform-state");
+                let key_node =
+                    self.required(&mut fields, "kms_key", "kms_key: alias/terraform-state");
                 let create_key = match fields.take("create_key") {
                     None => Some(false),
-                    Some(Node { value: Yaml::Bool(value), .. }) => Some(*value),
+                    Some(Node {
+                        value: Yaml::Bool(value),
+                        ..
+                    }) => Some(*value),
                     Some(other) => {
                         self.report(
                             other.pos,
-                            Problem::new(format!("`create_key` must be true or false, found {}", other.value.kind())),
+                            Problem::new(format!(
+                                "`create_key` must be true or false, found {}",
+                                other.value.kind()
+                            )),
                         );
                         None
                     }
                 };
                 self.finish(fields, &["kms_key", "create_key"]);
                 let key_node = key_node?;
-                let reference = self.typed(key_node, "bucket.encryption.kms_key", |text| KmsKeyRef::parse(text, region))?;
+                let reference = self.typed(key_node, "bucket.encryption.kms_key", |text| {
+                    KmsKeyRef::parse(text, region)
+                })?;
                 match (reference, create_key?) {
                     (reference, false) => Some(Encryption::Kms(KmsKey::Existing(reference))),
-                    (KmsKeyRef::Alias(alias), true) => Some(Encryption::Kms(KmsKey::Managed(alias))),
+                    (KmsKeyRef::Alias(alias), true) => {
+                        Some(Encryption::Kms(KmsKey::Managed(alias)))
+                    }
                     (reference, true) => {
                         self.report(
                             key_node.pos,
@@ -390,11 +470,21 @@ impl Walker<'_> {
                 }
             }
             Yaml::String(text) => {
-                self.report(node.pos, Problem::new(format!("unknown encryption `{text}`")).hint(forms));
+                self.report(
+                    node.pos,
+                    Problem::new(format!("unknown encryption `{text}`")).hint(forms),
+                );
                 None
             }
             other => {
-                self.report(node.pos, Problem::new(format!("`bucket.encryption` must be `aes256` or a mapping, found {}", other.kind())).hint(forms));
+                self.report(
+                    node.pos,
+                    Problem::new(format!(
+                        "`bucket.encryption` must be `aes256` or a mapping, found {}",
+                        other.kind()
+                    ))
+                    .hint(forms),
+                );
                 None
             }
         }
@@ -406,11 +496,20 @@ impl Walker<'_> {
         let mut tags = BTreeMap::new();
         let mut ok = true;
         if fields.entries.len() > 50 {
-            self.report(node.pos, Problem::new(format!("{} tags given; S3 allows at most 50 per bucket", fields.entries.len())));
+            self.report(
+                node.pos,
+                Problem::new(format!(
+                    "{} tags given; S3 allows at most 50 per bucket",
+                    fields.entries.len()
+                )),
+            );
             ok = false;
         }
         for (key, key_node, value_node) in &fields.entries {
-            if key.is_empty() || key.chars().count() > 128 || key.to_ascii_lowercase().starts_with("aws:") {
+            if key.is_empty()
+                || key.chars().count() > 128
+                || key.to_ascii_lowercase().starts_with("aws:")
+            {
                 self.report(
                     key_node.pos,
                     Problem::new(format!("tag key `{key}` is not allowed"))
@@ -423,13 +522,24 @@ impl Walker<'_> {
                 Yaml::String(text) | Yaml::Number(text) => text.clone(),
                 Yaml::Bool(flag) => flag.to_string(),
                 other => {
-                    self.report(value_node.pos, Problem::new(format!("tag `{key}` must have a string value, found {}", other.kind())));
+                    self.report(
+                        value_node.pos,
+                        Problem::new(format!(
+                            "tag `{key}` must have a string value, found {}",
+                            other.kind()
+                        )),
+                    );
                     ok = false;
                     continue;
                 }
             };
             if value.chars().count() > 256 {
-                self.report(value_node.pos, Problem::new(format!("the value of tag `{key}` is longer than 256 characters")));
+                self.report(
+                    value_node.pos,
+                    Problem::new(format!(
+                        "the value of tag `{key}` is longer than 256 characters"
+                    )),
+                );
                 ok = false;
                 continue;
             }
@@ -440,11 +550,17 @@ impl Walker<'_> {
 
     fn access(&mut self, node: &Node) -> Option<AccessSpec> {
         let mut fields = self.fields(node, "access")?;
-        let users = fields.take("users").map(|node| self.principals(node, "access.users", PrincipalKind::User));
-        let roles = fields.take("roles").map(|node| self.principals(node, "access.roles", PrincipalKind::Role));
-        let template = fields
-            .take("policy_template")
-            .map(|node| self.typed(node, "access.policy_template", |text| relative_path(text, &[".json"])));
+        let users = fields
+            .take("users")
+            .map(|node| self.principals(node, "access.users", PrincipalKind::User));
+        let roles = fields
+            .take("roles")
+            .map(|node| self.principals(node, "access.roles", PrincipalKind::Role));
+        let template = fields.take("policy_template").map(|node| {
+            self.typed(node, "access.policy_template", |text| {
+                relative_path(text, &[".json"])
+            })
+        });
         self.finish(fields, &["users", "roles", "policy_template"]);
         let users = users.unwrap_or(Some(Vec::new()))?;
         let roles = roles.unwrap_or(Some(Vec::new()))?;
@@ -464,13 +580,22 @@ impl Walker<'_> {
         })
     }
 
-    fn principals(&mut self, node: &Node, path: &str, kind: PrincipalKind) -> Option<Vec<PrincipalRef>> {
+    fn principals(
+        &mut self,
+        node: &Node,
+        path: &str,
+        kind: PrincipalKind,
+    ) -> Option<Vec<PrincipalRef>> {
         let items: &[Node] = match &node.value {
             Yaml::Seq(items) => items,
             Yaml::String(_) => std::slice::from_ref(node),
             Yaml::Null => &[],
             other => {
-                self.report(node.pos, Problem::new(format!("`{path}` must be a list, found {}", other.kind())).hint(format!("write `{path}: [name-or-arn, …]`")));
+                self.report(
+                    node.pos,
+                    Problem::new(format!("`{path}` must be a list, found {}", other.kind()))
+                        .hint(format!("write `{path}: [name-or-arn, …]`")),
+                );
                 return None;
             }
         };
@@ -479,7 +604,11 @@ impl Walker<'_> {
         for item in items {
             match self.typed(item, path, |text| PrincipalRef::parse(text, kind)) {
                 Some(principal) if principals.contains(&principal) => {
-                    self.report(item.pos, Problem::new(format!("`{principal}` is listed twice in `{path}`")).hint("remove the duplicate"));
+                    self.report(
+                        item.pos,
+                        Problem::new(format!("`{principal}` is listed twice in `{path}`"))
+                            .hint("remove the duplicate"),
+                    );
                     ok = false;
                 }
                 Some(principal) => principals.push(principal),
@@ -489,13 +618,20 @@ impl Walker<'_> {
         ok.then_some(principals)
     }
 
-    fn backend(&mut self, node: &Node, env: &EnvName, source: &str) -> Option<(BackendSpec, Pos, Pos)> {
+    fn backend(
+        &mut self,
+        node: &Node,
+        env: &EnvName,
+        source: &str,
+    ) -> Option<(BackendSpec, Pos, Pos)> {
         let mut fields = self.fields(node, "backend")?;
         let key_node = self.required(&mut fields, "key", "key: app/terraform.tfstate");
         let key = key_node.and_then(|node| self.typed(node, "backend.key", StateKey::parse));
         let file_node = fields.take("file");
         let file = match file_node {
-            Some(node) => self.typed(node, "backend.file", |text| relative_path(text, &[".hcl", ".tfbackend"])),
+            Some(node) => self.typed(node, "backend.file", |text| {
+                relative_path(text, &[".hcl", ".tfbackend"])
+            }),
             None => Some(default_backend_file(source, env)),
         };
         let prefix = fields
@@ -504,7 +640,10 @@ impl Walker<'_> {
         let assume_role = fields
             .take("assume_role")
             .map(|node| self.typed(node, "backend.assume_role", RoleArn::parse));
-        self.finish(fields, &["key", "file", "workspace_key_prefix", "assume_role"]);
+        self.finish(
+            fields,
+            &["key", "file", "workspace_key_prefix", "assume_role"],
+        );
         Some((
             BackendSpec {
                 key: key?,
@@ -529,18 +668,34 @@ fn default_backend_file(source: &str, env: &EnvName) -> String {
 /// A path under the project root. `terraform init -backend-config=PATH` reads a path that
 /// contains `=` as KEY=VALUE, so `=` is refused too.
 fn relative_path(text: &str, extensions: &[&str]) -> Result<String, Problem> {
-    let hint = format!("use a relative path under the project root ending in {}", extensions.join(" or "));
+    let hint = format!(
+        "use a relative path under the project root ending in {}",
+        extensions.join(" or ")
+    );
     if text.is_empty() || text.starts_with('/') || text.split('/').any(|part| part == "..") {
-        return Err(Problem::new(format!("`{text}` is not a relative path inside the project")).hint(hint));
+        return Err(Problem::new(format!(
+            "`{text}` is not a relative path inside the project"
+        ))
+        .hint(hint));
     }
     if text.contains('=') {
-        return Err(Problem::new(format!("`{text}` contains `=`, which `terraform init -backend-config=` reads as KEY=VALUE")).hint(hint));
+        return Err(Problem::new(format!(
+            "`{text}` contains `=`, which `terraform init -backend-config=` reads as KEY=VALUE"
+        ))
+        .hint(hint));
     }
     if text.chars().any(char::is_control) || text.contains('\\') {
-        return Err(Problem::new(format!("`{text}` contains a control character or backslash")).hint(hint));
+        return Err(Problem::new(format!(
+            "`{text}` contains a control character or backslash"
+        ))
+        .hint(hint));
     }
     if !extensions.iter().any(|extension| text.ends_with(extension)) {
-        return Err(Problem::new(format!("`{text}` does not end in {}", extensions.join(" or "))).hint(hint));
+        return Err(Problem::new(format!(
+            "`{text}` does not end in {}",
+            extensions.join(" or ")
+        ))
+        .hint(hint));
     }
     Ok(text.to_owned())
 }
@@ -586,7 +741,10 @@ backend:
         assert_eq!(spec.region.as_str(), "ap-northeast-1");
         assert_eq!(spec.account_id.unwrap().as_str(), "123456789012");
         assert_eq!(spec.bucket.encryption, Encryption::Aes256);
-        assert_eq!(spec.bucket.tags.get("team").map(String::as_str), Some("platform"));
+        assert_eq!(
+            spec.bucket.tags.get("team").map(String::as_str),
+            Some("platform")
+        );
         assert_eq!(spec.access.principals.len(), 2);
         assert_eq!(spec.access.principals[1].kind(), PrincipalKind::Role);
         assert_eq!(spec.backend.file, "environments/dev/backend.hcl");
@@ -612,7 +770,10 @@ backend:
 
     #[test]
     fn unknown_keys_get_suggestions() {
-        let diagnostic = one_error(&DEV.replace("  name:", "  nmae:").replace("bucket:\n", "bucket:\n  name: my-terraform-state-dev\n"));
+        let diagnostic = one_error(
+            &DEV.replace("  name:", "  nmae:")
+                .replace("bucket:\n", "bucket:\n  name: my-terraform-state-dev\n"),
+        );
         assert_eq!(diagnostic.message, "unknown key `nmae` in `bucket`");
         assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `name`?"));
     }
@@ -626,13 +787,18 @@ backend:
 
     #[test]
     fn credentials_are_refused_without_echoing_them() {
-        let text = format!("{DEV}secret_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\naccess_key: AKIAIOSFODNN7EXAMPLE\n");
+        let text = format!(
+            "{DEV}secret_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\naccess_key: AKIAIOSFODNN7EXAMPLE\n"
+        );
         let diagnostics = parse_spec("environments/x.yaml", "x", &text).unwrap_err();
         assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
         for diagnostic in &diagnostics {
             let shown = diagnostic.to_string();
             assert!(shown.contains("must not contain credentials"), "{shown}");
-            assert!(!shown.contains("wJalr") && !shown.contains("AKIAIOSFODNN7EXAMPLE"), "{shown}");
+            assert!(
+                !shown.contains("wJalr") && !shown.contains("AKIAIOSFODNN7EXAMPLE"),
+                "{shown}"
+            );
         }
         let nested = one_error(&DEV.replace("  key: eks", "  token: abc\n  key: eks"));
         assert!(nested.message.starts_with("`token` holds a credential"));
@@ -642,12 +808,24 @@ backend:
 
     #[test]
     fn encryption_forms() {
-        let kms = DEV.replace("encryption: aes256", "encryption: { kms_key: alias/tf-state, create_key: true }");
+        let kms = DEV.replace(
+            "encryption: aes256",
+            "encryption: { kms_key: alias/tf-state, create_key: true }",
+        );
         let spec = parse_spec("e/x.yaml", "x", &kms).unwrap();
-        assert!(matches!(spec.bucket.encryption, Encryption::Kms(KmsKey::Managed(_))));
-        let existing = DEV.replace("encryption: aes256", "encryption: { kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }");
         assert!(matches!(
-            parse_spec("e/x.yaml", "x", &existing).unwrap().bucket.encryption,
+            spec.bucket.encryption,
+            Encryption::Kms(KmsKey::Managed(_))
+        ));
+        let existing = DEV.replace(
+            "encryption: aes256",
+            "encryption: { kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }",
+        );
+        assert!(matches!(
+            parse_spec("e/x.yaml", "x", &existing)
+                .unwrap()
+                .bucket
+                .encryption,
             Encryption::Kms(KmsKey::Existing(KmsKeyRef::KeyId(_)))
         ));
         let create_by_id = one_error(&DEV.replace(
@@ -655,9 +833,24 @@ backend:
             "encryption: { kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab, create_key: true }",
         ));
         assert!(create_by_id.message.contains("needs an alias"));
-        assert!(one_error(&DEV.replace("encryption: aes256", "encryption: kms")).message.contains("needs a key"));
-        assert!(one_error(&DEV.replace("encryption: aes256", "encryption: des")).message.contains("unknown encryption"));
-        assert!(one_error(&DEV.replace("encryption: aes256", "encryption: { kms_key: alias/x, create_key: \"yes\" }")).message.contains("true or false"));
+        assert!(
+            one_error(&DEV.replace("encryption: aes256", "encryption: kms"))
+                .message
+                .contains("needs a key")
+        );
+        assert!(
+            one_error(&DEV.replace("encryption: aes256", "encryption: des"))
+                .message
+                .contains("unknown encryption")
+        );
+        assert!(
+            one_error(&DEV.replace(
+                "encryption: aes256",
+                "encryption: { kms_key: alias/x, create_key: \"yes\" }"
+            ))
+            .message
+            .contains("true or false")
+        );
     }
 
     #[test]
@@ -671,20 +864,39 @@ backend:
 
     #[test]
     fn principals_must_be_in_the_right_list_and_unique() {
-        let misplaced = one_error(&DEV.replace("[terraform-access]", "[\"arn:aws:iam::123456789012:role/x\"]"));
+        let misplaced = one_error(&DEV.replace(
+            "[terraform-access]",
+            "[\"arn:aws:iam::123456789012:role/x\"]",
+        ));
         assert_eq!(misplaced.hint.as_deref(), Some("move it to `access.roles`"));
         assert_eq!((misplaced.line, misplaced.column), (9, 11));
         let twice = one_error(&DEV.replace("[terraform-access]", "[a, a]"));
         assert!(twice.message.contains("listed twice"));
-        let none = one_error(&DEV.replace("  users: [terraform-access]\n  roles: [terraform-access-role]\n", "  users: []\n"));
+        let none = one_error(&DEV.replace(
+            "  users: [terraform-access]\n  roles: [terraform-access-role]\n",
+            "  users: []\n",
+        ));
         assert!(none.message.contains("no users and no roles"));
-        let single = parse_spec("e/x.yaml", "x", &DEV.replace("[terraform-access]", "terraform-access")).unwrap();
-        assert!(matches!(single.access.principals[0], PrincipalRef::Name { .. }));
+        let single = parse_spec(
+            "e/x.yaml",
+            "x",
+            &DEV.replace("[terraform-access]", "terraform-access"),
+        )
+        .unwrap();
+        assert!(matches!(
+            single.access.principals[0],
+            PrincipalRef::Name { .. }
+        ));
     }
 
     #[test]
     fn backend_file_rules() {
-        let default = parse_spec("environments/dev.yaml", "dev", &DEV.replace("  file: environments/dev/backend.hcl\n", "")).unwrap();
+        let default = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &DEV.replace("  file: environments/dev/backend.hcl\n", ""),
+        )
+        .unwrap();
         assert_eq!(default.backend.file, "environments/dev/backend.hcl");
         for (file, expected) in [
             ("/etc/backend.hcl", "not a relative path"),
@@ -693,9 +905,19 @@ backend:
             ("backend.txt", "does not end in"),
         ] {
             let diagnostic = one_error(&DEV.replace("environments/dev/backend.hcl", file));
-            assert!(diagnostic.message.contains(expected), "{file}: {diagnostic:?}");
+            assert!(
+                diagnostic.message.contains(expected),
+                "{file}: {diagnostic:?}"
+            );
         }
-        assert!(parse_spec("e/x.yaml", "x", &DEV.replace("environments/dev/backend.hcl", "dev.s3.tfbackend")).is_ok());
+        assert!(
+            parse_spec(
+                "e/x.yaml",
+                "x",
+                &DEV.replace("environments/dev/backend.hcl", "dev.s3.tfbackend")
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -708,7 +930,11 @@ backend:
     #[test]
     fn shape_errors() {
         assert!(one_error("").message.contains("empty"));
-        assert!(one_error("- a\n- b\n").message.contains("must be a mapping"));
+        assert!(
+            one_error("- a\n- b\n")
+                .message
+                .contains("must be a mapping")
+        );
         assert!(one_error(&DEV.replace("bucket:\n  name: my-terraform-state-dev\n  encryption: aes256\n  tags: { team: platform }\n", "bucket: 3\n")).message.contains("`bucket` must be a mapping"));
         assert!(one_error("a: [").message.starts_with("invalid YAML"));
         let tags = one_error(&DEV.replace("{ team: platform }", "{ \"aws:x\": y }"));
@@ -717,14 +943,29 @@ backend:
 
     #[test]
     fn other_fields_are_validated() {
-        assert!(one_error(&DEV.replace("profile: terraform", "profile: \"two words\"")).message.contains("profile name"));
+        assert!(
+            one_error(&DEV.replace("profile: terraform", "profile: \"two words\""))
+                .message
+                .contains("profile name")
+        );
         let endpoint = format!("{DEV}endpoint: localhost:5000\n");
         assert!(one_error(&endpoint).message.contains("endpoint URL"));
         let prefix = DEV.replace("  key: eks", "  workspace_key_prefix: /ws\n  key: eks");
         assert!(one_error(&prefix).message.contains("workspace_key_prefix"));
-        let role = DEV.replace("  key: eks", "  assume_role: arn:aws:iam::123456789012:user/x\n  key: eks");
-        assert!(one_error(&role).message.contains("assume_role needs a role"));
-        assert!(one_error(&DEV.replace("eks-cluster/terraform.tfstate", "/abs.tfstate")).message.contains("starts or ends"));
+        let role = DEV.replace(
+            "  key: eks",
+            "  assume_role: arn:aws:iam::123456789012:user/x\n  key: eks",
+        );
+        assert!(
+            one_error(&role)
+                .message
+                .contains("assume_role needs a role")
+        );
+        assert!(
+            one_error(&DEV.replace("eks-cluster/terraform.tfstate", "/abs.tfstate"))
+                .message
+                .contains("starts or ends")
+        );
         assert!(errors(&DEV.replace("  name: my-terraform-state-dev", "  name: ab")).len() == 1);
         let bad_env = parse_spec("e/x y.yaml", "x y", DEV).unwrap_err();
         assert!(bad_env[0].message.contains("environment name"));
@@ -733,16 +974,35 @@ backend:
     #[test]
     fn two_environments_on_one_state_object_is_an_error() {
         let dev = parse_spec("environments/dev.yaml", "dev", DEV).unwrap();
-        let copy = parse_spec("environments/copy.yaml", "copy", &DEV.replace("environments/dev/backend.hcl", "environments/copy/backend.hcl")).unwrap();
+        let copy = parse_spec(
+            "environments/copy.yaml",
+            "copy",
+            &DEV.replace(
+                "environments/dev/backend.hcl",
+                "environments/copy/backend.hcl",
+            ),
+        )
+        .unwrap();
         let diagnostics = check_across_environments(&[dev.clone(), copy]);
         assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
         assert_eq!(diagnostics[0].file, "environments/copy.yaml");
         assert_eq!((diagnostics[0].line, diagnostics[0].column), (12, 8));
-        assert!(diagnostics[0].message.contains("both keep their state in s3://my-terraform-state-dev/eks-cluster/terraform.tfstate"));
+        assert!(diagnostics[0].message.contains(
+            "both keep their state in s3://my-terraform-state-dev/eks-cluster/terraform.tfstate"
+        ));
 
-        let same_file = parse_spec("environments/b.yaml", "b", &DEV.replace("eks-cluster/", "other/")).unwrap();
+        let same_file = parse_spec(
+            "environments/b.yaml",
+            "b",
+            &DEV.replace("eks-cluster/", "other/"),
+        )
+        .unwrap();
         let diagnostics = check_across_environments(&[dev, same_file]);
         assert_eq!(diagnostics.len(), 1);
-        assert!(diagnostics[0].message.contains("both write `environments/dev/backend.hcl`"));
+        assert!(
+            diagnostics[0]
+                .message
+                .contains("both write `environments/dev/backend.hcl`")
+        );
     }
 }

@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn scalars_keep_their_kind() {
         let root = parse("a: 123456789012\nb: \"123\"\nc: true\nd: 0123\ne:\nf: yes\n").unwrap();
-        let values: Vec<_> = map_entries(&root).iter().map(|(_, v)| v.value.clone()).collect();
+        let values: Vec<_> = map_entries(&root)
+            .iter()
+            .map(|(_, v)| v.value.clone())
+            .collect();
         assert_eq!(
             values,
             vec![
@@ -286,7 +289,9 @@ mod tests {
     fn deep_nesting_is_refused() {
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(parse(&text).is_err());
-        let block: String = (0..200).map(|depth| format!("{}k:\n", "  ".repeat(depth))).collect();
+        let block: String = (0..200)
+            .map(|depth| format!("{}k:\n", "  ".repeat(depth)))
+            .collect();
         assert!(parse(&block).is_err());
     }
 

@@ -28,7 +28,11 @@ fn validate_reports_every_problem_with_line_and_column() {
         "3 problems in 1 file; nothing was sent to AWS",
     ];
     for line in expected {
-        assert!(run.stderr.contains(line), "missing {line:?} in:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(line),
+            "missing {line:?} in:\n{}",
+            run.stderr
+        );
     }
     assert_eq!(run.stdout, "");
 }
@@ -52,17 +56,26 @@ fn validate_json_lists_diagnostics() {
 fn the_shipped_examples_are_valid_and_render_byte_identically() {
     let project = Project::new();
     for example in ["dev", "prod"] {
-        let text = std::fs::read_to_string(crate::support::manifest_dir().join(format!("environments/{example}.yaml"))).unwrap();
+        let text = std::fs::read_to_string(
+            crate::support::manifest_dir().join(format!("environments/{example}.yaml")),
+        )
+        .unwrap();
         project.spec(example, &text);
     }
     project.statebucket(&["validate"]).expect_code(0);
     let first = project.statebucket(&["render"]);
     first.expect_code(0);
-    assert_eq!(first.stdout, "wrote environments/dev/backend.hcl\nwrote environments/prod/backend.hcl\n");
+    assert_eq!(
+        first.stdout,
+        "wrote environments/dev/backend.hcl\nwrote environments/prod/backend.hcl\n"
+    );
     let dev = project.read("environments/dev/backend.hcl");
     let prod = project.read("environments/prod/backend.hcl");
     let second = project.statebucket(&["render"]);
-    assert_eq!(second.stdout, "unchanged environments/dev/backend.hcl\nunchanged environments/prod/backend.hcl\n");
+    assert_eq!(
+        second.stdout,
+        "unchanged environments/dev/backend.hcl\nunchanged environments/prod/backend.hcl\n"
+    );
     assert_eq!(project.read("environments/dev/backend.hcl"), dev);
     assert_eq!(project.read("environments/prod/backend.hcl"), prod);
     let stdout = project.statebucket(&["render", "--stdout"]);
@@ -84,7 +97,10 @@ fn policy_prints_the_document_for_users_and_roles() {
     let principals = &statements[0]["Principal"]["AWS"];
     assert_eq!(
         principals,
-        &serde_json::json!(["arn:aws:iam::123456789012:user/terraform-access", "arn:aws:iam::123456789012:role/terraform-access-role"])
+        &serde_json::json!([
+            "arn:aws:iam::123456789012:user/terraform-access",
+            "arn:aws:iam::123456789012:role/terraform-access-role"
+        ])
     );
     assert_eq!(statements[3]["Sid"], "StatebucketDenyInsecureTransport");
 }
@@ -92,7 +108,10 @@ fn policy_prints_the_document_for_users_and_roles() {
 #[test]
 fn a_bad_template_is_located_and_refused() {
     let project = Project::new();
-    let spec = spec_yaml("template-bucket", "eu-west-1", "aes256").replace("access:\n", "access:\n  policy_template: policies/custom.json\n");
+    let spec = spec_yaml("template-bucket", "eu-west-1", "aes256").replace(
+        "access:\n",
+        "access:\n  policy_template: policies/custom.json\n",
+    );
     project.spec("dev", &spec);
     project.write("policies/custom.json", "{\n  \"Statement\": [\n    {\"Sid\": \"StatebucketX\", \"Resource\": \"{{bucket_arm}}\"}\n  ]\n}\n");
     let run = project.statebucket(&["validate"]);
@@ -120,14 +139,28 @@ fn bad_input_changes_nothing_in_aws() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
     let bucket = unique("bad-input");
-    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace("profile: terraform", "profile: terraform\nsecret_key: hunter2hunter2");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
+        "profile: terraform",
+        "profile: terraform\nsecret_key: hunter2hunter2",
+    );
     project.spec("dev", &spec);
     let run = project.statebucket(&["apply", "--auto-approve"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("`secret_key` holds a credential"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`secret_key` holds a credential"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
     let exists = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        project.s3("eu-west-1").await.head_bucket().bucket(&bucket).send().await.is_ok()
+        project
+            .s3("eu-west-1")
+            .await
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok()
     });
     assert!(!exists, "a bad spec must not create the bucket");
 }
@@ -137,10 +170,21 @@ fn no_specs_is_a_clear_error() {
     let project = Project::new();
     let run = project.statebucket(&["plan"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("no spec files (*.yaml) in `environments/`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("no spec files (*.yaml) in `environments/`"),
+        "{}",
+        run.stderr
+    );
     let missing = project.statebucket(&["validate", "nope"]);
     missing.expect_code(1);
-    assert!(missing.stderr.contains("environments/nope.yaml:1:1: error: cannot read the file"), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("environments/nope.yaml:1:1: error: cannot read the file"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -149,5 +193,8 @@ fn help_shows_examples_and_exit_codes() {
     let run = project.statebucket(&["--help"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Examples:"));
-    assert!(run.stdout.contains("Exit codes: 0 success / in sync, 1 error, 2 changes present"));
+    assert!(
+        run.stdout
+            .contains("Exit codes: 0 success / in sync, 1 error, 2 changes present")
+    );
 }

@@ -1,16 +1,18 @@
 //! plan / apply / check against a real S3, KMS and STS API (moto).
 
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 use serde_json::{Value, json};
 
 use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, spec_yaml, unique};
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new().expect("runtime").block_on(future)
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(future)
 }
 
 fn kms_encryption(alias: &str) -> String {
@@ -18,11 +20,21 @@ fn kms_encryption(alias: &str) -> String {
 }
 
 fn statuses(document: &Value) -> Vec<String> {
-    document["environments"].as_array().unwrap().iter().map(|env| env["status"].as_str().unwrap().to_owned()).collect()
+    document["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|env| env["status"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn change_kinds(env: &Value) -> Vec<String> {
-    env["changes"].as_array().unwrap().iter().map(|change| change["change"].as_str().unwrap().to_owned()).collect()
+    env["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["change"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -33,7 +45,10 @@ fn apply_from_nothing_converges_and_a_second_apply_writes_nothing() {
     let prod_bucket = unique("converge-prod");
     let alias = format!("alias/{}", unique("state"));
     project.spec("dev", &spec_yaml(&dev_bucket, "ap-northeast-1", "aes256"));
-    project.spec("prod", &spec_yaml(&prod_bucket, "eu-west-1", &kms_encryption(&alias)).replace("app/", "prod/"));
+    project.spec(
+        "prod",
+        &spec_yaml(&prod_bucket, "eu-west-1", &kms_encryption(&alias)).replace("app/", "prod/"),
+    );
 
     let plan = project.statebucket(&["plan", "--detailed-exitcode", "--output", "json"]);
     plan.expect_code(2);
@@ -43,30 +58,71 @@ fn apply_from_nothing_converges_and_a_second_apply_writes_nothing() {
     first.expect_code(0);
     let document = first.json();
     assert_eq!(statuses(&document), vec!["applied", "applied"]);
-    assert_eq!(change_kinds(&document["environments"][1])[0], "create_kms_key");
+    assert_eq!(
+        change_kinds(&document["environments"][1])[0],
+        "create_kms_key"
+    );
 
     project.statebucket(&["check"]).expect_code(0);
-    project.statebucket(&["plan", "--detailed-exitcode"]).expect_code(0);
+    project
+        .statebucket(&["plan", "--detailed-exitcode"])
+        .expect_code(0);
 
     let second = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     second.expect_code(0);
     let document = second.json();
     assert_eq!(statuses(&document), vec!["in_sync", "in_sync"]);
-    assert_eq!(document["requests"]["writes"], 0, "{:#}", document["requests"]);
+    assert_eq!(
+        document["requests"]["writes"], 0,
+        "{:#}",
+        document["requests"]
+    );
     let operations = document["requests"]["by_operation"].as_object().unwrap();
-    assert!(operations.keys().all(|operation| operation.starts_with("Get") || operation == "HeadBucket" || operation == "DescribeKey"), "{operations:?}");
+    assert!(
+        operations
+            .keys()
+            .all(|operation| operation.starts_with("Get")
+                || operation == "HeadBucket"
+                || operation == "DescribeKey"),
+        "{operations:?}"
+    );
 
     let backend = project.read("environments/prod/backend.hcl");
-    assert!(backend.contains(&format!("bucket              = \"{prod_bucket}\"")), "{backend}");
-    assert!(backend.contains("kms_key_id          = \"arn:aws:kms:eu-west-1:123456789012:key/"), "{backend}");
-    assert!(backend.contains(&format!("endpoints           = {{ s3 = \"{0}\", sts = \"{0}\" }}", moto.endpoint)), "{backend}");
+    assert!(
+        backend.contains(&format!("bucket              = \"{prod_bucket}\"")),
+        "{backend}"
+    );
+    assert!(
+        backend.contains("kms_key_id          = \"arn:aws:kms:eu-west-1:123456789012:key/"),
+        "{backend}"
+    );
+    assert!(
+        backend.contains(&format!(
+            "endpoints           = {{ s3 = \"{0}\", sts = \"{0}\" }}",
+            moto.endpoint
+        )),
+        "{backend}"
+    );
 
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
-        let versioning = s3.get_bucket_versioning().bucket(&prod_bucket).send().await.unwrap();
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(&prod_bucket)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
-        let encryption = s3.get_bucket_encryption().bucket(&prod_bucket).send().await.unwrap();
-        let rule = &encryption.server_side_encryption_configuration().unwrap().rules()[0];
+        let encryption = s3
+            .get_bucket_encryption()
+            .bucket(&prod_bucket)
+            .send()
+            .await
+            .unwrap();
+        let rule = &encryption
+            .server_side_encryption_configuration()
+            .unwrap()
+            .rules()[0];
         assert_eq!(rule.bucket_key_enabled(), Some(true));
         let default = rule.apply_server_side_encryption_by_default().unwrap();
         assert_eq!(default.sse_algorithm(), &ServerSideEncryption::AwsKms);
@@ -74,10 +130,24 @@ fn apply_from_nothing_converges_and_a_second_apply_writes_nothing() {
         let key = kms.describe_key().key_id(&alias).send().await.unwrap();
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
         assert_eq!(default.kms_master_key_id(), Some(key_arn.as_str()));
-        let rotation = kms.get_key_rotation_status().key_id(&key_arn).send().await.unwrap();
+        let rotation = kms
+            .get_key_rotation_status()
+            .key_id(&key_arn)
+            .send()
+            .await
+            .unwrap();
         assert!(rotation.key_rotation_enabled());
-        let tags = kms.list_resource_tags().key_id(&key_arn).send().await.unwrap();
-        assert!(tags.tags().iter().any(|tag| tag.tag_key() == "statebucket:environment" && tag.tag_value() == "prod"));
+        let tags = kms
+            .list_resource_tags()
+            .key_id(&key_arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            tags.tags()
+                .iter()
+                .any(|tag| tag.tag_key() == "statebucket:environment" && tag.tag_value() == "prod")
+        );
     });
 }
 
@@ -87,12 +157,19 @@ fn out_of_band_drift_is_named_by_check_and_repaired_by_apply() {
     let project = Project::with_moto(moto);
     let bucket = unique("drift");
     project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
-    project.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
 
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
         let kms = project.kms("eu-west-1").await;
-        let key = kms.create_key().description("someone else's key").send().await.unwrap();
+        let key = kms
+            .create_key()
+            .description("someone else's key")
+            .send()
+            .await
+            .unwrap();
         let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
         s3.put_bucket_encryption()
             .bucket(&bucket)
@@ -101,7 +178,11 @@ fn out_of_band_drift_is_named_by_check_and_repaired_by_apply() {
                     .rules(
                         ServerSideEncryptionRule::builder()
                             .apply_server_side_encryption_by_default(
-                                ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key_arn).build().unwrap(),
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::AwsKms)
+                                    .kms_master_key_id(key_arn)
+                                    .build()
+                                    .unwrap(),
                             )
                             .build(),
                     )
@@ -126,16 +207,31 @@ fn out_of_band_drift_is_named_by_check_and_repaired_by_apply() {
             .unwrap();
         let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
         let mut document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-        document["Statement"].as_array_mut().unwrap().retain(|statement| statement["Sid"] != "StatebucketLockFiles");
-        s3.put_bucket_policy().bucket(&bucket).policy(document.to_string()).send().await.unwrap();
+        document["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|statement| statement["Sid"] != "StatebucketLockFiles");
+        s3.put_bucket_policy()
+            .bucket(&bucket)
+            .policy(document.to_string())
+            .send()
+            .await
+            .unwrap();
         s3.put_bucket_versioning()
             .bucket(&bucket)
-            .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Suspended).build())
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Suspended)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
     });
-    let edited = project.read("environments/dev/backend.hcl").replace("profile             = \"terraform\"", "profile             = \"default\"");
+    let edited = project.read("environments/dev/backend.hcl").replace(
+        "profile             = \"terraform\"",
+        "profile             = \"default\"",
+    );
     project.write("environments/dev/backend.hcl", &edited);
 
     let check = project.statebucket(&["check"]);
@@ -150,20 +246,48 @@ fn out_of_band_drift_is_named_by_check_and_repaired_by_apply() {
         "- profile             = \"default\"",
         "+ profile             = \"terraform\"",
     ] {
-        assert!(check.stdout.contains(expected), "missing {expected:?} in:\n{}", check.stdout);
+        assert!(
+            check.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            check.stdout
+        );
     }
     let json = project.statebucket(&["check", "--output", "json"]);
     json.expect_code(2);
     let kinds = change_kinds(&json.json()["environments"][0]);
-    assert_eq!(kinds, ["enable_versioning", "set_encryption", "block_public_access", "put_policy", "write_backend_file"]);
-    assert_eq!(json.json()["requests"]["writes"], 0, "check must never write");
-    assert_eq!(project.read("environments/dev/backend.hcl"), edited, "check must not touch files");
+    assert_eq!(
+        kinds,
+        [
+            "enable_versioning",
+            "set_encryption",
+            "block_public_access",
+            "put_policy",
+            "write_backend_file"
+        ]
+    );
+    assert_eq!(
+        json.json()["requests"]["writes"],
+        0,
+        "check must never write"
+    );
+    assert_eq!(
+        project.read("environments/dev/backend.hcl"),
+        edited,
+        "check must not touch files"
+    );
 
-    project.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
     project.statebucket(&["check"]).expect_code(0);
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
-        let versioning = s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
     });
 }
@@ -185,34 +309,77 @@ fn statements_and_tags_the_tool_does_not_own_survive_apply() {
         let s3 = project.s3("eu-west-1").await;
         s3.create_bucket()
             .bucket(&bucket)
-            .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::EuWest1).build())
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
         let policy = json!({"Version": "2012-10-17", "Statement": [foreign.clone()]});
-        s3.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send().await.unwrap();
+        s3.put_bucket_policy()
+            .bucket(&bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
         let tags = aws_sdk_s3::types::Tagging::builder()
-            .tag_set(aws_sdk_s3::types::Tag::builder().key("cost-center").value("42").build().unwrap())
+            .tag_set(
+                aws_sdk_s3::types::Tag::builder()
+                    .key("cost-center")
+                    .value("42")
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap();
-        s3.put_bucket_tagging().bucket(&bucket).tagging(tags).send().await.unwrap();
+        s3.put_bucket_tagging()
+            .bucket(&bucket)
+            .tagging(tags)
+            .send()
+            .await
+            .unwrap();
     });
 
     let plan = project.statebucket(&["plan"]);
     plan.expect_code(0);
-    assert!(plan.stdout.contains("keeps 1 statement statebucket does not own: AuditorReadOnly"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("= bucket: ") || plan.stdout.contains("= in sync: bucket"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("keeps 1 statement statebucket does not own: AuditorReadOnly"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("= bucket: ") || plan.stdout.contains("= in sync: bucket"),
+        "{}",
+        plan.stdout
+    );
 
-    project.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
         let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
         let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
         let statements = document["Statement"].as_array().unwrap();
-        assert_eq!(statements[0], foreign, "the foreign statement is kept verbatim and first");
+        assert_eq!(
+            statements[0], foreign,
+            "the foreign statement is kept verbatim and first"
+        );
         assert_eq!(statements.len(), 4, "{document:#}");
-        let tags = s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
-        let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|tag| (tag.key(), tag.value())).collect();
+        let tags = s3
+            .get_bucket_tagging()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let tags: Vec<(&str, &str)> = tags
+            .tag_set()
+            .iter()
+            .map(|tag| (tag.key(), tag.value()))
+            .collect();
         assert_eq!(tags, vec![("cost-center", "42"), ("team", "platform")]);
     });
     project.statebucket(&["check"]).expect_code(0);
@@ -229,7 +396,11 @@ fn a_bucket_in_another_region_is_an_error_naming_both_regions() {
             .await
             .create_bucket()
             .bucket(&bucket)
-            .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::UsWest2).build())
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::UsWest2)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -238,8 +409,16 @@ fn a_bucket_in_another_region_is_an_error_naming_both_regions() {
     let run = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     run.expect_code(1);
     let env = &run.json()["environments"][0];
-    assert_eq!(env["error"]["message"], format!("bucket `{bucket}` exists in us-west-2, but the spec says eu-west-1"));
-    assert!(env["error"]["hint"].as_str().unwrap().contains("set `region: us-west-2`"));
+    assert_eq!(
+        env["error"]["message"],
+        format!("bucket `{bucket}` exists in us-west-2, but the spec says eu-west-1")
+    );
+    assert!(
+        env["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("set `region: us-west-2`")
+    );
     assert_eq!(run.json()["requests"]["writes"], 0);
 }
 
@@ -248,17 +427,37 @@ fn a_bucket_name_taken_by_another_account_is_refused_without_writes() {
     let moto = Moto::shared();
     let bucket = unique("taken");
     let owner = Project::with_moto(moto);
-    owner.write_aws_profiles(&[("terraform", Some(&format!("arn:aws:iam::{OTHER_ACCOUNT}:role/owner")))]);
-    owner.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256").replace(ACCOUNT, OTHER_ACCOUNT));
-    owner.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    owner.write_aws_profiles(&[(
+        "terraform",
+        Some(&format!("arn:aws:iam::{OTHER_ACCOUNT}:role/owner")),
+    )]);
+    owner.spec(
+        "dev",
+        &spec_yaml(&bucket, "eu-west-1", "aes256").replace(ACCOUNT, OTHER_ACCOUNT),
+    );
+    owner
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
 
     let project = Project::with_moto(moto);
-    project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256").replace("app/", "other/"));
+    project.spec(
+        "dev",
+        &spec_yaml(&bucket, "eu-west-1", "aes256").replace("app/", "other/"),
+    );
     let run = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     run.expect_code(1);
     let error = &run.json()["environments"][0]["error"];
-    assert!(error["message"].as_str().unwrap().contains("access denied"), "{error:#}");
-    assert!(error["hint"].as_str().unwrap().contains("another account owns the name"), "{error:#}");
+    assert!(
+        error["message"].as_str().unwrap().contains("access denied"),
+        "{error:#}"
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("another account owns the name"),
+        "{error:#}"
+    );
     assert_eq!(run.json()["requests"]["writes"], 0);
     owner.statebucket(&["check"]).expect_code(0);
 }
@@ -271,9 +470,27 @@ fn apply_without_a_terminal_never_assumes_yes() {
     project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
     let run = project.statebucket(&["apply"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("refusing to apply without confirmation: stdin is not a terminal"), "{}", run.stderr);
-    assert!(run.stdout.contains("+ bucket: create"), "the plan is shown first:\n{}", run.stdout);
-    let exists = block_on(async { project.s3("eu-west-1").await.head_bucket().bucket(&bucket).send().await.is_ok() });
+    assert!(
+        run.stderr
+            .contains("refusing to apply without confirmation: stdin is not a terminal"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("+ bucket: create"),
+        "the plan is shown first:\n{}",
+        run.stdout
+    );
+    let exists = block_on(async {
+        project
+            .s3("eu-west-1")
+            .await
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok()
+    });
     assert!(!exists);
 }
 
@@ -282,37 +499,78 @@ fn the_account_guard_refuses_other_accounts_before_any_write() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
     let bucket = unique("guarded");
-    project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256").replace(ACCOUNT, OTHER_ACCOUNT));
+    project.spec(
+        "dev",
+        &spec_yaml(&bucket, "eu-west-1", "aes256").replace(ACCOUNT, OTHER_ACCOUNT),
+    );
     let run = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     run.expect_code(1);
     let document = run.json();
     let error = &document["environments"][0]["error"];
     assert_eq!(
         error["message"],
-        format!("wrong AWS account: arn:aws:sts::{ACCOUNT}:user/moto is in account {ACCOUNT}, but environments/dev.yaml requires account {OTHER_ACCOUNT}")
+        format!(
+            "wrong AWS account: arn:aws:sts::{ACCOUNT}:user/moto is in account {ACCOUNT}, but environments/dev.yaml requires account {OTHER_ACCOUNT}"
+        )
     );
-    assert!(error["hint"].as_str().unwrap().contains("profile `terraform`"), "{error:#}");
-    assert_eq!(document["requests"]["by_operation"], json!({"GetCallerIdentity": 1}));
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("profile `terraform`"),
+        "{error:#}"
+    );
+    assert_eq!(
+        document["requests"]["by_operation"],
+        json!({"GetCallerIdentity": 1})
+    );
 }
 
 #[test]
 fn the_bootstrap_identity_never_reaches_backend_hcl() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
-    project.write_aws_profiles(&[("terraform", None), ("admin", Some(&format!("arn:aws:iam::{ACCOUNT}:role/admin")))]);
+    project.write_aws_profiles(&[
+        ("terraform", None),
+        ("admin", Some(&format!("arn:aws:iam::{ACCOUNT}:role/admin"))),
+    ]);
     let bucket = unique("bootstrap");
     project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
-    let run = project.statebucket(&["--profile", "admin", "apply", "--auto-approve", "--output", "json"]);
+    let run = project.statebucket(&[
+        "--profile",
+        "admin",
+        "apply",
+        "--auto-approve",
+        "--output",
+        "json",
+    ]);
     run.expect_code(0);
-    let caller = run.json()["environments"][0]["caller"]["arn"].as_str().unwrap().to_owned();
-    assert!(caller.starts_with(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/admin/")), "{caller}");
+    let caller = run.json()["environments"][0]["caller"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        caller.starts_with(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/admin/")),
+        "{caller}"
+    );
     let backend = project.read("environments/dev/backend.hcl");
-    assert!(backend.contains("profile             = \"terraform\"\n"), "{backend}");
+    assert!(
+        backend.contains("profile             = \"terraform\"\n"),
+        "{backend}"
+    );
     assert!(!backend.contains("admin"), "{backend}");
 
-    let spec_with_bootstrap = spec_yaml(&bucket, "eu-west-1", "aes256").replace("profile: terraform", "profile: terraform\nbootstrap_profile: admin");
+    let spec_with_bootstrap = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
+        "profile: terraform",
+        "profile: terraform\nbootstrap_profile: admin",
+    );
     project.spec("dev", &spec_with_bootstrap);
     let run = project.statebucket(&["check", "--output", "json"]);
     run.expect_code(0);
-    assert!(run.json()["environments"][0]["caller"]["arn"].as_str().unwrap().contains("assumed-role/admin/"));
+    assert!(
+        run.json()["environments"][0]["caller"]["arn"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/admin/")
+    );
 }

@@ -67,6 +67,10 @@ impl Moto {
             let stdin = child.stdin.take().expect("moto stdin");
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(60) {
+                #[allow(
+                    clippy::zombie_processes,
+                    reason = "the child is kept in Moto and waited for on drop"
+                )]
                 if http_get(port, "/moto-api/").is_some_and(|status| status == 200) {
                     return Moto {
                         port,
@@ -86,6 +90,7 @@ impl Moto {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let _ = child.kill();
+            let _ = child.wait();
             if last_error.is_empty() {
                 last_error = "moto did not answer within 60 s".into();
             }
@@ -104,14 +109,23 @@ impl Drop for Moto {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// The HTTP status of GET `path`, or None when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.split_whitespace().nth(1)?.parse().ok()
@@ -120,7 +134,11 @@ pub fn http_get(port: u16, path: &str) -> Option<u16> {
 /// A name no other test uses: `<prefix>-<pid>-<n>`, valid as a bucket name.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Keys that moto accepts; they are fake and never leave the machine.
@@ -142,12 +160,21 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
+            panic!(
+                "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -156,7 +183,10 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("environments")).expect("environments dir");
-        let project = Project { dir, endpoint: None };
+        let project = Project {
+            dir,
+            endpoint: None,
+        };
         project.write_aws_profiles(&[("terraform", None), ("admin", None)]);
         project
     }
@@ -179,7 +209,8 @@ impl Project {
     }
 
     pub fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path(relative)).unwrap_or_else(|error| panic!("read {relative}: {error}"))
+        std::fs::read_to_string(self.path(relative))
+            .unwrap_or_else(|error| panic!("read {relative}: {error}"))
     }
 
     pub fn spec(&self, env: &str, content: &str) -> &Project {
@@ -207,8 +238,14 @@ impl Project {
     /// The environment every process of this project runs with: only these AWS settings.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("AWS_CONFIG_FILE".to_owned(), self.path(".aws/config").display().to_string()),
-            ("AWS_SHARED_CREDENTIALS_FILE".to_owned(), self.path(".aws/credentials").display().to_string()),
+            (
+                "AWS_CONFIG_FILE".to_owned(),
+                self.path(".aws/config").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".to_owned(),
+                self.path(".aws/credentials").display().to_string(),
+            ),
             ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
             ("HOME".to_owned(), self.dir.path().display().to_string()),
             ("NO_COLOR".to_owned(), "1".to_owned()),
@@ -244,7 +281,10 @@ impl Project {
     /// or `apply -auto-approve`, in `workdir`.
     pub fn terraform(&self, command: &str, workdir: &Path, backend_file: Option<&Path>) -> Run {
         let mut process = self.command(venv_python());
-        process.arg(manifest_dir().join("tests/support/terraform.py")).arg(command).arg(workdir);
+        process
+            .arg(manifest_dir().join("tests/support/terraform.py"))
+            .arg(command)
+            .arg(workdir);
         if let Some(file) = backend_file {
             process.arg(file);
         }
@@ -265,7 +305,11 @@ impl Project {
     /// An S3 client as `profile` of this project, against its endpoint.
     pub async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = self.sdk_config(region).await;
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        )
     }
 
     pub async fn kms(&self, region: &str) -> aws_sdk_kms::Client {
@@ -273,7 +317,13 @@ impl Project {
     }
 
     async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
-        let credentials = aws_sdk_s3::config::Credentials::new(FAKE_ACCESS_KEY, FAKE_SECRET_KEY, None, None, "test");
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            FAKE_ACCESS_KEY,
+            FAKE_SECRET_KEY,
+            None,
+            None,
+            "test",
+        );
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
             .credentials_provider(credentials);

@@ -7,7 +7,9 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use crate::support::{Moto, Project, spec_yaml, terraform_dir, unique};
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new().expect("runtime").block_on(future)
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(future)
 }
 
 #[test]
@@ -20,33 +22,78 @@ fn terraform_init_and_apply_store_encrypted_state_with_the_generated_backend() {
     project.spec("dev", &spec_yaml(&dev_bucket, "ap-northeast-1", "aes256"));
     project.spec(
         "prod",
-        &spec_yaml(&prod_bucket, "eu-west-1", &format!("{{ kms_key: {alias}, create_key: true }}")).replace("app/", "prod/"),
+        &spec_yaml(
+            &prod_bucket,
+            "eu-west-1",
+            &format!("{{ kms_key: {alias}, create_key: true }}"),
+        )
+        .replace("app/", "prod/"),
     );
-    project.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
 
     for (env, bucket, region, key, expected) in [
-        ("dev", &dev_bucket, "ap-northeast-1", "app/terraform.tfstate", ServerSideEncryption::Aes256),
-        ("prod", &prod_bucket, "eu-west-1", "prod/terraform.tfstate", ServerSideEncryption::AwsKms),
+        (
+            "dev",
+            &dev_bucket,
+            "ap-northeast-1",
+            "app/terraform.tfstate",
+            ServerSideEncryption::Aes256,
+        ),
+        (
+            "prod",
+            &prod_bucket,
+            "eu-west-1",
+            "prod/terraform.tfstate",
+            ServerSideEncryption::AwsKms,
+        ),
     ] {
         let workdir = terraform_dir("");
         let backend = project.path(&format!("environments/{env}/backend.hcl"));
         let init = project.terraform("init", workdir.path(), Some(&backend));
         init.expect_code(0);
-        assert!(init.stdout.contains("Successfully configured the backend \"s3\""), "{}", init.stdout);
+        assert!(
+            init.stdout
+                .contains("Successfully configured the backend \"s3\""),
+            "{}",
+            init.stdout
+        );
         let apply = project.terraform("apply", workdir.path(), None);
         apply.expect_code(0);
         assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
 
         block_on(async {
             let s3 = project.s3(region).await;
-            let head = s3.head_object().bucket(bucket.as_str()).key(key).send().await.unwrap();
+            let head = s3
+                .head_object()
+                .bucket(bucket.as_str())
+                .key(key)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(head.server_side_encryption(), Some(&expected), "{env}");
             if expected == ServerSideEncryption::AwsKms {
-                let key_arn = project.kms(region).await.describe_key().key_id(&alias).send().await.unwrap();
+                let key_arn = project
+                    .kms(region)
+                    .await
+                    .describe_key()
+                    .key_id(&alias)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(head.ssekms_key_id(), key_arn.key_metadata().unwrap().arn());
             }
-            let lock = s3.head_object().bucket(bucket.as_str()).key(format!("{key}.tflock")).send().await;
-            assert!(lock.is_err(), "{env}: the lock file is released after apply");
+            let lock = s3
+                .head_object()
+                .bucket(bucket.as_str())
+                .key(format!("{key}.tflock"))
+                .send()
+                .await;
+            assert!(
+                lock.is_err(),
+                "{env}: the lock file is released after apply"
+            );
         });
     }
 }
@@ -57,13 +104,19 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
     let project = Project::with_moto(moto);
     let bucket = unique("tf-lock");
     project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
-    project.statebucket(&["apply", "--auto-approve"]).expect_code(0);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
     let backend = project.path("environments/dev/backend.hcl");
     let slow = "  provisioner \"local-exec\" {\n    command = \"sleep 8\"\n  }\n";
     let first_dir = terraform_dir(slow);
     let second_dir = terraform_dir(slow);
-    project.terraform("init", first_dir.path(), Some(&backend)).expect_code(0);
-    project.terraform("init", second_dir.path(), Some(&backend)).expect_code(0);
+    project
+        .terraform("init", first_dir.path(), Some(&backend))
+        .expect_code(0);
+    project
+        .terraform("init", second_dir.path(), Some(&backend))
+        .expect_code(0);
 
     let first = project.spawn_terraform("apply", first_dir.path());
     let lock_key = "app/terraform.tfstate.tflock";
@@ -71,7 +124,14 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
         let s3 = project.s3("eu-west-1").await;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            if s3.head_object().bucket(&bucket).key(lock_key).send().await.is_ok() {
+            if s3
+                .head_object()
+                .bucket(&bucket)
+                .key(lock_key)
+                .send()
+                .await
+                .is_ok()
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -82,16 +142,39 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
     let second = project.terraform("apply", second_dir.path(), None);
     let first = crate::support::to_run(first.wait_with_output().expect("first apply"));
     first.expect_code(0);
-    assert_ne!(second.code, 0, "the second apply must not run while the first holds the lock");
-    assert!(second.stderr.contains("Error acquiring the state lock") || second.stdout.contains("Error acquiring the state lock"), "{}\n{}", second.stdout, second.stderr);
+    assert_ne!(
+        second.code, 0,
+        "the second apply must not run while the first holds the lock"
+    );
+    assert!(
+        second.stderr.contains("Error acquiring the state lock")
+            || second.stdout.contains("Error acquiring the state lock"),
+        "{}\n{}",
+        second.stdout,
+        second.stderr
+    );
 
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
-        let state = s3.get_object().bucket(&bucket).key("app/terraform.tfstate").send().await.unwrap();
+        let state = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("app/terraform.tfstate")
+            .send()
+            .await
+            .unwrap();
         let body = state.body.collect().await.unwrap().into_bytes();
         let state: serde_json::Value = serde_json::from_slice(&body).expect("state is JSON");
         assert_eq!(state["resources"][0]["type"], "terraform_data", "{state:#}");
         assert_eq!(state["outputs"]["marker"]["value"], "statebucket");
-        assert!(s3.head_object().bucket(&bucket).key(lock_key).send().await.is_err(), "lock released");
+        assert!(
+            s3.head_object()
+                .bucket(&bucket)
+                .key(lock_key)
+                .send()
+                .await
+                .is_err(),
+            "lock released"
+        );
     });
 }

@@ -249,7 +249,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(io::stderr)
+        .with_writer(crate::redact::RedactedStderr)
         .with_ansi(io::stderr().is_terminal())
         .with_target(verbose > 1)
         .without_time()

@@ -128,7 +128,9 @@ impl Engine {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: Some("check the file's permissions".into()),
         })?;
+        tracing::debug!(env = %spec.name, profile = %profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
         let caller = aws::caller_identity(&clients).await?;
+        tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
         let account = guard_account(spec, &caller, &clients)?;
         let observed = aws::observe(&clients, spec, account.as_str(), backend_file).await?;
         let owned_statements = render_statements(
@@ -150,6 +152,7 @@ impl Engine {
             endpoint,
         };
         let plan = plan(&desired, &observed)?;
+        tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = plan.changes.len(), in_sync = plan.in_sync.len(), "planned");
         let Desired {
             owned_statements,
             endpoint,
@@ -211,6 +214,7 @@ impl Engine {
                     Some(content) => content.clone(),
                     None => render_backend(&planned.desired(), created_key.as_deref()),
                 };
+                tracing::debug!(env = %spec.name, %path, "writing backend file");
                 write_file_atomically(path, &content).map_err(|error| EnvFailure {
                     message: format!("cannot write {path}: {error}"),
                     hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),

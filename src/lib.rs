@@ -11,6 +11,7 @@ pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod project;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod spec;

@@ -43,6 +43,7 @@ pub async fn apply(
 
     let bucket_step = async {
         if create_bucket {
+            tracing::debug!(%bucket, %region, "creating bucket");
             create_bucket_in_region(clients, bucket, region).await?;
         }
         Ok::<_, AwsError>(())
@@ -227,11 +228,16 @@ async fn create_bucket_in_region(
     match request.send().await {
         Ok(_) => Ok(()),
         Err(error) => {
+            let modeled = error.as_service_error();
             let failure = Failure::from_sdk(&error);
-            if failure.is(codes::BUCKET_ALREADY_OWNED_BY_YOU) {
+            if failure.is(codes::BUCKET_ALREADY_OWNED_BY_YOU)
+                || modeled.is_some_and(|e| e.is_bucket_already_owned_by_you())
+            {
                 return Ok(());
             }
-            if failure.is(codes::BUCKET_ALREADY_EXISTS) {
+            if failure.is(codes::BUCKET_ALREADY_EXISTS)
+                || modeled.is_some_and(|e| e.is_bucket_already_exists())
+            {
                 return Err(AwsError::new(
                     format!("creating bucket `{bucket}` in {region}"),
                     "BucketAlreadyExists: the name is taken by another AWS account",
@@ -263,6 +269,7 @@ async fn create_key(
                 .expect("key and value are set")
         })
         .collect::<Vec<_>>();
+    tracing::debug!(%alias, "creating KMS key");
     let created = kms
         .create_key()
         .description(description)

@@ -43,6 +43,34 @@ impl AwsError {
     }
 }
 
+/// `DisplayErrorContext` ends with the error's `Debug` form in parentheses, e.g.
+/// `… permissions. (DispatchFailure(DispatchFailure { source: … }))`; the readable chain
+/// before it says the same for people.
+fn without_debug_dump(message: &str) -> String {
+    let mut search = message.len();
+    while let Some(open) = message[..search].rfind(" (") {
+        let rest = &message[open + 2..];
+        let identifier: String = rest
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        let starts_debug = identifier
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase())
+            && matches!(
+                rest[identifier.len()..].chars().next(),
+                Some('(' | ' ' | '{')
+            )
+            && message.ends_with(')');
+        if starts_debug {
+            return message[..open].to_owned();
+        }
+        search = open;
+    }
+    message.to_owned()
+}
+
 /// The parts of an SDK error we decide on.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -61,6 +89,23 @@ enum FailureKind {
     Other,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_debug_dump_is_dropped_and_the_chain_kept() {
+        assert_eq!(
+            super::without_debug_dump(
+                "dispatch failure: other: no credentials (see docs). (DispatchFailure(DispatchFailure { source: x }))"
+            ),
+            "dispatch failure: other: no credentials (see docs)."
+        );
+        assert_eq!(
+            super::without_debug_dump("plain message (with a note)"),
+            "plain message (with a note)"
+        );
+    }
+}
+
 impl Failure {
     pub fn from_sdk<E>(error: &SdkError<E, Response>) -> Failure
     where
@@ -71,7 +116,7 @@ impl Failure {
         let region_header = raw
             .and_then(|response| response.headers().get("x-amz-bucket-region"))
             .map(str::to_owned);
-        let message = DisplayErrorContext(error).to_string();
+        let message = without_debug_dump(&DisplayErrorContext(error).to_string());
         let kind = match error {
             SdkError::ServiceError(_) => FailureKind::Service,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,

@@ -3,6 +3,8 @@
 
 mod apply;
 mod errors;
+#[cfg(test)]
+mod mocked;
 mod observe;
 
 use std::collections::BTreeMap;

@@ -574,3 +574,26 @@ fn the_bootstrap_identity_never_reaches_backend_hcl() {
             .contains("assumed-role/admin/")
     );
 }
+
+#[test]
+fn us_east_1_buckets_are_created_without_a_location_constraint() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("virginia");
+    project.spec("dev", &spec_yaml(&bucket, "us-east-1", "aes256"));
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check"]).expect_code(0);
+    let location = block_on(async {
+        project
+            .s3("us-east-1")
+            .await
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(location.bucket_region(), Some("us-east-1"));
+}

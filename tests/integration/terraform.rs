@@ -178,3 +178,37 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
         );
     });
 }
+
+#[test]
+fn the_offline_rendered_backend_file_initialises_terraform() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("tf-render");
+    project.spec("dev", &spec_yaml(&bucket, "us-east-1", "aes256"));
+    let render = project.statebucket(&["render"]);
+    render.expect_code(0);
+    block_on(async {
+        // us-east-1 takes no LocationConstraint.
+        project
+            .s3("us-east-1")
+            .await
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+    let workdir = terraform_dir("");
+    let init = project.terraform(
+        "init",
+        workdir.path(),
+        Some(&project.path("environments/dev/backend.hcl")),
+    );
+    init.expect_code(0);
+    assert!(
+        init.stdout
+            .contains("Successfully configured the backend \"s3\""),
+        "{}",
+        init.stdout
+    );
+}

@@ -1,0 +1,275 @@
+//! AWS error semantics that moto does not reproduce, through the real SDK client with
+//! responses stubbed at the HTTP boundary (aws-smithy-mocks).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ErrorMetadata;
+use aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionError;
+use aws_sdk_s3::operation::get_bucket_ownership_controls::GetBucketOwnershipControlsError;
+use aws_sdk_s3::operation::get_bucket_policy::GetBucketPolicyError;
+use aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingError;
+use aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningOutput;
+use aws_sdk_s3::operation::get_public_access_block::GetPublicAccessBlockError;
+use aws_sdk_s3::operation::head_bucket::HeadBucketOutput;
+use aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::http::{Response, StatusCode};
+use aws_smithy_types::body::SdkBody;
+
+use super::{Clients, apply, observe};
+use crate::observed::{PublicAccessBlock, Versioning};
+use crate::plan::{Change, EnvPlan};
+use crate::spec::{EnvSpec, parse_spec};
+
+fn spec() -> EnvSpec {
+    let text = "region: eu-west-1\nprofile: terraform\nbucket: { name: mocked-bucket }\naccess: { users: [terraform] }\nbackend: { key: app/terraform.tfstate }\n";
+    parse_spec("environments/dev.yaml", "dev", text).unwrap()
+}
+
+/// Clients whose S3 side answers from `rules`; KMS, STS and IAM are never called here.
+fn clients(rules: &[&Rule]) -> Clients {
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules, |config| config
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .force_path_style(true));
+    let region = aws_config::Region::new("eu-west-1");
+    Clients {
+        s3,
+        kms: aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version_latest()
+                .region(region.clone())
+                .build(),
+        ),
+        sts: aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version_latest()
+                .region(region.clone())
+                .build(),
+        ),
+        iam: aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version_latest()
+                .region(region)
+                .build(),
+        ),
+        identity_source: "profile `terraform`".into(),
+    }
+}
+
+fn status(code: u16) -> Response {
+    Response::new(StatusCode::try_from(code).unwrap(), SdkBody::empty())
+}
+
+fn code(code: &str) -> ErrorMetadata {
+    ErrorMetadata::builder()
+        .code(code)
+        .message("stubbed")
+        .build()
+}
+
+/// A bucket that exists with nothing configured: every Get answers "not configured".
+fn unconfigured_bucket() -> Vec<Rule> {
+    vec![
+        mock!(Client::head_bucket).then_output(|| {
+            HeadBucketOutput::builder()
+                .bucket_region("eu-west-1")
+                .build()
+        }),
+        mock!(Client::get_bucket_versioning)
+            .then_output(|| GetBucketVersioningOutput::builder().build()),
+        mock!(Client::get_bucket_encryption).then_error(|| {
+            GetBucketEncryptionError::generic(code(
+                "ServerSideEncryptionConfigurationNotFoundError",
+            ))
+        }),
+        mock!(Client::get_public_access_block).then_error(|| {
+            GetPublicAccessBlockError::generic(code("NoSuchPublicAccessBlockConfiguration"))
+        }),
+        mock!(Client::get_bucket_ownership_controls).then_error(|| {
+            GetBucketOwnershipControlsError::generic(code("OwnershipControlsNotFoundError"))
+        }),
+        mock!(Client::get_bucket_policy)
+            .then_error(|| GetBucketPolicyError::generic(code("NoSuchBucketPolicy"))),
+        mock!(Client::get_bucket_tagging)
+            .then_error(|| GetBucketTaggingError::generic(code("NoSuchTagSet"))),
+    ]
+}
+
+#[tokio::test]
+async fn not_configured_answers_are_absence_not_errors() {
+    let rules = unconfigured_bucket();
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let observed = observe(&clients, &spec(), "123456789012", None)
+        .await
+        .unwrap();
+    let bucket = observed.bucket.expect("the bucket exists");
+    assert_eq!(bucket.region, "eu-west-1");
+    assert_eq!(bucket.versioning, Versioning::Never);
+    assert_eq!(bucket.encryption, None);
+    assert_eq!(bucket.public_access, PublicAccessBlock::default());
+    assert_eq!(bucket.ownership, None);
+    assert_eq!(bucket.policy, None);
+    assert_eq!(bucket.tags, BTreeMap::new());
+}
+
+#[tokio::test]
+async fn head_bucket_404_means_no_bucket() {
+    let mut rules = unconfigured_bucket();
+    rules[0] = mock!(Client::head_bucket).then_http_response(|| status(404));
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let observed = observe(&clients, &spec(), "123456789012", None)
+        .await
+        .unwrap();
+    assert_eq!(observed.bucket, None);
+}
+
+#[tokio::test]
+async fn head_bucket_301_reports_the_bucket_region() {
+    let mut rules = unconfigured_bucket();
+    rules[0] = mock!(Client::head_bucket).then_http_response(|| {
+        let mut response = status(301);
+        response
+            .headers_mut()
+            .insert("x-amz-bucket-region", "us-west-2");
+        response
+    });
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let observed = observe(&clients, &spec(), "123456789012", None)
+        .await
+        .unwrap();
+    assert_eq!(observed.bucket.unwrap().region, "us-west-2");
+}
+
+#[tokio::test]
+async fn head_bucket_403_explains_both_causes() {
+    let mut rules = unconfigured_bucket();
+    rules[0] = mock!(Client::head_bucket).then_http_response(|| status(403));
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let error = observe(&clients, &spec(), "123456789012", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.doing,
+        "checking bucket `mocked-bucket` (s3:HeadBucket)"
+    );
+    let hint = error.hint.unwrap();
+    assert!(
+        hint.contains("another account owns the name") && hint.contains("s3:ListBucket"),
+        "{hint}"
+    );
+}
+
+#[tokio::test]
+async fn access_denied_on_a_read_is_an_error_with_a_hint_not_absence() {
+    let mut rules = unconfigured_bucket();
+    rules[5] = mock!(Client::get_bucket_policy)
+        .then_error(|| GetBucketPolicyError::generic(code("AccessDenied")));
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let error = observe(&clients, &spec(), "123456789012", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.doing,
+        "reading the bucket policy of bucket `mocked-bucket`"
+    );
+    assert!(
+        error
+            .hint
+            .unwrap()
+            .contains("profile `terraform` is not allowed to do this")
+    );
+}
+
+#[tokio::test]
+async fn slow_down_answers_are_absorbed_by_the_standard_retry() {
+    let flaky = mock!(Client::put_bucket_versioning)
+        .sequence()
+        .http_status(503, None)
+        .times(2)
+        .output(|| PutBucketVersioningOutput::builder().build())
+        .build();
+    let clients = clients(&[&flaky]);
+    let plan = EnvPlan {
+        changes: vec![Change::EnableVersioning {
+            from: Versioning::Suspended,
+        }],
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    };
+    apply(
+        &clients,
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap();
+    assert_eq!(flaky.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn an_empty_plan_makes_no_call_at_all() {
+    let rules = [
+        mock!(Client::create_bucket).then_output(|| {
+            aws_sdk_s3::operation::create_bucket::CreateBucketOutput::builder().build()
+        }),
+        mock!(Client::put_bucket_versioning)
+            .then_output(|| PutBucketVersioningOutput::builder().build()),
+        mock!(Client::put_bucket_policy).then_output(|| {
+            aws_sdk_s3::operation::put_bucket_policy::PutBucketPolicyOutput::builder().build()
+        }),
+    ];
+    let clients = clients(&rules.iter().collect::<Vec<_>>());
+    let plan = EnvPlan {
+        changes: Vec::new(),
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    };
+    apply(
+        &clients,
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap();
+    assert!(rules.iter().all(|rule| rule.num_calls() == 0));
+}
+
+#[tokio::test]
+async fn a_name_taken_by_another_account_is_a_clear_error() {
+    use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+    use aws_sdk_s3::types::error::BucketAlreadyExists;
+    let taken = mock!(Client::create_bucket).then_error(|| {
+        CreateBucketError::BucketAlreadyExists(BucketAlreadyExists::builder().build())
+    });
+    let clients = clients(&[&taken]);
+    let plan = EnvPlan {
+        changes: vec![Change::CreateBucket {
+            bucket: "mocked-bucket".into(),
+            region: "eu-west-1".into(),
+        }],
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    };
+    let error = apply(
+        &clients,
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.cause,
+        "BucketAlreadyExists: the name is taken by another AWS account"
+    );
+    assert!(error.hint.unwrap().contains("choose another `bucket.name`"));
+}

@@ -89,23 +89,6 @@ enum FailureKind {
     Other,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_debug_dump_is_dropped_and_the_chain_kept() {
-        assert_eq!(
-            super::without_debug_dump(
-                "dispatch failure: other: no credentials (see docs). (DispatchFailure(DispatchFailure { source: x }))"
-            ),
-            "dispatch failure: other: no credentials (see docs)."
-        );
-        assert_eq!(
-            super::without_debug_dump("plain message (with a note)"),
-            "plain message (with a note)"
-        );
-    }
-}
-
 impl Failure {
     pub fn from_sdk<E>(error: &SdkError<E, Response>) -> Failure
     where
@@ -170,5 +153,22 @@ impl Failure {
             _ => self.message.clone(),
         };
         AwsError::new(doing, cause, hint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_debug_dump_is_dropped_and_the_chain_kept() {
+        assert_eq!(
+            super::without_debug_dump(
+                "dispatch failure: other: no credentials (see docs). (DispatchFailure(DispatchFailure { source: x }))"
+            ),
+            "dispatch failure: other: no credentials (see docs)."
+        );
+        assert_eq!(
+            super::without_debug_dump("plain message (with a note)"),
+            "plain message (with a note)"
+        );
     }
 }

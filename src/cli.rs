@@ -637,17 +637,20 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
                     }
                 }
                 printer.data(&format!(
-                    "Apply complete: {applied} of {} environment{} converged ({} AWS requests: {} reads, {} writes).\n",
-                    results.len(),
-                    if results.len() == 1 { "" } else { "s" },
-                    counts.reads + counts.writes,
-                    counts.reads,
-                    counts.writes
+                    "Apply complete: {applied} of {} converged ({}: {}, {}).\n",
+                    plural(results.len() as u64, "environment"),
+                    plural(counts.reads + counts.writes, "AWS request"),
+                    plural(counts.reads, "read"),
+                    plural(counts.writes, "write"),
                 ));
             }
         }
         if results.iter().any(Result::is_err) { exit::ERROR } else { exit::OK }
     })
+}
+
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 /// Asks on the terminal. Without a terminal on stdin there is nobody to ask: never assume

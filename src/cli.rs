@@ -9,12 +9,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::access::{Principals, policy_inputs};
 use crate::aws::{CallerIdentity, RequestCounts, RequestLog};
 use crate::engine::{Connection, Engine, EnvFailure, EnvResult};
 use crate::plan::{Change, Facet};
 use crate::policy::{self, render_statements};
 use crate::progress::Progress;
-use crate::project::{self, Environment, policy_inputs, write_file_atomically};
+use crate::project::{self, Environment, write_file_atomically};
 use crate::render::{KmsKeyId, render_backend_hcl};
 use crate::report;
 use crate::spec::{Diagnostic, Encryption, EndpointUrl, ProfileName};
@@ -86,6 +87,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     no_progress: bool,
 
+    /// Write a bucket policy even if it explicitly denies statebucket's own identity or the
+    /// identity Terraform runs as (refused otherwise, with the statements that deny).
+    #[arg(long, global = true)]
+    allow_lockout: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -115,6 +121,10 @@ enum Command {
     Policy {
         /// Environment name or spec file.
         env: String,
+        /// Print instead the least-privilege IAM policy the identity Terraform runs as needs
+        /// (what `access.attach_identity_policy` attaches).
+        #[arg(long)]
+        identity: bool,
     },
     /// Show what apply would change. Read-only.
     Plan {
@@ -208,7 +218,7 @@ pub fn run(cli: Cli) -> u8 {
     match &cli.command {
         Command::Validate { specs } => validate(&cli, &printer, specs),
         Command::Render { specs, stdout } => render(&cli, &printer, specs, *stdout),
-        Command::Policy { env } => print_policy(&cli, &printer, env),
+        Command::Policy { env, identity } => print_policy(&cli, &printer, env, *identity),
         Command::Plan {
             specs,
             detailed_exitcode,
@@ -385,7 +395,7 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
     status
 }
 
-fn print_policy(cli: &Cli, printer: &Printer, env: &str) -> u8 {
+fn print_policy(cli: &Cli, printer: &Printer, env: &str, identity: bool) -> u8 {
     let Some(environments) = load(printer, &[env.to_owned()]) else {
         return exit::ERROR;
     };
@@ -401,14 +411,17 @@ fn print_policy(cli: &Cli, printer: &Printer, env: &str) -> u8 {
     let account = match &spec.account_id {
         Some(account) => account.clone(),
         None => {
-            let names_only = spec
-                .access
-                .principals
-                .iter()
-                .any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }));
-            if names_only {
+            let needs_account = if identity {
+                matches!(&spec.bucket.encryption, Encryption::Kms(key) if !key.reference().starts_with("arn:"))
+            } else {
+                spec.access
+                    .principals
+                    .iter()
+                    .any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }))
+            };
+            if needs_account {
                 printer.error(&format!(
-                    "error: {} names principals without an account, so their ARNs are only known online\n  hint: set `account_id` in the spec, or list full ARNs; `statebucket plan` shows the policy with the live account",
+                    "error: {} has no `account_id`, so the ARNs this policy needs are only known online\n  hint: set `account_id` in the spec, or use full ARNs; `statebucket plan` uses the live account",
                     spec.source
                 ));
                 return exit::ERROR;
@@ -416,10 +429,22 @@ fn print_policy(cli: &Cli, printer: &Printer, env: &str) -> u8 {
             crate::spec::AccountId::parse("000000000000").expect("twelve digits")
         }
     };
+    if identity {
+        printer.data(&format!(
+            "{}\n",
+            policy::identity_policy(spec, &account).to_json()
+        ));
+        return exit::OK;
+    }
     match render_statements(
         &environment.template_name,
         &environment.template,
-        &policy_inputs(spec, &account, connection.endpoint(spec).as_ref()),
+        &policy_inputs(
+            spec,
+            &account,
+            &Principals::offline(spec, &account),
+            connection.endpoint(spec).as_ref(),
+        ),
     ) {
         Ok(statements) => {
             printer.data(&format!("{}\n", policy::merge(None, &statements).to_json()));
@@ -587,6 +612,7 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
     let log = Arc::new(RequestLog::default());
     let engine = Engine {
         connection,
+        allow_lockout: cli.allow_lockout,
         concurrency: usize::from(cli.concurrency),
         log: Arc::clone(&log),
         progress: Progress::new(progress_enabled),
@@ -598,16 +624,27 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
     runtime.block_on(async {
         let planned = engine.plan_all(&environments).await;
         let any_error = planned.iter().any(Result::is_err);
-        let any_changes = planned.iter().any(|result| result.as_ref().is_ok_and(|p| !p.plan.is_empty()));
+        let any_changes = planned
+            .iter()
+            .any(|result| result.as_ref().is_ok_and(|p| !p.plan.is_empty()));
 
         let Mode::Apply { auto_approve } = mode else {
             match cli.output {
                 OutputFormat::Text => print_text_plans(printer, &planned),
-                OutputFormat::Json => printer.data(&json_document(mode, &planned, false, &log.counts())),
+                OutputFormat::Json => {
+                    printer.data(&json_document(mode, &planned, false, &log.counts()))
+                }
             }
             return match (any_error, any_changes, mode) {
                 (true, _, _) => exit::ERROR,
-                (false, true, Mode::Check | Mode::Plan { detailed_exitcode: true }) => exit::CHANGES,
+                (
+                    false,
+                    true,
+                    Mode::Check
+                    | Mode::Plan {
+                        detailed_exitcode: true,
+                    },
+                ) => exit::CHANGES,
                 _ => exit::OK,
             };
         };
@@ -645,12 +682,20 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
                 ));
             }
         }
-        if results.iter().any(Result::is_err) { exit::ERROR } else { exit::OK }
+        if results.iter().any(Result::is_err) {
+            exit::ERROR
+        } else {
+            exit::OK
+        }
     })
 }
 
 fn plural(count: u64, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// Asks on the terminal. Without a terminal on stdin there is nobody to ask: never assume

@@ -7,12 +7,17 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::access::{Principals, policy_inputs};
 use crate::aws::{self, AwsError, CallerIdentity, Clients, RequestLog};
-use crate::plan::{Change, Desired, EnvPlan, Facet, PlanError, plan, render_backend};
-use crate::policy::render_statements;
+use crate::plan::{
+    Change, Desired, EnvPlan, Facet, IdentityPolicyTarget, PlanError, plan, render_backend,
+};
+use crate::policy::evaluate::Caller;
+use crate::policy::lockout::{Needs, Subject, lockout_risks};
+use crate::policy::{PolicyDocument, identity_policy, identity_policy_name, render_statements};
 use crate::progress::Progress;
-use crate::project::{Environment, policy_inputs, read_backend_file, write_file_atomically};
-use crate::spec::{AccountId, EndpointUrl, EnvSpec, ProfileName};
+use crate::project::{Environment, read_backend_file, write_file_atomically};
+use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName};
 
 /// Why an environment could not be planned or applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,20 +79,38 @@ impl Connection {
 pub struct Planned<'e> {
     pub environment: &'e Environment,
     pub caller: CallerIdentity,
+    /// Who Terraform's backend runs as (the spec's `profile`), when it could be resolved.
+    pub terraform_caller: Option<CallerIdentity>,
     pub plan: EnvPlan,
     clients: Clients,
     account: AccountId,
-    owned_statements: Vec<Value>,
-    endpoint: Option<EndpointUrl>,
+    state: DesiredState,
 }
 
-impl Planned<'_> {
-    fn desired(&self) -> Desired<'_> {
+/// What `Desired` borrows, owned, so a plan can be recomputed after apply.
+#[derive(Debug, Clone)]
+struct DesiredState {
+    owned_statements: Vec<Value>,
+    endpoint: Option<EndpointUrl>,
+    identity_policy: Option<IdentityPolicyTarget>,
+    /// The principals whose inline policy is observed (those in the caller's account).
+    identity_principals: Vec<IamArn>,
+}
+
+impl DesiredState {
+    fn desired<'a>(&self, spec: &'a EnvSpec) -> Desired<'a> {
         Desired {
-            spec: &self.environment.spec,
+            spec,
             owned_statements: self.owned_statements.clone(),
             endpoint: self.endpoint.clone(),
+            identity_policy: self.identity_policy.clone(),
         }
+    }
+
+    fn identity_observation(&self) -> Option<(&str, &[IamArn])> {
+        self.identity_policy
+            .as_ref()
+            .map(|target| (target.name.as_str(), self.identity_principals.as_slice()))
     }
 }
 
@@ -95,6 +118,8 @@ pub type EnvResult<'e> = Result<Planned<'e>, (&'e Environment, EnvFailure)>;
 
 pub struct Engine {
     pub connection: Connection,
+    /// `--allow-lockout`: write a policy even when it denies an identity that must keep access.
+    pub allow_lockout: bool,
     pub concurrency: usize,
     pub log: Arc<RequestLog>,
     pub progress: Progress,
@@ -128,44 +153,179 @@ impl Engine {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: Some("check the file's permissions".into()),
         })?;
+
+        // Both identities at once: the tool's, and Terraform's when it is another profile.
         tracing::debug!(env = %spec.name, profile = %profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
-        let caller = aws::caller_identity(&clients).await?;
+        let terraform_clients = if *profile == spec.profile {
+            None
+        } else {
+            Some(
+                aws::clients(
+                    Some(&spec.profile),
+                    &spec.region,
+                    endpoint.as_ref(),
+                    &self.log,
+                )
+                .await,
+            )
+        };
+        let terraform_identity = async {
+            match &terraform_clients {
+                Some(clients) => Some(aws::caller_identity(clients).await),
+                None => None,
+            }
+        };
+        let (caller, terraform_caller) =
+            tokio::join!(aws::caller_identity(&clients), terraform_identity);
+        let caller = caller?;
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
         let account = guard_account(spec, &caller, &clients)?;
-        let observed = aws::observe(&clients, spec, account.as_str(), backend_file).await?;
-        let owned_statements = render_statements(
-            &environment.template_name,
-            &environment.template,
-            &policy_inputs(spec, &account, endpoint.as_ref()),
-        )
-        .map_err(|diagnostics| EnvFailure {
-            message: diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            hint: None,
-        })?;
-        let desired = Desired {
-            spec,
-            owned_statements,
-            endpoint,
+        let (terraform_caller, terraform_note) = match terraform_caller {
+            None => (Some(caller.clone()), None),
+            Some(Ok(identity)) => (Some(identity), None),
+            Some(Err(error)) => (
+                None,
+                Some(format!(
+                    "Terraform's identity (profile `{}`) could not be resolved here ({}); the lockout check covered statebucket's own identity only",
+                    spec.profile, error.cause
+                )),
+            ),
         };
-        let plan = plan(&desired, &observed)?;
-        tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = plan.changes.len(), in_sync = plan.in_sync.len(), "planned");
-        let Desired {
-            owned_statements,
+
+        let mut principals = Principals::offline(spec, &account);
+        let identity_principals: Vec<IamArn> = principals
+            .users
+            .iter()
+            .chain(&principals.roles)
+            .filter(|arn| arn.account == account)
+            .cloned()
+            .collect();
+        let identity_policy = spec
+            .access
+            .attach_identity_policy
+            .then(|| IdentityPolicyTarget {
+                name: identity_policy_name(spec),
+                document: identity_policy(spec, &account),
+                principals: identity_principals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
+        let mut state = DesiredState {
+            owned_statements: owned_statements(
+                environment,
+                &account,
+                &principals,
+                endpoint.as_ref(),
+            )?,
             endpoint,
-            ..
-        } = desired;
+            identity_policy,
+            identity_principals,
+        };
+        let observed = aws::observe(
+            &clients,
+            spec,
+            account.as_str(),
+            backend_file,
+            state.identity_observation(),
+        )
+        .await?;
+        let mut env_plan = plan(&state.desired(spec), &observed)?;
+
+        // Before any policy is written, every principal must exist, and the policy must name
+        // them by their real ARNs (a role's path is part of it).
+        let writes_access = env_plan.changes.iter().any(|change| {
+            matches!(
+                change,
+                Change::PutPolicy { .. } | Change::PutIdentityPolicy { .. }
+            )
+        });
+        if writes_access {
+            let verified = aws::verify_principals(&clients, spec, &account).await?;
+            if verified != principals {
+                principals = verified;
+                state.owned_statements =
+                    owned_statements(environment, &account, &principals, state.endpoint.as_ref())?;
+                env_plan = plan(&state.desired(spec), &observed)?;
+            }
+            self.guard_lockout(spec, &env_plan, &caller, terraform_caller.as_ref())?;
+        }
+        env_plan.notes.extend(terraform_note);
+        if let Some(terraform) = &terraform_caller
+            && let Some(identity) = Caller::parse(&terraform.arn)
+            && !principals
+                .all()
+                .any(|arn| identity.is_named_by(&arn.to_string()))
+        {
+            env_plan.notes.push(format!(
+                "Terraform runs as {} (profile `{}`), which `access` does not list: the bucket policy grants it nothing; add it to `access.users` or `access.roles`",
+                terraform.arn, spec.profile
+            ));
+        }
+        tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = env_plan.changes.len(), in_sync = env_plan.in_sync.len(), "planned");
         Ok(Planned {
             environment,
             caller,
-            plan,
+            terraform_caller,
+            plan: env_plan,
             clients,
             account,
-            owned_statements,
-            endpoint,
+            state,
+        })
+    }
+
+    /// Refuses a bucket policy that would explicitly deny statebucket's own identity (which
+    /// must be able to repair the policy later) or Terraform's (which must reach its state),
+    /// unless `--allow-lockout`.
+    fn guard_lockout(
+        &self,
+        spec: &EnvSpec,
+        env_plan: &EnvPlan,
+        tool: &CallerIdentity,
+        terraform: Option<&CallerIdentity>,
+    ) -> Result<(), EnvFailure> {
+        let Some(document) = env_plan.changes.iter().find_map(|change| match change {
+            Change::PutPolicy { to, .. } => PolicyDocument::parse(to).ok(),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let mut subjects = Vec::new();
+        if let Some(caller) = Caller::parse(&tool.arn) {
+            subjects.push(Subject {
+                label: "statebucket (this run)".into(),
+                caller,
+                needs: Needs::ManageBucket,
+            });
+        }
+        if let Some(caller) = terraform.and_then(|identity| Caller::parse(&identity.arn)) {
+            subjects.push(Subject {
+                label: format!("Terraform (profile `{}`)", spec.profile),
+                caller,
+                needs: Needs::UseState,
+            });
+        }
+        let risks = lockout_risks(&document, spec, &subjects);
+        if risks.is_empty() {
+            return Ok(());
+        }
+        let details: Vec<String> = risks
+            .iter()
+            .map(|risk| format!("  - {}", risk.describe()))
+            .collect();
+        if self.allow_lockout {
+            tracing::warn!(env = %spec.name, "--allow-lockout: writing a policy that denies:\n{}", details.join("\n"));
+            return Ok(());
+        }
+        Err(EnvFailure {
+            message: format!(
+                "refusing to write a bucket policy for {} that would lock out an identity it must keep:\n{}",
+                spec.name,
+                details.join("\n")
+            ),
+            hint: Some(
+                "list the identity in `access.users` / `access.roles` (or as `break_glass_role`), or correct the policy template; pass --allow-lockout only if this is intended".into(),
+            ),
         })
     }
 
@@ -212,7 +372,7 @@ impl Engine {
             if let Change::WriteBackendFile { path, to, .. } = change {
                 let content = match to {
                     Some(content) => content.clone(),
-                    None => render_backend(&planned.desired(), created_key.as_deref()),
+                    None => render_backend(&planned.state.desired(spec), created_key.as_deref()),
                 };
                 tracing::debug!(env = %spec.name, %path, "writing backend file");
                 write_file_atomically(path, &content).map_err(|error| EnvFailure {
@@ -231,14 +391,37 @@ impl Engine {
             spec,
             planned.account.as_str(),
             backend_file,
+            planned.state.identity_observation(),
         )
         .await?;
-        let remaining = plan(&planned.desired(), &observed)?;
+        let remaining = plan(&planned.state.desired(spec), &observed)?;
         if !remaining.is_empty() {
             return Err(not_converged(&remaining));
         }
         Ok(planned)
     }
+}
+
+/// The environment's owned bucket policy statements for these principals.
+fn owned_statements(
+    environment: &Environment,
+    account: &AccountId,
+    principals: &Principals,
+    endpoint: Option<&EndpointUrl>,
+) -> Result<Vec<Value>, EnvFailure> {
+    render_statements(
+        &environment.template_name,
+        &environment.template,
+        &policy_inputs(&environment.spec, account, principals, endpoint),
+    )
+    .map_err(|diagnostics| EnvFailure {
+        message: diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        hint: None,
+    })
 }
 
 /// With `account_id` in the spec, refuses credentials of any other account; returns the

@@ -3,6 +3,7 @@
 //! Functional core, imperative shell: `spec`, `render`, `policy` and `plan` are pure (data in,
 //! data out); `aws` observes and applies; `cli` wires them to the terminal.
 
+pub mod access;
 pub mod aws;
 pub mod cli;
 pub mod engine;

@@ -14,6 +14,9 @@ pub struct Observed {
     pub kms_key: Option<KmsKeyState>,
     /// backend.hcl as it is on disk, `None` when absent.
     pub backend_file: Option<String>,
+    /// With `attach_identity_policy`: the inline policy of each principal in this account,
+    /// by principal ARN; `None` when the principal has no such policy.
+    pub identity_policies: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -24,6 +24,16 @@ pub struct Desired<'a> {
     pub spec: &'a EnvSpec,
     pub owned_statements: Vec<Value>,
     pub endpoint: Option<EndpointUrl>,
+    /// With `attach_identity_policy`: the inline policy every principal in this account gets.
+    pub identity_policy: Option<IdentityPolicyTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityPolicyTarget {
+    pub name: String,
+    pub document: PolicyDocument,
+    /// ARNs of the principals to attach it to (those in the caller's account).
+    pub principals: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -38,6 +48,7 @@ pub enum Facet {
     Ownership,
     Policy,
     Tags,
+    IdentityPolicy,
     BackendFile,
 }
 
@@ -53,6 +64,7 @@ impl fmt::Display for Facet {
             Facet::Ownership => "object ownership",
             Facet::Policy => "bucket policy",
             Facet::Tags => "tags",
+            Facet::IdentityPolicy => "identity policy",
             Facet::BackendFile => "backend file",
         })
     }
@@ -122,6 +134,13 @@ pub enum Change {
         from: BTreeMap<String, String>,
         to: BTreeMap<String, String>,
     },
+    /// The inline identity policy of one user or role (IAM Put{User,Role}Policy).
+    PutIdentityPolicy {
+        principal: String,
+        policy_name: String,
+        from: Option<String>,
+        to: String,
+    },
     WriteBackendFile {
         path: String,
         from: Option<String>,
@@ -142,6 +161,7 @@ impl Change {
             Change::EnforceBucketOwner { .. } => Facet::Ownership,
             Change::PutPolicy { .. } => Facet::Policy,
             Change::MergeTags { .. } => Facet::Tags,
+            Change::PutIdentityPolicy { .. } => Facet::IdentityPolicy,
             Change::WriteBackendFile { .. } => Facet::BackendFile,
         }
     }
@@ -151,7 +171,9 @@ impl Change {
         match self {
             Change::CreateBucket { .. } | Change::CreateKmsKey { .. } => true,
             Change::WriteBackendFile { from, .. } => from.is_none(),
-            Change::PutPolicy { from, .. } => from.is_none(),
+            Change::PutPolicy { from, .. } | Change::PutIdentityPolicy { from, .. } => {
+                from.is_none()
+            }
             _ => false,
         }
     }
@@ -381,6 +403,48 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         }),
     );
 
+    if let Some(target) = &desired.identity_policy {
+        let wanted: Vec<Value> = target
+            .document
+            .statements
+            .iter()
+            .map(policy::normalize)
+            .collect();
+        let mut any = false;
+        for principal in &target.principals {
+            let live = observed
+                .identity_policies
+                .iter()
+                .find(|(arn, _)| arn == principal)
+                .and_then(|(_, document)| document.as_deref());
+            let same = live
+                .and_then(|text| PolicyDocument::parse(text).ok())
+                .is_some_and(|document| {
+                    document
+                        .statements
+                        .iter()
+                        .map(policy::normalize)
+                        .collect::<Vec<_>>()
+                        == wanted
+                });
+            if !same {
+                any = true;
+                record(
+                    Facet::IdentityPolicy,
+                    Some(Change::PutIdentityPolicy {
+                        principal: principal.clone(),
+                        policy_name: target.name.clone(),
+                        from: live.map(str::to_owned),
+                        to: target.document.to_json(),
+                    }),
+                );
+            }
+        }
+        if !any {
+            record(Facet::IdentityPolicy, None);
+        }
+    }
+
     let backend = match (&spec.bucket.encryption, &key_arn) {
         (Encryption::Kms(_), None) => None,
         (_, arn) => Some(render_backend(desired, arn.as_deref())),
@@ -470,6 +534,7 @@ backend:
             spec,
             owned_statements: owned(),
             endpoint: None,
+            identity_policy: None,
         }
     }
 
@@ -499,7 +564,39 @@ backend:
             }),
             backend_file: Some(render_backend(desired, key_arn.as_deref())),
             kms_key: key,
+            identity_policies: Vec::new(),
         }
+    }
+
+    #[test]
+    fn identity_policies_are_compared_by_meaning_per_principal() {
+        let spec = spec(DEV);
+        let mut desired = desired(&spec);
+        let document = PolicyDocument::parse(r#"{"Statement": [{"Sid": "StatebucketX", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "*"}]}"#).unwrap();
+        desired.identity_policy = Some(IdentityPolicyTarget {
+            name: "statebucket-dev".into(),
+            document,
+            principals: vec![
+                "arn:aws:iam::123456789012:user/a".into(),
+                "arn:aws:iam::123456789012:role/b".into(),
+            ],
+        });
+        let mut observed = converged(&desired, None);
+        let reordered = r#"{"Version": "2012-10-17", "Statement": [{"Resource": ["*"], "Action": ["s3:PutObject", "s3:GetObject"], "Effect": "Allow", "Sid": "StatebucketX"}]}"#;
+        observed.identity_policies = vec![
+            (
+                "arn:aws:iam::123456789012:user/a".into(),
+                Some(reordered.into()),
+            ),
+            ("arn:aws:iam::123456789012:role/b".into(), None),
+        ];
+        let plan = plan(&desired, &observed).unwrap();
+        assert_eq!(facets(&plan), vec![Facet::IdentityPolicy]);
+        assert!(
+            matches!(&plan.changes[0], Change::PutIdentityPolicy { principal, from: None, .. } if principal.ends_with("role/b"))
+        );
+        observed.identity_policies[1].1 = Some(reordered.into());
+        assert!(super::plan(&desired, &observed).unwrap().is_empty());
     }
 
     fn facets(plan: &EnvPlan) -> Vec<Facet> {

@@ -6,11 +6,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
+use crate::access::{Principals, policy_inputs};
+use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, render_statements};
 use crate::spec::names::Problem;
-use crate::spec::{
-    AccountId, Diagnostic, EndpointUrl, EnvSpec, Pos, check_across_environments, parse_spec,
-};
+use crate::spec::{AccountId, Diagnostic, EnvSpec, Pos, check_across_environments, parse_spec};
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
 
@@ -114,7 +113,7 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
         if let Err(found) = render_statements(
             &template_name,
             &template,
-            &policy_inputs(&spec, &account, None),
+            &policy_inputs(&spec, &account, &Principals::offline(&spec, &account), None),
         ) {
             diagnostics.extend(found);
         }
@@ -128,35 +127,6 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
         Ok(environments)
     } else {
         Err(diagnostics)
-    }
-}
-
-/// The inputs of an environment's policy template, with names resolved in `account`.
-/// `endpoint` is the one in effect: plain HTTP leaves out the TLS-only deny.
-pub fn policy_inputs<'a>(
-    spec: &'a EnvSpec,
-    account: &'a AccountId,
-    endpoint: Option<&EndpointUrl>,
-) -> PolicyInputs<'a> {
-    use crate::spec::PrincipalKind;
-    let partition = spec.region.partition();
-    let of_kind = |kind: PrincipalKind| {
-        spec.access
-            .principals
-            .iter()
-            .filter(|principal| principal.kind() == kind)
-            .map(|principal| principal.resolve(partition, account))
-            .collect()
-    };
-    PolicyInputs {
-        bucket: &spec.bucket.name,
-        region: &spec.region,
-        account_id: account,
-        state_key: &spec.backend.key,
-        workspace_prefix: spec.backend.workspace_prefix(),
-        users: of_kind(PrincipalKind::User),
-        roles: of_kind(PrincipalKind::Role),
-        require_tls: !endpoint.is_some_and(EndpointUrl::is_plain_http),
     }
 }
 

@@ -98,6 +98,15 @@ fn describe(change: &Change) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         Change::MergeTags { from, to } => tag_changes(from, to).join("; "),
+        Change::PutIdentityPolicy {
+            principal,
+            policy_name,
+            from,
+            ..
+        } => {
+            let verb = if from.is_some() { "update" } else { "attach" };
+            format!("{verb} inline policy `{policy_name}` on {principal}")
+        }
         Change::WriteBackendFile { path, from, to } => match (from, to) {
             (None, _) => format!("write {path}"),
             (Some(_), Some(_)) => format!("rewrite {path}"),

@@ -14,6 +14,7 @@ use futures::future::try_join_all;
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::plan::{Change, EnvPlan, SseTarget};
+use crate::spec::IamArn;
 
 /// Applies every AWS change of `plan` (the backend file is the caller's) and returns the
 /// ARN of a KMS key created on the way, which backend.hcl needs.
@@ -66,6 +67,16 @@ pub async fn apply(
             Change::CreateBucket { .. }
             | Change::CreateKmsKey { .. }
             | Change::WriteBackendFile { .. } => return Ok(()),
+            Change::PutIdentityPolicy {
+                principal,
+                policy_name,
+                to,
+                ..
+            } => {
+                let principal = IamArn::parse(principal)
+                    .map_err(|problem| AwsError::new(doing.clone(), problem.message, None))?;
+                return super::iam::write_inline_policy(clients, &principal, policy_name, to).await;
+            }
             Change::EnableKeyRotation { key_arn } => {
                 return clients
                     .kms

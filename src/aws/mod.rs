@@ -3,6 +3,7 @@
 
 mod apply;
 mod errors;
+mod iam;
 #[cfg(test)]
 mod mocked;
 mod observe;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 pub use apply::apply;
 pub use errors::AwsError;
+pub use iam::verify_principals;
 pub use observe::{CallerIdentity, caller_identity, observe};
 
 use crate::spec::{EndpointUrl, ProfileName, Region};

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
-use crate::spec::{Encryption, EnvSpec, KmsKey};
+use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey};
+use futures::future::try_join_all;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallerIdentity {
@@ -46,6 +47,7 @@ pub async fn observe(
     spec: &EnvSpec,
     account: &str,
     backend_file: Option<String>,
+    identity_policy: Option<(&str, &[IamArn])>,
 ) -> Result<Observed, AwsError> {
     let bucket = spec.bucket.name.as_str();
     let identity = clients.identity_source.as_str();
@@ -218,8 +220,18 @@ pub async fn observe(
     };
 
     let kms_key = observe_kms_key(clients, spec);
+    let identity_policies = async {
+        let Some((name, principals)) = identity_policy else {
+            return Ok(Vec::new());
+        };
+        try_join_all(principals.iter().map(|principal| async move {
+            let document = super::iam::read_inline_policy(clients, principal, name).await?;
+            Ok::<_, AwsError>((principal.to_string(), document))
+        }))
+        .await
+    };
 
-    let (head, versioning, encryption, public_access, ownership, policy, tags, kms_key) = tokio::join!(
+    let (
         head,
         versioning,
         encryption,
@@ -227,7 +239,18 @@ pub async fn observe(
         ownership,
         policy,
         tags,
-        kms_key
+        kms_key,
+        identity_policies,
+    ) = tokio::join!(
+        head,
+        versioning,
+        encryption,
+        public_access,
+        ownership,
+        policy,
+        tags,
+        kms_key,
+        identity_policies
     );
     let kms_key = kms_key?;
     let bucket_state = match head? {
@@ -246,6 +269,7 @@ pub async fn observe(
         bucket: bucket_state,
         kms_key,
         backend_file,
+        identity_policies: identity_policies?,
     })
 }
 

@@ -1,6 +1,9 @@
 //! Bucket policy documents: which statements the tool owns, comparing them by meaning, and
 //! merging them into a live policy without touching anyone else's statements.
 
+pub mod evaluate;
+mod identity;
+pub mod lockout;
 mod template;
 
 use std::collections::BTreeMap;
@@ -8,11 +11,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+pub use identity::{identity_policy, identity_policy_name};
 pub use template::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
 
 /// Statements whose Sid starts with this are the tool's; all others are kept as they are.
 pub const OWNED_SID_PREFIX: &str = "Statebucket";
 pub const DENY_INSECURE_TRANSPORT_SID: &str = "StatebucketDenyInsecureTransport";
+pub const EXCLUSIVE_SID: &str = "StatebucketExclusiveStateAccess";
 
 /// A bucket policy as S3 stores it: a version, an optional id, and statements kept as JSON
 /// so that statements we do not own round-trip unchanged.

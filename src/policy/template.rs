@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{DENY_INSECURE_TRANSPORT_SID, OWNED_SID_PREFIX, sid};
+use super::{DENY_INSECURE_TRANSPORT_SID, EXCLUSIVE_SID, OWNED_SID_PREFIX, sid};
 use crate::spec::names::Problem;
 use crate::spec::{
     AccountId, BucketName, Diagnostic, IamArn, Pos, Region, StateKey, WorkspacePrefix,
@@ -43,6 +43,9 @@ pub struct PolicyInputs<'a> {
     /// or an S3-compatible store without TLS), where no client could satisfy it and every
     /// object request would be refused.
     pub require_tls: bool,
+    /// With `access.exclusive`: the principals (and break-glass role) still allowed to read
+    /// or write state; everyone else is denied.
+    pub exclusive: Option<Vec<IamArn>>,
 }
 
 impl PolicyInputs<'_> {
@@ -118,9 +121,9 @@ pub fn render_statements(
     let mut seen_sids: Vec<&str> = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
         match sid(statement) {
-            Some(sid) if sid == DENY_INSECURE_TRANSPORT_SID => diagnostics.push(at(
+            Some(sid) if sid == DENY_INSECURE_TRANSPORT_SID || sid == EXCLUSIVE_SID => diagnostics.push(at(
                 position_of(template, sid),
-                Problem::new(format!("Sid `{sid}` is reserved for the TLS-only statement the tool always adds"))
+                Problem::new(format!("Sid `{sid}` is reserved for a statement the tool adds itself"))
                     .hint("remove this statement from the template"),
             )),
             Some(sid) if !sid.starts_with(OWNED_SID_PREFIX) => diagnostics.push(at(
@@ -155,10 +158,37 @@ pub fn render_statements(
         diagnostics.dedup();
         return Err(diagnostics);
     }
+    if let Some(exempt) = &inputs.exclusive {
+        rendered.push(deny_everyone_else(inputs, exempt));
+    }
     if inputs.require_tls {
         rendered.push(deny_insecure_transport(inputs));
     }
     Ok(rendered)
+}
+
+/// Deny reading, writing and listing state to every principal but `exempt`. The condition
+/// on `aws:PrincipalArn` (the role, not the session, for assumed roles) is AWS's recommended
+/// form; `NotPrincipal` with Deny would also deny every role session.
+fn deny_everyone_else(inputs: &PolicyInputs<'_>, exempt: &[IamArn]) -> Value {
+    let bucket_arn = inputs.bucket_arn();
+    let exempt: Vec<String> = exempt.iter().map(ToString::to_string).collect();
+    json!({
+        "Sid": EXCLUSIVE_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:ListBucket",
+            "s3:ListBucketVersions",
+            "s3:PutObject"
+        ],
+        "Resource": [bucket_arn.clone(), format!("{bucket_arn}/*")],
+        "Condition": { "ArnNotLike": { "aws:PrincipalArn": exempt } }
+    })
 }
 
 /// Deny any request not made over TLS, on the bucket and every object.
@@ -310,6 +340,7 @@ mod tests {
             users: vec![user.resolve("aws", &fixture.account)],
             roles: vec![role.resolve("aws", &fixture.account)],
             require_tls: true,
+            exclusive: None,
         }
     }
 
@@ -350,6 +381,32 @@ mod tests {
             }
         ]);
         assert_eq!(Value::Array(statements), expected);
+    }
+
+    #[test]
+    fn exclusive_mode_denies_everyone_but_the_listed_principals() {
+        let fixture = fixture();
+        let mut exclusive = inputs(&fixture);
+        let break_glass = PrincipalRef::parse("break-glass", PrincipalKind::Role)
+            .unwrap()
+            .resolve("aws", &fixture.account);
+        let mut exempt = exclusive.users.clone();
+        exempt.extend(exclusive.roles.clone());
+        exempt.push(break_glass);
+        exclusive.exclusive = Some(exempt);
+        let statements =
+            render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &exclusive).unwrap();
+        let deny = &statements[3];
+        assert_eq!(deny["Sid"], EXCLUSIVE_SID);
+        assert_eq!(
+            deny["Condition"],
+            json!({"ArnNotLike": {"aws:PrincipalArn": [
+                "arn:aws:iam::123456789012:user/terraform",
+                "arn:aws:iam::123456789012:role/terraform-ci",
+                "arn:aws:iam::123456789012:role/break-glass"
+            ]}})
+        );
+        assert_eq!(statements[4]["Sid"], DENY_INSECURE_TRANSPORT_SID);
     }
 
     #[test]

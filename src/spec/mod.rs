@@ -88,6 +88,18 @@ pub struct AccessSpec {
     pub principals: Vec<PrincipalRef>,
     /// A bucket policy template under the project root; the built-in one when absent.
     pub policy_template: Option<String>,
+    /// `exclusive: true`: deny state access to every principal not listed.
+    pub exclusive: Option<Exclusive>,
+    /// Attach the least-privilege identity policy inline to each listed user and role.
+    pub attach_identity_policy: bool,
+}
+
+/// Only the listed principals, and a break-glass role, may read or write state. A plain Allow
+/// cannot achieve that in the same account, where IAM identity policies grant access too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusive {
+    /// Stays able to reach the state when every listed principal is gone.
+    pub break_glass_role: PrincipalRef,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -376,6 +376,11 @@ pub struct IamArn {
 }
 
 impl IamArn {
+    /// A user or role ARN.
+    pub fn parse(text: &str) -> Result<IamArn, Problem> {
+        parse_iam_arn(text)
+    }
+
     pub fn name(&self) -> &str {
         self.path_and_name
             .rsplit('/')

@@ -9,7 +9,8 @@ use super::names::{
 };
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
-    AccessSpec, BackendSpec, BucketSpec, Diagnostic, Encryption, EnvSpec, KmsKey, Positions,
+    AccessSpec, BackendSpec, BucketSpec, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey,
+    Positions,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -252,6 +253,22 @@ impl Walker<'_> {
         node
     }
 
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match &node.value {
+            Yaml::Bool(value) => Some(*value),
+            other => {
+                self.report(
+                    node.pos,
+                    Problem::new(format!(
+                        "`{path}` must be true or false, found {}",
+                        other.kind()
+                    )),
+                );
+                None
+            }
+        }
+    }
+
     fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
         match &node.value {
             Yaml::String(text) => Some(text),
@@ -434,20 +451,7 @@ impl Walker<'_> {
                     self.required(&mut fields, "kms_key", "kms_key: alias/terraform-state");
                 let create_key = match fields.take("create_key") {
                     None => Some(false),
-                    Some(Node {
-                        value: Yaml::Bool(value),
-                        ..
-                    }) => Some(*value),
-                    Some(other) => {
-                        self.report(
-                            other.pos,
-                            Problem::new(format!(
-                                "`create_key` must be true or false, found {}",
-                                other.value.kind()
-                            )),
-                        );
-                        None
-                    }
+                    Some(node) => self.boolean(node, "create_key"),
                 };
                 self.finish(fields, &["kms_key", "create_key"]);
                 let key_node = key_node?;
@@ -561,7 +565,52 @@ impl Walker<'_> {
                 relative_path(text, &[".json"])
             })
         });
-        self.finish(fields, &["users", "roles", "policy_template"]);
+        let exclusive = fields
+            .take("exclusive")
+            .map(|node| self.boolean(node, "access.exclusive"));
+        let break_glass_node = fields.take("break_glass_role");
+        let break_glass = break_glass_node.map(|node| {
+            self.typed(node, "access.break_glass_role", |text| {
+                PrincipalRef::parse(text, PrincipalKind::Role)
+            })
+        });
+        let attach = fields
+            .take("attach_identity_policy")
+            .map(|node| self.boolean(node, "access.attach_identity_policy"));
+        self.finish(
+            fields,
+            &[
+                "users",
+                "roles",
+                "policy_template",
+                "exclusive",
+                "break_glass_role",
+                "attach_identity_policy",
+            ],
+        );
+        let exclusive = match (exclusive.unwrap_or(Some(false))?, break_glass) {
+            (true, Some(role)) => Some(Exclusive {
+                break_glass_role: role?,
+            }),
+            (true, None) => {
+                self.report(
+                    node.pos,
+                    Problem::new("`access.exclusive: true` needs a `break_glass_role`")
+                        .hint("name a role that stays able to reach the state when every listed principal is gone, e.g. `break_glass_role: break-glass-admin`"),
+                );
+                return None;
+            }
+            (false, Some(_)) => {
+                self.report(
+                    break_glass_node.map_or(node.pos, |node| node.pos),
+                    Problem::new("`break_glass_role` only has a meaning with `exclusive: true`")
+                        .hint("add `exclusive: true`, or remove `break_glass_role`"),
+                );
+                return None;
+            }
+            (false, None) => None,
+        };
+        let attach_identity_policy = attach.unwrap_or(Some(false))?;
         let users = users.unwrap_or(Some(Vec::new()))?;
         let roles = roles.unwrap_or(Some(Vec::new()))?;
         if users.is_empty() && roles.is_empty() {
@@ -577,6 +626,8 @@ impl Walker<'_> {
         Some(AccessSpec {
             principals,
             policy_template: template.flatten(),
+            exclusive,
+            attach_identity_policy,
         })
     }
 

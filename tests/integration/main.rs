@@ -1,6 +1,7 @@
 //! One test binary (linking the AWS SDK is slow; one link instead of several).
 //! Tests that need moto or Terraform start them themselves through `support`.
 
+mod access;
 mod offline;
 mod reconcile;
 mod support;

@@ -44,7 +44,62 @@ impl Moto {
     /// One server shared by the tests of this binary; tests use unique names.
     pub fn shared() -> &'static Moto {
         static SHARED: OnceLock<Moto> = OnceLock::new();
-        SHARED.get_or_init(|| Moto::start(&[]))
+        SHARED.get_or_init(|| {
+            let moto = Moto::start(&[]);
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async {
+                for account in [ACCOUNT, OTHER_ACCOUNT] {
+                    let iam = moto.iam_in(account).await;
+                    create_principals(
+                        &iam,
+                        &["terraform-access"],
+                        &["terraform-access-role", "admin", "owner", "break-glass"],
+                    )
+                    .await;
+                }
+            });
+            moto
+        })
+    }
+
+    /// An IAM client acting in `account` (through an assumed role for the second account).
+    pub async fn iam_in(&self, account: &str) -> aws_sdk_iam::Client {
+        let base = aws_sdk_s3::config::Credentials::new(
+            FAKE_ACCESS_KEY,
+            FAKE_SECRET_KEY,
+            None,
+            None,
+            "test",
+        );
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(base)
+            .endpoint_url(&self.endpoint)
+            .load()
+            .await;
+        if account == ACCOUNT {
+            return aws_sdk_iam::Client::new(&config);
+        }
+        let assumed = aws_sdk_sts::Client::new(&config)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/owner"))
+            .role_session_name("harness")
+            .send()
+            .await
+            .expect("assume a role in the other account");
+        let credentials = assumed.credentials().expect("credentials");
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_owned()),
+            None,
+            "assumed",
+        );
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .credentials_provider(credentials)
+                .build(),
+        )
     }
 
     pub fn start(env: &[(&str, &str)]) -> Moto {
@@ -105,6 +160,22 @@ impl Drop for Moto {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Creates IAM users and roles, ignoring those that exist.
+pub async fn create_principals(iam: &aws_sdk_iam::Client, users: &[&str], roles: &[&str]) {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+    for user in users {
+        let _ = iam.create_user().user_name(*user).send().await;
+    }
+    for role in roles {
+        let _ = iam
+            .create_role()
+            .role_name(*role)
+            .assume_role_policy_document(trust)
+            .send()
+            .await;
     }
 }
 

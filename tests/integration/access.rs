@@ -1,0 +1,158 @@
+//! Access safety on moto: principals must exist, a policy that locks out an identity it must
+//! keep is refused unless `--allow-lockout`, and identity policies are attached idempotently.
+
+use serde_json::Value;
+
+use crate::support::{ACCOUNT, Moto, Project, spec_yaml, unique};
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(future)
+}
+
+#[test]
+fn a_missing_principal_is_named_and_nothing_is_written() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("ghost");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256")
+        .replace("[terraform-access]", "[terraform-access, ghost-user]");
+    project.spec("dev", &spec);
+    let run = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    run.expect_code(1);
+    let document = run.json();
+    let error = &document["environments"][0]["error"];
+    assert_eq!(
+        error["message"],
+        format!(
+            "checking the principals of environments/dev.yaml: IAM user `ghost-user` does not exist in account {ACCOUNT}"
+        )
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid principal in policy")
+    );
+    assert_eq!(
+        document["requests"]["writes"], 0,
+        "{:#}",
+        document["requests"]
+    );
+    let exists = block_on(async {
+        project
+            .s3("eu-west-1")
+            .await
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok()
+    });
+    assert!(!exists);
+}
+
+#[test]
+fn a_policy_that_locks_out_terraform_is_refused_unless_allowed() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("lockout");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
+        "access:\n",
+        "access:\n  policy_template: policies/deny-writes.json\n",
+    );
+    project.spec("dev", &spec);
+    project.write(
+        "policies/deny-writes.json",
+        r#"{"Statement": [
+  {"Sid": "StatebucketReadOnlyState", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "{{bucket_arn}}/*"}
+]}
+"#,
+    );
+    let refused = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    refused.expect_code(1);
+    let error = refused.json()["environments"][0]["error"].clone();
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "refusing to write a bucket policy for dev that would lock out an identity it must keep"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("statement `StatebucketReadOnlyState` denies Terraform (profile `terraform`) (arn:aws:sts::{ACCOUNT}:user/moto) s3:PutObject on arn:aws:s3:::{bucket}/app/terraform.tfstate")),
+        "{message}"
+    );
+    assert!(error["hint"].as_str().unwrap().contains("--allow-lockout"));
+    assert_eq!(refused.json()["requests"]["writes"], 0);
+
+    let allowed = project.statebucket(&["--allow-lockout", "apply", "--auto-approve"]);
+    allowed.expect_code(0);
+    block_on(async {
+        let policy = project
+            .s3("eu-west-1")
+            .await
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+        let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        assert_eq!(document["Statement"][0]["Sid"], "StatebucketReadOnlyState");
+    });
+}
+
+#[test]
+fn identity_policies_are_attached_once_to_every_listed_principal() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("identity");
+    let env = unique("idp").replace('-', "_");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256")
+        .replace("access:\n", "access:\n  attach_identity_policy: true\n");
+    project.spec(&env, &spec);
+    let first = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    first.expect_code(0);
+    let changes: Vec<String> = first.json()["environments"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["change"] == "put_identity_policy")
+        .map(|change| change["principal"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            format!("arn:aws:iam::{ACCOUNT}:user/terraform-access"),
+            format!("arn:aws:iam::{ACCOUNT}:role/terraform-access-role")
+        ]
+    );
+    let second = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    second.expect_code(0);
+    assert_eq!(
+        second.json()["requests"]["writes"],
+        0,
+        "{:#}",
+        second.json()["requests"]
+    );
+    block_on(async {
+        let iam = moto.iam_in(ACCOUNT).await;
+        let attached = iam
+            .get_user_policy()
+            .user_name("terraform-access")
+            .policy_name(format!("statebucket-{env}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            attached.policy_document().contains("s3:ListBucket")
+                || attached.policy_document().contains("s3%3AListBucket")
+        );
+    });
+    let printed = project.statebucket(&["policy", &env, "--identity"]);
+    printed.expect_code(0);
+    assert!(printed.stdout.contains(&format!(
+        "arn:aws:s3:::{bucket}/app/terraform.tfstate.tflock"
+    )));
+}

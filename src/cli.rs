@@ -142,6 +142,17 @@ enum Command {
         #[arg(long)]
         auto_approve: bool,
     },
+    /// Will `terraform init -backend-config=<backend.hcl>` work for me, here, now? Resolves
+    /// the identity the backend will use, checks it against the bucket policy, and probes
+    /// what Terraform does (list, read, lock, release, KMS). Exit 0 all ok, 1 otherwise.
+    Doctor {
+        /// Spec files or environment names (default: every environments/*.yaml).
+        specs: Vec<String>,
+        /// The Terraform directory, to look for `provider "aws"` credentials the backend
+        /// would ignore.
+        #[arg(long, value_name = "DIR")]
+        terraform_dir: Option<PathBuf>,
+    },
     /// For CI: never writes. Exit 0 in sync, 2 drift, 1 error.
     Check {
         /// Spec files or environment names (default: every environments/*.yaml).
@@ -242,6 +253,10 @@ pub fn run(cli: Cli) -> u8 {
             },
         ),
         Command::Check { specs } => online(&cli, &printer, specs, Mode::Check),
+        Command::Doctor {
+            specs,
+            terraform_dir,
+        } => doctor(&cli, &printer, specs, terraform_dir.as_deref()),
     }
 }
 
@@ -696,6 +711,94 @@ fn plural(count: u64, noun: &str) -> String {
     } else {
         format!("{count} {noun}s")
     }
+}
+
+fn doctor(
+    cli: &Cli,
+    printer: &Printer,
+    specs: &[String],
+    terraform_dir: Option<&std::path::Path>,
+) -> u8 {
+    let Some(environments) = load(printer, specs) else {
+        return exit::ERROR;
+    };
+    let connection = match connection(cli) {
+        Ok(connection) => connection,
+        Err(message) => {
+            printer.error(&format!("error: {message}"));
+            return exit::ERROR;
+        }
+    };
+    let log = Arc::new(RequestLog::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let reports: Vec<(&Environment, Vec<crate::doctor::Check>)> = runtime.block_on(async {
+        let mut reports = Vec::new();
+        for environment in &environments {
+            let checks =
+                crate::doctor::diagnose(environment, &connection, &log, terraform_dir).await;
+            reports.push((environment, checks));
+        }
+        reports
+    });
+    let failed = reports
+        .iter()
+        .flat_map(|(_, checks)| checks)
+        .filter(|check| check.status == crate::doctor::Status::Fail)
+        .count();
+    match cli.output {
+        OutputFormat::Json => {
+            let environments: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|(environment, checks)| {
+                    json!({
+                        "name": environment.spec.name.as_str(),
+                        "spec": environment.spec.source,
+                        "backend_file": environment.spec.backend.file,
+                        "ok": !checks.iter().any(|check| check.status == crate::doctor::Status::Fail),
+                        "checks": checks,
+                    })
+                })
+                .collect();
+            printer.data(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json!({"format_version": 1, "command": "doctor", "environments": environments, "failed": failed})).expect("JSON")
+            ));
+        }
+        OutputFormat::Text => {
+            for (environment, checks) in &reports {
+                let spec = &environment.spec;
+                let mut text = format!(
+                    "doctor {} ({}), backend {}\n",
+                    spec.name, spec.source, spec.backend.file
+                );
+                for check in checks {
+                    text.push_str(&format!(
+                        "  {:<5} {:<17} {}\n",
+                        check.status.to_string(),
+                        check.check,
+                        check.detail
+                    ));
+                    if let Some(fix) = check
+                        .fix
+                        .as_ref()
+                        .filter(|_| check.status != crate::doctor::Status::Ok)
+                    {
+                        text.push_str(&format!("  {:<5} {:<17} fix: {fix}\n", "", ""));
+                    }
+                }
+                printer.data(&format!("{text}\n"));
+            }
+            printer.data(&if failed == 0 {
+                "Doctor: every check passed.\n".to_owned()
+            } else {
+                format!("Doctor: {} failed.\n", plural(failed as u64, "check"))
+            });
+        }
+    }
+    if failed == 0 { exit::OK } else { exit::ERROR }
 }
 
 /// Asks on the terminal. Without a terminal on stdin there is nobody to ask: never assume

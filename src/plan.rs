@@ -435,7 +435,7 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
                         principal: principal.clone(),
                         policy_name: target.name.clone(),
                         from: live.map(str::to_owned),
-                        to: target.document.to_json(),
+                        to: target.document.to_compact_json(),
                     }),
                 );
             }

@@ -121,10 +121,17 @@ fn details(change: &Change) -> Vec<String> {
             vec![format!("keeps {}", kept(labels))]
         }
         Change::WriteBackendFile {
+            path,
             from: Some(from),
-            to: Some(to),
-            ..
-        } => line_diff(from, to),
+            to,
+        } => {
+            let mut lines = to
+                .as_deref()
+                .map(|to| line_diff(from, to))
+                .unwrap_or_default();
+            lines.push(format!("working directories initialised with the old file need `terraform init -reconfigure -backend-config={path}`"));
+            lines
+        }
         _ => Vec::new(),
     }
 }
@@ -212,6 +219,7 @@ mod tests {
   ~ backend file: rewrite environments/dev/backend.hcl
       - bucket = \"a\"
       + bucket = \"b\"
+      working directories initialised with the old file need `terraform init -reconfigure -backend-config=environments/dev/backend.hcl`
   ! a note
   = in sync: bucket, encryption
 "

@@ -55,6 +55,15 @@ impl PolicyDocument {
     }
 
     pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.to_value()).expect("a JSON value always serialises")
+    }
+
+    /// Without whitespace: IAM counts inline policy size against a small quota.
+    pub fn to_compact_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    fn to_value(&self) -> Value {
         let mut object = Map::new();
         object.insert(
             "Version".into(),
@@ -64,8 +73,7 @@ impl PolicyDocument {
             object.insert("Id".into(), id.clone());
         }
         object.insert("Statement".into(), Value::Array(self.statements.clone()));
-        serde_json::to_string_pretty(&Value::Object(object))
-            .expect("a JSON value always serialises")
+        Value::Object(object)
     }
 
     pub fn owned(&self) -> impl Iterator<Item = &Value> {

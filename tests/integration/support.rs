@@ -62,6 +62,16 @@ impl Moto {
         })
     }
 
+    /// From now on every request must be authorised by IAM policies (moto's
+    /// INITIAL_NO_AUTH_ACTION_COUNT, reset to 0).
+    pub fn enforce_iam(&self) {
+        assert_eq!(
+            http_post(self.port, "/moto-api/reset-auth", "0"),
+            Some(200),
+            "moto reset-auth"
+        );
+    }
+
     /// An IAM client acting in `account` (through an assumed role for the second account).
     pub async fn iam_in(&self, account: &str) -> aws_sdk_iam::Client {
         let base = aws_sdk_s3::config::Credentials::new(
@@ -113,8 +123,12 @@ impl Moto {
                 // Real S3 answers 403 for another account's bucket; moto's default would not.
                 .env("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
                 .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
+                .stdout(Stdio::null());
+            // MOTO_LOG=FILE keeps moto's request log for debugging a test.
+            match std::env::var_os("MOTO_LOG").map(std::fs::File::create) {
+                Some(Ok(file)) => command.stderr(file),
+                _ => command.stderr(Stdio::piped()),
+            };
             for (key, value) in env {
                 command.env(key, value);
             }
@@ -195,6 +209,22 @@ pub fn http_get(port: u16, path: &str) -> Option<u16> {
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// POSTs `body` to `path` and returns the status, or None when nothing answers.
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<u16> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut response = String::new();
@@ -286,6 +316,28 @@ impl Project {
 
     pub fn spec(&self, env: &str, content: &str) -> &Project {
         self.write(&format!("environments/{env}.yaml"), content)
+    }
+
+    /// Profiles with their own keys (`[name]` in the credentials file).
+    pub fn write_key_profiles(&self, profiles: &[(&str, &str, &str)]) {
+        let mut credentials = String::new();
+        for (name, key, secret) in profiles {
+            credentials.push_str(&format!(
+                "[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"
+            ));
+        }
+        let config: String = profiles
+            .iter()
+            .map(|(name, _, _)| {
+                if *name == "default" {
+                    "[default]\nregion = eu-west-1\n\n".to_owned()
+                } else {
+                    format!("[profile {name}]\nregion = eu-west-1\n\n")
+                }
+            })
+            .collect();
+        self.write(".aws/config", &config);
+        self.write(".aws/credentials", &credentials);
     }
 
     /// Profiles with the fake keys; `Some(role)` makes a profile that assumes `role` (moto

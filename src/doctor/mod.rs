@@ -1,0 +1,421 @@
+//! `statebucket doctor`: will `terraform init -backend-config=<this backend.hcl>` work for
+//! me, here, now, and if not, exactly why. This module holds the pure parts: reading
+//! backend.hcl, the credential order of Terraform's S3 backend, the classic traps in a
+//! Terraform directory and in the AWS config files, and the shape of a check.
+
+mod run;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+pub use run::diagnose;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        })
+    }
+}
+
+/// One line of the report, with the concrete fix when it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn new(check: &str, status: Status, detail: impl Into<String>) -> Check {
+        Check {
+            check: check.to_owned(),
+            status,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// A value in backend.hcl, as far as a partial backend configuration uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HclValue {
+    String(String),
+    Bool(bool),
+    List(Vec<String>),
+    Object(BTreeMap<String, String>),
+    /// Anything else, as written.
+    Other(String),
+}
+
+/// backend.hcl's top-level attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub attributes: BTreeMap<String, HclValue>,
+}
+
+impl BackendConfig {
+    pub fn string(&self, name: &str) -> Option<&str> {
+        match self.attributes.get(name) {
+            Some(HclValue::String(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.attributes.get(name) {
+            Some(HclValue::List(items)) => items.clone(),
+            Some(HclValue::String(text)) => vec![text.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn object(&self, name: &str) -> BTreeMap<String, String> {
+        match self.attributes.get(name) {
+            Some(HclValue::Object(map)) => map.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.attributes.get(name), Some(HclValue::Bool(true)))
+    }
+}
+
+/// Reads the one-attribute-per-line form backend.hcl files have (and statebucket writes):
+/// strings, booleans, lists of strings and one-line objects. Errors carry the line number.
+pub fn parse_backend_hcl(text: &str) -> Result<BackendConfig, (usize, String)> {
+    let mut config = BackendConfig::default();
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("//") {
+            continue;
+        }
+        let Some((name, value)) = trimmed.split_once('=') else {
+            return Err((
+                line_number,
+                format!("expected `name = value`, found `{trimmed}`"),
+            ));
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err((line_number, format!("`{name}` is not an attribute name")));
+        }
+        let value = parse_value(value.trim()).map_err(|message| (line_number, message))?;
+        if config.attributes.insert(name.to_owned(), value).is_some() {
+            return Err((line_number, format!("`{name}` is set twice")));
+        }
+    }
+    Ok(config)
+}
+
+fn parse_value(text: &str) -> Result<HclValue, String> {
+    if text == "true" || text == "false" {
+        return Ok(HclValue::Bool(text == "true"));
+    }
+    if text.starts_with('"') {
+        let (value, rest) = parse_string(text)?;
+        return if rest.trim().is_empty() || rest.trim().starts_with('#') {
+            Ok(HclValue::String(value))
+        } else {
+            Err(format!("unexpected `{}` after the string", rest.trim()))
+        };
+    }
+    if let Some(inner) = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.trim_end().strip_suffix(']'))
+    {
+        let mut items = Vec::new();
+        let mut rest = inner.trim();
+        while !rest.is_empty() {
+            let (item, after) = parse_string(rest)?;
+            items.push(item);
+            rest = after.trim_start().trim_start_matches(',').trim_start();
+        }
+        return Ok(HclValue::List(items));
+    }
+    if let Some(inner) = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.trim_end().strip_suffix('}'))
+    {
+        let mut map = BTreeMap::new();
+        let mut rest = inner.trim();
+        while !rest.is_empty() {
+            let Some((key, after)) = rest.split_once('=') else {
+                return Err(format!("expected `key = value` in `{text}`"));
+            };
+            let (value, after) = parse_string(after.trim_start())?;
+            map.insert(key.trim().to_owned(), value);
+            rest = after.trim_start().trim_start_matches(',').trim_start();
+        }
+        return Ok(HclValue::Object(map));
+    }
+    Ok(HclValue::Other(text.to_owned()))
+}
+
+/// A quoted HCL string and what follows it. Undoes the escapes `render::quote` writes.
+fn parse_string(text: &str) -> Result<(String, &str), String> {
+    let Some(body) = text.strip_prefix('"') else {
+        return Err(format!("expected a quoted string, found `{text}`"));
+    };
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((index, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &body[index + 1..])),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, 'r')) => value.push('\r'),
+                Some((_, other)) => value.push(other),
+                None => break,
+            },
+            '$' | '%' if body[index + 1..].starts_with(c) && body[index + 2..].starts_with('{') => {
+                value.push(c);
+                chars.next();
+            }
+            c => value.push(c),
+        }
+    }
+    Err(format!("unterminated string `{text}`"))
+}
+
+/// Where Terraform's S3 backend gets credentials, in its own order (aws-sdk-go-base): a
+/// `profile` in the backend configuration wins over environment keys, which win over
+/// `AWS_PROFILE`, then the `default` profile, then container and instance credentials. The
+/// `provider "aws"` block is never consulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    BackendProfile(String),
+    EnvironmentKeys,
+    AwsProfile(String),
+    DefaultChain,
+}
+
+impl CredentialSource {
+    pub fn resolve(
+        config: &BackendConfig,
+        env_keys_set: bool,
+        aws_profile: Option<&str>,
+    ) -> CredentialSource {
+        if let Some(profile) = config.string("profile") {
+            CredentialSource::BackendProfile(profile.to_owned())
+        } else if env_keys_set {
+            CredentialSource::EnvironmentKeys
+        } else if let Some(profile) = aws_profile.filter(|profile| !profile.is_empty()) {
+            CredentialSource::AwsProfile(profile.to_owned())
+        } else {
+            CredentialSource::DefaultChain
+        }
+    }
+
+    /// The profile to load, if the source is one.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            CredentialSource::BackendProfile(profile) | CredentialSource::AwsProfile(profile) => {
+                Some(profile)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::BackendProfile(profile) => {
+                write!(f, "profile `{profile}` named in backend.hcl")
+            }
+            CredentialSource::EnvironmentKeys => {
+                f.write_str("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment")
+            }
+            CredentialSource::AwsProfile(profile) => write!(f, "AWS_PROFILE=`{profile}`"),
+            CredentialSource::DefaultChain => {
+                f.write_str("the `default` profile (or container/instance credentials)")
+            }
+        }
+    }
+}
+
+/// Profile names in an AWS config or credentials file: `[default]`, `[profile NAME]`, `[NAME]`.
+pub fn profile_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix('[')?
+                .strip_suffix(']')
+                .map(str::trim)
+        })
+        .filter(|section| !section.starts_with("sso-session") && !section.starts_with("services"))
+        .map(|section| {
+            section
+                .strip_prefix("profile ")
+                .unwrap_or(section)
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A `provider "aws"` block that sets credentials the S3 backend will not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderTrap {
+    pub file: String,
+    pub line: usize,
+    /// The credential settings found in the block (`profile = "x"`, `assume_role`, …).
+    pub settings: Vec<String>,
+}
+
+const PROVIDER_CREDENTIAL_SETTINGS: &[&str] = &[
+    "profile",
+    "access_key",
+    "secret_key",
+    "token",
+    "assume_role",
+    "assume_role_with_web_identity",
+    "shared_credentials_files",
+    "shared_config_files",
+];
+
+/// Finds `provider "aws" { … }` blocks with credential settings in Terraform files.
+pub fn provider_traps(files: &[(String, String)]) -> Vec<ProviderTrap> {
+    let mut traps = Vec::new();
+    for (file, text) in files {
+        let mut search = 0;
+        while let Some(found) = text[search..].find("provider \"aws\"") {
+            let start = search + found;
+            let Some(open) = text[start..].find('{').map(|offset| start + offset) else {
+                break;
+            };
+            let mut depth = 0;
+            let mut end = text.len();
+            for (offset, c) in text[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = open + offset;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let body = &text[open + 1..end];
+            let settings: Vec<String> = body
+                .lines()
+                .map(str::trim)
+                .filter(|line| {
+                    PROVIDER_CREDENTIAL_SETTINGS.iter().any(|setting| {
+                        line.strip_prefix(setting).is_some_and(|rest| {
+                            rest.trim_start().starts_with('=') || rest.trim_start().starts_with('{')
+                        })
+                    })
+                })
+                .map(|line| match line.split_once('=') {
+                    Some((name, value)) if name.trim() == "profile" => {
+                        format!("profile = {}", value.trim())
+                    }
+                    Some((name, _)) => name.trim().to_owned(),
+                    None => line.trim_end_matches('{').trim().to_owned(),
+                })
+                .collect();
+            if !settings.is_empty() {
+                traps.push(ProviderTrap {
+                    file: file.clone(),
+                    line: text[..start].matches('\n').count() + 1,
+                    settings,
+                });
+            }
+            search = end.max(start + 1);
+        }
+    }
+    traps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_backend_hcl_statebucket_writes() {
+        let text = "# header\nbucket              = \"b\"\nencrypt             = true\nallowed_account_ids = [\"123456789012\"]\nendpoints = { s3 = \"http://x:1\", sts = \"http://x:1\" }\nkey = \"a$${b}/\\\"q\\\"\"\n";
+        let config = parse_backend_hcl(text).unwrap();
+        assert_eq!(config.string("bucket"), Some("b"));
+        assert!(config.flag("encrypt"));
+        assert_eq!(config.list("allowed_account_ids"), vec!["123456789012"]);
+        assert_eq!(config.object("endpoints")["sts"], "http://x:1");
+        assert_eq!(config.string("key"), Some("a${b}/\"q\""));
+        assert_eq!(parse_backend_hcl("bucket\n").unwrap_err().0, 1);
+        assert_eq!(
+            parse_backend_hcl("a = \"x\"\na = \"y\"\n").unwrap_err().0,
+            2
+        );
+    }
+
+    #[test]
+    fn the_backend_credential_order() {
+        let with_profile = parse_backend_hcl("profile = \"terraform\"\n").unwrap();
+        let without = BackendConfig::default();
+        assert_eq!(
+            CredentialSource::resolve(&with_profile, true, Some("x")),
+            CredentialSource::BackendProfile("terraform".into())
+        );
+        assert_eq!(
+            CredentialSource::resolve(&without, true, Some("x")),
+            CredentialSource::EnvironmentKeys
+        );
+        assert_eq!(
+            CredentialSource::resolve(&without, false, Some("x")),
+            CredentialSource::AwsProfile("x".into())
+        );
+        assert_eq!(
+            CredentialSource::resolve(&without, false, None),
+            CredentialSource::DefaultChain
+        );
+    }
+
+    #[test]
+    fn profile_sections() {
+        let config =
+            "[default]\nregion = x\n[profile terraform]\n[sso-session corp]\n[ profile admin ]\n";
+        assert_eq!(profile_names(config), vec!["default", "terraform", "admin"]);
+    }
+
+    #[test]
+    fn provider_blocks_with_credentials_are_found() {
+        let main = "terraform {\n  backend \"s3\" {}\n}\n\nprovider \"aws\" {\n  region  = \"eu-west-1\"\n  profile = \"terraform\"\n  assume_role {\n    role_arn = \"arn:aws:iam::1:role/x\"\n  }\n}\n\nprovider \"aws\" {\n  alias = \"plain\"\n}\n";
+        let traps = provider_traps(&[("main.tf".into(), main.into())]);
+        assert_eq!(
+            traps,
+            vec![ProviderTrap {
+                file: "main.tf".into(),
+                line: 5,
+                settings: vec!["profile = \"terraform\"".into(), "assume_role".into()]
+            }]
+        );
+    }
+}

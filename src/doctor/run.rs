@@ -1,0 +1,651 @@
+//! The checks that need files and AWS: resolving the identity the backend will use, reading
+//! the live policy, and probing as that identity exactly what Terraform does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use super::{
+    BackendConfig, Check, CredentialSource, Status, parse_backend_hcl, profile_names,
+    provider_traps,
+};
+use crate::aws::{self, Clients, RequestLog};
+use crate::engine::Connection;
+use crate::policy::PolicyDocument;
+use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
+use crate::project::Environment;
+use crate::spec::{EndpointUrl, EnvSpec, ProfileName, Region};
+
+/// Probe lock objects live under a workspace of their own, so the grants Terraform's
+/// documentation lists for workspaces (`<prefix>/*/<key>.tflock`) cover them and the real
+/// lock is never touched.
+const PROBE_WORKSPACE_PREFIX: &str = "statebucket-doctor-";
+
+pub async fn diagnose(
+    environment: &Environment,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+    terraform_dir: Option<&Path>,
+) -> Vec<Check> {
+    let spec = &environment.spec;
+    let mut checks = Vec::new();
+
+    let text = match std::fs::read_to_string(&spec.backend.file) {
+        Ok(text) => text,
+        Err(error) => {
+            checks.push(
+                Check::new(
+                    "backend file",
+                    Status::Fail,
+                    format!("cannot read {}: {error}", spec.backend.file),
+                )
+                .fix("run `statebucket apply` (or `statebucket render`) to write it"),
+            );
+            return checks;
+        }
+    };
+    let config = match parse_backend_hcl(&text) {
+        Ok(config) => config,
+        Err((line, message)) => {
+            checks.push(
+                Check::new(
+                    "backend file",
+                    Status::Fail,
+                    format!("{}:{line}: {message}", spec.backend.file),
+                )
+                .fix("rewrite it with `statebucket apply`"),
+            );
+            return checks;
+        }
+    };
+    checks.push(backend_file_check(spec, &config));
+
+    let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|value| !value.is_empty());
+    let aws_profile = std::env::var("AWS_PROFILE").ok();
+    let source = CredentialSource::resolve(&config, env_keys, aws_profile.as_deref());
+    checks.push(profile_check(spec, &config, &source));
+    if let Some(directory) = terraform_dir {
+        checks.extend(provider_checks(directory, &config));
+    }
+
+    let region = config
+        .string("region")
+        .and_then(|region| Region::parse(region).ok())
+        .unwrap_or_else(|| spec.region.clone());
+    let endpoint = config
+        .object("endpoints")
+        .get("s3")
+        .and_then(|url| EndpointUrl::parse(url).ok())
+        .or_else(|| connection.endpoint(spec));
+    let profile = source
+        .profile()
+        .and_then(|profile| ProfileName::parse(profile).ok());
+    let clients = aws::clients(profile.as_ref(), &region, endpoint.as_ref(), log).await;
+    let identity = match aws::caller_identity(&clients).await {
+        Ok(identity) => identity,
+        Err(error) => {
+            checks.push(
+                Check::new("identity", Status::Fail, format!("the backend would use {source}, but: {}", error.cause))
+                    .fix(format!("configure credentials for {source} (e.g. `aws configure --profile {}` or `aws sso login`)", source.profile().unwrap_or(spec.profile.as_str()))),
+            );
+            return checks;
+        }
+    };
+    checks.push(Check::new(
+        "identity",
+        Status::Ok,
+        format!(
+            "{} (account {}), from {source}",
+            identity.arn, identity.account
+        ),
+    ));
+    let allowed_accounts = config.list("allowed_account_ids");
+    if !allowed_accounts.is_empty() && !allowed_accounts.contains(&identity.account) {
+        checks.push(
+            Check::new(
+                "account",
+                Status::Fail,
+                format!("account {} is not in allowed_account_ids {:?}; Terraform will refuse it", identity.account, allowed_accounts),
+            )
+            .fix("use credentials of the allowed account: set `profile` in backend.hcl, or fix AWS_PROFILE / AWS_ACCESS_KEY_ID"),
+        );
+    }
+
+    let caller = Caller::parse(&identity.arn);
+    if let Some(caller) = &caller {
+        checks.push(listed_check(spec, caller));
+        checks.push(live_policy_check(spec, caller, connection, log, endpoint.as_ref()).await);
+    }
+    checks.extend(probes(spec, &config, &clients).await);
+    checks
+}
+
+fn backend_file_check(spec: &EnvSpec, config: &BackendConfig) -> Check {
+    let mismatches: Vec<String> = [
+        ("bucket", spec.bucket.name.as_str()),
+        ("key", spec.backend.key.as_str()),
+        ("region", spec.region.as_str()),
+    ]
+    .iter()
+    .filter(|(name, expected)| config.string(name) != Some(expected))
+    .map(|(name, expected)| {
+        format!(
+            "{name} is {:?}, the spec says {expected:?}",
+            config.string(name).unwrap_or("missing")
+        )
+    })
+    .collect();
+    if mismatches.is_empty() {
+        Check::new(
+            "backend file",
+            Status::Ok,
+            format!("{} matches {}", spec.backend.file, spec.source),
+        )
+    } else {
+        Check::new(
+            "backend file",
+            Status::Fail,
+            format!("{}: {}", spec.backend.file, mismatches.join("; ")),
+        )
+        .fix("run `statebucket apply` to rewrite it from the spec")
+    }
+}
+
+fn profile_check(spec: &EnvSpec, config: &BackendConfig, source: &CredentialSource) -> Check {
+    match config.string("profile") {
+        Some(profile) if profile == spec.profile.as_str() => Check::new(
+            "profile",
+            Status::Ok,
+            format!("backend.hcl names profile `{profile}`"),
+        ),
+        Some(profile) => Check::new(
+            "profile",
+            Status::Warn,
+            format!(
+                "backend.hcl names profile `{profile}`, the spec `{}`",
+                spec.profile
+            ),
+        )
+        .fix("run `statebucket apply` so backend.hcl and the spec agree"),
+        None => {
+            let profiles = known_profiles();
+            let detail = format!(
+                "backend.hcl has no `profile` line, so the S3 backend uses {source}{}; it never uses the `provider \"aws\"` block's credentials",
+                if profiles.len() > 1 {
+                    format!(
+                        " although {} profiles exist ({})",
+                        profiles.len(),
+                        profiles.join(", ")
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Check::new("profile", Status::Fail, detail).fix(format!(
+                "add `profile = \"{}\"` to backend.hcl (`statebucket apply` writes it)",
+                spec.profile
+            ))
+        }
+    }
+}
+
+/// Profiles in the shared config and credentials files, as the SDKs find them.
+fn known_profiles() -> Vec<String> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
+    let credentials = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
+        .unwrap_or_else(|_| format!("{home}/.aws/credentials"));
+    let mut names: Vec<String> = [config, credentials]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| profile_names(&text))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn provider_checks(directory: &Path, config: &BackendConfig) -> Vec<Check> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return vec![Check::new(
+            "provider block",
+            Status::Skip,
+            format!("cannot read {}", directory.display()),
+        )];
+    };
+    let files: Vec<(String, String)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "tf"))
+        .filter_map(|path| {
+            Some((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).ok()?,
+            ))
+        })
+        .collect();
+    let traps = provider_traps(&files);
+    if traps.is_empty() {
+        return vec![Check::new(
+            "provider block",
+            Status::Ok,
+            "no `provider \"aws\"` block sets credentials the backend would ignore",
+        )];
+    }
+    traps
+        .into_iter()
+        .map(|trap| {
+            let status = if config.string("profile").is_none() { Status::Fail } else { Status::Warn };
+            Check::new(
+                "provider block",
+                status,
+                format!(
+                    "{}:{}: `provider \"aws\"` sets {}; the S3 backend does not use the provider's credentials",
+                    trap.file,
+                    trap.line,
+                    trap.settings.join(", ")
+                ),
+            )
+            .fix("give the backend its own identity: `profile` (and `assume_role = { role_arn = … }` if needed) in backend.hcl")
+        })
+        .collect()
+}
+
+fn listed_check(spec: &EnvSpec, caller: &Caller) -> Check {
+    let account = crate::spec::AccountId::parse(&caller.account).ok();
+    let listed = account.as_ref().is_some_and(|account| {
+        crate::access::Principals::offline(spec, account)
+            .all()
+            .any(|arn| caller.is_named_by(&arn.to_string()))
+    });
+    if listed {
+        return Check::new(
+            "listed in access",
+            Status::Ok,
+            format!("{} is listed in {}", caller.arn, spec.source),
+        );
+    }
+    let fix = match &caller.kind {
+        CallerKind::User { path_and_name } => format!(
+            "add `{}` to `access.users` in {}",
+            path_and_name.rsplit('/').next().unwrap_or(path_and_name),
+            spec.source
+        ),
+        CallerKind::AssumedRole { role, .. } => {
+            format!("add `{role}` to `access.roles` in {}", spec.source)
+        }
+        _ => format!("run Terraform as a user or role listed in {}", spec.source),
+    };
+    Check::new(
+        "listed in access",
+        Status::Fail,
+        format!(
+            "{} is not among the users and roles of {}; the bucket policy grants it nothing",
+            caller.arn, spec.source
+        ),
+    )
+    .fix(fix)
+}
+
+/// Reads the live policy with statebucket's own identity (Terraform's may not be allowed to).
+async fn live_policy_check(
+    spec: &EnvSpec,
+    caller: &Caller,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+    endpoint: Option<&EndpointUrl>,
+) -> Check {
+    let tool = aws::clients(
+        Some(connection.tool_profile(spec)),
+        &spec.region,
+        endpoint,
+        log,
+    )
+    .await;
+    let policy = match tool
+        .s3
+        .get_bucket_policy()
+        .bucket(spec.bucket.name.as_str())
+        .send()
+        .await
+    {
+        Ok(output) => output.policy().map(str::to_owned),
+        Err(error) => {
+            let code = error.code().map(str::to_owned);
+            if code.as_deref() == Some("NoSuchBucketPolicy") {
+                None
+            } else {
+                return Check::new(
+                    "bucket policy",
+                    Status::Skip,
+                    format!(
+                        "could not read the bucket policy as {}: {}",
+                        tool.identity_source,
+                        aws_smithy_types::error::display::DisplayErrorContext(&error)
+                    ),
+                );
+            }
+        }
+    };
+    let Some(document) = policy
+        .as_deref()
+        .and_then(|text| PolicyDocument::parse(text).ok())
+    else {
+        return Check::new(
+            "bucket policy",
+            Status::Warn,
+            "the bucket has no readable policy; access depends on identity policies alone",
+        )
+        .fix("run `statebucket apply`");
+    };
+    let bucket_arn = format!("arn:{}:s3:::{}", spec.region.partition(), spec.bucket.name);
+    let state = format!("{bucket_arn}/{}", spec.backend.key);
+    for (action, resource) in [
+        ("s3:ListBucket", bucket_arn.as_str()),
+        ("s3:GetObject", state.as_str()),
+        ("s3:PutObject", state.as_str()),
+    ] {
+        if let Some(denial) = explicit_deny(&document, caller, action, resource) {
+            return Check::new(
+                "bucket policy",
+                Status::Fail,
+                format!(
+                    "statement `{}` {} {} {action} on {resource}",
+                    denial.sid,
+                    if denial.certain { "denies" } else { "may deny" },
+                    caller.arn
+                ),
+            )
+            .fix(format!(
+                "list {} in `access` (or fix the statement) and run `statebucket apply`",
+                caller.arn
+            ));
+        }
+    }
+    match allowed_by(&document, caller, "s3:GetObject", &state) {
+        Some(sid) => Check::new(
+            "bucket policy",
+            Status::Ok,
+            format!("statement `{sid}` allows {} to read the state", caller.arn),
+        ),
+        None => Check::new(
+            "bucket policy",
+            Status::Warn,
+            format!(
+                "no statement allows {} to read the state; it needs an identity policy (statebucket policy {} --identity)",
+                caller.arn, spec.name
+            ),
+        ),
+    }
+}
+
+/// What Terraform does at init and apply, as the backend's identity.
+async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let s3 = &clients.s3;
+    let bucket = config
+        .string("bucket")
+        .unwrap_or(spec.bucket.name.as_str())
+        .to_owned();
+    let key = config
+        .string("key")
+        .unwrap_or(spec.backend.key.as_str())
+        .to_owned();
+    let prefix = config
+        .string("workspace_key_prefix")
+        .unwrap_or("env:")
+        .to_owned();
+    let bucket_arn = format!("arn:{}:s3:::{bucket}", spec.region.partition());
+    let workspace_root = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+
+    match s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(&workspace_root)
+        .max_keys(1)
+        .send()
+        .await
+    {
+        Ok(_) => checks.push(Check::new(
+            "list workspaces",
+            Status::Ok,
+            format!("ListObjectsV2 s3://{bucket}/{workspace_root}"),
+        )),
+        Err(error) => {
+            let status = if prefix == "env:" {
+                Status::Warn
+            } else {
+                Status::Fail
+            };
+            checks.push(
+                Check::new(
+                    "list workspaces",
+                    status,
+                    format!(
+                        "ListObjectsV2 s3://{bucket}/{workspace_root}: {}",
+                        short(&error)
+                    ),
+                )
+                .fix(format!("grant s3:ListBucket on {bucket_arn}")),
+            );
+        }
+    }
+
+    let exists = match s3.head_object().bucket(&bucket).key(&key).send().await {
+        Ok(head) => {
+            checks.push(Check::new(
+                "read state",
+                Status::Ok,
+                format!(
+                    "HeadObject s3://{bucket}/{key}: {} bytes",
+                    head.content_length().unwrap_or_default()
+                ),
+            ));
+            true
+        }
+        Err(error)
+            if error
+                .raw_response()
+                .is_some_and(|response| response.status().as_u16() == 404) =>
+        {
+            checks.push(Check::new(
+                "read state",
+                Status::Ok,
+                format!(
+                    "HeadObject s3://{bucket}/{key}: no state yet (404), as before a first init"
+                ),
+            ));
+            false
+        }
+        Err(error) => {
+            checks.push(
+                Check::new("read state", Status::Fail, format!("HeadObject s3://{bucket}/{key}: {}", short(&error)))
+                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
+            );
+            false
+        }
+    };
+    if exists {
+        match s3.get_object().bucket(&bucket).key(&key).send().await {
+            Ok(_) => checks.push(Check::new("get state", Status::Ok, format!("GetObject s3://{bucket}/{key}"))),
+            Err(error) => checks.push(
+                Check::new("get state", Status::Fail, format!("GetObject s3://{bucket}/{key}: {}", short(&error)))
+                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
+            ),
+        }
+    }
+
+    checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
+    if let Some(key_id) = config
+        .string("kms_key_id")
+        .filter(|_| config.flag("encrypt"))
+    {
+        checks.push(kms_probe(clients, key_id).await);
+    }
+    checks
+}
+
+async fn lock_probe(
+    s3: &aws_sdk_s3::Client,
+    config: &BackendConfig,
+    bucket: &str,
+    key: &str,
+    workspace_root: &str,
+    bucket_arn: &str,
+) -> Vec<Check> {
+    // Cleanup first: probe objects an interrupted run (even kill -9) left behind.
+    let leftovers_prefix = format!("{workspace_root}{PROBE_WORKSPACE_PREFIX}");
+    if let Ok(listing) = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(&leftovers_prefix)
+        .send()
+        .await
+    {
+        for object in listing.contents() {
+            if let Some(leftover) = object.key().filter(|name| name.ends_with(".tflock")) {
+                let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
+            }
+        }
+    }
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let probe_key = format!(
+        "{leftovers_prefix}{}-{nonce}/{key}.tflock",
+        std::process::id()
+    );
+    let lock_grant =
+        format!("{bucket_arn}/{key}.tflock and {bucket_arn}/{workspace_root}*/{key}.tflock");
+
+    let mut request = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&probe_key)
+        .if_none_match("*")
+        .content_type("application/json")
+        .body(ByteStream::from_static(
+            b"{\"Info\":\"statebucket doctor lock probe\"}",
+        ));
+    if config.flag("encrypt") {
+        request = match config.string("kms_key_id") {
+            Some(key_id) => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key_id),
+            None => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+    }
+    let write = async {
+        let put = request.send().await;
+        let delete = match &put {
+            Ok(_) => Some(
+                s3.delete_object()
+                    .bucket(bucket)
+                    .key(&probe_key)
+                    .send()
+                    .await,
+            ),
+            Err(_) => None,
+        };
+        (put, delete)
+    };
+    // An interrupt between the write and the delete must not leave the probe behind.
+    let (put, delete) = tokio::select! {
+        outcome = write => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            let _ = s3.delete_object().bucket(bucket).key(&probe_key).send().await;
+            std::process::exit(130);
+        }
+    };
+    let mut checks = Vec::new();
+    match put {
+        Ok(_) => checks.push(Check::new("take lock", Status::Ok, format!("conditional PutObject (If-None-Match: *) of a probe lock under s3://{bucket}/{workspace_root}"))),
+        Err(error) => {
+            checks.push(
+                Check::new("take lock", Status::Fail, format!("conditional PutObject of a probe lock: {}", short(&error)))
+                    .fix(format!("grant s3:PutObject on {lock_grant} (and kms:GenerateDataKey on the key when state is encrypted with KMS)")),
+            );
+            return checks;
+        }
+    }
+    match delete {
+        Some(Ok(_)) => checks.push(Check::new("release lock", Status::Ok, "DeleteObject of the probe lock; nothing left behind")),
+        Some(Err(error)) => checks.push(
+            Check::new("release lock", Status::Fail, format!("DeleteObject of the probe lock s3://{bucket}/{probe_key}: {}", short(&error)))
+                .fix(format!("grant s3:DeleteObject on {lock_grant}: Terraform deletes the lock file to release the lock")),
+        ),
+        None => {}
+    }
+    checks
+}
+
+async fn kms_probe(clients: &Clients, key_id: &str) -> Check {
+    let generated = clients
+        .kms
+        .generate_data_key()
+        .key_id(key_id)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .send()
+        .await;
+    let blob = match generated {
+        Ok(output) => output.ciphertext_blob().cloned(),
+        Err(error) => {
+            return Check::new(
+                "kms key",
+                Status::Fail,
+                format!("GenerateDataKey with {key_id}: {}", short(&error)),
+            )
+            .fix(format!(
+                "grant kms:GenerateDataKey and kms:Decrypt on {key_id}"
+            ));
+        }
+    };
+    let Some(blob) = blob else {
+        return Check::new(
+            "kms key",
+            Status::Fail,
+            "GenerateDataKey returned no ciphertext",
+        );
+    };
+    match clients.kms.decrypt().ciphertext_blob(blob).send().await {
+        Ok(_) => Check::new(
+            "kms key",
+            Status::Ok,
+            format!("GenerateDataKey and Decrypt with {key_id}"),
+        ),
+        Err(error) => Check::new(
+            "kms key",
+            Status::Fail,
+            format!("Decrypt with {key_id}: {}", short(&error)),
+        )
+        .fix(format!("grant kms:Decrypt on {key_id}")),
+    }
+}
+
+/// An SDK error in one line: the status and code when there are any.
+fn short<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = error
+        .raw_response()
+        .map(|response| response.status().as_u16());
+    match (status, error.code()) {
+        (Some(status), Some(code)) => format!("HTTP {status} {code}"),
+        (Some(403), None) => "HTTP 403 (access denied)".to_owned(),
+        (Some(status), None) => format!("HTTP {status}"),
+        (None, Some(code)) => code.to_owned(),
+        (None, None) => aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
+    }
+}

@@ -175,24 +175,21 @@ impl Engine {
                 None => None,
             }
         };
-        let (caller, terraform_caller) =
-            tokio::join!(aws::caller_identity(&clients), terraform_identity);
-        let caller = caller?;
-        tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
-        let account = guard_account(spec, &caller, &clients)?;
-        let (terraform_caller, terraform_note) = match terraform_caller {
-            None => (Some(caller.clone()), None),
-            Some(Ok(identity)) => (Some(identity), None),
-            Some(Err(error)) => (
-                None,
-                Some(format!(
-                    "Terraform's identity (profile `{}`) could not be resolved here ({}); the lockout check covered statebucket's own identity only",
-                    spec.profile, error.cause
-                )),
-            ),
+        // With `account_id` in the spec, STS, IAM and every S3/KMS read go out at once (one
+        // round trip) and the account guard runs on the answers, before anything is written.
+        // Without it, STS must answer first: reads need the account.
+        let caller_first = match &spec.account_id {
+            Some(_) => None,
+            None => Some(aws::caller_identity(&clients).await?),
         };
-
-        let mut principals = Principals::offline(spec, &account);
+        let account = match (&spec.account_id, &caller_first) {
+            (Some(account), _) => account.clone(),
+            (None, Some(caller)) => guard_account(spec, caller, &clients)?,
+            (None, None) => {
+                unreachable!("the caller is asked first when the spec names no account")
+            }
+        };
+        let principals = Principals::offline(spec, &account);
         let identity_principals: Vec<IamArn> = principals
             .users
             .iter()
@@ -222,14 +219,39 @@ impl Engine {
             identity_policy,
             identity_principals,
         };
-        let observed = aws::observe(
-            &clients,
-            spec,
-            account.as_str(),
-            backend_file,
-            state.identity_observation(),
-        )
-        .await?;
+        let caller = async {
+            match caller_first {
+                Some(caller) => Ok(caller),
+                None => aws::caller_identity(&clients).await,
+            }
+        };
+        let (caller, terraform_caller, observed, verified) = tokio::join!(
+            caller,
+            terraform_identity,
+            aws::observe(
+                &clients,
+                spec,
+                account.as_str(),
+                backend_file,
+                state.identity_observation()
+            ),
+            aws::verify_principals(&clients, spec, &account),
+        );
+        let caller = caller?;
+        tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
+        guard_account(spec, &caller, &clients)?;
+        let observed = observed?;
+        let (terraform_caller, terraform_note) = match terraform_caller {
+            None => (Some(caller.clone()), None),
+            Some(Ok(identity)) => (Some(identity), None),
+            Some(Err(error)) => (
+                None,
+                Some(format!(
+                    "Terraform's identity (profile `{}`) could not be resolved here ({}); the lockout check covered statebucket's own identity only",
+                    spec.profile, error.cause
+                )),
+            ),
+        };
         let mut env_plan = plan(&state.desired(spec), &observed)?;
 
         // Before any policy is written, every principal must exist, and the policy must name
@@ -240,14 +262,28 @@ impl Engine {
                 Change::PutPolicy { .. } | Change::PutIdentityPolicy { .. }
             )
         });
-        if writes_access {
-            let verified = aws::verify_principals(&clients, spec, &account).await?;
-            if verified != principals {
-                principals = verified;
-                state.owned_statements =
-                    owned_statements(environment, &account, &principals, state.endpoint.as_ref())?;
-                env_plan = plan(&state.desired(spec), &observed)?;
+        let principals = match verified {
+            Ok(verified) => {
+                if verified != principals {
+                    state.owned_statements = owned_statements(
+                        environment,
+                        &account,
+                        &verified,
+                        state.endpoint.as_ref(),
+                    )?;
+                    env_plan = plan(&state.desired(spec), &observed)?;
+                }
+                verified
             }
+            Err(error) if writes_access => return Err(error.into()),
+            Err(error) => {
+                env_plan.notes.push(format!(
+                    "the principals could not be checked in IAM: {error}"
+                ));
+                principals
+            }
+        };
+        if writes_access {
             self.guard_lockout(spec, &env_plan, &caller, terraform_caller.as_ref())?;
         }
         env_plan.notes.extend(terraform_note);

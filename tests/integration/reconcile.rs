@@ -520,10 +520,23 @@ fn the_account_guard_refuses_other_accounts_before_any_write() {
             .contains("profile `terraform`"),
         "{error:#}"
     );
+    // Reads went out with the STS call (one round trip); nothing was written.
     assert_eq!(
-        document["requests"]["by_operation"],
-        json!({"GetCallerIdentity": 1})
+        document["requests"]["writes"], 0,
+        "{:#}",
+        document["requests"]
     );
+    let exists = block_on(async {
+        project
+            .s3("eu-west-1")
+            .await
+            .head_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok()
+    });
+    assert!(!exists);
 }
 
 #[test]

@@ -627,6 +627,7 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
     let log = Arc::new(RequestLog::default());
     let engine = Engine {
         connection,
+        lookups: crate::aws::Lookups::default(),
         allow_lockout: cli.allow_lockout,
         concurrency: usize::from(cli.concurrency),
         log: Arc::clone(&log),

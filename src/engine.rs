@@ -118,6 +118,7 @@ pub type EnvResult<'e> = Result<Planned<'e>, (&'e Environment, EnvFailure)>;
 
 pub struct Engine {
     pub connection: Connection,
+    pub lookups: aws::Lookups,
     /// `--allow-lockout`: write a policy even when it denies an identity that must keep access.
     pub allow_lockout: bool,
     pub concurrency: usize,
@@ -169,9 +170,12 @@ impl Engine {
                 .await,
             )
         };
+        let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
+        let tool_key = format!("{profile}@{endpoint_key}");
+        let terraform_key = format!("{}@{endpoint_key}", spec.profile);
         let terraform_identity = async {
             match &terraform_clients {
-                Some(clients) => Some(aws::caller_identity(clients).await),
+                Some(clients) => Some(self.lookups.caller(&terraform_key, clients).await),
                 None => None,
             }
         };
@@ -180,7 +184,7 @@ impl Engine {
         // Without it, STS must answer first: reads need the account.
         let caller_first = match &spec.account_id {
             Some(_) => None,
-            None => Some(aws::caller_identity(&clients).await?),
+            None => Some(self.lookups.caller(&tool_key, &clients).await?),
         };
         let account = match (&spec.account_id, &caller_first) {
             (Some(account), _) => account.clone(),
@@ -222,7 +226,7 @@ impl Engine {
         let caller = async {
             match caller_first {
                 Some(caller) => Ok(caller),
-                None => aws::caller_identity(&clients).await,
+                None => self.lookups.caller(&tool_key, &clients).await,
             }
         };
         let (caller, terraform_caller, observed, verified) = tokio::join!(
@@ -235,7 +239,7 @@ impl Engine {
                 backend_file,
                 state.identity_observation()
             ),
-            aws::verify_principals(&clients, spec, &account),
+            aws::verify_principals(&clients, spec, &account, &self.lookups),
         );
         let caller = caller?;
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");

@@ -4,8 +4,8 @@
 
 use futures::future::join_all;
 
-use super::Clients;
 use super::errors::{AwsError, Failure};
+use super::{Clients, Lookups};
 use crate::access::Principals;
 use crate::spec::{AccountId, EnvSpec, IamArn, PrincipalKind, PrincipalRef};
 
@@ -17,6 +17,7 @@ pub async fn verify_principals(
     clients: &Clients,
     spec: &EnvSpec,
     account: &AccountId,
+    lookups: &Lookups,
 ) -> Result<Principals, AwsError> {
     let partition = spec.region.partition();
     let mut all: Vec<&PrincipalRef> = spec.access.principals.iter().collect();
@@ -28,7 +29,7 @@ pub async fn verify_principals(
         if assumed.account != *account {
             return (principal, Ok(Some(assumed)));
         }
-        (principal, lookup(clients, &assumed).await)
+        (principal, lookups.principal(clients, &assumed).await)
     });
     let answers = join_all(lookups).await;
     let mut missing = Vec::new();
@@ -56,7 +57,7 @@ pub async fn verify_principals(
 }
 
 /// `Ok(None)` when IAM says the user or role does not exist.
-async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {
+pub(super) async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {
     let identity = clients.identity_source.as_str();
     let name = arn.name();
     let (answer, doing) = match arn.kind {

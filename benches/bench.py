@@ -1,0 +1,382 @@
+"""statebucket's benchmark: round trips on the critical path, scaling with environments, and
+the AWS CLI sequence a team would otherwise script, all against one local moto in one run.
+
+    .venv/bin/python benches/bench.py [--runs 5] [--binary target/release/statebucket] [--write docs/performance.md]
+    .venv/bin/python benches/bench.py --smoke      # tiny and fast: what the test suite runs
+
+Two proxies sit in front of the same moto: one adds no latency, one adds L = 100 ms to every
+request. Round trips = (wall(L=100) - wall(L=0)) / 100 ms: the sequential depth of a run,
+independent of the machine. Wall times are medians; requests come from statebucket's own
+count (`--output json`) and, for the AWS CLI, from the proxy.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ACCOUNT = "123456789012"
+LATENCY_MS = 100
+DEFAULT_CONCURRENCY = 8
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer within {seconds} s")
+
+
+class Services:
+    """moto plus two proxies (L = 0 and L = 100 ms), stopped on exit."""
+
+    def __init__(self):
+        self.processes = []
+        moto_port = free_port()
+        self.start([PYTHON, str(ROOT / "tests/support/moto_server.py"), "127.0.0.1", str(moto_port)], env={"MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false"})
+        wait_http(f"http://127.0.0.1:{moto_port}/moto-api/")
+        self.moto = f"127.0.0.1:{moto_port}"
+        self.endpoints = {}
+        for latency in (0, LATENCY_MS):
+            process = self.start(
+                [PYTHON, str(ROOT / "benches/proxy.py"), "--upstream", self.moto, "--latency-ms", str(latency)],
+                stdout=subprocess.PIPE,
+            )
+            port = int(process.stdout.readline().split()[1])
+            self.endpoints[latency] = f"http://127.0.0.1:{port}"
+
+    def start(self, command, env=None, stdout=subprocess.DEVNULL):
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}, text=True)
+        self.processes.append(process)
+        return process
+
+    def proxy_stats(self, latency, reset=False):
+        path = "/__proxy/reset" if reset else "/__proxy/stats"
+        request = urllib.request.Request(self.endpoints[latency] + path, method="POST" if reset else "GET")
+        return json.load(urllib.request.urlopen(request))
+
+    def stop(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def peak_rss_mb(command, env, cwd):
+    """Peak resident memory of one run, from the kernel's accounting of the child."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(process.pid, 0)
+    return usage.ru_maxrss / 1024
+
+
+class Project:
+    """A project directory with N environments and AWS profiles, against one endpoint."""
+
+    def __init__(self, base, name, count, encryption="aes256", run_id=""):
+        self.dir = Path(base) / name
+        (self.dir / "environments").mkdir(parents=True)
+        (self.dir / "aws").mkdir()
+        (self.dir / "aws/credentials").write_text(
+            "[terraform]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+        )
+        (self.dir / "aws/config").write_text("[profile terraform]\nregion = eu-west-1\n")
+        self.buckets = []
+        for index in range(count):
+            bucket = f"bench-{name}-{run_id}-{index}".lower()[:63].rstrip("-")
+            self.buckets.append(bucket)
+            encryption_line = encryption if encryption == "aes256" else f"{{ kms_key: alias/{bucket}, create_key: true }}"
+            (self.dir / f"environments/env{index:03}.yaml").write_text(
+                f'region: eu-west-1\naccount_id: "{ACCOUNT}"\nprofile: terraform\n'
+                f"bucket:\n  name: {bucket}\n  encryption: {encryption_line}\n  tags: {{ team: platform }}\n"
+                f"access:\n  users: [terraform-access]\n  roles: [terraform-access-role]\n"
+                f"backend:\n  key: app/terraform.tfstate\n"
+            )
+
+    def env(self, endpoint):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        env.update(
+            AWS_CONFIG_FILE=str(self.dir / "aws/config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.dir / "aws/credentials"),
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_ENDPOINT_URL=endpoint,
+            HOME=str(self.dir),
+        )
+        return env
+
+
+def statebucket(binary, project, endpoint, args):
+    command = [binary, "--output", "json", "--no-progress", *args]
+    started = time.perf_counter()
+    result = subprocess.run(command, env=project.env(endpoint), cwd=project.dir, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode not in (0, 2):
+        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return elapsed, json.loads(result.stdout)["requests"]
+
+
+def awscli(project, endpoint, commands):
+    """The AWS CLI sequence, one process per call as a script runs it."""
+    env = project.env(endpoint)
+    env["AWS_PROFILE"] = "terraform"
+    env["AWS_DEFAULT_REGION"] = "eu-west-1"
+    started = time.perf_counter()
+    for command in commands:
+        result = subprocess.run([str(ROOT / ".venv/bin/aws"), *command], env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"aws {' '.join(command[:3])} failed: {result.stderr[-500:]}")
+    return time.perf_counter() - started
+
+
+def cli_bootstrap(bucket):
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "Terraform",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:user/terraform-access", f"arn:aws:iam::{ACCOUNT}:role/terraform-access-role"]},
+                    "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
+    return [
+        ["s3api", "create-bucket", "--bucket", bucket, "--create-bucket-configuration", "LocationConstraint=eu-west-1"],
+        ["s3api", "put-bucket-versioning", "--bucket", bucket, "--versioning-configuration", "Status=Enabled"],
+        ["s3api", "put-bucket-encryption", "--bucket", bucket, "--server-side-encryption-configuration",
+         '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'],
+        ["s3api", "put-public-access-block", "--bucket", bucket, "--public-access-block-configuration",
+         "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true"],
+        ["s3api", "put-bucket-policy", "--bucket", bucket, "--policy", policy],
+    ]
+
+
+def cli_check(bucket):
+    return [
+        ["s3api", "get-bucket-versioning", "--bucket", bucket],
+        ["s3api", "get-bucket-encryption", "--bucket", bucket],
+        ["s3api", "get-public-access-block", "--bucket", bucket],
+        ["s3api", "get-bucket-policy", "--bucket", bucket],
+    ]
+
+
+def create_principals(services):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL="http://" + services.moto)
+    aws = str(ROOT / ".venv/bin/aws")
+    subprocess.run([aws, "iam", "create-user", "--user-name", "terraform-access"], env=env, capture_output=True, check=True)
+    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
+    subprocess.run([aws, "iam", "create-role", "--role-name", "terraform-access-role", "--assume-role-policy-document", trust], env=env, capture_output=True, check=True)
+
+
+def flood_rate(services, total=400, workers=16):
+    """Requests per second moto sustains for a cheap GET (a missing bucket: 404)."""
+    base = "http://" + services.moto
+    done = []
+
+    def worker(count):
+        for _ in range(count):
+            try:
+                urllib.request.urlopen(base + "/statebucket-bench-missing", timeout=10)
+            except urllib.error.HTTPError:
+                pass
+            done.append(1)
+
+    worker(20)  # moto loads its S3 backend on first use; do not time that
+    done.clear()
+    threads = [threading.Thread(target=worker, args=(total // workers,)) for _ in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(done) / (time.perf_counter() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="statebucket benchmark")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--binary", default=None)
+    parser.add_argument("--write", default=None, help="write the report (markdown) to this file")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run, L = 0 only where possible")
+    args = parser.parse_args()
+    binary = args.binary or next(
+        (str(path) for path in (ROOT / "target/release/statebucket", ROOT / "target/debug/statebucket") if path.exists()), None
+    )
+    if binary is None:
+        raise SystemExit("build statebucket first (cargo build --release)")
+    binary = str(Path(binary).resolve())
+    runs = 1 if args.smoke else args.runs
+    sizes = [2] if args.smoke else [10, 50, 200]
+    baseline_envs = 1 if args.smoke else 10
+    services = Services()
+    base = tempfile.mkdtemp(prefix="statebucket-bench-")
+    rows = []
+    try:
+        create_principals(services)
+        rate = flood_rate(services, total=64 if args.smoke else 400)
+
+        latencies = (0,) if args.smoke else (0, LATENCY_MS)
+
+        def both(name, make, operation, count=1, cli=None):
+            """Median wall at each latency for a scenario; `make(run_id)` builds the project."""
+            walls, requests, rss = {}, None, None
+            for latency in latencies:
+                samples = []
+                for run in range(runs):
+                    project, prepare = make(f"{latency}-{run}")
+                    if prepare:
+                        # Converged through the same endpoint: backend.hcl names it.
+                        statebucket(binary, project, services.endpoints[latency], prepare)
+                    elapsed, counted = statebucket(binary, project, services.endpoints[latency], operation)
+                    samples.append(elapsed)
+                    requests = counted
+                    if latency == 0 and run == 0:
+                        # Peak memory of the same run repeated on its own (converged by now).
+                        rss = peak_rss_mb([binary, "--no-progress", "-q", *operation], project.env(services.endpoints[0]), project.dir)
+                walls[latency] = statistics.median(samples)
+            slow = walls.get(LATENCY_MS)
+            round_trips = (slow - walls[0]) / (LATENCY_MS / 1000) if slow is not None else None
+            row = {
+                "scenario": name,
+                "envs": count,
+                "wall_ms_l0": walls[0] * 1000,
+                "wall_ms_l100": slow * 1000 if slow is not None else None,
+                "round_trips": round_trips,
+                "reads": requests["reads"],
+                "writes": requests["writes"],
+                "rss_mb": rss,
+            }
+            if cli:
+                latency = latencies[-1]
+                project, commands = cli(f"cli-{latency}")
+                cli_wall = awscli(project, services.endpoints[latency], commands)
+                row["cli_wall_ms"] = cli_wall * 1000
+                row["ratio"] = cli_wall / walls[latency]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+        def fresh(count, encryption="aes256", converge=False):
+            def make(run_id):
+                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)))
+                return project, (["apply", "--auto-approve"] if converge else None)
+            return make
+
+        def cli_project(count, kind):
+            def make(run_id):
+                project = Project(base, f"cli-{kind}-{count}-{run_id}", count, run_id=f"c{len(rows)}")
+                if kind == "bootstrap":
+                    return project, [command for bucket in project.buckets for command in cli_bootstrap(bucket)]
+                # Drift check of buckets the CLI bootstrapped.
+                awscli(project, services.endpoints[0], [command for bucket in project.buckets for command in cli_bootstrap(bucket)])
+                return project, [command for bucket in project.buckets for command in cli_check(bucket)]
+            return make
+
+        both("check, converged", fresh(1, converge=True), ["check"])
+        both("apply from nothing, AES256", fresh(1), ["apply", "--auto-approve"])
+        both("apply from nothing, KMS key created", fresh(1, "kms"), ["apply", "--auto-approve"])
+        both("apply, converged", fresh(1, converge=True), ["apply", "--auto-approve"])
+        both(f"apply from nothing, {baseline_envs} envs", fresh(baseline_envs), ["apply", "--auto-approve"], baseline_envs, cli=cli_project(baseline_envs, "bootstrap"))
+        both(f"check, {baseline_envs} envs", fresh(baseline_envs, converge=True), ["check"], baseline_envs, cli=cli_project(baseline_envs, "check"))
+        for size in sizes:
+            if size != baseline_envs:
+                both(f"check, {size} envs", fresh(size, converge=True), ["check"], size)
+        render_ms = render_time(binary, base)
+    finally:
+        services.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    report = format_report(rows, rate, render_ms, runs, binary, args.smoke)
+    print(report)
+    if args.write:
+        Path(args.write).write_text(report)
+
+
+def render_time(binary, base):
+    """Median wall of `render --stdout` of the shipped examples (offline)."""
+    directory = Path(base) / "render"
+    shutil.copytree(ROOT / "environments", directory / "environments", ignore=shutil.ignore_patterns("*/"))
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([binary, "render", "--stdout"], cwd=directory, capture_output=True, check=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def format_report(rows, rate, render_ms, runs, binary, smoke):
+    lines = [
+        "# Performance",
+        "",
+        "Produced by `.venv/bin/python benches/bench.py --write docs/performance.md` (after `bash .ci/venv` and "
+        "`cargo build --release`). Everything runs against one local moto through two loopback proxies: "
+        f"L = 0 and L = {LATENCY_MS} ms added to every request. Round trips = (wall(L={LATENCY_MS}) - wall(L=0)) / {LATENCY_MS} ms. "
+        f"Median of {runs} run(s); binary `{Path(binary).relative_to(ROOT) if Path(binary).is_relative_to(ROOT) else binary}`.",
+        "",
+        f"moto sustains **{rate:.0f} requests/s** under a flood of cheap GETs on this machine (it closes every connection).",
+        "",
+        f"| scenario | envs | wall L=0 (ms) | wall L={LATENCY_MS} (ms) | round trips | reads | writes | reads/env | peak RSS (MB) | AWS CLI (ms) | CLI / statebucket |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            "| {scenario} | {envs} | {l0:.0f} | {l100} | {rt} | {reads} | {writes} | {per_env:.1f} | {rss} | {cli} | {ratio} |".format(
+                scenario=row["scenario"],
+                envs=row["envs"],
+                l0=row["wall_ms_l0"],
+                l100=f"{row['wall_ms_l100']:.0f}" if row["wall_ms_l100"] is not None else "n/a",
+                rt=f"{row['round_trips']:.1f}" if row["round_trips"] is not None else "n/a",
+                reads=row["reads"],
+                writes=row["writes"],
+                per_env=row["reads"] / row["envs"],
+                rss=f"{row['rss_mb']:.1f}" if row["rss_mb"] is not None else "",
+                cli=f"{row['cli_wall_ms']:.0f}" if "cli_wall_ms" in row else "",
+                ratio=f"{row['ratio']:.0f}x" if "ratio" in row else "",
+            )
+        )
+    lines += ["", "## Bounds for `check` of many environments", ""]
+    lines.append(f"Default concurrency {DEFAULT_CONCURRENCY} environments. Latency bound = round trips of one env x L x ceil(envs / {DEFAULT_CONCURRENCY}); throughput bound = requests / {rate:.0f} per s.")
+    lines.append("")
+    lines.append("| envs | wall L=100 (ms) | latency bound (ms) | throughput bound (ms) | wall / max(bounds) |")
+    lines.append("|---:|---:|---:|---:|---:|")
+    single = next((row for row in rows if row["scenario"] == "check, converged"), None)
+    depth = max(1.0, round(single["round_trips"])) if single and single["round_trips"] is not None else 1.0
+    for row in rows:
+        if row["scenario"].startswith("check, ") and row["envs"] > 1 and row["wall_ms_l100"] is not None:
+            latency_bound = depth * LATENCY_MS * -(-row["envs"] // DEFAULT_CONCURRENCY)
+            throughput_bound = (row["reads"] + row["writes"]) / rate * 1000
+            ratio = row["wall_ms_l100"] / max(latency_bound, throughput_bound)
+            lines.append(f"| {row['envs']} | {row['wall_ms_l100']:.0f} | {latency_bound:.0f} | {throughput_bound:.0f} | {ratio:.2f} |")
+    lines += ["", f"`render` of the shipped examples (offline): {render_ms:.1f} ms (median of 5).", ""]
+    if smoke:
+        lines.append("(smoke run: tiny sizes, one run each, L = 0 only; not a measurement)")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -109,9 +109,12 @@ impl Intercept for CountRequests {
 /// environments sharing one profile and two principals this saves ~600 requests.
 #[derive(Debug, Default)]
 pub struct Lookups {
-    callers: Mutex<HashMap<String, Arc<OnceCell<Result<CallerIdentity, AwsError>>>>>,
-    principals: Mutex<HashMap<String, Arc<OnceCell<Result<Option<IamArn>, AwsError>>>>>,
+    callers: Memo<CallerIdentity>,
+    principals: Memo<Option<IamArn>>,
 }
+
+/// One answer per key, asked at most once even when many environments ask at the same time.
+type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<Result<T, AwsError>>>>>;
 
 impl Lookups {
     /// The identity behind `clients`; `key` names the credentials (profile and endpoint).

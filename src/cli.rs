@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     no_progress: bool,
 
+    /// Seconds one attempt of an AWS request may take before it is retried (the SDK's
+    /// standard retry mode, 5 attempts).
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    request_timeout: u64,
+
     /// Write a bucket policy even if it explicitly denies statebucket's own identity or the
     /// identity Terraform runs as (refused otherwise, with the statements that deny).
     #[arg(long, global = true)]
@@ -362,6 +367,7 @@ fn connection(cli: &Cli) -> Result<Connection, String> {
         .transpose()
         .map_err(|problem| format!("--profile: {}", problem.message))?;
     Ok(Connection {
+        attempt_timeout: std::time::Duration::from_secs(cli.request_timeout),
         endpoint_flag,
         endpoint_env: endpoint_from_env()?,
         profile_flag,
@@ -637,6 +643,25 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let _locks = match mode {
+        Mode::Apply { .. } => {
+            let buckets: Vec<&str> = environments
+                .iter()
+                .map(|environment| environment.spec.bucket.name.as_str())
+                .collect();
+            let waiting = |bucket: &str, path: &std::path::Path| {
+                printer.info(&format!("waiting for another `statebucket apply` on bucket {bucket} to finish (lock {})", path.display()));
+            };
+            match project::lock_buckets(&buckets, waiting) {
+                Ok(locks) => Some(locks),
+                Err(error) => {
+                    printer.error(&format!("error: cannot take the apply lock: {error}"));
+                    return exit::ERROR;
+                }
+            }
+        }
+        _ => None,
+    };
     runtime.block_on(async {
         let planned = engine.plan_all(&environments).await;
         let any_error = planned.iter().any(Result::is_err);

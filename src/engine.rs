@@ -46,8 +46,10 @@ impl From<PlanError> for EnvFailure {
 }
 
 /// How the tool reaches AWS; the same for every environment of a run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Connection {
+    /// How long one attempt of a request may take before the SDK retries it.
+    pub attempt_timeout: std::time::Duration,
     /// `--endpoint-url`.
     pub endpoint_flag: Option<EndpointUrl>,
     /// `AWS_ENDPOINT_URL`, already validated.
@@ -149,7 +151,14 @@ impl Engine {
         let spec = &environment.spec;
         let endpoint = self.connection.endpoint(spec);
         let profile = self.connection.tool_profile(spec);
-        let clients = aws::clients(Some(profile), &spec.region, endpoint.as_ref(), &self.log).await;
+        let clients = aws::clients(
+            Some(profile),
+            &spec.region,
+            endpoint.as_ref(),
+            self.connection.attempt_timeout,
+            &self.log,
+        )
+        .await;
         let backend_file = read_backend_file(&spec.backend.file).map_err(|error| EnvFailure {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: Some("check the file's permissions".into()),
@@ -165,6 +174,7 @@ impl Engine {
                     Some(&spec.profile),
                     &spec.region,
                     endpoint.as_ref(),
+                    self.connection.attempt_timeout,
                     &self.log,
                 )
                 .await,

@@ -120,4 +120,7 @@ pub struct KmsKeyState {
     pub state: String,
     /// Read only for keys the tool manages; `None` when not read.
     pub rotation_enabled: Option<bool>,
+    /// False for a managed key found by its tags whose alias is missing (a run stopped
+    /// between CreateKey and CreateAlias).
+    pub aliased: bool,
 }

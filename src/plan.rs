@@ -110,6 +110,11 @@ pub enum Change {
     EnableKeyRotation {
         key_arn: String,
     },
+    /// Points the alias at a key created earlier for this environment (found by its tags).
+    AliasKmsKey {
+        alias: String,
+        key_arn: String,
+    },
     EnableVersioning {
         from: Versioning,
     },
@@ -155,6 +160,7 @@ impl Change {
             Change::CreateBucket { .. } => Facet::Bucket,
             Change::CreateKmsKey { .. } => Facet::KmsKey,
             Change::EnableKeyRotation { .. } => Facet::KeyRotation,
+            Change::AliasKmsKey { .. } => Facet::KmsKey,
             Change::EnableVersioning { .. } => Facet::Versioning,
             Change::SetEncryption { .. } => Facet::Encryption,
             Change::BlockPublicAccess { .. } => Facet::PublicAccessBlock,
@@ -270,8 +276,14 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
                     state: state.state.clone(),
                 });
             }
-            (Some(state), KmsKey::Managed(_)) => {
-                record(Facet::KmsKey, None);
+            (Some(state), KmsKey::Managed(alias)) => {
+                record(
+                    Facet::KmsKey,
+                    (!state.aliased).then(|| Change::AliasKmsKey {
+                        alias: alias.to_string(),
+                        key_arn: state.arn.clone(),
+                    }),
+                );
                 let rotation =
                     (state.rotation_enabled == Some(false)).then(|| Change::EnableKeyRotation {
                         key_arn: state.arn.clone(),
@@ -609,6 +621,7 @@ backend:
             id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
             state: "Enabled".into(),
             rotation_enabled: rotation,
+            aliased: true,
         }
     }
 

@@ -229,3 +229,39 @@ mod tests {
         assert_eq!(leftovers.len(), 1);
     }
 }
+
+/// Holds the machine-wide apply locks of some buckets until dropped (or the process ends,
+/// however it ends: the kernel releases a `flock` with its file descriptor).
+#[derive(Debug)]
+pub struct ApplyLocks {
+    _files: Vec<fs::File>,
+}
+
+/// Serialises `statebucket apply` runs on this machine per bucket, so that two runs cannot
+/// both find a KMS alias missing and each create a key. Locks are taken in name order (no
+/// deadlock between runs with overlapping buckets); `waiting` is told about each lock that
+/// another run holds before this one blocks on it.
+pub fn lock_buckets(buckets: &[&str], waiting: impl Fn(&str, &Path)) -> io::Result<ApplyLocks> {
+    let mut names: Vec<&str> = buckets.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        let path = std::env::temp_dir().join(format!("statebucket-apply-{name}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting(name, &path);
+                file.lock()?;
+            }
+            Err(fs::TryLockError::Error(error)) => return Err(error),
+        }
+        files.push(file);
+    }
+    Ok(ApplyLocks { _files: files })
+}

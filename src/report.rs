@@ -73,6 +73,9 @@ fn describe(change: &Change) -> String {
             format!("create a symmetric key as {alias}, rotation on")
         }
         Change::EnableKeyRotation { key_arn } => format!("off -> on ({key_arn})"),
+        Change::AliasKmsKey { alias, key_arn } => {
+            format!("create alias {alias} for {key_arn}, created earlier for this environment")
+        }
         Change::EnableVersioning { from } => format!("{from} -> Enabled"),
         Change::SetEncryption { from, to } => {
             let from = from.as_ref().map_or("none".to_owned(), ToString::to_string);

@@ -60,160 +60,192 @@ pub async fn apply(
     let ((), created_key) = tokio::try_join!(bucket_step, key_step)?;
 
     let created_key_arn = created_key.as_deref();
-    let settings = plan.changes.iter().map(|change| async move {
-        let s3 = &clients.s3;
-        let doing = format!("{} of bucket `{bucket}`", change.facet());
-        let result = match change {
-            Change::CreateBucket { .. }
-            | Change::CreateKmsKey { .. }
-            | Change::WriteBackendFile { .. } => return Ok(()),
-            Change::PutIdentityPolicy {
-                principal,
-                policy_name,
-                to,
-                ..
-            } => {
-                let principal = IamArn::parse(principal)
-                    .map_err(|problem| AwsError::new(doing.clone(), problem.message, None))?;
-                return super::iam::write_inline_policy(clients, &principal, policy_name, to).await;
-            }
-            Change::EnableKeyRotation { key_arn } => {
-                return clients
-                    .kms
-                    .enable_key_rotation()
-                    .key_id(key_arn)
+    let settings = plan.changes.iter().map(|change| {
+        until_consistent(move || async move {
+            let s3 = &clients.s3;
+            let doing = format!("{} of bucket `{bucket}`", change.facet());
+            let result = match change {
+                Change::CreateBucket { .. }
+                | Change::CreateKmsKey { .. }
+                | Change::WriteBackendFile { .. } => return Ok(()),
+                Change::PutIdentityPolicy {
+                    principal,
+                    policy_name,
+                    to,
+                    ..
+                } => {
+                    let principal = IamArn::parse(principal)
+                        .map_err(|problem| AwsError::new(doing.clone(), problem.message, None))?;
+                    return super::iam::write_inline_policy(clients, &principal, policy_name, to)
+                        .await;
+                }
+                Change::AliasKmsKey { alias, key_arn } => {
+                    return alias_and_rotation(clients, alias, key_arn, key_arn)
+                        .await
+                        .map(drop);
+                }
+                Change::EnableKeyRotation { key_arn } => {
+                    return clients
+                        .kms
+                        .enable_key_rotation()
+                        .key_id(key_arn)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| {
+                            Failure::from_sdk(&error).into_error(
+                                format!("enabling rotation of KMS key {key_arn}"),
+                                identity,
+                            )
+                        });
+                }
+                Change::EnableVersioning { .. } => s3
+                    .put_bucket_versioning()
+                    .bucket(bucket)
+                    .expected_bucket_owner(account)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder()
+                            .status(BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| {
-                        Failure::from_sdk(&error)
-                            .into_error(format!("enabling rotation of KMS key {key_arn}"), identity)
-                    });
-            }
-            Change::EnableVersioning { .. } => s3
-                .put_bucket_versioning()
-                .bucket(bucket)
-                .expected_bucket_owner(account)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .map(drop)
-                .map_err(|error| Failure::from_sdk(&error)),
-            Change::SetEncryption { to, .. } => {
-                let default = match to {
-                    SseTarget::Aes256 => ServerSideEncryptionByDefault::builder()
-                        .sse_algorithm(ServerSideEncryption::Aes256),
-                    SseTarget::Kms { key_arn } => {
-                        let Some(arn) = key_arn.as_deref().or(created_key_arn) else {
-                            return Err(AwsError::new(
-                                doing,
-                                "the KMS key to encrypt with was not created",
-                                None,
-                            ));
-                        };
-                        ServerSideEncryptionByDefault::builder()
-                            .sse_algorithm(ServerSideEncryption::AwsKms)
-                            .kms_master_key_id(arn)
-                    }
-                };
-                let rule = ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(
-                        default.build().expect("sse_algorithm is set"),
-                    )
-                    .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
-                    .build();
-                s3.put_bucket_encryption()
+                    .map_err(|error| Failure::from_sdk(&error)),
+                Change::SetEncryption { to, .. } => {
+                    let default = match to {
+                        SseTarget::Aes256 => ServerSideEncryptionByDefault::builder()
+                            .sse_algorithm(ServerSideEncryption::Aes256),
+                        SseTarget::Kms { key_arn } => {
+                            let Some(arn) = key_arn.as_deref().or(created_key_arn) else {
+                                return Err(AwsError::new(
+                                    doing,
+                                    "the KMS key to encrypt with was not created",
+                                    None,
+                                ));
+                            };
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(arn)
+                        }
+                    };
+                    let rule = ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            default.build().expect("sse_algorithm is set"),
+                        )
+                        .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
+                        .build();
+                    s3.put_bucket_encryption()
+                        .bucket(bucket)
+                        .expected_bucket_owner(account)
+                        .server_side_encryption_configuration(
+                            ServerSideEncryptionConfiguration::builder()
+                                .rules(rule)
+                                .build()
+                                .expect("one rule is set"),
+                        )
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| Failure::from_sdk(&error))
+                }
+                Change::BlockPublicAccess { .. } => s3
+                    .put_public_access_block()
                     .bucket(bucket)
                     .expected_bucket_owner(account)
-                    .server_side_encryption_configuration(
-                        ServerSideEncryptionConfiguration::builder()
-                            .rules(rule)
+                    .public_access_block_configuration(
+                        PublicAccessBlockConfiguration::builder()
+                            .block_public_acls(true)
+                            .ignore_public_acls(true)
+                            .block_public_policy(true)
+                            .restrict_public_buckets(true)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| Failure::from_sdk(&error)),
+                Change::EnforceBucketOwner { .. } => s3
+                    .put_bucket_ownership_controls()
+                    .bucket(bucket)
+                    .expected_bucket_owner(account)
+                    .ownership_controls(
+                        OwnershipControls::builder()
+                            .rules(
+                                OwnershipControlsRule::builder()
+                                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                                    .build()
+                                    .expect("ownership is set"),
+                            )
                             .build()
                             .expect("one rule is set"),
                     )
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error))
-            }
-            Change::BlockPublicAccess { .. } => s3
-                .put_public_access_block()
-                .bucket(bucket)
-                .expected_bucket_owner(account)
-                .public_access_block_configuration(
-                    PublicAccessBlockConfiguration::builder()
-                        .block_public_acls(true)
-                        .ignore_public_acls(true)
-                        .block_public_policy(true)
-                        .restrict_public_buckets(true)
-                        .build(),
-                )
-                .send()
-                .await
-                .map(drop)
-                .map_err(|error| Failure::from_sdk(&error)),
-            Change::EnforceBucketOwner { .. } => s3
-                .put_bucket_ownership_controls()
-                .bucket(bucket)
-                .expected_bucket_owner(account)
-                .ownership_controls(
-                    OwnershipControls::builder()
-                        .rules(
-                            OwnershipControlsRule::builder()
-                                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                                .build()
-                                .expect("ownership is set"),
-                        )
-                        .build()
-                        .expect("one rule is set"),
-                )
-                .send()
-                .await
-                .map(drop)
-                .map_err(|error| Failure::from_sdk(&error)),
-            Change::PutPolicy { to, .. } => s3
-                .put_bucket_policy()
-                .bucket(bucket)
-                .expected_bucket_owner(account)
-                .policy(to)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|error| Failure::from_sdk(&error)),
-            Change::MergeTags { to, .. } => {
-                let tags = to
-                    .iter()
-                    .map(|(key, value)| {
-                        Tag::builder()
-                            .key(key)
-                            .value(value)
-                            .build()
-                            .expect("key and value are set")
-                    })
-                    .collect::<Vec<_>>();
-                s3.put_bucket_tagging()
+                    .map_err(|error| Failure::from_sdk(&error)),
+                Change::PutPolicy { to, .. } => s3
+                    .put_bucket_policy()
                     .bucket(bucket)
                     .expected_bucket_owner(account)
-                    .tagging(
-                        Tagging::builder()
-                            .set_tag_set(Some(tags))
-                            .build()
-                            .expect("tag set is set"),
-                    )
+                    .policy(to)
                     .send()
                     .await
                     .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error))
-            }
-        };
-        result.map_err(|failure| failure.into_error(doing, identity))
+                    .map_err(|error| Failure::from_sdk(&error)),
+                Change::MergeTags { to, .. } => {
+                    let tags = to
+                        .iter()
+                        .map(|(key, value)| {
+                            Tag::builder()
+                                .key(key)
+                                .value(value)
+                                .build()
+                                .expect("key and value are set")
+                        })
+                        .collect::<Vec<_>>();
+                    s3.put_bucket_tagging()
+                        .bucket(bucket)
+                        .expected_bucket_owner(account)
+                        .tagging(
+                            Tagging::builder()
+                                .set_tag_set(Some(tags))
+                                .build()
+                                .expect("tag set is set"),
+                        )
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| Failure::from_sdk(&error))
+                }
+            };
+            result.map_err(|failure| failure.into_error(doing, identity))
+        })
     });
     try_join_all(settings).await?;
     Ok(created_key)
+}
+
+/// Retries `write` while AWS answers in a way that only means it has not caught up yet (see
+/// `AwsError::is_eventual_consistency`), with bounded exponential backoff: 6 retries, about
+/// 12 s in all. Every other answer, success or error, is returned at once.
+async fn until_consistent<F, Fut>(write: F) -> Result<(), AwsError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let mut delay = std::time::Duration::from_millis(200);
+    for _ in 0..6 {
+        match write().await {
+            Err(error) if error.is_eventual_consistency() => {
+                tracing::debug!(%error, ?delay, "not consistent yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+    write().await
 }
 
 /// CreateBucket with the LocationConstraint S3 wants: none for us-east-1 (an explicit
@@ -280,38 +312,61 @@ async fn create_key(
                 .expect("key and value are set")
         })
         .collect::<Vec<_>>();
-    tracing::debug!(%alias, "creating KMS key");
-    let created = kms
-        .create_key()
-        .description(description)
-        .key_spec(KeySpec::SymmetricDefault)
-        .key_usage(KeyUsageType::EncryptDecrypt)
-        .set_tags(Some(kms_tags))
-        .send()
-        .await
-        .map_err(|error| {
-            Failure::from_sdk(&error)
-                .into_error(format!("creating the KMS key for {alias}"), identity)
-        })?;
-    let metadata = created.key_metadata().ok_or_else(|| {
-        AwsError::new(
-            format!("creating the KMS key for {alias}"),
-            "KMS returned no key metadata",
-            None,
-        )
-    })?;
-    let key_id = metadata.key_id().to_owned();
-    let arn = metadata.arn().unwrap_or_default().to_owned();
+    // A key an interrupted run created (tagged for this environment) is reused, not doubled.
+    let (key_id, arn) = match super::kms::find_tagged_key(clients, tags).await? {
+        Some(found) => {
+            tracing::debug!(%alias, key = %found.1, "reusing the key created earlier for this environment");
+            found
+        }
+        None => {
+            tracing::debug!(%alias, "creating KMS key");
+            let created = kms
+                .create_key()
+                .description(description)
+                .key_spec(KeySpec::SymmetricDefault)
+                .key_usage(KeyUsageType::EncryptDecrypt)
+                .set_tags(Some(kms_tags))
+                .send()
+                .await
+                .map_err(|error| {
+                    Failure::from_sdk(&error)
+                        .into_error(format!("creating the KMS key for {alias}"), identity)
+                })?;
+            let metadata = created.key_metadata().ok_or_else(|| {
+                AwsError::new(
+                    format!("creating the KMS key for {alias}"),
+                    "KMS returned no key metadata",
+                    None,
+                )
+            })?;
+            (
+                metadata.key_id().to_owned(),
+                metadata.arn().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    alias_and_rotation(clients, alias, &key_id, &arn).await
+}
 
+/// Points `alias` at the key and turns rotation on, at once. If another run created the
+/// alias first, that run's key is the environment's key; ours is left (never deleted).
+async fn alias_and_rotation(
+    clients: &Clients,
+    alias: &str,
+    key_id: &str,
+    arn: &str,
+) -> Result<String, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let kms = &clients.kms;
     let alias_step = async {
         match kms
             .create_alias()
             .alias_name(alias)
-            .target_key_id(&key_id)
+            .target_key_id(key_id)
             .send()
             .await
         {
-            Ok(_) => Ok(arn.clone()),
+            Ok(_) => Ok(arn.to_owned()),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 if !failure.is(codes::KMS_ALREADY_EXISTS) {
@@ -337,7 +392,7 @@ async fn create_key(
     };
     let rotation_step = async {
         kms.enable_key_rotation()
-            .key_id(&key_id)
+            .key_id(key_id)
             .send()
             .await
             .map(drop)

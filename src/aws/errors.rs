@@ -27,6 +27,8 @@ pub struct AwsError {
     pub doing: String,
     pub cause: String,
     pub hint: Option<String>,
+    /// The AWS error code, when there was one.
+    pub code: Option<String>,
 }
 
 impl AwsError {
@@ -39,6 +41,18 @@ impl AwsError {
             doing: doing.into(),
             cause: cause.into(),
             hint,
+            code: None,
+        }
+    }
+
+    /// S3 and IAM are eventually consistent: a bucket created a moment ago can still answer
+    /// NoSuchBucket, and a principal created a moment ago can make PutBucketPolicy fail with
+    /// "Invalid principal in policy". Both pass once AWS has caught up.
+    pub fn is_eventual_consistency(&self) -> bool {
+        match self.code.as_deref() {
+            Some(codes::NO_SUCH_BUCKET) => true,
+            Some("MalformedPolicy") => self.cause.contains("Invalid principal"),
+            _ => false,
         }
     }
 }
@@ -152,7 +166,10 @@ impl Failure {
             (None, Some(status)) => format!("HTTP {status}: {}", self.message),
             _ => self.message.clone(),
         };
-        AwsError::new(doing, cause, hint)
+        AwsError {
+            code: self.code,
+            ..AwsError::new(doing, cause, hint)
+        }
     }
 }
 

@@ -273,3 +273,85 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
     );
     assert!(error.hint.unwrap().contains("choose another `bucket.name`"));
 }
+
+fn one_change(change: Change) -> EnvPlan {
+    EnvPlan {
+        changes: vec![change],
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_just_created_bucket_answering_no_such_bucket_is_waited_for() {
+    use aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningError;
+    let settling = mock!(Client::put_bucket_versioning)
+        .sequence()
+        .error(|| PutBucketVersioningError::generic(code("NoSuchBucket")))
+        .times(2)
+        .output(|| PutBucketVersioningOutput::builder().build())
+        .build();
+    let clients = clients(&[&settling]);
+    let plan = one_change(Change::EnableVersioning {
+        from: Versioning::Never,
+    });
+    apply(
+        &clients,
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap();
+    assert_eq!(settling.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_just_created_principal_is_waited_for_but_other_errors_are_not() {
+    use aws_sdk_s3::operation::put_bucket_policy::{PutBucketPolicyError, PutBucketPolicyOutput};
+    let invalid_principal = || {
+        PutBucketPolicyError::generic(
+            ErrorMetadata::builder()
+                .code("MalformedPolicy")
+                .message("Invalid principal in policy")
+                .build(),
+        )
+    };
+    let settling = mock!(Client::put_bucket_policy)
+        .sequence()
+        .error(invalid_principal)
+        .output(|| PutBucketPolicyOutput::builder().build())
+        .build();
+    let plan = one_change(Change::PutPolicy {
+        from: None,
+        to: "{}".into(),
+        statements: Vec::new(),
+        kept: Vec::new(),
+    });
+    apply(
+        &clients(&[&settling]),
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap();
+    assert_eq!(settling.num_calls(), 2);
+
+    let denied = mock!(Client::put_bucket_policy)
+        .then_error(|| PutBucketPolicyError::generic(code("AccessDenied")));
+    let error = apply(
+        &clients(&[&denied]),
+        &plan,
+        "mocked-bucket",
+        "eu-west-1",
+        "123456789012",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(denied.num_calls(), 1);
+    assert!(error.cause.starts_with("AccessDenied"), "{error:?}");
+}

@@ -4,6 +4,7 @@
 mod apply;
 mod errors;
 mod iam;
+mod kms;
 #[cfg(test)]
 mod mocked;
 mod observe;
@@ -159,6 +160,7 @@ pub async fn clients(
     profile: Option<&ProfileName>,
     region: &Region,
     endpoint: Option<&EndpointUrl>,
+    attempt_timeout: Duration,
     log: &Arc<RequestLog>,
 ) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -167,7 +169,7 @@ pub async fn clients(
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_attempt_timeout(attempt_timeout)
                 .build(),
         );
     if let Some(profile) = profile {

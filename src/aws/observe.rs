@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
+use crate::plan::kms_key_tags;
 use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey};
 use futures::future::try_join_all;
 
@@ -304,6 +305,26 @@ async fn observe_kms_key(
         Err(error) => {
             let failure = Failure::from_sdk(&error);
             if failure.is(codes::KMS_NOT_FOUND) {
+                if let KmsKey::Managed(_) = key
+                    && let Some((key_id, arn)) =
+                        super::kms::find_tagged_key(clients, &kms_key_tags(spec)).await?
+                {
+                    let rotation = clients
+                        .kms
+                        .get_key_rotation_status()
+                        .key_id(&key_id)
+                        .send()
+                        .await
+                        .ok()
+                        .map(|output| output.key_rotation_enabled());
+                    return Ok(Some(KmsKeyState {
+                        arn,
+                        id: key_id,
+                        state: "Enabled".to_owned(),
+                        rotation_enabled: rotation,
+                        aliased: false,
+                    }));
+                }
                 return Ok(None);
             }
             return Err(failure.into_error(
@@ -341,5 +362,6 @@ async fn observe_kms_key(
             .map(|state| state.as_str().to_owned())
             .unwrap_or_else(|| "Enabled".to_owned()),
         rotation_enabled,
+        aliased: true,
     }))
 }

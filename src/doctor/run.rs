@@ -84,7 +84,14 @@ pub async fn diagnose(
     let profile = source
         .profile()
         .and_then(|profile| ProfileName::parse(profile).ok());
-    let clients = aws::clients(profile.as_ref(), &region, endpoint.as_ref(), log).await;
+    let clients = aws::clients(
+        profile.as_ref(),
+        &region,
+        endpoint.as_ref(),
+        connection.attempt_timeout,
+        log,
+    )
+    .await;
     let identity = match aws::caller_identity(&clients).await {
         Ok(identity) => identity,
         Err(error) => {
@@ -303,6 +310,7 @@ async fn live_policy_check(
         Some(connection.tool_profile(spec)),
         &spec.region,
         endpoint,
+        connection.attempt_timeout,
         log,
     )
     .await;

@@ -1,0 +1,88 @@
+//! Finding a key statebucket created for an environment when its alias is missing: a run
+//! that was killed (or timed out) between CreateKey and CreateAlias left the key behind, and
+//! creating another would leave two paid keys for one environment.
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt};
+
+use super::Clients;
+use super::errors::{AwsError, Failure};
+
+/// The first enabled key carrying every one of `tags`; `None` when there is none. Walks
+/// ListKeys and ListResourceTags (10 keys at a time): only done when a key is about to be
+/// created, never on a converged run.
+pub async fn find_tagged_key(
+    clients: &Clients,
+    tags: &BTreeMap<String, String>,
+) -> Result<Option<(String, String)>, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let mut key_ids = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = clients
+            .kms
+            .list_keys()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|error| {
+                Failure::from_sdk(&error).into_error(
+                    "listing KMS keys to find one created earlier for this environment",
+                    identity,
+                )
+            })?;
+        key_ids.extend(
+            page.keys()
+                .iter()
+                .filter_map(|key| key.key_id().map(str::to_owned)),
+        );
+        match (page.truncated(), page.next_marker()) {
+            (true, Some(next)) => marker = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    let tagged: Vec<Option<String>> = stream::iter(key_ids)
+        .map(|key_id| async move {
+            let listed = clients
+                .kms
+                .list_resource_tags()
+                .key_id(&key_id)
+                .send()
+                .await
+                .ok()?;
+            let all_match = tags.iter().all(|(key, value)| {
+                listed
+                    .tags()
+                    .iter()
+                    .any(|tag| tag.tag_key() == key && tag.tag_value() == value)
+            });
+            all_match.then_some(key_id)
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    for key_id in tagged.into_iter().flatten() {
+        let described = clients
+            .kms
+            .describe_key()
+            .key_id(&key_id)
+            .send()
+            .await
+            .map_err(|error| {
+                Failure::from_sdk(&error)
+                    .into_error(format!("describing KMS key {key_id}"), identity)
+            })?;
+        if let Some(metadata) = described.key_metadata()
+            && metadata
+                .key_state()
+                .is_some_and(|state| state.as_str() == "Enabled")
+        {
+            return Ok(Some((
+                metadata.key_id().to_owned(),
+                metadata.arn().unwrap_or_default().to_owned(),
+            )));
+        }
+    }
+    Ok(None)
+}

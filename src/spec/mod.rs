@@ -5,6 +5,9 @@ pub mod names;
 mod parse;
 pub mod yaml;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

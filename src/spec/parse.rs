@@ -45,8 +45,7 @@ pub fn parse_spec(source: &str, env: &str, text: &str) -> Result<EnvSpec, Vec<Di
         vec![Diagnostic::new(
             source,
             error.pos,
-            Problem::new(format!("invalid YAML: {}", error.message))
-                .hint("check indentation and quoting near this position"),
+            Problem::new(error.message).hint(error.hint),
         )]
     })?;
     walker.refuse_credentials(&root);
@@ -988,6 +987,10 @@ backend:
         );
         assert!(one_error(&DEV.replace("bucket:\n  name: my-terraform-state-dev\n  encryption: aes256\n  tags: { team: platform }\n", "bucket: 3\n")).message.contains("`bucket` must be a mapping"));
         assert!(one_error("a: [").message.starts_with("invalid YAML"));
+        assert_eq!(
+            one_error("a: 1\na: 2\n").message,
+            "key `a` appears twice in the same mapping"
+        );
         let tags = one_error(&DEV.replace("{ team: platform }", "{ \"aws:x\": y }"));
         assert!(tags.message.contains("tag key `aws:x`"));
     }

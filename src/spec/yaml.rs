@@ -62,6 +62,36 @@ impl Yaml {
 pub struct SyntaxError {
     pub pos: Pos,
     pub message: String,
+    pub hint: String,
+}
+
+impl SyntaxError {
+    /// Says in the words of a spec author what the parser's message means.
+    fn explained(pos: Pos, raw: &str) -> SyntaxError {
+        let (message, hint) = if raw.contains("budget breached") {
+            (
+                "the YAML expands beyond what a spec may hold (anchors and aliases, nesting or size)".to_owned(),
+                "a spec is a few dozen lines; write it out without anchors and aliases".to_owned(),
+            )
+        } else if raw.contains("recursion limit") || raw.contains("nesting") {
+            (
+                "the YAML nests deeper than a spec can (32 levels)".to_owned(),
+                "a spec is at most three levels deep; check for unbalanced brackets".to_owned(),
+            )
+        } else if let Some(rest) = raw.strip_prefix("duplicate mapping key: ") {
+            let key = rest.split(',').next().unwrap_or(rest).trim();
+            (
+                format!("key `{key}` appears twice in the same mapping"),
+                "keep one of them".to_owned(),
+            )
+        } else {
+            (
+                format!("invalid YAML: {raw}"),
+                "check indentation (spaces, not tabs) and quoting near this position".to_owned(),
+            )
+        };
+        SyntaxError { pos, message, hint }
+    }
 }
 
 /// Limits for spec files. A spec is a few dozen lines; these bound the work an alias bomb
@@ -105,7 +135,8 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         let column = offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
         return Err(SyntaxError {
             pos: Pos { line, column },
-            message: "the file contains a NUL byte; a spec is plain UTF-8 text".into(),
+            message: "the file contains a NUL byte".into(),
+            hint: "a spec is plain UTF-8 text; save it with a text editor".into(),
         });
     }
     serde_saphyr::from_str_with_options::<Node>(text, spec_options()).map_err(|error| {
@@ -116,10 +147,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
                 column: location.column() as usize,
             })
             .unwrap_or_default();
-        SyntaxError {
-            pos,
-            message: first_line(&error.to_string()),
-        }
+        SyntaxError::explained(pos, &first_line(&error.to_string()))
     })
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod bench_smoke;
 mod incident;
+mod malformed;
 mod offline;
 mod reconcile;
 mod support;

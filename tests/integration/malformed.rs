@@ -1,0 +1,87 @@
+//! A corpus of malformed specs (tests/malformed/*.yaml): each gets its exact error message,
+//! kept next to it as `<name>.expected` (regenerate with UPDATE_SNAPSHOTS=1 and review the
+//! diff), exits 1, and makes no request: `plan` is pointed at a listener that must see no
+//! connection.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::{manifest_dir, to_run};
+
+fn statebucket(args: &[&str]) -> crate::support::Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statebucket"));
+    command
+        .current_dir(manifest_dir())
+        .args(args)
+        .env("NO_COLOR", "1");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    to_run(command.output().expect("run statebucket"))
+}
+
+#[test]
+fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(manifest_dir().join("tests/malformed"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 30, "the corpus has {} specs", specs.len());
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    for spec in &specs {
+        let relative = spec
+            .strip_prefix(manifest_dir())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let validate = statebucket(&["validate", &relative]);
+        assert_eq!(validate.code, 1, "{relative}: {}", validate.stderr);
+        assert_eq!(validate.stdout, "", "{relative}");
+        let expected_path = spec.with_extension("expected");
+        if update {
+            std::fs::write(&expected_path, &validate.stderr).unwrap();
+        } else {
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+                panic!(
+                    "{} is missing (UPDATE_SNAPSHOTS=1)",
+                    expected_path.display()
+                )
+            });
+            if expected != validate.stderr {
+                mismatches.push(format!(
+                    "--- {relative}\nexpected:\n{expected}\nactual:\n{}",
+                    validate.stderr
+                ));
+            }
+        }
+        let plan = statebucket(&["--endpoint-url", &endpoint, "plan", &relative]);
+        assert_eq!(plan.code, 1, "{relative}");
+        assert_eq!(
+            plan.stderr, validate.stderr,
+            "{relative}: plan must refuse with the same diagnostics"
+        );
+        assert!(
+            !validate.stderr.contains("wJalrXUtnFEMI")
+                && !validate.stderr.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{relative} echoes a credential"
+        );
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(
+        listener.accept().is_err(),
+        "a malformed spec must not lead to any request"
+    );
+}

@@ -2,7 +2,7 @@
 faults. Used by the benchmark (latency) and the reliability runs (faults).
 
     python benches/proxy.py --upstream 127.0.0.1:5000 --port 0 [--latency-ms 100]
-        [--fault-rate 0.2 --faults 503,500,reset,stall --stall-seconds 40 --seed 1]
+        [--fault-rate 0.2 --faults 503,500,reset,stall,lost --stall-seconds 40 --seed 1]
 
 It prints `listening PORT` on stdout once ready. The latency is added per request, also on
 kept-alive connections: the client connection is kept open (moto closes every connection;
@@ -153,7 +153,9 @@ class Proxy:
                     await upstream_writer.drain()
                     response = await read_message(upstream_reader, is_response=True, request_method=method)
                     upstream_writer.close()
-                    if response is None:
+                    if response is None or fault == "lost":
+                        # "lost": the request reached moto and took effect, its answer did not
+                        # reach the client (a timeout after the fact).
                         writer.transport.abort()
                         return
                     writer.write(serialise(*response, "keep-alive"))
@@ -175,10 +177,20 @@ async def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--fault-rate", type=float, default=0)
-    parser.add_argument("--faults", default="", help="comma-separated: 503,500,reset,stall")
+    parser.add_argument("--faults", default="", help="comma-separated: 503,500,reset,stall,lost")
     parser.add_argument("--stall-seconds", type=float, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--exit-with-stdin", action="store_true", help="stop when standard input closes")
     args = parser.parse_args()
+    if args.exit_with_stdin:
+        import os
+        import threading
+
+        def exit_when_stdin_closes():
+            sys.stdin.buffer.read()
+            os._exit(0)
+
+        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     host = args.upstream.rpartition(":")[0]
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         sys.exit("the proxy only forwards to loopback addresses")

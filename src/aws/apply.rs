@@ -313,36 +313,57 @@ async fn create_key(
         })
         .collect::<Vec<_>>();
     // A key an interrupted run created (tagged for this environment) is reused, not doubled.
-    let (key_id, arn) = match super::kms::find_tagged_key(clients, tags).await? {
-        Some(found) => {
+    // CreateKey is not idempotent: when an attempt fails in a way that may have created the
+    // key anyway (a timeout, a lost response), the SDK must not simply send it again. Each
+    // attempt is preceded by a search for a key already tagged for this environment, so a
+    // key created by a lost attempt, or by an interrupted run, is reused instead of doubled.
+    let mut delay = std::time::Duration::from_millis(500);
+    let mut attempt = 0;
+    let (key_id, arn) = loop {
+        attempt += 1;
+        if let Some(found) = super::kms::find_tagged_key(clients, tags).await? {
             tracing::debug!(%alias, key = %found.1, "reusing the key created earlier for this environment");
-            found
+            break found;
         }
-        None => {
-            tracing::debug!(%alias, "creating KMS key");
-            let created = kms
-                .create_key()
-                .description(description)
-                .key_spec(KeySpec::SymmetricDefault)
-                .key_usage(KeyUsageType::EncryptDecrypt)
-                .set_tags(Some(kms_tags))
-                .send()
-                .await
-                .map_err(|error| {
-                    Failure::from_sdk(&error)
-                        .into_error(format!("creating the KMS key for {alias}"), identity)
-                })?;
-            let metadata = created.key_metadata().ok_or_else(|| {
-                AwsError::new(
-                    format!("creating the KMS key for {alias}"),
-                    "KMS returned no key metadata",
-                    None,
-                )
-            })?;
-            (
-                metadata.key_id().to_owned(),
-                metadata.arn().unwrap_or_default().to_owned(),
+        tracing::debug!(%alias, attempt, "creating KMS key");
+        let sent = kms
+            .create_key()
+            .description(description)
+            .key_spec(KeySpec::SymmetricDefault)
+            .key_usage(KeyUsageType::EncryptDecrypt)
+            .set_tags(Some(kms_tags.clone()))
+            .customize()
+            .config_override(
+                aws_sdk_kms::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
             )
+            .send()
+            .await;
+        match sent {
+            Ok(created) => {
+                let metadata = created.key_metadata().ok_or_else(|| {
+                    AwsError::new(
+                        format!("creating the KMS key for {alias}"),
+                        "KMS returned no key metadata",
+                        None,
+                    )
+                })?;
+                break (
+                    metadata.key_id().to_owned(),
+                    metadata.arn().unwrap_or_default().to_owned(),
+                );
+            }
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                if !failure.is_transient() || attempt >= 5 {
+                    return Err(
+                        failure.into_error(format!("creating the KMS key for {alias}"), identity)
+                    );
+                }
+                tracing::debug!(%alias, cause = %failure.message, "CreateKey failed; checking whether the key exists before trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
         }
     };
     alias_and_rotation(clients, alias, &key_id, &arn).await

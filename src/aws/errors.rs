@@ -138,6 +138,17 @@ impl Failure {
         self.code.as_deref() == Some(code)
     }
 
+    /// Worth another attempt: the network, a timeout, throttling, or a server error.
+    pub fn is_transient(&self) -> bool {
+        self.kind == FailureKind::Unreachable
+            || self
+                .status
+                .is_some_and(|status| status >= 500 || status == 429)
+            || self.code.as_deref().is_some_and(|code| {
+                code.contains("Throttl") || code == "SlowDown" || code == "RequestTimeout"
+            })
+    }
+
     pub fn is_denied(&self) -> bool {
         self.status == Some(403) || self.is("AccessDenied") || self.is("AccessDeniedException")
     }

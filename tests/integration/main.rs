@@ -7,5 +7,6 @@ mod incident;
 mod malformed;
 mod offline;
 mod reconcile;
+mod reliability;
 mod support;
 mod terraform;

@@ -193,6 +193,46 @@ pub async fn create_principals(iam: &aws_sdk_iam::Client, users: &[&str], roles:
     }
 }
 
+/// benches/proxy.py in front of a moto: latency and faults; stops with the test process.
+pub struct Proxy {
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Proxy {
+    pub fn start(moto: &Moto, args: &[&str]) -> Proxy {
+        let mut child = Command::new(venv_python())
+            .arg(manifest_dir().join("benches/proxy.py"))
+            .args([
+                "--upstream",
+                &format!("127.0.0.1:{}", moto.port),
+                "--exit-with-stdin",
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the proxy");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("proxy stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("proxy port");
+        let port = line.split_whitespace().nth(1).expect("`listening PORT`");
+        Proxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")

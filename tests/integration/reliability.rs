@@ -1,0 +1,248 @@
+//! Faults, crashes and concurrency on moto: every environment ends converged with one bucket,
+//! one key and one policy, and no secret is ever printed.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, Proxy, spec_yaml, to_run, unique,
+};
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn kms_spec(bucket: &str) -> String {
+    spec_yaml(
+        bucket,
+        "eu-west-1",
+        &format!("{{ kms_key: alias/{bucket}, create_key: true }}"),
+    )
+}
+
+/// Keys tagged as created by statebucket for `bucket`.
+fn keys_for(project: &Project, bucket: &str) -> usize {
+    block_on(async {
+        let kms = project.kms("eu-west-1").await;
+        let mut count = 0;
+        let keys = kms.list_keys().limit(1000).send().await.unwrap();
+        for key in keys.keys() {
+            let tags = kms
+                .list_resource_tags()
+                .key_id(key.key_id().unwrap())
+                .send()
+                .await
+                .unwrap();
+            if tags
+                .tags()
+                .iter()
+                .any(|tag| tag.tag_key() == "statebucket:bucket" && tag.tag_value() == bucket)
+            {
+                count += 1;
+            }
+        }
+        count
+    })
+}
+
+/// A project whose backend.hcl names the endpoint the tool itself used.
+fn project_through(moto: &Moto, endpoint: &str) -> Project {
+    let mut project = Project::with_moto(moto);
+    project.endpoint = Some(endpoint.to_owned());
+    project
+}
+
+#[test]
+fn apply_converges_through_20_percent_injected_faults_without_duplicate_keys() {
+    let moto = Moto::shared();
+    let proxy = Proxy::start(
+        moto,
+        &[
+            "--fault-rate",
+            "0.2",
+            "--faults",
+            "503,500,reset,stall,lost",
+            "--stall-seconds",
+            "3",
+            "--seed",
+            "7",
+        ],
+    );
+    let mut project = project_through(moto, &proxy.endpoint);
+    let bucket = unique("faults");
+    project.spec("dev", &kms_spec(&bucket));
+    let mut attempts = Vec::new();
+    let converged = (0..6).any(|_| {
+        let run = project.statebucket(&["--request-timeout", "1", "apply", "--auto-approve"]);
+        if run.code != 0 {
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert!(
+                run.stderr.contains("error: ") && run.stderr.contains("hint: "),
+                "a failed run says what failed and what to do:\n{}",
+                run.stderr
+            );
+        }
+        attempts.push(run.code);
+        run.code == 0
+    });
+    assert!(
+        converged,
+        "no run converged through the faults: {attempts:?}"
+    );
+    // Verified without faults, through moto itself (backend.hcl names the proxy, so only the
+    // AWS side is compared).
+    project.endpoint = Some(moto.endpoint.clone());
+    let check = project.statebucket(&["check", "--output", "json"]);
+    let changes = check.json()["environments"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        changes
+            .iter()
+            .all(|change| change["change"] == "write_backend_file"),
+        "{changes:#?}"
+    );
+    assert_eq!(
+        keys_for(&project, &bucket),
+        1,
+        "one key for the environment, whatever was retried"
+    );
+}
+
+#[test]
+fn apply_killed_at_random_points_always_converges_on_rerun_without_duplicate_keys() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let mut seed: u64 = 0x5eed;
+    let mut random = move |limit: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % limit
+    };
+    for round in 0..20 {
+        let bucket = unique("crash");
+        project.spec("dev", &kms_spec(&bucket));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_statebucket"))
+            .args(["apply", "--auto-approve"])
+            .current_dir(project.dir.path())
+            .envs(project.env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(random(450)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if let Ok(partial) = std::fs::read_to_string(project.path("environments/dev/backend.hcl")) {
+            assert!(
+                partial.ends_with("use_path_style      = true\n"),
+                "round {round}: backend.hcl half-written:\n{partial}"
+            );
+        }
+        project
+            .statebucket(&["apply", "--auto-approve"])
+            .expect_code(0);
+        project.statebucket(&["check"]).expect_code(0);
+        assert_eq!(
+            keys_for(&project, &bucket),
+            1,
+            "round {round}: duplicate keys"
+        );
+    }
+}
+
+#[test]
+fn eight_concurrent_applies_on_one_environment_make_one_bucket_one_key_one_policy() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("concurrent");
+    project.spec("dev", &kms_spec(&bucket));
+    let started = Instant::now();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_statebucket"))
+                .args(["apply", "--auto-approve"])
+                .current_dir(project.dir.path())
+                .envs(project.env())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let run = to_run(child.wait_with_output().unwrap());
+        run.expect_code(0);
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+    project.statebucket(&["check"]).expect_code(0);
+    assert_eq!(keys_for(&project, &bucket), 1);
+    block_on(async {
+        let s3 = project.s3("eu-west-1").await;
+        let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
+        let document: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let sids: Vec<&str> = document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "StatebucketListStateBucket",
+                "StatebucketReadWriteState",
+                "StatebucketLockFiles"
+            ]
+        );
+    });
+}
+
+#[test]
+fn no_secret_is_printed_even_with_sdk_debug_logs() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    // A profile that assumes a role: STS hands out a session token too.
+    project.write_aws_profiles(&[("terraform", Some("arn:aws:iam::123456789012:role/admin"))]);
+    let bucket = unique("secrets");
+    project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
+    let mut outputs = String::new();
+    for args in [
+        vec!["-vv", "apply", "--auto-approve"],
+        vec!["-vv", "check"],
+        vec!["-vv", "doctor"],
+        vec!["-v", "--output", "json", "plan"],
+    ] {
+        let run = project.statebucket(&args);
+        outputs.push_str(&run.stdout);
+        outputs.push_str(&run.stderr);
+    }
+    assert!(
+        outputs.len() > 10_000,
+        "the debug logs ran ({} bytes)",
+        outputs.len()
+    );
+    for secret in [FAKE_ACCESS_KEY, FAKE_SECRET_KEY, "FQoG"] {
+        assert!(!outputs.contains(secret), "{secret} appears in the output");
+    }
+    let leaked_key_ids = outputs
+        .match_indices("ASIA")
+        .filter(|(at, _)| {
+            outputs[at + 4..]
+                .chars()
+                .take(16)
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                && outputs.len() > at + 20
+        })
+        .count();
+    assert_eq!(
+        leaked_key_ids, 0,
+        "a session access key id appears in the output"
+    );
+}

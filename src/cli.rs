@@ -72,7 +72,7 @@ pub struct Cli {
     output: OutputFormat,
 
     /// How many environments to work on at once.
-    #[arg(long, global = true, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, global = true, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
 
     /// More detail on stderr (-v: statebucket's steps, -vv: AWS SDK requests).

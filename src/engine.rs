@@ -247,7 +247,8 @@ impl Engine {
                 spec,
                 account.as_str(),
                 backend_file,
-                state.identity_observation()
+                state.identity_observation(),
+                None,
             ),
             aws::verify_principals(&clients, spec, &account, &self.lookups),
         );
@@ -436,12 +437,25 @@ impl Engine {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: None,
         })?;
+        let key_hint = created_key.clone().or_else(|| {
+            planned.plan.changes.iter().find_map(|change| match change {
+                Change::SetEncryption {
+                    to: crate::plan::SseTarget::Kms { key_arn },
+                    ..
+                } => key_arn.clone(),
+                Change::AliasKmsKey { key_arn, .. } | Change::EnableKeyRotation { key_arn } => {
+                    Some(key_arn.clone())
+                }
+                _ => None,
+            })
+        });
         let observed = aws::observe(
             &planned.clients,
             spec,
             planned.account.as_str(),
             backend_file,
             planned.state.identity_observation(),
+            key_hint.as_deref(),
         )
         .await?;
         let remaining = plan(&planned.state.desired(spec), &observed)?;

@@ -314,14 +314,17 @@ async fn create_key(
         .collect::<Vec<_>>();
     // A key an interrupted run created (tagged for this environment) is reused, not doubled.
     // CreateKey is not idempotent: when an attempt fails in a way that may have created the
-    // key anyway (a timeout, a lost response), the SDK must not simply send it again. Each
-    // attempt is preceded by a search for a key already tagged for this environment, so a
-    // key created by a lost attempt, or by an interrupted run, is reused instead of doubled.
+    // key anyway (a timeout, a lost response), the SDK must not simply send it again. The
+    // plan's observation already searched for a key tagged for this environment (a run
+    // interrupted before CreateAlias); every further attempt searches again first, so a key
+    // created by a lost attempt is reused instead of doubled.
     let mut delay = std::time::Duration::from_millis(500);
     let mut attempt = 0;
     let (key_id, arn) = loop {
         attempt += 1;
-        if let Some(found) = super::kms::find_tagged_key(clients, tags).await? {
+        if attempt > 1
+            && let Some(found) = super::kms::find_tagged_key(clients, tags).await?
+        {
             tracing::debug!(%alias, key = %found.1, "reusing the key created earlier for this environment");
             break found;
         }

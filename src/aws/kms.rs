@@ -10,8 +10,8 @@ use super::Clients;
 use super::errors::{AwsError, Failure};
 
 /// The first enabled key carrying every one of `tags`; `None` when there is none. Walks
-/// ListKeys and ListResourceTags (10 keys at a time): only done when a key is about to be
-/// created, never on a converged run.
+/// ListKeys, then ListResourceTags of up to 64 keys at once (one round trip for most
+/// accounts): only done when the alias is missing, never on a converged run.
 pub async fn find_tagged_key(
     clients: &Clients,
     tags: &BTreeMap<String, String>,
@@ -59,7 +59,7 @@ pub async fn find_tagged_key(
             });
             all_match.then_some(key_id)
         })
-        .buffer_unordered(10)
+        .buffer_unordered(64)
         .collect()
         .await;
     for key_id in tagged.into_iter().flatten() {

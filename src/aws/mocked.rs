@@ -100,7 +100,7 @@ fn unconfigured_bucket() -> Vec<Rule> {
 async fn not_configured_answers_are_absence_not_errors() {
     let rules = unconfigured_bucket();
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None)
+    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
         .await
         .unwrap();
     let bucket = observed.bucket.expect("the bucket exists");
@@ -118,7 +118,7 @@ async fn head_bucket_404_means_no_bucket() {
     let mut rules = unconfigured_bucket();
     rules[0] = mock!(Client::head_bucket).then_http_response(|| status(404));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None)
+    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
         .await
         .unwrap();
     assert_eq!(observed.bucket, None);
@@ -135,7 +135,7 @@ async fn head_bucket_301_reports_the_bucket_region() {
         response
     });
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None)
+    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
         .await
         .unwrap();
     assert_eq!(observed.bucket.unwrap().region, "us-west-2");
@@ -146,7 +146,7 @@ async fn head_bucket_403_explains_both_causes() {
     let mut rules = unconfigured_bucket();
     rules[0] = mock!(Client::head_bucket).then_http_response(|| status(403));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(&clients, &spec(), "123456789012", None, None)
+    let error = observe(&clients, &spec(), "123456789012", None, None, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -166,7 +166,7 @@ async fn access_denied_on_a_read_is_an_error_with_a_hint_not_absence() {
     rules[5] = mock!(Client::get_bucket_policy)
         .then_error(|| GetBucketPolicyError::generic(code("AccessDenied")));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(&clients, &spec(), "123456789012", None, None)
+    let error = observe(&clients, &spec(), "123456789012", None, None, None)
         .await
         .unwrap_err();
     assert_eq!(

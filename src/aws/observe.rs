@@ -49,6 +49,7 @@ pub async fn observe(
     account: &str,
     backend_file: Option<String>,
     identity_policy: Option<(&str, &[IamArn])>,
+    kms_key_hint: Option<&str>,
 ) -> Result<Observed, AwsError> {
     let bucket = spec.bucket.name.as_str();
     let identity = clients.identity_source.as_str();
@@ -220,7 +221,7 @@ pub async fn observe(
         }
     };
 
-    let kms_key = observe_kms_key(clients, spec);
+    let kms_key = observe_kms_key(clients, spec, kms_key_hint);
     let identity_policies = async {
         let Some((name, principals)) = identity_policy else {
             return Ok(Vec::new());
@@ -291,16 +292,36 @@ fn absent_or<T>(
     }
 }
 
+/// `hint`: the key's ARN when the caller already knows it (after an apply), so rotation is
+/// read at the same time as the alias instead of after it.
 async fn observe_kms_key(
     clients: &Clients,
     spec: &EnvSpec,
+    hint: Option<&str>,
 ) -> Result<Option<KmsKeyState>, AwsError> {
     let Encryption::Kms(key) = &spec.bucket.encryption else {
         return Ok(None);
     };
     let identity = clients.identity_source.as_str();
     let reference = key.reference();
-    let described = match clients.kms.describe_key().key_id(reference).send().await {
+    let early_rotation = async {
+        match (key, hint) {
+            (KmsKey::Managed(_), Some(arn)) => clients
+                .kms
+                .get_key_rotation_status()
+                .key_id(arn)
+                .send()
+                .await
+                .ok()
+                .map(|output| output.key_rotation_enabled()),
+            _ => None,
+        }
+    };
+    let (described, early_rotation) = tokio::join!(
+        clients.kms.describe_key().key_id(reference).send(),
+        early_rotation
+    );
+    let described = match described {
         Ok(output) => output,
         Err(error) => {
             let failure = Failure::from_sdk(&error);
@@ -336,8 +357,10 @@ async fn observe_kms_key(
     let Some(metadata) = described.key_metadata() else {
         return Ok(None);
     };
+    let hinted = hint.is_some_and(|arn| metadata.arn() == Some(arn));
     let rotation_enabled = match key {
         KmsKey::Existing(_) => None,
+        KmsKey::Managed(_) if hinted && early_rotation.is_some() => early_rotation,
         KmsKey::Managed(_) => Some(
             clients
                 .kms

@@ -36,6 +36,8 @@ pub fn venv_python() -> PathBuf {
 pub struct Moto {
     pub port: u16,
     pub endpoint: String,
+    /// Removed on drop unless it was asked for with MOTO_LOG.
+    temporary_log: Option<PathBuf>,
     child: Mutex<Child>,
     _stdin: Mutex<ChildStdin>,
 }
@@ -124,11 +126,18 @@ impl Moto {
                 .env("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null());
-            // MOTO_LOG=FILE keeps moto's request log for debugging a test.
-            match std::env::var_os("MOTO_LOG").map(std::fs::File::create) {
-                Some(Ok(file)) => command.stderr(file),
-                _ => command.stderr(Stdio::piped()),
-            };
+            // moto logs every request to stderr. A pipe nobody drains fills up (64 KiB) and
+            // then blocks moto's logging lock, which every request thread needs: the server
+            // hangs. So the log goes to a file: MOTO_LOG=FILE to keep it, a temp file otherwise.
+            let log_path = std::env::var_os("MOTO_LOG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!(
+                        "statebucket-moto-{}-{port}.log",
+                        std::process::id()
+                    ))
+                });
+            command.stderr(std::fs::File::create(&log_path).expect("moto log file"));
             for (key, value) in env {
                 command.env(key, value);
             }
@@ -144,15 +153,15 @@ impl Moto {
                     return Moto {
                         port,
                         endpoint: format!("http://127.0.0.1:{port}"),
+                        temporary_log: std::env::var_os("MOTO_LOG")
+                            .is_none()
+                            .then(|| log_path.clone()),
                         child: Mutex::new(child),
                         _stdin: Mutex::new(stdin),
                     };
                 }
                 if let Ok(Some(status)) = child.try_wait() {
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = pipe.read_to_string(&mut stderr);
-                    }
+                    let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
                     last_error = format!("moto exited with {status}: {stderr}");
                     break;
                 }
@@ -173,6 +182,9 @@ impl Drop for Moto {
         if let Ok(mut child) = self.child.lock() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(log) = &self.temporary_log {
+            let _ = std::fs::remove_file(log);
         }
     }
 }

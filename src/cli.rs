@@ -303,6 +303,22 @@ fn load(printer: &Printer, specs: &[String]) -> Option<Vec<Environment>> {
     }
 }
 
+/// The environments and how to reach AWS, or `None` after printing why not.
+fn load_connected(
+    cli: &Cli,
+    printer: &Printer,
+    specs: &[String],
+) -> Option<(Vec<Environment>, Connection)> {
+    let environments = load(printer, specs)?;
+    match connection(cli) {
+        Ok(connection) => Some((environments, connection)),
+        Err(message) => {
+            printer.error(&format!("error: {message}"));
+            None
+        }
+    }
+}
+
 fn validate(cli: &Cli, printer: &Printer, specs: &[String]) -> u8 {
     let paths = match project::spec_paths(specs) {
         Ok(paths) => paths,
@@ -375,15 +391,8 @@ fn connection(cli: &Cli) -> Result<Connection, String> {
 }
 
 fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8 {
-    let Some(environments) = load(printer, specs) else {
+    let Some((environments, connection)) = load_connected(cli, printer, specs) else {
         return exit::ERROR;
-    };
-    let connection = match connection(cli) {
-        Ok(connection) => connection,
-        Err(message) => {
-            printer.error(&format!("error: {message}"));
-            return exit::ERROR;
-        }
     };
     let mut status = exit::OK;
     for environment in &environments {
@@ -417,15 +426,8 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
 }
 
 fn print_policy(cli: &Cli, printer: &Printer, env: &str, identity: bool) -> u8 {
-    let Some(environments) = load(printer, &[env.to_owned()]) else {
+    let Some((environments, connection)) = load_connected(cli, printer, &[env.to_owned()]) else {
         return exit::ERROR;
-    };
-    let connection = match connection(cli) {
-        Ok(connection) => connection,
-        Err(message) => {
-            printer.error(&format!("error: {message}"));
-            return exit::ERROR;
-        }
     };
     let environment = &environments[0];
     let spec = &environment.spec;
@@ -618,15 +620,8 @@ fn json_document(
 }
 
 fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
-    let Some(environments) = load(printer, specs) else {
+    let Some((environments, connection)) = load_connected(cli, printer, specs) else {
         return exit::ERROR;
-    };
-    let connection = match connection(cli) {
-        Ok(connection) => connection,
-        Err(message) => {
-            printer.error(&format!("error: {message}"));
-            return exit::ERROR;
-        }
     };
     let progress_enabled =
         !cli.no_progress && !cli.quiet && cli.verbose == 0 && io::stderr().is_terminal();
@@ -745,15 +740,8 @@ fn doctor(
     specs: &[String],
     terraform_dir: Option<&std::path::Path>,
 ) -> u8 {
-    let Some(environments) = load(printer, specs) else {
+    let Some((environments, connection)) = load_connected(cli, printer, specs) else {
         return exit::ERROR;
-    };
-    let connection = match connection(cli) {
-        Ok(connection) => connection,
-        Err(message) => {
-            printer.error(&format!("error: {message}"));
-            return exit::ERROR;
-        }
     };
     let log = Arc::new(RequestLog::default());
     let runtime = tokio::runtime::Builder::new_multi_thread()

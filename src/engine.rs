@@ -151,14 +151,16 @@ impl Engine {
         let spec = &environment.spec;
         let endpoint = self.connection.endpoint(spec);
         let profile = self.connection.tool_profile(spec);
-        let clients = aws::clients(
-            Some(profile),
-            &spec.region,
-            endpoint.as_ref(),
-            self.connection.attempt_timeout,
-            &self.log,
-        )
-        .await;
+        let clients = self
+            .lookups
+            .clients(
+                Some(profile),
+                &spec.region,
+                endpoint.as_ref(),
+                self.connection.attempt_timeout,
+                &self.log,
+            )
+            .await;
         let backend_file = read_backend_file(&spec.backend.file).map_err(|error| EnvFailure {
             message: format!("cannot read {}: {error}", spec.backend.file),
             hint: Some("check the file's permissions".into()),
@@ -170,14 +172,15 @@ impl Engine {
             None
         } else {
             Some(
-                aws::clients(
-                    Some(&spec.profile),
-                    &spec.region,
-                    endpoint.as_ref(),
-                    self.connection.attempt_timeout,
-                    &self.log,
-                )
-                .await,
+                self.lookups
+                    .clients(
+                        Some(&spec.profile),
+                        &spec.region,
+                        endpoint.as_ref(),
+                        self.connection.attempt_timeout,
+                        &self.log,
+                    )
+                    .await,
             )
         };
         let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);

@@ -57,7 +57,21 @@ pub async fn apply(
             None => Ok(None),
         }
     };
-    let ((), created_key) = tokio::try_join!(bucket_step, key_step)?;
+    let ((), created) = tokio::try_join!(bucket_step, key_step)?;
+    let created_key = created.as_ref().map(|(_, arn)| arn.clone());
+
+    // The new key's alias and rotation go out with the bucket's settings: encryption only
+    // needs the key's ARN, not its alias.
+    let alias_step = async {
+        match (&created, key_to_create) {
+            (Some((key_id, arn)), Some((alias, _, _))) => {
+                alias_and_rotation(clients, alias, key_id, arn)
+                    .await
+                    .map(drop)
+            }
+            _ => Ok(()),
+        }
+    };
 
     let created_key_arn = created_key.as_deref();
     let settings = plan.changes.iter().map(|change| {
@@ -222,7 +236,7 @@ pub async fn apply(
             result.map_err(|failure| failure.into_error(doing, identity))
         })
     });
-    try_join_all(settings).await?;
+    tokio::try_join!(try_join_all(settings), alias_step)?;
     Ok(created_key)
 }
 
@@ -292,14 +306,14 @@ async fn create_bucket_in_region(
     }
 }
 
-/// Creates a symmetric key, then its alias and rotation together. If another run created the
-/// alias first, that run's key is used and ours is left (never deleted) for the operator.
+/// A symmetric key for the environment (or the one an earlier attempt left): its id and ARN.
+/// The alias and rotation are the caller's next step.
 async fn create_key(
     clients: &Clients,
     alias: &str,
     description: &str,
     tags: &std::collections::BTreeMap<String, String>,
-) -> Result<String, AwsError> {
+) -> Result<(String, String), AwsError> {
     let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
     let kms_tags = tags
@@ -369,7 +383,7 @@ async fn create_key(
             }
         }
     };
-    alias_and_rotation(clients, alias, &key_id, &arn).await
+    Ok((key_id, arn))
 }
 
 /// Points `alias` at the key and turns rotation on, at once. If another run created the

@@ -112,6 +112,10 @@ impl Intercept for CountRequests {
 pub struct Lookups {
     callers: Memo<CallerIdentity>,
     principals: Memo<Option<IamArn>>,
+    /// Clients per identity, region and endpoint: environments that share them share one
+    /// loaded configuration, credential cache and HTTP/TLS client (200 environments in one
+    /// account would otherwise hold 200 TLS root stores).
+    clients: tokio::sync::Mutex<HashMap<String, Clients>>,
 }
 
 /// One answer per key, asked at most once even when many environments ask at the same time.
@@ -128,6 +132,25 @@ impl Lookups {
                 .or_default(),
         );
         cell.get_or_init(|| caller_identity(clients)).await.clone()
+    }
+
+    /// `clients(…)`, built once per profile, region, endpoint and timeout.
+    pub async fn clients(
+        &self,
+        profile: Option<&ProfileName>,
+        region: &Region,
+        endpoint: Option<&EndpointUrl>,
+        attempt_timeout: Duration,
+        log: &Arc<RequestLog>,
+    ) -> Clients {
+        let key = format!("{profile:?}|{region}|{endpoint:?}|{attempt_timeout:?}");
+        let mut cache = self.clients.lock().await;
+        if let Some(clients) = cache.get(&key) {
+            return clients.clone();
+        }
+        let built = clients(profile, region, endpoint, attempt_timeout, log).await;
+        cache.insert(key, built.clone());
+        built
     }
 
     async fn principal(&self, clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {

@@ -3,13 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{ACCOUNT, Moto, Project, spec_yaml, unique};
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
+use crate::support::{ACCOUNT, Moto, Project, block_on, spec_yaml, unique};
 
 #[test]
 fn a_missing_principal_is_named_and_nothing_is_written() {

@@ -8,15 +8,9 @@
 //! the identity policy statebucket attaches; the bucket-policy logic has unit tests.
 
 use crate::support::{
-    ACCOUNT, FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, create_principals, terraform_dir,
-    unique,
+    ACCOUNT, FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, block_on, create_principals,
+    terraform_dir, unique,
 };
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
 
 /// Users with access keys; `admin` may do anything.
 async fn iam_setup(moto: &Moto) -> Vec<(String, String, String)> {

@@ -7,13 +7,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, spec_yaml, unique};
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
+use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, block_on, spec_yaml, unique};
 
 fn kms_encryption(alias: &str) -> String {
     format!("{{ kms_key: {alias}, create_key: true }}")

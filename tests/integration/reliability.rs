@@ -5,14 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, Proxy, spec_yaml, to_run, unique,
+    FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, Proxy, block_on, spec_yaml, to_run, unique,
 };
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
 
 fn kms_spec(bucket: &str) -> String {
     spec_yaml(

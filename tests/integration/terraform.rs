@@ -4,13 +4,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use crate::support::{Moto, Project, spec_yaml, terraform_dir, unique};
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(future)
-}
+use crate::support::{Moto, Project, block_on, spec_yaml, terraform_dir, unique};
 
 #[test]
 fn terraform_init_and_apply_store_encrypted_state_with_the_generated_backend() {

@@ -379,7 +379,7 @@ def format_report(rows, rate, render_ms, runs, binary, smoke):
         "- Converged `check` of 1 env: target at most 2 round trips. With `account_id` in the spec, STS, the IAM principal "
         "lookups and every S3 read go out at once: 1 round trip.",
         "- `apply` from nothing: targets 4 (AES256) and 6 (KMS). The critical path is: observe (1); CreateBucket, and for KMS "
-        "the search for a key left by an interrupted run (ListKeys, then ListResourceTags of up to 64 keys at once) and "
+        "the search for a key left by an interrupted run (ListKeys, then ListResourceTags of up to 32 keys at once) and "
         "CreateKey; the settings together with the new key's alias and rotation (1); observe again to verify (1). The "
         "verification is required (an apply that does not converge must fail) and costs one round trip.",
         "- Zero write requests when converged: see the `writes` column of the converged rows.",

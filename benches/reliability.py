@@ -251,10 +251,18 @@ def format_report(rows, binary, args):
         f"- Kill -9: backend.hcl was never found half-written ({kill['torn_files']} torn files): it is written to a temporary file and renamed.",
         "- Duplicate keys are counted by the `statebucket:bucket` tag the tool puts on keys it creates. A key whose alias is missing "
         "(a run stopped between CreateKey and CreateAlias, or a CreateKey whose answer was lost) is found by that tag and reused; "
-        "CreateKey itself is never retried blindly by the SDK.",
-        "- Bad input: every refused input exits 1 with file:line:column diagnostics; none reached the endpoint "
-        f"({bad['requests_on_bad_input'] if bad['requests_on_bad_input'] is not None else 'n/a: some mutations stayed valid'} requests through the counting proxy"
-        f"{'' if bad['requests_on_bad_input'] is not None else ', all of them from the still-valid specs'}), and no input made the binary panic.",
+        "CreateKey itself is never retried blindly by the SDK."
+        + (
+            " What remains: KMS has no idempotency token, so a CreateKey that is still being processed by the server when the "
+            "process is killed can complete after the rerun searched for it; the rerun then creates its own key and the late one "
+            f"stays unused ({kill['duplicates']} of {kill['runs']} kill runs here). Both carry the environment's tags; "
+            "statebucket never deletes keys, so the unused one is the operator's to schedule for deletion."
+            if kill["duplicates"]
+            else ""
+        ),
+        f"- Bad input: every refused input ({bad['runs'] - bad['still_valid']}) exits 1 with file:line:column diagnostics and sends "
+        f"nothing; {bad['still_valid']} random mutations were still valid specs (a changed tag or key name) and were planned normally. "
+        f"Write requests through the counting proxy: {bad['writes']} (plan never writes). No input made the binary panic.",
         "",
         "The test suite runs the same checks, smaller and bounded: `tests/integration/reliability.rs` (faults, 20 kills, 8 concurrent "
         "applies, secrets never printed with `-vv`), `tests/integration/malformed.rs` (the corpus, exact messages, no request) and the "

@@ -51,9 +51,11 @@ pub async fn apply(
     };
     let key_step = async {
         match key_to_create {
-            Some((alias, description, tags)) => create_key(clients, alias, description, tags)
-                .await
-                .map(Some),
+            Some((alias, description, tags)) => {
+                create_key(clients, bucket, alias, description, tags)
+                    .await
+                    .map(Some)
+            }
             None => Ok(None),
         }
     };
@@ -310,6 +312,7 @@ async fn create_bucket_in_region(
 /// The alias and rotation are the caller's next step.
 async fn create_key(
     clients: &Clients,
+    bucket: &str,
     alias: &str,
     description: &str,
     tags: &std::collections::BTreeMap<String, String>,
@@ -332,6 +335,23 @@ async fn create_key(
     // plan's observation already searched for a key tagged for this environment (a run
     // interrupted before CreateAlias); every further attempt searches again first, so a key
     // created by a lost attempt is reused instead of doubled.
+    // A run killed while its CreateKey was on the wire leaves this marker behind (apply holds
+    // the bucket's lock, so no other run on this machine writes it). That CreateKey can still
+    // take effect after we search, so give it time to show up before making another key.
+    let marker = std::env::temp_dir().join(format!("statebucket-apply-{bucket}.creating-key"));
+    if marker.exists() {
+        let mut wait = std::time::Duration::from_millis(250);
+        for _ in 0..5 {
+            tokio::time::sleep(wait).await;
+            if let Some(found) = super::kms::find_tagged_key(clients, tags).await? {
+                tracing::debug!(%alias, key = %found.1, "found the key an interrupted run was creating");
+                let _ = std::fs::remove_file(&marker);
+                return Ok(found);
+            }
+            wait *= 2;
+        }
+    }
+    let _ = std::fs::write(&marker, alias);
     let mut delay = std::time::Duration::from_millis(500);
     let mut attempt = 0;
     let (key_id, arn) = loop {
@@ -365,6 +385,8 @@ async fn create_key(
                         None,
                     )
                 })?;
+                // Tagged and findable from here on: a later run will see it.
+                let _ = std::fs::remove_file(&marker);
                 break (
                     metadata.key_id().to_owned(),
                     metadata.arn().unwrap_or_default().to_owned(),
@@ -373,6 +395,10 @@ async fn create_key(
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 if !failure.is_transient() || attempt >= 5 {
+                    // Refused (not lost): no key can land later.
+                    if !failure.is_transient() {
+                        let _ = std::fs::remove_file(&marker);
+                    }
                     return Err(
                         failure.into_error(format!("creating the KMS key for {alias}"), identity)
                     );

@@ -10,7 +10,7 @@ use super::Clients;
 use super::errors::{AwsError, Failure};
 
 /// The first enabled key carrying every one of `tags`; `None` when there is none. Walks
-/// ListKeys, then ListResourceTags of up to 64 keys at once (one round trip for most
+/// ListKeys, then ListResourceTags of up to 32 keys at once (one round trip for most
 /// accounts): only done when the alias is missing, never on a converged run.
 pub async fn find_tagged_key(
     clients: &Clients,
@@ -42,7 +42,9 @@ pub async fn find_tagged_key(
             _ => break,
         }
     }
-    let tagged: Vec<Option<String>> = stream::iter(key_ids)
+    // A key whose tags could not be read must not count as "not ours": that is how a second
+    // key gets created. Any failure (after the SDK's retries) fails the search.
+    let tagged: Vec<Result<Option<String>, AwsError>> = stream::iter(key_ids)
         .map(|key_id| async move {
             let listed = clients
                 .kms
@@ -50,18 +52,22 @@ pub async fn find_tagged_key(
                 .key_id(&key_id)
                 .send()
                 .await
-                .ok()?;
+                .map_err(|error| {
+                    Failure::from_sdk(&error)
+                        .into_error(format!("reading the tags of KMS key {key_id}"), identity)
+                })?;
             let all_match = tags.iter().all(|(key, value)| {
                 listed
                     .tags()
                     .iter()
                     .any(|tag| tag.tag_key() == key && tag.tag_value() == value)
             });
-            all_match.then_some(key_id)
+            Ok(all_match.then_some(key_id))
         })
-        .buffer_unordered(64)
+        .buffer_unordered(32)
         .collect()
         .await;
+    let tagged: Vec<Option<String>> = tagged.into_iter().collect::<Result<_, _>>()?;
     for key_id in tagged.into_iter().flatten() {
         let described = clients
             .kms

@@ -138,14 +138,15 @@ fn apply_killed_at_random_points_always_converges_on_rerun_without_duplicate_key
                 "round {round}: backend.hcl half-written:\n{partial}"
             );
         }
-        project
-            .statebucket(&["apply", "--auto-approve"])
-            .expect_code(0);
+        let rerun = project.statebucket(&["apply", "--auto-approve"]);
+        rerun.expect_code(0);
         project.statebucket(&["check"]).expect_code(0);
         assert_eq!(
             keys_for(&project, &bucket),
             1,
-            "round {round}: duplicate keys"
+            "round {round}: duplicate keys; the rerun said:\n{}\n{}",
+            rerun.stdout,
+            rerun.stderr
         );
     }
 }

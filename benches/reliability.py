@@ -251,7 +251,8 @@ def format_report(rows, binary, args):
         f"- Kill -9: backend.hcl was never found half-written ({kill['torn_files']} torn files): it is written to a temporary file and renamed.",
         "- Duplicate keys are counted by the `statebucket:bucket` tag the tool puts on keys it creates. A key whose alias is missing "
         "(a run stopped between CreateKey and CreateAlias, or a CreateKey whose answer was lost) is found by that tag and reused; "
-        "CreateKey itself is never retried blindly by the SDK."
+        "CreateKey itself is never retried blindly by the SDK, and a run killed with its CreateKey on the wire leaves a "
+        "marker so that the next run waits for that late key instead of making another."
         + (
             " What remains: KMS has no idempotency token, so a CreateKey that is still being processed by the server when the "
             "process is killed can complete after the rerun searched for it; the rerun then creates its own key and the late one "

@@ -116,6 +116,9 @@ class Project:
                 f"backend:\n  key: app/terraform.tfstate\n"
             )
 
+    def write_spec(self, text, name="dev"):
+        (self.dir / f"environments/{name}.yaml").write_text(text)
+
     def env(self, endpoint):
         env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
         env.update(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402
 from bench import ACCOUNT, ROOT, Services, create_principals  # noqa: E402
 
 PYTHON = sys.executable
@@ -35,29 +36,9 @@ def spec(bucket, kms=True):
     )
 
 
-class Project:
-    def __init__(self, base, name):
-        self.dir = Path(base) / name
-        (self.dir / "environments").mkdir(parents=True)
-        (self.dir / "aws").mkdir()
-        (self.dir / "aws/credentials").write_text(
-            "[terraform]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
-        )
-        (self.dir / "aws/config").write_text("[profile terraform]\nregion = eu-west-1\n")
-
-    def write_spec(self, text):
-        (self.dir / "environments/dev.yaml").write_text(text)
-
-    def env(self, endpoint):
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(
-            AWS_CONFIG_FILE=str(self.dir / "aws/config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(self.dir / "aws/credentials"),
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_ENDPOINT_URL=endpoint,
-            HOME=str(self.dir),
-        )
-        return env
+def Project(base, name):
+    """A project directory with AWS profiles and no environment yet (bench.Project)."""
+    return bench.Project(base, name, 0)
 
 
 def run(binary, project, endpoint, *args, timeout=300):

@@ -34,16 +34,7 @@ fn a_missing_principal_is_named_and_nothing_is_written() {
         "{:#}",
         document["requests"]
     );
-    let exists = block_on(async {
-        project
-            .s3("eu-west-1")
-            .await
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_ok()
-    });
+    let exists = project.bucket_exists("eu-west-1", &bucket);
     assert!(!exists);
 }
 

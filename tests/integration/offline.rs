@@ -152,16 +152,7 @@ fn bad_input_changes_nothing_in_aws() {
         run.stderr
     );
     assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
-    let exists = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        project
-            .s3("eu-west-1")
-            .await
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_ok()
-    });
+    let exists = project.bucket_exists("eu-west-1", &bucket);
     assert!(!exists, "a bad spec must not create the bucket");
 }
 

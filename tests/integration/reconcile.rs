@@ -475,16 +475,7 @@ fn apply_without_a_terminal_never_assumes_yes() {
         "the plan is shown first:\n{}",
         run.stdout
     );
-    let exists = block_on(async {
-        project
-            .s3("eu-west-1")
-            .await
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_ok()
-    });
+    let exists = project.bucket_exists("eu-west-1", &bucket);
     assert!(!exists);
 }
 
@@ -520,16 +511,7 @@ fn the_account_guard_refuses_other_accounts_before_any_write() {
         "{:#}",
         document["requests"]
     );
-    let exists = block_on(async {
-        project
-            .s3("eu-west-1")
-            .await
-            .head_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .is_ok()
-    });
+    let exists = project.bucket_exists("eu-west-1", &bucket);
     assert!(!exists);
 }
 

@@ -494,6 +494,19 @@ impl Project {
         )
     }
 
+    /// Whether HeadBucket finds `bucket` (as this project's credentials).
+    pub fn bucket_exists(&self, region: &str, bucket: &str) -> bool {
+        block_on(async {
+            self.s3(region)
+                .await
+                .head_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .is_ok()
+        })
+    }
+
     pub async fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::new(&self.sdk_config(region).await)
     }

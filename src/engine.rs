@@ -305,6 +305,9 @@ impl Engine {
             self.guard_lockout(spec, &env_plan, &caller, terraform_caller.as_ref())?;
         }
         env_plan.notes.extend(terraform_note);
+        if let Some(guidance) = local_state_note(spec) {
+            env_plan.notes.push(guidance);
+        }
         if let Some(terraform) = &terraform_caller
             && let Some(identity) = Caller::parse(&terraform.arn)
             && !principals
@@ -467,6 +470,27 @@ impl Engine {
         }
         Ok(planned)
     }
+}
+
+/// Guidance when the environment's Terraform directory still holds local state.
+pub fn local_state_note(spec: &EnvSpec) -> Option<String> {
+    let directory = spec.backend.terraform_dir.as_deref()?;
+    if !std::path::Path::new(directory)
+        .join("terraform.tfstate")
+        .is_file()
+    {
+        return None;
+    }
+    let backend = std::env::current_dir()
+        .map(|root| root.join(&spec.backend.file))
+        .unwrap_or_else(|_| spec.backend.file.clone().into());
+    Some(crate::migration::local_state_guidance(
+        directory,
+        &backend.display().to_string(),
+        spec.bucket.name.as_str(),
+        spec.backend.key.as_str(),
+        spec.profile.as_str(),
+    ))
 }
 
 /// The environment's owned bucket policy statements for these principals.

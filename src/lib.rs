@@ -8,6 +8,7 @@ pub mod aws;
 pub mod cli;
 pub mod doctor;
 pub mod engine;
+pub mod migration;
 pub mod observed;
 pub mod plan;
 pub mod policy;

@@ -68,8 +68,25 @@ pub async fn diagnose(
     let aws_profile = std::env::var("AWS_PROFILE").ok();
     let source = CredentialSource::resolve(&config, env_keys, aws_profile.as_deref());
     checks.push(profile_check(spec, &config, &source));
-    if let Some(directory) = terraform_dir {
+    let spec_dir = spec.backend.terraform_dir.as_deref().map(Path::new);
+    if let Some(directory) = terraform_dir.or(spec_dir) {
         checks.extend(provider_checks(directory, &config));
+        if directory.join("terraform.tfstate").is_file() {
+            let backend = std::env::current_dir()
+                .map(|root| root.join(&spec.backend.file))
+                .unwrap_or_else(|_| spec.backend.file.clone().into());
+            checks.push(Check::new(
+                "local state",
+                Status::Warn,
+                crate::migration::local_state_guidance(
+                    &directory.display().to_string(),
+                    &backend.display().to_string(),
+                    spec.bucket.name.as_str(),
+                    spec.backend.key.as_str(),
+                    spec.profile.as_str(),
+                ),
+            ));
+        }
     }
 
     let region = config
@@ -497,6 +514,14 @@ async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Ve
         .filter(|_| config.flag("encrypt"))
     {
         checks.push(kms_probe(clients, key_id).await);
+        checks.push(Check::new(
+            "kms audit",
+            Status::Ok,
+            format!(
+                "who decrypted this state: {}",
+                crate::migration::kms_audit_command(key_id, spec.region.as_str())
+            ),
+        ));
     }
     checks
 }

@@ -113,6 +113,9 @@ pub struct BackendSpec {
     /// `None` keeps Terraform's default (`env:`) and writes nothing.
     pub workspace_key_prefix: Option<WorkspacePrefix>,
     pub assume_role: Option<RoleArn>,
+    /// The Terraform working directory that uses this backend, relative to the project
+    /// root: checked for local state still to be migrated.
+    pub terraform_dir: Option<String>,
 }
 
 impl BackendSpec {

@@ -690,9 +690,20 @@ impl Walker<'_> {
         let assume_role = fields
             .take("assume_role")
             .map(|node| self.typed(node, "backend.assume_role", RoleArn::parse));
+        let terraform_dir = fields.take("terraform_dir").map(|node| {
+            self.typed(node, "backend.terraform_dir", |text| {
+                relative_path(text, &[])
+            })
+        });
         self.finish(
             fields,
-            &["key", "file", "workspace_key_prefix", "assume_role"],
+            &[
+                "key",
+                "file",
+                "workspace_key_prefix",
+                "assume_role",
+                "terraform_dir",
+            ],
         );
         Some((
             BackendSpec {
@@ -700,6 +711,7 @@ impl Walker<'_> {
                 file: file?,
                 workspace_key_prefix: prefix.flatten(),
                 assume_role: assume_role.flatten(),
+                terraform_dir: terraform_dir.flatten(),
             },
             key_node?.pos,
             file_node.map_or(node.pos, |node| node.pos),
@@ -718,10 +730,14 @@ fn default_backend_file(source: &str, env: &EnvName) -> String {
 /// A path under the project root. `terraform init -backend-config=PATH` reads a path that
 /// contains `=` as KEY=VALUE, so `=` is refused too.
 fn relative_path(text: &str, extensions: &[&str]) -> Result<String, Problem> {
-    let hint = format!(
-        "use a relative path under the project root ending in {}",
-        extensions.join(" or ")
-    );
+    let hint = if extensions.is_empty() {
+        "use a relative path under the project root".to_owned()
+    } else {
+        format!(
+            "use a relative path under the project root ending in {}",
+            extensions.join(" or ")
+        )
+    };
     if text.is_empty() || text.starts_with('/') || text.split('/').any(|part| part == "..") {
         return Err(Problem::new(format!(
             "`{text}` is not a relative path inside the project"
@@ -740,7 +756,7 @@ fn relative_path(text: &str, extensions: &[&str]) -> Result<String, Problem> {
         ))
         .hint(hint));
     }
-    if !extensions.iter().any(|extension| text.ends_with(extension)) {
+    if !extensions.is_empty() && !extensions.iter().any(|extension| text.ends_with(extension)) {
         return Err(Problem::new(format!(
             "`{text}` does not end in {}",
             extensions.join(" or ")

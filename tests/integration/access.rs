@@ -141,3 +141,48 @@ fn identity_policies_are_attached_once_to_every_listed_principal() {
         "arn:aws:s3:::{bucket}/app/terraform.tfstate.tflock"
     )));
 }
+
+#[test]
+fn local_state_and_kms_audit_guidance() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("migrate");
+    let spec = spec_yaml(
+        &bucket,
+        "eu-west-1",
+        &format!("{{ kms_key: alias/{bucket}, create_key: true }}"),
+    )
+    .replace("  key: app/", "  terraform_dir: stacks/app\n  key: app/");
+    project.spec("dev", &spec);
+    project.write("stacks/app/terraform.tfstate", "{\"version\": 4}\n");
+    let plan = project.statebucket(&["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("! stacks/app/terraform.tfstate holds local state"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("`terraform -chdir=stacks/app init -migrate-state -backend-config="),
+        "{}",
+        plan.stdout
+    );
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    assert!(
+        project.path("stacks/app/terraform.tfstate").exists(),
+        "statebucket never moves or deletes state"
+    );
+    let doctor = project.statebucket(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("warn  local state       stacks/app/terraform.tfstate holds local state"),
+        "{}",
+        doctor.stdout
+    );
+    assert!(doctor.stdout.contains("ok    kms audit         who decrypted this state: aws cloudtrail lookup-events --region eu-west-1"), "{}", doctor.stdout);
+}

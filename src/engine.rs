@@ -16,7 +16,7 @@ use crate::policy::evaluate::Caller;
 use crate::policy::lockout::{Needs, Subject, lockout_risks};
 use crate::policy::{PolicyDocument, identity_policy, identity_policy_name, render_statements};
 use crate::progress::Progress;
-use crate::project::{Environment, read_backend_file, write_file_atomically};
+use crate::project::{Environment, local_state_note, read_backend_file, write_file_atomically};
 use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName};
 
 /// Why an environment could not be planned or applied.
@@ -305,7 +305,12 @@ impl Engine {
             self.guard_lockout(spec, &env_plan, &caller, terraform_caller.as_ref())?;
         }
         env_plan.notes.extend(terraform_note);
-        if let Some(guidance) = local_state_note(spec) {
+        if let Some(guidance) = spec
+            .backend
+            .terraform_dir
+            .as_deref()
+            .and_then(|directory| local_state_note(spec, std::path::Path::new(directory)))
+        {
             env_plan.notes.push(guidance);
         }
         if let Some(terraform) = &terraform_caller
@@ -470,27 +475,6 @@ impl Engine {
         }
         Ok(planned)
     }
-}
-
-/// Guidance when the environment's Terraform directory still holds local state.
-pub fn local_state_note(spec: &EnvSpec) -> Option<String> {
-    let directory = spec.backend.terraform_dir.as_deref()?;
-    if !std::path::Path::new(directory)
-        .join("terraform.tfstate")
-        .is_file()
-    {
-        return None;
-    }
-    let backend = std::env::current_dir()
-        .map(|root| root.join(&spec.backend.file))
-        .unwrap_or_else(|_| spec.backend.file.clone().into());
-    Some(crate::migration::local_state_guidance(
-        directory,
-        &backend.display().to_string(),
-        spec.bucket.name.as_str(),
-        spec.backend.key.as_str(),
-        spec.profile.as_str(),
-    ))
 }
 
 /// The environment's owned bucket policy statements for these principals.

@@ -157,6 +157,24 @@ fn read_text(path: &str) -> Result<String, Diagnostic> {
     })
 }
 
+/// Guidance when `directory` (the environment's Terraform directory) still holds a local
+/// `terraform.tfstate`; `None` when it does not.
+pub fn local_state_note(spec: &EnvSpec, directory: &Path) -> Option<String> {
+    if !directory.join("terraform.tfstate").is_file() {
+        return None;
+    }
+    let backend = std::env::current_dir()
+        .map(|root| root.join(&spec.backend.file))
+        .unwrap_or_else(|_| spec.backend.file.clone().into());
+    Some(crate::migration::local_state_guidance(
+        &directory.display().to_string(),
+        &backend.display().to_string(),
+        spec.bucket.name.as_str(),
+        spec.backend.key.as_str(),
+        spec.profile.as_str(),
+    ))
+}
+
 /// backend.hcl on disk, `None` when it does not exist.
 pub fn read_backend_file(path: &str) -> io::Result<Option<String>> {
     match fs::read_to_string(path) {

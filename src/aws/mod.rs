@@ -121,17 +121,25 @@ pub struct Lookups {
 /// One answer per key, asked at most once even when many environments ask at the same time.
 type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<Result<T, AwsError>>>>>;
 
+async fn memoised<T, F, Fut>(memo: &Memo<T>, key: &str, ask: F) -> Result<T, AwsError>
+where
+    T: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let cell = Arc::clone(
+        memo.lock()
+            .expect("lookups lock")
+            .entry(key.to_owned())
+            .or_default(),
+    );
+    cell.get_or_init(ask).await.clone()
+}
+
 impl Lookups {
     /// The identity behind `clients`; `key` names the credentials (profile and endpoint).
     pub async fn caller(&self, key: &str, clients: &Clients) -> Result<CallerIdentity, AwsError> {
-        let cell = Arc::clone(
-            self.callers
-                .lock()
-                .expect("lookups lock")
-                .entry(key.to_owned())
-                .or_default(),
-        );
-        cell.get_or_init(|| caller_identity(clients)).await.clone()
+        memoised(&self.callers, key, || caller_identity(clients)).await
     }
 
     /// `clients(…)`, built once per profile, region, endpoint and timeout.
@@ -154,14 +162,10 @@ impl Lookups {
     }
 
     async fn principal(&self, clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {
-        let cell = Arc::clone(
-            self.principals
-                .lock()
-                .expect("lookups lock")
-                .entry(arn.to_string())
-                .or_default(),
-        );
-        cell.get_or_init(|| iam::lookup(clients, arn)).await.clone()
+        memoised(&self.principals, &arn.to_string(), || {
+            iam::lookup(clients, arn)
+        })
+        .await
     }
 }
 

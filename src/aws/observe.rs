@@ -54,9 +54,6 @@ pub async fn observe(
     let bucket = spec.bucket.name.as_str();
     let identity = clients.identity_source.as_str();
     let s3 = &clients.s3;
-    let not_found = |failure: &Failure, absent_code: &str| {
-        failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET)
-    };
 
     let head = async {
         match s3
@@ -104,7 +101,6 @@ pub async fn observe(
             })),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::NO_SUCH_BUCKET,
                 "reading versioning",
                 bucket,
@@ -130,7 +126,6 @@ pub async fn observe(
             )),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::SSE_NOT_FOUND,
                 "reading default encryption",
                 bucket,
@@ -154,7 +149,6 @@ pub async fn observe(
             )),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::NO_PUBLIC_ACCESS_BLOCK,
                 "reading the public access block",
                 bucket,
@@ -178,7 +172,6 @@ pub async fn observe(
             )),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::NO_OWNERSHIP_CONTROLS,
                 "reading object ownership",
                 bucket,
@@ -192,7 +185,6 @@ pub async fn observe(
             Ok(output) => Ok(Some(output.policy().map(str::to_owned))),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::NO_BUCKET_POLICY,
                 "reading the bucket policy",
                 bucket,
@@ -212,7 +204,6 @@ pub async fn observe(
             )),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
-                &not_found,
                 codes::NO_TAG_SET,
                 "reading tags",
                 bucket,
@@ -275,17 +266,16 @@ pub async fn observe(
     })
 }
 
-/// `Ok(None)` when the failure means "not configured" (or no bucket); the error otherwise.
-/// The `Some` side is never produced here; it keeps the caller's types uniform.
+/// `Ok(None)` when the failure is `absent_code` ("not configured") or NoSuchBucket; the
+/// error otherwise. The `Some` side is never produced here; it keeps the caller's types uniform.
 fn absent_or<T>(
     failure: Failure,
-    not_found: &impl Fn(&Failure, &str) -> bool,
     absent_code: &str,
     doing: &str,
     bucket: &str,
     identity: &str,
 ) -> Result<Option<T>, AwsError> {
-    if not_found(&failure, absent_code) {
+    if failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET) {
         Ok(None)
     } else {
         Err(failure.into_error(format!("{doing} of bucket `{bucket}`"), identity))

@@ -17,7 +17,7 @@ use crate::aws::{self, Clients, RequestLog};
 use crate::engine::Connection;
 use crate::policy::PolicyDocument;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
-use crate::project::Environment;
+use crate::project::{Environment, local_state_note};
 use crate::spec::{EndpointUrl, EnvSpec, ProfileName, Region};
 
 /// Probe lock objects live under a workspace of their own, so the grants Terraform's
@@ -71,21 +71,8 @@ pub async fn diagnose(
     let spec_dir = spec.backend.terraform_dir.as_deref().map(Path::new);
     if let Some(directory) = terraform_dir.or(spec_dir) {
         checks.extend(provider_checks(directory, &config));
-        if directory.join("terraform.tfstate").is_file() {
-            let backend = std::env::current_dir()
-                .map(|root| root.join(&spec.backend.file))
-                .unwrap_or_else(|_| spec.backend.file.clone().into());
-            checks.push(Check::new(
-                "local state",
-                Status::Warn,
-                crate::migration::local_state_guidance(
-                    &directory.display().to_string(),
-                    &backend.display().to_string(),
-                    spec.bucket.name.as_str(),
-                    spec.backend.key.as_str(),
-                    spec.profile.as_str(),
-                ),
-            ));
+        if let Some(guidance) = local_state_note(spec, directory) {
+            checks.push(Check::new("local state", Status::Warn, guidance));
         }
     }
 

@@ -640,9 +640,18 @@ fn online(cli: &Cli, printer: &Printer, specs: &[String], mode: Mode) -> u8 {
         .expect("a tokio runtime");
     let _locks = match mode {
         Mode::Apply { .. } => {
+            // Log buckets too: their policies are read, merged and written back.
             let buckets: Vec<&str> = environments
                 .iter()
-                .map(|environment| environment.spec.bucket.name.as_str())
+                .flat_map(|environment| {
+                    let bucket = &environment.spec.bucket;
+                    std::iter::once(bucket.name.as_str()).chain(
+                        bucket
+                            .logging
+                            .as_ref()
+                            .map(|logging| logging.bucket.as_str()),
+                    )
+                })
                 .collect();
             let waiting = |bucket: &str, path: &std::path::Path| {
                 printer.info(&format!("waiting for another `statebucket apply` on bucket {bucket} to finish (lock {})", path.display()));

@@ -97,6 +97,7 @@ struct DesiredState {
     identity_policy: Option<IdentityPolicyTarget>,
     /// The principals whose inline policy is observed (those in the caller's account).
     identity_principals: Vec<IamArn>,
+    log_delivery: Option<Value>,
 }
 
 impl DesiredState {
@@ -106,6 +107,7 @@ impl DesiredState {
             owned_statements: self.owned_statements.clone(),
             endpoint: self.endpoint.clone(),
             identity_policy: self.identity_policy.clone(),
+            log_delivery: self.log_delivery.clone(),
         }
     }
 
@@ -235,6 +237,15 @@ impl Engine {
             endpoint,
             identity_policy,
             identity_principals,
+            log_delivery: spec.bucket.logging.as_ref().map(|logging| {
+                crate::policy::log_delivery_statement(
+                    spec.region.partition(),
+                    logging.bucket.as_str(),
+                    logging.prefix.as_str(),
+                    spec.bucket.name.as_str(),
+                    account.as_str(),
+                )
+            }),
         };
         let caller = async {
             match caller_first {

@@ -17,6 +17,152 @@ pub struct Observed {
     /// With `attach_identity_policy`: the inline policy of each principal in this account,
     /// by principal ARN; `None` when the principal has no such policy.
     pub identity_policies: Vec<(String, Option<String>)>,
+    /// With DynamoDB locking: the lock table, `None` when it does not exist.
+    pub lock_table: Option<LockTableState>,
+    /// With `bucket.logging`: the log bucket, `None` when not observed.
+    pub log_bucket: Option<LogBucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockTableState {
+    /// The key schema as `(attribute, type)`; Terraform needs exactly `[("LockID", "S")]`.
+    pub hash_key: Vec<(String, String)>,
+    pub has_range_key: bool,
+    /// `PAY_PER_REQUEST` or `PROVISIONED`.
+    pub billing_mode: String,
+    /// Encrypted with a KMS key (AWS managed or customer managed) rather than an AWS owned one.
+    pub kms_encrypted: bool,
+    pub deletion_protection: bool,
+    /// `None` when continuous backups could not be described (the table is still being created).
+    pub point_in_time_recovery: Option<bool>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What the log bucket of `bucket.logging` looks like from the state bucket's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogBucket {
+    Missing,
+    Found {
+        region: String,
+        /// The log bucket's policy; `None` when it has none.
+        policy: Option<String>,
+    },
+}
+
+/// Where the state bucket's server access logs go (GetBucketLogging).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggingTarget {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl fmt::Display for LoggingTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// One lifecycle rule, complete, so that rules of other owners can be written back exactly
+/// as they were (PutBucketLifecycleConfiguration replaces the whole set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleRule {
+    pub id: Option<String>,
+    pub enabled: bool,
+    pub filter: RuleFilter,
+    pub expiration: Option<Expiration>,
+    pub transitions: Vec<Transition>,
+    pub noncurrent_transitions: Vec<NoncurrentTransition>,
+    pub noncurrent_expiration: Option<NoncurrentExpiration>,
+    pub abort_incomplete_upload_days: Option<i32>,
+}
+
+/// Which objects a rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleFilter {
+    /// No filter at all (the whole bucket).
+    Unfiltered,
+    /// The deprecated rule-level `Prefix`.
+    LegacyPrefix(String),
+    Prefix(String),
+    Tag(String, String),
+    SizeGreaterThan(i64),
+    SizeLessThan(i64),
+    And {
+        prefix: Option<String>,
+        tags: Vec<(String, String)>,
+        size_greater_than: Option<i64>,
+        size_less_than: Option<i64>,
+    },
+}
+
+impl RuleFilter {
+    /// Whether the rule covers every object, however it says so.
+    pub fn is_whole_bucket(&self) -> bool {
+        match self {
+            RuleFilter::Unfiltered => true,
+            RuleFilter::LegacyPrefix(prefix) | RuleFilter::Prefix(prefix) => prefix.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiration {
+    pub days: Option<i32>,
+    /// ISO 8601, as S3 returns it.
+    pub date: Option<String>,
+    pub expired_object_delete_marker: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub days: Option<i32>,
+    pub date: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoncurrentTransition {
+    pub noncurrent_days: Option<i32>,
+    pub newer_noncurrent_versions: Option<i32>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoncurrentExpiration {
+    pub noncurrent_days: Option<i32>,
+    pub newer_noncurrent_versions: Option<i32>,
+}
+
+impl fmt::Display for LifecycleRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id.as_deref().unwrap_or("(no id)"))?;
+        let mut actions = Vec::new();
+        if let Some(days) = self
+            .noncurrent_expiration
+            .as_ref()
+            .and_then(|e| e.noncurrent_days)
+        {
+            actions.push(format!("noncurrent versions expire after {days} days"));
+        }
+        if let Some(days) = self.abort_incomplete_upload_days {
+            actions.push(format!("incomplete uploads aborted after {days} days"));
+        }
+        if self.expiration.is_some() {
+            actions.push("objects expire".to_owned());
+        }
+        if !self.transitions.is_empty() || !self.noncurrent_transitions.is_empty() {
+            actions.push("storage class transitions".to_owned());
+        }
+        if !actions.is_empty() {
+            write!(f, ": {}", actions.join(", "))?;
+        }
+        if !self.enabled {
+            f.write_str(" (disabled)")?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +178,10 @@ pub struct BucketState {
     /// The policy as S3 returned it; `None` when the bucket has none.
     pub policy: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Every lifecycle rule, the tool's and others'.
+    pub lifecycle: Vec<LifecycleRule>,
+    /// Server access logging; `None` when off (or not read: read only with `bucket.logging`).
+    pub logging: Option<LoggingTarget>,
 }
 
 /// GetBucketVersioning omits `Status` when versioning was never configured.

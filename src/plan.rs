@@ -10,10 +10,21 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
+use crate::doctor::parse_backend_hcl;
+use crate::observed::{
+    BucketState, KmsKeyState, LifecycleRule, LockTableState, LogBucket, LoggingTarget,
+    NoncurrentExpiration, Observed, PublicAccessBlock, RuleFilter, SseRule, Versioning,
+};
 use crate::policy::{self, PolicyDocument, StatementChange};
 use crate::render::{KmsKeyId, render_backend_hcl};
-use crate::spec::{Encryption, EndpointUrl, EnvSpec, KmsKey};
+use crate::spec::{Encryption, EndpointUrl, EnvSpec, KmsKey, Lifecycle, TableName};
+
+/// Lifecycle rules whose ID starts with this are the tool's; all others are kept.
+pub const OWNED_RULE_PREFIX: &str = "statebucket-";
+pub const NONCURRENT_RULE_ID: &str = "statebucket-expire-noncurrent-versions";
+pub const ABORT_UPLOADS_RULE_ID: &str = "statebucket-abort-incomplete-uploads";
+/// On-demand capacity: a lock table sees a handful of requests per Terraform run.
+pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
 
 pub const OBJECT_OWNERSHIP: &str = "BucketOwnerEnforced";
 
@@ -26,6 +37,9 @@ pub struct Desired<'a> {
     pub endpoint: Option<EndpointUrl>,
     /// With `attach_identity_policy`: the inline policy every principal in this account gets.
     pub identity_policy: Option<IdentityPolicyTarget>,
+    /// With `bucket.logging`: the statement the log bucket's policy must hold
+    /// (`policy::log_delivery_statement`).
+    pub log_delivery: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +62,12 @@ pub enum Facet {
     Ownership,
     Policy,
     Tags,
+    Lifecycle,
+    LogDelivery,
+    Logging,
+    LockTable,
+    PointInTimeRecovery,
+    LockTableTags,
     IdentityPolicy,
     BackendFile,
 }
@@ -64,6 +84,12 @@ impl fmt::Display for Facet {
             Facet::Ownership => "object ownership",
             Facet::Policy => "bucket policy",
             Facet::Tags => "tags",
+            Facet::Lifecycle => "lifecycle rules",
+            Facet::LogDelivery => "log delivery grant",
+            Facet::Logging => "access logging",
+            Facet::LockTable => "lock table",
+            Facet::PointInTimeRecovery => "lock table backups",
+            Facet::LockTableTags => "lock table tags",
             Facet::IdentityPolicy => "identity policy",
             Facet::BackendFile => "backend file",
         })
@@ -97,9 +123,12 @@ impl fmt::Display for SseTarget {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
+    /// With the spec's tags in the request, for organisations whose SCPs require tags on
+    /// `s3:CreateBucket`.
     CreateBucket {
         bucket: String,
         region: String,
+        tags: BTreeMap<String, String>,
     },
     /// A symmetric key with the alias, tags naming the environment, and rotation on.
     CreateKmsKey {
@@ -139,6 +168,48 @@ pub enum Change {
         from: BTreeMap<String, String>,
         to: BTreeMap<String, String>,
     },
+    /// Replaces the bucket's lifecycle configuration with `rules`: the rules of other owners
+    /// as they were, then the tool's.
+    SetLifecycle {
+        from: Vec<LifecycleRule>,
+        to: Vec<LifecycleRule>,
+        rules: Vec<LifecycleRule>,
+        /// IDs of the rules of other owners, kept.
+        kept: Vec<String>,
+    },
+    /// Adds (or corrects) this bucket's statement in the log bucket's policy. Apply reads the
+    /// log bucket's policy again and merges `statement`, since several environments may
+    /// share the log bucket.
+    GrantLogDelivery {
+        log_bucket: String,
+        statement: Value,
+        from: Option<String>,
+        to: String,
+    },
+    EnableLogging {
+        from: Option<LoggingTarget>,
+        to: LoggingTarget,
+    },
+    /// Hash key `LockID` (string), on-demand billing, encryption with the AWS managed KMS
+    /// key, deletion protection, and the spec's tags, all in CreateTable.
+    CreateLockTable {
+        table: String,
+        tags: BTreeMap<String, String>,
+    },
+    UpdateLockTable {
+        table: String,
+        from: TableSettings,
+        to: TableSettings,
+    },
+    EnablePointInTimeRecovery {
+        table: String,
+        from: Option<bool>,
+    },
+    TagLockTable {
+        table: String,
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
     /// The inline identity policy of one user or role (IAM Put{User,Role}Policy).
     PutIdentityPolicy {
         principal: String,
@@ -167,6 +238,12 @@ impl Change {
             Change::EnforceBucketOwner { .. } => Facet::Ownership,
             Change::PutPolicy { .. } => Facet::Policy,
             Change::MergeTags { .. } => Facet::Tags,
+            Change::SetLifecycle { .. } => Facet::Lifecycle,
+            Change::GrantLogDelivery { .. } => Facet::LogDelivery,
+            Change::EnableLogging { .. } => Facet::Logging,
+            Change::CreateLockTable { .. } | Change::UpdateLockTable { .. } => Facet::LockTable,
+            Change::EnablePointInTimeRecovery { .. } => Facet::PointInTimeRecovery,
+            Change::TagLockTable { .. } => Facet::LockTableTags,
             Change::PutIdentityPolicy { .. } => Facet::IdentityPolicy,
             Change::WriteBackendFile { .. } => Facet::BackendFile,
         }
@@ -175,13 +252,37 @@ impl Change {
     /// Whether the change creates something that did not exist.
     pub fn creates(&self) -> bool {
         match self {
-            Change::CreateBucket { .. } | Change::CreateKmsKey { .. } => true,
+            Change::CreateBucket { .. }
+            | Change::CreateKmsKey { .. }
+            | Change::CreateLockTable { .. } => true,
             Change::WriteBackendFile { from, .. } => from.is_none(),
             Change::PutPolicy { from, .. } | Change::PutIdentityPolicy { from, .. } => {
                 from.is_none()
             }
             _ => false,
         }
+    }
+}
+
+/// The lock table settings that UpdateTable can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableSettings {
+    pub billing_mode: String,
+    pub deletion_protection: bool,
+}
+
+impl fmt::Display for TableSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, deletion protection {}",
+            self.billing_mode,
+            if self.deletion_protection {
+                "on"
+            } else {
+                "off"
+            }
+        )
     }
 }
 
@@ -215,6 +316,18 @@ pub enum PlanError {
     KmsKeyUnusable { arn: String, state: String },
     #[error("the live bucket policy of `{bucket}` cannot be read: {reason}")]
     UnreadablePolicy { bucket: String, reason: String },
+    #[error("log bucket `{bucket}` does not exist (or is not in this account)")]
+    LogBucketMissing { bucket: String },
+    #[error("log bucket `{bucket}` is in {actual}, but the state bucket is in {expected}")]
+    LogBucketElsewhere {
+        bucket: String,
+        actual: String,
+        expected: String,
+    },
+    #[error(
+        "DynamoDB table `{table}` exists, but its key is {key}; Terraform needs a single hash key `LockID` of type string"
+    )]
+    LockTableUnusable { table: String, key: String },
 }
 
 impl PlanError {
@@ -231,6 +344,15 @@ impl PlanError {
             }
             PlanError::UnreadablePolicy { .. } => {
                 "fix the policy by hand (aws s3api get-bucket-policy shows it); statebucket will not overwrite a policy it cannot read".into()
+            }
+            PlanError::LogBucketMissing { .. } => {
+                "create the log bucket first (same account and region, ACLs disabled), or correct `bucket.logging.bucket`; statebucket does not create log buckets".into()
+            }
+            PlanError::LogBucketElsewhere { expected, .. } => format!(
+                "S3 delivers access logs only to a bucket in the same region: use a log bucket in {expected}"
+            ),
+            PlanError::LockTableUnusable { .. } => {
+                "name another table in `backend.dynamodb_table`; statebucket never changes or deletes an existing table's key".into()
             }
         }
     }
@@ -329,6 +451,8 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         ownership: None,
         policy: None,
         tags: BTreeMap::new(),
+        lifecycle: Vec::new(),
+        logging: None,
     };
     let bucket = match &observed.bucket {
         Some(bucket) => {
@@ -341,6 +465,7 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
                 Some(Change::CreateBucket {
                     bucket: spec.bucket.name.to_string(),
                     region: spec.region.to_string(),
+                    tags: spec.bucket.tags.clone(),
                 }),
             );
             &empty
@@ -415,6 +540,74 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         }),
     );
 
+    let mut notes = Vec::new();
+    let (lifecycle, lifecycle_notes) = plan_lifecycle(&spec.bucket.lifecycle, &bucket.lifecycle);
+    record(Facet::Lifecycle, lifecycle);
+    notes.extend(lifecycle_notes);
+
+    if let Some(logging) = &spec.bucket.logging {
+        let log_policy = match &observed.log_bucket {
+            None | Some(LogBucket::Missing) => {
+                return Err(PlanError::LogBucketMissing {
+                    bucket: logging.bucket.to_string(),
+                });
+            }
+            Some(LogBucket::Found { region, .. }) if region != spec.region.as_str() => {
+                return Err(PlanError::LogBucketElsewhere {
+                    bucket: logging.bucket.to_string(),
+                    actual: region.clone(),
+                    expected: spec.region.to_string(),
+                });
+            }
+            Some(LogBucket::Found { policy, .. }) => policy,
+        };
+        if let Some(statement) = &desired.log_delivery {
+            let live = match log_policy {
+                Some(text) => Some(PolicyDocument::parse(text).map_err(|reason| {
+                    PlanError::UnreadablePolicy {
+                        bucket: logging.bucket.to_string(),
+                        reason,
+                    }
+                })?),
+                None => None,
+            };
+            record(
+                Facet::LogDelivery,
+                policy::with_statement(live.as_ref(), statement).map(|merged| {
+                    Change::GrantLogDelivery {
+                        log_bucket: logging.bucket.to_string(),
+                        statement: statement.clone(),
+                        from: log_policy.clone(),
+                        to: merged.to_json(),
+                    }
+                }),
+            );
+        }
+        let target = LoggingTarget {
+            bucket: logging.bucket.to_string(),
+            prefix: logging.prefix.to_string(),
+        };
+        record(
+            Facet::Logging,
+            (bucket.logging.as_ref() != Some(&target)).then(|| Change::EnableLogging {
+                from: bucket.logging.clone(),
+                to: target,
+            }),
+        );
+    }
+
+    if let Some(table) = spec.backend.lock.table() {
+        let (changes, table_notes) =
+            plan_lock_table(table, &spec.bucket.tags, observed.lock_table.as_ref())?;
+        for (facet, change) in changes {
+            record(facet, change);
+        }
+        notes.extend(table_notes);
+        notes.push(format!(
+            "DynamoDB locking (table `{table}`) is deprecated in Terraform 1.11 and later; once every runner uses Terraform or OpenTofu 1.10+, set `backend.lock: lockfile` (via `both` while older runners remain)"
+        ));
+    }
+
     if let Some(target) = &desired.identity_policy {
         let wanted: Vec<Value> = target
             .document
@@ -471,7 +664,9 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         }),
     );
 
-    let mut notes = Vec::new();
+    if let Some(retired) = retired_lock_table(observed.backend_file.as_deref(), spec) {
+        notes.push(retired);
+    }
     if let Some(endpoint) = desired
         .endpoint
         .as_ref()
@@ -487,6 +682,203 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         kept_statements,
         notes,
     })
+}
+
+/// The tool's lifecycle rules for the spec: whole-bucket rules, IDs `statebucket-…`.
+pub fn owned_lifecycle_rules(lifecycle: &Lifecycle) -> Vec<LifecycleRule> {
+    let whole_bucket = |id: &str| LifecycleRule {
+        id: Some(id.to_owned()),
+        enabled: true,
+        filter: RuleFilter::Prefix(String::new()),
+        expiration: None,
+        transitions: Vec::new(),
+        noncurrent_transitions: Vec::new(),
+        noncurrent_expiration: None,
+        abort_incomplete_upload_days: None,
+    };
+    let mut rules = vec![LifecycleRule {
+        abort_incomplete_upload_days: Some(lifecycle.abort_incomplete_uploads_after.get() as i32),
+        ..whole_bucket(ABORT_UPLOADS_RULE_ID)
+    }];
+    if let Some(days) = lifecycle.expire_noncurrent_after {
+        rules.push(LifecycleRule {
+            noncurrent_expiration: Some(NoncurrentExpiration {
+                noncurrent_days: Some(days.get() as i32),
+                newer_noncurrent_versions: None,
+            }),
+            ..whole_bucket(NONCURRENT_RULE_ID)
+        });
+    }
+    rules
+}
+
+fn is_owned_rule(rule: &LifecycleRule) -> bool {
+    rule.id
+        .as_deref()
+        .is_some_and(|id| id.starts_with(OWNED_RULE_PREFIX))
+}
+
+/// A rule as compared: every way of saying "the whole bucket" is the same filter.
+fn comparable(rule: &LifecycleRule) -> LifecycleRule {
+    let mut rule = rule.clone();
+    if rule.filter.is_whole_bucket() {
+        rule.filter = RuleFilter::Prefix(String::new());
+    }
+    rule
+}
+
+/// The lifecycle change, if the tool's rules differ from the spec, and warnings about rules
+/// of other owners that can remove state.
+fn plan_lifecycle(lifecycle: &Lifecycle, live: &[LifecycleRule]) -> (Option<Change>, Vec<String>) {
+    let wanted = owned_lifecycle_rules(lifecycle);
+    let mut live_owned: Vec<LifecycleRule> = live
+        .iter()
+        .filter(|rule| is_owned_rule(rule))
+        .cloned()
+        .collect();
+    live_owned.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut wanted_sorted = wanted.clone();
+    wanted_sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let foreign: Vec<&LifecycleRule> = live.iter().filter(|rule| !is_owned_rule(rule)).collect();
+    let notes = foreign
+        .iter()
+        .filter(|rule| rule.enabled && rule.expiration.as_ref().is_some_and(|expiration| expiration.days.is_some() || expiration.date.is_some()))
+        .map(|rule| format!(
+            "lifecycle rule `{}` (not statebucket's) expires current objects: if its filter covers the state key, S3 will turn the state into a noncurrent version; check it with `aws s3api get-bucket-lifecycle-configuration`",
+            rule.id.as_deref().unwrap_or("(no id)")
+        ))
+        .collect();
+    let same = live_owned
+        .iter()
+        .map(comparable)
+        .eq(wanted_sorted.iter().map(comparable));
+    if same {
+        return (None, notes);
+    }
+    let mut rules: Vec<LifecycleRule> = foreign.iter().map(|rule| (*rule).clone()).collect();
+    rules.extend(wanted.iter().cloned());
+    let change = Change::SetLifecycle {
+        from: live_owned,
+        to: wanted,
+        rules,
+        kept: foreign
+            .iter()
+            .map(|rule| rule.id.clone().unwrap_or_else(|| "(no id)".to_owned()))
+            .collect(),
+    };
+    (Some(change), notes)
+}
+
+/// The lock table's changes by facet (`None`: in sync) and notes.
+#[allow(clippy::type_complexity)]
+fn plan_lock_table(
+    table: &TableName,
+    tags: &BTreeMap<String, String>,
+    live: Option<&LockTableState>,
+) -> Result<(Vec<(Facet, Option<Change>)>, Vec<String>), PlanError> {
+    let name = table.to_string();
+    let Some(live) = live else {
+        return Ok((
+            vec![
+                (
+                    Facet::LockTable,
+                    Some(Change::CreateLockTable {
+                        table: name.clone(),
+                        tags: tags.clone(),
+                    }),
+                ),
+                (
+                    Facet::PointInTimeRecovery,
+                    Some(Change::EnablePointInTimeRecovery {
+                        table: name,
+                        from: None,
+                    }),
+                ),
+            ],
+            Vec::new(),
+        ));
+    };
+    if live.hash_key != [("LockID".to_owned(), "S".to_owned())] || live.has_range_key {
+        let key = live
+            .hash_key
+            .iter()
+            .map(|(attribute, kind)| format!("`{attribute}` ({kind})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(PlanError::LockTableUnusable {
+            table: name,
+            key: if live.has_range_key {
+                format!("{key} with a range key")
+            } else {
+                key
+            },
+        });
+    }
+    let from = TableSettings {
+        billing_mode: live.billing_mode.clone(),
+        deletion_protection: live.deletion_protection,
+    };
+    let to = TableSettings {
+        billing_mode: TABLE_BILLING_MODE.to_owned(),
+        deletion_protection: true,
+    };
+    let mut merged_tags = live.tags.clone();
+    merged_tags.extend(tags.clone());
+    let changes = vec![
+        (
+            Facet::LockTable,
+            (from != to).then(|| Change::UpdateLockTable {
+                table: name.clone(),
+                from,
+                to,
+            }),
+        ),
+        (
+            Facet::PointInTimeRecovery,
+            (live.point_in_time_recovery != Some(true)).then(|| {
+                Change::EnablePointInTimeRecovery {
+                    table: name.clone(),
+                    from: live.point_in_time_recovery,
+                }
+            }),
+        ),
+        (
+            Facet::LockTableTags,
+            (merged_tags != live.tags).then(|| Change::TagLockTable {
+                table: name.clone(),
+                from: live.tags.clone(),
+                to: merged_tags,
+            }),
+        ),
+    ];
+    let notes = if live.kms_encrypted {
+        Vec::new()
+    } else {
+        vec![format!(
+            "table `{name}` is encrypted with an AWS owned key, which CloudTrail cannot show; tables statebucket creates use the AWS managed key. To switch: aws dynamodb update-table --table-name {name} --sse-specification Enabled=true,SSEType=KMS"
+        )]
+    };
+    Ok((changes, notes))
+}
+
+/// When backend.hcl on disk names a DynamoDB table that the spec no longer uses: the table
+/// is kept, and this says how to remove it once nothing uses it.
+fn retired_lock_table(backend_file: Option<&str>, spec: &EnvSpec) -> Option<String> {
+    let on_disk = parse_backend_hcl(backend_file?).ok()?;
+    let table = on_disk.string("dynamodb_table")?;
+    if spec
+        .backend
+        .lock
+        .table()
+        .is_some_and(|wanted| wanted.as_str() == table)
+    {
+        return None;
+    }
+    let region = spec.region.as_str();
+    Some(format!(
+        "backend.hcl stops using DynamoDB table `{table}`. statebucket never deletes it: once no runner uses a Terraform older than 1.10 with this backend, remove it by hand with `aws dynamodb update-table --region {region} --table-name {table} --no-deletion-protection-enabled` then `aws dynamodb delete-table --region {region} --table-name {table}`. Should you ever return to DynamoDB locking, first delete its stale digest item `{}/{}-md5`",
+        spec.bucket.name, spec.backend.key
+    ))
 }
 
 /// backend.hcl for this environment, with the key ARN when there is a KMS key.
@@ -547,6 +939,7 @@ backend:
             owned_statements: owned(),
             endpoint: None,
             identity_policy: None,
+            log_delivery: None,
         }
     }
 
@@ -573,10 +966,14 @@ backend:
                 ownership: Some(OBJECT_OWNERSHIP.into()),
                 policy: Some(policy::merge(None, &desired.owned_statements).to_json()),
                 tags: desired.spec.bucket.tags.clone(),
+                lifecycle: owned_lifecycle_rules(&desired.spec.bucket.lifecycle),
+                logging: None,
             }),
             backend_file: Some(render_backend(desired, key_arn.as_deref())),
             kms_key: key,
             identity_policies: Vec::new(),
+            lock_table: None,
+            log_bucket: None,
         }
     }
 
@@ -639,6 +1036,7 @@ backend:
                 Facet::Ownership,
                 Facet::Policy,
                 Facet::Tags,
+                Facet::Lifecycle,
                 Facet::BackendFile
             ]
         );
@@ -651,7 +1049,7 @@ backend:
         let desired = desired(&spec);
         let plan = plan(&desired, &converged(&desired, None)).unwrap();
         assert!(plan.is_empty(), "{plan:#?}");
-        assert_eq!(plan.in_sync.len(), 8);
+        assert_eq!(plan.in_sync.len(), 9);
     }
 
     #[test]
@@ -816,6 +1214,283 @@ backend:
         assert_eq!(
             facets(&plan(&desired, &observed).unwrap()),
             vec![Facet::Encryption]
+        );
+    }
+
+    fn rule(id: &str) -> LifecycleRule {
+        LifecycleRule {
+            id: Some(id.into()),
+            enabled: true,
+            filter: RuleFilter::Prefix("archive/".into()),
+            expiration: None,
+            transitions: vec![crate::observed::Transition {
+                days: Some(30),
+                date: None,
+                storage_class: Some("GLACIER".into()),
+            }],
+            noncurrent_transitions: Vec::new(),
+            noncurrent_expiration: None,
+            abort_incomplete_upload_days: None,
+        }
+    }
+
+    #[test]
+    fn lifecycle_drift_is_repaired_and_foreign_rules_are_kept() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let bucket = observed.bucket.as_mut().unwrap();
+        // Someone shortened the retention and added a rule of their own.
+        bucket.lifecycle[1].noncurrent_expiration = Some(NoncurrentExpiration {
+            noncurrent_days: Some(1),
+            newer_noncurrent_versions: None,
+        });
+        bucket.lifecycle.insert(0, rule("archive-old-exports"));
+        let plan = plan(&desired, &observed).unwrap();
+        let [
+            Change::SetLifecycle {
+                from,
+                to,
+                rules,
+                kept,
+            },
+        ] = plan.changes.as_slice()
+        else {
+            panic!("{plan:#?}")
+        };
+        assert_eq!(kept, &vec!["archive-old-exports".to_owned()]);
+        assert_eq!(
+            from[1]
+                .noncurrent_expiration
+                .as_ref()
+                .unwrap()
+                .noncurrent_days,
+            Some(1)
+        );
+        assert_eq!(to, &owned_lifecycle_rules(&spec.bucket.lifecycle));
+        assert_eq!(rules[0], rule("archive-old-exports"));
+        assert_eq!(rules.len(), 3);
+
+        // The whole bucket said another way, and rules in another order, are in sync.
+        let bucket = observed.bucket.as_mut().unwrap();
+        bucket.lifecycle = owned_lifecycle_rules(&spec.bucket.lifecycle);
+        bucket.lifecycle.reverse();
+        bucket.lifecycle[0].filter = RuleFilter::Unfiltered;
+        bucket.lifecycle.push(rule("archive-old-exports"));
+        assert!(super::plan(&desired, &observed).unwrap().is_empty());
+    }
+
+    #[test]
+    fn never_expiring_versions_removes_only_the_owned_expiry_rule() {
+        let never = spec(&DEV.replace(
+            "  tags:",
+            "  lifecycle: { expire_noncurrent_after_days: never, abort_incomplete_uploads_after_days: 3 }\n  tags:",
+        ));
+        let owned = owned_lifecycle_rules(&never.bucket.lifecycle);
+        assert_eq!(owned.len(), 1);
+        assert_eq!(owned[0].abort_incomplete_upload_days, Some(3));
+        let default_spec = spec(DEV);
+        let desired = desired(&never);
+        let mut observed = converged(&desired, None);
+        let mut live = owned_lifecycle_rules(&default_spec.bucket.lifecycle);
+        live.push(rule("keep-me"));
+        observed.bucket.as_mut().unwrap().lifecycle = live;
+        let plan = plan(&desired, &observed).unwrap();
+        let [Change::SetLifecycle { rules, .. }] = plan.changes.as_slice() else {
+            panic!("{plan:#?}")
+        };
+        let ids: Vec<_> = rules.iter().map(|rule| rule.id.clone().unwrap()).collect();
+        assert_eq!(ids, vec!["keep-me", ABORT_UPLOADS_RULE_ID]);
+    }
+
+    #[test]
+    fn a_foreign_rule_expiring_current_objects_is_pointed_out() {
+        let spec = spec(DEV);
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let mut dangerous = rule("cleanup");
+        dangerous.expiration = Some(crate::observed::Expiration {
+            days: Some(30),
+            date: None,
+            expired_object_delete_marker: None,
+        });
+        observed.bucket.as_mut().unwrap().lifecycle.push(dangerous);
+        let plan = plan(&desired, &observed).unwrap();
+        assert!(plan.is_empty());
+        assert!(
+            plan.notes
+                .iter()
+                .any(|note| note.contains("`cleanup`") && note.contains("expires current objects")),
+            "{:?}",
+            plan.notes
+        );
+    }
+
+    const LOGGING: &str = "  logging: { bucket: my-logs }\n  tags:";
+
+    #[test]
+    fn logging_is_granted_on_the_log_bucket_then_enabled() {
+        let spec = spec(&DEV.replace("  tags:", LOGGING));
+        assert_eq!(
+            spec.bucket.logging.as_ref().unwrap().prefix.as_str(),
+            "my-state/"
+        );
+        let mut desired = desired(&spec);
+        let grant = policy::log_delivery_statement(
+            "aws",
+            "my-logs",
+            "my-state/",
+            "my-state",
+            "123456789012",
+        );
+        desired.log_delivery = Some(grant.clone());
+        let mut observed = converged(&desired, None);
+        let foreign = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Auditors","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::my-logs/*"}]}"#;
+        observed.log_bucket = Some(LogBucket::Found {
+            region: "eu-west-1".into(),
+            policy: Some(foreign.into()),
+        });
+        let plan = plan(&desired, &observed).unwrap();
+        assert_eq!(facets(&plan), vec![Facet::LogDelivery, Facet::Logging]);
+        let Change::GrantLogDelivery { to, .. } = &plan.changes[0] else {
+            panic!()
+        };
+        let merged = PolicyDocument::parse(to).unwrap();
+        assert_eq!(merged.statements.len(), 2);
+        assert_eq!(merged.statements[1], grant);
+        assert_eq!(
+            plan.changes[1],
+            Change::EnableLogging {
+                from: None,
+                to: LoggingTarget {
+                    bucket: "my-logs".into(),
+                    prefix: "my-state/".into()
+                }
+            }
+        );
+
+        observed.log_bucket = Some(LogBucket::Found {
+            region: "eu-west-1".into(),
+            policy: Some(to.clone()),
+        });
+        observed.bucket.as_mut().unwrap().logging = Some(LoggingTarget {
+            bucket: "my-logs".into(),
+            prefix: "my-state/".into(),
+        });
+        assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+        observed.log_bucket = Some(LogBucket::Found {
+            region: "us-east-1".into(),
+            policy: None,
+        });
+        assert!(matches!(
+            super::plan(&desired, &observed),
+            Err(PlanError::LogBucketElsewhere { .. })
+        ));
+        observed.log_bucket = Some(LogBucket::Missing);
+        assert!(matches!(
+            super::plan(&desired, &observed),
+            Err(PlanError::LogBucketMissing { .. })
+        ));
+    }
+
+    fn good_table() -> LockTableState {
+        LockTableState {
+            hash_key: vec![("LockID".into(), "S".into())],
+            has_range_key: false,
+            billing_mode: TABLE_BILLING_MODE.into(),
+            kms_encrypted: true,
+            deletion_protection: true,
+            point_in_time_recovery: Some(true),
+            tags: BTreeMap::from([("team".into(), "platform".into())]),
+        }
+    }
+
+    #[test]
+    fn lock_table_is_created_then_kept_in_shape() {
+        let spec = spec(&DEV.replace(
+            "  key: app/terraform.tfstate",
+            "  key: app/terraform.tfstate\n  lock: both",
+        ));
+        let desired = desired(&spec);
+        let mut observed = converged(&desired, None);
+        let plan = plan(&desired, &observed).unwrap();
+        assert_eq!(
+            plan.changes,
+            vec![
+                Change::CreateLockTable {
+                    table: "my-state-locks".into(),
+                    tags: spec.bucket.tags.clone()
+                },
+                Change::EnablePointInTimeRecovery {
+                    table: "my-state-locks".into(),
+                    from: None
+                },
+            ]
+        );
+        assert!(
+            plan.notes
+                .iter()
+                .any(|note| note.contains("deprecated in Terraform 1.11"))
+        );
+
+        observed.lock_table = Some(good_table());
+        assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+        let mut drifted = good_table();
+        drifted.billing_mode = "PROVISIONED".into();
+        drifted.deletion_protection = false;
+        drifted.point_in_time_recovery = Some(false);
+        drifted.tags = BTreeMap::from([("owner".into(), "alice".into())]);
+        observed.lock_table = Some(drifted);
+        let plan = super::plan(&desired, &observed).unwrap();
+        assert_eq!(
+            facets(&plan),
+            vec![
+                Facet::LockTable,
+                Facet::PointInTimeRecovery,
+                Facet::LockTableTags
+            ]
+        );
+        assert!(matches!(&plan.changes[2], Change::TagLockTable { to, .. } if to.len() == 2));
+
+        let mut wrong_key = good_table();
+        wrong_key.hash_key = vec![("id".into(), "N".into())];
+        observed.lock_table = Some(wrong_key);
+        assert!(matches!(
+            super::plan(&desired, &observed),
+            Err(PlanError::LockTableUnusable { .. })
+        ));
+    }
+
+    #[test]
+    fn leaving_dynamodb_keeps_the_table_and_says_how_to_remove_it() {
+        let both = spec(&DEV.replace(
+            "  key: app/terraform.tfstate",
+            "  key: app/terraform.tfstate\n  lock: both",
+        ));
+        let old_file = render_backend(&desired(&both), None);
+        assert!(old_file.contains("dynamodb_table") && old_file.contains("use_lockfile"));
+        let lockfile = spec(DEV);
+        let desired = desired(&lockfile);
+        let mut observed = converged(&desired, None);
+        observed.backend_file = Some(old_file);
+        let plan = plan(&desired, &observed).unwrap();
+        assert_eq!(facets(&plan), vec![Facet::BackendFile]);
+        let note = plan
+            .notes
+            .iter()
+            .find(|note| note.contains("my-state-locks"))
+            .expect("a note on the table");
+        assert!(
+            note.contains("never deletes") && note.contains("aws dynamodb delete-table"),
+            "{note}"
+        );
+        assert!(
+            !plan
+                .changes
+                .iter()
+                .any(|change| matches!(change, Change::CreateLockTable { .. }))
         );
     }
 

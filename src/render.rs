@@ -34,7 +34,12 @@ pub fn render_backend_hcl(
         };
         attributes.push(("kms_key_id", quote(id)));
     }
-    attributes.push(("use_lockfile", "true".to_owned()));
+    if spec.backend.lock.uses_lockfile() {
+        attributes.push(("use_lockfile", "true".to_owned()));
+    }
+    if let Some(table) = spec.backend.lock.table() {
+        attributes.push(("dynamodb_table", quote(table.as_str())));
+    }
     if let Some(prefix) = &spec.backend.workspace_key_prefix {
         attributes.push(("workspace_key_prefix", quote(prefix.as_str())));
     }
@@ -53,7 +58,11 @@ pub fn render_backend_hcl(
     }
     if let Some(endpoint) = endpoint {
         let url = quote(endpoint.as_str());
-        attributes.push(("endpoints", format!("{{ s3 = {url}, sts = {url} }}")));
+        let endpoints = match spec.backend.lock.table() {
+            Some(_) => format!("{{ s3 = {url}, sts = {url}, dynamodb = {url} }}"),
+            None => format!("{{ s3 = {url}, sts = {url} }}"),
+        };
+        attributes.push(("endpoints", endpoints));
         attributes.push(("use_path_style", "true".to_owned()));
     }
 
@@ -121,6 +130,26 @@ access:
 backend:
   key: eks-cluster/terraform.tfstate
 ";
+
+    #[test]
+    fn dynamodb_modes_name_the_table_and_its_endpoint() {
+        let with = |lock: &str| {
+            let text = DEV.replace(
+                "  key: eks-cluster/terraform.tfstate",
+                &format!("  key: eks-cluster/terraform.tfstate\n  lock: {lock}"),
+            );
+            let spec = parse_spec("environments/dev.yaml", "dev", &text).unwrap();
+            let endpoint = EndpointUrl::parse("http://127.0.0.1:5000").unwrap();
+            render_backend_hcl(&spec, KmsKeyId::FromSpec, Some(&endpoint))
+        };
+        let both = with("both");
+        assert!(both.contains("use_lockfile        = true\n"), "{both}");
+        assert!(both.contains("dynamodb_table      = \"my-terraform-state-dev-locks\"\n"));
+        assert!(both.contains("dynamodb = \"http://127.0.0.1:5000\""));
+        let dynamodb = with("dynamodb");
+        assert!(!dynamodb.contains("use_lockfile"), "{dynamodb}");
+        assert!(dynamodb.contains("dynamodb_table"));
+    }
 
     #[test]
     fn aes256_environment() {

@@ -68,7 +68,14 @@ fn kept(labels: &[String]) -> String {
 
 fn describe(change: &Change) -> String {
     match change {
-        Change::CreateBucket { bucket, region } => format!("create {bucket} in {region}"),
+        Change::CreateBucket {
+            bucket,
+            region,
+            tags,
+        } if tags.is_empty() => format!("create {bucket} in {region}"),
+        Change::CreateBucket { bucket, region, .. } => {
+            format!("create {bucket} in {region}, tagged at creation")
+        }
         Change::CreateKmsKey { alias, .. } => {
             format!("create a symmetric key as {alias}, rotation on")
         }
@@ -100,7 +107,48 @@ fn describe(change: &Change) -> String {
             })
             .collect::<Vec<_>>()
             .join(", "),
-        Change::MergeTags { from, to } => tag_changes(from, to).join("; "),
+        Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {
+            tag_changes(from, to).join("; ")
+        }
+        Change::SetLifecycle { from, to, .. } => {
+            let list = |rules: &[crate::observed::LifecycleRule]| {
+                if rules.is_empty() {
+                    "none".to_owned()
+                } else {
+                    rules
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+            };
+            format!("{} -> {}", list(from), list(to))
+        }
+        Change::GrantLogDelivery {
+            log_bucket, from, ..
+        } => {
+            let verb = if from.is_some() { "add to" } else { "create" };
+            format!(
+                "{verb} the policy of log bucket {log_bucket}: allow logging.s3.amazonaws.com to deliver this bucket's logs"
+            )
+        }
+        Change::EnableLogging { from, to } => format!(
+            "{} -> {to}",
+            from.as_ref().map_or("off".to_owned(), ToString::to_string)
+        ),
+        Change::CreateLockTable { table, .. } => format!(
+            "create DynamoDB table {table}: hash key LockID (S), {}, KMS encryption (AWS managed key), deletion protection on",
+            crate::plan::TABLE_BILLING_MODE
+        ),
+        Change::UpdateLockTable { table, from, to } => format!("{table}: {from} -> {to}"),
+        Change::EnablePointInTimeRecovery { table, from } => format!(
+            "{table}: point-in-time recovery {} -> on",
+            match from {
+                Some(false) => "off",
+                Some(true) => "on",
+                None => "unknown",
+            }
+        ),
         Change::PutIdentityPolicy {
             principal,
             policy_name,
@@ -122,6 +170,14 @@ fn details(change: &Change) -> Vec<String> {
     match change {
         Change::PutPolicy { kept: labels, .. } if !labels.is_empty() => {
             vec![format!("keeps {}", kept(labels))]
+        }
+        Change::SetLifecycle { kept, .. } if !kept.is_empty() => {
+            let noun = if kept.len() == 1 { "rule" } else { "rules" };
+            vec![format!(
+                "keeps {} lifecycle {noun} statebucket does not own: {}",
+                kept.len(),
+                kept.join(", ")
+            )]
         }
         Change::WriteBackendFile {
             path,

@@ -3,8 +3,12 @@
 //! There is deliberately no call here that deletes, suspends or loosens anything.
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, ObjectOwnership,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
+    BucketVersioningStatus, CreateBucketConfiguration, LoggingEnabled, ObjectOwnership,
     OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
     Tag, Tagging, VersioningConfiguration,
@@ -14,6 +18,7 @@ use futures::future::try_join_all;
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::plan::{Change, EnvPlan, SseTarget};
+use crate::policy::PolicyDocument;
 use crate::spec::IamArn;
 
 /// Applies every AWS change of `plan` (the backend file is the caller's) and returns the
@@ -28,11 +33,21 @@ pub async fn apply(
     region: &str,
     account: &str,
 ) -> Result<Option<String>, AwsError> {
+    let (created_key, ()) = tokio::try_join!(
+        apply_bucket_and_key(clients, plan, bucket, region, account),
+        apply_lock_table(clients, plan, region, account)
+    )?;
+    Ok(created_key)
+}
+
+async fn apply_bucket_and_key(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    region: &str,
+    account: &str,
+) -> Result<Option<String>, AwsError> {
     let identity = clients.identity_source.as_str();
-    let create_bucket = plan
-        .changes
-        .iter()
-        .any(|change| matches!(change, Change::CreateBucket { .. }));
     let key_to_create = plan.changes.iter().find_map(|change| match change {
         Change::CreateKmsKey {
             alias,
@@ -42,10 +57,14 @@ pub async fn apply(
         _ => None,
     });
 
+    let bucket_tags = plan.changes.iter().find_map(|change| match change {
+        Change::CreateBucket { tags, .. } => Some(tags),
+        _ => None,
+    });
     let bucket_step = async {
-        if create_bucket {
+        if let Some(tags) = bucket_tags {
             tracing::debug!(%bucket, %region, "creating bucket");
-            create_bucket_in_region(clients, bucket, region).await?;
+            create_bucket_in_region(clients, bucket, region, tags).await?;
         }
         Ok::<_, AwsError>(())
     };
@@ -76,6 +95,7 @@ pub async fn apply(
     };
 
     let created_key_arn = created_key.as_deref();
+    let logging_step = apply_logging(clients, plan, bucket, account);
     let settings = plan.changes.iter().map(|change| {
         until_consistent(move || async move {
             let s3 = &clients.s3;
@@ -83,7 +103,27 @@ pub async fn apply(
             let result = match change {
                 Change::CreateBucket { .. }
                 | Change::CreateKmsKey { .. }
-                | Change::WriteBackendFile { .. } => return Ok(()),
+                | Change::WriteBackendFile { .. }
+                | Change::GrantLogDelivery { .. }
+                | Change::EnableLogging { .. }
+                | Change::CreateLockTable { .. }
+                | Change::UpdateLockTable { .. }
+                | Change::EnablePointInTimeRecovery { .. }
+                | Change::TagLockTable { .. } => return Ok(()),
+                Change::SetLifecycle { rules, .. } => s3
+                    .put_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .expected_bucket_owner(account)
+                    .lifecycle_configuration(
+                        BucketLifecycleConfiguration::builder()
+                            .set_rules(Some(rules.iter().map(super::lifecycle::to_sdk).collect()))
+                            .build()
+                            .expect("rules are set"),
+                    )
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| Failure::from_sdk(&error)),
                 Change::PutIdentityPolicy {
                     principal,
                     policy_name,
@@ -210,16 +250,7 @@ pub async fn apply(
                     .map(drop)
                     .map_err(|error| Failure::from_sdk(&error)),
                 Change::MergeTags { to, .. } => {
-                    let tags = to
-                        .iter()
-                        .map(|(key, value)| {
-                            Tag::builder()
-                                .key(key)
-                                .value(value)
-                                .build()
-                                .expect("key and value are set")
-                        })
-                        .collect::<Vec<_>>();
+                    let tags = s3_tags(to);
                     s3.put_bucket_tagging()
                         .bucket(bucket)
                         .expected_bucket_owner(account)
@@ -238,8 +269,153 @@ pub async fn apply(
             result.map_err(|failure| failure.into_error(doing, identity))
         })
     });
-    tokio::try_join!(try_join_all(settings), alias_step)?;
+    tokio::try_join!(try_join_all(settings), logging_step, alias_step)?;
     Ok(created_key)
+}
+
+/// The lock table's changes, in order: it must exist (and be ACTIVE) before point-in-time
+/// recovery can be turned on. Runs alongside the bucket's changes.
+async fn apply_lock_table(
+    clients: &Clients,
+    plan: &EnvPlan,
+    region: &str,
+    account: &str,
+) -> Result<(), AwsError> {
+    for change in &plan.changes {
+        match change {
+            Change::CreateLockTable { table, tags } => {
+                super::dynamodb::create_table(clients, table, tags).await?;
+            }
+            Change::UpdateLockTable { table, from, to } => {
+                super::dynamodb::update_table(clients, table, from, to).await?;
+            }
+            Change::EnablePointInTimeRecovery { table, .. } => {
+                until_consistent(|| super::dynamodb::enable_point_in_time_recovery(clients, table))
+                    .await?;
+            }
+            Change::TagLockTable { table, to, .. } => {
+                let partition = crate::spec::Region::parse(region)
+                    .map(|region| region.partition())
+                    .unwrap_or("aws");
+                let arn = super::dynamodb::table_arn(partition, region, account, table);
+                super::dynamodb::tag_table(clients, &arn, to).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Log buckets whose policy a task of this process is rewriting. Environments of one run may
+/// share a log bucket; each adds its own statement to the policy as it is at that moment,
+/// one at a time. (Runs on the same machine are kept apart by `project::lock_buckets`.)
+static LOG_BUCKET_LOCKS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Grants delivery on the log bucket, then turns logging on: S3 checks the grant when
+/// logging is enabled.
+async fn apply_logging(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    account: &str,
+) -> Result<(), AwsError> {
+    let identity = clients.identity_source.as_str();
+    let s3 = &clients.s3;
+    for change in &plan.changes {
+        let Change::GrantLogDelivery {
+            log_bucket,
+            statement,
+            ..
+        } = change
+        else {
+            continue;
+        };
+        let lock = Arc::clone(
+            LOG_BUCKET_LOCKS
+                .lock()
+                .expect("log bucket locks")
+                .entry(log_bucket.clone())
+                .or_default(),
+        );
+        let _held = lock.lock().await;
+        let doing = format!("granting log delivery in the policy of log bucket `{log_bucket}`");
+        let live = match s3
+            .get_bucket_policy()
+            .bucket(log_bucket)
+            .expected_bucket_owner(account)
+            .send()
+            .await
+        {
+            Ok(output) => output.policy().map(str::to_owned),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                if !failure.is(codes::NO_BUCKET_POLICY) {
+                    return Err(failure.into_error(doing, identity));
+                }
+                None
+            }
+        };
+        let live = live
+            .as_deref()
+            .map(PolicyDocument::parse)
+            .transpose()
+            .map_err(|reason| AwsError::new(doing.clone(), reason, None))?;
+        if let Some(merged) = crate::policy::with_statement(live.as_ref(), statement) {
+            s3.put_bucket_policy()
+                .bucket(log_bucket)
+                .expected_bucket_owner(account)
+                .policy(merged.to_json())
+                .send()
+                .await
+                .map_err(|error| Failure::from_sdk(&error).into_error(doing, identity))?;
+        }
+    }
+    for change in &plan.changes {
+        let Change::EnableLogging { to, .. } = change else {
+            continue;
+        };
+        until_consistent(|| async {
+            s3.put_bucket_logging()
+                .bucket(bucket)
+                .expected_bucket_owner(account)
+                .bucket_logging_status(
+                    BucketLoggingStatus::builder()
+                        .logging_enabled(
+                            LoggingEnabled::builder()
+                                .target_bucket(&to.bucket)
+                                .target_prefix(&to.prefix)
+                                .build()
+                                .expect("bucket and prefix are set"),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| {
+                    Failure::from_sdk(&error).into_error(
+                        format!("turning on access logging of bucket `{bucket}`"),
+                        identity,
+                    )
+                })
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn s3_tags(tags: &std::collections::BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(key, value)| {
+            Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .expect("key and value are set")
+        })
+        .collect()
 }
 
 /// Retries `write` while AWS answers in a way that only means it has not caught up yet (see
@@ -266,10 +442,13 @@ where
 
 /// CreateBucket with the LocationConstraint S3 wants: none for us-east-1 (an explicit
 /// `us-east-1` is rejected), the region everywhere else.
+/// Tags go into the request too (SCPs may require them on s3:CreateBucket; it then also needs
+/// s3:TagResource); the plan's PutBucketTagging follows for stores that ignore them.
 async fn create_bucket_in_region(
     clients: &Clients,
     bucket: &str,
     region: &str,
+    tags: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
     let mut request = clients
@@ -277,10 +456,13 @@ async fn create_bucket_in_region(
         .create_bucket()
         .bucket(bucket)
         .object_ownership(ObjectOwnership::BucketOwnerEnforced);
-    if region != "us-east-1" {
+    if region != "us-east-1" || !tags.is_empty() {
+        let location = (region != "us-east-1").then(|| BucketLocationConstraint::from(region));
+        let tags = (!tags.is_empty()).then(|| s3_tags(tags));
         request = request.create_bucket_configuration(
             CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region))
+                .set_location_constraint(location)
+                .set_tags(tags)
                 .build(),
         );
     }

@@ -14,6 +14,7 @@ pub mod codes {
     pub const NO_BUCKET_POLICY: &str = "NoSuchBucketPolicy";
     pub const NO_OWNERSHIP_CONTROLS: &str = "OwnershipControlsNotFoundError";
     pub const NO_TAG_SET: &str = "NoSuchTagSet";
+    pub const NO_LIFECYCLE: &str = "NoSuchLifecycleConfiguration";
     pub const BUCKET_ALREADY_OWNED_BY_YOU: &str = "BucketAlreadyOwnedByYou";
     pub const BUCKET_ALREADY_EXISTS: &str = "BucketAlreadyExists";
     pub const KMS_NOT_FOUND: &str = "NotFoundException";
@@ -52,6 +53,8 @@ impl AwsError {
         match self.code.as_deref() {
             Some(codes::NO_SUCH_BUCKET) => true,
             Some("MalformedPolicy") => self.cause.contains("Invalid principal"),
+            // DynamoDB turns point-in-time recovery on only a while after a table is ACTIVE.
+            Some("ContinuousBackupsUnavailableException") => true,
             _ => false,
         }
     }

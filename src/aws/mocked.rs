@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ErrorMetadata;
 use aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionError;
+use aws_sdk_s3::operation::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationError;
 use aws_sdk_s3::operation::get_bucket_ownership_controls::GetBucketOwnershipControlsError;
 use aws_sdk_s3::operation::get_bucket_policy::GetBucketPolicyError;
 use aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingError;
@@ -50,6 +51,12 @@ fn clients(rules: &[&Rule]) -> Clients {
         iam: aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::Config::builder()
                 .behavior_version_latest()
+                .region(region.clone())
+                .build(),
+        ),
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version_latest()
                 .region(region)
                 .build(),
         ),
@@ -93,6 +100,9 @@ fn unconfigured_bucket() -> Vec<Rule> {
             .then_error(|| GetBucketPolicyError::generic(code("NoSuchBucketPolicy"))),
         mock!(Client::get_bucket_tagging)
             .then_error(|| GetBucketTaggingError::generic(code("NoSuchTagSet"))),
+        mock!(Client::get_bucket_lifecycle_configuration).then_error(|| {
+            GetBucketLifecycleConfigurationError::generic(code("NoSuchLifecycleConfiguration"))
+        }),
     ]
 }
 
@@ -111,6 +121,7 @@ async fn not_configured_answers_are_absence_not_errors() {
     assert_eq!(bucket.ownership, None);
     assert_eq!(bucket.policy, None);
     assert_eq!(bucket.tags, BTreeMap::new());
+    assert_eq!(bucket.lifecycle, Vec::new());
 }
 
 #[tokio::test]
@@ -251,6 +262,7 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
     let clients = clients(&[&taken]);
     let plan = EnvPlan {
         changes: vec![Change::CreateBucket {
+            tags: Default::default(),
             bucket: "mocked-bucket".into(),
             region: "eu-west-1".into(),
         }],

@@ -2,9 +2,11 @@
 //! plan. Thin by design; decisions are made in `plan`.
 
 mod apply;
+mod dynamodb;
 mod errors;
 mod iam;
 mod kms;
+mod lifecycle;
 #[cfg(test)]
 mod mocked;
 mod observe;
@@ -176,6 +178,7 @@ pub struct Clients {
     pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
     pub iam: aws_sdk_iam::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// Where the credentials came from, for messages ("profile `admin`").
     pub identity_source: String,
 }
@@ -221,6 +224,9 @@ pub async fn clients(
         .interceptor(counter.clone())
         .build();
     let iam = aws_sdk_iam::config::Builder::from(&config)
+        .interceptor(counter.clone())
+        .build();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
         .interceptor(counter)
         .build();
     let identity_source = match profile {
@@ -233,6 +239,7 @@ pub async fn clients(
         kms: aws_sdk_kms::Client::from_conf(kms),
         sts: aws_sdk_sts::Client::from_conf(sts),
         iam: aws_sdk_iam::Client::from_conf(iam),
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         identity_source,
     }
 }

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
-use crate::observed::{BucketState, KmsKeyState, Observed, PublicAccessBlock, SseRule, Versioning};
+use crate::observed::{
+    BucketState, KmsKeyState, LogBucket, LoggingTarget, Observed, PublicAccessBlock, SseRule,
+    Versioning,
+};
 use crate::plan::kms_key_tags;
 use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey};
 use futures::future::try_join_all;
@@ -212,6 +215,86 @@ pub async fn observe(
         }
     };
 
+    let lifecycle = async {
+        match s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output
+                    .rules()
+                    .iter()
+                    .map(super::lifecycle::from_sdk)
+                    .collect::<Vec<_>>(),
+            )),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                codes::NO_LIFECYCLE,
+                "reading lifecycle rules",
+                bucket,
+                identity,
+            ),
+        }
+    };
+
+    // Logging and the log bucket are read only when the spec asks for logging.
+    let logging = async {
+        if spec.bucket.logging.is_none() {
+            return Ok(None);
+        }
+        match s3.get_bucket_logging().bucket(bucket).send().await {
+            Ok(output) => Ok(Some(output.logging_enabled().map(|enabled| {
+                LoggingTarget {
+                    bucket: enabled.target_bucket().to_owned(),
+                    prefix: enabled.target_prefix().to_owned(),
+                }
+            }))),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                codes::NO_SUCH_BUCKET,
+                "reading access logging",
+                bucket,
+                identity,
+            ),
+        }
+    };
+    let log_bucket = async {
+        match &spec.bucket.logging {
+            Some(logging) => observe_log_bucket(
+                clients,
+                logging.bucket.as_str(),
+                account,
+                spec.region.as_str(),
+            )
+            .await
+            .map(Some),
+            None => Ok(None),
+        }
+    };
+
+    let lock_table = async {
+        match spec.backend.lock.table() {
+            Some(table) => {
+                let arn = super::dynamodb::table_arn(
+                    spec.region.partition(),
+                    spec.region.as_str(),
+                    account,
+                    table.as_str(),
+                );
+                super::dynamodb::observe_table(
+                    clients,
+                    table.as_str(),
+                    &arn,
+                    !spec.bucket.tags.is_empty(),
+                )
+                .await
+            }
+            None => Ok(None),
+        }
+    };
+
     let kms_key = observe_kms_key(clients, spec, kms_key_hint);
     let identity_policies = async {
         let Some((name, principals)) = identity_policy else {
@@ -225,25 +308,30 @@ pub async fn observe(
     };
 
     let (
-        head,
-        versioning,
-        encryption,
-        public_access,
-        ownership,
-        policy,
-        tags,
-        kms_key,
-        identity_policies,
+        (head, versioning, encryption, public_access, ownership, policy, tags),
+        (lifecycle, logging, log_bucket, lock_table, kms_key, identity_policies),
     ) = tokio::join!(
-        head,
-        versioning,
-        encryption,
-        public_access,
-        ownership,
-        policy,
-        tags,
-        kms_key,
-        identity_policies
+        async {
+            tokio::join!(
+                head,
+                versioning,
+                encryption,
+                public_access,
+                ownership,
+                policy,
+                tags
+            )
+        },
+        async {
+            tokio::join!(
+                lifecycle,
+                logging,
+                log_bucket,
+                lock_table,
+                kms_key,
+                identity_policies
+            )
+        }
     );
     let kms_key = kms_key?;
     let bucket_state = match head? {
@@ -256,6 +344,8 @@ pub async fn observe(
             ownership: ownership?.flatten(),
             policy: policy?.flatten(),
             tags: tags?.unwrap_or_default(),
+            lifecycle: lifecycle?.unwrap_or_default(),
+            logging: logging?.flatten(),
         }),
     };
     Ok(Observed {
@@ -263,6 +353,78 @@ pub async fn observe(
         kms_key,
         backend_file,
         identity_policies: identity_policies?,
+        lock_table: lock_table?,
+        log_bucket: log_bucket?,
+    })
+}
+
+/// The log bucket's region and policy, both at once. S3 delivers logs only within one
+/// account and region; a bucket of another account answers 403 and counts as missing here.
+async fn observe_log_bucket(
+    clients: &Clients,
+    log_bucket: &str,
+    account: &str,
+    // Some S3-compatible stores do not send `x-amz-bucket-region`.
+    default_region: &str,
+) -> Result<LogBucket, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let s3 = &clients.s3;
+    let head = async {
+        match s3
+            .head_bucket()
+            .bucket(log_bucket)
+            .expected_bucket_owner(account)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(
+                output.bucket_region().unwrap_or(default_region).to_owned(),
+            )),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                match failure.status {
+                    Some(404 | 403) => Ok(None),
+                    Some(301) if failure.region_header.is_some() => Ok(failure.region_header),
+                    _ => Err(failure.into_error(
+                        format!("checking log bucket `{log_bucket}` (s3:HeadBucket)"),
+                        identity,
+                    )),
+                }
+            }
+        }
+    };
+    let policy = async {
+        match s3
+            .get_bucket_policy()
+            .bucket(log_bucket)
+            .expected_bucket_owner(account)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.policy().map(str::to_owned)),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                if failure.is(codes::NO_BUCKET_POLICY)
+                    || failure.is(codes::NO_SUCH_BUCKET)
+                    || matches!(failure.status, Some(301 | 403))
+                {
+                    Ok(None)
+                } else {
+                    Err(failure.into_error(
+                        format!("reading the policy of log bucket `{log_bucket}`"),
+                        identity,
+                    ))
+                }
+            }
+        }
+    };
+    let (head, policy) = tokio::join!(head, policy);
+    Ok(match head? {
+        None => LogBucket::Missing,
+        Some(region) => LogBucket::Found {
+            region,
+            policy: policy?,
+        },
     })
 }
 

@@ -77,6 +77,24 @@ pub fn identity_policy(spec: &EnvSpec, account: &AccountId) -> PolicyDocument {
         }
         statements.push(statement);
     }
+    if let Some(table) = spec.backend.lock.table() {
+        // The S3 backend calls GetItem, PutItem and DeleteItem (lock and state digest items);
+        // DescribeTable is not called but Terraform's documentation lists it.
+        statements.push(json!({
+            "Sid": "StatebucketDynamoDbLockTable",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+            ],
+            "Resource": format!(
+                "arn:{partition}:dynamodb:{}:{account}:table/{table}",
+                spec.region
+            ),
+        }));
+    }
     PolicyDocument {
         version: Some(json!("2012-10-17")),
         id: None,

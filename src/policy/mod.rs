@@ -157,6 +157,74 @@ pub fn merge(live: Option<&PolicyDocument>, desired_owned: &[Value]) -> PolicyDo
     }
 }
 
+/// The statement a log bucket needs so that the S3 logging service may deliver the access
+/// logs of `source_bucket` (in `account`) under `prefix`: AWS's documented grant for
+/// buckets with ACLs disabled, narrowed by `aws:SourceArn` and `aws:SourceAccount`.
+pub fn log_delivery_statement(
+    partition: &str,
+    log_bucket: &str,
+    prefix: &str,
+    source_bucket: &str,
+    account: &str,
+) -> Value {
+    json!({
+        "Sid": log_delivery_sid(source_bucket),
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": format!("arn:{partition}:s3:::{log_bucket}/{prefix}*"),
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": format!("arn:{partition}:s3:::{source_bucket}")},
+            "StringEquals": {"aws:SourceAccount": account},
+        },
+    })
+}
+
+/// One Sid per source bucket, so several state buckets can share a log bucket. Sids allow
+/// letters and digits only; the hash keeps `a-b` and `a.b` apart.
+pub fn log_delivery_sid(source_bucket: &str) -> String {
+    let letters: String = source_bucket
+        .split(['-', '.'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect();
+    let hash = source_bucket.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{OWNED_SID_PREFIX}LogDeliveryFor{letters}{hash:08x}")
+}
+
+/// `live` with `statement` added, or put in place of the statement with its Sid; every other
+/// statement is kept as it is. `None` when `live` already holds it (compared by meaning).
+/// Used on log buckets, where only this one statement is the tool's.
+pub fn with_statement(live: Option<&PolicyDocument>, statement: &Value) -> Option<PolicyDocument> {
+    let mut document = live.cloned().unwrap_or(PolicyDocument {
+        version: Some(json!("2012-10-17")),
+        id: None,
+        statements: Vec::new(),
+    });
+    let wanted_sid = sid(statement);
+    match document
+        .statements
+        .iter()
+        .position(|existing| sid(existing) == wanted_sid)
+    {
+        Some(index) if normalize(&document.statements[index]) == normalize(statement) => None,
+        Some(index) => {
+            document.statements[index] = statement.clone();
+            Some(document)
+        }
+        None => {
+            document.statements.push(statement.clone());
+            Some(document)
+        }
+    }
+}
+
 /// A label for each foreign statement, for the plan: its Sid, or its position.
 pub fn foreign_labels(live: Option<&PolicyDocument>) -> Vec<String> {
     live.into_iter()
@@ -342,6 +410,40 @@ mod tests {
         let reparsed = PolicyDocument::parse(&merged.to_json()).unwrap();
         assert_eq!(reparsed, merged);
         assert!(diff_owned(Some(&reparsed), &[owned_statement()]).is_empty());
+    }
+
+    #[test]
+    fn log_delivery_grants_are_per_source_bucket_and_keep_the_rest() {
+        let sid_a = log_delivery_sid("acme-state.dev");
+        assert!(sid_a.chars().all(|c| c.is_ascii_alphanumeric()), "{sid_a}");
+        assert!(sid_a.starts_with("StatebucketLogDeliveryForAcmeStateDev"));
+        assert_ne!(log_delivery_sid("a-b"), log_delivery_sid("a.b"));
+
+        let grant = |source: &str| {
+            log_delivery_statement("aws", "logs", &format!("{source}/"), source, "123456789012")
+        };
+        let foreign = json!({"Sid": "Auditors", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*"});
+        let live = PolicyDocument {
+            version: Some(json!("2012-10-17")),
+            id: None,
+            statements: vec![foreign.clone(), grant("other-state")],
+        };
+        let added = with_statement(Some(&live), &grant("my-state")).unwrap();
+        assert_eq!(
+            added.statements,
+            vec![foreign.clone(), grant("other-state"), grant("my-state")]
+        );
+        assert_eq!(with_statement(Some(&added), &grant("my-state")), None);
+
+        let mut moved = grant("my-state");
+        moved["Resource"] = json!("arn:aws:s3:::logs/elsewhere/*");
+        let replaced = with_statement(Some(&added), &moved).unwrap();
+        assert_eq!(replaced.statements.len(), 3);
+        assert_eq!(replaced.statements[2], moved);
+        assert_eq!(
+            with_statement(None, &moved).unwrap().statements,
+            vec![moved]
+        );
     }
 
     #[test]

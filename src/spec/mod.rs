@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use names::{
-    AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, PrincipalKind,
-    PrincipalRef, ProfileName, Region, RoleArn, StateKey, WorkspacePrefix,
+    AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, LogPrefix,
+    PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, StateKey, TableName,
+    WorkspacePrefix,
 };
 pub use parse::{check_across_environments, parse_spec};
 pub use yaml::Pos;
@@ -46,7 +47,58 @@ pub struct EnvSpec {
 pub struct BucketSpec {
     pub name: BucketName,
     pub encryption: Encryption,
+    /// Put on the bucket (and a lock table) when it is created, merged in afterwards.
     pub tags: BTreeMap<String, String>,
+    pub lifecycle: Lifecycle,
+    /// Server access logging into another bucket; `None` leaves logging as it is.
+    pub logging: Option<Logging>,
+}
+
+/// The lifecycle rules the tool owns on the state bucket. Rules of other owners are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// S3 expires a state version this many days after a newer one replaced it; `None`
+    /// (`never`) keeps every version forever. The current version is never expired.
+    pub expire_noncurrent_after: Option<Days>,
+    /// Parts of multipart uploads that never completed are removed after this many days.
+    pub abort_incomplete_uploads_after: Days,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            expire_noncurrent_after: Some(Days(90)),
+            abort_incomplete_uploads_after: Days(7),
+        }
+    }
+}
+
+/// A whole number of days, 1 to 36500, as S3 lifecycle rules take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Days(u32);
+
+impl Days {
+    pub fn new(days: u32) -> Option<Days> {
+        (1..=36_500).contains(&days).then_some(Days(days))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Days {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Server access logs of the state bucket go to `bucket` under `prefix`. Delivery is granted
+/// by the log bucket's policy to the S3 logging service, never by ACLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    pub bucket: BucketName,
+    pub prefix: LogPrefix,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +168,32 @@ pub struct BackendSpec {
     /// The Terraform working directory that uses this backend, relative to the project
     /// root: checked for local state still to be migrated.
     pub terraform_dir: Option<String>,
+    pub lock: Locking,
+}
+
+/// How Terraform locks the state. Terraform 1.11 deprecates DynamoDB locking; `Both` is the
+/// bridge while runners older than 1.10 remain (both locks are taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locking {
+    /// `use_lockfile = true`: a `.tflock` object next to the state (Terraform/OpenTofu >= 1.10).
+    Lockfile,
+    /// `dynamodb_table` only.
+    DynamoDb(TableName),
+    /// `use_lockfile = true` and `dynamodb_table`.
+    Both(TableName),
+}
+
+impl Locking {
+    pub fn table(&self) -> Option<&TableName> {
+        match self {
+            Locking::Lockfile => None,
+            Locking::DynamoDb(table) | Locking::Both(table) => Some(table),
+        }
+    }
+
+    pub fn uses_lockfile(&self) -> bool {
+        !matches!(self, Locking::DynamoDb(_))
+    }
 }
 
 impl BackendSpec {
@@ -132,6 +210,7 @@ pub struct Positions {
     pub bucket_name: Pos,
     pub backend_key: Pos,
     pub backend_file: Pos,
+    pub logging_bucket: Pos,
 }
 
 /// A problem in a spec (or a template), located in its file.

@@ -90,6 +90,15 @@ string_newtype!(
     /// An environment name: the spec file's stem.
     EnvName
 );
+string_newtype!(
+    /// A DynamoDB table name: 3-255 characters of `[A-Za-z0-9_.-]` (DynamoDB Developer Guide,
+    /// "Naming rules").
+    TableName
+);
+string_newtype!(
+    /// The key prefix access logs are delivered under in the log bucket.
+    LogPrefix
+);
 
 /// Regions by partition. Terraform's S3 backend refuses a region outside the SDK's list
 /// ("Invalid region value") unless `skip_region_validation` is set, so an unknown name here
@@ -654,6 +663,51 @@ impl EndpointUrl {
             _ => Err(Problem::new(format!("`{text}` is not an endpoint URL"))
                 .hint("give a full URL with scheme and host, e.g. `http://127.0.0.1:5000`")),
         }
+    }
+}
+
+impl TableName {
+    pub fn parse(text: &str) -> Result<TableName, Problem> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        if !(3..=255).contains(&text.len()) || !text.chars().all(valid) {
+            return Err(
+                Problem::new(format!("`{text}` is not a valid DynamoDB table name"))
+                    .hint("table names are 3-255 characters: letters, digits, `_`, `.`, `-`"),
+            );
+        }
+        Ok(TableName(text.to_owned()))
+    }
+
+    /// `<bucket>-locks`: always a valid table name, since bucket names are 3-63 characters
+    /// of `[a-z0-9.-]`.
+    pub fn for_bucket(bucket: &BucketName) -> TableName {
+        TableName(format!("{bucket}-locks"))
+    }
+}
+
+impl LogPrefix {
+    /// S3 object keys up to 1024 bytes; a prefix that is empty or lacks a trailing `/`
+    /// mixes log objects of several buckets, so both are refused.
+    pub fn parse(text: &str) -> Result<LogPrefix, Problem> {
+        let hint = "use a folder-like prefix such as `tfstate/dev/`";
+        if text.is_empty() || !text.ends_with('/') || text.starts_with('/') {
+            return Err(Problem::new(format!(
+                "log prefix `{text}` must be a non-empty folder ending in `/`, not starting with one"
+            ))
+            .hint(hint));
+        }
+        if text.len() > 512 || text.chars().any(char::is_control) || text.contains('*') {
+            return Err(
+                Problem::new(format!("log prefix `{text}` is not a usable S3 key prefix"))
+                    .hint(hint),
+            );
+        }
+        Ok(LogPrefix(text.to_owned()))
+    }
+
+    /// `<bucket>/`: the state bucket's own folder in a shared log bucket.
+    pub fn for_bucket(bucket: &BucketName) -> LogPrefix {
+        LogPrefix(format!("{bucket}/"))
     }
 }
 

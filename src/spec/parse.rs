@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::names::{
-    AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, PrincipalKind, PrincipalRef, Problem,
-    ProfileName, Region, RoleArn, StateKey, WorkspacePrefix, closest,
+    AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, LogPrefix, PrincipalKind, PrincipalRef,
+    Problem, ProfileName, Region, RoleArn, StateKey, TableName, WorkspacePrefix, closest,
 };
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
-    AccessSpec, BackendSpec, BucketSpec, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey,
-    Positions,
+    AccessSpec, BackendSpec, BucketSpec, Days, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey,
+    Lifecycle, Locking, Logging, Positions,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -97,6 +97,25 @@ pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
             ));
         } else {
             backend_files.insert(&spec.backend.file, spec);
+        }
+    }
+    for spec in specs {
+        let Some(logging) = &spec.bucket.logging else {
+            continue;
+        };
+        if let Some(owner) = specs
+            .iter()
+            .find(|other| other.bucket.name == logging.bucket)
+        {
+            diagnostics.push(Diagnostic::new(
+                &spec.source,
+                spec.positions.logging_bucket,
+                Problem::new(format!(
+                    "`{}` logs into `{}`, the state bucket of environment `{}`",
+                    spec.name, logging.bucket, owner.name
+                ))
+                .hint("state buckets hold state only (their policy is statebucket's to manage); send access logs to a separate log bucket"),
+            ));
         }
     }
     diagnostics
@@ -348,7 +367,10 @@ impl Walker<'_> {
                 "backend",
                 "backend: { key: app/terraform.tfstate }",
             )
-            .and_then(|node| self.backend(node, &name, source));
+            .and_then(|node| {
+                let bucket_name = bucket.as_ref().map(|(bucket, _, _)| &bucket.name);
+                self.backend(node, &name, source, bucket_name)
+            });
         self.finish(
             top,
             &[
@@ -362,7 +384,7 @@ impl Walker<'_> {
                 "backend",
             ],
         );
-        let (bucket, bucket_name_pos) = bucket?;
+        let (bucket, bucket_name_pos, logging_bucket) = bucket?;
         let (backend, backend_key, backend_file) = backend?;
         Some(EnvSpec {
             name,
@@ -379,6 +401,7 @@ impl Walker<'_> {
                 bucket_name: bucket_name_pos,
                 backend_key,
                 backend_file,
+                logging_bucket,
             },
         })
     }
@@ -408,7 +431,8 @@ impl Walker<'_> {
         }
     }
 
-    fn bucket(&mut self, node: &Node, region: Option<&Region>) -> Option<(BucketSpec, Pos)> {
+    /// The bucket, where its name stands, and where the log bucket's name stands.
+    fn bucket(&mut self, node: &Node, region: Option<&Region>) -> Option<(BucketSpec, Pos, Pos)> {
         let mut fields = self.fields(node, "bucket")?;
         let name_node = self.required(&mut fields, "name", "name: my-org-tfstate-dev");
         let name = name_node.and_then(|node| self.typed(node, "bucket.name", BucketName::parse));
@@ -420,15 +444,120 @@ impl Walker<'_> {
             Some(node) => self.tags(node),
             None => Some(BTreeMap::new()),
         };
-        self.finish(fields, &["name", "encryption", "tags"]);
+        let lifecycle = match fields.take("lifecycle") {
+            Some(node) => self.lifecycle(node),
+            None => Some(Lifecycle::default()),
+        };
+        let logging_node = fields.take("logging");
+        let logging = logging_node.map(|node| self.logging(node, name.as_ref()));
+        let logging_pos = logging_node
+            .and_then(|node| match &node.value {
+                Yaml::Map(entries) => entries
+                    .iter()
+                    .find(|(key, _)| key.value == Yaml::String("bucket".into()))
+                    .map(|(_, value)| value.pos),
+                _ => None,
+            })
+            .unwrap_or_default();
+        self.finish(
+            fields,
+            &["name", "encryption", "tags", "lifecycle", "logging"],
+        );
         Some((
             BucketSpec {
                 name: name?,
                 encryption: encryption?,
                 tags: tags?,
+                lifecycle: lifecycle?,
+                logging: logging.map_or(Some(None), |logging| logging.map(Some))?,
             },
             name_node?.pos,
+            logging_pos,
         ))
+    }
+
+    fn lifecycle(&mut self, node: &Node) -> Option<Lifecycle> {
+        let mut fields = self.fields(node, "bucket.lifecycle")?;
+        let defaults = Lifecycle::default();
+        let noncurrent = match fields.take("expire_noncurrent_after_days") {
+            None => Some(defaults.expire_noncurrent_after),
+            Some(node) => match &node.value {
+                Yaml::String(text) if text == "never" => Some(None),
+                _ => self
+                    .days(node, "bucket.lifecycle.expire_noncurrent_after_days", true)
+                    .map(Some),
+            },
+        };
+        let abort = match fields.take("abort_incomplete_uploads_after_days") {
+            None => Some(defaults.abort_incomplete_uploads_after),
+            Some(node) => self.days(
+                node,
+                "bucket.lifecycle.abort_incomplete_uploads_after_days",
+                false,
+            ),
+        };
+        self.finish(
+            fields,
+            &[
+                "expire_noncurrent_after_days",
+                "abort_incomplete_uploads_after_days",
+            ],
+        );
+        Some(Lifecycle {
+            expire_noncurrent_after: noncurrent?,
+            abort_incomplete_uploads_after: abort?,
+        })
+    }
+
+    fn days(&mut self, node: &Node, path: &str, never_allowed: bool) -> Option<Days> {
+        let hint = if never_allowed {
+            "write a number of days from 1 to 36500, or `never` to keep every version"
+        } else {
+            "write a number of days from 1 to 36500"
+        };
+        let days = match &node.value {
+            Yaml::Number(text) => text.parse::<u32>().ok().and_then(Days::new),
+            _ => None,
+        };
+        if days.is_none() {
+            let found = match &node.value {
+                Yaml::Number(text) | Yaml::String(text) => format!("`{text}`"),
+                other => other.kind().to_owned(),
+            };
+            self.report(
+                node.pos,
+                Problem::new(format!(
+                    "`{path}` must be a whole number of days, found {found}"
+                ))
+                .hint(hint),
+            );
+        }
+        days
+    }
+
+    fn logging(&mut self, node: &Node, state_bucket: Option<&BucketName>) -> Option<Logging> {
+        let mut fields = self.fields(node, "bucket.logging")?;
+        let bucket_node = self.required(&mut fields, "bucket", "bucket: my-org-s3-access-logs");
+        let bucket = bucket_node
+            .and_then(|node| self.typed(node, "bucket.logging.bucket", BucketName::parse));
+        let prefix = fields
+            .take("prefix")
+            .map(|node| self.typed(node, "bucket.logging.prefix", LogPrefix::parse));
+        self.finish(fields, &["bucket", "prefix"]);
+        let bucket = bucket?;
+        if state_bucket == Some(&bucket) {
+            self.report(
+                bucket_node?.pos,
+                Problem::new("the state bucket cannot log into itself")
+                    .hint("each log delivery would write an object that is logged again; use a separate log bucket in the same account and region"),
+            );
+            return None;
+        }
+        let prefix = match prefix {
+            Some(prefix) => prefix?,
+            None => LogPrefix::for_bucket(state_bucket?),
+        };
+        Some(Logging { bucket, prefix })
     }
 
     fn encryption(&mut self, node: &Node, region: Option<&Region>) -> Option<Encryption> {
@@ -673,6 +802,7 @@ impl Walker<'_> {
         node: &Node,
         env: &EnvName,
         source: &str,
+        bucket: Option<&BucketName>,
     ) -> Option<(BackendSpec, Pos, Pos)> {
         let mut fields = self.fields(node, "backend")?;
         let key_node = self.required(&mut fields, "key", "key: app/terraform.tfstate");
@@ -695,6 +825,7 @@ impl Walker<'_> {
                 relative_path(text, &[])
             })
         });
+        let lock = self.locking(&mut fields, bucket);
         self.finish(
             fields,
             &[
@@ -703,6 +834,8 @@ impl Walker<'_> {
                 "workspace_key_prefix",
                 "assume_role",
                 "terraform_dir",
+                "lock",
+                "dynamodb_table",
             ],
         );
         Some((
@@ -712,10 +845,60 @@ impl Walker<'_> {
                 workspace_key_prefix: prefix.flatten(),
                 assume_role: assume_role.flatten(),
                 terraform_dir: terraform_dir.flatten(),
+                lock: lock?,
             },
             key_node?.pos,
             file_node.map_or(node.pos, |node| node.pos),
         ))
+    }
+}
+
+impl Walker<'_> {
+    /// `backend.lock` (default `lockfile`) and `backend.dynamodb_table` (default
+    /// `<bucket>-locks`), which only the DynamoDB modes use.
+    fn locking(&mut self, fields: &mut Fields<'_>, bucket: Option<&BucketName>) -> Option<Locking> {
+        let modes = "write `lock: lockfile` (Terraform >= 1.10), `lock: both` (while older runners remain) or `lock: dynamodb`";
+        let mode_node = fields.take("lock");
+        let mode = match mode_node {
+            None => Some("lockfile"),
+            Some(node) => match self.string(node, "backend.lock")? {
+                mode @ ("lockfile" | "dynamodb" | "both") => Some(mode),
+                other => {
+                    let problem = Problem::new(format!("unknown lock mode `{other}`"));
+                    let problem = match closest(other, ["lockfile", "dynamodb", "both"]) {
+                        Some(near) => problem.hint(format!("did you mean `{near}`? {modes}")),
+                        None => problem.hint(modes),
+                    };
+                    self.report(node.pos, problem);
+                    None
+                }
+            },
+        };
+        let table_node = fields.take("dynamodb_table");
+        let table =
+            table_node.map(|node| self.typed(node, "backend.dynamodb_table", TableName::parse));
+        match (mode?, table) {
+            ("lockfile", None) => Some(Locking::Lockfile),
+            ("lockfile", Some(_)) => {
+                self.report(
+                    table_node.map_or(Pos::default(), |node| node.pos),
+                    Problem::new("`backend.dynamodb_table` is set, but `lock` is `lockfile`, which uses no table")
+                        .hint("remove `dynamodb_table` (the table itself is kept; `statebucket plan` says how to delete it once unused), or set `lock: both`"),
+                );
+                None
+            }
+            (mode, table) => {
+                let table = match table {
+                    Some(table) => table?,
+                    None => TableName::for_bucket(bucket?),
+                };
+                Some(if mode == "both" {
+                    Locking::Both(table)
+                } else {
+                    Locking::DynamoDb(table)
+                })
+            }
+        }
     }
 }
 
@@ -870,6 +1053,112 @@ backend:
         assert!(nested.message.starts_with("`token` holds a credential"));
         let value = one_error(&DEV.replace("profile: terraform", "profile: AKIAIOSFODNN7EXAMPLE"));
         assert!(value.message.contains("access key id"), "{value:?}");
+    }
+
+    #[test]
+    fn lock_modes_and_tables() {
+        let lock = |extra: &str| {
+            DEV.replace(
+                "  file: environments",
+                &format!("{extra}\n  file: environments"),
+            )
+        };
+        let default = parse_spec("e/x.yaml", "x", DEV).unwrap();
+        assert_eq!(default.backend.lock, Locking::Lockfile);
+        let both = parse_spec("e/x.yaml", "x", &lock("  lock: both")).unwrap();
+        assert_eq!(
+            both.backend.lock,
+            Locking::Both(TableName::parse("my-terraform-state-dev-locks").unwrap())
+        );
+        let named = parse_spec(
+            "e/x.yaml",
+            "x",
+            &lock("  lock: dynamodb\n  dynamodb_table: tf-locks"),
+        )
+        .unwrap();
+        assert_eq!(
+            named.backend.lock,
+            Locking::DynamoDb(TableName::parse("tf-locks").unwrap())
+        );
+        let typo = one_error(&lock("  lock: dynamo"));
+        assert_eq!(typo.message, "unknown lock mode `dynamo`");
+        assert!(typo.hint.unwrap().starts_with("did you mean `dynamodb`?"));
+        let unused = one_error(&lock("  dynamodb_table: tf-locks"));
+        assert!(
+            unused.message.contains("`lock` is `lockfile`"),
+            "{unused:?}"
+        );
+        let bad_name = one_error(&lock("  lock: both\n  dynamodb_table: 'tf locks'"));
+        assert!(bad_name.message.contains("not a valid DynamoDB table name"));
+    }
+
+    #[test]
+    fn lifecycle_and_logging() {
+        let bucket =
+            |extra: &str| DEV.replace("  tags: { team", &format!("{extra}\n  tags: {{ team"));
+        let default = parse_spec("e/x.yaml", "x", DEV).unwrap();
+        assert_eq!(default.bucket.lifecycle, Lifecycle::default());
+        assert_eq!(default.bucket.logging, None);
+        let custom = parse_spec(
+            "e/x.yaml",
+            "x",
+            &bucket("  lifecycle: { expire_noncurrent_after_days: never, abort_incomplete_uploads_after_days: 2 }\n  logging: { bucket: acme-logs, prefix: tf/dev/ }"),
+        )
+        .unwrap();
+        assert_eq!(custom.bucket.lifecycle.expire_noncurrent_after, None);
+        assert_eq!(
+            custom.bucket.lifecycle.abort_incomplete_uploads_after.get(),
+            2
+        );
+        let logging = custom.bucket.logging.unwrap();
+        assert_eq!(
+            (logging.bucket.as_str(), logging.prefix.as_str()),
+            ("acme-logs", "tf/dev/")
+        );
+
+        let zero = one_error(&bucket("  lifecycle: { expire_noncurrent_after_days: 0 }"));
+        assert_eq!(
+            zero.message,
+            "`bucket.lifecycle.expire_noncurrent_after_days` must be a whole number of days, found `0`"
+        );
+        let never = one_error(&bucket(
+            "  lifecycle: { abort_incomplete_uploads_after_days: never }",
+        ));
+        assert!(never.message.contains("found `never`"), "{never:?}");
+        let itself = one_error(&bucket("  logging: { bucket: my-terraform-state-dev }"));
+        assert_eq!(itself.message, "the state bucket cannot log into itself");
+        let prefix = one_error(&bucket("  logging: { bucket: acme-logs, prefix: tf }"));
+        assert!(prefix.message.contains("ending in `/`"), "{prefix:?}");
+    }
+
+    #[test]
+    fn logging_into_another_environments_state_bucket_is_refused() {
+        let dev = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &DEV.replace(
+                "  tags: { team",
+                "  logging: { bucket: prod-state }\n  tags: { team",
+            ),
+        )
+        .unwrap();
+        let prod = parse_spec(
+            "environments/prod.yaml",
+            "prod",
+            &DEV.replace("my-terraform-state-dev", "prod-state").replace(
+                "environments/dev/backend.hcl",
+                "environments/prod/backend.hcl",
+            ),
+        )
+        .unwrap();
+        let diagnostics = check_across_environments(&[dev, prod]);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+        assert!(
+            diagnostics[0]
+                .message
+                .contains("the state bucket of environment `prod`")
+        );
+        assert_eq!(diagnostics[0].line, 7);
     }
 
     #[test]

@@ -141,14 +141,10 @@ fn describe(change: &Change) -> String {
             crate::plan::TABLE_BILLING_MODE
         ),
         Change::UpdateLockTable { table, from, to } => format!("{table}: {from} -> {to}"),
-        Change::EnablePointInTimeRecovery { table, from } => format!(
-            "{table}: point-in-time recovery {} -> on",
-            match from {
-                Some(false) => "off",
-                Some(true) => "on",
-                None => "unknown",
-            }
-        ),
+        Change::EnablePointInTimeRecovery { table, from } => match from {
+            Some(_) => format!("{table}: point-in-time recovery off -> on"),
+            None => format!("{table}: point-in-time recovery on, once the table is ACTIVE"),
+        },
         Change::PutIdentityPolicy {
             principal,
             policy_name,

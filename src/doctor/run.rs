@@ -496,6 +496,9 @@ async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Ve
     }
 
     checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
+    if let Some(table) = config.string("dynamodb_table") {
+        checks.push(lock_table_probe(clients, spec, table, &bucket, &key).await);
+    }
     if let Some(key_id) = config
         .string("kms_key_id")
         .filter(|_| config.flag("encrypt"))
@@ -606,6 +609,46 @@ async fn lock_probe(
         None => {}
     }
     checks
+}
+
+/// Reads the state digest item, as Terraform does first whenever `dynamodb_table` is set.
+/// Read-only: PutItem/DeleteItem are not probed, since a probe item could outlive a killed
+/// run where nothing may list it.
+async fn lock_table_probe(
+    clients: &Clients,
+    spec: &EnvSpec,
+    table: &str,
+    bucket: &str,
+    key: &str,
+) -> Check {
+    let digest = format!("{bucket}/{key}-md5");
+    let read = clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key(
+            "LockID",
+            aws_sdk_dynamodb::types::AttributeValue::S(digest.clone()),
+        )
+        .consistent_read(true)
+        .send()
+        .await;
+    match read {
+        Ok(_) => Check::new(
+            "lock table",
+            Status::Ok,
+            format!("GetItem {digest} in DynamoDB table {table} (PutItem/DeleteItem not probed)"),
+        ),
+        Err(error) => Check::new(
+            "lock table",
+            Status::Fail,
+            format!("GetItem {digest} in DynamoDB table {table}: {}", short(&error)),
+        )
+        .fix(format!(
+            "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity` prints the policy), or run `statebucket apply` if the table does not exist",
+            spec.name
+        )),
+    }
 }
 
 async fn kms_probe(clients: &Clients, key_id: &str) -> Check {

@@ -131,6 +131,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_table_in_use_is_granted_the_calls_the_backend_makes() {
+        let both = SPEC.replace(
+            "app/terraform.tfstate }",
+            "app/terraform.tfstate, lock: both }",
+        );
+        let spec = parse_spec("environments/dev.yaml", "dev", &both).unwrap();
+        let document = identity_policy(&spec, &account());
+        assert_eq!(
+            document.statements.last().unwrap(),
+            &json!({"Sid": "StatebucketDynamoDbLockTable", "Effect": "Allow",
+                "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Resource": "arn:aws:dynamodb:eu-west-1:123456789012:table/my-state-locks"})
+        );
+        let lockfile = parse_spec("environments/dev.yaml", "dev", SPEC).unwrap();
+        assert!(
+            !identity_policy(&lockfile, &account())
+                .to_json()
+                .contains("dynamodb")
+        );
+    }
+
+    #[test]
     fn kms_permissions_name_the_key_as_narrowly_as_iam_allows() {
         let with = |encryption: &str| {
             parse_spec(

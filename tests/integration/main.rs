@@ -3,6 +3,7 @@
 
 mod access;
 mod bench_smoke;
+mod hygiene;
 mod incident;
 mod malformed;
 mod offline;

@@ -507,6 +507,10 @@ impl Project {
         })
     }
 
+    pub async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config(region).await)
+    }
+
     pub async fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::new(&self.sdk_config(region).await)
     }

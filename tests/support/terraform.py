@@ -2,6 +2,7 @@
 
 Usage:
   python terraform.py init  DIR BACKEND_HCL   terraform init -backend-config=BACKEND_HCL -input=false
+  python terraform.py reinit DIR BACKEND_HCL  the same with -reconfigure (backend settings changed)
   python terraform.py apply DIR               terraform apply -auto-approve -input=false
   python terraform.py version
 
@@ -26,6 +27,10 @@ def main():
     terraform = TerraformCommand(workdir)
     if command == "init":
         result = terraform.init(backend_config=sys.argv[3], input=False, no_color=True)
+    elif command == "reinit":
+        result = terraform.init(
+            backend_config=sys.argv[3], input=False, no_color=True, reconfigure=True
+        )
     elif command == "apply":
         result = terraform.apply(auto_approve=True, input=False, json=False, no_color=True)
     else:

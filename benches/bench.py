@@ -96,7 +96,7 @@ def peak_rss_mb(command, env, cwd):
 class Project:
     """A project directory with N environments and AWS profiles, against one endpoint."""
 
-    def __init__(self, base, name, count, encryption="aes256", run_id=""):
+    def __init__(self, base, name, count, encryption="aes256", run_id="", lock="lockfile"):
         self.dir = Path(base) / name
         (self.dir / "environments").mkdir(parents=True)
         (self.dir / "aws").mkdir()
@@ -113,7 +113,7 @@ class Project:
                 f'region: eu-west-1\naccount_id: "{ACCOUNT}"\nprofile: terraform\n'
                 f"bucket:\n  name: {bucket}\n  encryption: {encryption_line}\n  tags: {{ team: platform }}\n"
                 f"access:\n  users: [terraform-access]\n  roles: [terraform-access-role]\n"
-                f"backend:\n  key: app/terraform.tfstate\n"
+                f"backend:\n  key: app/terraform.tfstate\n  lock: {lock}\n"
             )
 
     def write_spec(self, text, name="dev"):
@@ -285,9 +285,9 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-        def fresh(count, encryption="aes256", converge=False):
+        def fresh(count, encryption="aes256", converge=False, lock="lockfile"):
             def make(run_id):
-                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)))
+                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)), lock=lock)
                 return project, (["apply", "--auto-approve"] if converge else None)
             return make
 
@@ -304,6 +304,7 @@ def main():
         both("check, converged", fresh(1, converge=True), ["check"])
         both("apply from nothing, AES256", fresh(1), ["apply", "--auto-approve"])
         both("apply from nothing, KMS key created", fresh(1, "kms"), ["apply", "--auto-approve"])
+        both("apply from nothing, AES256 + DynamoDB table (lock: both)", fresh(1, lock="both"), ["apply", "--auto-approve"])
         both("apply, converged", fresh(1, converge=True), ["apply", "--auto-approve"])
         both(f"apply from nothing, {baseline_envs} envs", fresh(baseline_envs), ["apply", "--auto-approve"], baseline_envs, cli=cli_project(baseline_envs, "bootstrap"))
         both(f"check, {baseline_envs} envs", fresh(baseline_envs, converge=True), ["check"], baseline_envs, cli=cli_project(baseline_envs, "check"))
@@ -384,16 +385,18 @@ def format_report(rows, rate, render_ms, runs, binary, smoke):
         "- `apply` from nothing: targets 4 (AES256) and 6 (KMS). The critical path is: observe (1); CreateBucket, and for KMS "
         "the search for a key left by an interrupted run (ListKeys, then ListResourceTags of up to 32 keys at once) and "
         "CreateKey; the settings together with the new key's alias and rotation (1); observe again to verify (1). The "
-        "verification is required (an apply that does not converge must fail) and costs one round trip.",
+        "verification is required (an apply that does not converge must fail) and costs one round trip. A DynamoDB lock "
+        "table adds no round trip: CreateTable and then point-in-time recovery run beside CreateBucket and the settings.",
         "- Zero write requests when converged: see the `writes` column of the converged rows.",
         "- `check` of many environments: the run is bound by moto's throughput, not by latency (see the bounds table). "
-        "STS and IAM answers are asked once per run and shared by all environments (7 reads per environment plus 3 per run; "
-        "one read per reconciled facet: bucket, versioning, encryption, public access block, ownership, policy, tags). "
+        "STS and IAM answers are asked once per run and shared by all environments (8 reads per environment plus 3 per run; "
+        "one read per reconciled facet: bucket, versioning, encryption, public access block, ownership, policy, tags, "
+        "lifecycle). "
         "The ratio above 1 for small N is the process's fixed start-up (reading profiles, building clients), "
         "visible as the wall at L = 0.",
         "- 50x the AWS CLI for 10 environments: met for `check`. For bootstrap the ratio is bound by moto's throughput: "
-        "statebucket makes about 21 requests per environment (7 reads to plan, 7 writes, 7 reads to verify), about "
-        f"{10 * 21 / rate:.1f} s of moto's capacity for 10 environments, while each AWS CLI command costs most of a second "
+        "statebucket makes about 24 requests per environment (8 reads to plan, 8 writes, 8 reads to verify), about "
+        f"{10 * 24 / rate:.1f} s of moto's capacity for 10 environments, while each AWS CLI command costs most of a second "
         "in Python start-up. Against AWS, which has no single-server throughput cap, the latency bound applies instead: "
         "4 round trips for all 10 environments at once (default concurrency 16), against 50 sequential CLI processes. "
         "What would reach 50x on moto too: dropping the verification read-back (not acceptable: it is what proves "

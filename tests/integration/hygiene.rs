@@ -2,6 +2,7 @@
 //! and real Terraform.
 
 use aws_sdk_dynamodb::types::{BillingMode, KeyType, PointInTimeRecoveryStatus, SseStatus};
+use aws_sdk_s3::operation::get_bucket_logging::GetBucketLoggingOutput;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -9,16 +10,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::Value;
 
-use crate::support::{Moto, Project, block_on, spec_yaml, terraform_dir, unique};
-
-fn change_kinds(env: &Value) -> Vec<String> {
-    env["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|change| change["change"].as_str().unwrap().to_owned())
-        .collect()
-}
+use crate::support::{Moto, Project, block_on, change_kinds, spec_yaml, terraform_dir, unique};
 
 fn with_lock(spec: &str, lock: &str) -> String {
     spec.replace(
@@ -310,6 +302,27 @@ fn foreign_rule() -> LifecycleRule {
         .unwrap()
 }
 
+/// The bucket's lifecycle rules and logging status, as S3 reports them.
+fn lifecycle_and_logging(
+    project: &Project,
+    region: &str,
+    bucket: &str,
+) -> (Vec<LifecycleRule>, GetBucketLoggingOutput) {
+    block_on(async {
+        let s3 = project.s3(region).await;
+        let rules = s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap()
+            .rules()
+            .to_vec();
+        let logging = s3.get_bucket_logging().bucket(bucket).send().await.unwrap();
+        (rules, logging)
+    })
+}
+
 #[test]
 fn lifecycle_and_logging_drift_is_detected_and_repaired_and_foreign_rules_survive() {
     let moto = Moto::shared();
@@ -355,32 +368,11 @@ fn lifecycle_and_logging_drift_is_detected_and_repaired_and_foreign_rules_surviv
         .expect_code(0);
     project.statebucket(&["check"]).expect_code(0);
 
-    let (rules, logging, log_policy) = block_on(async {
+    let (rules, logging) = lifecycle_and_logging(&project, region, &dev_bucket);
+    let log_policy = block_on(async {
         let s3 = project.s3(region).await;
-        let rules = s3
-            .get_bucket_lifecycle_configuration()
-            .bucket(&dev_bucket)
-            .send()
-            .await
-            .unwrap()
-            .rules()
-            .to_vec();
-        let logging = s3
-            .get_bucket_logging()
-            .bucket(&dev_bucket)
-            .send()
-            .await
-            .unwrap();
-        let policy = s3
-            .get_bucket_policy()
-            .bucket(&logs)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .to_owned();
-        (rules, logging, policy)
+        let output = s3.get_bucket_policy().bucket(&logs).send().await.unwrap();
+        output.policy().unwrap().to_owned()
     });
     let ids: Vec<_> = rules.iter().filter_map(LifecycleRule::id).collect();
     assert_eq!(
@@ -492,24 +484,7 @@ fn lifecycle_and_logging_drift_is_detected_and_repaired_and_foreign_rules_surviv
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
     project.statebucket(&["check"]).expect_code(0);
-    let (rules, logging) = block_on(async {
-        let s3 = project.s3(region).await;
-        let rules = s3
-            .get_bucket_lifecycle_configuration()
-            .bucket(&dev_bucket)
-            .send()
-            .await
-            .unwrap()
-            .rules()
-            .to_vec();
-        let logging = s3
-            .get_bucket_logging()
-            .bucket(&dev_bucket)
-            .send()
-            .await
-            .unwrap();
-        (rules, logging)
-    });
+    let (rules, logging) = lifecycle_and_logging(&project, region, &dev_bucket);
     assert_eq!(
         rules[0],
         foreign_rule(),

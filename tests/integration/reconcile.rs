@@ -7,7 +7,9 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, block_on, spec_yaml, unique};
+use crate::support::{
+    ACCOUNT, Moto, OTHER_ACCOUNT, Project, block_on, change_kinds, spec_yaml, unique,
+};
 
 fn kms_encryption(alias: &str) -> String {
     format!("{{ kms_key: {alias}, create_key: true }}")
@@ -19,15 +21,6 @@ fn statuses(document: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|env| env["status"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn change_kinds(env: &Value) -> Vec<String> {
-    env["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|change| change["change"].as_str().unwrap().to_owned())
         .collect()
 }
 

@@ -533,6 +533,16 @@ impl Project {
     }
 }
 
+/// The `change` kind of each planned change of one environment in `--output json`.
+pub fn change_kinds(env: &serde_json::Value) -> Vec<String> {
+    env["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["change"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn to_run(output: Output) -> Run {
     Run {
         code: output.status.code().unwrap_or(-1),

@@ -875,8 +875,15 @@ fn retired_lock_table(backend_file: Option<&str>, spec: &EnvSpec) -> Option<Stri
         return None;
     }
     let region = spec.region.as_str();
+    // Straight from DynamoDB-only to the lockfile, runners older than 1.10 would go on
+    // taking only the table's lock, which newer runners no longer check.
+    let skipped_bridge = if !on_disk.flag("use_lockfile") && spec.backend.lock.table().is_none() {
+        " Caution: the old file had no `use_lockfile`, so runners still on Terraform < 1.10 would lock only in the table while newer ones lock only the lockfile; if any remain, set `lock: both` first."
+    } else {
+        ""
+    };
     Some(format!(
-        "backend.hcl stops using DynamoDB table `{table}`. statebucket never deletes it: once no runner uses a Terraform older than 1.10 with this backend, remove it by hand with `aws dynamodb update-table --region {region} --table-name {table} --no-deletion-protection-enabled` then `aws dynamodb delete-table --region {region} --table-name {table}`. Should you ever return to DynamoDB locking, first delete its stale digest item `{}/{}-md5`",
+        "backend.hcl stops using DynamoDB table `{table}`. statebucket never deletes it: once no runner uses a Terraform older than 1.10 with this backend, remove it by hand with `aws dynamodb update-table --region {region} --table-name {table} --no-deletion-protection-enabled` then `aws dynamodb delete-table --region {region} --table-name {table}`. Should you ever return to DynamoDB locking, first delete its stale digest item `{}/{}-md5`.{skipped_bridge}",
         spec.bucket.name, spec.backend.key
     ))
 }
@@ -1491,6 +1498,22 @@ backend:
                 .changes
                 .iter()
                 .any(|change| matches!(change, Change::CreateLockTable { .. }))
+        );
+        assert!(!note.contains("Caution"), "{note}");
+
+        // Straight from dynamodb-only to the lockfile: older runners would lock elsewhere.
+        let dynamodb_only = spec(&DEV.replace(
+            "  key: app/terraform.tfstate",
+            "  key: app/terraform.tfstate\n  lock: dynamodb",
+        ));
+        observed.backend_file = Some(render_backend(&super::tests::desired(&dynamodb_only), None));
+        let plan = super::plan(&desired, &observed).unwrap();
+        assert!(
+            plan.notes
+                .iter()
+                .any(|note| note.contains("set `lock: both` first")),
+            "{:?}",
+            plan.notes
         );
     }
 

@@ -437,7 +437,7 @@ impl Engine {
             &planned.clients,
             &planned.plan,
             spec.bucket.name.as_str(),
-            spec.region.as_str(),
+            &spec.region,
             planned.account.as_str(),
         )
         .await?;

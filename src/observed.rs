@@ -135,6 +135,17 @@ pub struct NoncurrentExpiration {
     pub newer_noncurrent_versions: Option<i32>,
 }
 
+impl LifecycleRule {
+    /// Whether the rule (enabled) expires current objects, by age or on a date.
+    pub fn expires_current_objects(&self) -> bool {
+        self.enabled
+            && self
+                .expiration
+                .as_ref()
+                .is_some_and(|expiration| expiration.days.is_some() || expiration.date.is_some())
+    }
+}
+
 impl fmt::Display for LifecycleRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.id.as_deref().unwrap_or("(no id)"))?;

@@ -742,11 +742,13 @@ fn plan_lifecycle(lifecycle: &Lifecycle, live: &[LifecycleRule]) -> (Option<Chan
     let foreign: Vec<&LifecycleRule> = live.iter().filter(|rule| !is_owned_rule(rule)).collect();
     let notes = foreign
         .iter()
-        .filter(|rule| rule.enabled && rule.expiration.as_ref().is_some_and(|expiration| expiration.days.is_some() || expiration.date.is_some()))
-        .map(|rule| format!(
-            "lifecycle rule `{}` (not statebucket's) expires current objects: if its filter covers the state key, S3 will turn the state into a noncurrent version; check it with `aws s3api get-bucket-lifecycle-configuration`",
-            rule.id.as_deref().unwrap_or("(no id)")
-        ))
+        .filter(|rule| rule.expires_current_objects())
+        .map(|rule| {
+            format!(
+                "lifecycle rule `{}` (not statebucket's) expires current objects: if its filter covers the state key, S3 will turn the state into a noncurrent version; check it with `aws s3api get-bucket-lifecycle-configuration`",
+                rule.id.as_deref().unwrap_or("(no id)")
+            )
+        })
         .collect();
     let same = live_owned
         .iter()
@@ -769,13 +771,15 @@ fn plan_lifecycle(lifecycle: &Lifecycle, live: &[LifecycleRule]) -> (Option<Chan
     (Some(change), notes)
 }
 
-/// The lock table's changes by facet (`None`: in sync) and notes.
-#[allow(clippy::type_complexity)]
+/// A facet and its change; `None` when it is in sync.
+type FacetChange = (Facet, Option<Change>);
+
+/// The lock table's changes by facet, and notes.
 fn plan_lock_table(
     table: &TableName,
     tags: &BTreeMap<String, String>,
     live: Option<&LockTableState>,
-) -> Result<(Vec<(Facet, Option<Change>)>, Vec<String>), PlanError> {
+) -> Result<(Vec<FacetChange>, Vec<String>), PlanError> {
     let name = table.to_string();
     let Some(live) = live else {
         return Ok((

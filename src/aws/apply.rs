@@ -19,7 +19,7 @@ use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::plan::{Change, EnvPlan, SseTarget};
 use crate::policy::PolicyDocument;
-use crate::spec::IamArn;
+use crate::spec::{IamArn, Region};
 
 /// Applies every AWS change of `plan` (the backend file is the caller's) and returns the
 /// ARN of a KMS key created on the way, which backend.hcl needs.
@@ -30,11 +30,11 @@ pub async fn apply(
     clients: &Clients,
     plan: &EnvPlan,
     bucket: &str,
-    region: &str,
+    region: &Region,
     account: &str,
 ) -> Result<Option<String>, AwsError> {
     let (created_key, ()) = tokio::try_join!(
-        apply_bucket_and_key(clients, plan, bucket, region, account),
+        apply_bucket_and_key(clients, plan, bucket, region.as_str(), account),
         apply_lock_table(clients, plan, region, account)
     )?;
     Ok(created_key)
@@ -278,7 +278,7 @@ async fn apply_bucket_and_key(
 async fn apply_lock_table(
     clients: &Clients,
     plan: &EnvPlan,
-    region: &str,
+    region: &Region,
     account: &str,
 ) -> Result<(), AwsError> {
     for change in &plan.changes {
@@ -294,10 +294,7 @@ async fn apply_lock_table(
                     .await?;
             }
             Change::TagLockTable { table, to, .. } => {
-                let partition = crate::spec::Region::parse(region)
-                    .map(|region| region.partition())
-                    .unwrap_or("aws");
-                let arn = super::dynamodb::table_arn(partition, region, account, table);
+                let arn = super::dynamodb::table_arn(region, account, table);
                 super::dynamodb::tag_table(clients, &arn, to).await?;
             }
             _ => {}

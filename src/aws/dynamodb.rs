@@ -14,6 +14,7 @@ use super::Clients;
 use super::errors::{AwsError, Failure};
 use crate::observed::LockTableState;
 use crate::plan::{TABLE_BILLING_MODE, TableSettings};
+use crate::spec::Region;
 
 /// DescribeTable answers this for a table that does not exist.
 const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
@@ -22,8 +23,11 @@ const TABLE_NOT_FOUND: &str = "TableNotFoundException";
 /// CreateTable on a name that exists (another run created it first).
 const RESOURCE_IN_USE: &str = "ResourceInUseException";
 
-pub fn table_arn(partition: &str, region: &str, account: &str, table: &str) -> String {
-    format!("arn:{partition}:dynamodb:{region}:{account}:table/{table}")
+pub fn table_arn(region: &Region, account: &str, table: &str) -> String {
+    format!(
+        "arn:{}:dynamodb:{region}:{account}:table/{table}",
+        region.partition()
+    )
 }
 
 fn tags_of(tags: &BTreeMap<String, String>) -> Vec<Tag> {

@@ -21,7 +21,11 @@ use aws_smithy_types::body::SdkBody;
 use super::{Clients, apply, observe};
 use crate::observed::{PublicAccessBlock, Versioning};
 use crate::plan::{Change, EnvPlan};
-use crate::spec::{EnvSpec, parse_spec};
+use crate::spec::{EnvSpec, Region, parse_spec};
+
+fn region() -> Region {
+    Region::parse("eu-west-1").unwrap()
+}
 
 fn spec() -> EnvSpec {
     let text = "region: eu-west-1\nprofile: terraform\nbucket: { name: mocked-bucket }\naccess: { users: [terraform] }\nbackend: { key: app/terraform.tfstate }\n";
@@ -30,9 +34,15 @@ fn spec() -> EnvSpec {
 
 /// Clients whose S3 side answers from `rules`; KMS, STS and IAM are never called here.
 fn clients(rules: &[&Rule]) -> Clients {
+    clients_with(rules, &[])
+}
+
+/// Clients whose S3 and DynamoDB sides answer from the rules given.
+fn clients_with(rules: &[&Rule], dynamodb_rules: &[&Rule]) -> Clients {
     let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules, |config| config
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
         .force_path_style(true));
+    let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb_rules);
     let region = aws_config::Region::new("eu-west-1");
     Clients {
         s3,
@@ -51,15 +61,10 @@ fn clients(rules: &[&Rule]) -> Clients {
         iam: aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::Config::builder()
                 .behavior_version_latest()
-                .region(region.clone())
-                .build(),
-        ),
-        dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version_latest()
                 .region(region)
                 .build(),
         ),
+        dynamodb,
         identity_source: "profile `terraform`".into(),
     }
 }
@@ -209,15 +214,9 @@ async fn slow_down_answers_are_absorbed_by_the_standard_retry() {
         kept_statements: Vec::new(),
         notes: Vec::new(),
     };
-    apply(
-        &clients,
-        &plan,
-        "mocked-bucket",
-        "eu-west-1",
-        "123456789012",
-    )
-    .await
-    .unwrap();
+    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
+        .await
+        .unwrap();
     assert_eq!(flaky.num_calls(), 3);
 }
 
@@ -240,15 +239,9 @@ async fn an_empty_plan_makes_no_call_at_all() {
         kept_statements: Vec::new(),
         notes: Vec::new(),
     };
-    apply(
-        &clients,
-        &plan,
-        "mocked-bucket",
-        "eu-west-1",
-        "123456789012",
-    )
-    .await
-    .unwrap();
+    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
+        .await
+        .unwrap();
     assert!(rules.iter().all(|rule| rule.num_calls() == 0));
 }
 
@@ -270,15 +263,9 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
         kept_statements: Vec::new(),
         notes: Vec::new(),
     };
-    let error = apply(
-        &clients,
-        &plan,
-        "mocked-bucket",
-        "eu-west-1",
-        "123456789012",
-    )
-    .await
-    .unwrap_err();
+    let error = apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
+        .await
+        .unwrap_err();
     assert_eq!(
         error.cause,
         "BucketAlreadyExists: the name is taken by another AWS account"
@@ -308,15 +295,9 @@ async fn a_just_created_bucket_answering_no_such_bucket_is_waited_for() {
     let plan = one_change(Change::EnableVersioning {
         from: Versioning::Never,
     });
-    apply(
-        &clients,
-        &plan,
-        "mocked-bucket",
-        "eu-west-1",
-        "123456789012",
-    )
-    .await
-    .unwrap();
+    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
+        .await
+        .unwrap();
     assert_eq!(settling.num_calls(), 3);
 }
 
@@ -346,7 +327,7 @@ async fn a_just_created_principal_is_waited_for_but_other_errors_are_not() {
         &clients(&[&settling]),
         &plan,
         "mocked-bucket",
-        "eu-west-1",
+        &region(),
         "123456789012",
     )
     .await
@@ -359,11 +340,71 @@ async fn a_just_created_principal_is_waited_for_but_other_errors_are_not() {
         &clients(&[&denied]),
         &plan,
         "mocked-bucket",
-        "eu-west-1",
+        &region(),
         "123456789012",
     )
     .await
     .unwrap_err();
     assert_eq!(denied.num_calls(), 1);
     assert!(error.cause.starts_with("AccessDenied"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_table_created_meanwhile_is_awaited_and_backups_wait_until_dynamodb_allows_them() {
+    use aws_sdk_dynamodb::Client as DynamoDb;
+    use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+    use aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput;
+    use aws_sdk_dynamodb::operation::update_continuous_backups::{
+        UpdateContinuousBackupsError, UpdateContinuousBackupsOutput,
+    };
+    use aws_sdk_dynamodb::types::{TableDescription, TableStatus};
+
+    let described = |status: TableStatus| {
+        move || {
+            DescribeTableOutput::builder()
+                .table(
+                    TableDescription::builder()
+                        .table_status(status.clone())
+                        .build(),
+                )
+                .build()
+        }
+    };
+    // Another run's CreateTable won the race; the table is still being created.
+    let create = mock!(DynamoDb::create_table)
+        .then_error(|| CreateTableError::generic(code("ResourceInUseException")));
+    let describe = mock!(DynamoDb::describe_table)
+        .sequence()
+        .output(described(TableStatus::Creating))
+        .output(described(TableStatus::Active))
+        .build();
+    let backups = mock!(DynamoDb::update_continuous_backups)
+        .sequence()
+        .error(|| {
+            UpdateContinuousBackupsError::generic(code("ContinuousBackupsUnavailableException"))
+        })
+        .output(|| UpdateContinuousBackupsOutput::builder().build())
+        .build();
+    let clients = clients_with(&[], &[&create, &describe, &backups]);
+    let plan = EnvPlan {
+        changes: vec![
+            Change::CreateLockTable {
+                table: "mocked-bucket-locks".into(),
+                tags: BTreeMap::new(),
+            },
+            Change::EnablePointInTimeRecovery {
+                table: "mocked-bucket-locks".into(),
+                from: None,
+            },
+        ],
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    };
+    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
+        .await
+        .unwrap();
+    assert_eq!(create.num_calls(), 1, "CreateTable is not repeated");
+    assert_eq!(describe.num_calls(), 2, "waited until ACTIVE");
+    assert_eq!(backups.num_calls(), 2, "retried once DynamoDB allowed it");
 }

@@ -277,12 +277,7 @@ pub async fn observe(
     let lock_table = async {
         match spec.backend.lock.table() {
             Some(table) => {
-                let arn = super::dynamodb::table_arn(
-                    spec.region.partition(),
-                    spec.region.as_str(),
-                    account,
-                    table.as_str(),
-                );
+                let arn = super::dynamodb::table_arn(&spec.region, account, table.as_str());
                 super::dynamodb::observe_table(
                     clients,
                     table.as_str(),

@@ -26,13 +26,13 @@ from bench import ACCOUNT, ROOT, Services, create_principals  # noqa: E402
 PYTHON = sys.executable
 
 
-def spec(bucket, kms=True):
+def spec(bucket, kms=True, lock="lockfile"):
     encryption = f"{{ kms_key: alias/{bucket}, create_key: true }}" if kms else "aes256"
     return (
         f'region: eu-west-1\naccount_id: "{ACCOUNT}"\nprofile: terraform\n'
         f"bucket:\n  name: {bucket}\n  encryption: {encryption}\n"
         f"access:\n  users: [terraform-access]\n  roles: [terraform-access-role]\n"
-        f"backend:\n  key: app/terraform.tfstate\n"
+        f"backend:\n  key: app/terraform.tfstate\n  lock: {lock}\n"
     )
 
 
@@ -77,7 +77,7 @@ def fault_runs(binary, services, base, runs, rate):
     for index in range(runs):
         project = Project(base, f"fault-{index}")
         bucket = f"reliability-fault-{os.getpid()}-{index}"
-        project.write_spec(spec(bucket))
+        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile"))
         for attempt in range(1, 9):
             result = run(binary, project, endpoint, "--request-timeout", "1", "apply", "--auto-approve")
             if result.returncode == 0:
@@ -107,7 +107,7 @@ def kill_runs(binary, services, base, runs, seed=5):
     for index in range(runs):
         project = Project(base, f"kill-{index}")
         bucket = f"reliability-kill-{os.getpid()}-{index}"
-        project.write_spec(spec(bucket))
+        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile"))
         process = subprocess.Popen([binary, "--no-progress", "apply", "--auto-approve"], cwd=project.dir, env=project.env(endpoint), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(chooser.uniform(0, 0.45))
         process.send_signal(signal.SIGKILL)
@@ -229,6 +229,10 @@ def format_report(rows, binary, args):
         "",
         f"- Faults by kind: {json.dumps(fault['fault_detail'])}; {fault['attempts']} apply runs in all for {fault['runs']} environments "
         "(a run that exhausts its retries exits 1 with the failed call, the cause and a hint; the next run picks up where it stopped).",
+        "- In the fault and kill runs every other environment also has a DynamoDB lock table (`lock: both`); converged means "
+        "`check` then found the table with its key, billing, protection and point-in-time recovery as specified. A CreateTable "
+        "whose answer was lost (or whose run was killed) is answered ResourceInUse on the retry or rerun, taken as created, "
+        "and waited for until ACTIVE.",
         f"- Kill -9: backend.hcl was never found half-written ({kill['torn_files']} torn files): it is written to a temporary file and renamed.",
         "- Duplicate keys are counted by the `statebucket:bucket` tag the tool puts on keys it creates. A key whose alias is missing "
         "(a run stopped between CreateKey and CreateAlias, or a CreateKey whose answer was lost) is found by that tag and reused; "

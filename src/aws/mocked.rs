@@ -23,6 +23,20 @@ use crate::observed::{PublicAccessBlock, Versioning};
 use crate::plan::{Change, EnvPlan};
 use crate::spec::{EnvSpec, Region, parse_spec};
 
+/// Applies `changes` to `mocked-bucket` in eu-west-1 for account 123456789012.
+async fn apply_changes(
+    clients: &Clients,
+    changes: Vec<Change>,
+) -> Result<Option<String>, super::AwsError> {
+    let plan = EnvPlan {
+        changes,
+        in_sync: Vec::new(),
+        kept_statements: Vec::new(),
+        notes: Vec::new(),
+    };
+    apply(clients, &plan, "mocked-bucket", &region(), "123456789012").await
+}
+
 fn region() -> Region {
     Region::parse("eu-west-1").unwrap()
 }
@@ -206,17 +220,14 @@ async fn slow_down_answers_are_absorbed_by_the_standard_retry() {
         .output(|| PutBucketVersioningOutput::builder().build())
         .build();
     let clients = clients(&[&flaky]);
-    let plan = EnvPlan {
-        changes: vec![Change::EnableVersioning {
+    apply_changes(
+        &clients,
+        vec![Change::EnableVersioning {
             from: Versioning::Suspended,
         }],
-        in_sync: Vec::new(),
-        kept_statements: Vec::new(),
-        notes: Vec::new(),
-    };
-    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     assert_eq!(flaky.num_calls(), 3);
 }
 
@@ -233,15 +244,7 @@ async fn an_empty_plan_makes_no_call_at_all() {
         }),
     ];
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let plan = EnvPlan {
-        changes: Vec::new(),
-        in_sync: Vec::new(),
-        kept_statements: Vec::new(),
-        notes: Vec::new(),
-    };
-    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
-        .await
-        .unwrap();
+    apply_changes(&clients, Vec::new()).await.unwrap();
     assert!(rules.iter().all(|rule| rule.num_calls() == 0));
 }
 
@@ -253,33 +256,21 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
         CreateBucketError::BucketAlreadyExists(BucketAlreadyExists::builder().build())
     });
     let clients = clients(&[&taken]);
-    let plan = EnvPlan {
-        changes: vec![Change::CreateBucket {
+    let error = apply_changes(
+        &clients,
+        vec![Change::CreateBucket {
             tags: Default::default(),
             bucket: "mocked-bucket".into(),
             region: "eu-west-1".into(),
         }],
-        in_sync: Vec::new(),
-        kept_statements: Vec::new(),
-        notes: Vec::new(),
-    };
-    let error = apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
-        .await
-        .unwrap_err();
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.cause,
         "BucketAlreadyExists: the name is taken by another AWS account"
     );
     assert!(error.hint.unwrap().contains("choose another `bucket.name`"));
-}
-
-fn one_change(change: Change) -> EnvPlan {
-    EnvPlan {
-        changes: vec![change],
-        in_sync: Vec::new(),
-        kept_statements: Vec::new(),
-        notes: Vec::new(),
-    }
 }
 
 #[tokio::test]
@@ -292,12 +283,14 @@ async fn a_just_created_bucket_answering_no_such_bucket_is_waited_for() {
         .output(|| PutBucketVersioningOutput::builder().build())
         .build();
     let clients = clients(&[&settling]);
-    let plan = one_change(Change::EnableVersioning {
-        from: Versioning::Never,
-    });
-    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
-        .await
-        .unwrap();
+    apply_changes(
+        &clients,
+        vec![Change::EnableVersioning {
+            from: Versioning::Never,
+        }],
+    )
+    .await
+    .unwrap();
     assert_eq!(settling.num_calls(), 3);
 }
 
@@ -317,34 +310,24 @@ async fn a_just_created_principal_is_waited_for_but_other_errors_are_not() {
         .error(invalid_principal)
         .output(|| PutBucketPolicyOutput::builder().build())
         .build();
-    let plan = one_change(Change::PutPolicy {
-        from: None,
-        to: "{}".into(),
-        statements: Vec::new(),
-        kept: Vec::new(),
-    });
-    apply(
-        &clients(&[&settling]),
-        &plan,
-        "mocked-bucket",
-        &region(),
-        "123456789012",
-    )
-    .await
-    .unwrap();
+    let put_policy = || {
+        vec![Change::PutPolicy {
+            from: None,
+            to: "{}".into(),
+            statements: Vec::new(),
+            kept: Vec::new(),
+        }]
+    };
+    apply_changes(&clients(&[&settling]), put_policy())
+        .await
+        .unwrap();
     assert_eq!(settling.num_calls(), 2);
 
     let denied = mock!(Client::put_bucket_policy)
         .then_error(|| PutBucketPolicyError::generic(code("AccessDenied")));
-    let error = apply(
-        &clients(&[&denied]),
-        &plan,
-        "mocked-bucket",
-        &region(),
-        "123456789012",
-    )
-    .await
-    .unwrap_err();
+    let error = apply_changes(&clients(&[&denied]), put_policy())
+        .await
+        .unwrap_err();
     assert_eq!(denied.num_calls(), 1);
     assert!(error.cause.starts_with("AccessDenied"), "{error:?}");
 }
@@ -386,8 +369,9 @@ async fn a_table_created_meanwhile_is_awaited_and_backups_wait_until_dynamodb_al
         .output(|| UpdateContinuousBackupsOutput::builder().build())
         .build();
     let clients = clients_with(&[], &[&create, &describe, &backups]);
-    let plan = EnvPlan {
-        changes: vec![
+    apply_changes(
+        &clients,
+        vec![
             Change::CreateLockTable {
                 table: "mocked-bucket-locks".into(),
                 tags: BTreeMap::new(),
@@ -397,13 +381,9 @@ async fn a_table_created_meanwhile_is_awaited_and_backups_wait_until_dynamodb_al
                 from: None,
             },
         ],
-        in_sync: Vec::new(),
-        kept_statements: Vec::new(),
-        notes: Vec::new(),
-    };
-    apply(&clients, &plan, "mocked-bucket", &region(), "123456789012")
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     assert_eq!(create.num_calls(), 1, "CreateTable is not repeated");
     assert_eq!(describe.num_calls(), 2, "waited until ACTIVE");
     assert_eq!(backups.num_calls(), 2, "retried once DynamoDB allowed it");

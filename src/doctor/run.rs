@@ -495,9 +495,23 @@ async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Ve
         }
     }
 
-    checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
+    // Only the locks backend.hcl configures are probed: with `dynamodb_table` alone,
+    // Terraform never touches a `.tflock` object.
+    if config.flag("use_lockfile") {
+        checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
+    }
     if let Some(table) = config.string("dynamodb_table") {
         checks.push(lock_table_probe(clients, spec, table, &bucket, &key).await);
+    }
+    if !config.flag("use_lockfile") && config.string("dynamodb_table").is_none() {
+        checks.push(
+            Check::new(
+                "locking",
+                Status::Warn,
+                "backend.hcl sets neither `use_lockfile` nor `dynamodb_table`: Terraform runs take no lock, so two at once can overwrite each other's state",
+            )
+            .fix("regenerate backend.hcl with `statebucket render` or `statebucket apply`"),
+        );
     }
     if let Some(key_id) = config
         .string("kms_key_id")

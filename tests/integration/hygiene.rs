@@ -206,6 +206,13 @@ fn dynamodb_and_both_create_one_correct_table_and_terraform_locks_with_it() {
             .find(|line| line.contains("lock table"))
             .unwrap_or_else(|| panic!("{}", doctor.stdout));
         assert!(line.trim_start().starts_with("ok"), "{line}");
+        // The S3 lockfile is probed only where backend.hcl uses it.
+        assert_eq!(
+            doctor.stdout.contains("take lock"),
+            env == "both",
+            "{}",
+            doctor.stdout
+        );
         assert!(
             line.contains(&format!("in DynamoDB table {table}")),
             "{line}"

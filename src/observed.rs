@@ -191,6 +191,9 @@ pub struct BucketState {
     pub tags: BTreeMap<String, String>,
     /// Every lifecycle rule, the tool's and others'.
     pub lifecycle: Vec<LifecycleRule>,
+    /// The lifecycle configuration's `TransitionDefaultMinimumObjectSize`, when S3 reports
+    /// one; written back as it was, since a PUT without it resets it to S3's default.
+    pub lifecycle_minimum_object_size: Option<String>,
     /// Server access logging; `None` when off (or not read: read only with `bucket.logging`).
     pub logging: Option<LoggingTarget>,
 }

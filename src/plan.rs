@@ -176,6 +176,8 @@ pub enum Change {
         rules: Vec<LifecycleRule>,
         /// IDs of the rules of other owners, kept.
         kept: Vec<String>,
+        /// The configuration-wide transition size setting, kept as it was.
+        minimum_object_size: Option<String>,
     },
     /// Adds (or corrects) this bucket's statement in the log bucket's policy. Apply reads the
     /// log bucket's policy again and merges `statement`, since several environments may
@@ -452,6 +454,7 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
         policy: None,
         tags: BTreeMap::new(),
         lifecycle: Vec::new(),
+        lifecycle_minimum_object_size: None,
         logging: None,
     };
     let bucket = match &observed.bucket {
@@ -541,7 +544,7 @@ pub fn plan(desired: &Desired<'_>, observed: &Observed) -> Result<EnvPlan, PlanE
     );
 
     let mut notes = Vec::new();
-    let (lifecycle, lifecycle_notes) = plan_lifecycle(&spec.bucket.lifecycle, &bucket.lifecycle);
+    let (lifecycle, lifecycle_notes) = plan_lifecycle(&spec.bucket.lifecycle, bucket);
     record(Facet::Lifecycle, lifecycle);
     notes.extend(lifecycle_notes);
 
@@ -729,7 +732,8 @@ fn comparable(rule: &LifecycleRule) -> LifecycleRule {
 
 /// The lifecycle change, if the tool's rules differ from the spec, and warnings about rules
 /// of other owners that can remove state.
-fn plan_lifecycle(lifecycle: &Lifecycle, live: &[LifecycleRule]) -> (Option<Change>, Vec<String>) {
+fn plan_lifecycle(lifecycle: &Lifecycle, bucket: &BucketState) -> (Option<Change>, Vec<String>) {
+    let live = &bucket.lifecycle;
     let wanted = owned_lifecycle_rules(lifecycle);
     let mut live_owned: Vec<LifecycleRule> = live
         .iter()
@@ -767,6 +771,7 @@ fn plan_lifecycle(lifecycle: &Lifecycle, live: &[LifecycleRule]) -> (Option<Chan
             .iter()
             .map(|rule| rule.id.clone().unwrap_or_else(|| "(no id)".to_owned()))
             .collect(),
+        minimum_object_size: bucket.lifecycle_minimum_object_size.clone(),
     };
     (Some(change), notes)
 }
@@ -978,6 +983,7 @@ backend:
                 policy: Some(policy::merge(None, &desired.owned_statements).to_json()),
                 tags: desired.spec.bucket.tags.clone(),
                 lifecycle: owned_lifecycle_rules(&desired.spec.bucket.lifecycle),
+                lifecycle_minimum_object_size: None,
                 logging: None,
             }),
             backend_file: Some(render_backend(desired, key_arn.as_deref())),
@@ -1257,6 +1263,7 @@ backend:
             newer_noncurrent_versions: None,
         });
         bucket.lifecycle.insert(0, rule("archive-old-exports"));
+        bucket.lifecycle_minimum_object_size = Some("varies_by_storage_class".into());
         let plan = plan(&desired, &observed).unwrap();
         let [
             Change::SetLifecycle {
@@ -1264,12 +1271,17 @@ backend:
                 to,
                 rules,
                 kept,
+                minimum_object_size,
             },
         ] = plan.changes.as_slice()
         else {
             panic!("{plan:#?}")
         };
         assert_eq!(kept, &vec!["archive-old-exports".to_owned()]);
+        assert_eq!(
+            minimum_object_size.as_deref(),
+            Some("varies_by_storage_class")
+        );
         assert_eq!(
             from[1]
                 .noncurrent_expiration

@@ -2,16 +2,16 @@
 //! settings, the KMS key before the encryption that names it; everything else runs at once.
 //! There is deliberately no call here that deletes, suspends or loosens anything.
 
-use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, LoggingEnabled, ObjectOwnership,
     OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
     ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, VersioningConfiguration,
+    Tag, Tagging, TransitionDefaultMinimumObjectSize, VersioningConfiguration,
 };
 use futures::future::try_join_all;
 
@@ -110,10 +110,19 @@ async fn apply_bucket_and_key(
                 | Change::UpdateLockTable { .. }
                 | Change::EnablePointInTimeRecovery { .. }
                 | Change::TagLockTable { .. } => return Ok(()),
-                Change::SetLifecycle { rules, .. } => s3
+                Change::SetLifecycle {
+                    rules,
+                    minimum_object_size,
+                    ..
+                } => s3
                     .put_bucket_lifecycle_configuration()
                     .bucket(bucket)
                     .expected_bucket_owner(account)
+                    .set_transition_default_minimum_object_size(
+                        minimum_object_size
+                            .as_deref()
+                            .map(TransitionDefaultMinimumObjectSize::from),
+                    )
                     .lifecycle_configuration(
                         BucketLifecycleConfiguration::builder()
                             .set_rules(Some(rules.iter().map(super::lifecycle::to_sdk).collect()))

@@ -222,13 +222,16 @@ pub async fn observe(
             .send()
             .await
         {
-            Ok(output) => Ok(Some(
+            Ok(output) => Ok(Some((
                 output
                     .rules()
                     .iter()
                     .map(super::lifecycle::from_sdk)
                     .collect::<Vec<_>>(),
-            )),
+                output
+                    .transition_default_minimum_object_size()
+                    .map(|size| size.as_str().to_owned()),
+            ))),
             Err(error) => absent_or(
                 Failure::from_sdk(&error),
                 codes::NO_LIFECYCLE,
@@ -331,17 +334,21 @@ pub async fn observe(
     let kms_key = kms_key?;
     let bucket_state = match head? {
         None => None,
-        Some(region) => Some(BucketState {
-            region,
-            versioning: versioning?.unwrap_or(Versioning::Never),
-            encryption: encryption?.flatten(),
-            public_access: public_access?.unwrap_or_default(),
-            ownership: ownership?.flatten(),
-            policy: policy?.flatten(),
-            tags: tags?.unwrap_or_default(),
-            lifecycle: lifecycle?.unwrap_or_default(),
-            logging: logging?.flatten(),
-        }),
+        Some(region) => {
+            let (lifecycle, lifecycle_minimum_object_size) = lifecycle?.unwrap_or_default();
+            Some(BucketState {
+                region,
+                versioning: versioning?.unwrap_or(Versioning::Never),
+                encryption: encryption?.flatten(),
+                public_access: public_access?.unwrap_or_default(),
+                ownership: ownership?.flatten(),
+                policy: policy?.flatten(),
+                tags: tags?.unwrap_or_default(),
+                lifecycle,
+                lifecycle_minimum_object_size,
+                logging: logging?.flatten(),
+            })
+        }
     };
     Ok(Observed {
         bucket: bucket_state,

@@ -10,13 +10,12 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::doctor::parse_backend_hcl;
 use crate::observed::{
     BucketState, KmsKeyState, LifecycleRule, LockTableState, LogBucket, LoggingTarget,
     NoncurrentExpiration, Observed, PublicAccessBlock, RuleFilter, SseRule, Versioning,
 };
 use crate::policy::{self, PolicyDocument, StatementChange};
-use crate::render::{KmsKeyId, render_backend_hcl};
+use crate::render::{KmsKeyId, parse_backend_hcl, render_backend_hcl};
 use crate::spec::{Encryption, EndpointUrl, EnvSpec, KmsKey, Lifecycle, TableName};
 
 /// Lifecycle rules whose ID starts with this are the tool's; all others are kept.

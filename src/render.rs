@@ -1,8 +1,11 @@
-//! backend.hcl: the partial backend configuration for `terraform init -backend-config=FILE`.
+//! backend.hcl: the partial backend configuration for `terraform init -backend-config=FILE`,
+//! written, and read back (by doctor, and by plan for the lock table an old file names).
 //!
 //! Only literal values: Terraform decodes backend configuration without an evaluation
 //! context, so `${` and `%{` must be escaped, and credentials are never written (the merged
 //! backend configuration is stored in plain text in `.terraform/terraform.tfstate`).
+
+use std::collections::BTreeMap;
 
 use crate::spec::{Encryption, EndpointUrl, EnvSpec};
 
@@ -114,10 +117,170 @@ fn single_line(text: &str) -> String {
         .collect()
 }
 
+/// A value in backend.hcl, as far as a partial backend configuration uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HclValue {
+    String(String),
+    Bool(bool),
+    List(Vec<String>),
+    Object(BTreeMap<String, String>),
+    /// Anything else, as written.
+    Other(String),
+}
+
+/// backend.hcl's top-level attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub attributes: BTreeMap<String, HclValue>,
+}
+
+impl BackendConfig {
+    pub fn string(&self, name: &str) -> Option<&str> {
+        match self.attributes.get(name) {
+            Some(HclValue::String(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        match self.attributes.get(name) {
+            Some(HclValue::List(items)) => items.clone(),
+            Some(HclValue::String(text)) => vec![text.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn object(&self, name: &str) -> BTreeMap<String, String> {
+        match self.attributes.get(name) {
+            Some(HclValue::Object(map)) => map.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.attributes.get(name), Some(HclValue::Bool(true)))
+    }
+}
+
+/// Reads the one-attribute-per-line form backend.hcl files have (and statebucket writes):
+/// strings, booleans, lists of strings and one-line objects. Errors carry the line number.
+pub fn parse_backend_hcl(text: &str) -> Result<BackendConfig, (usize, String)> {
+    let mut config = BackendConfig::default();
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("//") {
+            continue;
+        }
+        let Some((name, value)) = trimmed.split_once('=') else {
+            return Err((
+                line_number,
+                format!("expected `name = value`, found `{trimmed}`"),
+            ));
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err((line_number, format!("`{name}` is not an attribute name")));
+        }
+        let value = parse_value(value.trim()).map_err(|message| (line_number, message))?;
+        if config.attributes.insert(name.to_owned(), value).is_some() {
+            return Err((line_number, format!("`{name}` is set twice")));
+        }
+    }
+    Ok(config)
+}
+
+fn parse_value(text: &str) -> Result<HclValue, String> {
+    if text == "true" || text == "false" {
+        return Ok(HclValue::Bool(text == "true"));
+    }
+    if text.starts_with('"') {
+        let (value, rest) = parse_string(text)?;
+        return if rest.trim().is_empty() || rest.trim().starts_with('#') {
+            Ok(HclValue::String(value))
+        } else {
+            Err(format!("unexpected `{}` after the string", rest.trim()))
+        };
+    }
+    if let Some(inner) = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.trim_end().strip_suffix(']'))
+    {
+        let mut items = Vec::new();
+        let mut rest = inner.trim();
+        while !rest.is_empty() {
+            let (item, after) = parse_string(rest)?;
+            items.push(item);
+            rest = after.trim_start().trim_start_matches(',').trim_start();
+        }
+        return Ok(HclValue::List(items));
+    }
+    if let Some(inner) = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.trim_end().strip_suffix('}'))
+    {
+        let mut map = BTreeMap::new();
+        let mut rest = inner.trim();
+        while !rest.is_empty() {
+            let Some((key, after)) = rest.split_once('=') else {
+                return Err(format!("expected `key = value` in `{text}`"));
+            };
+            let (value, after) = parse_string(after.trim_start())?;
+            map.insert(key.trim().to_owned(), value);
+            rest = after.trim_start().trim_start_matches(',').trim_start();
+        }
+        return Ok(HclValue::Object(map));
+    }
+    Ok(HclValue::Other(text.to_owned()))
+}
+
+/// A quoted HCL string and what follows it. Undoes the escapes `render::quote` writes.
+fn parse_string(text: &str) -> Result<(String, &str), String> {
+    let Some(body) = text.strip_prefix('"') else {
+        return Err(format!("expected a quoted string, found `{text}`"));
+    };
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((index, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &body[index + 1..])),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, 'r')) => value.push('\r'),
+                Some((_, other)) => value.push(other),
+                None => break,
+            },
+            '$' | '%' if body[index + 1..].starts_with(c) && body[index + 2..].starts_with('{') => {
+                value.push(c);
+                chars.next();
+            }
+            c => value.push(c),
+        }
+    }
+    Err(format!("unterminated string `{text}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::parse_spec;
+
+    #[test]
+    fn reads_the_backend_hcl_statebucket_writes() {
+        let text = "# header\nbucket              = \"b\"\nencrypt             = true\nallowed_account_ids = [\"123456789012\"]\nendpoints = { s3 = \"http://x:1\", sts = \"http://x:1\" }\nkey = \"a$${b}/\\\"q\\\"\"\n";
+        let config = parse_backend_hcl(text).unwrap();
+        assert_eq!(config.string("bucket"), Some("b"));
+        assert!(config.flag("encrypt"));
+        assert_eq!(config.list("allowed_account_ids"), vec!["123456789012"]);
+        assert_eq!(config.object("endpoints")["sts"], "http://x:1");
+        assert_eq!(config.string("key"), Some("a${b}/\"q\""));
+        assert_eq!(parse_backend_hcl("bucket\n").unwrap_err().0, 1);
+        assert_eq!(
+            parse_backend_hcl("a = \"x\"\na = \"y\"\n").unwrap_err().0,
+            2
+        );
+    }
 
     const DEV: &str = "\
 region: ap-northeast-1

@@ -9,15 +9,13 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use super::{
-    BackendConfig, Check, CredentialSource, Status, parse_backend_hcl, profile_names,
-    provider_traps,
-};
+use super::{Check, CredentialSource, Status, profile_names, provider_traps};
 use crate::aws::{self, Clients, RequestLog};
 use crate::engine::Connection;
 use crate::policy::PolicyDocument;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
 use crate::project::{Environment, local_state_note};
+use crate::render::{BackendConfig, parse_backend_hcl};
 use crate::spec::{EndpointUrl, EnvSpec, ProfileName, Region};
 
 /// Probe lock objects live under a workspace of their own, so the grants Terraform's

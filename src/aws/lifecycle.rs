@@ -24,6 +24,14 @@ fn date_value(text: &str) -> Option<DateTime> {
     DateTime::from_str(text, Format::DateTime).ok()
 }
 
+fn class_text(class: Option<&TransitionStorageClass>) -> Option<String> {
+    class.map(|class| class.as_str().to_owned())
+}
+
+fn class_value(text: &Option<String>) -> Option<TransitionStorageClass> {
+    text.as_deref().map(TransitionStorageClass::from)
+}
+
 fn tag_pair(tag: &Tag) -> (String, String) {
     (tag.key().to_owned(), tag.value().to_owned())
 }
@@ -77,9 +85,7 @@ pub fn from_sdk(rule: &SdkRule) -> LifecycleRule {
             .map(|transition| Transition {
                 days: transition.days(),
                 date: transition.date().map(date_text),
-                storage_class: transition
-                    .storage_class()
-                    .map(|class| class.as_str().to_owned()),
+                storage_class: class_text(transition.storage_class()),
             })
             .collect(),
         noncurrent_transitions: rule
@@ -88,9 +94,7 @@ pub fn from_sdk(rule: &SdkRule) -> LifecycleRule {
             .map(|transition| NoncurrentTransition {
                 noncurrent_days: transition.noncurrent_days(),
                 newer_noncurrent_versions: transition.newer_noncurrent_versions(),
-                storage_class: transition
-                    .storage_class()
-                    .map(|class| class.as_str().to_owned()),
+                storage_class: class_text(transition.storage_class()),
             })
             .collect(),
         noncurrent_expiration: rule.noncurrent_version_expiration().map(|expiration| {
@@ -167,12 +171,7 @@ pub fn to_sdk(rule: &LifecycleRule) -> SdkRule {
             SdkTransition::builder()
                 .set_days(transition.days)
                 .set_date(transition.date.as_deref().and_then(date_value))
-                .set_storage_class(
-                    transition
-                        .storage_class
-                        .as_deref()
-                        .map(TransitionStorageClass::from),
-                )
+                .set_storage_class(class_value(&transition.storage_class))
                 .build(),
         );
     }
@@ -181,12 +180,7 @@ pub fn to_sdk(rule: &LifecycleRule) -> SdkRule {
             NoncurrentVersionTransition::builder()
                 .set_noncurrent_days(transition.noncurrent_days)
                 .set_newer_noncurrent_versions(transition.newer_noncurrent_versions)
-                .set_storage_class(
-                    transition
-                        .storage_class
-                        .as_deref()
-                        .map(TransitionStorageClass::from),
-                )
+                .set_storage_class(class_value(&transition.storage_class))
                 .build(),
         );
     }

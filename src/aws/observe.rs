@@ -306,30 +306,33 @@ pub async fn observe(
     };
 
     let (
-        (head, versioning, encryption, public_access, ownership, policy, tags),
-        (lifecycle, logging, log_bucket, lock_table, kms_key, identity_policies),
+        head,
+        versioning,
+        encryption,
+        public_access,
+        ownership,
+        policy,
+        tags,
+        lifecycle,
+        logging,
+        log_bucket,
+        lock_table,
+        kms_key,
+        identity_policies,
     ) = tokio::join!(
-        async {
-            tokio::join!(
-                head,
-                versioning,
-                encryption,
-                public_access,
-                ownership,
-                policy,
-                tags
-            )
-        },
-        async {
-            tokio::join!(
-                lifecycle,
-                logging,
-                log_bucket,
-                lock_table,
-                kms_key,
-                identity_policies
-            )
-        }
+        head,
+        versioning,
+        encryption,
+        public_access,
+        ownership,
+        policy,
+        tags,
+        lifecycle,
+        logging,
+        log_bucket,
+        lock_table,
+        kms_key,
+        identity_policies
     );
     let kms_key = kms_key?;
     let bucket_state = match head? {

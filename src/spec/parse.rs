@@ -448,28 +448,26 @@ impl Walker<'_> {
             Some(node) => self.lifecycle(node),
             None => Some(Lifecycle::default()),
         };
-        let logging_node = fields.take("logging");
-        let logging = logging_node.map(|node| self.logging(node, name.as_ref()));
-        let logging_pos = logging_node
-            .and_then(|node| match &node.value {
-                Yaml::Map(entries) => entries
-                    .iter()
-                    .find(|(key, _)| key.value == Yaml::String("bucket".into()))
-                    .map(|(_, value)| value.pos),
-                _ => None,
-            })
-            .unwrap_or_default();
+        // `Some(None)`: no logging asked for; `None`: asked for, with errors reported.
+        let logging = match fields.take("logging") {
+            Some(node) => self.logging(node, name.as_ref()).map(Some),
+            None => Some(None),
+        };
         self.finish(
             fields,
             &["name", "encryption", "tags", "lifecycle", "logging"],
         );
+        let (logging, logging_pos) = match logging? {
+            Some((logging, pos)) => (Some(logging), pos),
+            None => (None, Pos::default()),
+        };
         Some((
             BucketSpec {
                 name: name?,
                 encryption: encryption?,
                 tags: tags?,
                 lifecycle: lifecycle?,
-                logging: logging.map_or(Some(None), |logging| logging.map(Some))?,
+                logging,
             },
             name_node?.pos,
             logging_pos,
@@ -535,7 +533,12 @@ impl Walker<'_> {
         days
     }
 
-    fn logging(&mut self, node: &Node, state_bucket: Option<&BucketName>) -> Option<Logging> {
+    /// The logging target, and where its bucket name stands.
+    fn logging(
+        &mut self,
+        node: &Node,
+        state_bucket: Option<&BucketName>,
+    ) -> Option<(Logging, Pos)> {
         let mut fields = self.fields(node, "bucket.logging")?;
         let bucket_node = self.required(&mut fields, "bucket", "bucket: my-org-s3-access-logs");
         let bucket = bucket_node
@@ -545,9 +548,10 @@ impl Walker<'_> {
             .map(|node| self.typed(node, "bucket.logging.prefix", LogPrefix::parse));
         self.finish(fields, &["bucket", "prefix"]);
         let bucket = bucket?;
+        let bucket_pos = bucket_node?.pos;
         if state_bucket == Some(&bucket) {
             self.report(
-                bucket_node?.pos,
+                bucket_pos,
                 Problem::new("the state bucket cannot log into itself")
                     .hint("each log delivery would write an object that is logged again; use a separate log bucket in the same account and region"),
             );
@@ -557,7 +561,7 @@ impl Walker<'_> {
             Some(prefix) => prefix?,
             None => LogPrefix::for_bucket(state_bucket?),
         };
-        Some(Logging { bucket, prefix })
+        Some((Logging { bucket, prefix }, bucket_pos))
     }
 
     fn encryption(&mut self, node: &Node, region: Option<&Region>) -> Option<Encryption> {

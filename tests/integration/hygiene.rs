@@ -10,7 +10,9 @@ use aws_sdk_s3::types::{
 };
 use serde_json::Value;
 
-use crate::support::{Moto, Project, block_on, change_kinds, spec_yaml, terraform_dir, unique};
+use crate::support::{
+    Moto, Project, block_on, change_kinds, object_exists, spec_yaml, terraform_dir, unique,
+};
 
 fn with_lock(spec: &str, lock: &str) -> String {
     spec.replace(
@@ -186,15 +188,7 @@ fn dynamodb_and_both_create_one_correct_table_and_terraform_locks_with_it() {
         );
         assert!(
             block_on(async {
-                project
-                    .s3(region)
-                    .await
-                    .head_object()
-                    .bucket(bucket.as_str())
-                    .key("app/terraform.tfstate")
-                    .send()
-                    .await
-                    .is_ok()
+                object_exists(&project.s3(region).await, bucket, "app/terraform.tfstate").await
             }),
             "{env}: state stored"
         );

@@ -543,6 +543,16 @@ pub fn change_kinds(env: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Whether HeadObject finds `key` in `bucket`.
+pub async fn object_exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .is_ok()
+}
+
 pub fn to_run(output: Output) -> Run {
     Run {
         code: output.status.code().unwrap_or(-1),

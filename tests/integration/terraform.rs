@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ServerSideEncryption;
 
-use crate::support::{Moto, Project, block_on, spec_yaml, terraform_dir, unique};
+use crate::support::{Moto, Project, block_on, object_exists, spec_yaml, terraform_dir, unique};
 
 #[test]
 fn terraform_init_and_apply_store_encrypted_state_with_the_generated_backend() {
@@ -78,14 +78,8 @@ fn terraform_init_and_apply_store_encrypted_state_with_the_generated_backend() {
                     .unwrap();
                 assert_eq!(head.ssekms_key_id(), key_arn.key_metadata().unwrap().arn());
             }
-            let lock = s3
-                .head_object()
-                .bucket(bucket.as_str())
-                .key(format!("{key}.tflock"))
-                .send()
-                .await;
             assert!(
-                lock.is_err(),
+                !object_exists(&s3, bucket, &format!("{key}.tflock")).await,
                 "{env}: the lock file is released after apply"
             );
         });
@@ -118,14 +112,7 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
         let s3 = project.s3("eu-west-1").await;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            if s3
-                .head_object()
-                .bucket(&bucket)
-                .key(lock_key)
-                .send()
-                .await
-                .is_ok()
-            {
+            if object_exists(&s3, &bucket, lock_key).await {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -162,12 +149,7 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
         assert_eq!(state["resources"][0]["type"], "terraform_data", "{state:#}");
         assert_eq!(state["outputs"]["marker"]["value"], "statebucket");
         assert!(
-            s3.head_object()
-                .bucket(&bucket)
-                .key(lock_key)
-                .send()
-                .await
-                .is_err(),
+            !object_exists(&s3, &bucket, lock_key).await,
             "lock released"
         );
     });

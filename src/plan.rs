@@ -1464,8 +1464,16 @@ backend:
         drifted.deletion_protection = false;
         drifted.point_in_time_recovery = Some(false);
         drifted.tags = BTreeMap::from([("owner".into(), "alice".into())]);
+        drifted.kms_encrypted = false;
         observed.lock_table = Some(drifted);
         let plan = super::plan(&desired, &observed).unwrap();
+        assert!(
+            plan.notes
+                .iter()
+                .any(|note| note.contains("AWS owned key") && note.contains("--sse-specification")),
+            "{:?}",
+            plan.notes
+        );
         assert_eq!(
             facets(&plan),
             vec![

@@ -388,3 +388,33 @@ async fn a_table_created_meanwhile_is_awaited_and_backups_wait_until_dynamodb_al
     assert_eq!(describe.num_calls(), 2, "waited until ACTIVE");
     assert_eq!(backups.num_calls(), 2, "retried once DynamoDB allowed it");
 }
+
+#[tokio::test]
+async fn tags_go_into_create_bucket() {
+    let tagged = mock!(Client::create_bucket)
+        .match_requests(|request| {
+            request
+                .create_bucket_configuration()
+                .is_some_and(|configuration| {
+                    configuration.tags().len() == 1
+                        && configuration
+                            .location_constraint()
+                            .map(|region| region.as_str())
+                            == Some("eu-west-1")
+                })
+        })
+        .then_output(|| {
+            aws_sdk_s3::operation::create_bucket::CreateBucketOutput::builder().build()
+        });
+    apply_changes(
+        &clients(&[&tagged]),
+        vec![Change::CreateBucket {
+            bucket: "mocked-bucket".into(),
+            region: "eu-west-1".into(),
+            tags: BTreeMap::from([("team".into(), "platform".into())]),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(tagged.num_calls(), 1);
+}

@@ -286,6 +286,18 @@ fn moving_from_both_to_lockfile_rewrites_backend_hcl_and_keeps_the_table() {
     apply.expect_code(0);
     assert!(apply.stdout.contains("No changes."), "{}", apply.stdout);
     project.statebucket(&["check"]).expect_code(0);
+
+    // A hand-edited file without any lock: doctor says so.
+    let unlocked = project
+        .read("environments/dev/backend.hcl")
+        .replace("use_lockfile        = true\n", "");
+    project.write("environments/dev/backend.hcl", &unlocked);
+    let doctor = project.statebucket(&["doctor", "dev"]);
+    assert!(
+        doctor.stdout.contains("warn  locking") && !doctor.stdout.contains("take lock"),
+        "{}",
+        doctor.stdout
+    );
 }
 
 fn foreign_rule() -> LifecycleRule {

@@ -9,16 +9,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::access::{Principals, policy_inputs};
+use crate::access::Tier;
 use crate::aws::{CallerIdentity, RequestCounts, RequestLog};
 use crate::engine::{Connection, Engine, EnvFailure, EnvResult};
 use crate::plan::{Change, Facet};
-use crate::policy::{self, render_statements};
+use crate::policy;
 use crate::progress::Progress;
 use crate::project::{self, Environment, write_file_atomically};
-use crate::render::{KmsKeyId, render_backend_hcl};
+use crate::render::KmsKeyId;
 use crate::report;
-use crate::spec::{Diagnostic, Encryption, EndpointUrl, ProfileName};
+use crate::spec::{Diagnostic, Encryption, EndpointUrl, Layout, ProfileName};
 
 /// Exit codes, as `terraform plan -detailed-exitcode` uses them.
 pub mod exit {
@@ -126,10 +126,17 @@ enum Command {
     Policy {
         /// Environment name or spec file.
         env: String,
-        /// Print instead the least-privilege IAM policy the identity Terraform runs as needs
-        /// (what `access.attach_identity_policy` attaches).
+        /// Print instead the least-privilege IAM policy a writer (or with --reader, a reader)
+        /// of one stack needs; `access.attach_identity_policy` attaches to each principal the
+        /// union of what its grants need.
         #[arg(long)]
         identity: bool,
+        /// The stack whose identity policy to print (needed when the spec has `stacks:`).
+        #[arg(long, value_name = "NAME")]
+        stack: Option<String>,
+        /// The read-only tier's identity policy: read state, take and release the lock.
+        #[arg(long)]
+        reader: bool,
     },
     /// Show what apply would change. Read-only.
     Plan {
@@ -234,7 +241,12 @@ pub fn run(cli: Cli) -> u8 {
     match &cli.command {
         Command::Validate { specs } => validate(&cli, &printer, specs),
         Command::Render { specs, stdout } => render(&cli, &printer, specs, *stdout),
-        Command::Policy { env, identity } => print_policy(&cli, &printer, env, *identity),
+        Command::Policy {
+            env,
+            identity,
+            stack,
+            reader,
+        } => print_policy(&cli, &printer, env, *identity, stack.as_deref(), *reader),
         Command::Plan {
             specs,
             detailed_exitcode,
@@ -397,21 +409,28 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
     let mut status = exit::OK;
     for environment in &environments {
         let spec = &environment.spec;
-        let content =
-            render_backend_hcl(spec, KmsKeyId::FromSpec, connection.endpoint(spec).as_ref());
-        if to_stdout {
-            printer.data(&content);
-            continue;
-        }
-        match write_file_atomically(&spec.backend.file, &content) {
-            Ok(true) => printer.data(&format!("wrote {}\n", spec.backend.file)),
-            Ok(false) => printer.data(&format!("unchanged {}\n", spec.backend.file)),
-            Err(error) => {
-                printer.error(&format!(
-                    "error: cannot write {}: {error}",
-                    spec.backend.file
-                ));
+        let desired = match environment.offline_desired(connection.endpoint(spec).as_ref()) {
+            Ok(desired) => desired,
+            Err(diagnostics) => {
+                printer.diagnostics(&diagnostics);
                 status = exit::ERROR;
+                continue;
+            }
+        };
+        for stack in &desired.stacks {
+            let content = desired.backend_file(stack, KmsKeyId::FromSpec);
+            let file = &stack.spec.file;
+            if to_stdout {
+                printer.data(&content);
+                continue;
+            }
+            match write_file_atomically(file, &content) {
+                Ok(true) => printer.data(&format!("wrote {file}\n")),
+                Ok(false) => printer.data(&format!("unchanged {file}\n")),
+                Err(error) => {
+                    printer.error(&format!("error: cannot write {file}: {error}"));
+                    status = exit::ERROR;
+                }
             }
         }
         if let Encryption::Kms(key) = &spec.bucket.encryption {
@@ -425,52 +444,79 @@ fn render(cli: &Cli, printer: &Printer, specs: &[String], to_stdout: bool) -> u8
     status
 }
 
-fn print_policy(cli: &Cli, printer: &Printer, env: &str, identity: bool) -> u8 {
+fn print_policy(
+    cli: &Cli,
+    printer: &Printer,
+    env: &str,
+    identity: bool,
+    stack: Option<&str>,
+    reader: bool,
+) -> u8 {
     let Some((environments, connection)) = load_connected(cli, printer, &[env.to_owned()]) else {
         return exit::ERROR;
     };
     let environment = &environments[0];
     let spec = &environment.spec;
-    let account = match &spec.account_id {
-        Some(account) => account.clone(),
-        None => {
-            let needs_account = if identity {
-                matches!(&spec.bucket.encryption, Encryption::Kms(key) if !key.reference().starts_with("arn:"))
-            } else {
-                spec.access
-                    .principals
-                    .iter()
-                    .any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }))
-            };
-            if needs_account {
-                printer.error(&format!(
-                    "error: {} has no `account_id`, so the ARNs this policy needs are only known online\n  hint: set `account_id` in the spec, or use full ARNs; `statebucket plan` uses the live account",
-                    spec.source
-                ));
-                return exit::ERROR;
-            }
-            crate::spec::AccountId::parse("000000000000").expect("twelve digits")
+    if (stack.is_some() || reader) && !identity {
+        printer.error("error: --stack and --reader select an identity policy\n  hint: add --identity (the bucket policy covers every stack and tier)");
+        return exit::ERROR;
+    }
+    if spec.account_id.is_none() {
+        let needs_account = if identity {
+            matches!(&spec.bucket.encryption, Encryption::Kms(key) if !key.reference().starts_with("arn:"))
+                || !spec.lock_tables().is_empty()
+        } else {
+            spec.all_principals()
+                .iter()
+                .any(|p| matches!(p, crate::spec::PrincipalRef::Name { .. }))
+        };
+        if needs_account {
+            printer.error(&format!(
+                "error: {} has no `account_id`, so the ARNs this policy needs are only known online\n  hint: set `account_id` in the spec, or use full ARNs; `statebucket plan` uses the live account",
+                spec.source
+            ));
+            return exit::ERROR;
         }
-    };
+    }
     if identity {
+        let chosen = match (stack, spec.layout, spec.stacks.as_slice()) {
+            (Some(name), _, _) => spec.stack(name),
+            (None, Layout::Backend, [only]) => Some(only),
+            (None, _, _) => None,
+        };
+        let Some(chosen) = chosen else {
+            let names: Vec<&str> = spec
+                .stacks
+                .iter()
+                .map(|stack| stack.name.as_str())
+                .collect();
+            let problem = match stack {
+                Some(name) => format!("{} has no stack `{name}`", spec.source),
+                None => format!(
+                    "{} has several stacks; each tier of each has its own identity policy",
+                    spec.source
+                ),
+            };
+            printer.error(&format!(
+                "error: {problem}\n  hint: name one with --stack ({}), and add --reader for the read-only tier",
+                names.join(", ")
+            ));
+            return exit::ERROR;
+        };
+        let tier = if reader { Tier::Reader } else { Tier::Writer };
         printer.data(&format!(
             "{}\n",
-            policy::identity_policy(spec, &account).to_json()
+            policy::tier_identity_policy(spec, &environment.offline_account(), chosen, tier)
+                .to_json()
         ));
         return exit::OK;
     }
-    match render_statements(
-        &environment.template_name,
-        &environment.template,
-        &policy_inputs(
-            spec,
-            &account,
-            &Principals::offline(spec, &account),
-            connection.endpoint(spec).as_ref(),
-        ),
-    ) {
-        Ok(statements) => {
-            printer.data(&format!("{}\n", policy::merge(None, &statements).to_json()));
+    match environment.offline_desired(connection.endpoint(spec).as_ref()) {
+        Ok(desired) => {
+            printer.data(&format!(
+                "{}\n",
+                policy::merge(None, &desired.policy).to_json()
+            ));
             exit::OK
         }
         Err(diagnostics) => {
@@ -757,29 +803,47 @@ fn doctor(
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let reports: Vec<(&Environment, Vec<crate::doctor::Check>)> = runtime.block_on(async {
+    let mut desired = Vec::new();
+    for environment in &environments {
+        match environment.offline_desired(connection.endpoint(&environment.spec).as_ref()) {
+            Ok(built) => desired.push(built),
+            Err(diagnostics) => {
+                printer.diagnostics(&diagnostics);
+                return exit::ERROR;
+            }
+        }
+    }
+    // One report per stack: its backend.hcl, as the identity that file makes Terraform use.
+    let reports: Vec<(
+        &crate::desired::DesiredBucket<'_>,
+        &crate::desired::DesiredStack<'_>,
+        Vec<crate::doctor::Check>,
+    )> = runtime.block_on(async {
         let mut reports = Vec::new();
-        for environment in &environments {
-            let checks =
-                crate::doctor::diagnose(environment, &connection, &log, terraform_dir).await;
-            reports.push((environment, checks));
+        for bucket in &desired {
+            for stack in &bucket.stacks {
+                let checks =
+                    crate::doctor::diagnose(bucket, stack, &connection, &log, terraform_dir).await;
+                reports.push((bucket, stack, checks));
+            }
         }
         reports
     });
     let failed = reports
         .iter()
-        .flat_map(|(_, checks)| checks)
+        .flat_map(|(_, _, checks)| checks)
         .filter(|check| check.status == crate::doctor::Status::Fail)
         .count();
     match cli.output {
         OutputFormat::Json => {
             let environments: Vec<serde_json::Value> = reports
                 .iter()
-                .map(|(environment, checks)| {
+                .map(|(bucket, stack, checks)| {
                     json!({
-                        "name": environment.spec.name.as_str(),
-                        "spec": environment.spec.source,
-                        "backend_file": environment.spec.backend.file,
+                        "name": bucket.spec.name.as_str(),
+                        "stack": stack.spec.name.as_str(),
+                        "spec": bucket.spec.source,
+                        "backend_file": stack.spec.file,
                         "ok": !checks.iter().any(|check| check.status == crate::doctor::Status::Fail),
                         "checks": checks,
                     })
@@ -791,11 +855,15 @@ fn doctor(
             ));
         }
         OutputFormat::Text => {
-            for (environment, checks) in &reports {
-                let spec = &environment.spec;
+            for (bucket, stack, checks) in &reports {
+                let spec = bucket.spec;
+                let name = match spec.layout {
+                    Layout::Backend => spec.name.to_string(),
+                    Layout::Stacks => format!("{} stack {}", spec.name, stack.spec.name),
+                };
                 let mut text = format!(
-                    "doctor {} ({}), backend {}\n",
-                    spec.name, spec.source, spec.backend.file
+                    "doctor {name} ({}), backend {}\n",
+                    spec.source, stack.spec.file
                 );
                 for check in checks {
                     text.push_str(&format!(

@@ -5,19 +5,21 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::access::{Principals, policy_inputs};
-use crate::aws::{self, AwsError, CallerIdentity, Clients, RequestLog};
-use crate::plan::{
-    Change, Desired, EnvPlan, Facet, IdentityPolicyTarget, PlanError, plan, render_backend,
-};
+use crate::access::{PrincipalArns, grants};
+use crate::aws::{self, AwsError, CallerIdentity, Clients, OnDisk, RequestLog};
+use crate::desired::DesiredBucket;
+use crate::plan::{Change, EnvPlan, Facet, PlanError, plan};
 use crate::policy::evaluate::Caller;
+use crate::policy::key_policy;
 use crate::policy::lockout::{Needs, Subject, lockout_risks};
-use crate::policy::{PolicyDocument, identity_policy, identity_policy_name, render_statements};
+use crate::policy::{PolicyDocument, identity_policy_name};
 use crate::progress::Progress;
-use crate::project::{Environment, local_state_note, read_backend_file, write_file_atomically};
-use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName};
+use crate::project::{
+    Environment, local_state_note, orphan_backend_files, read_backend_files, write_file_atomically,
+};
+use crate::render::KmsKeyId;
+use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec};
 
 /// Why an environment could not be planned or applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,40 +83,40 @@ impl Connection {
 pub struct Planned<'e> {
     pub environment: &'e Environment,
     pub caller: CallerIdentity,
-    /// Who Terraform's backend runs as (the spec's `profile`), when it could be resolved.
-    pub terraform_caller: Option<CallerIdentity>,
     pub plan: EnvPlan,
     clients: Clients,
     account: AccountId,
-    state: DesiredState,
+    desired: DesiredBucket<'e>,
 }
 
-/// What `Desired` borrows, owned, so a plan can be recomputed after apply.
+/// Who Terraform's backend runs as for a stack.
 #[derive(Debug, Clone)]
-struct DesiredState {
-    owned_statements: Vec<Value>,
-    endpoint: Option<EndpointUrl>,
-    identity_policy: Option<IdentityPolicyTarget>,
-    /// The principals whose inline policy is observed (those in the caller's account).
-    identity_principals: Vec<IamArn>,
-    log_delivery: Option<Value>,
+enum TerraformIdentity {
+    /// The profile's identity, as STS reported it.
+    Profile(CallerIdentity),
+    /// The role backend.hcl's `assume_role` names: its sessions reach the state.
+    AssumedRole(String),
+    /// The profile could not be resolved here (why).
+    Unresolved(String),
 }
 
-impl DesiredState {
-    fn desired<'a>(&self, spec: &'a EnvSpec) -> Desired<'a> {
-        Desired {
-            spec,
-            owned_statements: self.owned_statements.clone(),
-            endpoint: self.endpoint.clone(),
-            identity_policy: self.identity_policy.clone(),
-            log_delivery: self.log_delivery.clone(),
+impl TerraformIdentity {
+    fn caller(&self) -> Option<Caller> {
+        match self {
+            TerraformIdentity::Profile(identity) => Caller::parse(&identity.arn),
+            TerraformIdentity::AssumedRole(role) => IamArn::parse(role)
+                .ok()
+                .map(|arn| Caller::for_principal(&arn)),
+            TerraformIdentity::Unresolved(_) => None,
         }
     }
 
-    fn identity_observation(&self) -> Option<(&str, &[IamArn])> {
-        self.identity_policy
-            .as_ref()
-            .map(|target| (target.name.as_str(), self.identity_principals.as_slice()))
+    fn arn(&self) -> Option<&str> {
+        match self {
+            TerraformIdentity::Profile(identity) => Some(&identity.arn),
+            TerraformIdentity::AssumedRole(role) => Some(role),
+            TerraformIdentity::Unresolved(_) => None,
+        }
     }
 }
 
@@ -163,37 +165,11 @@ impl Engine {
                 &self.log,
             )
             .await;
-        let backend_file = read_backend_file(&spec.backend.file).map_err(|error| EnvFailure {
-            message: format!("cannot read {}: {error}", spec.backend.file),
-            hint: Some("check the file's permissions".into()),
-        })?;
+        let on_disk = read_on_disk(spec)?;
 
-        // Both identities at once: the tool's, and Terraform's when it is another profile.
         tracing::debug!(env = %spec.name, profile = %profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
-        let terraform_clients = if *profile == spec.profile {
-            None
-        } else {
-            Some(
-                self.lookups
-                    .clients(
-                        Some(&spec.profile),
-                        &spec.region,
-                        endpoint.as_ref(),
-                        self.connection.attempt_timeout,
-                        &self.log,
-                    )
-                    .await,
-            )
-        };
         let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
         let tool_key = format!("{profile}@{endpoint_key}");
-        let terraform_key = format!("{}@{endpoint_key}", spec.profile);
-        let terraform_identity = async {
-            match &terraform_clients {
-                Some(clients) => Some(self.lookups.caller(&terraform_key, clients).await),
-                None => None,
-            }
-        };
         // With `account_id` in the spec, STS, IAM and every S3/KMS read go out at once (one
         // round trip) and the account guard runs on the answers, before anything is written.
         // Without it, STS must answer first: reads need the account.
@@ -208,60 +184,28 @@ impl Engine {
                 unreachable!("the caller is asked first when the spec names no account")
             }
         };
-        let principals = Principals::offline(spec, &account);
-        let identity_principals: Vec<IamArn> = principals
-            .users
-            .iter()
-            .chain(&principals.roles)
-            .filter(|arn| arn.account == account)
-            .cloned()
-            .collect();
-        let identity_policy = spec
+        let offline = PrincipalArns::offline(spec, &account);
+        let identity_principals = identity_policy_principals(spec, &offline, &account);
+        let identity_name = identity_policy_name(spec);
+        let identity_observation = spec
             .access
             .attach_identity_policy
-            .then(|| IdentityPolicyTarget {
-                name: identity_policy_name(spec),
-                document: identity_policy(spec, &account),
-                principals: identity_principals
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            });
-        let mut state = DesiredState {
-            owned_statements: owned_statements(
-                environment,
-                &account,
-                &principals,
-                endpoint.as_ref(),
-            )?,
-            endpoint,
-            identity_policy,
-            identity_principals,
-            log_delivery: spec.bucket.logging.as_ref().map(|logging| {
-                crate::policy::log_delivery_statement(
-                    spec.region.partition(),
-                    logging.bucket.as_str(),
-                    logging.prefix.as_str(),
-                    spec.bucket.name.as_str(),
-                    account.as_str(),
-                )
-            }),
-        };
+            .then_some((identity_name.as_str(), identity_principals.as_slice()));
         let caller = async {
             match caller_first {
                 Some(caller) => Ok(caller),
                 None => self.lookups.caller(&tool_key, &clients).await,
             }
         };
-        let (caller, terraform_caller, observed, verified) = tokio::join!(
+        let (caller, terraform_profiles, observed, verified) = tokio::join!(
             caller,
-            terraform_identity,
+            self.terraform_profiles(spec, profile, endpoint.as_ref(), endpoint_key),
             aws::observe(
                 &clients,
                 spec,
                 account.as_str(),
-                backend_file,
-                state.identity_observation(),
+                on_disk,
+                identity_observation,
                 None,
             ),
             aws::verify_principals(&clients, spec, &account, &self.lookups),
@@ -270,134 +214,212 @@ impl Engine {
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
         guard_account(spec, &caller, &clients)?;
         let observed = observed?;
-        let (terraform_caller, terraform_note) = match terraform_caller {
-            None => (Some(caller.clone()), None),
-            Some(Ok(identity)) => (Some(identity), None),
-            Some(Err(error)) => (
-                None,
-                Some(format!(
-                    "Terraform's identity (profile `{}`) could not be resolved here ({}); the lockout check covered statebucket's own identity only",
-                    spec.profile, error.cause
-                )),
-            ),
-        };
-        let mut env_plan = plan(&state.desired(spec), &observed)?;
-
         // Before any policy is written, every principal must exist, and the policy must name
         // them by their real ARNs (a role's path is part of it).
+        let (arns, unverified) = match verified {
+            Ok(verified) => (verified, None),
+            Err(error) => (offline, Some(error)),
+        };
+        let desired = DesiredBucket::build(
+            spec,
+            &account,
+            &arns,
+            endpoint.as_ref(),
+            environment.template(),
+        )
+        .map_err(template_failure)?;
+        let mut env_plan = plan(&desired, &observed)?;
         let writes_access = env_plan.changes.iter().any(|change| {
             matches!(
                 change,
-                Change::PutPolicy { .. } | Change::PutIdentityPolicy { .. }
+                Change::PutPolicy { .. }
+                    | Change::PutIdentityPolicy { .. }
+                    | Change::PutKeyPolicy { .. }
+                    | Change::CreateKmsKey { .. }
             )
         });
-        let principals = match verified {
-            Ok(verified) => {
-                if verified != principals {
-                    state.owned_statements = owned_statements(
-                        environment,
-                        &account,
-                        &verified,
-                        state.endpoint.as_ref(),
-                    )?;
-                    env_plan = plan(&state.desired(spec), &observed)?;
-                }
-                verified
+        if let Some(error) = unverified {
+            if writes_access {
+                return Err(error.into());
             }
-            Err(error) if writes_access => return Err(error.into()),
-            Err(error) => {
-                env_plan.notes.push(format!(
-                    "the principals could not be checked in IAM: {error}"
-                ));
-                principals
-            }
-        };
-        if writes_access {
-            self.guard_lockout(spec, &env_plan, &caller, terraform_caller.as_ref())?;
-        }
-        env_plan.notes.extend(terraform_note);
-        if let Some(guidance) = spec
-            .backend
-            .terraform_dir
-            .as_deref()
-            .and_then(|directory| local_state_note(spec, std::path::Path::new(directory)))
-        {
-            env_plan.notes.push(guidance);
-        }
-        if let Some(terraform) = &terraform_caller
-            && let Some(identity) = Caller::parse(&terraform.arn)
-            && !principals
-                .all()
-                .any(|arn| identity.is_named_by(&arn.to_string()))
-        {
             env_plan.notes.push(format!(
-                "Terraform runs as {} (profile `{}`), which `access` does not list: the bucket policy grants it nothing; add it to `access.users` or `access.roles`",
-                terraform.arn, spec.profile
+                "the principals could not be checked in IAM: {error}"
             ));
+        }
+        let terraform: Vec<(&StackSpec, TerraformIdentity)> = spec
+            .stacks
+            .iter()
+            .map(|stack| {
+                let identity = match &stack.assume_role {
+                    Some(role) => TerraformIdentity::AssumedRole(role.to_string()),
+                    None => terraform_profiles
+                        .iter()
+                        .find(|(name, _)| name == spec.profile_of(stack))
+                        .map(|(_, identity)| identity.clone())
+                        .unwrap_or_else(|| TerraformIdentity::Profile(caller.clone())),
+                };
+                (stack, identity)
+            })
+            .collect();
+        if writes_access {
+            self.guard_lockout(spec, &env_plan, &caller, &terraform)?;
+        }
+        for (name, identity) in &terraform_profiles {
+            if let TerraformIdentity::Unresolved(cause) = identity {
+                env_plan.notes.push(format!(
+                    "Terraform's identity (profile `{name}`) could not be resolved here ({cause}); the lockout check covered statebucket's own identity only"
+                ));
+            }
+        }
+        for (stack, identity) in &terraform {
+            if let Some(guidance) = stack.terraform_dir.as_deref().and_then(|directory| {
+                local_state_note(spec, stack, std::path::Path::new(directory))
+            }) {
+                env_plan.notes.push(guidance);
+            }
+            if let Some(note) = unlisted_note(spec, &desired, stack, identity) {
+                env_plan.notes.push(note);
+            }
         }
         tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = env_plan.changes.len(), in_sync = env_plan.in_sync.len(), "planned");
         Ok(Planned {
             environment,
             caller,
-            terraform_caller,
             plan: env_plan,
             clients,
             account,
-            state,
+            desired,
         })
     }
 
-    /// Refuses a bucket policy that would explicitly deny statebucket's own identity (which
-    /// must be able to repair the policy later) or Terraform's (which must reach its state),
-    /// unless `--allow-lockout`.
+    /// Terraform's identity for every profile the stacks use that is not statebucket's own
+    /// (whose identity the caller already asks for), each resolved once.
+    async fn terraform_profiles(
+        &self,
+        spec: &EnvSpec,
+        tool_profile: &ProfileName,
+        endpoint: Option<&EndpointUrl>,
+        endpoint_key: &str,
+    ) -> Vec<(ProfileName, TerraformIdentity)> {
+        let mut profiles: Vec<&ProfileName> = spec
+            .stacks
+            .iter()
+            .filter(|stack| stack.assume_role.is_none())
+            .map(|stack| spec.profile_of(stack))
+            .filter(|profile| *profile != tool_profile)
+            .collect();
+        profiles.sort();
+        profiles.dedup();
+        let lookups = profiles.into_iter().map(|profile| async move {
+            let clients = self
+                .lookups
+                .clients(
+                    Some(profile),
+                    &spec.region,
+                    endpoint,
+                    self.connection.attempt_timeout,
+                    &self.log,
+                )
+                .await;
+            let identity = match self
+                .lookups
+                .caller(&format!("{profile}@{endpoint_key}"), &clients)
+                .await
+            {
+                Ok(identity) => TerraformIdentity::Profile(identity),
+                Err(error) => TerraformIdentity::Unresolved(error.cause),
+            };
+            (profile.clone(), identity)
+        });
+        futures::future::join_all(lookups).await
+    }
+
+    /// Refuses a bucket policy that would explicitly deny statebucket's own identity what it
+    /// needs to observe and repair the bucket, or a stack's Terraform identity what it needs
+    /// on that stack's state; and a key policy that would leave statebucket unable to read
+    /// and rewrite it. `--allow-lockout` overrides.
     fn guard_lockout(
         &self,
         spec: &EnvSpec,
         env_plan: &EnvPlan,
         tool: &CallerIdentity,
-        terraform: Option<&CallerIdentity>,
+        terraform: &[(&StackSpec, TerraformIdentity)],
     ) -> Result<(), EnvFailure> {
-        let Some(document) = env_plan.changes.iter().find_map(|change| match change {
+        let mut details: Vec<String> = Vec::new();
+        let mut policies: Vec<&str> = Vec::new();
+        if let Some(document) = env_plan.changes.iter().find_map(|change| match change {
             Change::PutPolicy { to, .. } => PolicyDocument::parse(to).ok(),
             _ => None,
-        }) else {
+        }) {
+            let mut subjects = Vec::new();
+            if let Some(caller) = Caller::parse(&tool.arn) {
+                subjects.push(Subject {
+                    label: "statebucket (this run)".into(),
+                    caller,
+                    needs: Needs::ManageBucket,
+                });
+            }
+            for (stack, identity) in terraform {
+                let Some(caller) = identity.caller() else {
+                    continue;
+                };
+                let via = match &stack.assume_role {
+                    Some(role) => format!("assume_role `{role}`"),
+                    None => format!("profile `{}`", spec.profile_of(stack)),
+                };
+                let label = match spec.layout {
+                    Layout::Backend => format!("Terraform ({via})"),
+                    Layout::Stacks => format!("Terraform for stack `{}` ({via})", stack.name),
+                };
+                subjects.push(Subject {
+                    label,
+                    caller,
+                    needs: Needs::UseState(stack),
+                });
+            }
+            let risks = lockout_risks(&document, spec, &subjects);
+            if !risks.is_empty() {
+                policies.push("bucket policy");
+            }
+            details.extend(risks.iter().map(|risk| format!("  - {}", risk.describe())));
+        }
+        for change in &env_plan.changes {
+            let Change::PutKeyPolicy { key_arn, to, .. } = change else {
+                continue;
+            };
+            let (Ok(document), Some(caller)) =
+                (PolicyDocument::parse(to), Caller::parse(&tool.arn))
+            else {
+                continue;
+            };
+            for action in ["kms:GetKeyPolicy", "kms:PutKeyPolicy"] {
+                if !key_policy::key_allows(&document, &caller, action, &[]) {
+                    if !policies.contains(&"key policy") {
+                        policies.push("key policy");
+                    }
+                    details.push(format!(
+                        "  - the key policy of {key_arn} would not let statebucket (this run) ({}) {action}",
+                        tool.arn
+                    ));
+                }
+            }
+        }
+        if details.is_empty() {
             return Ok(());
-        };
-        let mut subjects = Vec::new();
-        if let Some(caller) = Caller::parse(&tool.arn) {
-            subjects.push(Subject {
-                label: "statebucket (this run)".into(),
-                caller,
-                needs: Needs::ManageBucket,
-            });
         }
-        if let Some(caller) = terraform.and_then(|identity| Caller::parse(&identity.arn)) {
-            subjects.push(Subject {
-                label: format!("Terraform (profile `{}`)", spec.profile),
-                caller,
-                needs: Needs::UseState,
-            });
-        }
-        let risks = lockout_risks(&document, spec, &subjects);
-        if risks.is_empty() {
-            return Ok(());
-        }
-        let details: Vec<String> = risks
-            .iter()
-            .map(|risk| format!("  - {}", risk.describe()))
-            .collect();
         if self.allow_lockout {
             tracing::warn!(env = %spec.name, "--allow-lockout: writing a policy that denies:\n{}", details.join("\n"));
             return Ok(());
         }
         Err(EnvFailure {
             message: format!(
-                "refusing to write a bucket policy for {} that would lock out an identity it must keep:\n{}",
+                "refusing to write a {} for {} that would lock out an identity it must keep:\n{}",
+                policies.join(" and a "),
                 spec.name,
                 details.join("\n")
             ),
             hint: Some(
-                "list the identity in `access.users` / `access.roles` (or as `break_glass_role`), or correct the policy template; pass --allow-lockout only if this is intended".into(),
+                "list the identity in `access.users` / `access.roles` (or run statebucket as the `break_glass_role`), or correct the policy template; pass --allow-lockout only if this is intended".into(),
             ),
         })
     }
@@ -442,45 +464,66 @@ impl Engine {
         )
         .await?;
         for change in &planned.plan.changes {
-            if let Change::WriteBackendFile { path, to, .. } = change {
-                let content = match to {
-                    Some(content) => content.clone(),
-                    None => render_backend(&planned.state.desired(spec), created_key.as_deref()),
-                };
-                tracing::debug!(env = %spec.name, %path, "writing backend file");
-                write_file_atomically(path, &content).map_err(|error| EnvFailure {
-                    message: format!("cannot write {path}: {error}"),
-                    hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),
-                })?;
-            }
+            let Change::WriteBackendFile {
+                stack, path, to, ..
+            } = change
+            else {
+                continue;
+            };
+            let content = match to {
+                Some(content) => content.clone(),
+                None => {
+                    let desired_stack = planned
+                        .desired
+                        .stacks
+                        .iter()
+                        .find(|candidate| candidate.spec.name.as_str() == stack)
+                        .expect("the plan's stacks are the desired state's");
+                    let key = created_key
+                        .as_deref()
+                        .map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
+                    planned.desired.backend_file(desired_stack, key)
+                }
+            };
+            tracing::debug!(env = %spec.name, %path, "writing backend file");
+            write_file_atomically(path, &content).map_err(|error| EnvFailure {
+                message: format!("cannot write {path}: {error}"),
+                hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),
+            })?;
         }
         progress.step("verifying");
-        let backend_file = read_backend_file(&spec.backend.file).map_err(|error| EnvFailure {
-            message: format!("cannot read {}: {error}", spec.backend.file),
-            hint: None,
-        })?;
+        let on_disk = read_on_disk(spec)?;
         let key_hint = created_key.clone().or_else(|| {
             planned.plan.changes.iter().find_map(|change| match change {
                 Change::SetEncryption {
                     to: crate::plan::SseTarget::Kms { key_arn },
                     ..
                 } => key_arn.clone(),
-                Change::AliasKmsKey { key_arn, .. } | Change::EnableKeyRotation { key_arn } => {
-                    Some(key_arn.clone())
-                }
+                Change::AliasKmsKey { key_arn, .. }
+                | Change::EnableKeyRotation { key_arn }
+                | Change::PutKeyPolicy { key_arn, .. } => Some(key_arn.clone()),
                 _ => None,
             })
         });
+        let identity_principals: Vec<IamArn> = planned
+            .desired
+            .identity_policies
+            .iter()
+            .map(|target| target.principal.clone())
+            .collect();
+        let identity_name = identity_policy_name(spec);
         let observed = aws::observe(
             &planned.clients,
             spec,
             planned.account.as_str(),
-            backend_file,
-            planned.state.identity_observation(),
+            on_disk,
+            spec.access
+                .attach_identity_policy
+                .then_some((identity_name.as_str(), identity_principals.as_slice())),
             key_hint.as_deref(),
         )
         .await?;
-        let remaining = plan(&planned.state.desired(spec), &observed)?;
+        let remaining = plan(&planned.desired, &observed)?;
         if !remaining.is_empty() {
             return Err(not_converged(&remaining));
         }
@@ -488,26 +531,89 @@ impl Engine {
     }
 }
 
-/// The environment's owned bucket policy statements for these principals.
-fn owned_statements(
-    environment: &Environment,
+/// Every stack's backend.hcl, and those left by stacks the spec no longer has.
+fn read_on_disk(spec: &EnvSpec) -> Result<OnDisk, EnvFailure> {
+    let backend_files = read_backend_files(spec).map_err(|error| EnvFailure {
+        message: format!("cannot read the backend files of {}: {error}", spec.source),
+        hint: Some("check the files' permissions".into()),
+    })?;
+    Ok(OnDisk {
+        backend_files,
+        orphan_backend_files: orphan_backend_files(spec),
+    })
+}
+
+/// The principals of the account whose inline policy `attach_identity_policy` manages.
+fn identity_policy_principals(
+    spec: &EnvSpec,
+    arns: &PrincipalArns,
     account: &AccountId,
-    principals: &Principals,
-    endpoint: Option<&EndpointUrl>,
-) -> Result<Vec<Value>, EnvFailure> {
-    render_statements(
-        &environment.template_name,
-        &environment.template,
-        &policy_inputs(&environment.spec, account, principals, endpoint),
-    )
-    .map_err(|diagnostics| EnvFailure {
+) -> Vec<IamArn> {
+    let mut principals: Vec<IamArn> = Vec::new();
+    for grant in grants(spec, arns) {
+        for principal in grant.principals {
+            if principal.account == *account && !principals.contains(&principal) {
+                principals.push(principal);
+            }
+        }
+    }
+    principals
+}
+
+/// The note when a stack's Terraform identity is not among its writers.
+fn unlisted_note(
+    spec: &EnvSpec,
+    desired: &DesiredBucket<'_>,
+    stack: &StackSpec,
+    identity: &TerraformIdentity,
+) -> Option<String> {
+    let caller = identity.caller()?;
+    let arn = identity.arn()?;
+    let desired_stack = desired
+        .stacks
+        .iter()
+        .find(|candidate| candidate.spec.name == stack.name)?;
+    let named = |list: &[IamArn]| {
+        list.iter()
+            .any(|principal| caller.is_named_by(&principal.to_string()))
+    };
+    if named(&desired_stack.writers) {
+        return None;
+    }
+    let via = match &stack.assume_role {
+        Some(_) => "assume_role".to_owned(),
+        None => format!("profile `{}`", spec.profile_of(stack)),
+    };
+    let subject = match spec.layout {
+        Layout::Backend => "Terraform".to_owned(),
+        Layout::Stacks => format!("Terraform for stack `{}`", stack.name),
+    };
+    if named(&desired_stack.readers) {
+        return Some(format!(
+            "{subject} runs as {arn} ({via}), one of its readers: `terraform plan` works, `terraform apply` will be denied; list it among the writers if it applies"
+        ));
+    }
+    let lists = match spec.layout {
+        Layout::Backend => "`access.users` or `access.roles`".to_owned(),
+        Layout::Stacks if stack.writers.is_some() => {
+            format!("`stacks.{}.access`", stack.name)
+        }
+        Layout::Stacks => "`access.users` or `access.roles`".to_owned(),
+    };
+    Some(format!(
+        "{subject} runs as {arn} ({via}), which `access` does not list: the bucket policy grants it nothing; add it to {lists}"
+    ))
+}
+
+fn template_failure(diagnostics: Vec<crate::spec::Diagnostic>) -> EnvFailure {
+    EnvFailure {
         message: diagnostics
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n"),
         hint: None,
-    })
+    }
 }
 
 /// With `account_id` in the spec, refuses credentials of any other account; returns the

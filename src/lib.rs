@@ -6,6 +6,7 @@
 pub mod access;
 pub mod aws;
 pub mod cli;
+pub mod desired;
 pub mod doctor;
 pub mod engine;
 pub mod migration;

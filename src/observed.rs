@@ -12,13 +12,15 @@ pub struct Observed {
     pub bucket: Option<BucketState>,
     /// For KMS environments: the key the spec names, `None` when it does not exist.
     pub kms_key: Option<KmsKeyState>,
-    /// backend.hcl as it is on disk, `None` when absent.
-    pub backend_file: Option<String>,
+    /// Each stack's backend.hcl as it is on disk, by path; a missing file is absent.
+    pub backend_files: BTreeMap<String, String>,
+    /// backend.hcl files generated from this spec for stacks it no longer has: path, content.
+    pub orphan_backend_files: Vec<(String, String)>,
     /// With `attach_identity_policy`: the inline policy of each principal in this account,
     /// by principal ARN; `None` when the principal has no such policy.
     pub identity_policies: Vec<(String, Option<String>)>,
-    /// With DynamoDB locking: the lock table, `None` when it does not exist.
-    pub lock_table: Option<LockTableState>,
+    /// The lock tables the stacks use that exist, by name.
+    pub lock_tables: BTreeMap<String, LockTableState>,
     /// With `bucket.logging`: the log bucket, `None` when not observed.
     pub log_bucket: Option<LogBucket>,
 }
@@ -287,4 +289,12 @@ pub struct KmsKeyState {
     /// False for a managed key found by its tags whose alias is missing (a run stopped
     /// between CreateKey and CreateAlias).
     pub aliased: bool,
+    pub policy: KeyPolicyReading,
+}
+
+/// The key policy (GetKeyPolicy `default`), or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum KeyPolicyReading {
+    Read(String),
+    Denied(String),
 }

@@ -96,17 +96,14 @@ fn describe(change: &Change) -> String {
         Change::EnforceBucketOwner { from } => format!(
             "{} -> {}",
             from.as_deref().unwrap_or("none"),
-            crate::plan::OBJECT_OWNERSHIP
+            crate::desired::OBJECT_OWNERSHIP
         ),
-        Change::PutPolicy { statements, .. } => statements
-            .iter()
-            .map(|statement| match statement {
-                StatementChange::Add { sid } => format!("+ {sid}"),
-                StatementChange::Update { sid } => format!("~ {sid}"),
-                StatementChange::Remove { sid } => format!("- {sid}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Change::PutPolicy { statements, .. } => statement_changes(statements),
+        Change::PutKeyPolicy {
+            key_arn,
+            statements,
+            ..
+        } => format!("{} ({key_arn})", statement_changes(statements)),
         Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {
             tag_changes(from, to).join("; ")
         }
@@ -138,7 +135,7 @@ fn describe(change: &Change) -> String {
         ),
         Change::CreateLockTable { table, .. } => format!(
             "create DynamoDB table {table}: hash key LockID (S), {}, KMS encryption (AWS managed key), deletion protection on",
-            crate::plan::TABLE_BILLING_MODE
+            crate::desired::TABLE_BILLING_MODE
         ),
         Change::UpdateLockTable { table, from, to } => format!("{table}: {from} -> {to}"),
         Change::EnablePointInTimeRecovery { table, from } => match from {
@@ -154,7 +151,7 @@ fn describe(change: &Change) -> String {
             let verb = if from.is_some() { "update" } else { "attach" };
             format!("{verb} inline policy `{policy_name}` on {principal}")
         }
-        Change::WriteBackendFile { path, from, to } => match (from, to) {
+        Change::WriteBackendFile { path, from, to, .. } => match (from, to) {
             (None, _) => format!("write {path}"),
             (Some(_), Some(_)) => format!("rewrite {path}"),
             (Some(_), None) => format!("rewrite {path} (kms_key_id known after apply)"),
@@ -162,9 +159,23 @@ fn describe(change: &Change) -> String {
     }
 }
 
+fn statement_changes(statements: &[StatementChange]) -> String {
+    statements
+        .iter()
+        .map(|statement| match statement {
+            StatementChange::Add { sid } => format!("+ {sid}"),
+            StatementChange::Update { sid } => format!("~ {sid}"),
+            StatementChange::Remove { sid } => format!("- {sid}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn details(change: &Change) -> Vec<String> {
     match change {
-        Change::PutPolicy { kept: labels, .. } if !labels.is_empty() => {
+        Change::PutPolicy { kept: labels, .. } | Change::PutKeyPolicy { kept: labels, .. }
+            if !labels.is_empty() =>
+        {
             vec![format!("keeps {}", kept(labels))]
         }
         Change::SetLifecycle { kept, .. } if !kept.is_empty() => {
@@ -179,6 +190,7 @@ fn details(change: &Change) -> Vec<String> {
             path,
             from: Some(from),
             to,
+            ..
         } => {
             let mut lines = to
                 .as_deref()
@@ -255,6 +267,7 @@ mod tests {
                     ]),
                 },
                 Change::WriteBackendFile {
+                    stack: "dev".into(),
                     path: "environments/dev/backend.hcl".into(),
                     from: Some("bucket = \"a\"\nregion = \"eu-west-1\"\n".into()),
                     to: Some("bucket = \"b\"\nregion = \"eu-west-1\"\n".into()),

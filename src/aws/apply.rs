@@ -53,7 +53,8 @@ async fn apply_bucket_and_key(
             alias,
             description,
             tags,
-        } => Some((alias, description, tags)),
+            policy,
+        } => Some((alias, description, tags, policy)),
         _ => None,
     });
 
@@ -70,8 +71,8 @@ async fn apply_bucket_and_key(
     };
     let key_step = async {
         match key_to_create {
-            Some((alias, description, tags)) => {
-                create_key(clients, bucket, alias, description, tags)
+            Some((alias, description, tags, policy)) => {
+                create_key(clients, bucket, alias, description, tags, policy)
                     .await
                     .map(Some)
             }
@@ -85,7 +86,7 @@ async fn apply_bucket_and_key(
     // needs the key's ARN, not its alias.
     let alias_step = async {
         match (&created, key_to_create) {
-            (Some((key_id, arn)), Some((alias, _, _))) => {
+            (Some((key_id, arn)), Some((alias, _, _, _))) => {
                 alias_and_rotation(clients, alias, key_id, arn)
                     .await
                     .map(drop)
@@ -148,6 +149,23 @@ async fn apply_bucket_and_key(
                     return alias_and_rotation(clients, alias, key_arn, key_arn)
                         .await
                         .map(drop);
+                }
+                Change::PutKeyPolicy { key_arn, to, .. } => {
+                    return clients
+                        .kms
+                        .put_key_policy()
+                        .key_id(key_arn)
+                        .policy_name("default")
+                        .policy(to)
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| {
+                            Failure::from_sdk(&error).into_error(
+                                format!("writing the key policy of KMS key {key_arn}"),
+                                identity,
+                            )
+                        });
                 }
                 Change::EnableKeyRotation { key_arn } => {
                     return clients
@@ -496,14 +514,16 @@ async fn create_bucket_in_region(
     }
 }
 
-/// A symmetric key for the environment (or the one an earlier attempt left): its id and ARN.
-/// The alias and rotation are the caller's next step.
+/// A symmetric key for the environment with `policy` as its key policy (or the one an
+/// earlier attempt left, whose policy the next plan repairs): its id and ARN. The alias and
+/// rotation are the caller's next step.
 async fn create_key(
     clients: &Clients,
     bucket: &str,
     alias: &str,
     description: &str,
     tags: &std::collections::BTreeMap<String, String>,
+    policy: &str,
 ) -> Result<(String, String), AwsError> {
     let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
@@ -554,6 +574,7 @@ async fn create_key(
         let sent = kms
             .create_key()
             .description(description)
+            .policy(policy)
             .key_spec(KeySpec::SymmetricDefault)
             .key_usage(KeyUsageType::EncryptDecrypt)
             .set_tags(Some(kms_tags.clone()))

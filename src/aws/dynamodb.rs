@@ -12,8 +12,9 @@ use aws_sdk_dynamodb::types::{
 
 use super::Clients;
 use super::errors::{AwsError, Failure};
+use crate::desired::TABLE_BILLING_MODE;
 use crate::observed::LockTableState;
-use crate::plan::{TABLE_BILLING_MODE, TableSettings};
+use crate::plan::TableSettings;
 use crate::spec::Region;
 
 /// DescribeTable answers this for a table that does not exist.

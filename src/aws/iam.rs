@@ -6,7 +6,7 @@ use futures::future::join_all;
 
 use super::errors::{AwsError, Failure};
 use super::{Clients, Lookups};
-use crate::access::Principals;
+use crate::access::PrincipalArns;
 use crate::spec::{AccountId, EnvSpec, IamArn, PrincipalKind, PrincipalRef};
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
@@ -18,12 +18,9 @@ pub async fn verify_principals(
     spec: &EnvSpec,
     account: &AccountId,
     lookups: &Lookups,
-) -> Result<Principals, AwsError> {
+) -> Result<PrincipalArns, AwsError> {
     let partition = spec.region.partition();
-    let mut all: Vec<&PrincipalRef> = spec.access.principals.iter().collect();
-    if let Some(exclusive) = &spec.access.exclusive {
-        all.push(&exclusive.break_glass_role);
-    }
+    let all = spec.all_principals();
     let lookups = all.iter().map(|principal| async move {
         let assumed = principal.resolve(partition, account);
         if assumed.account != *account {
@@ -47,7 +44,7 @@ pub async fn verify_principals(
             Some("create them first, or correct `access.users` / `access.roles`; S3 would refuse the policy with only \"Invalid principal in policy\"".into()),
         ));
     }
-    Ok(Principals::resolved_with(spec, |principal| {
+    Ok(PrincipalArns::resolved_with(spec, |principal| {
         found
             .iter()
             .find(|(candidate, _)| candidate == principal)

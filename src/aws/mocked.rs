@@ -18,7 +18,7 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 
-use super::{Clients, apply, observe};
+use super::{Clients, OnDisk, apply, observe};
 use crate::observed::{PublicAccessBlock, Versioning};
 use crate::plan::{Change, EnvPlan};
 use crate::spec::{EnvSpec, Region, parse_spec};
@@ -129,9 +129,16 @@ fn unconfigured_bucket() -> Vec<Rule> {
 async fn not_configured_answers_are_absence_not_errors() {
     let rules = unconfigured_bucket();
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
-        .await
-        .unwrap();
+    let observed = observe(
+        &clients,
+        &spec(),
+        "123456789012",
+        OnDisk::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let bucket = observed.bucket.expect("the bucket exists");
     assert_eq!(bucket.region, "eu-west-1");
     assert_eq!(bucket.versioning, Versioning::Never);
@@ -148,9 +155,16 @@ async fn head_bucket_404_means_no_bucket() {
     let mut rules = unconfigured_bucket();
     rules[0] = mock!(Client::head_bucket).then_http_response(|| status(404));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
-        .await
-        .unwrap();
+    let observed = observe(
+        &clients,
+        &spec(),
+        "123456789012",
+        OnDisk::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(observed.bucket, None);
 }
 
@@ -165,9 +179,16 @@ async fn head_bucket_301_reports_the_bucket_region() {
         response
     });
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(&clients, &spec(), "123456789012", None, None, None)
-        .await
-        .unwrap();
+    let observed = observe(
+        &clients,
+        &spec(),
+        "123456789012",
+        OnDisk::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(observed.bucket.unwrap().region, "us-west-2");
 }
 
@@ -176,9 +197,16 @@ async fn head_bucket_403_explains_both_causes() {
     let mut rules = unconfigured_bucket();
     rules[0] = mock!(Client::head_bucket).then_http_response(|| status(403));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(&clients, &spec(), "123456789012", None, None, None)
-        .await
-        .unwrap_err();
+    let error = observe(
+        &clients,
+        &spec(),
+        "123456789012",
+        OnDisk::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.doing,
         "checking bucket `mocked-bucket` (s3:HeadBucket)"
@@ -196,9 +224,16 @@ async fn access_denied_on_a_read_is_an_error_with_a_hint_not_absence() {
     rules[5] = mock!(Client::get_bucket_policy)
         .then_error(|| GetBucketPolicyError::generic(code("AccessDenied")));
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(&clients, &spec(), "123456789012", None, None, None)
-        .await
-        .unwrap_err();
+    let error = observe(
+        &clients,
+        &spec(),
+        "123456789012",
+        OnDisk::default(),
+        None,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.doing,
         "reading the bucket policy of bucket `mocked-bucket`"

@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 pub use apply::apply;
 pub use errors::AwsError;
 pub use iam::verify_principals;
-pub use observe::{CallerIdentity, caller_identity, observe};
+pub use observe::{CallerIdentity, OnDisk, caller_identity, observe};
 
 use crate::spec::{EndpointUrl, IamArn, ProfileName, Region};
 

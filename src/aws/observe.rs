@@ -1,8 +1,9 @@
-//! Reads everything an environment's plan depends on. The engine first asks who the
-//! credentials belong to (so a wrong account or missing credentials stop the run after one
-//! call, before anything else is touched); `observe` then reads the bucket, its six settings
-//! and the KMS key all at once: one round trip for AES256, two for a managed KMS key (its
-//! rotation status needs the key id first).
+//! Reads everything a bucket's plan depends on, once per bucket whatever its number of
+//! stacks. The engine first asks who the credentials belong to (so a wrong account or
+//! missing credentials stop the run after one call, before anything else is touched);
+//! `observe` then reads the bucket, its settings, the lock tables and the KMS key all at
+//! once: one round trip for AES256, two with a KMS key (its rotation status and key policy
+//! need the key id first).
 
 use std::collections::BTreeMap;
 
@@ -10,13 +11,21 @@ use serde::Serialize;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
+use crate::desired::kms_key_tags;
 use crate::observed::{
-    BucketState, KmsKeyState, LogBucket, LoggingTarget, Observed, PublicAccessBlock, SseRule,
-    Versioning,
+    BucketState, KeyPolicyReading, KmsKeyState, LogBucket, LoggingTarget, Observed,
+    PublicAccessBlock, SseRule, Versioning,
 };
-use crate::plan::kms_key_tags;
 use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey};
 use futures::future::try_join_all;
+
+/// What the engine read from disk for a bucket: every stack's backend.hcl, and files left
+/// by stacks the spec no longer has.
+#[derive(Debug, Clone, Default)]
+pub struct OnDisk {
+    pub backend_files: BTreeMap<String, String>,
+    pub orphan_backend_files: Vec<(String, String)>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallerIdentity {
@@ -43,14 +52,15 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
     })
 }
 
-/// Observes an environment's AWS side, all reads at once. `account` is the caller's: S3
-/// answers HeadBucket with 403 when another account owns the bucket. `backend_file` is read
-/// by the caller (it is a file, not AWS) and placed into the result unchanged.
+/// Observes a bucket's AWS side, all reads at once. `account` is the caller's: S3 answers
+/// HeadBucket with 403 when another account owns the bucket. `on_disk` is read by the caller
+/// (files, not AWS) and placed into the result unchanged. `identity_policy` names the inline
+/// policy and the principals whose copy of it is read.
 pub async fn observe(
     clients: &Clients,
     spec: &EnvSpec,
     account: &str,
-    backend_file: Option<String>,
+    on_disk: OnDisk,
     identity_policy: Option<(&str, &[IamArn])>,
     kms_key_hint: Option<&str>,
 ) -> Result<Observed, AwsError> {
@@ -277,21 +287,17 @@ pub async fn observe(
         }
     };
 
-    let lock_table = async {
-        match spec.backend.lock.table() {
-            Some(table) => {
-                let arn = super::dynamodb::table_arn(&spec.region, account, table.as_str());
-                super::dynamodb::observe_table(
-                    clients,
-                    table.as_str(),
-                    &arn,
-                    !spec.bucket.tags.is_empty(),
-                )
-                .await
-            }
-            None => Ok(None),
-        }
-    };
+    let lock_tables = try_join_all(spec.lock_tables().into_iter().map(|table| async move {
+        let arn = super::dynamodb::table_arn(&spec.region, account, table.as_str());
+        let state = super::dynamodb::observe_table(
+            clients,
+            table.as_str(),
+            &arn,
+            !spec.bucket.tags.is_empty(),
+        )
+        .await?;
+        Ok::<_, AwsError>(state.map(|state| (table.to_string(), state)))
+    }));
 
     let kms_key = observe_kms_key(clients, spec, kms_key_hint);
     let identity_policies = async {
@@ -316,7 +322,7 @@ pub async fn observe(
         lifecycle,
         logging,
         log_bucket,
-        lock_table,
+        lock_tables,
         kms_key,
         identity_policies,
     ) = tokio::join!(
@@ -330,7 +336,7 @@ pub async fn observe(
         lifecycle,
         logging,
         log_bucket,
-        lock_table,
+        lock_tables,
         kms_key,
         identity_policies
     );
@@ -356,9 +362,10 @@ pub async fn observe(
     Ok(Observed {
         bucket: bucket_state,
         kms_key,
-        backend_file,
+        backend_files: on_disk.backend_files,
+        orphan_backend_files: on_disk.orphan_backend_files,
         identity_policies: identity_policies?,
-        lock_table: lock_table?,
+        lock_tables: lock_tables?.into_iter().flatten().collect(),
         log_bucket: log_bucket?,
     })
 }
@@ -449,8 +456,8 @@ fn absent_or<T>(
     }
 }
 
-/// `hint`: the key's ARN when the caller already knows it (after an apply), so rotation is
-/// read at the same time as the alias instead of after it.
+/// `hint`: the key's ARN when the caller already knows it (after an apply), so rotation and
+/// the key policy are read at the same time as the alias instead of after it.
 async fn observe_kms_key(
     clients: &Clients,
     spec: &EnvSpec,
@@ -461,46 +468,32 @@ async fn observe_kms_key(
     };
     let identity = clients.identity_source.as_str();
     let reference = key.reference();
-    let early_rotation = async {
-        match (key, hint) {
-            (KmsKey::Managed(_), Some(arn)) => clients
-                .kms
-                .get_key_rotation_status()
-                .key_id(arn)
-                .send()
-                .await
-                .ok()
-                .map(|output| output.key_rotation_enabled()),
-            _ => None,
+    let managed = matches!(key, KmsKey::Managed(_));
+    let early = async {
+        match hint {
+            Some(arn) => Some(key_details(clients, arn, managed).await),
+            None => None,
         }
     };
-    let (described, early_rotation) = tokio::join!(
-        clients.kms.describe_key().key_id(reference).send(),
-        early_rotation
-    );
+    let (described, early) =
+        tokio::join!(clients.kms.describe_key().key_id(reference).send(), early);
     let described = match described {
         Ok(output) => output,
         Err(error) => {
             let failure = Failure::from_sdk(&error);
             if failure.is(codes::KMS_NOT_FOUND) {
-                if let KmsKey::Managed(_) = key
+                if managed
                     && let Some((key_id, arn)) =
                         super::kms::find_tagged_key(clients, &kms_key_tags(spec)).await?
                 {
-                    let rotation = clients
-                        .kms
-                        .get_key_rotation_status()
-                        .key_id(&key_id)
-                        .send()
-                        .await
-                        .ok()
-                        .map(|output| output.key_rotation_enabled());
+                    let (rotation_enabled, policy) = key_details(clients, &key_id, true).await?;
                     return Ok(Some(KmsKeyState {
                         arn,
                         id: key_id,
                         state: "Enabled".to_owned(),
-                        rotation_enabled: rotation,
+                        rotation_enabled,
                         aliased: false,
+                        policy,
                     }));
                 }
                 return Ok(None);
@@ -515,24 +508,9 @@ async fn observe_kms_key(
         return Ok(None);
     };
     let hinted = hint.is_some_and(|arn| metadata.arn() == Some(arn));
-    let rotation_enabled = match key {
-        KmsKey::Existing(_) => None,
-        KmsKey::Managed(_) if hinted && early_rotation.is_some() => early_rotation,
-        KmsKey::Managed(_) => Some(
-            clients
-                .kms
-                .get_key_rotation_status()
-                .key_id(metadata.key_id())
-                .send()
-                .await
-                .map_err(|error| {
-                    Failure::from_sdk(&error).into_error(
-                        format!("reading rotation of KMS key `{reference}`"),
-                        identity,
-                    )
-                })?
-                .key_rotation_enabled(),
-        ),
+    let (rotation_enabled, policy) = match early {
+        Some(details) if hinted => details?,
+        _ => key_details(clients, metadata.key_id(), managed).await?,
     };
     Ok(Some(KmsKeyState {
         arn: metadata.arn().unwrap_or_default().to_owned(),
@@ -543,5 +521,60 @@ async fn observe_kms_key(
             .unwrap_or_else(|| "Enabled".to_owned()),
         rotation_enabled,
         aliased: true,
+        policy,
     }))
+}
+
+/// Rotation (read only for keys the tool manages) and the key policy, at once. A key policy
+/// the caller may not read is a reading, not an error: for a key statebucket did not create
+/// the plan says so and goes on.
+async fn key_details(
+    clients: &Clients,
+    key_id: &str,
+    managed: bool,
+) -> Result<(Option<bool>, KeyPolicyReading), AwsError> {
+    let identity = clients.identity_source.as_str();
+    let rotation = async {
+        if !managed {
+            return Ok(None);
+        }
+        clients
+            .kms
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .map(|output| Some(output.key_rotation_enabled()))
+            .map_err(|error| {
+                Failure::from_sdk(&error)
+                    .into_error(format!("reading rotation of KMS key {key_id}"), identity)
+            })
+    };
+    let policy = async {
+        match clients
+            .kms
+            .get_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .send()
+            .await
+        {
+            Ok(output) => Ok(KeyPolicyReading::Read(
+                output.policy().unwrap_or_default().to_owned(),
+            )),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                if failure.is_denied() {
+                    Ok(KeyPolicyReading::Denied(failure.message))
+                } else {
+                    Err(failure.into_error(
+                        format!("reading the key policy of KMS key {key_id} (kms:GetKeyPolicy)"),
+                        identity,
+                    ))
+                }
+            }
+        }
+    };
+    let (rotation, policy) = tokio::join!(rotation, policy);
+    Ok((rotation?, policy?))
 }

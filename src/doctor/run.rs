@@ -11,35 +11,39 @@ use aws_sdk_s3::types::ServerSideEncryption;
 
 use super::{Check, CredentialSource, Status, profile_names, provider_traps};
 use crate::aws::{self, Clients, RequestLog};
+use crate::desired::{DesiredBucket, DesiredStack};
 use crate::engine::Connection;
-use crate::policy::PolicyDocument;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
-use crate::project::{Environment, local_state_note};
-use crate::render::{BackendConfig, parse_backend_hcl};
-use crate::spec::{EndpointUrl, EnvSpec, ProfileName, Region};
+use crate::policy::{PolicyDocument, StateArns, bucket_arn};
+use crate::project::local_state_note;
+use crate::render::{BackendConfig, KmsKeyId, parse_backend_hcl};
+use crate::spec::{EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec};
 
 /// Probe lock objects live under a workspace of their own, so the grants Terraform's
 /// documentation lists for workspaces (`<prefix>/*/<key>.tflock`) cover them and the real
 /// lock is never touched.
 const PROBE_WORKSPACE_PREFIX: &str = "statebucket-doctor-";
 
+/// Every check for one stack's backend.hcl, as the identity that file makes Terraform use.
 pub async fn diagnose(
-    environment: &Environment,
+    desired: &DesiredBucket<'_>,
+    stack: &DesiredStack<'_>,
     connection: &Connection,
     log: &Arc<RequestLog>,
     terraform_dir: Option<&Path>,
 ) -> Vec<Check> {
-    let spec = &environment.spec;
+    let spec = desired.spec;
+    let file = &stack.spec.file;
     let mut checks = Vec::new();
 
-    let text = match std::fs::read_to_string(&spec.backend.file) {
+    let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(error) => {
             checks.push(
                 Check::new(
                     "backend file",
                     Status::Fail,
-                    format!("cannot read {}: {error}", spec.backend.file),
+                    format!("cannot read {file}: {error}"),
                 )
                 .fix("run `statebucket apply` (or `statebucket render`) to write it"),
             );
@@ -53,23 +57,23 @@ pub async fn diagnose(
                 Check::new(
                     "backend file",
                     Status::Fail,
-                    format!("{}:{line}: {message}", spec.backend.file),
+                    format!("{file}:{line}: {message}"),
                 )
                 .fix("rewrite it with `statebucket apply`"),
             );
             return checks;
         }
     };
-    checks.push(backend_file_check(spec, &config));
+    checks.push(backend_file_check(desired, stack, &text, &config));
 
     let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|value| !value.is_empty());
     let aws_profile = std::env::var("AWS_PROFILE").ok();
     let source = CredentialSource::resolve(&config, env_keys, aws_profile.as_deref());
-    checks.push(profile_check(spec, &config, &source));
-    let spec_dir = spec.backend.terraform_dir.as_deref().map(Path::new);
+    checks.push(profile_check(stack, &config, &source));
+    let spec_dir = stack.spec.terraform_dir.as_deref().map(Path::new);
     if let Some(directory) = terraform_dir.or(spec_dir) {
         checks.extend(provider_checks(directory, &config));
-        if let Some(guidance) = local_state_note(spec, directory) {
+        if let Some(guidance) = local_state_note(spec, stack.spec, directory) {
             checks.push(Check::new("local state", Status::Warn, guidance));
         }
     }
@@ -99,7 +103,7 @@ pub async fn diagnose(
         Err(error) => {
             checks.push(
                 Check::new("identity", Status::Fail, format!("the backend would use {source}, but: {}", error.cause))
-                    .fix(format!("configure credentials for {source} (e.g. `aws configure --profile {}` or `aws sso login`)", source.profile().unwrap_or(spec.profile.as_str()))),
+                    .fix(format!("configure credentials for {source} (e.g. `aws configure --profile {}` or `aws sso login`)", source.profile().unwrap_or(stack.profile.as_str()))),
             );
             return checks;
         }
@@ -126,47 +130,91 @@ pub async fn diagnose(
 
     let caller = Caller::parse(&identity.arn);
     if let Some(caller) = &caller {
-        checks.push(listed_check(spec, caller));
-        checks.push(live_policy_check(spec, caller, connection, log, endpoint.as_ref()).await);
+        checks.push(listed_check(spec, stack, caller));
+        checks.push(
+            live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
+        );
     }
-    checks.extend(probes(spec, &config, &clients).await);
+    checks.extend(probes(spec, stack.spec, &config, &clients).await);
     checks
 }
 
-fn backend_file_check(spec: &EnvSpec, config: &BackendConfig) -> Check {
-    let mismatches: Vec<String> = [
-        ("bucket", spec.bucket.name.as_str()),
-        ("key", spec.backend.key.as_str()),
-        ("region", spec.region.as_str()),
-    ]
-    .iter()
-    .filter(|(name, expected)| config.string(name) != Some(expected))
-    .map(|(name, expected)| {
-        format!(
-            "{name} is {:?}, the spec says {expected:?}",
-            config.string(name).unwrap_or("missing")
-        )
-    })
-    .collect();
-    if mismatches.is_empty() {
-        Check::new(
+/// The whole file against what statebucket renders for the stack. The `kms_key_id` value is
+/// the one line that may differ: `apply` writes the key's ARN where offline rendering has
+/// the spec's alias.
+fn backend_file_check(
+    desired: &DesiredBucket<'_>,
+    stack: &DesiredStack<'_>,
+    text: &str,
+    config: &BackendConfig,
+) -> Check {
+    let file = &stack.spec.file;
+    let on_disk_key = config.string("kms_key_id");
+    let expected = desired.backend_file(
+        stack,
+        on_disk_key.map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved),
+    );
+    let expected_lines: Vec<&str> = expected.lines().collect();
+    let actual_lines: Vec<&str> = text.lines().collect();
+    let missing: Vec<&str> = expected_lines
+        .iter()
+        .filter(|line| !line.starts_with('#') && !actual_lines.contains(line))
+        .copied()
+        .collect();
+    let extra: Vec<&str> = actual_lines
+        .iter()
+        .filter(|line| {
+            !line.starts_with('#') && !line.trim().is_empty() && !expected_lines.contains(line)
+        })
+        .copied()
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Check::new(
             "backend file",
             Status::Ok,
-            format!("{} matches {}", spec.backend.file, spec.source),
-        )
-    } else {
-        Check::new(
-            "backend file",
-            Status::Fail,
-            format!("{}: {}", spec.backend.file, mismatches.join("; ")),
-        )
-        .fix("run `statebucket apply` to rewrite it from the spec")
+            format!("{file} is what {} renders", desired.spec.source),
+        );
     }
+    let mut differences = Vec::new();
+    if !missing.is_empty() {
+        differences.push(format!(
+            "missing {}",
+            missing
+                .iter()
+                .map(|line| format!("`{}`", line.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !extra.is_empty() {
+        differences.push(format!(
+            "not from the spec {}",
+            extra
+                .iter()
+                .map(|line| format!("`{}`", line.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Check::new(
+        "backend file",
+        Status::Fail,
+        format!(
+            "{file} differs from {}: {}",
+            desired.spec.source,
+            differences.join("; ")
+        ),
+    )
+    .fix("run `statebucket apply` (or `statebucket render`) to rewrite it from the spec")
 }
 
-fn profile_check(spec: &EnvSpec, config: &BackendConfig, source: &CredentialSource) -> Check {
+fn profile_check(
+    stack: &DesiredStack<'_>,
+    config: &BackendConfig,
+    source: &CredentialSource,
+) -> Check {
     match config.string("profile") {
-        Some(profile) if profile == spec.profile.as_str() => Check::new(
+        Some(profile) if profile == stack.profile.as_str() => Check::new(
             "profile",
             Status::Ok,
             format!("backend.hcl names profile `{profile}`"),
@@ -176,7 +224,7 @@ fn profile_check(spec: &EnvSpec, config: &BackendConfig, source: &CredentialSour
             Status::Warn,
             format!(
                 "backend.hcl names profile `{profile}`, the spec `{}`",
-                spec.profile
+                stack.profile
             ),
         )
         .fix("run `statebucket apply` so backend.hcl and the spec agree"),
@@ -196,7 +244,7 @@ fn profile_check(spec: &EnvSpec, config: &BackendConfig, source: &CredentialSour
             );
             Check::new("profile", Status::Fail, detail).fix(format!(
                 "add `profile = \"{}\"` to backend.hcl (`statebucket apply` writes it)",
-                spec.profile
+                stack.profile
             ))
         }
     }
@@ -264,28 +312,58 @@ fn provider_checks(directory: &Path, config: &BackendConfig) -> Vec<Check> {
         .collect()
 }
 
-fn listed_check(spec: &EnvSpec, caller: &Caller) -> Check {
-    let account = crate::spec::AccountId::parse(&caller.account).ok();
-    let listed = account.as_ref().is_some_and(|account| {
-        crate::access::Principals::offline(spec, account)
-            .all()
-            .any(|arn| caller.is_named_by(&arn.to_string()))
-    });
-    if listed {
+fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Caller) -> Check {
+    // Names resolve in the spec's account, or without one in the caller's.
+    let account = spec
+        .account_id
+        .clone()
+        .or_else(|| crate::spec::AccountId::parse(&caller.account).ok());
+    let named = |list: &[crate::spec::PrincipalRef]| {
+        account.as_ref().is_some_and(|account| {
+            list.iter().any(|principal| {
+                caller.is_named_by(
+                    &principal
+                        .resolve(spec.region.partition(), account)
+                        .to_string(),
+                )
+            })
+        })
+    };
+    let (writers, readers) = (spec.writers_of(stack.spec), spec.readers_of(stack.spec));
+    let whose = match spec.layout {
+        Layout::Backend => spec.source.clone(),
+        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
+    };
+    if named(writers) {
         return Check::new(
             "listed in access",
             Status::Ok,
-            format!("{} is listed in {}", caller.arn, spec.source),
+            format!("{} is a writer of {whose}", caller.arn),
         );
     }
+    if named(readers) {
+        return Check::new(
+            "listed in access",
+            Status::Warn,
+            format!(
+                "{} is a reader of {whose}: `terraform plan` works, `terraform apply` will be denied",
+                caller.arn
+            ),
+        )
+        .fix("run `terraform apply` as one of the stack's writers");
+    }
+    let list = match (spec.layout, stack.spec.writers.is_some()) {
+        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
+        _ => "access".to_owned(),
+    };
     let fix = match &caller.kind {
         CallerKind::User { path_and_name } => format!(
-            "add `{}` to `access.users` in {}",
+            "add `{}` to `{list}.users` in {}",
             path_and_name.rsplit('/').next().unwrap_or(path_and_name),
             spec.source
         ),
         CallerKind::AssumedRole { role, .. } => {
-            format!("add `{role}` to `access.roles` in {}", spec.source)
+            format!("add `{role}` to `{list}.roles` in {}", spec.source)
         }
         _ => format!("run Terraform as a user or role listed in {}", spec.source),
     };
@@ -293,8 +371,8 @@ fn listed_check(spec: &EnvSpec, caller: &Caller) -> Check {
         "listed in access",
         Status::Fail,
         format!(
-            "{} is not among the users and roles of {}; the bucket policy grants it nothing",
-            caller.arn, spec.source
+            "{} is not among the users and roles of {whose}; the bucket policy grants it nothing",
+            caller.arn
         ),
     )
     .fix(fix)
@@ -303,6 +381,7 @@ fn listed_check(spec: &EnvSpec, caller: &Caller) -> Check {
 /// Reads the live policy with statebucket's own identity (Terraform's may not be allowed to).
 async fn live_policy_check(
     spec: &EnvSpec,
+    stack: &StackSpec,
     caller: &Caller,
     connection: &Connection,
     log: &Arc<RequestLog>,
@@ -352,8 +431,8 @@ async fn live_policy_check(
         )
         .fix("run `statebucket apply`");
     };
-    let bucket_arn = format!("arn:{}:s3:::{}", spec.region.partition(), spec.bucket.name);
-    let state = format!("{bucket_arn}/{}", spec.backend.key);
+    let bucket_arn = bucket_arn(spec.region.partition(), &spec.bucket.name);
+    let state = StateArns::of(&bucket_arn, stack).state;
     for (action, resource) in [
         ("s3:ListBucket", bucket_arn.as_str()),
         ("s3:GetObject", state.as_str()),
@@ -386,15 +465,30 @@ async fn live_policy_check(
             "bucket policy",
             Status::Warn,
             format!(
-                "no statement allows {} to read the state; it needs an identity policy (statebucket policy {} --identity)",
-                caller.arn, spec.name
+                "no statement allows {} to read the state; it needs an identity policy (statebucket policy {} --identity{})",
+                caller.arn,
+                spec.name,
+                stack_flag(spec, stack)
             ),
         ),
     }
 }
 
+/// ` --stack NAME` for a spec with stacks, nothing for the `backend:` layout.
+fn stack_flag(spec: &EnvSpec, stack: &StackSpec) -> String {
+    match spec.layout {
+        Layout::Backend => String::new(),
+        Layout::Stacks => format!(" --stack {}", stack.name),
+    }
+}
+
 /// What Terraform does at init and apply, as the backend's identity.
-async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Vec<Check> {
+async fn probes(
+    spec: &EnvSpec,
+    stack: &StackSpec,
+    config: &BackendConfig,
+    clients: &Clients,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let s3 = &clients.s3;
     let bucket = config
@@ -403,7 +497,7 @@ async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Ve
         .to_owned();
     let key = config
         .string("key")
-        .unwrap_or(spec.backend.key.as_str())
+        .unwrap_or(stack.key.as_str())
         .to_owned();
     let prefix = config
         .string("workspace_key_prefix")
@@ -499,7 +593,7 @@ async fn probes(spec: &EnvSpec, config: &BackendConfig, clients: &Clients) -> Ve
         checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
     }
     if let Some(table) = config.string("dynamodb_table") {
-        checks.push(lock_table_probe(clients, spec, table, &bucket, &key).await);
+        checks.push(lock_table_probe(clients, spec, stack, table, &bucket, &key).await);
     }
     if !config.flag("use_lockfile") && config.string("dynamodb_table").is_none() {
         checks.push(
@@ -629,6 +723,7 @@ async fn lock_probe(
 async fn lock_table_probe(
     clients: &Clients,
     spec: &EnvSpec,
+    stack: &StackSpec,
     table: &str,
     bucket: &str,
     key: &str,
@@ -657,8 +752,9 @@ async fn lock_table_probe(
             format!("GetItem {digest} in DynamoDB table {table}: {}", short(&error)),
         )
         .fix(format!(
-            "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity` prints the policy), or run `statebucket apply` if the table does not exist",
-            spec.name
+            "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity{}` prints the policy), or run `statebucket apply` if the table does not exist",
+            spec.name,
+            stack_flag(spec, stack)
         )),
     }
 }

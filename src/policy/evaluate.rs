@@ -62,6 +62,21 @@ impl Caller {
         })
     }
 
+    /// A caller standing for a user or role as a policy names it: the user itself, or a
+    /// session of the role.
+    pub fn for_principal(arn: &crate::spec::IamArn) -> Caller {
+        let text = match arn.kind {
+            crate::spec::PrincipalKind::User => arn.to_string(),
+            crate::spec::PrincipalKind::Role => format!(
+                "arn:{}:sts::{}:assumed-role/{}/statebucket",
+                arn.partition,
+                arn.account,
+                arn.name()
+            ),
+        };
+        Caller::parse(&text).expect("an IAM ARN makes a caller ARN")
+    }
+
     /// The value of `aws:PrincipalArn`: for a role session, the role (path unknown here).
     fn principal_arn(&self) -> String {
         match &self.kind {
@@ -137,12 +152,24 @@ pub fn explicit_deny(
     action: &str,
     resource: &str,
 ) -> Option<Denial> {
+    explicit_deny_in(document, caller, action, resource, &[])
+}
+
+/// `explicit_deny`, with condition keys the request is known to carry (`context`), such as
+/// `kms:ViaService` for KMS calls S3 makes.
+pub fn explicit_deny_in(
+    document: &PolicyDocument,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> Option<Denial> {
     document
         .statements
         .iter()
         .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Deny"))
         .find_map(
-            |statement| match applies(statement, caller, action, resource) {
+            |statement| match applies(statement, caller, action, resource, context) {
                 Truth::No => None,
                 truth => Some(Denial {
                     sid: label(statement),
@@ -159,11 +186,22 @@ pub fn allowed_by(
     action: &str,
     resource: &str,
 ) -> Option<String> {
+    allowed_by_in(document, caller, action, resource, &[])
+}
+
+/// `allowed_by`, with condition keys the request is known to carry.
+pub fn allowed_by_in(
+    document: &PolicyDocument,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> Option<String> {
     document
         .statements
         .iter()
         .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .find(|statement| applies(statement, caller, action, resource) == Truth::Yes)
+        .find(|statement| applies(statement, caller, action, resource, context) == Truth::Yes)
         .map(label)
 }
 
@@ -173,11 +211,19 @@ fn label(statement: &Value) -> String {
         .to_owned()
 }
 
-fn applies(statement: &Value, caller: &Caller, action: &str, resource: &str) -> Truth {
+fn applies(
+    statement: &Value,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    context: &[(&str, &str)],
+) -> Truth {
+    // A statement without a principal belongs to an identity policy: it applies to the
+    // identity the policy is attached to, the caller whose requests are evaluated.
     let principal = match (statement.get("Principal"), statement.get("NotPrincipal")) {
         (Some(principal), _) => names_caller(principal, caller),
         (None, Some(not_principal)) => !names_caller(not_principal, caller),
-        (None, None) => false,
+        (None, None) => true,
     };
     let action_matches = match (statement.get("Action"), statement.get("NotAction")) {
         (Some(actions), _) => strings(actions)
@@ -196,7 +242,7 @@ fn applies(statement: &Value, caller: &Caller, action: &str, resource: &str) -> 
     }
     match statement.get("Condition") {
         None => Truth::Yes,
-        Some(conditions) => condition(conditions, caller),
+        Some(conditions) => condition(conditions, caller, context),
     }
 }
 
@@ -224,7 +270,7 @@ fn strings(value: &Value) -> impl Iterator<Item = &str> {
     items.into_iter()
 }
 
-fn condition(conditions: &Value, caller: &Caller) -> Truth {
+fn condition(conditions: &Value, caller: &Caller, context: &[(&str, &str)]) -> Truth {
     let Value::Object(operators) = conditions else {
         return Truth::Unknown;
     };
@@ -238,7 +284,7 @@ fn condition(conditions: &Value, caller: &Caller) -> Truth {
                 Value::Array(items) => items.iter().map(scalar).collect(),
                 single => vec![scalar(single)],
             };
-            truth = truth.and(test(operator, key, &values, caller));
+            truth = truth.and(test(operator, key, &values, caller, context));
         }
     }
     truth
@@ -252,13 +298,24 @@ fn scalar(value: &Value) -> String {
 }
 
 /// One condition operator on one key. Keys the evaluator knows: `aws:SecureTransport`
-/// (true), `aws:PrincipalArn`, `aws:PrincipalAccount`.
-fn test(operator: &str, key: &str, values: &[String], caller: &Caller) -> Truth {
+/// (true), `aws:PrincipalArn`, `aws:PrincipalAccount`, and those of `context`.
+fn test(
+    operator: &str,
+    key: &str,
+    values: &[String],
+    caller: &Caller,
+    context: &[(&str, &str)],
+) -> Truth {
     let key = key.to_ascii_lowercase();
-    let actual = match key.as_str() {
-        "aws:securetransport" => "true".to_owned(),
-        "aws:principalarn" => caller.principal_arn(),
-        "aws:principalaccount" => caller.account.clone(),
+    let known = context
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+        .map(|(_, value)| (*value).to_owned());
+    let actual = match (key.as_str(), known) {
+        (_, Some(value)) => value,
+        ("aws:securetransport", None) => "true".to_owned(),
+        ("aws:principalarn", None) => caller.principal_arn(),
+        ("aws:principalaccount", None) => caller.account.clone(),
         _ => return Truth::Unknown,
     };
     let is_role_arn =

@@ -1,85 +1,160 @@
-//! The least-privilege IAM policy the identity Terraform runs as needs for one environment:
-//! what the S3 backend actually calls (ListObjectsV2, HeadObject/GetObject, PutObject, and
-//! Get/Put/Delete of the `.tflock` lock object), plus the KMS calls when state is encrypted
-//! with a customer managed key.
+//! The least-privilege IAM policies the identities Terraform runs as need: what the S3
+//! backend actually calls (ListObjectsV2, HeadObject/GetObject, PutObject, and Get/Put/Delete
+//! of the `.tflock` lock object), the KMS calls when state is encrypted with a customer
+//! managed key, and the DynamoDB calls when a lock table is used. Writers and readers of
+//! each grant get their tier's statements, on that grant's stacks only.
 
 use serde_json::{Value, json};
 
-use super::PolicyDocument;
-use crate::spec::{AccountId, Encryption, EnvSpec, KmsKey, KmsKeyRef};
+use super::{PolicyDocument, StateArns, bucket_arn};
+use crate::access::{Grant, Tier};
+use crate::spec::{
+    AccountId, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef, PrincipalKind, StackSpec,
+};
+
+/// IAM's quotas on the inline policies of one user and one role, in characters without
+/// whitespace (all inline policies of the principal together).
+pub const IDENTITY_POLICY_MAX_CHARS_USER: usize = 2_048;
+pub const IDENTITY_POLICY_MAX_CHARS_ROLE: usize = 10_240;
 
 /// Name of the inline policy `attach_identity_policy` puts on each user and role.
 pub fn identity_policy_name(spec: &EnvSpec) -> String {
     format!("statebucket-{}", spec.name)
 }
 
-/// The key is named by what the spec says, as narrowly as IAM allows, so the document does
-/// not change when a key is created or rotated: a key ARN or id as such, an alias through
-/// `kms:ResourceAliases`.
-pub fn identity_policy(spec: &EnvSpec, account: &AccountId) -> PolicyDocument {
-    let partition = spec.region.partition();
-    let bucket_arn = format!("arn:{partition}:s3:::{}", spec.bucket.name);
-    let key = spec.backend.key.as_str();
-    let workspaces = match spec.backend.workspace_prefix().as_str() {
-        "" => format!("{bucket_arn}/*/{key}"),
-        prefix => format!("{bucket_arn}/{prefix}/*/{key}"),
+/// What one principal needs: the statements of every grant that names it.
+pub fn identity_policy_for(
+    spec: &EnvSpec,
+    account: &AccountId,
+    grants: &[Grant<'_>],
+    principal: &IamArn,
+) -> PolicyDocument {
+    let parts: Vec<Part<'_>> = grants
+        .iter()
+        .filter(|grant| grant.principals.contains(principal))
+        .map(|grant| Part {
+            tier: grant.tier,
+            sid_owner: grant
+                .owner
+                .map(|owner| owner.sid_token())
+                .unwrap_or_default(),
+            stacks: grant.stacks.clone(),
+        })
+        .collect();
+    document(spec, account, &parts)
+}
+
+/// What one tier of one stack needs (`statebucket policy ENV --identity [--stack S]
+/// [--reader]`), with the statement ids the stack's grant has.
+pub fn tier_identity_policy(
+    spec: &EnvSpec,
+    account: &AccountId,
+    stack: &StackSpec,
+    tier: Tier,
+) -> PolicyDocument {
+    let own = match tier {
+        Tier::Writer => stack.writers.is_some(),
+        Tier::Reader => stack.readers.is_some(),
     };
-    let mut statements = vec![
-        json!({
-            "Sid": "StatebucketListStateBucket",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": bucket_arn,
-        }),
-        json!({
-            "Sid": "StatebucketReadWriteState",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": [format!("{bucket_arn}/{key}"), workspaces],
-        }),
-        json!({
-            "Sid": "StatebucketLockFiles",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": [format!("{bucket_arn}/{key}.tflock"), format!("{workspaces}.tflock")],
-        }),
-    ];
-    if let Encryption::Kms(kms_key) = &spec.bucket.encryption {
-        let mut statement = json!({
-            "Sid": "StatebucketStateEncryptionKey",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-        });
-        let region = spec.region.as_str();
-        let any_key = format!("arn:{partition}:kms:{region}:{account}:key/*");
-        let (resource, alias) = match kms_key {
-            KmsKey::Existing(KmsKeyRef::KeyArn(arn)) => (Value::from(arn.as_str()), None),
-            KmsKey::Existing(KmsKeyRef::KeyId(id)) => (
-                Value::from(format!("arn:{partition}:kms:{region}:{account}:key/{id}")),
-                None,
-            ),
-            KmsKey::Existing(KmsKeyRef::Alias(alias)) | KmsKey::Managed(alias) => {
-                (Value::from(any_key), Some(alias.to_string()))
+    let part = Part {
+        tier,
+        sid_owner: if own {
+            stack.name.sid_token()
+        } else {
+            String::new()
+        },
+        stacks: vec![stack],
+    };
+    document(spec, account, &[part])
+}
+
+/// One tier on some stacks, and the Sid infix of the grant it comes from.
+struct Part<'s> {
+    tier: Tier,
+    sid_owner: String,
+    stacks: Vec<&'s StackSpec>,
+}
+
+fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDocument {
+    let partition = spec.region.partition();
+    let bucket = bucket_arn(partition, &spec.bucket.name);
+    let mut statements = vec![json!({
+        "Sid": "StatebucketListStateBucket",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket,
+    })];
+    for part in parts {
+        let objects: Vec<StateArns> = part
+            .stacks
+            .iter()
+            .map(|stack| StateArns::of(&bucket, stack))
+            .collect();
+        let states: Vec<&str> = objects.iter().flat_map(StateArns::states).collect();
+        let locks: Vec<&str> = objects.iter().flat_map(StateArns::locks).collect();
+        let owner = &part.sid_owner;
+        match part.tier {
+            Tier::Writer => {
+                statements.push(json!({
+                    "Sid": format!("Statebucket{owner}ReadWriteState"),
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": states,
+                }));
+                statements.push(json!({
+                    "Sid": format!("Statebucket{owner}LockFiles"),
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": locks,
+                }));
             }
-            KmsKey::Existing(KmsKeyRef::AliasArn(arn)) => {
-                let alias = arn
-                    .rsplit_once(':')
-                    .map_or(arn.as_str(), |(_, alias)| alias);
-                (Value::from(any_key), Some(alias.to_owned()))
+            Tier::Reader => {
+                statements.push(json!({
+                    "Sid": format!("Statebucket{owner}ReadState"),
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": states,
+                }));
+                statements.push(json!({
+                    "Sid": format!("Statebucket{owner}ReaderLockFiles"),
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": locks,
+                }));
             }
-        };
-        statement["Resource"] = resource;
-        // IAM cannot name a key by alias as a resource; kms:ResourceAliases narrows `key/*`
-        // to the keys that carry the alias.
-        if let Some(alias) = alias {
-            statement["Condition"] =
-                json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } });
         }
-        statements.push(statement);
     }
-    if let Some(table) = spec.backend.lock.table() {
+    if let Encryption::Kms(kms_key) = &spec.bucket.encryption {
+        // Readers decrypt state and write the (encrypted) lock file; only writers encrypt
+        // state.
+        let writes = parts.iter().any(|part| part.tier == Tier::Writer);
+        let actions = if writes {
+            json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
+        } else {
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
+        };
+        statements.push(key_statement(spec, account, kms_key, actions));
+    }
+    let mut tables: Vec<String> = parts
+        .iter()
+        .flat_map(|part| &part.stacks)
+        .filter_map(|stack| stack.lock.table())
+        .map(|table| {
+            format!(
+                "arn:{partition}:dynamodb:{}:{account}:table/{table}",
+                spec.region
+            )
+        })
+        .collect();
+    tables.sort();
+    tables.dedup();
+    if !tables.is_empty() {
         // The S3 backend calls GetItem, PutItem and DeleteItem (lock and state digest items);
         // DescribeTable is not called but Terraform's documentation lists it.
+        let resource = match tables.len() {
+            1 => Value::from(tables.remove(0)),
+            _ => json!(tables),
+        };
         statements.push(json!({
             "Sid": "StatebucketDynamoDbLockTable",
             "Effect": "Allow",
@@ -89,10 +164,7 @@ pub fn identity_policy(spec: &EnvSpec, account: &AccountId) -> PolicyDocument {
                 "dynamodb:PutItem",
                 "dynamodb:DeleteItem",
             ],
-            "Resource": format!(
-                "arn:{partition}:dynamodb:{}:{account}:table/{table}",
-                spec.region
-            ),
+            "Resource": resource,
         }));
     }
     PolicyDocument {
@@ -102,9 +174,57 @@ pub fn identity_policy(spec: &EnvSpec, account: &AccountId) -> PolicyDocument {
     }
 }
 
+/// The key is named by what the spec says, as narrowly as IAM allows, so the document does
+/// not change when a key is created or rotated: a key ARN or id as such, an alias through
+/// `kms:ResourceAliases`.
+fn key_statement(spec: &EnvSpec, account: &AccountId, kms_key: &KmsKey, actions: Value) -> Value {
+    let partition = spec.region.partition();
+    let region = spec.region.as_str();
+    let any_key = format!("arn:{partition}:kms:{region}:{account}:key/*");
+    let (resource, alias) = match kms_key {
+        KmsKey::Existing(KmsKeyRef::KeyArn(arn)) => (Value::from(arn.as_str()), None),
+        KmsKey::Existing(KmsKeyRef::KeyId(id)) => (
+            Value::from(format!("arn:{partition}:kms:{region}:{account}:key/{id}")),
+            None,
+        ),
+        KmsKey::Existing(KmsKeyRef::Alias(alias)) | KmsKey::Managed(alias) => {
+            (Value::from(any_key), Some(alias.to_string()))
+        }
+        KmsKey::Existing(KmsKeyRef::AliasArn(arn)) => {
+            let alias = arn
+                .rsplit_once(':')
+                .map_or(arn.as_str(), |(_, alias)| alias);
+            (Value::from(any_key), Some(alias.to_owned()))
+        }
+    };
+    let mut statement = json!({
+        "Sid": "StatebucketStateEncryptionKey",
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resource,
+    });
+    // IAM cannot name a key by alias as a resource; kms:ResourceAliases narrows `key/*`
+    // to the keys that carry the alias.
+    if let Some(alias) = alias {
+        statement["Condition"] =
+            json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } });
+    }
+    statement
+}
+
+/// IAM's quota for the inline policies of this kind of principal.
+pub fn inline_policy_quota(kind: PrincipalKind) -> usize {
+    match kind {
+        PrincipalKind::User => IDENTITY_POLICY_MAX_CHARS_USER,
+        PrincipalKind::Role => IDENTITY_POLICY_MAX_CHARS_ROLE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{PrincipalArns, grants};
+    use crate::policy::evaluate::{Caller, allowed_by};
     use crate::spec::parse_spec;
 
     const SPEC: &str = "region: eu-west-1\nprofile: terraform\nbucket: { name: my-state }\naccess: { users: [terraform] }\nbackend: { key: app/terraform.tfstate }\n";
@@ -113,10 +233,14 @@ mod tests {
         AccountId::parse("123456789012").unwrap()
     }
 
+    fn writer_policy(spec: &EnvSpec) -> PolicyDocument {
+        tier_identity_policy(spec, &account(), &spec.stacks[0], Tier::Writer)
+    }
+
     #[test]
     fn s3_permissions_cover_state_workspaces_and_lock_files() {
         let spec = parse_spec("environments/dev.yaml", "dev", SPEC).unwrap();
-        let document = identity_policy(&spec, &account());
+        let document = writer_policy(&spec);
         assert_eq!(
             serde_json::to_value(&document.statements).unwrap(),
             json!([
@@ -137,7 +261,7 @@ mod tests {
             "app/terraform.tfstate, lock: both }",
         );
         let spec = parse_spec("environments/dev.yaml", "dev", &both).unwrap();
-        let document = identity_policy(&spec, &account());
+        let document = writer_policy(&spec);
         assert_eq!(
             document.statements.last().unwrap(),
             &json!({"Sid": "StatebucketDynamoDbLockTable", "Effect": "Allow",
@@ -145,11 +269,7 @@ mod tests {
                 "Resource": "arn:aws:dynamodb:eu-west-1:123456789012:table/my-state-locks"})
         );
         let lockfile = parse_spec("environments/dev.yaml", "dev", SPEC).unwrap();
-        assert!(
-            !identity_policy(&lockfile, &account())
-                .to_json()
-                .contains("dynamodb")
-        );
+        assert!(!writer_policy(&lockfile).to_json().contains("dynamodb"));
     }
 
     #[test]
@@ -167,7 +287,7 @@ mod tests {
         };
         let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let managed = with("{ kms_key: alias/tf, create_key: true }");
-        let offline = identity_policy(&managed, &account());
+        let offline = writer_policy(&managed);
         assert_eq!(
             offline.statements[3]["Action"],
             json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
@@ -180,11 +300,121 @@ mod tests {
             offline.statements[3]["Condition"],
             json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/tf"}})
         );
-        let by_id = identity_policy(
-            &with("{ kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }"),
-            &account(),
-        );
+        let by_id = writer_policy(&with("{ kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }"));
         assert_eq!(by_id.statements[3]["Resource"], arn);
         assert!(by_id.statements[3].get("Condition").is_none());
+        let reader = tier_identity_policy(&managed, &account(), &managed.stacks[0], Tier::Reader);
+        assert_eq!(
+            reader.statements[3]["Action"],
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
+        );
+    }
+
+    const STACKS: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket: { name: central-state, encryption: { kms_key: alias/state, create_key: true } }
+access:
+  roles: [platform-ci]
+  readers: { roles: [terraform-plan] }
+stacks:
+  network:
+    key: network/terraform.tfstate
+    access: { roles: [network-ci], readers: { roles: [platform-ci] } }
+  app:
+    key: app/terraform.tfstate
+    lock: both
+";
+
+    #[test]
+    fn a_principal_gets_the_union_of_its_grants_and_nothing_else() {
+        let spec = parse_spec("environments/central.yaml", "central", STACKS).unwrap();
+        let arns = PrincipalArns::offline(&spec, &account());
+        let grants = grants(&spec, &arns);
+        let role =
+            |name: &str| IamArn::parse(&format!("arn:aws:iam::123456789012:role/{name}")).unwrap();
+        let object = |key: &str| format!("arn:aws:s3:::central-state/{key}");
+        let as_caller = |name: &str| {
+            Caller::parse(&format!("arn:aws:sts::123456789012:assumed-role/{name}/s")).unwrap()
+        };
+
+        // platform-ci writes app (the spec's writers) and only reads network (its readers).
+        let platform = identity_policy_for(&spec, &account(), &grants, &role("platform-ci"));
+        let platform_caller = as_caller("platform-ci");
+        let allowed = |document: &PolicyDocument, caller: &Caller, action: &str, key: &str| {
+            allowed_by(document, caller, action, &object(key)).is_some()
+        };
+        assert!(allowed(
+            &platform,
+            &platform_caller,
+            "s3:PutObject",
+            "app/terraform.tfstate"
+        ));
+        assert!(allowed(
+            &platform,
+            &platform_caller,
+            "s3:GetObject",
+            "network/terraform.tfstate"
+        ));
+        assert!(!allowed(
+            &platform,
+            &platform_caller,
+            "s3:PutObject",
+            "network/terraform.tfstate"
+        ));
+        assert!(allowed(
+            &platform,
+            &platform_caller,
+            "s3:PutObject",
+            "network/terraform.tfstate.tflock"
+        ));
+        assert_eq!(
+            platform.statements.last().unwrap()["Resource"],
+            "arn:aws:dynamodb:eu-west-1:123456789012:table/central-state-locks"
+        );
+
+        // network-ci writes network only; its grant's Sids name the stack.
+        let network = identity_policy_for(&spec, &account(), &grants, &role("network-ci"));
+        let network_caller = as_caller("network-ci");
+        assert!(allowed(
+            &network,
+            &network_caller,
+            "s3:PutObject",
+            "network/terraform.tfstate"
+        ));
+        assert!(!allowed(
+            &network,
+            &network_caller,
+            "s3:GetObject",
+            "app/terraform.tfstate"
+        ));
+        assert_eq!(
+            network.statements[1]["Sid"],
+            "StatebucketNetworkReadWriteState"
+        );
+        assert!(
+            !network.to_json().contains("dynamodb"),
+            "network locks with the lockfile only"
+        );
+
+        // The reader of the spec never encrypts: only Decrypt and GenerateDataKey.
+        let reader = identity_policy_for(&spec, &account(), &grants, &role("terraform-plan"));
+        let reader_caller = as_caller("terraform-plan");
+        assert!(!allowed(
+            &reader,
+            &reader_caller,
+            "s3:PutObject",
+            "app/terraform.tfstate"
+        ));
+        let key_statement = reader
+            .statements
+            .iter()
+            .find(|statement| statement["Sid"] == "StatebucketStateEncryptionKey")
+            .unwrap();
+        assert_eq!(
+            key_statement["Action"],
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
+        );
     }
 }

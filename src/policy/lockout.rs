@@ -1,27 +1,55 @@
 //! The lockout guard: before a bucket policy is written, check that it does not explicitly
-//! deny the identity running statebucket (which must be able to fix the policy later) or the
-//! identity Terraform runs as (which must reach its state and lock files).
+//! deny the identity running statebucket what it needs to observe and repair the bucket, or
+//! the identity Terraform runs as for a stack what it needs on that stack's state and lock
+//! files.
 
 use serde::Serialize;
 
-use super::PolicyDocument;
 use super::evaluate::{Caller, explicit_deny};
-use crate::spec::EnvSpec;
+use super::{PolicyDocument, StateArns, bucket_arn};
+use crate::spec::{EnvSpec, StackSpec};
 
 /// Who a check is about, for messages: `statebucket (this run)` or `Terraform (profile …)`.
 #[derive(Debug, Clone)]
-pub struct Subject {
+pub struct Subject<'s> {
     pub label: String,
     pub caller: Caller,
-    pub needs: Needs,
+    pub needs: Needs<'s>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Needs {
-    /// Reading and writing the bucket policy, so a bad one can be repaired.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Needs<'s> {
+    /// Observing and repairing the bucket: HeadBucket (`s3:ListBucket`) and each facet's
+    /// Get and Put action, the bucket policy's included, so that a bad policy can be
+    /// repaired and a later `check` can read what was written.
     ManageBucket,
-    /// What Terraform's S3 backend calls on the state and lock objects.
-    UseState,
+    /// What Terraform's S3 backend calls on one stack's state and lock objects.
+    UseState(&'s StackSpec),
+}
+
+/// The bucket-level actions statebucket itself calls on a bucket with this spec.
+pub fn management_actions(spec: &EnvSpec) -> Vec<&'static str> {
+    let mut actions = vec![
+        "s3:ListBucket",
+        "s3:GetBucketPolicy",
+        "s3:PutBucketPolicy",
+        "s3:GetBucketVersioning",
+        "s3:PutBucketVersioning",
+        "s3:GetEncryptionConfiguration",
+        "s3:PutEncryptionConfiguration",
+        "s3:GetBucketPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:GetBucketOwnershipControls",
+        "s3:PutBucketOwnershipControls",
+        "s3:GetBucketTagging",
+        "s3:PutBucketTagging",
+        "s3:GetLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+    ];
+    if spec.bucket.logging.is_some() {
+        actions.extend(["s3:GetBucketLogging", "s3:PutBucketLogging"]);
+    }
+    actions
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,38 +77,39 @@ impl LockoutRisk {
     }
 }
 
-/// Every (subject, action, resource) the policy explicitly denies, one per subject and action.
+/// Every (subject, action, resource) the policy explicitly denies.
 pub fn lockout_risks(
     document: &PolicyDocument,
     spec: &EnvSpec,
-    subjects: &[Subject],
+    subjects: &[Subject<'_>],
 ) -> Vec<LockoutRisk> {
-    let bucket_arn = format!("arn:{}:s3:::{}", spec.region.partition(), spec.bucket.name);
-    let state = format!("{bucket_arn}/{}", spec.backend.key);
-    let lock = format!("{state}.tflock");
+    let bucket = bucket_arn(spec.region.partition(), &spec.bucket.name);
     let mut risks = Vec::new();
     for subject in subjects {
-        let requests: Vec<(&str, &str)> = match subject.needs {
-            Needs::ManageBucket => vec![
-                ("s3:GetBucketPolicy", &bucket_arn),
-                ("s3:PutBucketPolicy", &bucket_arn),
-            ],
-            Needs::UseState => vec![
-                ("s3:ListBucket", &bucket_arn),
-                ("s3:GetObject", &state),
-                ("s3:PutObject", &state),
-                ("s3:GetObject", &lock),
-                ("s3:PutObject", &lock),
-                ("s3:DeleteObject", &lock),
-            ],
+        let requests: Vec<(&str, String)> = match subject.needs {
+            Needs::ManageBucket => management_actions(spec)
+                .into_iter()
+                .map(|action| (action, bucket.clone()))
+                .collect(),
+            Needs::UseState(stack) => {
+                let objects = StateArns::of(&bucket, stack);
+                vec![
+                    ("s3:ListBucket", bucket.clone()),
+                    ("s3:GetObject", objects.state.clone()),
+                    ("s3:PutObject", objects.state.clone()),
+                    ("s3:GetObject", objects.lock.clone()),
+                    ("s3:PutObject", objects.lock.clone()),
+                    ("s3:DeleteObject", objects.lock),
+                ]
+            }
         };
         for (action, resource) in requests {
-            if let Some(denial) = explicit_deny(document, &subject.caller, action, resource) {
+            if let Some(denial) = explicit_deny(document, &subject.caller, action, &resource) {
                 risks.push(LockoutRisk {
                     who: subject.label.clone(),
                     arn: subject.caller.arn.clone(),
                     action: action.to_owned(),
-                    resource: resource.to_owned(),
+                    resource,
                     sid: denial.sid,
                     certain: denial.certain,
                 });
@@ -116,19 +145,63 @@ mod tests {
         let terraform = Subject {
             label: "Terraform (profile `terraform`)".into(),
             caller: Caller::parse("arn:aws:iam::123456789012:user/terraform").unwrap(),
-            needs: Needs::UseState,
+            needs: Needs::UseState(&spec.stacks[0]),
         };
-        let tool = Subject {
+        let break_glass = Subject {
             label: "statebucket (this run)".into(),
-            caller: Caller::parse("arn:aws:sts::123456789012:assumed-role/admin/x").unwrap(),
+            caller: Caller::parse("arn:aws:sts::123456789012:assumed-role/break-glass/x").unwrap(),
             needs: Needs::ManageBucket,
         };
-        let risks = lockout_risks(&document, &spec, &[tool, terraform]);
+        let risks = lockout_risks(&document, &spec, &[break_glass, terraform]);
         assert_eq!(risks.len(), 6, "{risks:#?}");
         assert!(risks.iter().all(|risk| risk.who.starts_with("Terraform")));
         assert_eq!(
             risks[5].describe(),
             "statement `StatebucketExclusiveStateAccess` denies Terraform (profile `terraform`) (arn:aws:iam::123456789012:user/terraform) s3:DeleteObject on arn:aws:s3:::state/app/terraform.tfstate.tflock"
         );
+    }
+
+    #[test]
+    fn an_unlisted_bootstrap_identity_is_refused_the_exclusive_policy_it_could_not_read_back() {
+        let spec = parse_spec(
+            "e/dev.yaml",
+            "dev",
+            "region: eu-west-1\nprofile: terraform\nbucket: { name: state }\naccess: { users: [terraform], exclusive: true, break_glass_role: break-glass }\nbackend: { key: app/terraform.tfstate }\n",
+        )
+        .unwrap();
+        let account = crate::spec::AccountId::parse("123456789012").unwrap();
+        let statements = crate::policy::bucket_statements(
+            &spec,
+            &account,
+            &crate::access::PrincipalArns::offline(&spec, &account),
+            (
+                crate::policy::BUILTIN_TEMPLATE_NAME,
+                crate::policy::BUILTIN_TEMPLATE,
+            ),
+            true,
+        )
+        .unwrap();
+        let document = crate::policy::merge(None, &statements);
+        let admin = Subject {
+            label: "statebucket (this run)".into(),
+            caller: Caller::parse("arn:aws:sts::123456789012:assumed-role/admin/x").unwrap(),
+            needs: Needs::ManageBucket,
+        };
+        let risks = lockout_risks(&document, &spec, &[admin]);
+        assert_eq!(
+            risks
+                .iter()
+                .map(|risk| risk.action.as_str())
+                .collect::<Vec<_>>(),
+            vec!["s3:ListBucket"],
+            "HeadBucket, and so every later observation, needs s3:ListBucket"
+        );
+        assert_eq!(risks[0].sid, "StatebucketExclusiveStateAccess");
+        let glass = Subject {
+            label: "statebucket (this run)".into(),
+            caller: Caller::parse("arn:aws:sts::123456789012:assumed-role/break-glass/x").unwrap(),
+            needs: Needs::ManageBucket,
+        };
+        assert!(lockout_risks(&document, &spec, &[glass]).is_empty());
     }
 }

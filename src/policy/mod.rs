@@ -1,8 +1,10 @@
 //! Bucket policy documents: which statements the tool owns, comparing them by meaning, and
 //! merging them into a live policy without touching anyone else's statements.
 
+mod bucket;
 pub mod evaluate;
 mod identity;
+pub mod key_policy;
 pub mod lockout;
 mod template;
 
@@ -11,13 +13,71 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-pub use identity::{identity_policy, identity_policy_name};
-pub use template::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, render_statements};
+pub use bucket::{BUCKET_POLICY_MAX_BYTES, bucket_statements};
+pub use identity::{
+    IDENTITY_POLICY_MAX_CHARS_ROLE, IDENTITY_POLICY_MAX_CHARS_USER, identity_policy_for,
+    identity_policy_name, inline_policy_quota, tier_identity_policy,
+};
+pub use template::{
+    BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, StackObjects, check_template,
+    render_statements,
+};
+
+use crate::spec::{BucketName, StackSpec, StateKey, WorkspacePrefix};
 
 /// Statements whose Sid starts with this are the tool's; all others are kept as they are.
 pub const OWNED_SID_PREFIX: &str = "Statebucket";
 pub const DENY_INSECURE_TRANSPORT_SID: &str = "StatebucketDenyInsecureTransport";
 pub const EXCLUSIVE_SID: &str = "StatebucketExclusiveStateAccess";
+
+/// Sids of statements the tool adds itself; a template may not use them.
+pub fn is_reserved_sid(sid: &str) -> bool {
+    sid == DENY_INSECURE_TRANSPORT_SID || sid == EXCLUSIVE_SID
+}
+
+pub fn bucket_arn(partition: &str, bucket: &BucketName) -> String {
+    format!("arn:{partition}:s3:::{bucket}")
+}
+
+/// The objects of one stack's state: the default workspace's state and lock file, and the
+/// patterns of every other workspace's (`<prefix>/<workspace>/<key>`, Terraform joins with
+/// `path.Join`, so an empty prefix gives `<workspace>/<key>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateArns {
+    pub state: String,
+    pub workspace_state: String,
+    pub lock: String,
+    pub workspace_lock: String,
+}
+
+impl StateArns {
+    pub fn new(bucket_arn: &str, key: &StateKey, prefix: &WorkspacePrefix) -> StateArns {
+        let workspace_state = match prefix.as_str() {
+            "" => format!("{bucket_arn}/*/{key}"),
+            prefix => format!("{bucket_arn}/{prefix}/*/{key}"),
+        };
+        StateArns {
+            state: format!("{bucket_arn}/{key}"),
+            lock: format!("{bucket_arn}/{key}.tflock"),
+            workspace_lock: format!("{workspace_state}.tflock"),
+            workspace_state,
+        }
+    }
+
+    pub fn of(bucket_arn: &str, stack: &StackSpec) -> StateArns {
+        StateArns::new(bucket_arn, &stack.key, &stack.workspace_prefix())
+    }
+
+    /// The state objects of every workspace.
+    pub fn states(&self) -> [&str; 2] {
+        [&self.state, &self.workspace_state]
+    }
+
+    /// The lock files of every workspace.
+    pub fn locks(&self) -> [&str; 2] {
+        [&self.lock, &self.workspace_lock]
+    }
+}
 
 /// A bucket policy as S3 stores it: a version, an optional id, and statements kept as JSON
 /// so that statements we do not own round-trip unchanged.

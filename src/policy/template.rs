@@ -6,74 +6,70 @@
 
 use serde_json::{Value, json};
 
-use super::{DENY_INSECURE_TRANSPORT_SID, EXCLUSIVE_SID, OWNED_SID_PREFIX, sid};
+use super::{DENY_INSECURE_TRANSPORT_SID, EXCLUSIVE_SID, OWNED_SID_PREFIX, StateArns, sid};
 use crate::spec::names::Problem;
-use crate::spec::{
-    AccountId, BucketName, Diagnostic, IamArn, Pos, Region, StateKey, WorkspacePrefix,
-};
+use crate::spec::{AccountId, BucketName, Diagnostic, IamArn, Pos, Region, StateKey};
 
 pub const BUILTIN_TEMPLATE: &str = include_str!("../../policies/state-access.json");
 pub const BUILTIN_TEMPLATE_NAME: &str = "policies/state-access.json";
 
-const SCALAR_PLACEHOLDERS: &[&str] = &[
-    "bucket",
-    "bucket_arn",
+/// Placeholders with one value per stack: a string holding one becomes one string per stack
+/// of the grant (a list, flattened into an enclosing list).
+const STACK_PLACEHOLDERS: &[&str] = &[
     "state_key",
     "state_object_arn",
     "lock_object_arn",
     "workspace_state_arn",
     "workspace_lock_arn",
-    "account_id",
-    "partition",
-    "region",
 ];
+const SCALAR_PLACEHOLDERS: &[&str] = &["bucket", "bucket_arn", "account_id", "partition", "region"];
 const LIST_PLACEHOLDERS: &[&str] = &["principals", "user_arns", "role_arns"];
 
-/// Everything a template can refer to.
+/// One stack's state objects, as a grant's template sees them.
+#[derive(Debug, Clone)]
+pub struct StackObjects<'a> {
+    pub key: &'a StateKey,
+    pub arns: StateArns,
+}
+
+/// Everything a template can refer to, for one grant: its principals on its stacks.
 #[derive(Debug, Clone)]
 pub struct PolicyInputs<'a> {
     pub bucket: &'a BucketName,
     pub region: &'a Region,
     pub account_id: &'a AccountId,
-    pub state_key: &'a StateKey,
-    pub workspace_prefix: WorkspacePrefix,
+    /// Never empty.
+    pub stacks: Vec<StackObjects<'a>>,
     pub users: Vec<IamArn>,
     pub roles: Vec<IamArn>,
-    /// Whether to add the TLS-only deny. Off only for a plain-HTTP endpoint (a local server
-    /// or an S3-compatible store without TLS), where no client could satisfy it and every
-    /// object request would be refused.
-    pub require_tls: bool,
-    /// With `access.exclusive`: the principals (and break-glass role) still allowed to read
-    /// or write state; everyone else is denied.
-    pub exclusive: Option<Vec<IamArn>>,
+    /// Put after `Statebucket` in every Sid: the stack that owns the grant, or nothing for
+    /// the spec-level grant (whose Sids stay as the template writes them).
+    pub sid_owner: String,
 }
 
 impl PolicyInputs<'_> {
     fn bucket_arn(&self) -> String {
-        format!("arn:{}:s3:::{}", self.region.partition(), self.bucket)
-    }
-
-    /// Non-default workspaces live at `<prefix>/<workspace>/<key>` (Terraform joins with
-    /// `path.Join`, so an empty prefix gives `<workspace>/<key>`).
-    fn workspace_object_arn(&self) -> String {
-        match self.workspace_prefix.as_str() {
-            "" => format!("{}/*/{}", self.bucket_arn(), self.state_key),
-            prefix => format!("{}/{prefix}/*/{}", self.bucket_arn(), self.state_key),
-        }
+        super::bucket_arn(self.region.partition(), self.bucket)
     }
 
     fn scalar(&self, name: &str) -> Option<String> {
         Some(match name {
             "bucket" => self.bucket.to_string(),
             "bucket_arn" => self.bucket_arn(),
-            "state_key" => self.state_key.to_string(),
-            "state_object_arn" => format!("{}/{}", self.bucket_arn(), self.state_key),
-            "lock_object_arn" => format!("{}/{}.tflock", self.bucket_arn(), self.state_key),
-            "workspace_state_arn" => self.workspace_object_arn(),
-            "workspace_lock_arn" => format!("{}.tflock", self.workspace_object_arn()),
             "account_id" => self.account_id.to_string(),
             "partition" => self.region.partition().to_owned(),
             "region" => self.region.to_string(),
+            _ => return None,
+        })
+    }
+
+    fn per_stack(name: &str, stack: &StackObjects<'_>) -> Option<String> {
+        Some(match name {
+            "state_key" => stack.key.to_string(),
+            "state_object_arn" => stack.arns.state.clone(),
+            "lock_object_arn" => stack.arns.lock.clone(),
+            "workspace_state_arn" => stack.arns.workspace_state.clone(),
+            "workspace_lock_arn" => stack.arns.workspace_lock.clone(),
             _ => return None,
         })
     }
@@ -94,13 +90,10 @@ impl PolicyInputs<'_> {
     }
 }
 
-/// The statements the tool owns for one environment: the template's, filled in, then the
-/// TLS-only deny (see `require_tls`). Errors name the template file, line and column.
-pub fn render_statements(
-    file: &str,
-    template: &str,
-    inputs: &PolicyInputs<'_>,
-) -> Result<Vec<Value>, Vec<Diagnostic>> {
+/// Parses a template and checks its statement ids, without filling anything in: every
+/// statement is the tool's (`Statebucket…`), once, and none takes a reserved id. Errors
+/// name the template file, line and column.
+pub fn check_template(file: &str, template: &str) -> Result<Vec<Value>, Vec<Diagnostic>> {
     let at = |pos: Pos, problem: Problem| Diagnostic::new(file, pos, problem);
     let document: Value = serde_json::from_str(template).map_err(|error| {
         vec![at(
@@ -116,12 +109,11 @@ pub fn render_statements(
                 .hint("a template is a policy document: { \"Version\": \"2012-10-17\", \"Statement\": [ … ] }"),
         )]);
     };
-
     let mut diagnostics = Vec::new();
     let mut seen_sids: Vec<&str> = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
         match sid(statement) {
-            Some(sid) if sid == DENY_INSECURE_TRANSPORT_SID || sid == EXCLUSIVE_SID => diagnostics.push(at(
+            Some(sid) if super::is_reserved_sid(sid) => diagnostics.push(at(
                 position_of(template, sid),
                 Problem::new(format!("Sid `{sid}` is reserved for a statement the tool adds itself"))
                     .hint("remove this statement from the template"),
@@ -143,26 +135,39 @@ pub fn render_statements(
             )),
         }
     }
+    if diagnostics.is_empty() {
+        Ok(statements.clone())
+    } else {
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+        diagnostics.dedup();
+        Err(diagnostics)
+    }
+}
 
-    let mut rendered = Vec::with_capacity(statements.len() + 1);
-    for statement in statements {
-        rendered.push(substitute(
-            statement,
-            template,
-            inputs,
-            &mut |pos, problem| diagnostics.push(at(pos, problem)),
-        ));
+/// The statements of one grant: the template's, filled in for its principals and stacks,
+/// each Sid naming the grant's owning stack. Errors name the template file, line and column.
+pub fn render_statements(
+    file: &str,
+    template: &str,
+    inputs: &PolicyInputs<'_>,
+) -> Result<Vec<Value>, Vec<Diagnostic>> {
+    let statements = check_template(file, template)?;
+    let mut diagnostics = Vec::new();
+    let mut rendered = Vec::with_capacity(statements.len());
+    for statement in &statements {
+        let mut filled = substitute(statement, template, inputs, &mut |pos, problem| {
+            diagnostics.push(Diagnostic::new(file, pos, problem))
+        })
+        .into_value();
+        if let Some(sid) = sid(&filled).and_then(|sid| sid.strip_prefix(OWNED_SID_PREFIX)) {
+            filled["Sid"] = json!(format!("{OWNED_SID_PREFIX}{}{sid}", inputs.sid_owner));
+        }
+        rendered.push(filled);
     }
     if !diagnostics.is_empty() {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
         return Err(diagnostics);
-    }
-    if let Some(exempt) = &inputs.exclusive {
-        rendered.push(deny_everyone_else(inputs, exempt));
-    }
-    if inputs.require_tls {
-        rendered.push(deny_insecure_transport(inputs));
     }
     Ok(rendered)
 }
@@ -170,8 +175,7 @@ pub fn render_statements(
 /// Deny reading, writing and listing state to every principal but `exempt`. The condition
 /// on `aws:PrincipalArn` (the role, not the session, for assumed roles) is AWS's recommended
 /// form; `NotPrincipal` with Deny would also deny every role session.
-fn deny_everyone_else(inputs: &PolicyInputs<'_>, exempt: &[IamArn]) -> Value {
-    let bucket_arn = inputs.bucket_arn();
+pub fn deny_everyone_else(bucket_arn: &str, exempt: &[IamArn]) -> Value {
     let exempt: Vec<String> = exempt.iter().map(ToString::to_string).collect();
     json!({
         "Sid": EXCLUSIVE_SID,
@@ -186,22 +190,37 @@ fn deny_everyone_else(inputs: &PolicyInputs<'_>, exempt: &[IamArn]) -> Value {
             "s3:ListBucketVersions",
             "s3:PutObject"
         ],
-        "Resource": [bucket_arn.clone(), format!("{bucket_arn}/*")],
+        "Resource": [bucket_arn, format!("{bucket_arn}/*")],
         "Condition": { "ArnNotLike": { "aws:PrincipalArn": exempt } }
     })
 }
 
 /// Deny any request not made over TLS, on the bucket and every object.
-fn deny_insecure_transport(inputs: &PolicyInputs<'_>) -> Value {
-    let bucket_arn = inputs.bucket_arn();
+pub fn deny_insecure_transport(bucket_arn: &str) -> Value {
     json!({
         "Sid": DENY_INSECURE_TRANSPORT_SID,
         "Effect": "Deny",
         "Principal": "*",
         "Action": "s3:*",
-        "Resource": [bucket_arn.clone(), format!("{bucket_arn}/*")],
+        "Resource": [bucket_arn, format!("{bucket_arn}/*")],
         "Condition": { "Bool": { "aws:SecureTransport": "false" } }
     })
+}
+
+/// A template value filled in: one value, or (for a string holding a per-stack placeholder
+/// in a grant of several stacks) one per stack.
+enum Filled {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+impl Filled {
+    fn into_value(self) -> Value {
+        match self {
+            Filled::One(value) => value,
+            Filled::Many(values) => Value::Array(values),
+        }
+    }
 }
 
 fn substitute(
@@ -209,21 +228,30 @@ fn substitute(
     template: &str,
     inputs: &PolicyInputs<'_>,
     report: &mut impl FnMut(Pos, Problem),
-) -> Value {
+) -> Filled {
     match value {
         Value::String(text) => substitute_string(text, template, inputs, report),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| substitute(item, template, inputs, report))
-                .collect(),
-        ),
-        Value::Object(map) => Value::Object(
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match substitute(item, template, inputs, report) {
+                    Filled::One(value) => out.push(value),
+                    Filled::Many(values) => out.extend(values),
+                }
+            }
+            Filled::One(Value::Array(out))
+        }
+        Value::Object(map) => Filled::One(Value::Object(
             map.iter()
-                .map(|(key, value)| (key.clone(), substitute(value, template, inputs, report)))
+                .map(|(key, value)| {
+                    (
+                        key.clone(),
+                        substitute(value, template, inputs, report).into_value(),
+                    )
+                })
                 .collect(),
-        ),
-        other => other.clone(),
+        )),
+        other => Filled::One(other.clone()),
     }
 }
 
@@ -232,7 +260,7 @@ fn substitute_string(
     template: &str,
     inputs: &PolicyInputs<'_>,
     report: &mut impl FnMut(Pos, Problem),
-) -> Value {
+) -> Filled {
     if let Some(name) = text
         .strip_prefix("{{")
         .and_then(|rest| rest.strip_suffix("}}"))
@@ -241,13 +269,40 @@ fn substitute_string(
         if list.is_empty() {
             report(
                 position_of(template, text),
-                Problem::new(format!("`{{{{{name}}}}}` is empty for this environment")).hint(
+                Problem::new(format!("`{{{{{name}}}}}` is empty for this grant")).hint(
                     "list at least one principal of that kind in `access`, or use `{{principals}}`",
                 ),
             );
         }
-        return json!(list);
+        return Filled::One(json!(list));
     }
+    let per_stack = STACK_PLACEHOLDERS
+        .iter()
+        .any(|name| text.contains(&format!("{{{{{name}}}}}")));
+    if !per_stack {
+        return Filled::One(Value::String(fill(text, template, inputs, None, report)));
+    }
+    let mut values: Vec<Value> = Vec::with_capacity(inputs.stacks.len());
+    for stack in &inputs.stacks {
+        let value = Value::String(fill(text, template, inputs, Some(stack), report));
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    match values.len() {
+        1 => Filled::One(values.remove(0)),
+        _ => Filled::Many(values),
+    }
+}
+
+/// `text` with its scalar placeholders (and, for `stack`, the per-stack ones) filled in.
+fn fill(
+    text: &str,
+    template: &str,
+    inputs: &PolicyInputs<'_>,
+    stack: Option<&StackObjects<'_>>,
+    report: &mut impl FnMut(Pos, Problem),
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -260,7 +315,10 @@ fn substitute_string(
         };
         let name = &after[..end];
         let placeholder = &rest[start..start + 2 + end + 2];
-        match inputs.scalar(name) {
+        let value = inputs
+            .scalar(name)
+            .or_else(|| stack.and_then(|stack| PolicyInputs::per_stack(name, stack)));
+        match value {
             Some(value) => out.push_str(&value),
             None if LIST_PLACEHOLDERS.contains(&name) => report(
                 position_of(template, placeholder),
@@ -272,8 +330,10 @@ fn substitute_string(
                 )),
             ),
             None => {
-                let known: Vec<&str> = SCALAR_PLACEHOLDERS
+                let known: Vec<&str> = SCALAR_PLACEHOLDERS[..2]
                     .iter()
+                    .chain(STACK_PLACEHOLDERS)
+                    .chain(&SCALAR_PLACEHOLDERS[2..])
                     .chain(LIST_PLACEHOLDERS)
                     .copied()
                     .collect();
@@ -288,7 +348,7 @@ fn substitute_string(
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    Value::String(out)
+    out
 }
 
 /// Line and column (1-based) of the first occurrence of `needle` in `text`.
@@ -308,13 +368,13 @@ fn position_of(text: &str, needle: &str) -> Pos {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{PrincipalKind, PrincipalRef};
+    use crate::spec::{PrincipalKind, PrincipalRef, WorkspacePrefix};
 
     struct Fixture {
         bucket: BucketName,
         region: Region,
         account: AccountId,
-        key: StateKey,
+        keys: Vec<StateKey>,
         prefix: WorkspacePrefix,
     }
 
@@ -323,7 +383,7 @@ mod tests {
             bucket: BucketName::parse("my-state").unwrap(),
             region: Region::parse("eu-west-1").unwrap(),
             account: AccountId::parse("123456789012").unwrap(),
-            key: StateKey::parse("app/terraform.tfstate").unwrap(),
+            keys: vec![StateKey::parse("app/terraform.tfstate").unwrap()],
             prefix: WorkspacePrefix::terraform_default(),
         }
     }
@@ -331,16 +391,22 @@ mod tests {
     fn inputs(fixture: &Fixture) -> PolicyInputs<'_> {
         let user = PrincipalRef::parse("terraform", PrincipalKind::User).unwrap();
         let role = PrincipalRef::parse("terraform-ci", PrincipalKind::Role).unwrap();
+        let bucket_arn = super::super::bucket_arn("aws", &fixture.bucket);
         PolicyInputs {
             bucket: &fixture.bucket,
             region: &fixture.region,
             account_id: &fixture.account,
-            state_key: &fixture.key,
-            workspace_prefix: fixture.prefix.clone(),
+            stacks: fixture
+                .keys
+                .iter()
+                .map(|key| StackObjects {
+                    key,
+                    arns: StateArns::new(&bucket_arn, key, &fixture.prefix),
+                })
+                .collect(),
             users: vec![user.resolve("aws", &fixture.account)],
             roles: vec![role.resolve("aws", &fixture.account)],
-            require_tls: true,
-            exclusive: None,
+            sid_owner: String::new(),
         }
     }
 
@@ -370,57 +436,68 @@ mod tests {
                 "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate.tflock", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate.tflock"]
-            },
-            {
-                "Sid": "StatebucketDenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": ["arn:aws:s3:::my-state", "arn:aws:s3:::my-state/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
             }
         ]);
         assert_eq!(Value::Array(statements), expected);
     }
 
     #[test]
-    fn exclusive_mode_denies_everyone_but_the_listed_principals() {
-        let fixture = fixture();
-        let mut exclusive = inputs(&fixture);
-        let break_glass = PrincipalRef::parse("break-glass", PrincipalKind::Role)
-            .unwrap()
-            .resolve("aws", &fixture.account);
-        let mut exempt = exclusive.users.clone();
-        exempt.extend(exclusive.roles.clone());
-        exempt.push(break_glass);
-        exclusive.exclusive = Some(exempt);
-        let statements =
-            render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &exclusive).unwrap();
-        let deny = &statements[3];
-        assert_eq!(deny["Sid"], EXCLUSIVE_SID);
+    fn a_grant_of_several_stacks_lists_each_stacks_objects_and_names_its_owner() {
+        let mut fixture = fixture();
+        fixture
+            .keys
+            .push(StateKey::parse("network/terraform.tfstate").unwrap());
+        let mut two = inputs(&fixture);
+        two.sid_owner = "Platform".into();
+        let statements = render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &two).unwrap();
+        assert_eq!(statements[0]["Sid"], "StatebucketPlatformListStateBucket");
+        assert_eq!(statements[0]["Resource"], "arn:aws:s3:::my-state");
         assert_eq!(
-            deny["Condition"],
-            json!({"ArnNotLike": {"aws:PrincipalArn": [
-                "arn:aws:iam::123456789012:user/terraform",
-                "arn:aws:iam::123456789012:role/terraform-ci",
-                "arn:aws:iam::123456789012:role/break-glass"
-            ]}})
+            statements[1]["Resource"],
+            json!([
+                "arn:aws:s3:::my-state/app/terraform.tfstate",
+                "arn:aws:s3:::my-state/network/terraform.tfstate",
+                "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate",
+                "arn:aws:s3:::my-state/env:/*/network/terraform.tfstate"
+            ])
         );
-        assert_eq!(statements[4]["Sid"], DENY_INSECURE_TRANSPORT_SID);
+        let scalar = r#"{"Statement": [{"Sid": "StatebucketA", "Resource": "{{bucket_arn}}/{{state_key}}", "Condition": {"StringLike": {"s3:prefix": "{{state_key}}"}}}]}"#;
+        let statements = render_statements("t.json", scalar, &two).unwrap();
+        assert_eq!(
+            statements[0]["Resource"],
+            json!([
+                "arn:aws:s3:::my-state/app/terraform.tfstate",
+                "arn:aws:s3:::my-state/network/terraform.tfstate"
+            ])
+        );
+        assert_eq!(
+            statements[0]["Condition"]["StringLike"]["s3:prefix"],
+            json!(["app/terraform.tfstate", "network/terraform.tfstate"])
+        );
     }
 
     #[test]
-    fn plain_http_endpoints_get_no_tls_only_deny() {
-        let fixture = fixture();
-        let mut plain = inputs(&fixture);
-        plain.require_tls = false;
-        let statements =
-            render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &plain).unwrap();
-        assert_eq!(statements.len(), 3);
-        assert!(
-            statements
-                .iter()
-                .all(|statement| sid(statement) != Some(DENY_INSECURE_TRANSPORT_SID))
+    fn the_statements_the_tool_adds_itself() {
+        let break_glass = PrincipalRef::parse("break-glass", PrincipalKind::Role)
+            .unwrap()
+            .resolve("aws", &AccountId::parse("123456789012").unwrap());
+        let deny = deny_everyone_else("arn:aws:s3:::my-state", &[break_glass]);
+        assert_eq!(deny["Sid"], EXCLUSIVE_SID);
+        assert_eq!(
+            deny["Condition"],
+            json!({"ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/break-glass"]}})
+        );
+        let tls = deny_insecure_transport("arn:aws:s3:::my-state");
+        assert_eq!(
+            tls,
+            json!({
+                "Sid": "StatebucketDenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::my-state", "arn:aws:s3:::my-state/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+            })
         );
     }
 
@@ -441,9 +518,8 @@ mod tests {
 
     #[test]
     fn template_statements_must_be_owned_and_unique() {
-        let fixture = fixture();
         let template = r#"{"Statement": [{"Sid": "Mine"}, {"Sid": "StatebucketA"}, {"Sid": "StatebucketA"}, {"Effect": "Allow"}, {"Sid": "StatebucketDenyInsecureTransport"}]}"#;
-        let errors = render_statements("t.json", template, &inputs(&fixture)).unwrap_err();
+        let errors = check_template("t.json", template).unwrap_err();
         let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(messages.len(), 4, "{messages:?}");
         assert!(

@@ -13,14 +13,15 @@ use std::fmt;
 
 pub use names::{
     AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, LogPrefix,
-    PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, StateKey, TableName,
+    PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, StackName, StateKey, TableName,
     WorkspacePrefix,
 };
 pub use parse::{check_across_environments, parse_spec};
 pub use yaml::Pos;
 
-/// One environment, fully validated. Versioning, the public access block, the TLS-only
-/// policy statement and BucketOwnerEnforced are not here: they are always on.
+/// One spec file: one state bucket, fully validated, with the stacks whose state it holds.
+/// Versioning, the public access block, the TLS-only policy statement and
+/// BucketOwnerEnforced are not here: they are always on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvSpec {
     pub name: EnvName,
@@ -30,7 +31,8 @@ pub struct EnvSpec {
     /// When set, the tool refuses to act with credentials of any other account, and
     /// backend.hcl carries it as `allowed_account_ids`.
     pub account_id: Option<AccountId>,
-    /// The profile Terraform's backend uses; written into backend.hcl.
+    /// The profile Terraform's backend uses unless a stack names its own; written into
+    /// backend.hcl.
     pub profile: ProfileName,
     /// The profile the tool itself runs as when bootstrapping (often an admin). Never
     /// written into backend.hcl.
@@ -39,8 +41,71 @@ pub struct EnvSpec {
     pub endpoint: Option<EndpointUrl>,
     pub bucket: BucketSpec,
     pub access: AccessSpec,
-    pub backend: BackendSpec,
+    /// Never empty; names and keys are unique.
+    pub stacks: Vec<StackSpec>,
+    pub layout: Layout,
     pub positions: Positions,
+}
+
+/// How the spec names its states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `backend:`: one state, a stack named after the environment.
+    Backend,
+    /// `stacks:`: several states in one bucket.
+    Stacks,
+}
+
+impl EnvSpec {
+    /// The users and roles that write `stack`'s state: its own, else the spec's.
+    pub fn writers_of<'a>(&'a self, stack: &'a StackSpec) -> &'a [PrincipalRef] {
+        stack.writers.as_deref().unwrap_or(&self.access.writers)
+    }
+
+    /// The users and roles that only read `stack`'s state: its own, else the spec's.
+    pub fn readers_of<'a>(&'a self, stack: &'a StackSpec) -> &'a [PrincipalRef] {
+        stack.readers.as_deref().unwrap_or(&self.access.readers)
+    }
+
+    /// The profile Terraform's backend uses for `stack`.
+    pub fn profile_of<'a>(&'a self, stack: &'a StackSpec) -> &'a ProfileName {
+        stack.profile.as_ref().unwrap_or(&self.profile)
+    }
+
+    pub fn stack(&self, name: &str) -> Option<&StackSpec> {
+        self.stacks.iter().find(|stack| stack.name.as_str() == name)
+    }
+
+    /// Every principal any stack grants access to (writers and readers), each once, in spec
+    /// order, then the break-glass role.
+    pub fn all_principals(&self) -> Vec<&PrincipalRef> {
+        let mut all: Vec<&PrincipalRef> = Vec::new();
+        for stack in &self.stacks {
+            for principal in self.writers_of(stack).iter().chain(self.readers_of(stack)) {
+                if !all.contains(&principal) {
+                    all.push(principal);
+                }
+            }
+        }
+        if let Some(exclusive) = &self.access.exclusive
+            && !all.contains(&&exclusive.break_glass_role)
+        {
+            all.push(&exclusive.break_glass_role);
+        }
+        all
+    }
+
+    /// The DynamoDB lock tables the stacks use, each once, by name.
+    pub fn lock_tables(&self) -> Vec<&TableName> {
+        let mut tables: Vec<&TableName> = self
+            .stacks
+            .iter()
+            .filter_map(|stack| stack.lock.table())
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,10 +202,13 @@ impl fmt::Display for Encryption {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AccessSpec {
-    /// Users first, then roles, each in spec order. Never empty.
-    pub principals: Vec<PrincipalRef>,
+    /// The writers of every stack that names none: users first, then roles, each in spec
+    /// order. Empty only when every stack names its own.
+    pub writers: Vec<PrincipalRef>,
+    /// The read-only tier of every stack that names none (e.g. pipelines that only plan).
+    pub readers: Vec<PrincipalRef>,
     /// A bucket policy template under the project root; the built-in one when absent.
     pub policy_template: Option<String>,
     /// `exclusive: true`: deny state access to every principal not listed.
@@ -157,11 +225,16 @@ pub struct Exclusive {
     pub break_glass_role: PrincipalRef,
 }
 
+/// One Terraform state in the bucket, and the backend.hcl that points Terraform at it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BackendSpec {
+pub struct StackSpec {
+    /// The environment's name for the `backend:` layout.
+    pub name: StackName,
     pub key: StateKey,
     /// Where backend.hcl is written, relative to the project root.
     pub file: String,
+    /// The profile Terraform uses for this stack; `None`: the spec's `profile`.
+    pub profile: Option<ProfileName>,
     /// `None` keeps Terraform's default (`env:`) and writes nothing.
     pub workspace_key_prefix: Option<WorkspacePrefix>,
     pub assume_role: Option<RoleArn>,
@@ -169,6 +242,11 @@ pub struct BackendSpec {
     /// root: checked for local state still to be migrated.
     pub terraform_dir: Option<String>,
     pub lock: Locking,
+    /// `Some`: this stack's own writers, replacing the spec's `access` users and roles.
+    pub writers: Option<Vec<PrincipalRef>>,
+    /// `Some`: this stack's own readers, replacing the spec's `access.readers`.
+    pub readers: Option<Vec<PrincipalRef>>,
+    pub positions: StackPositions,
 }
 
 /// How Terraform locks the state. Terraform 1.11 deprecates DynamoDB locking; `Both` is the
@@ -196,7 +274,7 @@ impl Locking {
     }
 }
 
-impl BackendSpec {
+impl StackSpec {
     pub fn workspace_prefix(&self) -> WorkspacePrefix {
         self.workspace_key_prefix
             .clone()
@@ -208,9 +286,15 @@ impl BackendSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Positions {
     pub bucket_name: Pos,
-    pub backend_key: Pos,
-    pub backend_file: Pos,
     pub logging_bucket: Pos,
+}
+
+/// Where a stack's values stood in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StackPositions {
+    pub name: Pos,
+    pub key: Pos,
+    pub file: Pos,
 }
 
 /// A problem in a spec (or a template), located in its file.

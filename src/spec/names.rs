@@ -711,6 +711,48 @@ impl LogPrefix {
     }
 }
 
+string_newtype!(
+    /// A stack: one Terraform state in a bucket. In the `backend:` layout, the environment's
+    /// name.
+    StackName
+);
+
+impl StackName {
+    pub fn parse(text: &str) -> Result<StackName, Problem> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if text.is_empty()
+            || text.len() > 64
+            || !text.chars().all(valid)
+            || !text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            return Err(Problem::new(format!("`{text}` is not a usable stack name"))
+                .hint("stack names are 1-64 letters, digits, `-`, `_` and `.`, starting with a letter or digit, e.g. `network` or `app-eu`"));
+        }
+        Ok(StackName(text.to_owned()))
+    }
+
+    /// The stack's name as policy statement ids allow it (letters and digits only): each
+    /// part between `-`, `_` and `.` capitalised, `app-eu` → `AppEu`.
+    pub fn sid_token(&self) -> String {
+        self.0
+            .split(['-', '_', '.'])
+            .map(|part| {
+                let mut chars = part.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect()
+    }
+}
+
+impl From<&EnvName> for StackName {
+    /// The one stack of a `backend:` spec is named after its environment (same rules).
+    fn from(env: &EnvName) -> StackName {
+        StackName(env.as_str().to_owned())
+    }
+}
+
 impl EnvName {
     pub fn parse(text: &str) -> Result<EnvName, Problem> {
         let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);

@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::names::{
     AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, LogPrefix, PrincipalKind, PrincipalRef,
-    Problem, ProfileName, Region, RoleArn, StateKey, TableName, WorkspacePrefix, closest,
+    Problem, ProfileName, Region, RoleArn, StackName, StateKey, TableName, WorkspacePrefix,
+    closest,
 };
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
-    AccessSpec, BackendSpec, BucketSpec, Days, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey,
-    Lifecycle, Locking, Logging, Positions,
+    AccessSpec, BucketSpec, Days, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey, Layout,
+    Lifecycle, Locking, Logging, Positions, StackPositions, StackSpec,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -61,42 +62,49 @@ pub fn parse_spec(source: &str, env: &str, text: &str) -> Result<EnvSpec, Vec<Di
     }
 }
 
-/// Problems that only show with all environments in view: two environments sharing a state
-/// object (they would overwrite each other's state) or one backend.hcl file.
+/// Problems that only show with all spec files in view: two specs naming one bucket (each
+/// would rewrite the other's grants: one spec is one bucket, its states are stacks), two
+/// specs writing one backend file, a spec logging into another's state bucket.
 pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    let mut state_objects: HashMap<(&str, &str), &EnvSpec> = HashMap::new();
+    let mut buckets: HashMap<&str, &EnvSpec> = HashMap::new();
     let mut backend_files: HashMap<&str, &EnvSpec> = HashMap::new();
     for spec in specs {
-        let object = (spec.bucket.name.as_str(), spec.backend.key.as_str());
-        if let Some(first) = state_objects.get(&object) {
+        let bucket = spec.bucket.name.as_str();
+        if let Some(first) = buckets.get(bucket) {
             diagnostics.push(Diagnostic::new(
                 &spec.source,
-                spec.positions.backend_key,
+                spec.positions.bucket_name,
                 Problem::new(format!(
-                    "environments `{}` and `{}` both keep their state in s3://{}/{}",
-                    first.name, spec.name, object.0, object.1
+                    "{} and {} both manage bucket `{bucket}`; each would rewrite the other's grants",
+                    first.source, spec.source
                 ))
                 .hint(format!(
-                    "give each environment its own `backend.key` (or bucket); {} defines it too",
-                    first.source
+                    "one spec file is one bucket: make their states stacks of one spec (`stacks:` in {}, one stack per state) and remove {}",
+                    first.source, spec.source
                 )),
             ));
         } else {
-            state_objects.insert(object, spec);
+            buckets.insert(bucket, spec);
         }
-        if let Some(first) = backend_files.get(spec.backend.file.as_str()) {
-            diagnostics.push(Diagnostic::new(
-                &spec.source,
-                spec.positions.backend_file,
-                Problem::new(format!(
-                    "environments `{}` and `{}` both write `{}`",
-                    first.name, spec.name, spec.backend.file
-                ))
-                .hint("give each environment its own `backend.file`"),
-            ));
-        } else {
-            backend_files.insert(&spec.backend.file, spec);
+        for stack in &spec.stacks {
+            match backend_files.get(stack.file.as_str()) {
+                Some(first) if !std::ptr::eq(*first, spec) => {
+                    diagnostics.push(Diagnostic::new(
+                        &spec.source,
+                        stack.positions.file,
+                        Problem::new(format!(
+                            "{} and {} both write `{}`",
+                            first.source, spec.source, stack.file
+                        ))
+                        .hint("give each stack its own backend `file`"),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    backend_files.insert(&stack.file, spec);
+                }
+            }
         }
     }
     for spec in specs {
@@ -354,23 +362,64 @@ impl Walker<'_> {
         let bucket = self
             .required(&mut top, "bucket", "bucket: { name: my-org-tfstate-dev }")
             .and_then(|node| self.bucket(node, region.as_ref()));
-        let access = self
-            .required(
-                &mut top,
-                "access",
-                "access: { users: [terraform], roles: [terraform-ci] }",
-            )
-            .and_then(|node| self.access(node));
-        let backend = self
-            .required(
-                &mut top,
-                "backend",
-                "backend: { key: app/terraform.tfstate }",
-            )
-            .and_then(|node| {
-                let bucket_name = bucket.as_ref().map(|(bucket, _, _)| &bucket.name);
-                self.backend(node, &name, source, bucket_name)
-            });
+        let bucket_name = bucket.as_ref().map(|(bucket, _, _)| &bucket.name);
+        let backend_node = top.take("backend");
+        let stacks_node = top.take("stacks");
+        let defaults_node = top.take("stack_defaults");
+        let layout = if stacks_node.is_some() {
+            Layout::Stacks
+        } else {
+            Layout::Backend
+        };
+        let access = match (top.take("access"), layout) {
+            (Some(node), _) => self.access(node, layout),
+            (None, Layout::Stacks) => Some(AccessSpec::default()),
+            (None, Layout::Backend) => {
+                self.report(
+                    top.pos,
+                    Problem::new("missing required key `access`")
+                        .hint("add `access: { users: [terraform], roles: [terraform-ci] }`"),
+                );
+                None
+            }
+        };
+        let stacks = match (backend_node, stacks_node) {
+            (Some(_), Some(stacks_node)) => {
+                self.report(
+                    stacks_node.pos,
+                    Problem::new("`backend` and `stacks` cannot both be given")
+                        .hint("use `backend:` for the one state of this bucket, or list every state under `stacks:` (the options `backend` held go under `stack_defaults:` or into each stack)"),
+                );
+                None
+            }
+            (Some(backend_node), None) => {
+                if let Some(defaults_node) = defaults_node {
+                    self.report(
+                        defaults_node.pos,
+                        Problem::new(
+                            "`stack_defaults` applies to `stacks`, but this spec uses `backend`",
+                        )
+                        .hint(
+                            "move these options into `backend`, or list the states under `stacks:`",
+                        ),
+                    );
+                }
+                self.backend_stack(backend_node, &name, source, bucket_name)
+                    .map(|stack| vec![stack])
+            }
+            (None, Some(stacks_node)) => {
+                self.stacks(stacks_node, defaults_node, &name, source, bucket_name)
+            }
+            (None, None) => {
+                self.report(
+                    top.pos,
+                    Problem::new("missing required key `backend`").hint(
+                        "add `backend: { key: app/terraform.tfstate }`, or `stacks:` to keep several states in this bucket",
+                    ),
+                );
+                None
+            }
+        };
         self.finish(
             top,
             &[
@@ -382,10 +431,13 @@ impl Walker<'_> {
                 "bucket",
                 "access",
                 "backend",
+                "stacks",
+                "stack_defaults",
             ],
         );
         let (bucket, bucket_name_pos, logging_bucket) = bucket?;
-        let (backend, backend_key, backend_file) = backend?;
+        let (access, stacks) = (access?, stacks?);
+        self.check_stacks(&access, &stacks, layout);
         Some(EnvSpec {
             name,
             source: source.to_owned(),
@@ -395,12 +447,11 @@ impl Walker<'_> {
             bootstrap_profile: bootstrap_profile.flatten(),
             endpoint: endpoint.flatten(),
             bucket,
-            access: access?,
-            backend,
+            access,
+            stacks,
+            layout,
             positions: Positions {
                 bucket_name: bucket_name_pos,
-                backend_key,
-                backend_file,
                 logging_bucket,
             },
         })
@@ -684,14 +735,11 @@ impl Walker<'_> {
         ok.then_some(tags)
     }
 
-    fn access(&mut self, node: &Node) -> Option<AccessSpec> {
+    /// The spec-level `access`: the default writers and readers of every stack, and the
+    /// policy options of the bucket.
+    fn access(&mut self, node: &Node, layout: Layout) -> Option<AccessSpec> {
         let mut fields = self.fields(node, "access")?;
-        let users = fields
-            .take("users")
-            .map(|node| self.principals(node, "access.users", PrincipalKind::User));
-        let roles = fields
-            .take("roles")
-            .map(|node| self.principals(node, "access.roles", PrincipalKind::Role));
+        let (writers, readers) = self.principal_lists(&mut fields, "access");
         let template = fields.take("policy_template").map(|node| {
             self.typed(node, "access.policy_template", |text| {
                 relative_path(text, &[".json"])
@@ -714,6 +762,7 @@ impl Walker<'_> {
             &[
                 "users",
                 "roles",
+                "readers",
                 "policy_template",
                 "exclusive",
                 "break_glass_role",
@@ -743,9 +792,8 @@ impl Walker<'_> {
             (false, None) => None,
         };
         let attach_identity_policy = attach.unwrap_or(Some(false))?;
-        let users = users.unwrap_or(Some(Vec::new()))?;
-        let roles = roles.unwrap_or(Some(Vec::new()))?;
-        if users.is_empty() && roles.is_empty() {
+        let writers = writers?.unwrap_or_default();
+        if writers.is_empty() && layout == Layout::Backend {
             self.report(
                 node.pos,
                 Problem::new("`access` lists no users and no roles")
@@ -753,14 +801,85 @@ impl Walker<'_> {
             );
             return None;
         }
-        let mut principals = users;
-        principals.extend(roles);
         Some(AccessSpec {
-            principals,
+            writers,
+            readers: readers?.unwrap_or_default(),
             policy_template: template.flatten(),
             exclusive,
             attach_identity_policy,
         })
+    }
+
+    /// `users`, `roles` and `readers: { users, roles }` of an access block at `path`: the
+    /// writers (`None` when neither list is given), the readers (`None` when not given).
+    /// The outer `None`: errors were reported.
+    #[allow(clippy::type_complexity)]
+    fn principal_lists(
+        &mut self,
+        fields: &mut Fields<'_>,
+        path: &str,
+    ) -> (
+        Option<Option<Vec<PrincipalRef>>>,
+        Option<Option<Vec<PrincipalRef>>>,
+    ) {
+        let given = fields
+            .entries
+            .iter()
+            .any(|(name, _, _)| *name == "users" || *name == "roles");
+        let writers = self
+            .users_then_roles(fields, path)
+            .map(|writers| given.then_some(writers));
+        let readers = match fields.take("readers") {
+            None => Some(None),
+            Some(node) => self.readers(node, &format!("{path}.readers")).map(Some),
+        };
+        if let (Some(Some(writers)), Some(Some(readers))) = (&writers, &readers)
+            && let Some(both) = readers.iter().find(|reader| writers.contains(reader))
+        {
+            self.report(
+                fields.pos,
+                Problem::new(format!(
+                    "`{both}` is listed both as a writer and in `{path}.readers`"
+                ))
+                .hint("writers can read already; keep it in one list"),
+            );
+            return (None, None);
+        }
+        (writers, readers)
+    }
+
+    fn readers(&mut self, node: &Node, path: &str) -> Option<Vec<PrincipalRef>> {
+        let mut fields = self.fields(node, path)?;
+        let readers = self.users_then_roles(&mut fields, path);
+        self.finish(fields, &["users", "roles"]);
+        let readers = readers?;
+        if readers.is_empty() {
+            self.report(
+                node.pos,
+                Problem::new(format!("`{path}` lists no users and no roles")).hint(
+                    "list the identities that only plan (e.g. `roles: [terraform-plan]`), or remove `readers`",
+                ),
+            );
+            return None;
+        }
+        Some(readers)
+    }
+
+    /// `users` then `roles` of a block at `path`, each optional.
+    fn users_then_roles(
+        &mut self,
+        fields: &mut Fields<'_>,
+        path: &str,
+    ) -> Option<Vec<PrincipalRef>> {
+        let users = fields
+            .take("users")
+            .map(|node| self.principals(node, &format!("{path}.users"), PrincipalKind::User));
+        let roles = fields
+            .take("roles")
+            .map(|node| self.principals(node, &format!("{path}.roles"), PrincipalKind::Role));
+        let mut all = users.unwrap_or(Some(Vec::new()))?;
+        all.extend(roles.unwrap_or(Some(Vec::new()))?);
+        Some(all)
     }
 
     fn principals(
@@ -801,109 +920,455 @@ impl Walker<'_> {
         ok.then_some(principals)
     }
 
-    fn backend(
+    /// The one stack of a `backend:` spec, named after the environment.
+    fn backend_stack(
         &mut self,
         node: &Node,
         env: &EnvName,
         source: &str,
         bucket: Option<&BucketName>,
-    ) -> Option<(BackendSpec, Pos, Pos)> {
+    ) -> Option<StackSpec> {
         let mut fields = self.fields(node, "backend")?;
-        let key_node = self.required(&mut fields, "key", "key: app/terraform.tfstate");
-        let key = key_node.and_then(|node| self.typed(node, "backend.key", StateKey::parse));
-        let file_node = fields.take("file");
-        let file = match file_node {
-            Some(node) => self.typed(node, "backend.file", |text| {
-                relative_path(text, &[".hcl", ".tfbackend"])
+        let options = self.stack_options(&mut fields, "backend");
+        let defaults = StackOptions::default();
+        let default_file = default_backend_file(source, env);
+        let stack = self.stack_from(
+            StackName::from(env),
+            node.pos,
+            options,
+            &defaults,
+            "backend",
+            default_file,
+            bucket,
+            (None, None),
+        );
+        self.finish(fields, STACK_OPTION_KEYS);
+        stack
+    }
+
+    /// `stacks:` (a mapping of stack name to options) and `stack_defaults:`.
+    fn stacks(
+        &mut self,
+        node: &Node,
+        defaults_node: Option<&Node>,
+        env: &EnvName,
+        source: &str,
+        bucket: Option<&BucketName>,
+    ) -> Option<Vec<StackSpec>> {
+        let defaults = match defaults_node {
+            None => Some(StackOptions::default()),
+            Some(defaults_node) => self.fields(defaults_node, "stack_defaults").map(|mut fields| {
+                let options = self.stack_options(&mut fields, "stack_defaults");
+                for key in ["key", "file"] {
+                    if let Some(misplaced) = fields.take(key) {
+                        self.report(
+                            misplaced.pos,
+                            Problem::new(format!("`stack_defaults.{key}` cannot be shared: every stack has its own"))
+                                .hint(format!("give each stack its own `{key}`")),
+                        );
+                    }
+                }
+                self.finish(fields, DEFAULT_OPTION_KEYS);
+                options
             }),
-            None => Some(default_backend_file(source, env)),
         };
-        let prefix = fields
-            .take("workspace_key_prefix")
-            .map(|node| self.typed(node, "backend.workspace_key_prefix", WorkspacePrefix::parse));
+        let stacks = self.fields(node, "stacks")?;
+        if stacks.entries.is_empty() {
+            self.report(
+                node.pos,
+                Problem::new("`stacks` lists no stack").hint(
+                    "add one: `stacks: { app: { key: app/terraform.tfstate } }`, or use `backend:` for a single state",
+                ),
+            );
+            return None;
+        }
+        let defaults = defaults?;
+        let mut result = Vec::with_capacity(stacks.entries.len());
+        let mut ok = true;
+        for (name, key_node, value) in &stacks.entries {
+            let path = format!("stacks.{name}");
+            let Some(stack_name) = self.located(key_node.pos, StackName::parse(name)) else {
+                ok = false;
+                continue;
+            };
+            let Some(mut fields) = self.fields(value, &path) else {
+                ok = false;
+                continue;
+            };
+            let options = self.stack_options(&mut fields, &path);
+            let access = match fields.take("access") {
+                None => Some((None, None)),
+                Some(access_node) => self.stack_access(access_node, &path),
+            };
+            let default_file = default_stack_file(source, env, &stack_name);
+            let stack = access.and_then(|access| {
+                self.stack_from(
+                    stack_name,
+                    key_node.pos,
+                    options,
+                    &defaults,
+                    &path,
+                    default_file,
+                    bucket,
+                    access,
+                )
+            });
+            self.finish(fields, STACK_KEYS);
+            match stack {
+                Some(stack) => result.push(stack),
+                None => ok = false,
+            }
+        }
+        ok.then_some(result)
+    }
+
+    /// A stack's `access`: its own writers and readers, each `None` when it names none.
+    #[allow(clippy::type_complexity)]
+    fn stack_access(
+        &mut self,
+        node: &Node,
+        stack_path: &str,
+    ) -> Option<(Option<Vec<PrincipalRef>>, Option<Vec<PrincipalRef>>)> {
+        let path = format!("{stack_path}.access");
+        let mut fields = self.fields(node, &path)?;
+        let (writers, readers) = self.principal_lists(&mut fields, &path);
+        let spec_level: Vec<&str> = [
+            "policy_template",
+            "exclusive",
+            "break_glass_role",
+            "attach_identity_policy",
+        ]
+        .into_iter()
+        .filter(|key| fields.take(key).is_some())
+        .collect();
+        for key in spec_level {
+            self.report(
+                fields.pos,
+                Problem::new(format!("`{path}.{key}` applies to the whole bucket"))
+                    .hint(format!("set `access.{key}` at the top of the spec")),
+            );
+        }
+        self.finish(fields, &["users", "roles", "readers"]);
+        let writers = writers?;
+        if writers.as_ref().is_some_and(Vec::is_empty) {
+            self.report(
+                node.pos,
+                Problem::new(format!("`{path}` lists no users and no roles"))
+                    .hint("list the identities that write this stack's state, or remove `users`/`roles` to use the spec's `access`"),
+            );
+            return None;
+        }
+        Some((writers, readers?))
+    }
+
+    /// The options `backend`, `stack_defaults` and each stack may set.
+    fn stack_options(&mut self, fields: &mut Fields<'_>, path: &str) -> StackOptions {
+        let key_node = fields.take("key");
+        let key = key_node.and_then(|node| {
+            self.typed(node, &format!("{path}.key"), StateKey::parse)
+                .map(|key| (key, node.pos))
+        });
+        let file = fields.take("file").and_then(|node| {
+            self.typed(node, &format!("{path}.file"), |text| {
+                relative_path(text, &[".hcl", ".tfbackend"])
+            })
+            .map(|file| (file, node.pos))
+        });
+        let profile = fields
+            .take("profile")
+            .and_then(|node| self.typed(node, &format!("{path}.profile"), ProfileName::parse));
+        let workspace_key_prefix = fields.take("workspace_key_prefix").and_then(|node| {
+            self.typed(
+                node,
+                &format!("{path}.workspace_key_prefix"),
+                WorkspacePrefix::parse,
+            )
+        });
         let assume_role = fields
             .take("assume_role")
-            .map(|node| self.typed(node, "backend.assume_role", RoleArn::parse));
-        let terraform_dir = fields.take("terraform_dir").map(|node| {
-            self.typed(node, "backend.terraform_dir", |text| {
+            .and_then(|node| self.typed(node, &format!("{path}.assume_role"), RoleArn::parse));
+        let terraform_dir = fields.take("terraform_dir").and_then(|node| {
+            self.typed(node, &format!("{path}.terraform_dir"), |text| {
                 relative_path(text, &[])
             })
         });
-        let lock = self.locking(&mut fields, bucket);
-        self.finish(
-            fields,
-            &[
-                "key",
-                "file",
-                "workspace_key_prefix",
-                "assume_role",
-                "terraform_dir",
-                "lock",
-                "dynamodb_table",
-            ],
-        );
-        Some((
-            BackendSpec {
-                key: key?,
-                file: file?,
-                workspace_key_prefix: prefix.flatten(),
-                assume_role: assume_role.flatten(),
-                terraform_dir: terraform_dir.flatten(),
-                lock: lock?,
-            },
-            key_node?.pos,
-            file_node.map_or(node.pos, |node| node.pos),
-        ))
+        let lock = fields.take("lock").map(|node| {
+            let mode = self.lock_mode(node, &format!("{path}.lock"));
+            (mode, node.pos)
+        });
+        let table = fields.take("dynamodb_table").map(|node| {
+            let table = self.typed(node, &format!("{path}.dynamodb_table"), TableName::parse);
+            (table, node.pos)
+        });
+        StackOptions {
+            key,
+            key_given: key_node.is_some(),
+            file,
+            profile,
+            workspace_key_prefix,
+            assume_role,
+            terraform_dir,
+            lock,
+            table,
+            path: path.to_owned(),
+        }
     }
-}
 
-impl Walker<'_> {
-    /// `backend.lock` (default `lockfile`) and `backend.dynamodb_table` (default
-    /// `<bucket>-locks`), which only the DynamoDB modes use.
-    fn locking(&mut self, fields: &mut Fields<'_>, bucket: Option<&BucketName>) -> Option<Locking> {
+    fn lock_mode(&mut self, node: &Node, path: &str) -> Option<LockMode> {
         let modes = "write `lock: lockfile` (Terraform >= 1.10), `lock: both` (while older runners remain) or `lock: dynamodb`";
-        let mode_node = fields.take("lock");
-        let mode = match mode_node {
-            None => Some("lockfile"),
-            Some(node) => match self.string(node, "backend.lock")? {
-                mode @ ("lockfile" | "dynamodb" | "both") => Some(mode),
-                other => {
-                    let problem = Problem::new(format!("unknown lock mode `{other}`"));
-                    let problem = match closest(other, ["lockfile", "dynamodb", "both"]) {
-                        Some(near) => problem.hint(format!("did you mean `{near}`? {modes}")),
-                        None => problem.hint(modes),
-                    };
-                    self.report(node.pos, problem);
-                    None
-                }
-            },
-        };
-        let table_node = fields.take("dynamodb_table");
-        let table =
-            table_node.map(|node| self.typed(node, "backend.dynamodb_table", TableName::parse));
-        match (mode?, table) {
-            ("lockfile", None) => Some(Locking::Lockfile),
-            ("lockfile", Some(_)) => {
-                self.report(
-                    table_node.map_or(Pos::default(), |node| node.pos),
-                    Problem::new("`backend.dynamodb_table` is set, but `lock` is `lockfile`, which uses no table")
-                        .hint("remove `dynamodb_table` (the table itself is kept; `statebucket plan` says how to delete it once unused), or set `lock: both`"),
-                );
-                None
-            }
-            (mode, table) => {
-                let table = match table {
-                    Some(table) => table?,
-                    None => TableName::for_bucket(bucket?),
+        match self.string(node, path)? {
+            "lockfile" => Some(LockMode::Lockfile),
+            "dynamodb" => Some(LockMode::DynamoDb),
+            "both" => Some(LockMode::Both),
+            other => {
+                let problem = Problem::new(format!("unknown lock mode `{other}`"));
+                let problem = match closest(other, ["lockfile", "dynamodb", "both"]) {
+                    Some(near) => problem.hint(format!("did you mean `{near}`? {modes}")),
+                    None => problem.hint(modes),
                 };
-                Some(if mode == "both" {
-                    Locking::Both(table)
-                } else {
-                    Locking::DynamoDb(table)
-                })
+                self.report(node.pos, problem);
+                None
             }
         }
     }
+
+    /// A stack from its own options over the defaults.
+    #[allow(clippy::too_many_arguments)]
+    fn stack_from(
+        &mut self,
+        name: StackName,
+        name_pos: Pos,
+        own: StackOptions,
+        defaults: &StackOptions,
+        path: &str,
+        default_file: String,
+        bucket: Option<&BucketName>,
+        (writers, readers): (Option<Vec<PrincipalRef>>, Option<Vec<PrincipalRef>>),
+    ) -> Option<StackSpec> {
+        let (key, key_pos) = match own.key.clone() {
+            Some(key) => key,
+            None => {
+                if !own.key_given {
+                    self.report(
+                        name_pos,
+                        Problem::new(format!("missing required key `{path}.key`"))
+                            .hint("add `key: app/terraform.tfstate`"),
+                    );
+                }
+                return None;
+            }
+        };
+        let (file, file_pos) = own.file.clone().unwrap_or((default_file, name_pos));
+        let lock = self.resolve_lock(&own, defaults, bucket)?;
+        Some(StackSpec {
+            name,
+            key,
+            file,
+            profile: own.profile.or_else(|| defaults.profile.clone()),
+            workspace_key_prefix: own
+                .workspace_key_prefix
+                .or_else(|| defaults.workspace_key_prefix.clone()),
+            assume_role: own.assume_role.or_else(|| defaults.assume_role.clone()),
+            terraform_dir: own.terraform_dir.or_else(|| defaults.terraform_dir.clone()),
+            lock,
+            writers,
+            readers,
+            positions: StackPositions {
+                name: name_pos,
+                key: key_pos,
+                file: file_pos,
+            },
+        })
+    }
+
+    /// `lock` (default `lockfile`) and `dynamodb_table` (default `<bucket>-locks`), which
+    /// only the DynamoDB modes use. A stack inherits both from `stack_defaults`; a table set
+    /// where the mode in effect is `lockfile` is an error at that place.
+    fn resolve_lock(
+        &mut self,
+        own: &StackOptions,
+        defaults: &StackOptions,
+        bucket: Option<&BucketName>,
+    ) -> Option<Locking> {
+        let mode_of = |options: &StackOptions| options.lock.as_ref().map(|(mode, _)| *mode);
+        let own_mode = mode_of(own);
+        let default_mode = mode_of(defaults);
+        if own_mode == Some(None) || default_mode == Some(None) {
+            return None;
+        }
+        let defaults_mode = default_mode.flatten().unwrap_or(LockMode::Lockfile);
+        if let (LockMode::Lockfile, Some((_, pos))) = (defaults_mode, &defaults.table) {
+            self.refuse_unused_table(*pos, &defaults.path);
+            return None;
+        }
+        let mode = own_mode.flatten().unwrap_or(defaults_mode);
+        if let (LockMode::Lockfile, Some((_, pos))) = (mode, &own.table) {
+            self.refuse_unused_table(*pos, &own.path);
+            return None;
+        }
+        let table = match own.table.as_ref().or(defaults.table.as_ref()) {
+            Some((table, _)) => table.clone(),
+            None => bucket.map(TableName::for_bucket),
+        };
+        Some(match mode {
+            LockMode::Lockfile => Locking::Lockfile,
+            LockMode::DynamoDb => Locking::DynamoDb(table?),
+            LockMode::Both => Locking::Both(table?),
+        })
+    }
+
+    fn refuse_unused_table(&mut self, pos: Pos, path: &str) {
+        self.report(
+            pos,
+            Problem::new(format!("`{path}.dynamodb_table` is set, but `lock` is `lockfile`, which uses no table"))
+                .hint("remove `dynamodb_table` (the table itself is kept; `statebucket plan` says how to delete it once unused), or set `lock: both`"),
+        );
+    }
+
+    /// Problems between the stacks of one spec: two stacks on one state object or one
+    /// backend file, a key inside another stack's workspace keys, a stack without writers,
+    /// two stacks whose names give the same statement id.
+    fn check_stacks(&mut self, access: &AccessSpec, stacks: &[StackSpec], layout: Layout) {
+        for (index, stack) in stacks.iter().enumerate() {
+            if stack.writers.is_none() && access.writers.is_empty() {
+                self.report(
+                    stack.positions.name,
+                    Problem::new(format!("stack `{}` has no writers", stack.name)).hint(format!(
+                        "list the users and roles Terraform runs as in `access` (for every stack) or in `stacks.{}.access`",
+                        stack.name
+                    )),
+                );
+            }
+            for earlier in &stacks[..index] {
+                if earlier.key == stack.key {
+                    self.report(
+                        stack.positions.key,
+                        Problem::new(format!(
+                            "stacks `{}` and `{}` both keep their state at `{}`",
+                            earlier.name, stack.name, stack.key
+                        ))
+                        .hint("give each stack its own `key`"),
+                    );
+                }
+                if earlier.file == stack.file {
+                    self.report(
+                        stack.positions.file,
+                        Problem::new(format!(
+                            "stacks `{}` and `{}` both write `{}`",
+                            earlier.name, stack.name, stack.file
+                        ))
+                        .hint("give each stack its own `file`"),
+                    );
+                }
+                if layout == Layout::Stacks && earlier.name.sid_token() == stack.name.sid_token() {
+                    self.report(
+                        stack.positions.name,
+                        Problem::new(format!(
+                            "stacks `{}` and `{}` would share the policy statement name `{}`",
+                            earlier.name,
+                            stack.name,
+                            stack.name.sid_token()
+                        ))
+                        .hint(
+                            "statement ids keep letters and digits only; rename one of the stacks",
+                        ),
+                    );
+                }
+            }
+            for other in stacks {
+                if let Some(workspace) = inside_workspaces(stack, other) {
+                    self.report(
+                        stack.positions.key,
+                        Problem::new(format!(
+                            "the key of stack `{}` lies where Terraform keeps stack `{}`'s state for workspace `{workspace}`",
+                            stack.name, other.name
+                        ))
+                        .hint(format!(
+                            "keys of the form `{}/WORKSPACE/{}` belong to stack `{}`'s workspaces; choose another key",
+                            other.workspace_prefix(),
+                            other.key,
+                            other.name
+                        )),
+                    );
+                }
+            }
+        }
+    }
+
+    fn located<T>(&mut self, pos: Pos, result: Result<T, Problem>) -> Option<T> {
+        result.map_err(|problem| self.report(pos, problem)).ok()
+    }
+}
+
+/// The lock modes as written; the table is resolved with the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    Lockfile,
+    DynamoDb,
+    Both,
+}
+
+/// The options of `backend`, `stack_defaults` or one stack, as written. Each is `None`
+/// when absent or invalid (the problem is reported).
+#[derive(Debug, Clone, Default)]
+struct StackOptions {
+    key: Option<(StateKey, Pos)>,
+    key_given: bool,
+    file: Option<(String, Pos)>,
+    profile: Option<ProfileName>,
+    workspace_key_prefix: Option<WorkspacePrefix>,
+    assume_role: Option<RoleArn>,
+    terraform_dir: Option<String>,
+    /// The mode (`None` when invalid) and where it stands.
+    lock: Option<(Option<LockMode>, Pos)>,
+    table: Option<(Option<TableName>, Pos)>,
+    /// `backend`, `stack_defaults` or `stacks.NAME`, for messages.
+    path: String,
+}
+
+const STACK_OPTION_KEYS: &[&str] = &[
+    "key",
+    "file",
+    "profile",
+    "workspace_key_prefix",
+    "assume_role",
+    "terraform_dir",
+    "lock",
+    "dynamodb_table",
+];
+const DEFAULT_OPTION_KEYS: &[&str] = &[
+    "profile",
+    "workspace_key_prefix",
+    "assume_role",
+    "terraform_dir",
+    "lock",
+    "dynamodb_table",
+];
+const STACK_KEYS: &[&str] = &[
+    "key",
+    "file",
+    "access",
+    "profile",
+    "workspace_key_prefix",
+    "assume_role",
+    "terraform_dir",
+    "lock",
+    "dynamodb_table",
+];
+
+/// The workspace `stack`'s key would be read as by `other`'s backend, when it lies at
+/// `<other's workspace_key_prefix>/<workspace>/<other's key>`.
+fn inside_workspaces<'a>(stack: &'a StackSpec, other: &StackSpec) -> Option<&'a str> {
+    if std::ptr::eq(stack, other) {
+        return None;
+    }
+    let prefix = other.workspace_prefix();
+    let rest = match prefix.as_str() {
+        "" => stack.key.as_str(),
+        prefix => stack.key.as_str().strip_prefix(prefix)?.strip_prefix('/')?,
+    };
+    let workspace = rest.strip_suffix(other.key.as_str())?.strip_suffix('/')?;
+    (!workspace.is_empty()).then_some(workspace)
 }
 
 /// `environments/dev.yaml` → `environments/dev/backend.hcl`.
@@ -911,6 +1376,14 @@ fn default_backend_file(source: &str, env: &EnvName) -> String {
     match source.rfind('/') {
         Some(slash) => format!("{}/{env}/backend.hcl", &source[..slash]),
         None => format!("{env}/backend.hcl"),
+    }
+}
+
+/// `environments/dev.yaml`, stack `network` → `environments/dev/network/backend.hcl`.
+fn default_stack_file(source: &str, env: &EnvName, stack: &StackName) -> String {
+    match source.rfind('/') {
+        Some(slash) => format!("{}/{env}/{stack}/backend.hcl", &source[..slash]),
+        None => format!("{env}/{stack}/backend.hcl"),
     }
 }
 
@@ -956,7 +1429,6 @@ fn relative_path(text: &str, extensions: &[&str]) -> Result<String, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::PrincipalRef;
 
     const DEV: &str = "\
 region: ap-northeast-1
@@ -998,9 +1470,12 @@ backend:
             spec.bucket.tags.get("team").map(String::as_str),
             Some("platform")
         );
-        assert_eq!(spec.access.principals.len(), 2);
-        assert_eq!(spec.access.principals[1].kind(), PrincipalKind::Role);
-        assert_eq!(spec.backend.file, "environments/dev/backend.hcl");
+        assert_eq!(spec.access.writers.len(), 2);
+        assert_eq!(spec.access.writers[1].kind(), PrincipalKind::Role);
+        assert_eq!(spec.layout, Layout::Backend);
+        assert_eq!(spec.stacks.len(), 1);
+        assert_eq!(spec.stacks[0].name.as_str(), "dev");
+        assert_eq!(spec.stacks[0].file, "environments/dev/backend.hcl");
         assert_eq!(spec.positions.bucket_name, Pos { line: 5, column: 9 });
     }
 
@@ -1068,10 +1543,10 @@ backend:
             )
         };
         let default = parse_spec("e/x.yaml", "x", DEV).unwrap();
-        assert_eq!(default.backend.lock, Locking::Lockfile);
+        assert_eq!(default.stacks[0].lock, Locking::Lockfile);
         let both = parse_spec("e/x.yaml", "x", &lock("  lock: both")).unwrap();
         assert_eq!(
-            both.backend.lock,
+            both.stacks[0].lock,
             Locking::Both(TableName::parse("my-terraform-state-dev-locks").unwrap())
         );
         let named = parse_spec(
@@ -1081,7 +1556,7 @@ backend:
         )
         .unwrap();
         assert_eq!(
-            named.backend.lock,
+            named.stacks[0].lock,
             Locking::DynamoDb(TableName::parse("tf-locks").unwrap())
         );
         let typo = one_error(&lock("  lock: dynamo"));
@@ -1243,7 +1718,7 @@ backend:
         )
         .unwrap();
         assert!(matches!(
-            single.access.principals[0],
+            single.access.writers[0],
             PrincipalRef::Name { .. }
         ));
     }
@@ -1256,7 +1731,7 @@ backend:
             &DEV.replace("  file: environments/dev/backend.hcl\n", ""),
         )
         .unwrap();
-        assert_eq!(default.backend.file, "environments/dev/backend.hcl");
+        assert_eq!(default.stacks[0].file, "environments/dev/backend.hcl");
         for (file, expected) in [
             ("/etc/backend.hcl", "not a relative path"),
             ("../backend.hcl", "not a relative path"),
@@ -1335,7 +1810,7 @@ backend:
     }
 
     #[test]
-    fn two_environments_on_one_state_object_is_an_error() {
+    fn two_specs_naming_one_bucket_is_an_error_naming_both_files() {
         let dev = parse_spec("environments/dev.yaml", "dev", DEV).unwrap();
         let copy = parse_spec(
             "environments/copy.yaml",
@@ -1343,21 +1818,30 @@ backend:
             &DEV.replace(
                 "environments/dev/backend.hcl",
                 "environments/copy/backend.hcl",
-            ),
+            )
+            .replace("eks-cluster/", "other/"),
         )
         .unwrap();
         let diagnostics = check_across_environments(&[dev.clone(), copy]);
         assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
         assert_eq!(diagnostics[0].file, "environments/copy.yaml");
-        assert_eq!((diagnostics[0].line, diagnostics[0].column), (12, 8));
-        assert!(diagnostics[0].message.contains(
-            "both keep their state in s3://my-terraform-state-dev/eks-cluster/terraform.tfstate"
-        ));
+        assert_eq!((diagnostics[0].line, diagnostics[0].column), (5, 9));
+        assert_eq!(
+            diagnostics[0].message,
+            "environments/dev.yaml and environments/copy.yaml both manage bucket `my-terraform-state-dev`; each would rewrite the other's grants"
+        );
+        assert!(
+            diagnostics[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("make their states stacks of one spec")
+        );
 
         let same_file = parse_spec(
             "environments/b.yaml",
             "b",
-            &DEV.replace("eks-cluster/", "other/"),
+            &DEV.replace("my-terraform-state-dev", "other-bucket"),
         )
         .unwrap();
         let diagnostics = check_across_environments(&[dev, same_file]);
@@ -1367,5 +1851,152 @@ backend:
                 .message
                 .contains("both write `environments/dev/backend.hcl`")
         );
+    }
+
+    const STACKS: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket: { name: central-state }
+access:
+  users: [terraform-access]
+  roles: [terraform-access-role]
+  readers:
+    roles: [terraform-plan]
+stack_defaults:
+  lock: both
+  workspace_key_prefix: ws
+stacks:
+  network:
+    key: network/terraform.tfstate
+    file: stacks/network/backend.hcl
+    access: { roles: [network-ci] }
+    profile: network
+  app:
+    key: app/terraform.tfstate
+    lock: lockfile
+";
+
+    #[test]
+    fn stacks_take_their_own_options_over_the_defaults() {
+        let spec = parse_spec("environments/central.yaml", "central", STACKS).unwrap();
+        assert_eq!(spec.layout, Layout::Stacks);
+        let [network, app] = spec.stacks.as_slice() else {
+            panic!("{:#?}", spec.stacks)
+        };
+        assert_eq!(network.file, "stacks/network/backend.hcl");
+        assert_eq!(app.file, "environments/central/app/backend.hcl");
+        assert_eq!(
+            network.lock,
+            Locking::Both(TableName::parse("central-state-locks").unwrap())
+        );
+        assert_eq!(app.lock, Locking::Lockfile);
+        assert_eq!(network.workspace_prefix().as_str(), "ws");
+        assert_eq!(app.workspace_prefix().as_str(), "ws");
+        assert_eq!(spec.profile_of(network).as_str(), "network");
+        assert_eq!(spec.profile_of(app).as_str(), "terraform");
+        let names =
+            |list: &[PrincipalRef]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(names(spec.writers_of(network)), vec!["network-ci"]);
+        assert_eq!(
+            names(spec.writers_of(app)),
+            vec!["terraform-access", "terraform-access-role"]
+        );
+        assert_eq!(names(spec.readers_of(network)), vec!["terraform-plan"]);
+        assert_eq!(spec.lock_tables().len(), 1);
+    }
+
+    #[test]
+    fn stack_rules() {
+        let stack_errors = |text: &str| {
+            parse_spec("environments/central.yaml", "central", text)
+                .unwrap_err()
+                .into_iter()
+                .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+                .collect::<Vec<_>>()
+        };
+        let both = format!("{STACKS}backend: {{ key: x/terraform.tfstate }}\n");
+        assert_eq!(
+            stack_errors(&both),
+            vec!["14:3 `backend` and `stacks` cannot both be given"]
+        );
+        let same_key = STACKS.replace("app/terraform.tfstate", "network/terraform.tfstate");
+        assert_eq!(
+            stack_errors(&same_key),
+            vec![
+                "20:10 stacks `network` and `app` both keep their state at `network/terraform.tfstate`"
+            ]
+        );
+        let same_file = STACKS.replace(
+            "    lock: lockfile\n",
+            "    lock: lockfile\n    file: stacks/network/backend.hcl\n",
+        );
+        assert_eq!(
+            stack_errors(&same_file),
+            vec!["22:11 stacks `network` and `app` both write `stacks/network/backend.hcl`"]
+        );
+        // app's state would be network's workspace `prod` (prefix `ws`).
+        let inside = STACKS.replace(
+            "key: app/terraform.tfstate",
+            "key: ws/prod/network/terraform.tfstate",
+        );
+        assert_eq!(
+            stack_errors(&inside),
+            vec![
+                "20:10 the key of stack `app` lies where Terraform keeps stack `network`'s state for workspace `prod`"
+            ]
+        );
+        let no_writers = STACKS.replace(
+            "  users: [terraform-access]\n  roles: [terraform-access-role]\n",
+            "",
+        );
+        assert_eq!(
+            stack_errors(&no_writers),
+            vec!["17:3 stack `app` has no writers"]
+        );
+        let clash = STACKS
+            .replace("  app:", "  net.work:")
+            .replace("  network:", "  net-work:");
+        assert_eq!(
+            stack_errors(&clash),
+            vec![
+                "19:3 stacks `net-work` and `net.work` would share the policy statement name `NetWork`"
+            ]
+        );
+        let shared_key = STACKS.replace(
+            "  lock: both\n",
+            "  lock: both\n  key: x/terraform.tfstate\n",
+        );
+        assert_eq!(
+            stack_errors(&shared_key),
+            vec!["12:8 `stack_defaults.key` cannot be shared: every stack has its own"]
+        );
+        let bad_name = STACKS.replace("  app:", "  \"-app\":");
+        assert!(stack_errors(&bad_name)[0].contains("not a usable stack name"));
+        let defaults_with_backend =
+            DEV.replace("backend:", "stack_defaults: { lock: both }\nbackend:");
+        assert!(
+            errors(&defaults_with_backend)[0]
+                .contains("`stack_defaults` applies to `stacks`, but this spec uses `backend`")
+        );
+        let reader_and_writer =
+            STACKS.replace("roles: [terraform-plan]", "roles: [terraform-access-role]");
+        assert_eq!(
+            stack_errors(&reader_and_writer),
+            vec!["6:3 `terraform-access-role` is listed both as a writer and in `access.readers`"]
+        );
+        let table_with_lockfile = STACKS.replace(
+            "    lock: lockfile\n",
+            "    lock: lockfile\n    dynamodb_table: tf-locks\n",
+        );
+        assert_eq!(
+            stack_errors(&table_with_lockfile),
+            vec![
+                "22:21 `stacks.app.dynamodb_table` is set, but `lock` is `lockfile`, which uses no table"
+            ]
+        );
+        let no_stacks =
+            "region: eu-west-1\nprofile: t\nbucket: { name: central-state }\nstacks: {}\n";
+        assert_eq!(stack_errors(no_stacks), vec!["4:9 `stacks` lists no stack"]);
     }
 }

@@ -124,14 +124,38 @@ fn a_bad_template_is_located_and_refused() {
 }
 
 #[test]
-fn two_environments_sharing_a_state_object_are_refused() {
+fn two_spec_files_naming_one_bucket_are_refused_before_any_request() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let project = Project::new();
     let spec = spec_yaml("shared-bucket", "eu-west-1", "aes256");
     project.spec("a", &spec);
-    project.spec("b", &spec);
-    let run = project.statebucket(&["validate"]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("environments `a` and `b` both keep their state in s3://shared-bucket/app/terraform.tfstate"), "{}", run.stderr);
+    project.spec(
+        "b",
+        &spec.replace("app/terraform.tfstate", "other/terraform.tfstate"),
+    );
+    for command in ["validate", "plan", "apply"] {
+        let run = project.statebucket(
+            &["--endpoint-url", &endpoint, command, "--auto-approve"]
+                [..if command == "apply" { 4 } else { 3 }],
+        );
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains("environments/b.yaml:5:9: error: environments/a.yaml and environments/b.yaml both manage bucket `shared-bucket`; each would rewrite the other's grants"),
+            "{command}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("hint: one spec file is one bucket: make their states stacks of one spec (`stacks:` in environments/a.yaml, one stack per state) and remove environments/b.yaml"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "two specs on one bucket must not lead to any request"
+    );
 }
 
 #[test]

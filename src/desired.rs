@@ -1,0 +1,166 @@
+//! What one bucket should look like: built once, from its spec, the account, the principals'
+//! ARNs and the endpoint in effect. `plan`, `render`, the `policy` command, `engine` and
+//! `doctor` all read it. Pure.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::access::{Grant, PrincipalArns, grants};
+use crate::policy::{self, PolicyDocument, key_policy};
+use crate::render::{KmsKeyId, render_backend_hcl};
+use crate::spec::{
+    AccountId, Diagnostic, EndpointUrl, EnvSpec, IamArn, ProfileName, RoleArn, StackSpec,
+};
+
+/// On-demand capacity: a lock table sees a handful of requests per Terraform run.
+pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
+/// ACLs disabled: the bucket owner owns every object.
+pub const OBJECT_OWNERSHIP: &str = "BucketOwnerEnforced";
+
+#[derive(Debug, Clone)]
+pub struct DesiredBucket<'s> {
+    pub spec: &'s EnvSpec,
+    /// The account the bucket (and a key statebucket creates) lives in.
+    pub account: AccountId,
+    pub endpoint: Option<EndpointUrl>,
+    /// Every grant of the spec, writers then readers.
+    pub grants: Vec<Grant<'s>>,
+    /// The statements the tool owns in the bucket policy.
+    pub policy: Vec<Value>,
+    /// The grant statements the tool owns in the policy of a key it creates.
+    pub key_grants: Vec<Value>,
+    /// With `attach_identity_policy`: the inline policy of each principal in `account`.
+    pub identity_policies: Vec<IdentityPolicy>,
+    /// With `bucket.logging`: the statement the log bucket's policy must hold.
+    pub log_delivery: Option<Value>,
+    pub stacks: Vec<DesiredStack<'s>>,
+}
+
+/// The inline policy one user or role gets: the union of what its grants need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityPolicy {
+    pub principal: IamArn,
+    pub name: String,
+    pub document: PolicyDocument,
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredStack<'s> {
+    pub spec: &'s StackSpec,
+    pub writers: Vec<IamArn>,
+    pub readers: Vec<IamArn>,
+    /// The profile Terraform's backend uses for this stack.
+    pub profile: &'s ProfileName,
+}
+
+impl DesiredStack<'_> {
+    /// The role Terraform's backend assumes for this stack, when it assumes one: then that
+    /// role, not the profile's identity, reaches the state.
+    pub fn assumed_role(&self) -> Option<&RoleArn> {
+        self.spec.assume_role.as_ref()
+    }
+}
+
+impl<'s> DesiredBucket<'s> {
+    /// `template` is the bucket policy template's file name and text (validated at load).
+    /// Errors are the template's, located in its file.
+    pub fn build(
+        spec: &'s EnvSpec,
+        account: &AccountId,
+        arns: &PrincipalArns,
+        endpoint: Option<&EndpointUrl>,
+        template: (&str, &str),
+    ) -> Result<DesiredBucket<'s>, Vec<Diagnostic>> {
+        let require_tls = !endpoint.is_some_and(EndpointUrl::is_plain_http);
+        let policy = policy::bucket_statements(spec, account, arns, template, require_tls)?;
+        let grants = grants(spec, arns);
+        let key_grants = key_policy::key_grant_statements(&grants, &spec.region);
+        let identity_policies = if spec.access.attach_identity_policy {
+            let name = policy::identity_policy_name(spec);
+            let mut principals: Vec<&IamArn> = Vec::new();
+            for principal in grants.iter().flat_map(|grant| &grant.principals) {
+                if principal.account == *account && !principals.contains(&principal) {
+                    principals.push(principal);
+                }
+            }
+            principals
+                .into_iter()
+                .map(|principal| IdentityPolicy {
+                    principal: principal.clone(),
+                    name: name.clone(),
+                    document: policy::identity_policy_for(spec, account, &grants, principal),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let log_delivery = spec.bucket.logging.as_ref().map(|logging| {
+            policy::log_delivery_statement(
+                spec.region.partition(),
+                logging.bucket.as_str(),
+                logging.prefix.as_str(),
+                spec.bucket.name.as_str(),
+                account.as_str(),
+            )
+        });
+        let stacks = spec
+            .stacks
+            .iter()
+            .map(|stack| DesiredStack {
+                spec: stack,
+                writers: arns.arns(spec.writers_of(stack)).cloned().collect(),
+                readers: arns.arns(spec.readers_of(stack)).cloned().collect(),
+                profile: spec.profile_of(stack),
+            })
+            .collect();
+        Ok(DesiredBucket {
+            spec,
+            account: account.clone(),
+            endpoint: endpoint.cloned(),
+            grants,
+            policy,
+            key_grants,
+            identity_policies,
+            log_delivery,
+            stacks,
+        })
+    }
+
+    /// A stack's backend.hcl, with the key as `key` names it.
+    pub fn backend_file(&self, stack: &DesiredStack<'_>, key: KmsKeyId<'_>) -> String {
+        render_backend_hcl(self.spec, stack.spec, key, self.endpoint.as_ref())
+    }
+
+    /// The endpoint in effect when it is plain HTTP: the bucket policy then has no TLS-only
+    /// deny (no client could satisfy it).
+    pub fn plain_http(&self) -> Option<&EndpointUrl> {
+        self.endpoint
+            .as_ref()
+            .filter(|endpoint| endpoint.is_plain_http())
+    }
+
+    /// Tags put on a key the tool creates, so that the key can be traced to its bucket (and
+    /// found again after a run was interrupted between CreateKey and CreateAlias).
+    pub fn kms_key_tags(&self) -> BTreeMap<String, String> {
+        kms_key_tags(self.spec)
+    }
+
+    pub fn kms_key_description(&self) -> String {
+        format!(
+            "Encrypts Terraform state in s3://{} (statebucket environment {})",
+            self.spec.bucket.name, self.spec.name
+        )
+    }
+}
+
+/// See `DesiredBucket::kms_key_tags`; needs the spec only.
+pub fn kms_key_tags(spec: &EnvSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("statebucket:environment".to_owned(), spec.name.to_string()),
+        (
+            "statebucket:bucket".to_owned(),
+            spec.bucket.name.to_string(),
+        ),
+    ])
+}

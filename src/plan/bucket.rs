@@ -1,0 +1,62 @@
+//! The bucket itself: created in its region (with the spec's tags, for SCPs that require
+//! them on CreateBucket), and never moved.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use super::{Change, Facet, PlanError, Planner};
+use crate::desired::DesiredBucket;
+use crate::observed::{BucketState, Observed, PublicAccessBlock, Versioning};
+
+pub(super) fn check_region(
+    desired: &DesiredBucket<'_>,
+    observed: &Observed,
+) -> Result<(), PlanError> {
+    let spec = desired.spec;
+    match &observed.bucket {
+        Some(bucket) if bucket.region != spec.region.as_str() => Err(PlanError::WrongRegion {
+            bucket: spec.bucket.name.to_string(),
+            actual: bucket.region.clone(),
+            expected: spec.region.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The bucket as it is, or, when it is yet to be created, as CreateBucket leaves it: every
+/// other facet is planned against that.
+pub(super) fn plan<'o>(
+    planner: &mut Planner,
+    desired: &DesiredBucket<'_>,
+    observed: &'o Observed,
+) -> Cow<'o, BucketState> {
+    let spec = desired.spec;
+    match &observed.bucket {
+        Some(bucket) => {
+            planner.record(Facet::Bucket, None);
+            Cow::Borrowed(bucket)
+        }
+        None => {
+            planner.record(
+                Facet::Bucket,
+                Some(Change::CreateBucket {
+                    bucket: spec.bucket.name.to_string(),
+                    region: spec.region.to_string(),
+                    tags: spec.bucket.tags.clone(),
+                }),
+            );
+            Cow::Owned(BucketState {
+                region: spec.region.to_string(),
+                versioning: Versioning::Never,
+                encryption: None,
+                public_access: PublicAccessBlock::default(),
+                ownership: None,
+                policy: None,
+                tags: BTreeMap::new(),
+                lifecycle: Vec::new(),
+                lifecycle_minimum_object_size: None,
+                logging: None,
+            })
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! A change: one facet moving from an observed value to the desired one. The values travel
+//! with the change so that it can be printed, serialised and applied as it is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::observed::{LifecycleRule, LoggingTarget, PublicAccessBlock, SseRule, Versioning};
+use crate::policy::StatementChange;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Facet {
+    Bucket,
+    KmsKey,
+    KeyRotation,
+    Versioning,
+    Encryption,
+    PublicAccessBlock,
+    Ownership,
+    Policy,
+    KeyPolicy,
+    Tags,
+    Lifecycle,
+    LogDelivery,
+    Logging,
+    LockTable,
+    PointInTimeRecovery,
+    LockTableTags,
+    IdentityPolicy,
+    BackendFile,
+}
+
+impl fmt::Display for Facet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Facet::Bucket => "bucket",
+            Facet::KmsKey => "kms key",
+            Facet::KeyRotation => "key rotation",
+            Facet::Versioning => "versioning",
+            Facet::Encryption => "encryption",
+            Facet::PublicAccessBlock => "public access block",
+            Facet::Ownership => "object ownership",
+            Facet::Policy => "bucket policy",
+            Facet::KeyPolicy => "key policy",
+            Facet::Tags => "tags",
+            Facet::Lifecycle => "lifecycle rules",
+            Facet::LogDelivery => "log delivery grant",
+            Facet::Logging => "access logging",
+            Facet::LockTable => "lock table",
+            Facet::PointInTimeRecovery => "lock table backups",
+            Facet::LockTableTags => "lock table tags",
+            Facet::IdentityPolicy => "identity policy",
+            Facet::BackendFile => "backend file",
+        })
+    }
+}
+
+/// Encryption as it will be set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "algorithm", rename_all = "snake_case")]
+pub enum SseTarget {
+    Aes256,
+    /// `key_arn` is `None` while the key is yet to be created ("known after apply").
+    Kms {
+        key_arn: Option<String>,
+    },
+}
+
+impl fmt::Display for SseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SseTarget::Aes256 => f.write_str("AES256"),
+            SseTarget::Kms { key_arn: Some(arn) } => write!(f, "aws:kms ({arn}), bucket key"),
+            SseTarget::Kms { key_arn: None } => {
+                f.write_str("aws:kms (key known after apply), bucket key")
+            }
+        }
+    }
+}
+
+/// One change, carrying the values it moves between.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// With the spec's tags in the request, for organisations whose SCPs require tags on
+    /// `s3:CreateBucket`.
+    CreateBucket {
+        bucket: String,
+        region: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// A symmetric key with the alias, tags naming the environment, rotation on, and
+    /// `policy` as its key policy.
+    CreateKmsKey {
+        alias: String,
+        description: String,
+        tags: BTreeMap<String, String>,
+        policy: String,
+    },
+    EnableKeyRotation {
+        key_arn: String,
+    },
+    /// Points the alias at a key created earlier for this environment (found by its tags).
+    AliasKmsKey {
+        alias: String,
+        key_arn: String,
+    },
+    EnableVersioning {
+        from: Versioning,
+    },
+    SetEncryption {
+        from: Option<SseRule>,
+        to: SseTarget,
+    },
+    BlockPublicAccess {
+        from: PublicAccessBlock,
+    },
+    EnforceBucketOwner {
+        from: Option<String>,
+    },
+    PutPolicy {
+        from: Option<String>,
+        to: String,
+        statements: Vec<StatementChange>,
+        /// Statements the tool does not own, kept as they are.
+        kept: Vec<String>,
+    },
+    /// The key policy of a key statebucket created: its grant statements, and the account
+    /// root statement when no other statement gives the account the key.
+    PutKeyPolicy {
+        key_arn: String,
+        from: Option<String>,
+        to: String,
+        statements: Vec<StatementChange>,
+        kept: Vec<String>,
+    },
+    MergeTags {
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
+    /// Replaces the bucket's lifecycle configuration with `rules`: the rules of other owners
+    /// as they were, then the tool's.
+    SetLifecycle {
+        from: Vec<LifecycleRule>,
+        to: Vec<LifecycleRule>,
+        rules: Vec<LifecycleRule>,
+        /// IDs of the rules of other owners, kept.
+        kept: Vec<String>,
+        /// The configuration-wide transition size setting, kept as it was.
+        minimum_object_size: Option<String>,
+    },
+    /// Adds (or corrects) this bucket's statement in the log bucket's policy. Apply reads the
+    /// log bucket's policy again and merges `statement`, since several environments may
+    /// share the log bucket.
+    GrantLogDelivery {
+        log_bucket: String,
+        statement: Value,
+        from: Option<String>,
+        to: String,
+    },
+    EnableLogging {
+        from: Option<LoggingTarget>,
+        to: LoggingTarget,
+    },
+    /// Hash key `LockID` (string), on-demand billing, encryption with the AWS managed KMS
+    /// key, deletion protection, and the spec's tags, all in CreateTable.
+    CreateLockTable {
+        table: String,
+        tags: BTreeMap<String, String>,
+    },
+    UpdateLockTable {
+        table: String,
+        from: TableSettings,
+        to: TableSettings,
+    },
+    EnablePointInTimeRecovery {
+        table: String,
+        from: Option<bool>,
+    },
+    TagLockTable {
+        table: String,
+        from: BTreeMap<String, String>,
+        to: BTreeMap<String, String>,
+    },
+    /// The inline identity policy of one user or role (IAM Put{User,Role}Policy).
+    PutIdentityPolicy {
+        principal: String,
+        policy_name: String,
+        from: Option<String>,
+        to: String,
+    },
+    WriteBackendFile {
+        stack: String,
+        path: String,
+        from: Option<String>,
+        /// `None` when it depends on a key created by this plan.
+        to: Option<String>,
+    },
+}
+
+impl Change {
+    pub fn facet(&self) -> Facet {
+        match self {
+            Change::CreateBucket { .. } => Facet::Bucket,
+            Change::CreateKmsKey { .. } => Facet::KmsKey,
+            Change::EnableKeyRotation { .. } => Facet::KeyRotation,
+            Change::AliasKmsKey { .. } => Facet::KmsKey,
+            Change::EnableVersioning { .. } => Facet::Versioning,
+            Change::SetEncryption { .. } => Facet::Encryption,
+            Change::BlockPublicAccess { .. } => Facet::PublicAccessBlock,
+            Change::EnforceBucketOwner { .. } => Facet::Ownership,
+            Change::PutPolicy { .. } => Facet::Policy,
+            Change::PutKeyPolicy { .. } => Facet::KeyPolicy,
+            Change::MergeTags { .. } => Facet::Tags,
+            Change::SetLifecycle { .. } => Facet::Lifecycle,
+            Change::GrantLogDelivery { .. } => Facet::LogDelivery,
+            Change::EnableLogging { .. } => Facet::Logging,
+            Change::CreateLockTable { .. } | Change::UpdateLockTable { .. } => Facet::LockTable,
+            Change::EnablePointInTimeRecovery { .. } => Facet::PointInTimeRecovery,
+            Change::TagLockTable { .. } => Facet::LockTableTags,
+            Change::PutIdentityPolicy { .. } => Facet::IdentityPolicy,
+            Change::WriteBackendFile { .. } => Facet::BackendFile,
+        }
+    }
+
+    /// Whether the change creates something that did not exist.
+    pub fn creates(&self) -> bool {
+        match self {
+            Change::CreateBucket { .. }
+            | Change::CreateKmsKey { .. }
+            | Change::CreateLockTable { .. } => true,
+            Change::WriteBackendFile { from, .. } => from.is_none(),
+            Change::PutPolicy { from, .. } | Change::PutIdentityPolicy { from, .. } => {
+                from.is_none()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The lock table settings that UpdateTable can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableSettings {
+    pub billing_mode: String,
+    pub deletion_protection: bool,
+}
+
+impl fmt::Display for TableSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, deletion protection {}",
+            self.billing_mode,
+            if self.deletion_protection {
+                "on"
+            } else {
+                "off"
+            }
+        )
+    }
+}

@@ -1,0 +1,48 @@
+//! Default encryption: SSE-S3, or SSE-KMS with the spec's key and an S3 Bucket Key.
+
+use super::{Change, Facet, KeyArn, Planner, SseTarget};
+use crate::desired::DesiredBucket;
+use crate::observed::{BucketState, KmsKeyState, SseRule};
+use crate::spec::Encryption;
+
+pub(super) fn plan(
+    planner: &mut Planner,
+    desired: &DesiredBucket<'_>,
+    bucket: &BucketState,
+    key: Option<&KmsKeyState>,
+    key_arn: &KeyArn,
+) {
+    let encryption = &desired.spec.bucket.encryption;
+    let target = match encryption {
+        Encryption::Aes256 => SseTarget::Aes256,
+        Encryption::Kms(_) => SseTarget::Kms {
+            key_arn: key_arn.known().map(str::to_owned),
+        },
+    };
+    let in_sync = bucket
+        .encryption
+        .as_ref()
+        .is_some_and(|rule| matches(rule, encryption, key));
+    planner.record(
+        Facet::Encryption,
+        (!in_sync).then(|| Change::SetEncryption {
+            from: bucket.encryption.clone(),
+            to: target,
+        }),
+    );
+}
+
+/// S3 echoes the key id as it was set: an ARN, a key id, or an alias. Any of the names of
+/// the right key counts; the AWS managed `aws/s3` key (no id) does not.
+fn matches(rule: &SseRule, encryption: &Encryption, key: Option<&KmsKeyState>) -> bool {
+    match encryption {
+        Encryption::Aes256 => rule.algorithm == "AES256",
+        Encryption::Kms(wanted) => {
+            rule.algorithm == "aws:kms"
+                && rule.bucket_key
+                && rule.kms_key_id.as_deref().is_some_and(|id| {
+                    id == wanted.reference() || key.is_some_and(|key| id == key.arn || id == key.id)
+                })
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The KMS key of a KMS environment: an existing key must be usable; a managed key
+//! (`create_key: true`) is created with its alias, rotation and key policy, or its alias and
+//! rotation are repaired. Its ARN is decided here, once, for every facet that names it.
+
+use super::{Change, Facet, PlanError, Planner};
+use crate::desired::DesiredBucket;
+use crate::observed::Observed;
+use crate::spec::{Encryption, KmsKey};
+
+/// The state key's ARN: known now (observed), or only once apply has created the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyArn {
+    /// SSE-S3: there is no key.
+    NoKey,
+    Known(String),
+    AfterApply,
+}
+
+impl KeyArn {
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            KeyArn::Known(arn) => Some(arn),
+            KeyArn::NoKey | KeyArn::AfterApply => None,
+        }
+    }
+}
+
+pub(super) fn plan(
+    planner: &mut Planner,
+    desired: &DesiredBucket<'_>,
+    observed: &Observed,
+) -> Result<KeyArn, PlanError> {
+    let spec = desired.spec;
+    let Encryption::Kms(key) = &spec.bucket.encryption else {
+        return Ok(KeyArn::NoKey);
+    };
+    match (&observed.kms_key, key) {
+        (Some(state), _) if state.state != "Enabled" => Err(PlanError::KmsKeyUnusable {
+            arn: state.arn.clone(),
+            state: state.state.clone(),
+        }),
+        (Some(state), KmsKey::Managed(alias)) => {
+            planner.record(
+                Facet::KmsKey,
+                (!state.aliased).then(|| Change::AliasKmsKey {
+                    alias: alias.to_string(),
+                    key_arn: state.arn.clone(),
+                }),
+            );
+            planner.record(
+                Facet::KeyRotation,
+                (state.rotation_enabled == Some(false)).then(|| Change::EnableKeyRotation {
+                    key_arn: state.arn.clone(),
+                }),
+            );
+            Ok(KeyArn::Known(state.arn.clone()))
+        }
+        (Some(state), KmsKey::Existing(_)) => Ok(KeyArn::Known(state.arn.clone())),
+        (None, KmsKey::Managed(alias)) => {
+            planner.record(
+                Facet::KmsKey,
+                Some(Change::CreateKmsKey {
+                    alias: alias.to_string(),
+                    description: desired.kms_key_description(),
+                    tags: desired.kms_key_tags(),
+                    policy: super::key_policy::for_new_key(desired).to_compact_json(),
+                }),
+            );
+            Ok(KeyArn::AfterApply)
+        }
+        (None, KmsKey::Existing(reference)) => Err(PlanError::KmsKeyMissing {
+            reference: reference.to_string(),
+            region: spec.region.to_string(),
+        }),
+    }
+}

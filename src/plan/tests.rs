@@ -1,0 +1,911 @@
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::access::PrincipalArns;
+use crate::desired::{DesiredBucket, OBJECT_OWNERSHIP, TABLE_BILLING_MODE};
+use crate::observed::{
+    BucketState, KeyPolicyReading, KmsKeyState, LifecycleRule, LockTableState, LogBucket,
+    LoggingTarget, NoncurrentExpiration, PublicAccessBlock, RuleFilter, SseRule, Versioning,
+};
+use crate::policy::{
+    self, BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument, StatementChange,
+};
+use crate::render::KmsKeyId;
+use crate::spec::{AccountId, EnvSpec, parse_spec};
+
+const DEV: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket:
+  name: my-state
+  tags: { team: platform }
+access:
+  users: [terraform]
+backend:
+  key: app/terraform.tfstate
+";
+const KEY_ARN: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn spec(text: &str) -> EnvSpec {
+    parse_spec("environments/dev.yaml", "dev", text).unwrap()
+}
+
+fn account() -> AccountId {
+    AccountId::parse("123456789012").unwrap()
+}
+
+fn desired(spec: &EnvSpec) -> DesiredBucket<'_> {
+    DesiredBucket::build(
+        spec,
+        &account(),
+        &PrincipalArns::offline(spec, &account()),
+        None,
+        (BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE),
+    )
+    .unwrap()
+}
+
+/// The key policy a key statebucket created has once converged.
+fn converged_key_policy(desired: &DesiredBucket<'_>) -> String {
+    key_policy::for_new_key(desired).to_json()
+}
+
+/// What the bucket looks like once everything has been applied.
+fn converged(desired: &DesiredBucket<'_>, key: Option<KmsKeyState>) -> Observed {
+    let key_arn = key.as_ref().map(|key| key.arn.clone());
+    let key_id = key_arn
+        .as_deref()
+        .map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
+    Observed {
+        bucket: Some(BucketState {
+            region: "eu-west-1".into(),
+            versioning: Versioning::Enabled,
+            encryption: Some(match &key_arn {
+                None => SseRule {
+                    algorithm: "AES256".into(),
+                    kms_key_id: None,
+                    bucket_key: false,
+                },
+                Some(arn) => SseRule {
+                    algorithm: "aws:kms".into(),
+                    kms_key_id: Some(arn.clone()),
+                    bucket_key: true,
+                },
+            }),
+            public_access: PublicAccessBlock::ALL,
+            ownership: Some(OBJECT_OWNERSHIP.into()),
+            policy: Some(policy::merge(None, &desired.policy).to_json()),
+            tags: desired.spec.bucket.tags.clone(),
+            lifecycle: owned_lifecycle_rules(&desired.spec.bucket.lifecycle),
+            lifecycle_minimum_object_size: None,
+            logging: None,
+        }),
+        backend_files: desired
+            .stacks
+            .iter()
+            .map(|stack| (stack.spec.file.clone(), desired.backend_file(stack, key_id)))
+            .collect(),
+        kms_key: key,
+        ..Observed::default()
+    }
+}
+
+fn facets(plan: &EnvPlan) -> Vec<Facet> {
+    plan.changes.iter().map(Change::facet).collect()
+}
+
+fn key_state(desired: &DesiredBucket<'_>, rotation: Option<bool>) -> KmsKeyState {
+    KmsKeyState {
+        arn: KEY_ARN.into(),
+        id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        state: "Enabled".into(),
+        rotation_enabled: rotation,
+        aliased: true,
+        policy: KeyPolicyReading::Read(converged_key_policy(desired)),
+    }
+}
+
+const KMS: &str = "  encryption: { kms_key: alias/tf-state, create_key: true }\n  tags:";
+
+#[test]
+fn from_nothing_every_facet_is_created() {
+    let spec = spec(DEV);
+    let plan = plan(&desired(&spec), &Observed::default()).unwrap();
+    assert_eq!(
+        facets(&plan),
+        vec![
+            Facet::Bucket,
+            Facet::Versioning,
+            Facet::Encryption,
+            Facet::PublicAccessBlock,
+            Facet::Ownership,
+            Facet::Policy,
+            Facet::Tags,
+            Facet::Lifecycle,
+            Facet::BackendFile
+        ]
+    );
+    assert!(plan.in_sync.is_empty());
+}
+
+#[test]
+fn a_converged_environment_has_an_empty_plan() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let plan = plan(&desired, &converged(&desired, None)).unwrap();
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert_eq!(plan.in_sync.len(), 9);
+}
+
+#[test]
+fn each_drift_is_one_change_with_from_and_to() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let bucket = observed.bucket.as_mut().unwrap();
+    bucket.versioning = Versioning::Suspended;
+    bucket.public_access.restrict_public_buckets = false;
+    bucket.ownership = Some("ObjectWriter".into());
+    bucket.encryption = Some(SseRule {
+        algorithm: "aws:kms".into(),
+        kms_key_id: None,
+        bucket_key: false,
+    });
+    observed.backend_files.insert(
+        "environments/dev/backend.hcl".into(),
+        "bucket = \"edited\"\n".into(),
+    );
+    let plan = plan(&desired, &observed).unwrap();
+    assert_eq!(
+        plan.changes[..4],
+        [
+            Change::EnableVersioning {
+                from: Versioning::Suspended
+            },
+            Change::SetEncryption {
+                from: Some(SseRule {
+                    algorithm: "aws:kms".into(),
+                    kms_key_id: None,
+                    bucket_key: false
+                }),
+                to: SseTarget::Aes256
+            },
+            Change::BlockPublicAccess {
+                from: PublicAccessBlock {
+                    restrict_public_buckets: false,
+                    ..PublicAccessBlock::ALL
+                }
+            },
+            Change::EnforceBucketOwner {
+                from: Some("ObjectWriter".into())
+            },
+        ]
+    );
+    assert!(
+        matches!(&plan.changes[4], Change::WriteBackendFile { stack, from: Some(old), to: Some(_), .. } if old.contains("edited") && stack == "dev")
+    );
+}
+
+#[test]
+fn foreign_statements_and_tags_are_kept() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let bucket = observed.bucket.as_mut().unwrap();
+    let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::my-state/*"});
+    bucket.policy =
+        Some(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string());
+    bucket.tags = BTreeMap::from([
+        ("owner".into(), "alice".into()),
+        ("team".into(), "old".into()),
+    ]);
+    let plan = plan(&desired, &observed).unwrap();
+    let Change::PutPolicy {
+        to,
+        statements,
+        kept,
+        ..
+    } = &plan.changes[0]
+    else {
+        panic!("{plan:#?}")
+    };
+    assert_eq!(kept, &vec!["AuditorRead".to_owned()]);
+    assert_eq!(statements.len(), 4);
+    assert!(
+        statements
+            .iter()
+            .all(|change| matches!(change, StatementChange::Add { .. }))
+    );
+    let merged = PolicyDocument::parse(to).unwrap();
+    assert_eq!(merged.statements[0], foreign);
+    assert_eq!(
+        plan.changes[1],
+        Change::MergeTags {
+            from: BTreeMap::from([
+                ("owner".into(), "alice".into()),
+                ("team".into(), "old".into())
+            ]),
+            to: BTreeMap::from([
+                ("owner".into(), "alice".into()),
+                ("team".into(), "platform".into())
+            ]),
+        }
+    );
+}
+
+/// `value` with every list reversed: the same policy, written another way.
+fn reversed_lists(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().rev().map(reversed_lists).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), reversed_lists(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_policy_equal_in_meaning_is_in_sync() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let rewritten: Value =
+        serde_json::from_str(&policy::merge(None, &desired.policy).to_json()).unwrap();
+    observed.bucket.as_mut().unwrap().policy = Some(reversed_lists(&rewritten).to_string());
+    assert!(plan(&desired, &observed).unwrap().is_empty());
+}
+
+#[test]
+fn managed_kms_key_is_created_with_its_policy_and_backend_waits_for_its_arn() {
+    let spec = spec(&DEV.replace("  tags:", KMS));
+    let desired = desired(&spec);
+    let plan = plan(&desired, &Observed::default()).unwrap();
+    let Change::CreateKmsKey {
+        alias,
+        tags,
+        policy,
+        ..
+    } = &plan.changes[0]
+    else {
+        panic!("{plan:#?}")
+    };
+    assert_eq!(alias, "alias/tf-state");
+    assert_eq!(tags["statebucket:environment"], "dev");
+    let policy = PolicyDocument::parse(policy).unwrap();
+    let sids: Vec<&str> = policy
+        .statements
+        .iter()
+        .filter_map(crate::policy::sid)
+        .collect();
+    assert_eq!(
+        sids,
+        vec!["StatebucketAccountRoot", "StatebucketStateWriters"]
+    );
+    assert!(plan.changes.contains(&Change::SetEncryption {
+        from: None,
+        to: SseTarget::Kms { key_arn: None }
+    }));
+    assert!(matches!(
+        plan.changes.last(),
+        Some(Change::WriteBackendFile { to: None, .. })
+    ));
+}
+
+#[test]
+fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
+    let spec = spec(&DEV.replace("  tags:", KMS));
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    assert!(plan(&desired, &observed).unwrap().is_empty());
+    for id in ["alias/tf-state", "1234abcd-12ab-34cd-56ef-1234567890ab"] {
+        observed
+            .bucket
+            .as_mut()
+            .unwrap()
+            .encryption
+            .as_mut()
+            .unwrap()
+            .kms_key_id = Some(id.into());
+        assert!(plan(&desired, &observed).unwrap().is_empty(), "{id}");
+    }
+    observed.kms_key = Some(key_state(&desired, Some(false)));
+    assert_eq!(
+        plan(&desired, &observed).unwrap().changes,
+        vec![Change::EnableKeyRotation {
+            key_arn: KEY_ARN.into()
+        }]
+    );
+    observed
+        .bucket
+        .as_mut()
+        .unwrap()
+        .encryption
+        .as_mut()
+        .unwrap()
+        .bucket_key = false;
+    observed.kms_key = Some(key_state(&desired, Some(true)));
+    assert_eq!(
+        facets(&plan(&desired, &observed).unwrap()),
+        vec![Facet::Encryption]
+    );
+}
+
+#[test]
+fn the_key_policy_of_a_created_key_gains_its_grants_and_keeps_the_rest() {
+    let spec = spec(&DEV.replace("  tags:", KMS));
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    // AWS's default key policy, plus a statement of someone else's.
+    let default = r#"{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"},{"Sid":"Auditors","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/audit"},"Action":"kms:DescribeKey","Resource":"*"}]}"#;
+    observed.kms_key.as_mut().unwrap().policy = KeyPolicyReading::Read(default.into());
+    let plan = plan(&desired, &observed).unwrap();
+    let [
+        Change::PutKeyPolicy {
+            to,
+            statements,
+            kept,
+            ..
+        },
+    ] = plan.changes.as_slice()
+    else {
+        panic!("{plan:#?}")
+    };
+    assert_eq!(
+        kept,
+        &vec![
+            "Enable IAM User Permissions".to_owned(),
+            "Auditors".to_owned()
+        ]
+    );
+    assert_eq!(
+        statements,
+        &vec![StatementChange::Add {
+            sid: "StatebucketStateWriters".into()
+        }],
+        "the account root statement is already there: no second one"
+    );
+    let merged = PolicyDocument::parse(to).unwrap();
+    assert_eq!(merged.id, Some(json!("key-default-1")));
+    assert_eq!(merged.statements.len(), 3);
+
+    observed.kms_key.as_mut().unwrap().policy = KeyPolicyReading::Read(to.clone());
+    assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+    observed.kms_key.as_mut().unwrap().policy = KeyPolicyReading::Denied("AccessDenied".into());
+    assert!(matches!(
+        super::plan(&desired, &observed),
+        Err(PlanError::UnreadableKeyPolicy { .. })
+    ));
+}
+
+#[test]
+fn a_key_statebucket_did_not_create_is_left_alone_with_a_note_on_missing_grants() {
+    let spec = spec(
+        &DEV.replace(
+            "  tags:",
+            "  encryption: { kms_key: alias/shared }\n  tags:",
+        )
+        .replace(
+            "users: [terraform]",
+            "users: [terraform]\n  roles: [\"arn:aws:iam::999999999999:role/ci\"]",
+        ),
+    );
+    let desired = desired(&spec);
+    let mut key = key_state(&desired, None);
+    key.policy = KeyPolicyReading::Read(
+        r#"{"Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"}]}"#.into(),
+    );
+    let observed = converged(&desired, Some(key));
+    let plan = plan(&desired, &observed).unwrap();
+    assert!(plan.is_empty(), "{plan:#?}");
+    let notes: Vec<&String> = plan
+        .notes
+        .iter()
+        .filter(|note| note.contains("does not let"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", plan.notes);
+    assert!(
+        notes[0].contains("arn:aws:iam::999999999999:role/ci"),
+        "{}",
+        notes[0]
+    );
+    assert!(
+        notes[0].contains("kms:Decrypt, kms:Encrypt, kms:GenerateDataKey"),
+        "{}",
+        notes[0]
+    );
+}
+
+const STACKS: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket: { name: central-state }
+access:
+  readers: { roles: [terraform-plan] }
+stacks:
+  network:
+    key: network/terraform.tfstate
+    access: { roles: [network-ci] }
+  app:
+    key: app/terraform.tfstate
+    access: { roles: [app-ci] }
+  data:
+    key: data/terraform.tfstate
+    access: { roles: [data-ci] }
+";
+
+#[test]
+fn a_removed_stack_loses_its_statements_and_nothing_else() {
+    let three = spec(STACKS);
+    let before = desired(&three);
+    let mut observed = converged(&before, None);
+    let two = spec(&STACKS.replace(
+        "  app:\n    key: app/terraform.tfstate\n    access: { roles: [app-ci] }\n",
+        "",
+    ));
+    let after = desired(&two);
+    observed.orphan_backend_files = vec![(
+        "environments/dev/app/backend.hcl".into(),
+        before.backend_file(&before.stacks[1], KmsKeyId::FromSpec),
+    )];
+    let plan = plan(&after, &observed).unwrap();
+    let [Change::PutPolicy { statements, .. }] = plan.changes.as_slice() else {
+        panic!("{plan:#?}")
+    };
+    assert_eq!(
+        statements,
+        &vec![
+            StatementChange::Update {
+                sid: "StatebucketReadState".into()
+            },
+            StatementChange::Update {
+                sid: "StatebucketReaderLockFiles".into()
+            },
+            StatementChange::Remove {
+                sid: "StatebucketAppListStateBucket".into()
+            },
+            StatementChange::Remove {
+                sid: "StatebucketAppLockFiles".into()
+            },
+            StatementChange::Remove {
+                sid: "StatebucketAppReadWriteState".into()
+            },
+        ]
+    );
+    assert!(
+        plan.notes.iter().any(|note| note
+            .starts_with("environments/dev/app/backend.hcl was written for a stack")
+            && note.contains("s3://central-state/app/terraform.tfstate")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn a_policy_over_twenty_kilobytes_is_refused_before_any_write() {
+    let mut text = STACKS.to_owned();
+    for index in 0..60 {
+        text.push_str(&format!(
+            "  stack-{index}:\n    key: teams/stack-{index}/terraform.tfstate\n    access: {{ roles: [stack-{index}-ci] }}\n"
+        ));
+    }
+    let spec = spec(&text);
+    let error = plan(&desired(&spec), &Observed::default()).unwrap_err();
+    let PlanError::BucketPolicyTooLarge {
+        bytes,
+        stacks,
+        limit,
+        ..
+    } = error
+    else {
+        panic!("{error:?}")
+    };
+    assert_eq!((stacks, limit), (63, 20_480));
+    assert!(bytes > limit);
+}
+
+#[test]
+fn identity_policies_are_compared_by_meaning_per_principal_and_kept_within_quota() {
+    let spec = spec(&DEV.replace(
+        "access:\n  users: [terraform]",
+        "access:\n  users: [terraform]\n  roles: [ci]\n  attach_identity_policy: true",
+    ));
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let written = desired.identity_policies[0].document.to_json();
+    let reordered = reversed_lists(&serde_json::from_str::<Value>(&written).unwrap()).to_string();
+    observed.identity_policies = vec![
+        (
+            "arn:aws:iam::123456789012:user/terraform".into(),
+            Some(reordered.clone()),
+        ),
+        ("arn:aws:iam::123456789012:role/ci".into(), None),
+    ];
+    let plan = plan(&desired, &observed).unwrap();
+    assert_eq!(facets(&plan), vec![Facet::IdentityPolicy]);
+    assert!(
+        matches!(&plan.changes[0], Change::PutIdentityPolicy { principal, from: None, .. } if principal.ends_with("role/ci"))
+    );
+    observed.identity_policies[1].1 = Some(reordered);
+    assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+    // One user writing many stacks needs more than IAM's 2,048 characters for a user.
+    let mut many = "region: eu-west-1\naccount_id: \"123456789012\"\nprofile: terraform\nbucket: { name: central-state }\naccess: { users: [terraform], attach_identity_policy: true }\nstacks:\n".to_owned();
+    for index in 0..12 {
+        many.push_str(&format!(
+            "  s{index}: {{ key: teams/s{index}/terraform.tfstate }}\n"
+        ));
+    }
+    let many = spec_named(&many);
+    assert!(matches!(
+        super::plan(&desired_of(&many), &Observed::default()),
+        Err(PlanError::IdentityPolicyTooLarge { limit: 2_048, .. })
+    ));
+}
+
+fn spec_named(text: &str) -> EnvSpec {
+    parse_spec("environments/central.yaml", "central", text).unwrap()
+}
+
+fn desired_of(spec: &EnvSpec) -> DesiredBucket<'_> {
+    desired(spec)
+}
+
+fn rule(id: &str) -> LifecycleRule {
+    LifecycleRule {
+        id: Some(id.into()),
+        enabled: true,
+        filter: RuleFilter::Prefix("archive/".into()),
+        expiration: None,
+        transitions: vec![crate::observed::Transition {
+            days: Some(30),
+            date: None,
+            storage_class: Some("GLACIER".into()),
+        }],
+        noncurrent_transitions: Vec::new(),
+        noncurrent_expiration: None,
+        abort_incomplete_upload_days: None,
+    }
+}
+
+#[test]
+fn lifecycle_drift_is_repaired_and_foreign_rules_are_kept() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let bucket = observed.bucket.as_mut().unwrap();
+    // Someone shortened the retention and added a rule of their own.
+    bucket.lifecycle[1].noncurrent_expiration = Some(NoncurrentExpiration {
+        noncurrent_days: Some(1),
+        newer_noncurrent_versions: None,
+    });
+    bucket.lifecycle.insert(0, rule("archive-old-exports"));
+    bucket.lifecycle_minimum_object_size = Some("varies_by_storage_class".into());
+    let plan = plan(&desired, &observed).unwrap();
+    let [
+        Change::SetLifecycle {
+            from,
+            to,
+            rules,
+            kept,
+            minimum_object_size,
+        },
+    ] = plan.changes.as_slice()
+    else {
+        panic!("{plan:#?}")
+    };
+    assert_eq!(kept, &vec!["archive-old-exports".to_owned()]);
+    assert_eq!(
+        minimum_object_size.as_deref(),
+        Some("varies_by_storage_class")
+    );
+    assert_eq!(
+        from[1]
+            .noncurrent_expiration
+            .as_ref()
+            .unwrap()
+            .noncurrent_days,
+        Some(1)
+    );
+    assert_eq!(to, &owned_lifecycle_rules(&spec.bucket.lifecycle));
+    assert_eq!(rules[0], rule("archive-old-exports"));
+    assert_eq!(rules.len(), 3);
+
+    // The whole bucket said another way, and rules in another order, are in sync.
+    let bucket = observed.bucket.as_mut().unwrap();
+    bucket.lifecycle = owned_lifecycle_rules(&spec.bucket.lifecycle);
+    bucket.lifecycle.reverse();
+    bucket.lifecycle[0].filter = RuleFilter::Unfiltered;
+    bucket.lifecycle.push(rule("archive-old-exports"));
+    assert!(super::plan(&desired, &observed).unwrap().is_empty());
+}
+
+#[test]
+fn never_expiring_versions_removes_only_the_owned_expiry_rule() {
+    let never = spec(&DEV.replace(
+        "  tags:",
+        "  lifecycle: { expire_noncurrent_after_days: never, abort_incomplete_uploads_after_days: 3 }\n  tags:",
+    ));
+    let owned = owned_lifecycle_rules(&never.bucket.lifecycle);
+    assert_eq!(owned.len(), 1);
+    assert_eq!(owned[0].abort_incomplete_upload_days, Some(3));
+    let default_spec = spec(DEV);
+    let desired = desired(&never);
+    let mut observed = converged(&desired, None);
+    let mut live = owned_lifecycle_rules(&default_spec.bucket.lifecycle);
+    live.push(rule("keep-me"));
+    observed.bucket.as_mut().unwrap().lifecycle = live;
+    let plan = plan(&desired, &observed).unwrap();
+    let [Change::SetLifecycle { rules, .. }] = plan.changes.as_slice() else {
+        panic!("{plan:#?}")
+    };
+    let ids: Vec<_> = rules.iter().map(|rule| rule.id.clone().unwrap()).collect();
+    assert_eq!(ids, vec!["keep-me", ABORT_UPLOADS_RULE_ID]);
+}
+
+#[test]
+fn a_foreign_rule_expiring_current_objects_is_pointed_out() {
+    let spec = spec(DEV);
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let mut dangerous = rule("cleanup");
+    dangerous.expiration = Some(crate::observed::Expiration {
+        days: Some(30),
+        date: None,
+        expired_object_delete_marker: None,
+    });
+    observed.bucket.as_mut().unwrap().lifecycle.push(dangerous);
+    let plan = plan(&desired, &observed).unwrap();
+    assert!(plan.is_empty());
+    assert!(
+        plan.notes
+            .iter()
+            .any(|note| note.contains("`cleanup`") && note.contains("expires current objects")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn logging_is_granted_on_the_log_bucket_then_enabled() {
+    let spec = spec(&DEV.replace("  tags:", "  logging: { bucket: my-logs }\n  tags:"));
+    assert_eq!(
+        spec.bucket.logging.as_ref().unwrap().prefix.as_str(),
+        "my-state/"
+    );
+    let desired = desired(&spec);
+    let grant =
+        policy::log_delivery_statement("aws", "my-logs", "my-state/", "my-state", "123456789012");
+    assert_eq!(desired.log_delivery, Some(grant.clone()));
+    let mut observed = converged(&desired, None);
+    let foreign = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Auditors","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::my-logs/*"}]}"#;
+    observed.log_bucket = Some(LogBucket::Found {
+        region: "eu-west-1".into(),
+        policy: Some(foreign.into()),
+    });
+    let plan = plan(&desired, &observed).unwrap();
+    assert_eq!(facets(&plan), vec![Facet::LogDelivery, Facet::Logging]);
+    let Change::GrantLogDelivery { to, .. } = &plan.changes[0] else {
+        panic!()
+    };
+    let merged = PolicyDocument::parse(to).unwrap();
+    assert_eq!(merged.statements.len(), 2);
+    assert_eq!(merged.statements[1], grant);
+    assert_eq!(
+        plan.changes[1],
+        Change::EnableLogging {
+            from: None,
+            to: LoggingTarget {
+                bucket: "my-logs".into(),
+                prefix: "my-state/".into()
+            }
+        }
+    );
+
+    observed.log_bucket = Some(LogBucket::Found {
+        region: "eu-west-1".into(),
+        policy: Some(to.clone()),
+    });
+    observed.bucket.as_mut().unwrap().logging = Some(LoggingTarget {
+        bucket: "my-logs".into(),
+        prefix: "my-state/".into(),
+    });
+    assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+    observed.log_bucket = Some(LogBucket::Found {
+        region: "us-east-1".into(),
+        policy: None,
+    });
+    assert!(matches!(
+        super::plan(&desired, &observed),
+        Err(PlanError::LogBucketElsewhere { .. })
+    ));
+    observed.log_bucket = Some(LogBucket::Missing);
+    assert!(matches!(
+        super::plan(&desired, &observed),
+        Err(PlanError::LogBucketMissing { .. })
+    ));
+}
+
+fn good_table() -> LockTableState {
+    LockTableState {
+        hash_key: vec![("LockID".into(), "S".into())],
+        has_range_key: false,
+        billing_mode: TABLE_BILLING_MODE.into(),
+        kms_encrypted: true,
+        deletion_protection: true,
+        point_in_time_recovery: Some(true),
+        tags: BTreeMap::from([("team".into(), "platform".into())]),
+    }
+}
+
+#[test]
+fn lock_table_is_created_then_kept_in_shape() {
+    let spec = spec(&DEV.replace(
+        "  key: app/terraform.tfstate",
+        "  key: app/terraform.tfstate\n  lock: both",
+    ));
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, None);
+    let plan = plan(&desired, &observed).unwrap();
+    assert_eq!(
+        plan.changes,
+        vec![
+            Change::CreateLockTable {
+                table: "my-state-locks".into(),
+                tags: spec.bucket.tags.clone()
+            },
+            Change::EnablePointInTimeRecovery {
+                table: "my-state-locks".into(),
+                from: None
+            },
+        ]
+    );
+    assert!(
+        plan.notes
+            .iter()
+            .any(|note| note.contains("deprecated in Terraform 1.11"))
+    );
+
+    observed
+        .lock_tables
+        .insert("my-state-locks".into(), good_table());
+    assert!(super::plan(&desired, &observed).unwrap().is_empty());
+
+    let mut drifted = good_table();
+    drifted.billing_mode = "PROVISIONED".into();
+    drifted.deletion_protection = false;
+    drifted.point_in_time_recovery = Some(false);
+    drifted.tags = BTreeMap::from([("owner".into(), "alice".into())]);
+    drifted.kms_encrypted = false;
+    observed
+        .lock_tables
+        .insert("my-state-locks".into(), drifted);
+    let plan = super::plan(&desired, &observed).unwrap();
+    assert!(
+        plan.notes
+            .iter()
+            .any(|note| note.contains("AWS owned key") && note.contains("--sse-specification")),
+        "{:?}",
+        plan.notes
+    );
+    assert_eq!(
+        facets(&plan),
+        vec![
+            Facet::LockTable,
+            Facet::PointInTimeRecovery,
+            Facet::LockTableTags
+        ]
+    );
+    assert!(matches!(&plan.changes[2], Change::TagLockTable { to, .. } if to.len() == 2));
+
+    let mut wrong_key = good_table();
+    wrong_key.hash_key = vec![("id".into(), "N".into())];
+    observed
+        .lock_tables
+        .insert("my-state-locks".into(), wrong_key);
+    assert!(matches!(
+        super::plan(&desired, &observed),
+        Err(PlanError::LockTableUnusable { .. })
+    ));
+}
+
+#[test]
+fn leaving_dynamodb_keeps_the_table_and_says_how_to_remove_it() {
+    let both = spec(&DEV.replace(
+        "  key: app/terraform.tfstate",
+        "  key: app/terraform.tfstate\n  lock: both",
+    ));
+    let both_desired = desired(&both);
+    let old_file = both_desired.backend_file(&both_desired.stacks[0], KmsKeyId::FromSpec);
+    assert!(old_file.contains("dynamodb_table") && old_file.contains("use_lockfile"));
+    let lockfile = spec(DEV);
+    let desired = desired(&lockfile);
+    let mut observed = converged(&desired, None);
+    observed
+        .backend_files
+        .insert("environments/dev/backend.hcl".into(), old_file);
+    let plan = plan(&desired, &observed).unwrap();
+    assert_eq!(facets(&plan), vec![Facet::BackendFile]);
+    let note = plan
+        .notes
+        .iter()
+        .find(|note| note.contains("my-state-locks"))
+        .expect("a note on the table");
+    assert!(
+        note.contains("never deletes") && note.contains("aws dynamodb delete-table"),
+        "{note}"
+    );
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|change| matches!(change, Change::CreateLockTable { .. }))
+    );
+    assert!(!note.contains("Caution"), "{note}");
+
+    // Straight from dynamodb-only to the lockfile: older runners would lock elsewhere.
+    let dynamodb_only = spec(&DEV.replace(
+        "  key: app/terraform.tfstate",
+        "  key: app/terraform.tfstate\n  lock: dynamodb",
+    ));
+    let dynamodb_desired = super::tests::desired(&dynamodb_only);
+    observed.backend_files.insert(
+        "environments/dev/backend.hcl".into(),
+        dynamodb_desired.backend_file(&dynamodb_desired.stacks[0], KmsKeyId::FromSpec),
+    );
+    let plan = super::plan(&desired, &observed).unwrap();
+    assert!(
+        plan.notes
+            .iter()
+            .any(|note| note.contains("set `lock: both` first")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn errors_that_stop_a_plan() {
+    let spec_aes = spec(DEV);
+    let desired_aes = desired(&spec_aes);
+    let mut observed = converged(&desired_aes, None);
+    observed.bucket.as_mut().unwrap().region = "us-east-1".into();
+    let error = plan(&desired_aes, &observed).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "bucket `my-state` exists in us-east-1, but the spec says eu-west-1"
+    );
+
+    observed.bucket.as_mut().unwrap().region = "eu-west-1".into();
+    observed.bucket.as_mut().unwrap().policy = Some("{not json".into());
+    assert!(matches!(
+        plan(&desired_aes, &observed),
+        Err(PlanError::UnreadablePolicy { .. })
+    ));
+
+    let existing = spec(&DEV.replace(
+        "  tags:",
+        "  encryption: { kms_key: alias/somebody-elses }\n  tags:",
+    ));
+    let existing_desired = desired(&existing);
+    assert!(matches!(
+        plan(&existing_desired, &Observed::default()),
+        Err(PlanError::KmsKeyMissing { .. })
+    ));
+    let mut pending = key_state(&existing_desired, None);
+    pending.state = "PendingDeletion".into();
+    let observed = Observed {
+        kms_key: Some(pending),
+        ..Observed::default()
+    };
+    assert!(matches!(
+        plan(&existing_desired, &observed),
+        Err(PlanError::KmsKeyUnusable { .. })
+    ));
+}

@@ -1,0 +1,13 @@
+//! Versioning is always on: it is how a broken state is brought back. Never suspended.
+
+use super::{Change, Facet, Planner};
+use crate::observed::{BucketState, Versioning};
+
+pub(super) fn plan(planner: &mut Planner, bucket: &BucketState) {
+    planner.record(
+        Facet::Versioning,
+        (bucket.versioning != Versioning::Enabled).then_some(Change::EnableVersioning {
+            from: bucket.versioning,
+        }),
+    );
+}

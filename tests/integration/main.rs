@@ -9,5 +9,6 @@ mod malformed;
 mod offline;
 mod reconcile;
 mod reliability;
+mod stacks;
 mod support;
 mod terraform;

@@ -7,7 +7,9 @@ faults. Used by the benchmark (latency) and the reliability runs (faults).
 It prints `listening PORT` on stdout once ready. The latency is added per request, also on
 kept-alive connections: the client connection is kept open (moto closes every connection;
 the proxy opens a new upstream connection per request). `GET /__proxy/stats` returns the
-counts as JSON; `POST /__proxy/reset` zeroes them. Only loopback addresses are used.
+counts as JSON; `GET /__proxy/requests` the request lines since the last reset (method and
+path; query parameters that carry a signature are left out); `POST /__proxy/reset` zeroes
+both. Only loopback addresses are used.
 """
 
 import argparse
@@ -24,6 +26,7 @@ class Stats:
         self.reset()
 
     def reset(self):
+        self.lines = []
         self.requests = 0
         self.by_method = {}
         self.faults = {}
@@ -78,6 +81,13 @@ async def read_message(reader, is_response=False, request_method=None):
     return start, headers, body
 
 
+def unsigned(path):
+    """The path without query parameters that carry credentials (presigned requests)."""
+    base, _, query = path.partition("?")
+    kept = [part for part in query.split("&") if part and not part.lower().startswith("x-amz-")]
+    return base + ("?" + "&".join(kept) if kept else "")
+
+
 def serialise(start, headers, body, connection):
     headers = [(n, v) for n, v in headers if n.lower() not in ("connection", "content-length", "keep-alive")]
     headers.append(("Content-Length", str(len(body))))
@@ -120,11 +130,17 @@ class Proxy:
                 if path.startswith("/__proxy/"):
                     if path.startswith("/__proxy/reset"):
                         self.stats.reset()
-                    writer.write(serialise("HTTP/1.1 200 OK", [("Content-Type", "application/json")], self.stats.as_json(), "keep-alive"))
+                    answer = json.dumps(self.stats.lines).encode() if path.startswith("/__proxy/requests") else self.stats.as_json()
+                    closing = any(n.lower() == "connection" and v.lower() == "close" for n, v in headers)
+                    writer.write(serialise("HTTP/1.1 200 OK", [("Content-Type", "application/json")], answer, "close" if closing else "keep-alive"))
                     await writer.drain()
+                    if closing:
+                        break
                     continue
                 self.stats.requests += 1
                 self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+                if len(self.stats.lines) < 100_000:
+                    self.stats.lines.append(f"{method} {unsigned(path)}")
                 self.stats.in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
                 try:

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::support::{
-    ACCOUNT, Moto, Project, block_on, change_kinds, create_principals, object_exists,
+    ACCOUNT, Moto, Project, Proxy, block_on, change_kinds, create_principals, object_exists,
     terraform_dir, unique,
 };
 
@@ -438,4 +438,72 @@ fn with_identity_policies_a_writer_reaches_only_its_stack_and_a_reader_plans_but
         "{}",
         doctor.stdout
     );
+}
+
+/// Why `s3:ListBucket` stays bucket-wide, measured with real Terraform: the only listing the
+/// S3 backend makes (init, apply, workspace new, apply in the new workspace) is of `<workspace_key_prefix>/`, never
+/// of a stack's key. With the default prefix `env:/` that listing is shared by every stack of
+/// the bucket, so an `s3:prefix` condition cannot separate stacks; and without an
+/// unconditioned ListBucket, S3 answers HeadObject on a missing state with 403 instead of
+/// 404, so a new stack's first init would fail (AWS HeadObject documentation).
+#[test]
+fn terraform_lists_only_the_workspace_prefix_so_list_bucket_stays_bucket_wide() {
+    let moto = Moto::shared();
+    let proxy = Proxy::start(moto, &[]);
+    let mut project = Project::with_moto(moto);
+    project.endpoint = Some(proxy.endpoint.clone());
+    let bucket = unique("listing");
+    project.spec(
+        "central",
+        &format!(
+            "region: eu-west-1\naccount_id: \"{ACCOUNT}\"\nprofile: terraform\nbucket: {{ name: {bucket} }}\naccess: {{ users: [terraform-access] }}\nstacks:\n  network: {{ key: network/terraform.tfstate }}\n  app: {{ key: app/terraform.tfstate, workspace_key_prefix: teams }}\n"
+        ),
+    );
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    for (stack, prefix) in [("network", "env:/"), ("app", "teams/")] {
+        proxy.take_requests();
+        let workdir = terraform_dir("");
+        let file = project.path(&format!("environments/central/{stack}/backend.hcl"));
+        project
+            .terraform("init", workdir.path(), Some(&file))
+            .expect_code(0);
+        project
+            .terraform("apply", workdir.path(), None)
+            .expect_code(0);
+        project
+            .terraform(
+                "workspace",
+                workdir.path(),
+                Some(std::path::Path::new("staging")),
+            )
+            .expect_code(0);
+        project
+            .terraform("apply", workdir.path(), None)
+            .expect_code(0);
+        let requests = proxy.take_requests();
+        let mut listed: Vec<String> = requests
+            .iter()
+            .filter(|line| line.starts_with("GET ") && line.contains("list-type=2"))
+            .map(|line| {
+                let query = line.split_once('?').map_or("", |(_, query)| query);
+                let prefix = query
+                    .split('&')
+                    .find_map(|part| part.strip_prefix("prefix="))
+                    .unwrap_or("");
+                prefix.replace("%3A", ":").replace("%2F", "/")
+            })
+            .collect();
+        assert!(listed.len() >= 3, "{stack}: {requests:#?}");
+        listed.dedup();
+        assert_eq!(listed, vec![prefix.to_owned()], "{stack}: {requests:#?}");
+        let workspace_state = format!("PUT /{bucket}/{prefix}staging/{stack}/terraform.tfstate");
+        assert!(
+            requests.iter().any(|line| {
+                line.split('?').next().unwrap().replace("%3A", ":") == workspace_state
+            }),
+            "{stack}: the workspace's state is written where the grants say: {requests:#?}"
+        );
+    }
 }

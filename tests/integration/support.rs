@@ -245,6 +245,23 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the proxy's port")
+    }
+
+    /// The request lines (`METHOD PATH`) since the last reset, and resets them.
+    pub fn take_requests(&self) -> Vec<String> {
+        let body = http_get_body(self.port(), "/__proxy/requests").expect("proxy requests");
+        http_post(self.port(), "/__proxy/reset", "");
+        serde_json::from_str(&body).expect("a JSON list of request lines")
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -273,6 +290,23 @@ pub fn http_get(port: u16, path: &str) -> Option<u16> {
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The body of GET `path`, or None when nothing answers.
+pub fn http_get_body(port: u16, path: &str) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
 }
 
 /// POSTs `body` to `path` and returns the status, or None when nothing answers.

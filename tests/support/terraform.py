@@ -4,6 +4,7 @@ Usage:
   python terraform.py init  DIR BACKEND_HCL   terraform init -backend-config=BACKEND_HCL -input=false
   python terraform.py reinit DIR BACKEND_HCL  the same with -reconfigure (backend settings changed)
   python terraform.py plan  DIR               terraform plan -input=false (takes the lock)
+  python terraform.py workspace DIR NAME      terraform workspace new NAME (and select it)
   python terraform.py apply DIR               terraform apply -auto-approve -input=false
   python terraform.py version
 
@@ -32,6 +33,8 @@ def main():
         result = terraform.init(
             backend_config=sys.argv[3], input=False, no_color=True, reconfigure=True
         )
+    elif command == "workspace":
+        result = terraform.workspace_new(sys.argv[3])
     elif command == "plan":
         result = terraform.plan(input=False, json=False, no_color=True)
     elif command == "apply":

@@ -13,7 +13,7 @@ use crate::policy::{
     self, BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument, StatementChange,
 };
 use crate::render::KmsKeyId;
-use crate::spec::{AccountId, EnvSpec, parse_spec};
+use crate::spec::{AccountId, EnvSpec, THREE_STACKS, parse_spec};
 
 const DEV: &str = "\
 region: eu-west-1
@@ -421,31 +421,12 @@ fn a_key_statebucket_did_not_create_is_left_alone_with_a_note_on_missing_grants(
     );
 }
 
-const STACKS: &str = "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket: { name: central-state }
-access:
-  readers: { roles: [terraform-plan] }
-stacks:
-  network:
-    key: network/terraform.tfstate
-    access: { roles: [network-ci] }
-  app:
-    key: app/terraform.tfstate
-    access: { roles: [app-ci] }
-  data:
-    key: data/terraform.tfstate
-    access: { roles: [data-ci] }
-";
-
 #[test]
 fn a_removed_stack_loses_its_statements_and_nothing_else() {
-    let three = spec(STACKS);
+    let three = spec(THREE_STACKS);
     let before = desired(&three);
     let mut observed = converged(&before, None);
-    let two = spec(&STACKS.replace(
+    let two = spec(&THREE_STACKS.replace(
         "  app:\n    key: app/terraform.tfstate\n    access: { roles: [app-ci] }\n",
         "",
     ));
@@ -489,7 +470,7 @@ fn a_removed_stack_loses_its_statements_and_nothing_else() {
 
 #[test]
 fn a_policy_over_twenty_kilobytes_is_refused_before_any_write() {
-    let mut text = STACKS.to_owned();
+    let mut text = THREE_STACKS.to_owned();
     for index in 0..60 {
         text.push_str(&format!(
             "  stack-{index}:\n    key: teams/stack-{index}/terraform.tfstate\n    access: {{ roles: [stack-{index}-ci] }}\n"

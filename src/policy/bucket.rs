@@ -155,27 +155,7 @@ mod tests {
     use super::*;
     use crate::policy::evaluate::{Caller, allowed_by};
     use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument};
-    use crate::spec::parse_spec;
-
-    const THREE_STACKS: &str = "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket: { name: central-state }
-access:
-  readers: { roles: [terraform-plan] }
-stacks:
-  network:
-    key: network/terraform.tfstate
-    access: { roles: [network-ci] }
-  app:
-    key: app/terraform.tfstate
-    access: { roles: [app-ci] }
-  data:
-    key: data/terraform.tfstate
-    workspace_key_prefix: ws
-    access: { users: [data-ci] }
-";
+    use crate::spec::{THREE_STACKS, parse_spec};
 
     fn policy(text: &str) -> PolicyDocument {
         let spec = parse_spec("environments/central.yaml", "central", text).unwrap();

@@ -8,6 +8,29 @@ pub mod yaml;
 #[cfg(test)]
 mod fuzz;
 
+/// A spec of one bucket with three stacks, each with writers of its own and the spec's
+/// reader, one with its own workspace prefix: the fixture of the policy and plan tests.
+#[cfg(test)]
+pub const THREE_STACKS: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket: { name: central-state }
+access:
+  readers: { roles: [terraform-plan] }
+stacks:
+  network:
+    key: network/terraform.tfstate
+    access: { roles: [network-ci] }
+  app:
+    key: app/terraform.tfstate
+    access: { roles: [app-ci] }
+  data:
+    key: data/terraform.tfstate
+    workspace_key_prefix: ws
+    access: { users: [data-ci] }
+";
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{ACCOUNT, Moto, Project, block_on, spec_yaml, unique};
+use crate::support::{ACCOUNT, Moto, Project, block_on, changed, spec_yaml, unique};
 
 #[test]
 fn a_missing_principal_is_named_and_nothing_is_written() {
@@ -99,13 +99,11 @@ fn identity_policies_are_attached_once_to_every_listed_principal() {
     project.spec(&env, &spec);
     let first = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     first.expect_code(0);
-    let changes: Vec<String> = first.json()["environments"][0]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|change| change["change"] == "put_identity_policy")
-        .map(|change| change["principal"].as_str().unwrap().to_owned())
-        .collect();
+    let changes = changed(
+        &first.json()["environments"][0],
+        "put_identity_policy",
+        "principal",
+    );
     assert_eq!(
         changes,
         vec![
@@ -185,4 +183,35 @@ fn local_state_and_kms_audit_guidance() {
         doctor.stdout
     );
     assert!(doctor.stdout.contains("ok    kms audit         who decrypted this state: aws cloudtrail lookup-events --region eu-west-1"), "{}", doctor.stdout);
+}
+
+#[test]
+fn an_exclusive_policy_is_refused_to_a_bootstrap_identity_that_could_not_read_it_back() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("exclusive");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
+        "access:\n",
+        "access:\n  exclusive: true\n  break_glass_role: break-glass\n",
+    );
+    project.spec("dev", &spec);
+    // The fake keys are `user/moto`: neither listed nor the break-glass role.
+    let refused = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    refused.expect_code(1);
+    let document = refused.json();
+    let message = document["environments"][0]["error"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains(&format!(
+            "statement `StatebucketExclusiveStateAccess` denies statebucket (this run) (arn:aws:sts::{ACCOUNT}:user/moto) s3:ListBucket on arn:aws:s3:::{bucket}"
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        document["requests"]["writes"], 0,
+        "{:#}",
+        document["requests"]
+    );
+    assert!(!project.bucket_exists("eu-west-1", &bucket));
 }

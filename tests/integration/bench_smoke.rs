@@ -32,5 +32,12 @@ fn the_benchmark_harness_runs_and_a_converged_apply_writes_nothing() {
             .unwrap()
             > 0
     );
+    // One spec, several stacks: one observation of the bucket; two distinct principals.
+    let stacks = row("check, one spec with 3 stacks");
+    assert_eq!(stacks["writes"], 0);
+    assert!(
+        stacks["reads"].as_u64().unwrap() <= 10 + 2,
+        "{stacks}: at most 10 requests + 1 per distinct principal"
+    );
     assert!(run.stdout.contains("| scenario | envs |"), "{}", run.stdout);
 }

@@ -9,45 +9,22 @@
 
 use crate::support::{
     ACCOUNT, FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, block_on, create_principals,
-    terraform_dir, unique,
+    terraform_dir, unique, users_with_keys,
 };
 
 /// Users with access keys; `admin` may do anything.
 async fn iam_setup(moto: &Moto) -> Vec<(String, String, String)> {
     let iam = moto.iam_in(ACCOUNT).await;
-    create_principals(
-        &iam,
-        &["admin", "personal", "terraform-access"],
-        &["terraform-access-role"],
+    create_principals(&iam, &[], &["terraform-access-role"]).await;
+    users_with_keys(
+        moto,
+        &[
+            ("admin", "admin"),
+            ("default", "personal"),
+            ("terraform", "terraform-access"),
+        ],
     )
-    .await;
-    iam.put_user_policy()
-        .user_name("admin")
-        .policy_name("everything")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
-        .send()
-        .await
-        .expect("admin policy");
-    let mut keys = Vec::new();
-    for (profile, user) in [
-        ("admin", "admin"),
-        ("default", "personal"),
-        ("terraform", "terraform-access"),
-    ] {
-        let created = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .expect("access key");
-        let key = created.access_key().expect("key");
-        keys.push((
-            profile.to_owned(),
-            key.access_key_id().to_owned(),
-            key.secret_access_key().to_owned(),
-        ));
-    }
-    keys
+    .await
 }
 
 const SPEC_ONLY_ROLE: &str = "\

@@ -10,8 +10,8 @@
 use serde_json::Value;
 
 use crate::support::{
-    ACCOUNT, Moto, Project, Proxy, block_on, change_kinds, create_principals, object_exists,
-    terraform_dir, unique,
+    ACCOUNT, Moto, Project, Proxy, block_on, change_kinds, changed, create_principals,
+    object_exists, terraform_dir, unique, users_with_keys,
 };
 
 fn three_stacks(bucket: &str, alias: &str) -> String {
@@ -263,32 +263,9 @@ fn three_stacks_converge_serve_terraform_and_a_removed_stack_loses_only_its_gran
 
 /// Users with access keys: an admin, one writer per stack and a reader.
 async fn iam_setup(moto: &Moto) -> Vec<(String, String, String)> {
-    let iam = moto.iam_in(ACCOUNT).await;
     let users = ["admin", "net-writer", "app-writer", "planner"];
-    create_principals(&iam, &users, &[]).await;
-    iam.put_user_policy()
-        .user_name("admin")
-        .policy_name("everything")
-        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
-        .send()
-        .await
-        .expect("admin policy");
-    let mut keys = Vec::new();
-    for user in users {
-        let created = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .expect("access key");
-        let key = created.access_key().expect("key");
-        keys.push((
-            user.to_owned(),
-            key.access_key_id().to_owned(),
-            key.secret_access_key().to_owned(),
-        ));
-    }
-    keys
+    let profiles: Vec<(&str, &str)> = users.iter().map(|user| (*user, *user)).collect();
+    users_with_keys(moto, &profiles).await
 }
 
 const ENFORCED: &str = "\
@@ -350,13 +327,11 @@ fn with_identity_policies_a_writer_reaches_only_its_stack_and_a_reader_plans_but
         "json",
     ]);
     applied.expect_code(0);
-    let attached: Vec<String> = applied.json()["environments"][0]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|change| change["change"] == "put_identity_policy")
-        .map(|change| change["principal"].as_str().unwrap().to_owned())
-        .collect();
+    let attached = changed(
+        &applied.json()["environments"][0],
+        "put_identity_policy",
+        "principal",
+    );
     assert_eq!(
         attached,
         vec![

@@ -212,6 +212,53 @@ pub async fn create_principals(iam: &aws_sdk_iam::Client, users: &[&str], roles:
     }
 }
 
+/// IAM users with access keys, for moto's IAM-enforcing mode: `admin` (when listed) may do
+/// anything. Returns (profile, access key id, secret) per (profile, user).
+pub async fn users_with_keys(
+    moto: &Moto,
+    profiles: &[(&str, &str)],
+) -> Vec<(String, String, String)> {
+    let iam = moto.iam_in(ACCOUNT).await;
+    let users: Vec<&str> = profiles.iter().map(|(_, user)| *user).collect();
+    create_principals(&iam, &users, &[]).await;
+    if users.contains(&"admin") {
+        iam.put_user_policy()
+            .user_name("admin")
+            .policy_name("everything")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+            .send()
+            .await
+            .expect("admin policy");
+    }
+    let mut keys = Vec::new();
+    for (profile, user) in profiles {
+        let created = iam
+            .create_access_key()
+            .user_name(*user)
+            .send()
+            .await
+            .expect("access key");
+        let key = created.access_key().expect("key");
+        keys.push((
+            (*profile).to_owned(),
+            key.access_key_id().to_owned(),
+            key.secret_access_key().to_owned(),
+        ));
+    }
+    keys
+}
+
+/// The values of `field` of the changes of kind `kind` of one environment in `--output json`.
+pub fn changed(env: &serde_json::Value, kind: &str, field: &str) -> Vec<String> {
+    env["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["change"] == kind)
+        .map(|change| change[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// benches/proxy.py in front of a moto: latency and faults; stops with the test process.
 pub struct Proxy {
     pub endpoint: String,
@@ -277,52 +324,40 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The HTTP status of GET `path`, or None when nothing answers.
-pub fn http_get(port: u16, path: &str) -> Option<u16> {
+/// One HTTP/1.1 request on a fresh connection: the status and the body, or None when
+/// nothing answers.
+fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut stream =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The body of GET `path`, or None when nothing answers.
-pub fn http_get_body(port: u16, path: &str) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-}
-
-/// POSTs `body` to `path` and returns the status, or None when nothing answers.
-pub fn http_post(port: u16, path: &str, body: &str) -> Option<u16> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, body)| body.to_owned());
+    Some((status, body))
+}
+
+/// The HTTP status of GET `path`, or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<u16> {
+    http_request(port, "GET", path, "").map(|(status, _)| status)
+}
+
+/// The body of GET `path`, or None when nothing answers.
+pub fn http_get_body(port: u16, path: &str) -> Option<String> {
+    http_request(port, "GET", path, "").map(|(_, body)| body)
+}
+
+/// POSTs `body` to `path` and returns the status, or None when nothing answers.
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<u16> {
+    http_request(port, "POST", path, body).map(|(status, _)| status)
 }
 
 /// A name no other test uses: `<prefix>-<pid>-<n>`, valid as a bucket name.

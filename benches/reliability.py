@@ -79,7 +79,7 @@ def fault_runs(binary, services, base, runs, rate):
         bucket = f"reliability-fault-{os.getpid()}-{index}"
         project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile"))
         for attempt in range(1, 9):
-            result = run(binary, project, endpoint, "--request-timeout", "1", "apply", "--auto-approve")
+            result = run(binary, project, endpoint, "apply", "--request-timeout", "1", "--auto-approve")
             if result.returncode == 0:
                 converged += 1
                 attempts_total += attempt

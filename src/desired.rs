@@ -132,14 +132,6 @@ impl<'s> DesiredBucket<'s> {
         render_backend_hcl(self.spec, stack.spec, key, self.endpoint.as_ref())
     }
 
-    /// The endpoint in effect when it is plain HTTP: the bucket policy then has no TLS-only
-    /// deny (no client could satisfy it).
-    pub fn plain_http(&self) -> Option<&EndpointUrl> {
-        self.endpoint
-            .as_ref()
-            .filter(|endpoint| endpoint.is_plain_http())
-    }
-
     /// Tags put on a key the tool creates, so that the key can be traced to its bucket (and
     /// found again after a run was interrupted between CreateKey and CreateAlias).
     pub fn kms_key_tags(&self) -> BTreeMap<String, String> {

@@ -4,48 +4,22 @@
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 
 use crate::access::{PrincipalArns, grants};
-use crate::aws::{self, AwsError, CallerIdentity, Clients, OnDisk, RequestLog};
+use crate::aws::{self, CallerIdentity, Clients, OnDisk, RequestLog};
 use crate::desired::DesiredBucket;
-use crate::plan::{Change, EnvPlan, Facet, PlanError, plan};
+use crate::error::Error;
+use crate::plan::{Change, EnvPlan, plan};
 use crate::policy::evaluate::Caller;
 use crate::policy::key_policy;
 use crate::policy::lockout::{Needs, Subject, lockout_risks};
 use crate::policy::{PolicyDocument, identity_policy_name};
-use crate::progress::Progress;
+use crate::progress::{Reporter, Task};
 use crate::project::{
     Environment, local_state_note, orphan_backend_files, read_backend_files, write_file_atomically,
 };
 use crate::render::KmsKeyId;
 use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec};
-
-/// Why an environment could not be planned or applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EnvFailure {
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-impl From<AwsError> for EnvFailure {
-    fn from(error: AwsError) -> EnvFailure {
-        EnvFailure {
-            message: error.to_string(),
-            hint: error.hint,
-        }
-    }
-}
-
-impl From<PlanError> for EnvFailure {
-    fn from(error: PlanError) -> EnvFailure {
-        EnvFailure {
-            hint: Some(error.hint()),
-            message: error.to_string(),
-        }
-    }
-}
 
 /// How the tool reaches AWS; the same for every environment of a run.
 #[derive(Debug, Clone)]
@@ -84,6 +58,9 @@ pub struct Planned<'e> {
     pub environment: &'e Environment,
     pub caller: CallerIdentity,
     pub plan: EnvPlan,
+    /// What the user must know that is not part of the plan (a policy written with
+    /// `--allow-lockout`, a key left unused by a concurrent run); never hidden by `-q`.
+    pub warnings: Vec<String>,
     clients: Clients,
     account: AccountId,
     desired: DesiredBucket<'e>,
@@ -120,7 +97,7 @@ impl TerraformIdentity {
     }
 }
 
-pub type EnvResult<'e> = Result<Planned<'e>, (&'e Environment, EnvFailure)>;
+pub type EnvResult<'e> = Result<Planned<'e>, (&'e Environment, Error)>;
 
 pub struct Engine {
     pub connection: Connection,
@@ -129,7 +106,7 @@ pub struct Engine {
     pub allow_lockout: bool,
     pub concurrency: usize,
     pub log: Arc<RequestLog>,
-    pub progress: Progress,
+    pub reporter: Arc<dyn Reporter>,
 }
 
 impl Engine {
@@ -137,7 +114,7 @@ impl Engine {
     pub async fn plan_all<'e>(&self, environments: &'e [Environment]) -> Vec<EnvResult<'e>> {
         stream::iter(environments)
             .map(|environment| async move {
-                let progress = self.progress.environment(environment.spec.name.as_str());
+                let progress = self.reporter.task(environment.spec.name.as_str());
                 progress.step("observing");
                 let result = self
                     .plan_one(environment)
@@ -151,7 +128,7 @@ impl Engine {
             .await
     }
 
-    async fn plan_one<'e>(&self, environment: &'e Environment) -> Result<Planned<'e>, EnvFailure> {
+    async fn plan_one<'e>(&self, environment: &'e Environment) -> Result<Planned<'e>, Error> {
         let spec = &environment.spec;
         let endpoint = self.connection.endpoint(spec);
         let profile = self.connection.tool_profile(spec);
@@ -227,7 +204,7 @@ impl Engine {
             endpoint.as_ref(),
             environment.template(),
         )
-        .map_err(template_failure)?;
+        .map_err(Error::Spec)?;
         let mut env_plan = plan(&desired, &observed)?;
         let writes_access = env_plan.changes.iter().any(|change| {
             matches!(
@@ -261,9 +238,11 @@ impl Engine {
                 (stack, identity)
             })
             .collect();
-        if writes_access {
-            self.guard_lockout(spec, &env_plan, &caller, &terraform)?;
-        }
+        let warnings = if writes_access {
+            self.guard_lockout(spec, &env_plan, &caller, &terraform)?
+        } else {
+            Vec::new()
+        };
         for (name, identity) in &terraform_profiles {
             if let TerraformIdentity::Unresolved(cause) = identity {
                 env_plan.notes.push(format!(
@@ -286,6 +265,7 @@ impl Engine {
             environment,
             caller,
             plan: env_plan,
+            warnings,
             clients,
             account,
             desired,
@@ -344,7 +324,7 @@ impl Engine {
         env_plan: &EnvPlan,
         tool: &CallerIdentity,
         terraform: &[(&StackSpec, TerraformIdentity)],
-    ) -> Result<(), EnvFailure> {
+    ) -> Result<Vec<String>, Error> {
         let mut details: Vec<String> = Vec::new();
         let mut policies: Vec<&str> = Vec::new();
         if let Some(document) = env_plan.changes.iter().find_map(|change| match change {
@@ -381,7 +361,7 @@ impl Engine {
             if !risks.is_empty() {
                 policies.push("bucket policy");
             }
-            details.extend(risks.iter().map(|risk| format!("  - {}", risk.describe())));
+            details.extend(risks.iter().map(|risk| risk.describe()));
         }
         for change in &env_plan.changes {
             let Change::PutKeyPolicy { key_arn, to, .. } = change else {
@@ -398,29 +378,30 @@ impl Engine {
                         policies.push("key policy");
                     }
                     details.push(format!(
-                        "  - the key policy of {key_arn} would not let statebucket (this run) ({}) {action}",
+                        "the key policy of {key_arn} would not let statebucket (this run) ({}) {action}",
                         tool.arn
                     ));
                 }
             }
         }
         if details.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if self.allow_lockout {
-            tracing::warn!(env = %spec.name, "--allow-lockout: writing a policy that denies:\n{}", details.join("\n"));
-            return Ok(());
+            return Ok(details
+                .iter()
+                .map(|detail| {
+                    format!(
+                        "{}: written with --allow-lockout although {detail}",
+                        spec.name
+                    )
+                })
+                .collect());
         }
-        Err(EnvFailure {
-            message: format!(
-                "refusing to write a {} for {} that would lock out an identity it must keep:\n{}",
-                policies.join(" and a "),
-                spec.name,
-                details.join("\n")
-            ),
-            hint: Some(
-                "list the identity in `access.users` / `access.roles` (or run statebucket as the `break_glass_role`), or correct the policy template; pass --allow-lockout only if this is intended".into(),
-            ),
+        Err(Error::Lockout {
+            env: spec.name.to_string(),
+            policies,
+            details,
         })
     }
 
@@ -435,10 +416,10 @@ impl Engine {
                     return Ok(planned);
                 }
                 let environment = planned.environment;
-                let progress = self.progress.environment(environment.spec.name.as_str());
+                let progress = self.reporter.task(environment.spec.name.as_str());
                 progress.step("applying");
                 let outcome = self
-                    .apply_one(planned, &progress)
+                    .apply_one(planned, progress.as_ref())
                     .await
                     .map_err(|failure| (environment, failure));
                 progress.finish();
@@ -451,11 +432,11 @@ impl Engine {
 
     async fn apply_one<'e>(
         &self,
-        planned: Planned<'e>,
-        progress: &crate::progress::EnvProgress,
-    ) -> Result<Planned<'e>, EnvFailure> {
+        mut planned: Planned<'e>,
+        progress: &dyn Task,
+    ) -> Result<Planned<'e>, Error> {
         let spec = &planned.environment.spec;
-        let created_key = aws::apply(
+        let applied = aws::apply(
             &planned.clients,
             &planned.plan,
             spec.bucket.name.as_str(),
@@ -463,6 +444,8 @@ impl Engine {
             planned.account.as_str(),
         )
         .await?;
+        planned.warnings.extend(applied.warnings);
+        let created_key = applied.created_key;
         for change in &planned.plan.changes {
             let Change::WriteBackendFile {
                 stack, path, to, ..
@@ -486,8 +469,10 @@ impl Engine {
                 }
             };
             tracing::debug!(env = %spec.name, %path, "writing backend file");
-            write_file_atomically(path, &content).map_err(|error| EnvFailure {
-                message: format!("cannot write {path}: {error}"),
+            write_file_atomically(path, &content).map_err(|error| Error::File {
+                doing: "write",
+                path: path.clone(),
+                cause: error.to_string(),
                 hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),
             })?;
         }
@@ -525,18 +510,18 @@ impl Engine {
         .await?;
         let remaining = plan(&planned.desired, &observed)?;
         if !remaining.is_empty() {
-            return Err(not_converged(&remaining));
+            return Err(Error::NotConverged {
+                facets: remaining.changes.iter().map(Change::facet).collect(),
+            });
         }
         Ok(planned)
     }
 }
 
 /// Every stack's backend.hcl, and those left by stacks the spec no longer has.
-fn read_on_disk(spec: &EnvSpec) -> Result<OnDisk, EnvFailure> {
-    let backend_files = read_backend_files(spec).map_err(|error| EnvFailure {
-        message: format!("cannot read the backend files of {}: {error}", spec.source),
-        hint: Some("check the files' permissions".into()),
-    })?;
+fn read_on_disk(spec: &EnvSpec) -> Result<OnDisk, Error> {
+    let backend_files =
+        read_backend_files(spec).map_err(|(path, error)| Error::file("read", &path, &error))?;
     Ok(OnDisk {
         backend_files,
         orphan_backend_files: orphan_backend_files(spec),
@@ -605,55 +590,31 @@ fn unlisted_note(
     ))
 }
 
-fn template_failure(diagnostics: Vec<crate::spec::Diagnostic>) -> EnvFailure {
-    EnvFailure {
-        message: diagnostics
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        hint: None,
-    }
-}
-
 /// With `account_id` in the spec, refuses credentials of any other account; returns the
 /// account to resolve principal names in.
 fn guard_account(
     spec: &EnvSpec,
     caller: &CallerIdentity,
     clients: &Clients,
-) -> Result<AccountId, EnvFailure> {
+) -> Result<AccountId, Error> {
     match &spec.account_id {
-        Some(expected) if expected.as_str() != caller.account => Err(EnvFailure {
-            message: format!(
-                "wrong AWS account: {} is in account {}, but {} requires account {expected}",
-                caller.arn, caller.account, spec.source
-            ),
-            hint: Some(format!(
-                "these credentials came from {}; use a profile for account {expected} (--profile, `bootstrap_profile`, or `profile` in the spec), or check AWS_PROFILE and AWS_ACCESS_KEY_ID in your environment",
-                clients.identity_source
-            )),
+        Some(expected) if expected.as_str() != caller.account => Err(Error::WrongAccount {
+            arn: caller.arn.clone(),
+            actual: caller.account.clone(),
+            expected: expected.to_string(),
+            source_file: spec.source.clone(),
+            identity_source: clients.identity_source.clone(),
         }),
         Some(expected) => Ok(expected.clone()),
-        None => AccountId::parse(&caller.account).map_err(|_| EnvFailure {
-            message: format!(
-                "STS returned `{}`, which is not an account id",
-                caller.account
-            ),
-            hint: None,
+        None => AccountId::parse(&caller.account).map_err(|_| {
+            Error::Aws(aws::AwsError::new(
+                "looking up who the credentials belong to (sts:GetCallerIdentity)",
+                format!(
+                    "STS returned `{}`, which is not an account id",
+                    caller.account
+                ),
+                None,
+            ))
         }),
-    }
-}
-
-fn not_converged(remaining: &EnvPlan) -> EnvFailure {
-    let facets: Vec<String> = remaining
-        .changes
-        .iter()
-        .map(Change::facet)
-        .map(|facet: Facet| facet.to_string())
-        .collect();
-    EnvFailure {
-        message: format!("applied, but the environment still differs from its spec: {}", facets.join(", ")),
-        hint: Some("another process may be changing the bucket at the same time, or the endpoint does not store what it accepts; rerun `statebucket plan` to see the difference".into()),
     }
 }

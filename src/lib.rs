@@ -3,12 +3,16 @@
 //! Functional core, imperative shell: `spec`, `render`, `policy` and `plan` are pure (data in,
 //! data out); `aws` observes and applies; `cli` wires them to the terminal.
 
+// Output goes through `cli::output::Printer` only.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod access;
 pub mod aws;
 pub mod cli;
 pub mod desired;
 pub mod doctor;
 pub mod engine;
+pub mod error;
 pub mod migration;
 pub mod observed;
 pub mod plan;

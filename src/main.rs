@@ -1,7 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    ExitCode::from(statebucket::cli::run(statebucket::cli::Cli::parse()))
+    ExitCode::from(statebucket::cli::main())
 }

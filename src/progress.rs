@@ -1,55 +1,30 @@
-//! Progress on a terminal: one spinner line per environment on stderr. Hidden when stderr is
-//! not a terminal, with `--no-progress`, `-q`, or `-v` (it would interleave with the logs).
+//! Progress of long work (an environment being planned, a stack being diagnosed), as the
+//! engine and doctor report it. The terminal's implementation lives in `cli::output`; this
+//! is the seam, so that the core never draws anything itself.
 
-use std::time::Duration;
-
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-#[derive(Debug, Clone)]
-pub struct Progress {
-    multi: MultiProgress,
+/// Where units of work report their progress.
+pub trait Reporter: Send + Sync {
+    /// A unit of work named `name` starts; its progress ends with `finish` (or when dropped).
+    fn task(&self, name: &str) -> Box<dyn Task>;
 }
 
-impl Progress {
-    pub fn new(enabled: bool) -> Progress {
-        let target = if enabled {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        Progress {
-            multi: MultiProgress::with_draw_target(target),
-        }
-    }
+/// One unit of work in progress.
+pub trait Task: Send + Sync {
+    fn step(&self, message: &str);
+    fn finish(&self);
+}
 
-    pub fn hidden() -> Progress {
-        Progress::new(false)
-    }
+/// Reports nothing: for tests, and for runs whose progress is hidden.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
 
-    pub fn environment(&self, name: &str) -> EnvProgress {
-        let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
-                .expect("static template"),
-        );
-        bar.set_prefix(name.to_owned());
-        bar.enable_steady_tick(Duration::from_millis(100));
-        EnvProgress { bar }
+impl Reporter for Silent {
+    fn task(&self, _name: &str) -> Box<dyn Task> {
+        Box::new(Silent)
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct EnvProgress {
-    bar: ProgressBar,
-}
-
-impl EnvProgress {
-    pub fn step(&self, message: &str) {
-        self.bar.set_message(message.to_owned());
-    }
-
-    /// Removes the line; results are printed by the caller.
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
+impl Task for Silent {
+    fn step(&self, _message: &str) {}
+    fn finish(&self) {}
 }

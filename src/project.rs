@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::access::PrincipalArns;
 use crate::desired::DesiredBucket;
+use crate::error::Error;
 use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME};
 use crate::spec::names::Problem;
 use crate::spec::{
@@ -58,10 +59,12 @@ impl Environment {
 
 /// Which spec files to read: the arguments (paths, or environment names looked up in
 /// `environments/`), or every `environments/*.yaml` when there are none.
-pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, String> {
+pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, Error> {
     if arguments.is_empty() {
-        let entries = fs::read_dir(ENVIRONMENTS_DIR).map_err(|error| {
-            format!("cannot list `{ENVIRONMENTS_DIR}/`: {error}; run statebucket from the project root (or pass --chdir DIR), or name spec files")
+        let entries = fs::read_dir(ENVIRONMENTS_DIR).map_err(|error| Error::Project {
+            message: format!("cannot list `{ENVIRONMENTS_DIR}/`: {error}"),
+            hint: "run statebucket from the project root (or pass --chdir DIR), or name spec files"
+                .into(),
         })?;
         let mut paths: Vec<String> = entries
             .filter_map(Result::ok)
@@ -77,9 +80,10 @@ pub fn spec_paths(arguments: &[String]) -> Result<Vec<String>, String> {
             .collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(format!(
-                "no spec files (*.yaml) in `{ENVIRONMENTS_DIR}/`; create one, e.g. `{ENVIRONMENTS_DIR}/dev.yaml` (see README)"
-            ));
+            return Err(Error::Project {
+                message: format!("no spec files (*.yaml) in `{ENVIRONMENTS_DIR}/`"),
+                hint: format!("create one, e.g. `{ENVIRONMENTS_DIR}/dev.yaml` (see README)"),
+            });
         }
         return Ok(paths);
     }
@@ -105,7 +109,7 @@ fn env_name(path: &str) -> &str {
 
 /// Reads and validates specs and their templates. Every problem in every file is returned;
 /// environments come back only when there are none.
-pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
+pub fn load(paths: &[String]) -> Result<Vec<Environment>, Error> {
     let mut diagnostics = Vec::new();
     let mut specs = Vec::new();
     for path in paths {
@@ -155,7 +159,7 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Vec<Diagnostic>> {
     if diagnostics.is_empty() {
         Ok(environments)
     } else {
-        Err(diagnostics)
+        Err(Error::Spec(diagnostics))
     }
 }
 
@@ -204,14 +208,19 @@ pub fn local_state_note(spec: &EnvSpec, stack: &StackSpec, directory: &Path) -> 
     ))
 }
 
-/// Every stack's backend.hcl as it is on disk, by path (missing files are absent).
+/// Every stack's backend.hcl as it is on disk, by path (missing files are absent); an error
+/// names the file.
 pub fn read_backend_files(
     spec: &EnvSpec,
-) -> io::Result<std::collections::BTreeMap<String, String>> {
+) -> Result<std::collections::BTreeMap<String, String>, (String, io::Error)> {
     let mut files = std::collections::BTreeMap::new();
     for stack in &spec.stacks {
-        if let Some(text) = read_backend_file(&stack.file)? {
-            files.insert(stack.file.clone(), text);
+        match read_backend_file(&stack.file) {
+            Ok(Some(text)) => {
+                files.insert(stack.file.clone(), text);
+            }
+            Ok(None) => {}
+            Err(error) => return Err((stack.file.clone(), error)),
         }
     }
     Ok(files)

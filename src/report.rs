@@ -7,12 +7,46 @@ use std::fmt::Write as _;
 use crate::plan::{Change, EnvPlan, SseTarget};
 use crate::policy::StatementChange;
 
+/// Whether `change` creates something: it does so itself, or it sets up a bucket the same
+/// plan creates (then there is nothing to change from).
+fn creates(plan: &EnvPlan, change: &Change) -> bool {
+    change.creates() || (creates_bucket(plan) && configures_bucket(change))
+}
+
+fn creates_bucket(plan: &EnvPlan) -> bool {
+    plan.changes
+        .iter()
+        .any(|change| matches!(change, Change::CreateBucket { .. }))
+}
+
+/// A setting of the bucket itself.
+fn configures_bucket(change: &Change) -> bool {
+    matches!(
+        change,
+        Change::EnableVersioning { .. }
+            | Change::SetEncryption { .. }
+            | Change::BlockPublicAccess { .. }
+            | Change::EnforceBucketOwner { .. }
+            | Change::PutPolicy { .. }
+            | Change::MergeTags { .. }
+            | Change::SetLifecycle { .. }
+            | Change::EnableLogging { .. }
+    )
+}
+
 /// One environment's plan as indented lines (without the environment heading).
 pub fn plan_lines(plan: &EnvPlan) -> String {
     let mut out = String::new();
+    let new_bucket = creates_bucket(plan);
     for change in &plan.changes {
-        let sign = if change.creates() { '+' } else { '~' };
-        let _ = writeln!(out, "  {sign} {}: {}", change.facet(), describe(change));
+        let (sign, text) = if new_bucket && configures_bucket(change) {
+            ('+', describe_new(change))
+        } else if change.creates() {
+            ('+', describe(change))
+        } else {
+            ('~', describe(change))
+        };
+        let _ = writeln!(out, "  {sign} {}: {text}", change.facet());
         for detail in details(change) {
             let _ = writeln!(out, "      {detail}");
         }
@@ -44,7 +78,7 @@ pub fn plan_summary(plan: &EnvPlan) -> String {
     let creates = plan
         .changes
         .iter()
-        .filter(|change| change.creates())
+        .filter(|change| creates(plan, change))
         .count();
     let updates = plan.changes.len() - creates;
     format!(
@@ -64,6 +98,24 @@ fn kept(labels: &[String]) -> String {
         labels.len(),
         labels.join(", ")
     )
+}
+
+/// A setting of a bucket that is yet to be created: only what it will be.
+fn describe_new(change: &Change) -> String {
+    match change {
+        Change::EnableVersioning { .. } => "Enabled".to_owned(),
+        Change::SetEncryption { to, .. } => to.to_string(),
+        Change::BlockPublicAccess { .. } => "all 4 blocked".to_owned(),
+        Change::EnforceBucketOwner { .. } => crate::desired::OBJECT_OWNERSHIP.to_owned(),
+        Change::MergeTags { to, .. } => tag_changes(&BTreeMap::new(), to).join("; "),
+        Change::SetLifecycle { to, .. } => to
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        Change::EnableLogging { to, .. } => to.to_string(),
+        other => describe(other),
+    }
 }
 
 fn describe(change: &Change) -> String {
@@ -295,6 +347,44 @@ mod tests {
         assert_eq!(
             plan_summary(&plan),
             "Plan: 0 to create, 5 to update, 2 in sync."
+        );
+    }
+
+    #[test]
+    fn a_bucket_to_be_created_shows_its_settings_as_created() {
+        let plan = EnvPlan {
+            changes: vec![
+                Change::CreateBucket {
+                    bucket: "b".into(),
+                    region: "eu-west-1".into(),
+                    tags: BTreeMap::new(),
+                },
+                Change::EnableVersioning {
+                    from: Versioning::Never,
+                },
+                Change::SetEncryption {
+                    from: None,
+                    to: SseTarget::Aes256,
+                },
+                Change::BlockPublicAccess {
+                    from: PublicAccessBlock::default(),
+                },
+            ],
+            in_sync: Vec::new(),
+            kept_statements: Vec::new(),
+            notes: Vec::new(),
+        };
+        assert_eq!(
+            plan_lines(&plan),
+            "  + bucket: create b in eu-west-1
+  + versioning: Enabled
+  + encryption: AES256
+  + public access block: all 4 blocked
+"
+        );
+        assert_eq!(
+            plan_summary(&plan),
+            "Plan: 4 to create, 0 to update, 0 in sync."
         );
     }
 }

@@ -21,8 +21,16 @@ use crate::plan::{Change, EnvPlan, SseTarget};
 use crate::policy::PolicyDocument;
 use crate::spec::{IamArn, Region};
 
-/// Applies every AWS change of `plan` (the backend file is the caller's) and returns the
-/// ARN of a KMS key created on the way, which backend.hcl needs.
+/// What applying a plan's AWS changes produced besides the changes themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The ARN of a KMS key created on the way, which backend.hcl needs.
+    pub created_key: Option<String>,
+    /// What the user must know (e.g. a key left unused because another run won the alias).
+    pub warnings: Vec<String>,
+}
+
+/// Applies every AWS change of `plan` (the backend file is the caller's).
 ///
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
@@ -32,12 +40,12 @@ pub async fn apply(
     bucket: &str,
     region: &Region,
     account: &str,
-) -> Result<Option<String>, AwsError> {
-    let (created_key, ()) = tokio::try_join!(
+) -> Result<Applied, AwsError> {
+    let (applied, ()) = tokio::try_join!(
         apply_bucket_and_key(clients, plan, bucket, region.as_str(), account),
         apply_lock_table(clients, plan, region, account)
     )?;
-    Ok(created_key)
+    Ok(applied)
 }
 
 async fn apply_bucket_and_key(
@@ -46,7 +54,7 @@ async fn apply_bucket_and_key(
     bucket: &str,
     region: &str,
     account: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Applied, AwsError> {
     let identity = clients.identity_source.as_str();
     let key_to_create = plan.changes.iter().find_map(|change| match change {
         Change::CreateKmsKey {
@@ -87,11 +95,9 @@ async fn apply_bucket_and_key(
     let alias_step = async {
         match (&created, key_to_create) {
             (Some((key_id, arn)), Some((alias, _, _, _))) => {
-                alias_and_rotation(clients, alias, key_id, arn)
-                    .await
-                    .map(drop)
+                alias_and_rotation(clients, alias, key_id, arn).await
             }
-            _ => Ok(()),
+            _ => Ok(None),
         }
     };
 
@@ -110,7 +116,7 @@ async fn apply_bucket_and_key(
                 | Change::CreateLockTable { .. }
                 | Change::UpdateLockTable { .. }
                 | Change::EnablePointInTimeRecovery { .. }
-                | Change::TagLockTable { .. } => return Ok(()),
+                | Change::TagLockTable { .. } => return Ok(None),
                 Change::SetLifecycle {
                     rules,
                     minimum_object_size,
@@ -143,12 +149,11 @@ async fn apply_bucket_and_key(
                     let principal = IamArn::parse(principal)
                         .map_err(|problem| AwsError::new(doing.clone(), problem.message, None))?;
                     return super::iam::write_inline_policy(clients, &principal, policy_name, to)
-                        .await;
+                        .await
+                        .map(|()| None);
                 }
                 Change::AliasKmsKey { alias, key_arn } => {
-                    return alias_and_rotation(clients, alias, key_arn, key_arn)
-                        .await
-                        .map(drop);
+                    return alias_and_rotation(clients, alias, key_arn, key_arn).await;
                 }
                 Change::PutKeyPolicy { key_arn, to, .. } => {
                     return clients
@@ -159,7 +164,7 @@ async fn apply_bucket_and_key(
                         .policy(to)
                         .send()
                         .await
-                        .map(drop)
+                        .map(|_| None)
                         .map_err(|error| {
                             Failure::from_sdk(&error).into_error(
                                 format!("writing the key policy of KMS key {key_arn}"),
@@ -174,7 +179,7 @@ async fn apply_bucket_and_key(
                         .key_id(key_arn)
                         .send()
                         .await
-                        .map(drop)
+                        .map(|_| None)
                         .map_err(|error| {
                             Failure::from_sdk(&error).into_error(
                                 format!("enabling rotation of KMS key {key_arn}"),
@@ -293,11 +298,21 @@ async fn apply_bucket_and_key(
                         .map_err(|error| Failure::from_sdk(&error))
                 }
             };
-            result.map_err(|failure| failure.into_error(doing, identity))
+            result
+                .map(|()| None)
+                .map_err(|failure| failure.into_error(doing, identity))
         })
     });
-    tokio::try_join!(try_join_all(settings), logging_step, alias_step)?;
-    Ok(created_key)
+    let (settings, (), created_alias) =
+        tokio::try_join!(try_join_all(settings), logging_step, alias_step)?;
+    Ok(Applied {
+        created_key,
+        warnings: settings
+            .into_iter()
+            .chain([created_alias])
+            .flatten()
+            .collect(),
+    })
 }
 
 /// The lock table's changes, in order: it must exist (and be ACTIVE) before point-in-time
@@ -445,10 +460,10 @@ fn s3_tags(tags: &std::collections::BTreeMap<String, String>) -> Vec<Tag> {
 /// Retries `write` while AWS answers in a way that only means it has not caught up yet (see
 /// `AwsError::is_eventual_consistency`), with bounded exponential backoff: 6 retries, about
 /// 12 s in all. Every other answer, success or error, is returned at once.
-async fn until_consistent<F, Fut>(write: F) -> Result<(), AwsError>
+async fn until_consistent<T, F, Fut>(write: F) -> Result<T, AwsError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), AwsError>>,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
 {
     let mut delay = std::time::Duration::from_millis(200);
     for _ in 0..6 {
@@ -622,13 +637,14 @@ async fn create_key(
 }
 
 /// Points `alias` at the key and turns rotation on, at once. If another run created the
-/// alias first, that run's key is the environment's key; ours is left (never deleted).
+/// alias first, that run's key is the environment's key; ours is left (never deleted), and
+/// the warning returned says so.
 async fn alias_and_rotation(
     clients: &Clients,
     alias: &str,
     key_id: &str,
     arn: &str,
-) -> Result<String, AwsError> {
+) -> Result<Option<String>, AwsError> {
     let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
     let alias_step = async {
@@ -639,13 +655,12 @@ async fn alias_and_rotation(
             .send()
             .await
         {
-            Ok(_) => Ok(arn.to_owned()),
+            Ok(_) => Ok(None),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 if !failure.is(codes::KMS_ALREADY_EXISTS) {
                     return Err(failure.into_error(format!("creating alias {alias}"), identity));
                 }
-                tracing::warn!(%alias, unused_key = %arn, "the alias was created concurrently by another run; using its key. The unused key was not deleted");
                 let existing = kms
                     .describe_key()
                     .key_id(alias)
@@ -655,11 +670,14 @@ async fn alias_and_rotation(
                         Failure::from_sdk(&error)
                             .into_error(format!("looking up {alias}"), identity)
                     })?;
-                Ok(existing
+                let theirs = existing
                     .key_metadata()
                     .and_then(|metadata| metadata.arn())
                     .unwrap_or_default()
-                    .to_owned())
+                    .to_owned();
+                Ok(Some(format!(
+                    "another run created {alias} at the same time, for {theirs}, which is now the environment's key; the key this run created, {arn}, is left unused (statebucket never deletes keys): once you have checked it encrypts nothing, schedule its deletion with `aws kms schedule-key-deletion --key-id {arn}`"
+                )))
             }
         }
     };
@@ -676,6 +694,6 @@ async fn alias_and_rotation(
                 )
             })
     };
-    let (arn, ()) = tokio::try_join!(alias_step, rotation_step)?;
-    Ok(arn)
+    let (warning, ()) = tokio::try_join!(alias_step, rotation_step)?;
+    Ok(warning)
 }

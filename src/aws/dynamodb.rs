@@ -11,18 +11,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::Clients;
-use super::errors::{AwsError, Failure};
+use super::errors::{AwsError, Failure, codes};
 use crate::desired::TABLE_BILLING_MODE;
 use crate::observed::LockTableState;
 use crate::plan::TableSettings;
 use crate::spec::Region;
 
-/// DescribeTable answers this for a table that does not exist.
-const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
-/// DescribeContinuousBackups answers this for a table that does not exist.
-const TABLE_NOT_FOUND: &str = "TableNotFoundException";
-/// CreateTable on a name that exists (another run created it first).
-const RESOURCE_IN_USE: &str = "ResourceInUseException";
+// DescribeTable answers ResourceNotFound for a table that does not exist,
+// DescribeContinuousBackups TableNotFound; CreateTable answers ResourceInUse for a name that
+// exists (another run created it first).
 
 pub fn table_arn(region: &Region, account: &str, table: &str) -> String {
     format!(
@@ -70,7 +67,7 @@ pub async fn observe_table(
                 .collect()),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
-                if failure.is(RESOURCE_NOT_FOUND) {
+                if failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND) {
                     Ok(BTreeMap::new())
                 } else {
                     Err(failure
@@ -93,7 +90,9 @@ pub async fn observe_table(
                 .map(|status| *status == PointInTimeRecoveryStatus::Enabled)),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
-                if failure.is(TABLE_NOT_FOUND) || failure.is(RESOURCE_NOT_FOUND) {
+                if failure.is(codes::DYNAMODB_TABLE_NOT_FOUND)
+                    || failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND)
+                {
                     Ok(None)
                 } else {
                     Err(failure.into_error(
@@ -109,7 +108,7 @@ pub async fn observe_table(
             Ok(output) => Ok(output.table),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
-                if failure.is(RESOURCE_NOT_FOUND) {
+                if failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND) {
                     Ok(None)
                 } else {
                     Err(failure.into_error(
@@ -211,7 +210,7 @@ pub async fn create_table(
         }
         Err(error) => {
             let failure = Failure::from_sdk(&error);
-            if !failure.is(RESOURCE_IN_USE) {
+            if !failure.is(codes::DYNAMODB_RESOURCE_IN_USE) {
                 return Err(failure.into_error(doing, identity));
             }
             tracing::debug!(%table, "the table was created meanwhile (by another run)");

@@ -6,7 +6,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-/// S3 error codes for "not configured", which mean absence, not failure.
+/// The AWS error codes statebucket decides on, in one place. S3's "not configured" codes
+/// mean absence, not failure.
 pub mod codes {
     pub const NO_SUCH_BUCKET: &str = "NoSuchBucket";
     pub const SSE_NOT_FOUND: &str = "ServerSideEncryptionConfigurationNotFoundError";
@@ -19,6 +20,14 @@ pub mod codes {
     pub const BUCKET_ALREADY_EXISTS: &str = "BucketAlreadyExists";
     pub const KMS_NOT_FOUND: &str = "NotFoundException";
     pub const KMS_ALREADY_EXISTS: &str = "AlreadyExistsException";
+    pub const IAM_NO_SUCH_ENTITY: &str = "NoSuchEntity";
+    pub const MALFORMED_POLICY: &str = "MalformedPolicy";
+    pub const DYNAMODB_RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+    pub const DYNAMODB_TABLE_NOT_FOUND: &str = "TableNotFoundException";
+    pub const DYNAMODB_RESOURCE_IN_USE: &str = "ResourceInUseException";
+    pub const DYNAMODB_BACKUPS_UNAVAILABLE: &str = "ContinuousBackupsUnavailableException";
+    pub const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
+    pub const EXPIRED_TOKEN: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
 }
 
 /// A failed AWS call: what we were doing, what AWS (or the network) said, what to do.
@@ -52,9 +61,9 @@ impl AwsError {
     pub fn is_eventual_consistency(&self) -> bool {
         match self.code.as_deref() {
             Some(codes::NO_SUCH_BUCKET) => true,
-            Some("MalformedPolicy") => self.cause.contains("Invalid principal"),
+            Some(codes::MALFORMED_POLICY) => self.cause.contains("Invalid principal"),
             // DynamoDB turns point-in-time recovery on only a while after a table is ACTIVE.
-            Some("ContinuousBackupsUnavailableException") => true,
+            Some(codes::DYNAMODB_BACKUPS_UNAVAILABLE) => true,
             _ => false,
         }
     }
@@ -152,8 +161,24 @@ impl Failure {
             })
     }
 
+    /// No usable credentials were found (every provider of the chain failed).
+    pub fn is_credentials(&self) -> bool {
+        self.kind == FailureKind::Credentials
+    }
+
     pub fn is_denied(&self) -> bool {
-        self.status == Some(403) || self.is("AccessDenied") || self.is("AccessDeniedException")
+        self.status == Some(403) || codes::ACCESS_DENIED.iter().any(|code| self.is(code))
+    }
+
+    /// In one line, as doctor reports a probe: the status and code when there are any.
+    pub fn short(&self) -> String {
+        match (self.status, &self.code) {
+            (Some(status), Some(code)) => format!("HTTP {status} {code}"),
+            (Some(403), None) => "HTTP 403 (access denied)".to_owned(),
+            (Some(status), None) => format!("HTTP {status}"),
+            (None, Some(code)) => code.clone(),
+            (None, None) => self.message.clone(),
+        }
     }
 
     /// Turns the failure into an error for the user; `identity` names whose credentials
@@ -170,7 +195,7 @@ impl Failure {
             _ if self.is_denied() => Some(format!(
                 "{identity} is not allowed to do this: grant the permission, or run statebucket as an identity that has it (--profile ADMIN)"
             )),
-            _ if self.is("ExpiredToken") || self.is("ExpiredTokenException") => Some(format!(
+            _ if codes::EXPIRED_TOKEN.iter().any(|code| self.is(code)) => Some(format!(
                 "the session of {identity} has expired: refresh it (e.g. `aws sso login`)"
             )),
             _ => None,

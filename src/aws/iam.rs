@@ -4,12 +4,10 @@
 
 use futures::future::join_all;
 
-use super::errors::{AwsError, Failure};
+use super::errors::{AwsError, Failure, codes};
 use super::{Clients, Lookups};
 use crate::access::PrincipalArns;
 use crate::spec::{AccountId, EnvSpec, IamArn, PrincipalKind, PrincipalRef};
-
-const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
 /// The spec's principals with the ARNs IAM reports. Principals in other accounts cannot be
 /// looked up from here and are kept as written. Every missing principal is named at once.
@@ -92,7 +90,7 @@ pub(super) async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<Iam
                 .unwrap_or_else(|| arn.clone()),
         )),
         Ok(None) => Ok(Some(arn.clone())),
-        Err(failure) if failure.is(NO_SUCH_ENTITY) => Ok(None),
+        Err(failure) if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
         Err(failure) => Err(failure.into_error(doing, identity)),
     }
 }
@@ -128,7 +126,7 @@ pub async fn read_inline_policy(
     match answer {
         // IAM returns policy documents URL-encoded (RFC 3986).
         Ok(document) => Ok(Some(percent_decode(&document))),
-        Err(failure) if failure.is(NO_SUCH_ENTITY) => Ok(None),
+        Err(failure) if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
         Err(failure) => Err(failure.into_error(
             format!("reading inline policy `{name}` of {principal}"),
             identity,

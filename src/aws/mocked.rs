@@ -27,7 +27,7 @@ use crate::spec::{EnvSpec, Region, parse_spec};
 async fn apply_changes(
     clients: &Clients,
     changes: Vec<Change>,
-) -> Result<Option<String>, super::AwsError> {
+) -> Result<super::Applied, super::AwsError> {
     let plan = EnvPlan {
         changes,
         in_sync: Vec::new(),
@@ -80,6 +80,7 @@ fn clients_with(rules: &[&Rule], dynamodb_rules: &[&Rule]) -> Clients {
         ),
         dynamodb,
         identity_source: "profile `terraform`".into(),
+        profile: None,
     }
 }
 

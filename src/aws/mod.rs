@@ -10,6 +10,8 @@ mod lifecycle;
 #[cfg(test)]
 mod mocked;
 mod observe;
+pub mod probe;
+pub mod profiles;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-pub use apply::apply;
+pub use apply::{Applied, apply};
 pub use errors::AwsError;
 pub use iam::verify_principals;
 pub use observe::{CallerIdentity, OnDisk, caller_identity, observe};
@@ -181,6 +183,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Where the credentials came from, for messages ("profile `admin`").
     pub identity_source: String,
+    /// The profile the credentials come from, when one is named.
+    pub profile: Option<ProfileName>,
 }
 
 /// Builds clients from the standard credential chain (environment, profiles, SSO, web
@@ -241,6 +245,7 @@ pub async fn clients(
         iam: aws_sdk_iam::Client::from_conf(iam),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         identity_source,
+        profile: profile.cloned(),
     }
 }
 

@@ -41,10 +41,28 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
         .send()
         .await
         .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                "looking up who the credentials belong to (sts:GetCallerIdentity)",
-                &clients.identity_source,
-            )
+            let failure = Failure::from_sdk(&error);
+            match &clients.profile {
+                // The SDK tries every source before it gives up, and its message lists them
+                // all (the last, IMDS, often reads first in a terminal): say the cause.
+                Some(profile)
+                    if failure.is_credentials()
+                        && !super::profiles::configured().contains(&profile.to_string()) =>
+                {
+                    let [config, credentials] = super::profiles::files();
+                    AwsError::new(
+                        format!("loading the credentials of profile `{profile}`"),
+                        format!("profile `{profile}` is not configured: neither {config} nor {credentials} defines it"),
+                        Some(format!(
+                            "create it (`aws configure --profile {profile}`, or `aws configure sso --profile {profile}`), point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the files that define it, or name another profile (`profile` in the spec, or --profile)"
+                        )),
+                    )
+                }
+                _ => failure.into_error(
+                    "looking up who the credentials belong to (sts:GetCallerIdentity)",
+                    &clients.identity_source,
+                ),
+            }
         })?;
     Ok(CallerIdentity {
         account: output.account().unwrap_or_default().to_owned(),

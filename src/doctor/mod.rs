@@ -116,26 +116,6 @@ impl fmt::Display for CredentialSource {
     }
 }
 
-/// Profile names in an AWS config or credentials file: `[default]`, `[profile NAME]`, `[NAME]`.
-pub fn profile_names(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| {
-            line.trim()
-                .strip_prefix('[')?
-                .strip_suffix(']')
-                .map(str::trim)
-        })
-        .filter(|section| !section.starts_with("sso-session") && !section.starts_with("services"))
-        .map(|section| {
-            section
-                .strip_prefix("profile ")
-                .unwrap_or(section)
-                .trim()
-                .to_owned()
-        })
-        .collect()
-}
-
 /// A `provider "aws"` block that sets credentials the S3 backend will not use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderTrap {
@@ -238,13 +218,6 @@ mod tests {
             CredentialSource::resolve(&without, false, None),
             CredentialSource::DefaultChain
         );
-    }
-
-    #[test]
-    fn profile_sections() {
-        let config =
-            "[default]\nregion = x\n[profile terraform]\n[sso-session corp]\n[ profile admin ]\n";
-        assert_eq!(profile_names(config), vec!["default", "terraform", "admin"]);
     }
 
     #[test]

@@ -3,13 +3,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
-
-use super::{Check, CredentialSource, Status, profile_names, provider_traps};
+use super::{Check, CredentialSource, Status, provider_traps};
+use crate::aws::probe::{self, KmsRefusal, Leftovers, LockEncryption};
 use crate::aws::{self, Clients, RequestLog};
 use crate::desired::{DesiredBucket, DesiredStack};
 use crate::engine::Connection;
@@ -19,9 +15,7 @@ use crate::project::local_state_note;
 use crate::render::{BackendConfig, KmsKeyId, parse_backend_hcl};
 use crate::spec::{EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec};
 
-/// Probe lock objects live under a workspace of their own, so the grants Terraform's
-/// documentation lists for workspaces (`<prefix>/*/<key>.tflock`) cover them and the real
-/// lock is never touched.
+/// Where probe lock objects live: a workspace of their own (see `lock_probe`).
 const PROBE_WORKSPACE_PREFIX: &str = "statebucket-doctor-";
 
 /// Every check for one stack's backend.hcl, as the identity that file makes Terraform use.
@@ -31,6 +25,7 @@ pub async fn diagnose(
     connection: &Connection,
     log: &Arc<RequestLog>,
     terraform_dir: Option<&Path>,
+    leftovers: &Leftovers,
 ) -> Vec<Check> {
     let spec = desired.spec;
     let file = &stack.spec.file;
@@ -135,7 +130,7 @@ pub async fn diagnose(
             live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
         );
     }
-    checks.extend(probes(spec, stack.spec, &config, &clients).await);
+    checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
     checks
 }
 
@@ -229,7 +224,7 @@ fn profile_check(
         )
         .fix("run `statebucket apply` so backend.hcl and the spec agree"),
         None => {
-            let profiles = known_profiles();
+            let profiles = aws::profiles::configured();
             let detail = format!(
                 "backend.hcl has no `profile` line, so the S3 backend uses {source}{}; it never uses the `provider \"aws\"` block's credentials",
                 if profiles.len() > 1 {
@@ -248,22 +243,6 @@ fn profile_check(
             ))
         }
     }
-}
-
-/// Profiles in the shared config and credentials files, as the SDKs find them.
-fn known_profiles() -> Vec<String> {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let config = std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
-    let credentials = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
-        .unwrap_or_else(|_| format!("{home}/.aws/credentials"));
-    let mut names: Vec<String> = [config, credentials]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .flat_map(|text| profile_names(&text))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 fn provider_checks(directory: &Path, config: &BackendConfig) -> Vec<Check> {
@@ -395,29 +374,17 @@ async fn live_policy_check(
         log,
     )
     .await;
-    let policy = match tool
-        .s3
-        .get_bucket_policy()
-        .bucket(spec.bucket.name.as_str())
-        .send()
-        .await
-    {
-        Ok(output) => output.policy().map(str::to_owned),
-        Err(error) => {
-            let code = error.code().map(str::to_owned);
-            if code.as_deref() == Some("NoSuchBucketPolicy") {
-                None
-            } else {
-                return Check::new(
-                    "bucket policy",
-                    Status::Skip,
-                    format!(
-                        "could not read the bucket policy as {}: {}",
-                        tool.identity_source,
-                        aws_smithy_types::error::display::DisplayErrorContext(&error)
-                    ),
-                );
-            }
+    let policy = match probe::bucket_policy(&tool, spec.bucket.name.as_str()).await {
+        Ok(policy) => policy,
+        Err(cause) => {
+            return Check::new(
+                "bucket policy",
+                Status::Skip,
+                format!(
+                    "could not read the bucket policy as {}: {cause}",
+                    tool.identity_source
+                ),
+            );
         }
     };
     let Some(document) = policy
@@ -488,9 +455,9 @@ async fn probes(
     stack: &StackSpec,
     config: &BackendConfig,
     clients: &Clients,
+    leftovers: &Leftovers,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
-    let s3 = &clients.s3;
     let bucket = config
         .string("bucket")
         .unwrap_or(spec.bucket.name.as_str())
@@ -510,87 +477,70 @@ async fn probes(
         format!("{prefix}/")
     };
 
-    match s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(&workspace_root)
-        .max_keys(1)
-        .send()
-        .await
-    {
-        Ok(_) => checks.push(Check::new(
-            "list workspaces",
-            Status::Ok,
-            format!("ListObjectsV2 s3://{bucket}/{workspace_root}"),
-        )),
-        Err(error) => {
+    let listed = format!("ListObjectsV2 s3://{bucket}/{workspace_root}");
+    checks.push(match probe::list(clients, &bucket, &workspace_root).await {
+        Ok(()) => Check::new("list workspaces", Status::Ok, listed),
+        Err(refusal) => {
+            // Terraform ignores a refused listing of the default prefix only.
             let status = if prefix == "env:" {
                 Status::Warn
             } else {
                 Status::Fail
             };
-            checks.push(
-                Check::new(
-                    "list workspaces",
-                    status,
-                    format!(
-                        "ListObjectsV2 s3://{bucket}/{workspace_root}: {}",
-                        short(&error)
-                    ),
-                )
-                .fix(format!("grant s3:ListBucket on {bucket_arn}")),
-            );
+            Check::new("list workspaces", status, format!("{listed}: {refusal}"))
+                .fix(format!("grant s3:ListBucket on {bucket_arn}"))
         }
-    }
+    });
 
-    let exists = match s3.head_object().bucket(&bucket).key(&key).send().await {
-        Ok(head) => {
+    let state = format!("s3://{bucket}/{key}");
+    let exists = match probe::head(clients, &bucket, &key).await {
+        Ok(Some(size)) => {
             checks.push(Check::new(
                 "read state",
                 Status::Ok,
-                format!(
-                    "HeadObject s3://{bucket}/{key}: {} bytes",
-                    head.content_length().unwrap_or_default()
-                ),
+                format!("HeadObject {state}: {size} bytes"),
             ));
             true
         }
-        Err(error)
-            if error
-                .raw_response()
-                .is_some_and(|response| response.status().as_u16() == 404) =>
-        {
+        Ok(None) => {
             checks.push(Check::new(
                 "read state",
                 Status::Ok,
-                format!(
-                    "HeadObject s3://{bucket}/{key}: no state yet (404), as before a first init"
-                ),
+                format!("HeadObject {state}: no state yet (404), as before a first init"),
             ));
             false
         }
-        Err(error) => {
+        Err(refusal) => {
             checks.push(
-                Check::new("read state", Status::Fail, format!("HeadObject s3://{bucket}/{key}: {}", short(&error)))
+                Check::new("read state", Status::Fail, format!("HeadObject {state}: {refusal}"))
                     .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
             );
             false
         }
     };
     if exists {
-        match s3.get_object().bucket(&bucket).key(&key).send().await {
-            Ok(_) => checks.push(Check::new("get state", Status::Ok, format!("GetObject s3://{bucket}/{key}"))),
-            Err(error) => checks.push(
-                Check::new("get state", Status::Fail, format!("GetObject s3://{bucket}/{key}: {}", short(&error)))
-                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
-            ),
-        }
+        checks.push(match probe::get(clients, &bucket, &key).await {
+            Ok(()) => Check::new("get state", Status::Ok, format!("GetObject {state}")),
+            Err(refusal) => Check::new("get state", Status::Fail, format!("GetObject {state}: {refusal}"))
+                .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
+        });
     }
 
     // Only the locks backend.hcl configures are probed: with `dynamodb_table` alone,
     // Terraform never touches a `.tflock` object.
     if config.flag("use_lockfile") {
-        checks.extend(lock_probe(s3, config, &bucket, &key, &workspace_root, &bucket_arn).await);
+        checks.extend(
+            lock_probe(
+                clients,
+                config,
+                &bucket,
+                &key,
+                &workspace_root,
+                &bucket_arn,
+                leftovers,
+            )
+            .await,
+        );
     }
     if let Some(table) = config.string("dynamodb_table") {
         checks.push(lock_table_probe(clients, spec, stack, table, &bucket, &key).await);
@@ -622,94 +572,42 @@ async fn probes(
     checks
 }
 
+/// Takes and releases a lock as Terraform does, on a probe object under a workspace of its
+/// own, so the grants Terraform's documentation lists for workspaces (`<prefix>/*/<key>.tflock`)
+/// cover it and the real lock is never touched.
 async fn lock_probe(
-    s3: &aws_sdk_s3::Client,
+    clients: &Clients,
     config: &BackendConfig,
     bucket: &str,
     key: &str,
     workspace_root: &str,
     bucket_arn: &str,
+    leftovers: &Leftovers,
 ) -> Vec<Check> {
-    // Cleanup first: probe objects an interrupted run (even kill -9) left behind.
-    let leftovers_prefix = format!("{workspace_root}{PROBE_WORKSPACE_PREFIX}");
-    if let Ok(listing) = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&leftovers_prefix)
-        .send()
-        .await
-    {
-        for object in listing.contents() {
-            if let Some(leftover) = object.key().filter(|name| name.ends_with(".tflock")) {
-                let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
-            }
-        }
-    }
-    let nonce = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    let probe_key = format!(
-        "{leftovers_prefix}{}-{nonce}/{key}.tflock",
-        std::process::id()
-    );
+    let encryption = match (config.flag("encrypt"), config.string("kms_key_id")) {
+        (false, _) => LockEncryption::None,
+        (true, None) => LockEncryption::Aes256,
+        (true, Some(key_id)) => LockEncryption::Kms(key_id.to_owned()),
+    };
+    let prefix = format!("{workspace_root}{PROBE_WORKSPACE_PREFIX}");
     let lock_grant =
         format!("{bucket_arn}/{key}.tflock and {bucket_arn}/{workspace_root}*/{key}.tflock");
-
-    let mut request = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&probe_key)
-        .if_none_match("*")
-        .content_type("application/json")
-        .body(ByteStream::from_static(
-            b"{\"Info\":\"statebucket doctor lock probe\"}",
-        ));
-    if config.flag("encrypt") {
-        request = match config.string("kms_key_id") {
-            Some(key_id) => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key_id),
-            None => request.server_side_encryption(ServerSideEncryption::Aes256),
-        };
-    }
-    let write = async {
-        let put = request.send().await;
-        let delete = match &put {
-            Ok(_) => Some(
-                s3.delete_object()
-                    .bucket(bucket)
-                    .key(&probe_key)
-                    .send()
-                    .await,
-            ),
-            Err(_) => None,
-        };
-        (put, delete)
-    };
-    // An interrupt between the write and the delete must not leave the probe behind.
-    let (put, delete) = tokio::select! {
-        outcome = write => outcome,
-        _ = tokio::signal::ctrl_c() => {
-            let _ = s3.delete_object().bucket(bucket).key(&probe_key).send().await;
-            std::process::exit(130);
-        }
-    };
+    let probe = probe::lock(clients, bucket, &prefix, key, &encryption, leftovers).await;
     let mut checks = Vec::new();
-    match put {
-        Ok(_) => checks.push(Check::new("take lock", Status::Ok, format!("conditional PutObject (If-None-Match: *) of a probe lock under s3://{bucket}/{workspace_root}"))),
-        Err(error) => {
+    match &probe.taken {
+        Ok(()) => checks.push(Check::new("take lock", Status::Ok, format!("conditional PutObject (If-None-Match: *) of a probe lock under s3://{bucket}/{workspace_root}"))),
+        Err(refusal) => {
             checks.push(
-                Check::new("take lock", Status::Fail, format!("conditional PutObject of a probe lock: {}", short(&error)))
+                Check::new("take lock", Status::Fail, format!("conditional PutObject of a probe lock: {refusal}"))
                     .fix(format!("grant s3:PutObject on {lock_grant} (and kms:GenerateDataKey on the key when state is encrypted with KMS)")),
             );
             return checks;
         }
     }
-    match delete {
-        Some(Ok(_)) => checks.push(Check::new("release lock", Status::Ok, "DeleteObject of the probe lock; nothing left behind")),
-        Some(Err(error)) => checks.push(
-            Check::new("release lock", Status::Fail, format!("DeleteObject of the probe lock s3://{bucket}/{probe_key}: {}", short(&error)))
+    match &probe.released {
+        Some(Ok(())) => checks.push(Check::new("release lock", Status::Ok, "DeleteObject of the probe lock; nothing left behind")),
+        Some(Err(refusal)) => checks.push(
+            Check::new("release lock", Status::Fail, format!("DeleteObject of the probe lock s3://{bucket}/{}: {refusal}", probe.key))
                 .fix(format!("grant s3:DeleteObject on {lock_grant}: Terraform deletes the lock file to release the lock")),
         ),
         None => {}
@@ -729,27 +627,16 @@ async fn lock_table_probe(
     key: &str,
 ) -> Check {
     let digest = format!("{bucket}/{key}-md5");
-    let read = clients
-        .dynamodb
-        .get_item()
-        .table_name(table)
-        .key(
-            "LockID",
-            aws_sdk_dynamodb::types::AttributeValue::S(digest.clone()),
-        )
-        .consistent_read(true)
-        .send()
-        .await;
-    match read {
-        Ok(_) => Check::new(
+    match probe::lock_table_item(clients, table, &digest).await {
+        Ok(()) => Check::new(
             "lock table",
             Status::Ok,
             format!("GetItem {digest} in DynamoDB table {table} (PutItem/DeleteItem not probed)"),
         ),
-        Err(error) => Check::new(
+        Err(refusal) => Check::new(
             "lock table",
             Status::Fail,
-            format!("GetItem {digest} in DynamoDB table {table}: {}", short(&error)),
+            format!("GetItem {digest} in DynamoDB table {table}: {refusal}"),
         )
         .fix(format!(
             "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity{}` prints the policy), or run `statebucket apply` if the table does not exist",
@@ -760,63 +647,25 @@ async fn lock_table_probe(
 }
 
 async fn kms_probe(clients: &Clients, key_id: &str) -> Check {
-    let generated = clients
-        .kms
-        .generate_data_key()
-        .key_id(key_id)
-        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
-        .send()
-        .await;
-    let blob = match generated {
-        Ok(output) => output.ciphertext_blob().cloned(),
-        Err(error) => {
-            return Check::new(
-                "kms key",
-                Status::Fail,
-                format!("GenerateDataKey with {key_id}: {}", short(&error)),
-            )
-            .fix(format!(
-                "grant kms:GenerateDataKey and kms:Decrypt on {key_id}"
-            ));
-        }
-    };
-    let Some(blob) = blob else {
-        return Check::new(
-            "kms key",
-            Status::Fail,
-            "GenerateDataKey returned no ciphertext",
-        );
-    };
-    match clients.kms.decrypt().ciphertext_blob(blob).send().await {
-        Ok(_) => Check::new(
+    match probe::kms_round_trip(clients, key_id).await {
+        Ok(()) => Check::new(
             "kms key",
             Status::Ok,
             format!("GenerateDataKey and Decrypt with {key_id}"),
         ),
-        Err(error) => Check::new(
+        Err(KmsRefusal::GenerateDataKey(refusal)) => Check::new(
             "kms key",
             Status::Fail,
-            format!("Decrypt with {key_id}: {}", short(&error)),
+            format!("GenerateDataKey with {key_id}: {refusal}"),
+        )
+        .fix(format!(
+            "grant kms:GenerateDataKey and kms:Decrypt on {key_id}"
+        )),
+        Err(KmsRefusal::Decrypt(refusal)) => Check::new(
+            "kms key",
+            Status::Fail,
+            format!("Decrypt with {key_id}: {refusal}"),
         )
         .fix(format!("grant kms:Decrypt on {key_id}")),
-    }
-}
-
-/// An SDK error in one line: the status and code when there are any.
-fn short<E>(
-    error: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let status = error
-        .raw_response()
-        .map(|response| response.status().as_u16());
-    match (status, error.code()) {
-        (Some(status), Some(code)) => format!("HTTP {status} {code}"),
-        (Some(403), None) => "HTTP 403 (access denied)".to_owned(),
-        (Some(status), None) => format!("HTTP {status}"),
-        (None, Some(code)) => code.to_owned(),
-        (None, None) => aws_smithy_types::error::display::DisplayErrorContext(error).to_string(),
     }
 }

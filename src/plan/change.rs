@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::observed::{LifecycleRule, LoggingTarget, PublicAccessBlock, SseRule, Versioning};
 use crate::policy::StatementChange;
@@ -226,6 +226,60 @@ impl Change {
         }
     }
 
+    /// The values the change moves between: what is there now (`null` for what does not
+    /// exist yet) and what will be. Every change has both, in JSON too.
+    pub fn from_to(&self) -> (Value, Value) {
+        match self {
+            Change::CreateBucket {
+                bucket,
+                region,
+                tags,
+            } => (
+                Value::Null,
+                json!({"bucket": bucket, "region": region, "tags": tags}),
+            ),
+            Change::CreateKmsKey {
+                alias,
+                description,
+                tags,
+                ..
+            } => (
+                Value::Null,
+                json!({"alias": alias, "description": description, "tags": tags, "rotation": true}),
+            ),
+            Change::EnableKeyRotation { .. } => (json!(false), json!(true)),
+            Change::AliasKmsKey { key_arn, .. } => (Value::Null, json!(key_arn)),
+            Change::EnableVersioning { from } => (value(from), value(&Versioning::Enabled)),
+            Change::SetEncryption { from, to } => (value(from), value(to)),
+            Change::BlockPublicAccess { from } => (value(from), value(&PublicAccessBlock::ALL)),
+            Change::EnforceBucketOwner { from } => {
+                (value(from), json!(crate::desired::OBJECT_OWNERSHIP))
+            }
+            Change::PutPolicy { from, to, .. }
+            | Change::PutKeyPolicy { from, to, .. }
+            | Change::GrantLogDelivery { from, to, .. }
+            | Change::PutIdentityPolicy { from, to, .. } => (value(from), value(to)),
+            Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {
+                (value(from), value(to))
+            }
+            Change::SetLifecycle { from, to, .. } => (value(from), value(to)),
+            Change::EnableLogging { from, to } => (value(from), value(to)),
+            Change::CreateLockTable { table, tags } => (
+                Value::Null,
+                json!({
+                    "table": table,
+                    "hash_key": "LockID (S)",
+                    "billing_mode": crate::desired::TABLE_BILLING_MODE,
+                    "deletion_protection": true,
+                    "tags": tags,
+                }),
+            ),
+            Change::UpdateLockTable { from, to, .. } => (value(from), value(to)),
+            Change::EnablePointInTimeRecovery { from, .. } => (value(from), json!(true)),
+            Change::WriteBackendFile { from, to, .. } => (value(from), value(to)),
+        }
+    }
+
     /// Whether the change creates something that did not exist.
     pub fn creates(&self) -> bool {
         match self {
@@ -261,4 +315,8 @@ impl fmt::Display for TableSettings {
             }
         )
     }
+}
+
+fn value<T: Serialize + ?Sized>(value: &T) -> Value {
+    serde_json::to_value(value).expect("plan values are plain data")
 }

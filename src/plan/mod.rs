@@ -182,11 +182,6 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
     lock_table::plan(&mut planner, desired, observed)?;
     identity_policy::plan(&mut planner, desired, observed)?;
     backend_file::plan(&mut planner, desired, observed, &key);
-    if let Some(endpoint) = desired.plain_http() {
-        planner.note(format!(
-            "endpoint {endpoint} is plain HTTP, so the bucket policy leaves out the TLS-only deny (no client could satisfy it)"
-        ));
-    }
     Ok(EnvPlan {
         changes: planner.changes,
         in_sync: planner.in_sync,

@@ -72,7 +72,7 @@ fn a_policy_that_locks_out_terraform_is_refused_unless_allowed() {
     assert!(error["hint"].as_str().unwrap().contains("--allow-lockout"));
     assert_eq!(refused.json()["requests"]["writes"], 0);
 
-    let allowed = project.statebucket(&["--allow-lockout", "apply", "--auto-approve"]);
+    let allowed = project.statebucket(&["apply", "--allow-lockout", "--auto-approve"]);
     allowed.expect_code(0);
     block_on(async {
         let policy = project

@@ -57,7 +57,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
 
     // Bootstrapped by an admin; the policy names only the role.
     project
-        .statebucket(&["--profile", "admin", "apply", "--auto-approve"])
+        .statebucket(&["apply", "--profile", "admin", "--auto-approve"])
         .expect_code(0);
     // The hand-written backend.hcl of the post-mortem: no `profile` line.
     let generated = project.read("environments/dev/backend.hcl");
@@ -83,9 +83,9 @@ fn the_403_incident_is_diagnosed_and_fixed() {
     assert!(output.contains("403"), "{output}");
 
     let doctor = project.statebucket(&[
+        "doctor",
         "--profile",
         "admin",
-        "doctor",
         "--terraform-dir",
         workdir.path().to_str().unwrap(),
     ]);
@@ -117,7 +117,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
     );
     project.spec("dev", &fixed);
     project
-        .statebucket(&["--profile", "admin", "apply", "--auto-approve"])
+        .statebucket(&["apply", "--profile", "admin", "--auto-approve"])
         .expect_code(0);
     assert!(
         project
@@ -135,7 +135,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
     let apply = project.terraform("apply", workdir.path(), None);
     apply.expect_code(0);
 
-    let healthy = project.statebucket(&["--profile", "admin", "doctor"]);
+    let healthy = project.statebucket(&["doctor", "--profile", "admin"]);
     healthy.expect_code(0);
     assert!(
         healthy.stdout.contains("Doctor: every check passed."),

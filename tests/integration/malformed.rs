@@ -67,7 +67,7 @@ fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
                 ));
             }
         }
-        let plan = statebucket(&["--endpoint-url", &endpoint, "plan", &relative]);
+        let plan = statebucket(&["plan", "--endpoint-url", &endpoint, &relative]);
         assert_eq!(plan.code, 1, "{relative}");
         assert_eq!(
             plan.stderr, validate.stderr,

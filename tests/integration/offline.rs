@@ -78,8 +78,16 @@ fn the_shipped_examples_are_valid_and_render_byte_identically() {
     );
     assert_eq!(project.read("environments/dev/backend.hcl"), dev);
     assert_eq!(project.read("environments/prod/backend.hcl"), prod);
+    // Several files are headed and kept apart; one prints as it is (to pipe into a file).
     let stdout = project.statebucket(&["render", "--stdout"]);
-    assert_eq!(stdout.stdout, format!("{dev}{prod}"));
+    assert_eq!(
+        stdout.stdout,
+        format!(
+            "==> environments/dev/backend.hcl <==\n{dev}\n==> environments/prod/backend.hcl <==\n{prod}"
+        )
+    );
+    let one = project.statebucket(&["render", "--stdout", "dev"]);
+    assert_eq!(one.stdout, dev);
     assert!(dev.contains("profile             = \"terraform\"\n"));
     assert!(prod.contains("kms_key_id          = \"alias/terraform-state-prod\"\n"));
     assert!(!dev.contains("access_key") && !dev.contains("secret"));
@@ -135,11 +143,14 @@ fn two_spec_files_naming_one_bucket_are_refused_before_any_request() {
         "b",
         &spec.replace("app/terraform.tfstate", "other/terraform.tfstate"),
     );
-    for command in ["validate", "plan", "apply"] {
-        let run = project.statebucket(
-            &["--endpoint-url", &endpoint, command, "--auto-approve"]
-                [..if command == "apply" { 4 } else { 3 }],
-        );
+    let commands: [&[&str]; 3] = [
+        &["validate"],
+        &["plan", "--endpoint-url", &endpoint],
+        &["apply", "--endpoint-url", &endpoint, "--auto-approve"],
+    ];
+    for arguments in commands {
+        let command = arguments[0];
+        let run = project.statebucket(arguments);
         run.expect_code(1);
         assert!(
             run.stderr.contains("environments/b.yaml:5:9: error: environments/a.yaml and environments/b.yaml both manage bucket `shared-bucket`; each would rewrite the other's grants"),

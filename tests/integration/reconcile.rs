@@ -519,9 +519,9 @@ fn the_bootstrap_identity_never_reaches_backend_hcl() {
     let bucket = unique("bootstrap");
     project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
     let run = project.statebucket(&[
+        "apply",
         "--profile",
         "admin",
-        "apply",
         "--auto-approve",
         "--output",
         "json",

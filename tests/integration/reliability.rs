@@ -69,7 +69,7 @@ fn apply_converges_through_20_percent_injected_faults_without_duplicate_keys() {
     project.spec("dev", &kms_spec(&bucket));
     let mut attempts = Vec::new();
     let converged = (0..6).any(|_| {
-        let run = project.statebucket(&["--request-timeout", "1", "apply", "--auto-approve"]);
+        let run = project.statebucket(&["apply", "--request-timeout", "1", "--auto-approve"]);
         if run.code != 0 {
             assert_eq!(run.code, 1, "{}", run.stderr);
             assert!(

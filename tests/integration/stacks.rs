@@ -319,9 +319,9 @@ fn with_identity_policies_a_writer_reaches_only_its_stack_and_a_reader_plans_but
     let bucket = unique("enforced");
     project.spec("central", &ENFORCED.replace("BUCKET", &bucket));
     let applied = project.statebucket(&[
+        "apply",
         "--profile",
         "admin",
-        "apply",
         "--auto-approve",
         "--output",
         "json",
@@ -397,7 +397,7 @@ fn with_identity_policies_a_writer_reaches_only_its_stack_and_a_reader_plans_but
     );
 
     // statebucket's own doctor sees the same from each stack's file.
-    let doctor = project.statebucket(&["--profile", "admin", "doctor"]);
+    let doctor = project.statebucket(&["doctor", "--profile", "admin"]);
     doctor.expect_code(0);
     assert!(
         doctor

@@ -1,0 +1,252 @@
+//! What `doctor` asks AWS, as the identity a backend.hcl makes Terraform use: the calls
+//! Terraform's S3 backend makes, each answered with what happened in one line. The checks
+//! built from the answers are `doctor`'s.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use super::Clients;
+use super::errors::{Failure, codes};
+
+/// A call that failed, in one line: `HTTP 403 AccessDenied`, `HTTP 404`, or the cause.
+pub type Refusal = String;
+
+fn refusal<E>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Refusal
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    Failure::from_sdk(error).short()
+}
+
+/// ListObjectsV2 of `prefix`, as Terraform lists workspaces.
+pub async fn list(clients: &Clients, bucket: &str, prefix: &str) -> Result<(), Refusal> {
+    clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .max_keys(1)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| refusal(&error))
+}
+
+/// HeadObject: the object's size, or `None` when it does not exist (404; with
+/// `s3:ListBucket`, S3 tells a missing object from a forbidden one).
+pub async fn head(clients: &Clients, bucket: &str, key: &str) -> Result<Option<i64>, Refusal> {
+    match clients
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(head) => Ok(Some(head.content_length().unwrap_or_default())),
+        Err(error) if Failure::from_sdk(&error).status == Some(404) => Ok(None),
+        Err(error) => Err(refusal(&error)),
+    }
+}
+
+pub async fn get(clients: &Clients, bucket: &str, key: &str) -> Result<(), Refusal> {
+    clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| refusal(&error))
+}
+
+/// The bucket's policy (`None` when it has none).
+pub async fn bucket_policy(clients: &Clients, bucket: &str) -> Result<Option<String>, Refusal> {
+    match clients.s3.get_bucket_policy().bucket(bucket).send().await {
+        Ok(output) => Ok(output.policy().map(str::to_owned)),
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            if failure.is(codes::NO_BUCKET_POLICY) {
+                Ok(None)
+            } else {
+                Err(failure.message)
+            }
+        }
+    }
+}
+
+/// How the probe lock is encrypted: as Terraform's lock file is, with the backend's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockEncryption {
+    None,
+    Aes256,
+    Kms(String),
+}
+
+/// Probe lock objects that exist right now, so that an interrupt can remove them: a probe
+/// must never be left behind.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers {
+    objects: Arc<Mutex<Vec<(aws_sdk_s3::Client, String, String)>>>,
+}
+
+impl Leftovers {
+    fn hold(&self, clients: &Clients, bucket: &str, key: &str) {
+        self.objects.lock().expect("leftovers lock").push((
+            clients.s3.clone(),
+            bucket.to_owned(),
+            key.to_owned(),
+        ));
+    }
+
+    fn release(&self, bucket: &str, key: &str) {
+        self.objects
+            .lock()
+            .expect("leftovers lock")
+            .retain(|(_, held_bucket, held_key)| held_bucket != bucket || held_key != key);
+    }
+
+    /// Deletes every probe object still held (on Ctrl-C).
+    pub async fn remove_all(&self) {
+        let held = std::mem::take(&mut *self.objects.lock().expect("leftovers lock"));
+        for (s3, bucket, key) in held {
+            let _ = s3.delete_object().bucket(&bucket).key(&key).send().await;
+        }
+    }
+}
+
+/// The outcome of taking and releasing a probe lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockProbe {
+    pub key: String,
+    pub taken: Result<(), Refusal>,
+    /// `None` when the lock was not taken.
+    pub released: Option<Result<(), Refusal>>,
+}
+
+/// Takes a lock the way Terraform does (a conditional PutObject, `If-None-Match: *`, with
+/// the state's encryption) on a probe object under `prefix`, and releases it (DeleteObject).
+/// Probes an interrupted run left under `prefix` are removed first.
+pub async fn lock(
+    clients: &Clients,
+    bucket: &str,
+    prefix: &str,
+    key: &str,
+    encryption: &LockEncryption,
+    leftovers: &Leftovers,
+) -> LockProbe {
+    let s3 = &clients.s3;
+    if let Ok(listing) = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+    {
+        for object in listing.contents() {
+            if let Some(leftover) = object.key().filter(|name| name.ends_with(".tflock")) {
+                let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
+            }
+        }
+    }
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let probe_key = format!("{prefix}{}-{nonce}/{key}.tflock", std::process::id());
+    let mut request = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&probe_key)
+        .if_none_match("*")
+        .content_type("application/json")
+        .body(ByteStream::from_static(
+            b"{\"Info\":\"statebucket doctor lock probe\"}",
+        ));
+    request = match encryption {
+        LockEncryption::None => request,
+        LockEncryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
+        LockEncryption::Kms(key_id) => request
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(key_id),
+    };
+    leftovers.hold(clients, bucket, &probe_key);
+    let taken = request
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| refusal(&error));
+    let released = match &taken {
+        Ok(()) => Some(
+            s3.delete_object()
+                .bucket(bucket)
+                .key(&probe_key)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| refusal(&error)),
+        ),
+        Err(_) => None,
+    };
+    if released.as_ref().is_none_or(Result::is_ok) {
+        leftovers.release(bucket, &probe_key);
+    }
+    LockProbe {
+        key: probe_key,
+        taken,
+        released,
+    }
+}
+
+/// GetItem of `lock_id` in the lock table, as Terraform reads the state digest.
+pub async fn lock_table_item(clients: &Clients, table: &str, lock_id: &str) -> Result<(), Refusal> {
+    clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key(
+            "LockID",
+            aws_sdk_dynamodb::types::AttributeValue::S(lock_id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| Failure::from_sdk(&error).short())
+}
+
+/// Which step of the KMS round trip failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsRefusal {
+    GenerateDataKey(Refusal),
+    Decrypt(Refusal),
+}
+
+/// GenerateDataKey then Decrypt with the key: what S3 does to write and read SSE-KMS state.
+pub async fn kms_round_trip(clients: &Clients, key_id: &str) -> Result<(), KmsRefusal> {
+    let generated = clients
+        .kms
+        .generate_data_key()
+        .key_id(key_id)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .send()
+        .await
+        .map_err(|error| KmsRefusal::GenerateDataKey(Failure::from_sdk(&error).short()))?;
+    let blob = generated.ciphertext_blob().cloned().ok_or_else(|| {
+        KmsRefusal::GenerateDataKey("GenerateDataKey returned no ciphertext".to_owned())
+    })?;
+    clients
+        .kms
+        .decrypt()
+        .ciphertext_blob(blob)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| KmsRefusal::Decrypt(Failure::from_sdk(&error).short()))
+}

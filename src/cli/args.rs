@@ -1,0 +1,227 @@
+//! The command line, as clap parses it. Each command offers only the options it uses:
+//! `validate` reaches nothing, `render` and `policy` only the endpoint (it is written into
+//! backend.hcl, and a plain-HTTP endpoint leaves out the TLS-only deny), the online commands
+//! the identity, timeouts and concurrency. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  statebucket validate                         check every environments/*.yaml, offline
+  statebucket plan dev                         show what apply would change in environments/dev.yaml
+  statebucket apply --auto-approve             bootstrap or repair every environment
+  statebucket check --output json              CI drift check: exit 0 in sync, 2 drift, 1 error
+  statebucket render                           write every stack's backend.hcl, offline
+  statebucket policy prod                      print the bucket policy for environments/prod.yaml
+  statebucket policy prod --identity --stack network --reader
+                                               the IAM policy of stack network's read-only tier
+  statebucket apply prod --profile admin       bootstrap as `admin`; backend.hcl keeps the spec's profile
+  statebucket apply --endpoint-url http://127.0.0.1:5000 --auto-approve
+                                               run against a local S3 (moto, MinIO)
+
+Exit codes: 0 success / in sync, 1 error, 2 changes present (plan --detailed-exitcode, check),
+64 usage error (the command line itself), 130 interrupted.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "statebucket",
+    version,
+    about = "Bootstrap and guard the S3 bucket behind Terraform/OpenTofu remote state",
+    long_about = "Bootstrap and guard the S3 bucket behind Terraform/OpenTofu remote state.\n\n\
+Each environments/<env>.yaml describes one state bucket: its region, encryption, the stacks \
+whose state it holds, the users and roles Terraform runs as, and the backend.hcl files to \
+write. statebucket creates what is missing, repairs drift, and never deletes, suspends or \
+loosens anything.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Run as if started in DIR (the project root holding environments/).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Output format for results on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// More detail on stderr (-v: statebucket's steps, -vv: AWS SDK requests).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors and warnings on stderr (a warning that changes what you must do is
+    /// always shown).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Never draw progress bars (they are hidden anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Which spec files to work on.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Spec files or environment names (default: every environments/*.yaml).
+    pub specs: Vec<String>,
+}
+
+/// The endpoint, for commands whose output depends on it.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Send every AWS request to URL (S3-compatible store or local test server); also
+    /// written into backend.hcl. Default: AWS_ENDPOINT_URL, then the spec's `endpoint`.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+/// How the online commands reach AWS.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+
+    /// Run statebucket itself as this AWS profile (e.g. an admin). Never changes the
+    /// `profile` written into backend.hcl, which is the spec's.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// How many environments to work on at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Seconds one attempt of an AWS request may take before it is retried (the SDK's
+    /// standard retry mode, 5 attempts).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout: u64,
+}
+
+/// The lockout override of the commands that may write a policy.
+#[derive(Debug, Args)]
+pub struct LockoutArgs {
+    /// Write a bucket or key policy even if it denies statebucket's own identity or the
+    /// identity Terraform runs as (refused otherwise, with the statements that deny).
+    #[arg(long)]
+    pub allow_lockout: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check spec files and policy templates offline; every problem with file:line:column.
+    Validate {
+        #[command(flatten)]
+        specs: SpecArgs,
+    },
+    /// Write every stack's backend.hcl offline (only when its content changes).
+    Render {
+        #[command(flatten)]
+        specs: SpecArgs,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+        /// Print to stdout instead of writing files.
+        #[arg(long)]
+        stdout: bool,
+    },
+    /// Print the bucket policy statebucket would attach for one environment, offline.
+    Policy {
+        /// Environment name or spec file.
+        env: String,
+        /// Print instead the least-privilege IAM policy a writer (or with --reader, a reader)
+        /// of one stack needs; `access.attach_identity_policy` attaches to each principal the
+        /// union of what its grants need.
+        #[arg(long)]
+        identity: bool,
+        /// The stack whose identity policy to print (needed when the spec has `stacks:`).
+        #[arg(long, value_name = "NAME", requires = "identity")]
+        stack: Option<String>,
+        /// The read-only tier's identity policy: read state, take and release the lock.
+        #[arg(long, requires = "identity")]
+        reader: bool,
+        #[command(flatten)]
+        endpoint: EndpointArgs,
+    },
+    /// Show what apply would change. Read-only.
+    Plan {
+        #[command(flatten)]
+        specs: SpecArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        #[command(flatten)]
+        lockout: LockoutArgs,
+        /// Exit 0 when in sync, 2 when there are changes, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Show the plan, ask, then create and repair what differs; verify afterwards.
+    Apply {
+        #[command(flatten)]
+        specs: SpecArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        #[command(flatten)]
+        lockout: LockoutArgs,
+        /// Apply without asking. Required when stdin is not a terminal.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// For CI: never writes. Exit 0 in sync, 2 drift, 1 error.
+    Check {
+        #[command(flatten)]
+        specs: SpecArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Will `terraform init -backend-config=<backend.hcl>` work for me, here, now? For every
+    /// stack, resolves the identity the backend will use, checks it against the bucket
+    /// policy, and probes what Terraform does (list, read, lock, release, KMS). Exit 0 all
+    /// ok, 1 otherwise.
+    Doctor {
+        #[command(flatten)]
+        specs: SpecArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+        /// The Terraform directory, to look for `provider "aws"` credentials the backend
+        /// would ignore.
+        #[arg(long, value_name = "DIR")]
+        terraform_dir: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Validate { .. } => "validate",
+            Command::Render { .. } => "render",
+            Command::Policy { .. } => "policy",
+            Command::Plan { .. } => "plan",
+            Command::Apply { .. } => "apply",
+            Command::Check { .. } => "check",
+            Command::Doctor { .. } => "doctor",
+        }
+    }
+}
+
+/// Options that go after the command since they became per-command: named in the hint of a
+/// usage error when one is given before it.
+pub const COMMAND_OPTIONS: &[&str] = &[
+    "--endpoint-url",
+    "--profile",
+    "--concurrency",
+    "--request-timeout",
+    "--allow-lockout",
+];

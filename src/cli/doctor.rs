@@ -1,0 +1,131 @@
+//! `statebucket doctor`: every stack's backend.hcl checked as the identity it makes
+//! Terraform use, stacks of all environments at once.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+
+use super::args::AwsArgs;
+use super::{Context, Outcome, json};
+use crate::aws::RequestLog;
+use crate::aws::probe::Leftovers;
+use crate::desired::{DesiredBucket, DesiredStack};
+use crate::doctor::{Check, Status, diagnose};
+use crate::error::Error;
+use crate::spec::Layout;
+
+pub fn run(
+    context: &Context<'_>,
+    specs: &[String],
+    aws: &AwsArgs,
+    terraform_dir: Option<&std::path::Path>,
+) -> Result<Outcome, Error> {
+    let environments = super::load(specs)?;
+    let connection = super::connection(aws)?;
+    let desired: Vec<DesiredBucket<'_>> = environments
+        .iter()
+        .map(|environment| {
+            environment
+                .offline_desired(connection.endpoint(&environment.spec).as_ref())
+                .map_err(Error::Spec)
+        })
+        .collect::<Result<_, _>>()?;
+    let stacks: Vec<(&DesiredBucket<'_>, &DesiredStack<'_>)> = desired
+        .iter()
+        .flat_map(|bucket| bucket.stacks.iter().map(move |stack| (bucket, stack)))
+        .collect();
+    let log = Arc::new(RequestLog::default());
+    let reporter = context.printer.reporter();
+    let leftovers = Leftovers::default();
+    let reports = super::interruptible(
+        async {
+            Ok(stream::iter(&stacks)
+                .map(|(bucket, stack)| {
+                    let (connection, log, leftovers, reporter) =
+                        (&connection, &log, &leftovers, &reporter);
+                    async move {
+                        let progress = reporter.task(&name(bucket, stack));
+                        progress.step("checking");
+                        let checks =
+                            diagnose(bucket, stack, connection, log, terraform_dir, leftovers)
+                                .await;
+                        progress.finish();
+                        checks
+                    }
+                })
+                .buffered(usize::from(aws.concurrency))
+                .collect::<Vec<Vec<Check>>>()
+                .await)
+        },
+        // Interrupted: no probe lock is left behind.
+        leftovers.remove_all(),
+    )?;
+    let failed = reports
+        .iter()
+        .flatten()
+        .filter(|check| check.status == Status::Fail)
+        .count();
+    if context.json() {
+        let environments = stacks
+            .iter()
+            .zip(&reports)
+            .map(|((bucket, stack), checks)| json::DoctorReport {
+                name: bucket.spec.name.as_str(),
+                stack: stack.spec.name.as_str(),
+                spec: &bucket.spec.source,
+                backend_file: &stack.spec.file,
+                ok: !checks.iter().any(|check| check.status == Status::Fail),
+                checks,
+            })
+            .collect();
+        context.printer.data(&json::document(
+            "doctor",
+            json::Diagnosed {
+                environments,
+                failed,
+            },
+        ));
+    } else {
+        for ((bucket, stack), checks) in stacks.iter().zip(&reports) {
+            let mut text = format!(
+                "doctor {} ({}), backend {}\n",
+                name(bucket, stack),
+                bucket.spec.source,
+                stack.spec.file
+            );
+            for check in checks {
+                text.push_str(&format!(
+                    "  {:<5} {:<17} {}\n",
+                    check.status.to_string(),
+                    check.check,
+                    check.detail
+                ));
+                if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
+                    text.push_str(&format!("  {:<5} {:<17} fix: {fix}\n", "", ""));
+                }
+            }
+            context.printer.data(&format!("{text}\n"));
+        }
+        context.printer.data(&if failed == 0 {
+            "Doctor: every check passed.\n".to_owned()
+        } else {
+            format!(
+                "Doctor: {} failed.\n",
+                super::plural(failed as u64, "check")
+            )
+        });
+    }
+    Ok(if failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// `dev` for the `backend:` layout, `dev stack network` for a spec with stacks.
+fn name(bucket: &DesiredBucket<'_>, stack: &DesiredStack<'_>) -> String {
+    match bucket.spec.layout {
+        Layout::Backend => bucket.spec.name.to_string(),
+        Layout::Stacks => format!("{} stack {}", bucket.spec.name, stack.spec.name),
+    }
+}

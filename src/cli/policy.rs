@@ -1,0 +1,107 @@
+//! `statebucket policy`: the bucket policy statebucket would attach, or one tier's identity
+//! policy, offline.
+
+use super::args::EndpointArgs;
+use super::{Context, Outcome, json};
+use crate::access::Tier;
+use crate::engine::Connection;
+use crate::error::Error;
+use crate::policy;
+use crate::spec::{Encryption, Layout, PrincipalRef};
+
+pub fn run(
+    context: &Context<'_>,
+    env: &str,
+    endpoint: &EndpointArgs,
+    identity: bool,
+    stack: Option<&str>,
+    reader: bool,
+) -> Result<Outcome, Error> {
+    let environments = super::load(&[env.to_owned()])?;
+    let environment = &environments[0];
+    let spec = &environment.spec;
+    if spec.account_id.is_none() {
+        let needs_account = if identity {
+            matches!(&spec.bucket.encryption, Encryption::Kms(key) if !key.reference().starts_with("arn:"))
+                || !spec.lock_tables().is_empty()
+        } else {
+            spec.all_principals()
+                .iter()
+                .any(|principal| matches!(principal, PrincipalRef::Name { .. }))
+        };
+        if needs_account {
+            return Err(Error::Usage {
+                message: format!(
+                    "{} has no `account_id`, so the ARNs this policy needs are only known online",
+                    spec.source
+                ),
+                hint: Some("set `account_id` in the spec, or use full ARNs; `statebucket plan` uses the live account".into()),
+            });
+        }
+    }
+    let (document, stack_name, tier) = if identity {
+        let chosen = match (stack, spec.layout, spec.stacks.as_slice()) {
+            (Some(name), _, _) => spec.stack(name),
+            (None, Layout::Backend, [only]) => Some(only),
+            (None, _, _) => None,
+        };
+        let Some(chosen) = chosen else {
+            let names: Vec<&str> = spec
+                .stacks
+                .iter()
+                .map(|stack| stack.name.as_str())
+                .collect();
+            let message = match stack {
+                Some(name) => format!("{} has no stack `{name}`", spec.source),
+                None => format!(
+                    "{} has several stacks; each tier of each has its own identity policy",
+                    spec.source
+                ),
+            };
+            return Err(Error::Usage {
+                message,
+                hint: Some(format!(
+                    "name one with --stack ({}), and add --reader for the read-only tier",
+                    names.join(", ")
+                )),
+            });
+        };
+        let tier = if reader { Tier::Reader } else { Tier::Writer };
+        let document =
+            policy::tier_identity_policy(spec, &environment.offline_account(), chosen, tier);
+        let tier_name = match tier {
+            Tier::Writer => "writer",
+            Tier::Reader => "reader",
+        };
+        (document, Some(chosen.name.to_string()), Some(tier_name))
+    } else {
+        let (endpoint_flag, endpoint_env) = super::endpoints(endpoint)?;
+        let connection = Connection {
+            attempt_timeout: std::time::Duration::ZERO,
+            endpoint_flag,
+            endpoint_env,
+            profile_flag: None,
+        };
+        let desired = environment
+            .offline_desired(connection.endpoint(spec).as_ref())
+            .map_err(Error::Spec)?;
+        (policy::merge(None, &desired.policy), None, None)
+    };
+    if context.json() {
+        let value: serde_json::Value =
+            serde_json::from_str(&document.to_json()).expect("a policy is JSON");
+        context.printer.data(&json::document(
+            "policy",
+            json::PolicyPrinted {
+                environment: spec.name.to_string(),
+                kind: if identity { "identity" } else { "bucket" },
+                stack: stack_name,
+                tier,
+                policy: value,
+            },
+        ));
+    } else {
+        context.printer.data(&format!("{}\n", document.to_json()));
+    }
+    Ok(Outcome::Success)
+}

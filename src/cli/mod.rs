@@ -79,32 +79,35 @@ fn usage_error(error: &clap::Error, arguments: &[OsString]) -> u8 {
     ) {
         return exit::OK;
     }
-    if let Some(option) = misplaced_option(arguments) {
+    if let Some((option, command)) = misplaced_option(arguments) {
         Printer::new(Verbosity::Normal, true).info(&format!(
-            "  hint: {option} belongs to the command now: put it after it, e.g. `statebucket plan {option} …`"
+            "  hint: {option} belongs to the command now: put it after it, e.g. `statebucket {} {option} …`",
+            command.unwrap_or("plan")
         ));
     }
     exit::USAGE
 }
 
-/// An option of the online commands given before the command name (where it used to go).
-fn misplaced_option(arguments: &[OsString]) -> Option<&'static str> {
+/// An option of the online commands given before the command name (where it used to go),
+/// and the command given after it, if any.
+fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'static str>)> {
     let commands = [
         "validate", "render", "policy", "plan", "apply", "check", "doctor",
     ];
+    let mut misplaced = None;
     for argument in arguments.iter().skip(1) {
         let argument = argument.to_string_lossy();
-        if commands.contains(&argument.as_ref()) {
-            return None;
+        if let Some(command) = commands.iter().find(|command| **command == argument) {
+            return misplaced.map(|option| (option, Some(*command)));
         }
-        if let Some(option) = args::COMMAND_OPTIONS
-            .iter()
-            .find(|option| argument == **option || argument.starts_with(&format!("{option}=")))
-        {
-            return Some(option);
+        if misplaced.is_none() {
+            misplaced = args::COMMAND_OPTIONS
+                .iter()
+                .copied()
+                .find(|option| argument == *option || argument.starts_with(&format!("{option}=")));
         }
     }
-    None
+    misplaced.map(|option| (option, None))
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -332,11 +335,15 @@ mod tests {
             |line: &str| -> Vec<OsString> { line.split(' ').map(OsString::from).collect() };
         assert_eq!(
             misplaced_option(&arguments("statebucket --profile admin apply")),
-            Some("--profile")
+            Some(("--profile", Some("apply")))
         );
         assert_eq!(
             misplaced_option(&arguments("statebucket --endpoint-url=http://x plan")),
-            Some("--endpoint-url")
+            Some(("--endpoint-url", Some("plan")))
+        );
+        assert_eq!(
+            misplaced_option(&arguments("statebucket --profile admin")),
+            Some(("--profile", None))
         );
         assert_eq!(
             misplaced_option(&arguments("statebucket apply --profile admin")),

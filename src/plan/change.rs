@@ -287,6 +287,8 @@ impl Change {
             | Change::CreateKmsKey { .. }
             | Change::CreateLockTable { .. } => true,
             Change::WriteBackendFile { from, .. } => from.is_none(),
+            // `None`: the table is created by the same plan; its backups come with it.
+            Change::EnablePointInTimeRecovery { from, .. } => from.is_none(),
             Change::PutPolicy { from, .. } | Change::PutIdentityPolicy { from, .. } => {
                 from.is_none()
             }

@@ -3,12 +3,14 @@
 
 mod access;
 mod bench_smoke;
+mod contract;
 mod hygiene;
 mod incident;
 mod malformed;
 mod offline;
 mod reconcile;
 mod reliability;
+mod snapshots;
 mod stacks;
 mod support;
 mod terraform;

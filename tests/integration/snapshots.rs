@@ -1,0 +1,168 @@
+//! What every command prints, text and JSON, as snapshots reviewed like code
+//! (tests/integration/snapshots/). Values that change from run to run (ports, unique bucket
+//! names, key ids, temporary paths, role session names) are replaced by placeholders.
+//!
+//! After an intended change of output: `INSTA_UPDATE=always cargo test --test integration
+//! snapshots`, then review `git diff tests/integration/snapshots/`.
+
+use crate::support::{ACCOUNT, Moto, Project, Run, block_on, create_principals, unique};
+
+fn filters(project: &Project, bucket: &str) -> Vec<(String, &'static str)> {
+    vec![
+        (
+            regex_escape(&project.dir.path().display().to_string()),
+            "[project]",
+        ),
+        (regex_escape(bucket), "[bucket]"),
+        (r"127\.0\.0\.1:\d+".to_owned(), "127.0.0.1:[port]"),
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".to_owned(),
+            "[uuid]",
+        ),
+        (r"alias/snapshots-key-\d+-\d+".to_owned(), "alias/[key]"),
+        (r"assume-role-from-profile-\d+".to_owned(), "[session]"),
+        (
+            r"statebucket-doctor-\d+-\d+".to_owned(),
+            "statebucket-doctor-[probe]",
+        ),
+    ]
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The run as uv's snapshots show one: exit code, stdout, stderr.
+fn shown(run: &Run) -> String {
+    format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        run.code, run.stdout, run.stderr
+    )
+}
+
+macro_rules! snapshot {
+    ($filters:expr, $name:expr, $run:expr) => {{
+        let mut settings = insta::Settings::clone_current();
+        for (pattern, replacement) in $filters.iter() {
+            settings.add_filter(pattern, *replacement);
+        }
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| insta::assert_snapshot!($name, shown(&$run)));
+    }};
+}
+
+const SPEC: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket:
+  name: BUCKET
+  encryption: { kms_key: ALIAS, create_key: true }
+  tags: { team: platform }
+access:
+  users: [terraform-access]
+  readers: { roles: [terraform-access-role] }
+stacks:
+  network: { key: network/terraform.tfstate, lock: both }
+  app: { key: app/terraform.tfstate }
+";
+
+#[test]
+fn every_command_text_and_json() {
+    // A moto of its own: request counts depend on what else the account holds (the search
+    // for a key an interrupted run left lists every key).
+    let moto = Moto::start(&[]);
+    block_on(async {
+        let iam = moto.iam_in(ACCOUNT).await;
+        create_principals(&iam, &["terraform-access"], &["terraform-access-role"]).await;
+    });
+    let project = Project::with_moto(&moto);
+    let bucket = unique("snapshots");
+    let alias = format!("alias/{}", unique("snapshots-key"));
+    project.spec(
+        "central",
+        &SPEC.replace("BUCKET", &bucket).replace("ALIAS", &alias),
+    );
+    project.write(
+        "broken/bad.yaml",
+        "region: eu-west-9\nprofile: terraform\nbucket: { name: My_Bucket }\naccess: { users: [a] }\nbackend: { kee: x }\n",
+    );
+    let filters = filters(&project, &bucket);
+    let run = |args: &[&str]| project.statebucket(args);
+
+    snapshot!(filters, "validate", run(&["validate"]));
+    snapshot!(
+        filters,
+        "validate_json",
+        run(&["validate", "--output", "json"])
+    );
+    snapshot!(
+        filters,
+        "validate_invalid",
+        run(&["validate", "broken/bad.yaml"])
+    );
+    snapshot!(
+        filters,
+        "validate_invalid_json",
+        run(&["validate", "broken/bad.yaml", "--output", "json"])
+    );
+    snapshot!(filters, "render_stdout", run(&["render", "--stdout"]));
+    snapshot!(
+        filters,
+        "render_stdout_json",
+        run(&["render", "--stdout", "--output", "json"])
+    );
+    snapshot!(filters, "policy", run(&["policy", "central"]));
+    snapshot!(
+        filters,
+        "policy_identity_reader_json",
+        run(&[
+            "policy",
+            "central",
+            "--identity",
+            "--stack",
+            "app",
+            "--reader",
+            "--output",
+            "json"
+        ])
+    );
+    snapshot!(
+        filters,
+        "policy_usage_error",
+        run(&["policy", "central", "--identity"])
+    );
+    snapshot!(filters, "plan_from_nothing", run(&["plan"]));
+    snapshot!(
+        filters,
+        "plan_from_nothing_json",
+        run(&["plan", "--output", "json"])
+    );
+    snapshot!(filters, "apply", run(&["apply", "--auto-approve"]));
+    snapshot!(filters, "check_in_sync", run(&["check"]));
+    snapshot!(
+        filters,
+        "check_in_sync_json",
+        run(&["check", "--output", "json"])
+    );
+    snapshot!(filters, "doctor", run(&["doctor"]));
+    snapshot!(filters, "plan_broken", run(&["plan", "broken/bad.yaml"]));
+    snapshot!(
+        filters,
+        "plan_broken_json",
+        run(&["plan", "broken/bad.yaml", "--output", "json"])
+    );
+    snapshot!(
+        filters,
+        "usage_error",
+        run(&["--profile", "admin", "apply"])
+    );
+}

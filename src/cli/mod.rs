@@ -244,41 +244,52 @@ fn load(specs: &[String]) -> Result<Vec<Environment>, Error> {
     project::load(&project::spec_paths(specs)?)
 }
 
-/// The endpoint given on the command line or in the environment, validated.
-fn endpoints(endpoint: &EndpointArgs) -> Result<(Option<EndpointUrl>, Option<EndpointUrl>), Error> {
-    let flag = endpoint
-        .endpoint_url
-        .as_deref()
-        .map(EndpointUrl::parse)
+/// A value of the command line or the environment, validated by `parse`; a problem is a
+/// usage error naming where the value came from.
+fn option<T>(
+    name: &str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, crate::spec::names::Problem>,
+) -> Result<Option<T>, Error> {
+    value
+        .map(parse)
         .transpose()
         .map_err(|problem| Error::Usage {
-            message: format!("--endpoint-url: {}", problem.message),
+            message: format!("{name}: {}", problem.message),
             hint: problem.hint,
-        })?;
-    let environment = match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(value) if !value.is_empty() => {
-            Some(EndpointUrl::parse(&value).map_err(|problem| Error::Usage {
-                message: format!("AWS_ENDPOINT_URL: {}", problem.message),
-                hint: problem.hint,
-            })?)
-        }
-        _ => None,
-    };
-    Ok((flag, environment))
+        })
+}
+
+/// The endpoint given on the command line, then in the environment, validated; for the
+/// offline commands, which only need the endpoint (it shapes what they print).
+fn offline_connection(endpoint: &EndpointArgs) -> Result<Connection, Error> {
+    let from_environment = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|value| !value.is_empty());
+    Ok(Connection {
+        attempt_timeout: Duration::ZERO,
+        endpoint_flag: option(
+            "--endpoint-url",
+            endpoint.endpoint_url.as_deref(),
+            EndpointUrl::parse,
+        )?,
+        endpoint_env: option(
+            "AWS_ENDPOINT_URL",
+            from_environment.as_deref(),
+            EndpointUrl::parse,
+        )?,
+        profile_flag: None,
+    })
 }
 
 /// How the online commands reach AWS.
 fn connection(aws: &AwsArgs) -> Result<Connection, Error> {
-    let (endpoint_flag, endpoint_env) = endpoints(&aws.endpoint)?;
-    let profile_flag = aws
-        .profile
-        .as_deref()
-        .map(ProfileName::parse)
-        .transpose()
-        .map_err(|problem| Error::Usage {
-            message: format!("--profile: {}", problem.message),
-            hint: problem.hint,
-        })?;
+    let Connection {
+        endpoint_flag,
+        endpoint_env,
+        ..
+    } = offline_connection(&aws.endpoint)?;
+    let profile_flag = option("--profile", aws.profile.as_deref(), ProfileName::parse)?;
     if let Some(url) = &endpoint_flag {
         // Credential providers (assume-role profiles, SSO) build their own STS clients from
         // the environment, not from our client config; without this they would call real

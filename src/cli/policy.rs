@@ -4,7 +4,6 @@
 use super::args::EndpointArgs;
 use super::{Context, Outcome, json};
 use crate::access::Tier;
-use crate::engine::Connection;
 use crate::error::Error;
 use crate::policy;
 use crate::spec::{Encryption, Layout, PrincipalRef};
@@ -75,13 +74,7 @@ pub fn run(
         };
         (document, Some(chosen.name.to_string()), Some(tier_name))
     } else {
-        let (endpoint_flag, endpoint_env) = super::endpoints(endpoint)?;
-        let connection = Connection {
-            attempt_timeout: std::time::Duration::ZERO,
-            endpoint_flag,
-            endpoint_env,
-            profile_flag: None,
-        };
+        let connection = super::offline_connection(endpoint)?;
         let desired = environment
             .offline_desired(connection.endpoint(spec).as_ref())
             .map_err(Error::Spec)?;

@@ -3,7 +3,6 @@
 
 use super::args::EndpointArgs;
 use super::{Context, Outcome, json};
-use crate::engine::Connection;
 use crate::error::Error;
 use crate::project::write_file_atomically;
 use crate::render::KmsKeyId;
@@ -16,13 +15,7 @@ pub fn run(
     to_stdout: bool,
 ) -> Result<Outcome, Error> {
     let environments = super::load(specs)?;
-    let (endpoint_flag, endpoint_env) = super::endpoints(endpoint)?;
-    let connection = Connection {
-        attempt_timeout: std::time::Duration::ZERO,
-        endpoint_flag,
-        endpoint_env,
-        profile_flag: None,
-    };
+    let connection = super::offline_connection(endpoint)?;
     let mut files = Vec::new();
     let mut notes = Vec::new();
     for environment in &environments {

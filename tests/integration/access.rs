@@ -43,18 +43,7 @@ fn a_policy_that_locks_out_terraform_is_refused_unless_allowed() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
     let bucket = unique("lockout");
-    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
-        "access:\n",
-        "access:\n  policy_template: policies/deny-writes.json\n",
-    );
-    project.spec("dev", &spec);
-    project.write(
-        "policies/deny-writes.json",
-        r#"{"Statement": [
-  {"Sid": "StatebucketReadOnlyState", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "{{bucket_arn}}/*"}
-]}
-"#,
-    );
+    project.spec_locking_out_terraform("dev", &bucket);
     let refused = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     refused.expect_code(1);
     let error = refused.json()["environments"][0]["error"].clone();

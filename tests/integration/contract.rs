@@ -3,7 +3,9 @@
 //! error is 64, never 2), only the options a command uses, `-q` never hiding a warning, and
 //! messages that lead with the cause.
 
-use crate::support::{Moto, Project, manifest_dir, spec_yaml, to_run, unique, venv_python};
+use crate::support::{
+    Moto, Project, manifest_dir, spec_yaml, stacks_spec, to_run, unique, venv_python,
+};
 
 /// Validates each (name, document) against docs/output.schema.json.
 fn assert_valid(documents: &[(String, String)]) {
@@ -25,31 +27,15 @@ fn assert_valid(documents: &[(String, String)]) {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
-fn stacks_spec(bucket: &str, alias: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket:
-  name: {bucket}
-  encryption: {{ kms_key: alias/{alias}, create_key: true }}
-access:
-  users: [terraform-access]
-  readers: {{ roles: [terraform-access-role] }}
-stacks:
-  network: {{ key: network/terraform.tfstate, lock: both }}
-  app: {{ key: app/terraform.tfstate }}
-"
-    )
-}
-
 #[test]
 fn every_command_prints_one_document_valid_against_the_schema() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
     let bucket = unique("contract");
-    project.spec("central", &stacks_spec(&bucket, &unique("contract-key")));
+    project.spec(
+        "central",
+        &stacks_spec(&bucket, &format!("alias/{}", unique("contract-key"))),
+    );
     project.write(
         "broken/bad.yaml",
         "region: eu-west-9\nprofile: terraform\nbucket: { name: x }\n",
@@ -216,18 +202,7 @@ fn quiet_hides_messages_but_never_a_warning() {
     let moto = Moto::shared();
     let project = Project::with_moto(moto);
     let bucket = unique("quiet");
-    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
-        "access:\n",
-        "access:\n  policy_template: policies/deny-writes.json\n",
-    );
-    project.spec("dev", &spec);
-    project.write(
-        "policies/deny-writes.json",
-        r#"{"Statement": [
-  {"Sid": "StatebucketReadOnlyState", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "{{bucket_arn}}/*"}
-]}
-"#,
-    );
+    project.spec_locking_out_terraform("dev", &bucket);
     let run = project.statebucket(&["-q", "apply", "--allow-lockout", "--auto-approve"]);
     run.expect_code(0);
     assert!(
@@ -324,4 +299,49 @@ fn doctor_compares_the_whole_backend_file() {
     );
     let check = project.statebucket(&["check", "--output", "json"]);
     check.expect_code(2);
+}
+
+#[test]
+fn ctrl_c_ends_a_command_with_130_at_once() {
+    let moto = Moto::shared();
+    // Every request stalls: doctor is stuck waiting on AWS when the interrupt comes.
+    let proxy = crate::support::Proxy::start(
+        moto,
+        &[
+            "--fault-rate",
+            "1",
+            "--faults",
+            "stall",
+            "--stall-seconds",
+            "60",
+        ],
+    );
+    let mut project = Project::with_moto(moto);
+    project.endpoint = Some(proxy.endpoint.clone());
+    project.spec(
+        "dev",
+        &spec_yaml(&unique("interrupted"), "eu-west-1", "aes256"),
+    );
+    project.statebucket(&["render"]).expect_code(0);
+    let child = project
+        .command(env!("CARGO_BIN_EXE_statebucket"))
+        .args(["doctor"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let run = to_run(output);
+    assert_eq!(run.code, 130, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("error: interrupted"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "an interrupt must not wait for the stalled requests"
+    );
 }

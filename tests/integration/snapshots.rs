@@ -5,7 +5,9 @@
 //! After an intended change of output: `INSTA_UPDATE=always cargo test --test integration
 //! snapshots`, then review `git diff tests/integration/snapshots/`.
 
-use crate::support::{ACCOUNT, Moto, Project, Run, block_on, create_principals, unique};
+use crate::support::{
+    ACCOUNT, Moto, Project, Run, block_on, create_principals, stacks_spec, unique,
+};
 
 fn filters(project: &Project, bucket: &str) -> Vec<(String, &'static str)> {
     vec![
@@ -59,22 +61,6 @@ macro_rules! snapshot {
     }};
 }
 
-const SPEC: &str = "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket:
-  name: BUCKET
-  encryption: { kms_key: ALIAS, create_key: true }
-  tags: { team: platform }
-access:
-  users: [terraform-access]
-  readers: { roles: [terraform-access-role] }
-stacks:
-  network: { key: network/terraform.tfstate, lock: both }
-  app: { key: app/terraform.tfstate }
-";
-
 #[test]
 fn every_command_text_and_json() {
     // A moto of its own: request counts depend on what else the account holds (the search
@@ -87,10 +73,7 @@ fn every_command_text_and_json() {
     let project = Project::with_moto(&moto);
     let bucket = unique("snapshots");
     let alias = format!("alias/{}", unique("snapshots-key"));
-    project.spec(
-        "central",
-        &SPEC.replace("BUCKET", &bucket).replace("ALIAS", &alias),
-    );
+    project.spec("central", &stacks_spec(&bucket, &alias));
     project.write(
         "broken/bad.yaml",
         "region: eu-west-9\nprofile: terraform\nbucket: { name: My_Bucket }\naccess: { users: [a] }\nbackend: { kee: x }\n",

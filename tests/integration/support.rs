@@ -446,6 +446,23 @@ impl Project {
         self.write(&format!("environments/{env}.yaml"), content)
     }
 
+    /// A spec whose policy template denies every PutObject, Terraform's state writes
+    /// included: a policy the lockout guard must refuse.
+    pub fn spec_locking_out_terraform(&self, env: &str, bucket: &str) -> &Project {
+        let spec = spec_yaml(bucket, "eu-west-1", "aes256").replace(
+            "access:\n",
+            "access:\n  policy_template: policies/deny-writes.json\n",
+        );
+        self.spec(env, &spec);
+        self.write(
+            "policies/deny-writes.json",
+            r#"{"Statement": [
+  {"Sid": "StatebucketReadOnlyState", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "{{bucket_arn}}/*"}
+]}
+"#,
+        )
+    }
+
     /// Profiles with their own keys (`[name]` in the credentials file).
     pub fn write_key_profiles(&self, profiles: &[(&str, &str, &str)]) {
         let mut credentials = String::new();
@@ -507,7 +524,7 @@ impl Project {
         env
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
         command.current_dir(self.dir.path()).stdin(Stdio::null());
         for (key, _) in std::env::vars() {
@@ -628,6 +645,28 @@ pub fn to_run(output: Output) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// A spec of two stacks in one KMS-encrypted bucket (a created key), one locking with a
+/// table too, with a writer user and a reader role.
+pub fn stacks_spec(bucket: &str, alias: &str) -> String {
+    format!(
+        "\
+region: eu-west-1
+account_id: \"{ACCOUNT}\"
+profile: terraform
+bucket:
+  name: {bucket}
+  encryption: {{ kms_key: {alias}, create_key: true }}
+  tags: {{ team: platform }}
+access:
+  users: [terraform-access]
+  readers: {{ roles: [terraform-access-role] }}
+stacks:
+  network: {{ key: network/terraform.tfstate, lock: both }}
+  app: {{ key: app/terraform.tfstate }}
+"
+    )
 }
 
 /// A spec with the given bucket, region and encryption line; principals by name.

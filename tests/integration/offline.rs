@@ -224,3 +224,15 @@ fn help_shows_examples_and_exit_codes() {
             .contains("Exit codes: 0 success / in sync, 1 error, 2 changes present")
     );
 }
+
+#[test]
+fn every_shipped_example_is_valid() {
+    let project = Project::new();
+    let root = crate::support::manifest_dir();
+    let run = project.statebucket(&["--chdir", root.to_str().unwrap(), "validate"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "3 specs valid: environments/dev.yaml, environments/platform.yaml, environments/prod.yaml\n"
+    );
+}

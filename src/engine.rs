@@ -107,6 +107,10 @@ pub struct Engine {
     pub concurrency: usize,
     pub log: Arc<RequestLog>,
     pub reporter: Arc<dyn Reporter>,
+    /// How long `apply` waits for another run's apply lock (`aws::lock`).
+    pub lock_timeout: std::time::Duration,
+    /// The apply locks this run holds, released at once if it is interrupted.
+    pub held_locks: aws::lock::HeldLocks,
 }
 
 impl Engine {
@@ -436,12 +440,21 @@ impl Engine {
         progress: &dyn Task,
     ) -> Result<Planned<'e>, Error> {
         let spec = &planned.environment.spec;
+        let waiting = |message: &str| {
+            progress.step(message);
+            self.reporter.message(&format!("{}: {message}", spec.name));
+        };
         let applied = aws::apply(
             &planned.clients,
             &planned.plan,
             spec.bucket.name.as_str(),
             &spec.region,
             planned.account.as_str(),
+            &aws::LockOptions {
+                timeout: self.lock_timeout,
+                waiting: &waiting,
+                registry: &self.held_locks,
+            },
         )
         .await?;
         planned.warnings.extend(applied.warnings);

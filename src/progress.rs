@@ -6,6 +6,10 @@
 pub trait Reporter: Send + Sync {
     /// A unit of work named `name` starts; its progress ends with `finish` (or when dropped).
     fn task(&self, name: &str) -> Box<dyn Task>;
+
+    /// Something worth seeing while it happens even where progress bars are hidden (a run
+    /// waiting for another run's lock, say); hidden by `-q`.
+    fn message(&self, text: &str);
 }
 
 /// One unit of work in progress.
@@ -22,6 +26,8 @@ impl Reporter for Silent {
     fn task(&self, _name: &str) -> Box<dyn Task> {
         Box::new(Silent)
     }
+
+    fn message(&self, _text: &str) {}
 }
 
 impl Task for Silent {

@@ -30,7 +30,32 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// Applies every AWS change of `plan` (the backend file is the caller's).
+/// How `apply` takes the apply lock of the bucket (see `lock`).
+pub struct LockOptions<'a> {
+    /// How long to wait for another run's lock.
+    pub timeout: std::time::Duration,
+    /// Told who holds the lock while this run waits for it.
+    pub waiting: &'a (dyn Fn(&str) + Sync),
+    pub registry: &'a super::lock::HeldLocks,
+}
+
+/// Whether the plan holds a change that two runs on two machines must not both make: a KMS
+/// key created (or an orphan key aliased), or a shared log bucket's policy rewritten.
+pub fn needs_lock(plan: &EnvPlan) -> bool {
+    plan.changes.iter().any(|change| {
+        matches!(
+            change,
+            Change::CreateKmsKey { .. }
+                | Change::AliasKmsKey { .. }
+                | Change::GrantLogDelivery { .. }
+        )
+    })
+}
+
+/// Applies every AWS change of `plan` (the backend file is the caller's). A plan that
+/// `needs_lock` is applied under the bucket's apply lock, which lives in the bucket: the
+/// bucket is created first, then the lock taken, then the rest applied and the lock
+/// released, on every path.
 ///
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
@@ -40,20 +65,66 @@ pub async fn apply(
     bucket: &str,
     region: &Region,
     account: &str,
+    locking: &LockOptions<'_>,
 ) -> Result<Applied, AwsError> {
-    let (applied, ()) = tokio::try_join!(
-        apply_bucket_and_key(clients, plan, bucket, region.as_str(), account),
+    let lock = if needs_lock(plan) {
+        if let Some(tags) = bucket_to_create(plan) {
+            create_bucket_in_region(clients, bucket, region.as_str(), tags).await?;
+        }
+        Some(
+            super::lock::acquire(
+                clients,
+                bucket,
+                "apply",
+                locking.timeout,
+                locking.waiting,
+                locking.registry,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let applied = tokio::try_join!(
+        apply_bucket_and_key(
+            clients,
+            plan,
+            bucket,
+            region.as_str(),
+            account,
+            lock.is_some()
+        ),
         apply_lock_table(clients, plan, region, account)
-    )?;
-    Ok(applied)
+    );
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    applied.map(|(applied, ())| applied)
 }
 
+fn bucket_to_create(plan: &EnvPlan) -> Option<&std::collections::BTreeMap<String, String>> {
+    plan.changes.iter().find_map(|change| match change {
+        Change::CreateBucket { tags, .. } => Some(tags),
+        _ => None,
+    })
+}
+
+/// Where the environment's key comes from, when the plan creates one.
+enum NewKey {
+    /// Created by this run: id and ARN; its alias and rotation follow.
+    Created(String, String),
+    /// Created by another run while this one waited for the lock: ARN.
+    Found(String),
+}
+
+/// `bucket_created`: the bucket was created before the lock was taken.
 async fn apply_bucket_and_key(
     clients: &Clients,
     plan: &EnvPlan,
     bucket: &str,
     region: &str,
     account: &str,
+    bucket_created: bool,
 ) -> Result<Applied, AwsError> {
     let identity = clients.identity_source.as_str();
     let key_to_create = plan.changes.iter().find_map(|change| match change {
@@ -66,10 +137,7 @@ async fn apply_bucket_and_key(
         _ => None,
     });
 
-    let bucket_tags = plan.changes.iter().find_map(|change| match change {
-        Change::CreateBucket { tags, .. } => Some(tags),
-        _ => None,
-    });
+    let bucket_tags = bucket_to_create(plan).filter(|_| !bucket_created);
     let bucket_step = async {
         if let Some(tags) = bucket_tags {
             tracing::debug!(%bucket, %region, "creating bucket");
@@ -77,24 +145,30 @@ async fn apply_bucket_and_key(
         }
         Ok::<_, AwsError>(())
     };
+    // Under the apply lock (`needs_lock`): another run may have created the key since this
+    // one observed it missing; then that key is the environment's.
     let key_step = async {
-        match key_to_create {
-            Some((alias, description, tags, policy)) => {
-                create_key(clients, bucket, alias, description, tags, policy)
-                    .await
-                    .map(Some)
-            }
-            None => Ok(None),
+        let Some((alias, description, tags, policy)) = key_to_create else {
+            return Ok(None);
+        };
+        if let Some(arn) = super::kms::aliased_key(clients, alias).await? {
+            tracing::debug!(%alias, key = %arn, "another run created the key while this one waited for the lock");
+            return Ok(Some(NewKey::Found(arn)));
         }
+        create_key(clients, bucket, alias, description, tags, policy)
+            .await
+            .map(|(id, arn)| Some(NewKey::Created(id, arn)))
     };
-    let ((), created) = tokio::try_join!(bucket_step, key_step)?;
-    let created_key = created.as_ref().map(|(_, arn)| arn.clone());
+    let ((), new_key) = tokio::try_join!(bucket_step, key_step)?;
+    let created_key = new_key.as_ref().map(|key| match key {
+        NewKey::Created(_, arn) | NewKey::Found(arn) => arn.clone(),
+    });
 
     // The new key's alias and rotation go out with the bucket's settings: encryption only
     // needs the key's ARN, not its alias.
     let alias_step = async {
-        match (&created, key_to_create) {
-            (Some((key_id, arn)), Some((alias, _, _, _))) => {
+        match (&new_key, key_to_create) {
+            (Some(NewKey::Created(key_id, arn)), Some((alias, _, _, _))) => {
                 alias_and_rotation(clients, alias, key_id, arn).await
             }
             _ => Ok(None),

@@ -92,3 +92,24 @@ pub async fn find_tagged_key(
     }
     Ok(None)
 }
+
+/// The ARN of the key `alias` names, or `None` when the alias does not exist.
+pub async fn aliased_key(clients: &Clients, alias: &str) -> Result<Option<String>, AwsError> {
+    match clients.kms.describe_key().key_id(alias).send().await {
+        Ok(output) => Ok(output
+            .key_metadata()
+            .and_then(|metadata| metadata.arn())
+            .map(str::to_owned)),
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            if failure.is(super::errors::codes::KMS_NOT_FOUND) {
+                Ok(None)
+            } else {
+                Err(failure.into_error(
+                    format!("looking up KMS key {alias} (kms:DescribeKey)"),
+                    &clients.identity_source,
+                ))
+            }
+        }
+    }
+}

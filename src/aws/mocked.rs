@@ -34,7 +34,20 @@ async fn apply_changes(
         kept_statements: Vec::new(),
         notes: Vec::new(),
     };
-    apply(clients, &plan, "mocked-bucket", &region(), "123456789012").await
+    let locking = super::LockOptions {
+        timeout: std::time::Duration::from_secs(5),
+        waiting: &|_| {},
+        registry: &super::lock::HeldLocks::default(),
+    };
+    apply(
+        clients,
+        &plan,
+        "mocked-bucket",
+        &region(),
+        "123456789012",
+        &locking,
+    )
+    .await
 }
 
 fn region() -> Region {
@@ -453,4 +466,144 @@ async fn tags_go_into_create_bucket() {
     .await
     .unwrap();
     assert_eq!(tagged.num_calls(), 1);
+}
+
+mod apply_lock {
+    //! The apply lock's races, as S3 answers them.
+
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_smithy_mocks::mock;
+
+    use super::clients;
+    use crate::aws::lock::{HeldLocks, LOCK_KEY, acquire};
+
+    fn holder(lease_seconds: u64, written: SystemTime, etag: &'static str) -> GetObjectOutput {
+        GetObjectOutput::builder()
+            .e_tag(etag)
+            .last_modified(aws_smithy_types::DateTime::from(written))
+            .body(ByteStream::from(
+                format!(r#"{{"id":"other-1","owner":"statebucket on runner-2 (pid 7)","operation":"apply","created":"2026-12-01T10:00:00Z","lease_seconds":{lease_seconds}}}"#).into_bytes(),
+            ))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_free_lock_is_taken_at_once_and_released_only_on_its_own_etag() {
+        let take = mock!(Client::put_object)
+            .match_requests(|request| {
+                request.if_none_match() == Some("*") && request.key() == Some(LOCK_KEY)
+            })
+            .then_output(|| PutObjectOutput::builder().e_tag("\"mine\"").build());
+        let release = mock!(Client::delete_object)
+            .match_requests(|request| request.if_match() == Some("\"mine\""))
+            .then_output(|| DeleteObjectOutput::builder().build());
+        let clients = clients(&[&take, &release]);
+        let told = Mutex::new(Vec::new());
+        let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
+        let lock = acquire(
+            &clients,
+            "b",
+            "apply",
+            Duration::from_secs(5),
+            &waiting,
+            &HeldLocks::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(lock.info().lease_seconds, 60);
+        lock.release().await;
+        assert_eq!((take.num_calls(), release.num_calls()), (1, 1));
+        assert!(told.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_is_waited_for_then_taken() {
+        let take = mock!(Client::put_object)
+            .sequence()
+            .http_status(412, None)
+            .output(|| PutObjectOutput::builder().e_tag("\"mine\"").build())
+            .build();
+        let read =
+            mock!(Client::get_object).then_output(|| holder(60, SystemTime::now(), "\"theirs\""));
+        let clients = clients(&[&take, &read]);
+        let told = Mutex::new(Vec::new());
+        let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
+        acquire(
+            &clients,
+            "b",
+            "apply",
+            Duration::from_secs(30),
+            &waiting,
+            &HeldLocks::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(take.num_calls(), 2);
+        assert_eq!(
+            told.lock().unwrap().as_slice(),
+            [
+                "waiting for another apply: statebucket on runner-2 (pid 7) (apply, since 2026-12-01T10:00:00Z, lock other-1)"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_is_taken_over_on_its_etag_and_a_lost_takeover_waits_for_the_winner() {
+        let take = mock!(Client::put_object)
+            .match_requests(|request| request.if_none_match() == Some("*"))
+            .then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+                    aws_smithy_types::body::SdkBody::empty(),
+                )
+            });
+        // Another waiter overwrote the stale lock first: this run's If-Match fails.
+        let takeover = mock!(Client::put_object)
+            .match_requests(|request| request.if_match() == Some("\"stale\""))
+            .then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
+                    aws_smithy_types::body::SdkBody::empty(),
+                )
+            });
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let read = mock!(Client::get_object)
+            .sequence()
+            .output(move || holder(60, an_hour_ago, "\"stale\""))
+            .output(|| holder(60, SystemTime::now(), "\"winner\""))
+            .repeatedly()
+            .build();
+        let clients = clients(&[&take, &takeover, &read]);
+        let told = Mutex::new(Vec::new());
+        let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
+        let error = acquire(
+            &clients,
+            "b",
+            "apply",
+            Duration::ZERO,
+            &waiting,
+            &HeldLocks::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            takeover.num_calls(),
+            1,
+            "the stale lock is replaced only on its ETag"
+        );
+        assert!(
+            error
+                .cause
+                .starts_with("another apply holds the lock: statebucket on runner-2"),
+            "{error:?}"
+        );
+        assert!(told.lock().unwrap()[0].starts_with("taking over the stale apply lock"));
+    }
 }

@@ -7,6 +7,7 @@ mod errors;
 mod iam;
 mod kms;
 mod lifecycle;
+pub mod lock;
 #[cfg(test)]
 mod mocked;
 mod observe;
@@ -29,7 +30,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-pub use apply::{Applied, apply};
+pub use apply::{Applied, LockOptions, apply, needs_lock};
 pub use errors::AwsError;
 pub use iam::verify_principals;
 pub use observe::{CallerIdentity, OnDisk, caller_identity, observe};

@@ -178,6 +178,10 @@ pub enum Command {
         /// Apply without asking. Required when stdin is not a terminal.
         #[arg(long)]
         auto_approve: bool,
+        /// Seconds to wait for another apply's lock on the same bucket (taken only to create
+        /// a KMS key or rewrite a shared log bucket's policy) before giving up.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        lock_timeout: u64,
     },
     /// For CI: never writes. Exit 0 in sync, 2 drift, 1 error.
     Check {

@@ -176,6 +176,7 @@ fn execute(
             aws,
             lockout,
             auto_approve,
+            lock_timeout,
         } => reconcile::run(
             context,
             &specs.specs,
@@ -183,6 +184,7 @@ fn execute(
             lockout.allow_lockout,
             reconcile::Mode::Apply {
                 auto_approve: *auto_approve,
+                lock_timeout: Duration::from_secs(*lock_timeout),
             },
         ),
         Command::Check { specs, aws } => {

@@ -107,14 +107,14 @@ impl Printer {
         Some(answer.trim().to_owned())
     }
 
-    /// Progress bars on stderr, or nothing when progress is hidden.
+    /// Progress bars on stderr; where they are hidden, messages only (none with `-q`).
     pub fn reporter(&self) -> std::sync::Arc<dyn Reporter> {
-        if self.progress {
-            std::sync::Arc::new(Bars {
+        match (self.progress, self.verbosity) {
+            (true, _) => std::sync::Arc::new(Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-            })
-        } else {
-            std::sync::Arc::new(Silent)
+            }),
+            (false, Verbosity::Quiet) => std::sync::Arc::new(Silent),
+            (false, _) => std::sync::Arc::new(Lines),
         }
     }
 
@@ -130,6 +130,10 @@ struct Bars {
 }
 
 impl Reporter for Bars {
+    fn message(&self, text: &str) {
+        let _ = self.multi.println(format!("note: {text}"));
+    }
+
     fn task(&self, name: &str) -> Box<dyn Task> {
         let bar = self.multi.add(ProgressBar::new_spinner());
         bar.set_style(
@@ -143,6 +147,21 @@ impl Reporter for Bars {
 }
 
 struct Bar(ProgressBar);
+
+/// No progress bars (stderr is not a terminal, or `--no-progress`, or `-v`), but messages,
+/// one line each.
+struct Lines;
+
+impl Reporter for Lines {
+    fn task(&self, _name: &str) -> Box<dyn Task> {
+        Box::new(Silent)
+    }
+
+    fn message(&self, text: &str) {
+        let mut stderr = io::stderr().lock();
+        let _ = writeln!(stderr, "note: {text}");
+    }
+}
 
 impl Task for Bar {
     fn step(&self, message: &str) {

@@ -2,9 +2,11 @@
 //! the plans out after a confirmation, then verify.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::args::AwsArgs;
 use super::{Context, Outcome, json};
+use crate::aws::lock::HeldLocks;
 use crate::aws::{Lookups, RequestCounts, RequestLog};
 use crate::engine::{Connection, Engine, EnvResult};
 use crate::error::Error;
@@ -13,8 +15,13 @@ use crate::report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    Plan { detailed_exitcode: bool },
-    Apply { auto_approve: bool },
+    Plan {
+        detailed_exitcode: bool,
+    },
+    Apply {
+        auto_approve: bool,
+        lock_timeout: Duration,
+    },
     Check,
 }
 
@@ -46,6 +53,11 @@ pub fn run(
         concurrency: usize::from(aws.concurrency),
         log: Arc::clone(&log),
         reporter: context.printer.reporter(),
+        lock_timeout: match mode {
+            Mode::Apply { lock_timeout, .. } => lock_timeout,
+            _ => Duration::ZERO,
+        },
+        held_locks: HeldLocks::default(),
     };
     // `apply` holds a lock per bucket on this machine (log buckets too: their policies are
     // read, merged and written back) for as long as it runs.
@@ -63,7 +75,7 @@ pub fn run(
                     .is_ok_and(|planned| !planned.plan.is_empty())
             });
             warn(context, &planned);
-            let Mode::Apply { auto_approve } = mode else {
+            let Mode::Apply { auto_approve, .. } = mode else {
                 print_results(context, mode, &planned, false, &notes, &log.counts());
                 return Ok(match (any_error, any_changes, mode) {
                     (true, _, _) => Outcome::Failed,
@@ -94,7 +106,8 @@ pub fn run(
                 Outcome::Success
             })
         },
-        async {},
+        // Interrupted: an apply lock taken on the way is released, not left to its lease.
+        engine.held_locks.release_all(),
     )
 }
 

@@ -241,3 +241,125 @@ fn no_secret_is_printed_even_with_sdk_debug_logs() {
         "a session access key id appears in the output"
     );
 }
+
+/// Six CI runners at once, each its own machine: its own temporary directory, so the
+/// machine-wide lock cannot serialise them; only the lock in the bucket can.
+#[test]
+fn six_runners_on_separate_machines_create_one_key_and_converge() {
+    let moto = Moto::shared();
+    for lock in ["lockfile", "both"] {
+        let project = Project::with_moto(moto);
+        let bucket = unique("runners");
+        project.spec(
+            "dev",
+            &kms_spec(&bucket).replace(
+                "  key: app/terraform.tfstate\n",
+                &format!("  key: app/terraform.tfstate\n  lock: {lock}\n"),
+            ),
+        );
+        let machines: Vec<tempfile::TempDir> =
+            (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
+        let children: Vec<_> = machines
+            .iter()
+            .map(|machine| {
+                Command::new(env!("CARGO_BIN_EXE_statebucket"))
+                    .args(["apply", "--auto-approve"])
+                    .current_dir(project.dir.path())
+                    .envs(project.env())
+                    .env("TMPDIR", machine.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let run = to_run(child.wait_with_output().unwrap());
+            assert!(
+                run.code == 0 || run.stderr.contains("another apply holds the lock"),
+                "{lock}: exit {}\n{}{}",
+                run.code,
+                run.stdout,
+                run.stderr
+            );
+        }
+        project.statebucket(&["check"]).expect_code(0);
+        assert_eq!(
+            keys_for(&project, &bucket),
+            1,
+            "{lock}: exactly one customer key"
+        );
+    }
+}
+
+/// A runner killed while it held the apply lock stops renewing it: the next run waits while
+/// the lock's lease lasts, then takes it over. A lock that is alive makes a run give up
+/// after `--lock-timeout` with the documented error.
+#[test]
+fn a_killed_runners_lock_blocks_no_longer_than_its_lease() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("stale-lock");
+    project.spec("dev", &kms_spec(&bucket));
+    let place_lock = |lease_seconds: u64| {
+        block_on(async {
+            let s3 = project.s3("eu-west-1").await;
+            let _ = s3
+                .create_bucket()
+                .bucket(&bucket)
+                .create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                        .build(),
+                )
+                .send()
+                .await;
+            s3.put_object()
+                .bucket(&bucket)
+                .key(".statebucket/apply.lock")
+                .body(aws_sdk_s3::primitives::ByteStream::from(
+                    format!(r#"{{"id":"dead-1","owner":"statebucket on ghost (pid 1)","operation":"apply","created":"2026-12-01T00:00:00Z","lease_seconds":{lease_seconds}}}"#).into_bytes(),
+                ))
+                .send()
+                .await
+                .unwrap();
+        })
+    };
+    place_lock(600);
+    let blocked = project.statebucket(&["apply", "--auto-approve", "--lock-timeout", "2"]);
+    blocked.expect_code(1);
+    assert!(
+        blocked.stderr.contains(&format!(
+            "error: taking the apply lock s3://{bucket}/.statebucket/apply.lock: another apply holds the lock: statebucket on ghost (pid 1) (apply, since 2026-12-01T00:00:00Z, lock dead-1)"
+        )),
+        "{}",
+        blocked.stderr
+    );
+    assert_eq!(
+        keys_for(&project, &bucket),
+        0,
+        "no key is created without the lock"
+    );
+
+    // The holder is gone: its lease (1 s) plus the clock skew allowance (10 s) pass.
+    place_lock(1);
+    let started = Instant::now();
+    let taken = project.statebucket(&["apply", "--auto-approve"]);
+    taken.expect_code(0);
+    assert!(
+        taken
+            .stderr
+            .contains("taking over the stale apply lock of statebucket on ghost (pid 1)"),
+        "{}",
+        taken.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    project.statebucket(&["check"]).expect_code(0);
+    assert_eq!(keys_for(&project, &bucket), 1);
+    // Released: nothing of statebucket's is left in the bucket but the lock's history.
+    block_on(async {
+        let s3 = project.s3("eu-west-1").await;
+        assert!(!crate::support::object_exists(&s3, &bucket, ".statebucket/apply.lock").await);
+    });
+}

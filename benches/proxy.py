@@ -3,6 +3,7 @@ faults. Used by the benchmark (latency) and the reliability runs (faults).
 
     python benches/proxy.py --upstream 127.0.0.1:5000 --port 0 [--latency-ms 100]
         [--fault-rate 0.2 --faults 503,500,reset,stall,lost --stall-seconds 40 --seed 1]
+        [--stall-header x-amz-copy-source]
 
 It prints `listening PORT` on stdout once ready. The latency is added per request, also on
 kept-alive connections: the client connection is kept open (moto closes every connection;
@@ -147,6 +148,9 @@ class Proxy:
                     if self.args.latency_ms:
                         await asyncio.sleep(self.args.latency_ms / 1000)
                     fault = None if path.startswith("/moto-api") else self.pick_fault()
+                    stall_header = (self.args.stall_header or "").lower()
+                    if stall_header and any(n.lower() == stall_header for n, _ in headers):
+                        fault = "stall"
                     if fault:
                         self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
                     if fault == "reset":
@@ -196,6 +200,7 @@ async def main():
     parser.add_argument("--faults", default="", help="comma-separated: 503,500,reset,stall,lost")
     parser.add_argument("--stall-seconds", type=float, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stall-header", default=None, help="stall every request that carries this header (e.g. x-amz-copy-source: CopyObject)")
     parser.add_argument("--exit-with-stdin", action="store_true", help="stop when standard input closes")
     args = parser.parse_args()
     if args.exit_with_stdin:

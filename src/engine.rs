@@ -605,7 +605,7 @@ fn unlisted_note(
 
 /// With `account_id` in the spec, refuses credentials of any other account; returns the
 /// account to resolve principal names in.
-fn guard_account(
+pub fn guard_account(
     spec: &EnvSpec,
     caller: &CallerIdentity,
     clients: &Clients,

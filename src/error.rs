@@ -76,15 +76,24 @@ pub enum Error {
     /// After apply, observing again still found differences.
     #[error("applied, but the environment still differs from its spec: {}", .facets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
     NotConverged { facets: Vec<Facet> },
-    /// `apply` without `--auto-approve` and without a terminal to ask on.
-    #[error("refusing to apply without confirmation: stdin is not a terminal")]
-    NoTerminal,
+    /// `apply` (or `state restore`) without `--auto-approve` and without a terminal to ask on.
+    #[error("refusing to {action} without confirmation: stdin is not a terminal")]
+    NoTerminal { action: &'static str },
     /// The answer to the confirmation was not `yes`.
-    #[error("apply cancelled: nothing was changed")]
-    Cancelled,
+    #[error("{action} cancelled: nothing was changed")]
+    Cancelled { action: &'static str },
+    /// `state restore` refused before writing anything.
+    #[error(transparent)]
+    Restore(Box<crate::state::RestoreRefusal>),
     /// Ctrl-C.
     #[error("interrupted")]
     Interrupted,
+}
+
+impl From<crate::state::RestoreRefusal> for Error {
+    fn from(refusal: crate::state::RestoreRefusal) -> Error {
+        Error::Restore(Box::new(refusal))
+    }
 }
 
 impl Error {
@@ -99,7 +108,8 @@ impl Error {
     /// What to do next, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Spec(_) | Error::Cancelled | Error::Interrupted => None,
+            Error::Spec(_) | Error::Cancelled { .. } | Error::Interrupted => None,
+            Error::Restore(refusal) => Some(refusal.hint()),
             Error::Usage { hint, .. } | Error::File { hint, .. } => hint.clone(),
             Error::Project { hint, .. } => Some(hint.clone()),
             Error::Aws(error) => error.hint.clone(),
@@ -117,7 +127,7 @@ impl Error {
             Error::NotConverged { .. } => Some(
                 "another process may be changing the bucket at the same time, or the endpoint does not store what it accepts; rerun `statebucket plan` to see the difference".into(),
             ),
-            Error::NoTerminal => Some(
+            Error::NoTerminal { .. } => Some(
                 "review the plan above and rerun with --auto-approve (e.g. in CI)".into(),
             ),
         }
@@ -191,7 +201,10 @@ mod tests {
         assert_eq!(usage.exit_code(), exit::USAGE);
         assert_ne!(usage.exit_code(), exit::CHANGES);
         assert_eq!(Error::Interrupted.exit_code(), 130);
-        assert_eq!(Error::Cancelled.exit_code(), exit::ERROR);
+        assert_eq!(
+            Error::Cancelled { action: "apply" }.exit_code(),
+            exit::ERROR
+        );
         assert_eq!(
             Error::NotConverged {
                 facets: vec![Facet::Policy]

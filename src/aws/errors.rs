@@ -26,6 +26,12 @@ pub mod codes {
     pub const DYNAMODB_TABLE_NOT_FOUND: &str = "TableNotFoundException";
     pub const DYNAMODB_RESOURCE_IN_USE: &str = "ResourceInUseException";
     pub const DYNAMODB_BACKUPS_UNAVAILABLE: &str = "ContinuousBackupsUnavailableException";
+    pub const NO_SUCH_KEY: &str = "NoSuchKey";
+    pub const NO_SUCH_VERSION: &str = "NoSuchVersion";
+    /// GetObject of a delete marker's version id.
+    pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
+    pub const INVALID_ARGUMENT: &str = "InvalidArgument";
+    pub const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailedException";
     pub const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
     pub const EXPIRED_TOKEN: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
 }

@@ -13,6 +13,7 @@ mod mocked;
 mod observe;
 pub mod probe;
 pub mod profiles;
+pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,8 @@ pub struct RequestCounts {
 /// Operations that change something. Everything else the tool calls only reads.
 fn is_write(operation: &str) -> bool {
     [
-        "Put", "Create", "Delete", "Enable", "Update", "Tag", "Untag", "Schedule", "Disable",
+        "Put", "Create", "Copy", "Delete", "Enable", "Update", "Tag", "Untag", "Schedule",
+        "Disable",
     ]
     .iter()
     .any(|verb| operation.starts_with(verb))
@@ -263,6 +265,7 @@ mod tests {
             "EnableKeyRotation",
             "PutBucketTagging",
             "DeleteObject",
+            "CopyObject",
         ] {
             assert!(is_write(write), "{write}");
         }

@@ -20,6 +20,9 @@ Examples:
   statebucket apply prod --profile admin       bootstrap as `admin`; backend.hcl keeps the spec's profile
   statebucket apply --endpoint-url http://127.0.0.1:5000 --auto-approve
                                                run against a local S3 (moto, MinIO)
+  statebucket state versions prod --stack network
+                                               the state's versions, to go back to one
+                                               with `statebucket state restore`
 
 Exit codes: 0 success / in sync, 1 error, 2 changes present (plan --detailed-exitcode, check),
 64 usage error (the command line itself), 130 interrupted.";
@@ -90,9 +93,20 @@ pub struct EndpointArgs {
     pub endpoint_url: Option<String>,
 }
 
-/// How the online commands reach AWS.
+/// How the online commands of many environments reach AWS.
 #[derive(Debug, Args)]
 pub struct AwsArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// How many environments to work on at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// How an online command reaches AWS.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
     #[command(flatten)]
     pub endpoint: EndpointArgs,
 
@@ -100,10 +114,6 @@ pub struct AwsArgs {
     /// `profile` written into backend.hcl, which is the spec's.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-
-    /// How many environments to work on at once.
-    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
 
     /// Seconds one attempt of an AWS request may take before it is retried (the SDK's
     /// standard retry mode, 5 attempts).
@@ -204,6 +214,69 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         terraform_dir: Option<PathBuf>,
     },
+    /// A stack's Terraform state: its versions, and a way back to one of them.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+/// Which state of an environment: its stack and workspace.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Environment name or spec file.
+    pub env: String,
+    /// The stack (needed when the spec has several).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// The Terraform workspace.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub workspace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The state object's versions, newest first: version id, time, size, and from each
+    /// version's content its serial, lineage, Terraform version and resource count.
+    /// Read-only; reading N versions costs N GETs.
+    #[command(after_help = "\
+Examples:
+  statebucket state versions dev                   the last 10 versions of dev's state
+  statebucket state versions central --stack network --limit 30
+  statebucket state versions dev --output json     for scripts")]
+    Versions {
+        #[command(flatten)]
+        state: StateArgs,
+        /// How many versions to show (and read).
+        #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Make an earlier version the current state again, by copying it onto the key: the
+    /// restored content becomes a new version and no version is deleted. Shows what changes
+    /// and asks; holds Terraform's state lock (lock file and DynamoDB item, as backend.hcl
+    /// uses them) while it works, and refuses while another holds it.
+    #[command(after_help = "\
+Examples:
+  statebucket state versions dev                   pick the version to go back to
+  statebucket state restore dev 3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY
+  statebucket state restore central VERSION --stack network --auto-approve
+
+Afterwards `terraform plan` shows what the restored state lacks as changes to make again.")]
+    Restore {
+        #[command(flatten)]
+        state: StateArgs,
+        /// The version to restore, as `statebucket state versions` lists it.
+        version_id: String,
+        /// Restore without asking. Required when stdin is not a terminal.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Restore a version whose lineage differs from the current state's (another state,
+        /// not an earlier one of this state): refused otherwise.
+        #[arg(long)]
+        allow_other_lineage: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
 }
 
 impl Command {
@@ -216,6 +289,8 @@ impl Command {
             Command::Apply { .. } => "apply",
             Command::Check { .. } => "check",
             Command::Doctor { .. } => "doctor",
+            Command::State(StateCommand::Versions { .. }) => "state versions",
+            Command::State(StateCommand::Restore { .. }) => "state restore",
         }
     }
 }

@@ -12,7 +12,6 @@ use crate::aws::probe::Leftovers;
 use crate::desired::{DesiredBucket, DesiredStack};
 use crate::doctor::{Check, Status, diagnose};
 use crate::error::Error;
-use crate::spec::Layout;
 
 pub fn run(
     context: &Context<'_>,
@@ -21,7 +20,7 @@ pub fn run(
     terraform_dir: Option<&std::path::Path>,
 ) -> Result<Outcome, Error> {
     let environments = super::load(specs)?;
-    let connection = super::connection(aws)?;
+    let connection = super::connection(&aws.connection)?;
     let desired: Vec<DesiredBucket<'_>> = environments
         .iter()
         .map(|environment| {
@@ -122,10 +121,6 @@ pub fn run(
     })
 }
 
-/// `dev` for the `backend:` layout, `dev stack network` for a spec with stacks.
 fn name(bucket: &DesiredBucket<'_>, stack: &DesiredStack<'_>) -> String {
-    match bucket.spec.layout {
-        Layout::Backend => bucket.spec.name.to_string(),
-        Layout::Stacks => format!("{} stack {}", bucket.spec.name, stack.spec.name),
-    }
+    super::stack_label(bucket.spec, stack.spec)
 }

@@ -139,3 +139,76 @@ pub struct DoctorReport<'a> {
     pub ok: bool,
     pub checks: &'a [Check],
 }
+
+/// `state versions`: one stack's state object and its newest versions.
+#[derive(Debug, Serialize)]
+pub struct StateVersions<'a> {
+    #[serde(flatten)]
+    pub state: StateRef<'a>,
+    pub versions: Vec<StateVersion>,
+    /// Older versions exist beyond `--limit`.
+    pub more: bool,
+    pub requests: &'a RequestCounts,
+}
+
+/// Which state a `state` document is about.
+#[derive(Debug, Serialize)]
+pub struct StateRef<'a> {
+    pub environment: &'a str,
+    pub spec: &'a str,
+    pub stack: &'a str,
+    pub workspace: &'a str,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StateVersion {
+    pub version_id: String,
+    pub last_modified: String,
+    pub size: i64,
+    /// The state Terraform reads now.
+    pub current: bool,
+    pub delete_marker: bool,
+    /// From the version's content; absent for a delete marker or what is not a state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terraform_version: Option<String>,
+    /// Managed resource instances, as `terraform state list` counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<usize>,
+    /// Why the content could not be summarised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// `state restore`: what changed (or would have), and the version written.
+#[derive(Debug, Serialize)]
+pub struct StateRestored<'a> {
+    #[serde(flatten)]
+    pub state: StateRef<'a>,
+    pub version_id: &'a str,
+    /// `restored`, or `current` when the version already was the current state.
+    pub status: &'static str,
+    /// The version the copy created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_version_id: Option<String>,
+    pub serial: FromTo<Option<u64>, u64>,
+    pub lineage: FromTo<Option<String>, String>,
+    pub resources: FromTo<Option<usize>, usize>,
+    pub only_current: Vec<String>,
+    pub only_restored: Vec<String>,
+    /// Where Terraform's lock was taken: `lock file`, `dynamodb`.
+    pub locked: Vec<&'static str>,
+    pub digest_updated: bool,
+    pub requests: &'a RequestCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FromTo<F, T> {
+    pub from: F,
+    pub to: T,
+}

@@ -9,6 +9,7 @@ mod output;
 mod policy;
 mod reconcile;
 mod render;
+mod state;
 mod validate;
 
 use std::ffi::OsString;
@@ -19,13 +20,13 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::Cli;
-use args::{AwsArgs, Command, EndpointArgs, GlobalArgs, OutputFormat};
+use args::{Command, ConnectionArgs, EndpointArgs, GlobalArgs, OutputFormat, StateCommand};
 use output::{Printer, Verbosity};
 
 use crate::engine::Connection;
 use crate::error::{Error, exit};
 use crate::project::{self, Environment};
-use crate::spec::{EndpointUrl, ProfileName};
+use crate::spec::{EndpointUrl, EnvSpec, Layout, ProfileName, StackSpec};
 
 /// What a command that did not fail found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ fn usage_error(error: &clap::Error, arguments: &[OsString]) -> u8 {
 /// and the command given after it, if any.
 fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'static str>)> {
     let commands = [
-        "validate", "render", "policy", "plan", "apply", "check", "doctor",
+        "validate", "render", "policy", "plan", "apply", "check", "doctor", "state",
     ];
     let mut misplaced = None;
     for argument in arguments.iter().skip(1) {
@@ -195,6 +196,27 @@ fn execute(
             aws,
             terraform_dir,
         } => doctor::run(context, &specs.specs, aws, terraform_dir.as_deref()),
+        Command::State(StateCommand::Versions {
+            state,
+            limit,
+            connection,
+        }) => state::versions(context, state, *limit, connection),
+        Command::State(StateCommand::Restore {
+            state,
+            version_id,
+            auto_approve,
+            allow_other_lineage,
+            connection,
+        }) => state::restore(
+            context,
+            state,
+            &state::RestoreRequest {
+                version_id,
+                auto_approve: *auto_approve,
+                allow_other_lineage: *allow_other_lineage,
+            },
+            connection,
+        ),
     }
 }
 
@@ -285,7 +307,7 @@ fn offline_connection(endpoint: &EndpointArgs) -> Result<Connection, Error> {
 }
 
 /// How the online commands reach AWS.
-fn connection(aws: &AwsArgs) -> Result<Connection, Error> {
+fn connection(aws: &ConnectionArgs) -> Result<Connection, Error> {
     let Connection {
         endpoint_flag,
         endpoint_env,
@@ -328,6 +350,56 @@ where
             }
         }
     })
+}
+
+/// The stack `--stack` names, or the spec's only one; with several and none named, a usage
+/// error listing them (`several`: why one must be chosen; `hint_extra` ends the hint).
+fn select_stack<'s>(
+    spec: &'s EnvSpec,
+    name: Option<&str>,
+    several: &str,
+    hint_extra: &str,
+) -> Result<&'s StackSpec, Error> {
+    let chosen = match (name, spec.stacks.as_slice()) {
+        (Some(name), _) => spec.stack(name),
+        (None, [only]) => Some(only),
+        (None, _) => None,
+    };
+    chosen.ok_or_else(|| {
+        let names: Vec<&str> = spec
+            .stacks
+            .iter()
+            .map(|stack| stack.name.as_str())
+            .collect();
+        Error::Usage {
+            message: match name {
+                Some(name) => format!("{} has no stack `{name}`", spec.source),
+                None => format!("{} has several stacks; {several}", spec.source),
+            },
+            hint: Some(format!(
+                "name one with --stack ({}){hint_extra}",
+                names.join(", ")
+            )),
+        }
+    })
+}
+
+/// `dev` for the `backend:` layout, `dev stack network` for a spec with stacks.
+fn stack_label(spec: &EnvSpec, stack: &StackSpec) -> String {
+    match spec.layout {
+        Layout::Backend => spec.name.to_string(),
+        Layout::Stacks => format!("{} stack {}", spec.name, stack.name),
+    }
+}
+
+/// Asks on the terminal. Without a terminal on stdin there is nobody to ask: never assume
+/// yes; `--auto-approve` is required.
+fn confirm(context: &Context<'_>, action: &'static str, question: &str) -> Result<(), Error> {
+    match context.printer.ask(question) {
+        None => Err(Error::NoTerminal { action }),
+        Some(answer) if answer == "yes" => Ok(()),
+        Some(_) => Err(Error::Cancelled { action }),
+    }
 }
 
 fn plural(count: u64, noun: &str) -> String {

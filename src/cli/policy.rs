@@ -6,7 +6,7 @@ use super::{Context, Outcome, json};
 use crate::access::Tier;
 use crate::error::Error;
 use crate::policy;
-use crate::spec::{Encryption, Layout, PrincipalRef};
+use crate::spec::{Encryption, PrincipalRef};
 
 pub fn run(
     context: &Context<'_>,
@@ -39,32 +39,12 @@ pub fn run(
         }
     }
     let (document, stack_name, tier) = if identity {
-        let chosen = match (stack, spec.layout, spec.stacks.as_slice()) {
-            (Some(name), _, _) => spec.stack(name),
-            (None, Layout::Backend, [only]) => Some(only),
-            (None, _, _) => None,
-        };
-        let Some(chosen) = chosen else {
-            let names: Vec<&str> = spec
-                .stacks
-                .iter()
-                .map(|stack| stack.name.as_str())
-                .collect();
-            let message = match stack {
-                Some(name) => format!("{} has no stack `{name}`", spec.source),
-                None => format!(
-                    "{} has several stacks; each tier of each has its own identity policy",
-                    spec.source
-                ),
-            };
-            return Err(Error::Usage {
-                message,
-                hint: Some(format!(
-                    "name one with --stack ({}), and add --reader for the read-only tier",
-                    names.join(", ")
-                )),
-            });
-        };
+        let chosen = super::select_stack(
+            spec,
+            stack,
+            "each tier of each has its own identity policy",
+            ", and add --reader for the read-only tier",
+        )?;
         let tier = if reader { Tier::Reader } else { Tier::Writer };
         let document =
             policy::tier_identity_policy(spec, &environment.offline_account(), chosen, tier);

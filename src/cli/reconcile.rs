@@ -43,7 +43,7 @@ pub fn run(
     mode: Mode,
 ) -> Result<Outcome, Error> {
     let environments = super::load(specs)?;
-    let connection = super::connection(aws)?;
+    let connection = super::connection(&aws.connection)?;
     let notes = run_notes(&environments, &connection);
     let log = Arc::new(RequestLog::default());
     let engine = Engine {
@@ -95,7 +95,11 @@ pub fn run(
                 print_notes(context, &notes);
             }
             if any_changes && !auto_approve {
-                confirm(context)?;
+                super::confirm(
+                    context,
+                    "apply",
+                    "Do you want to perform these actions? Only 'yes' will be accepted: ",
+                )?;
             }
             let results = engine.apply_all(planned).await;
             warn(context, &results);
@@ -161,19 +165,6 @@ fn lock_buckets(
                 .into(),
         ),
     })
-}
-
-/// Asks on the terminal. Without a terminal on stdin there is nobody to ask: never assume
-/// yes; `--auto-approve` is required.
-fn confirm(context: &Context<'_>) -> Result<(), Error> {
-    match context
-        .printer
-        .ask("Do you want to perform these actions? Only 'yes' will be accepted: ")
-    {
-        None => Err(Error::NoTerminal),
-        Some(answer) if answer == "yes" => Ok(()),
-        Some(_) => Err(Error::Cancelled),
-    }
 }
 
 /// Warnings go to stderr whatever the format: they say what the user must do.

@@ -37,7 +37,7 @@ use std::fmt;
 pub use names::{
     AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, LogPrefix,
     PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, StackName, StateKey, TableName,
-    WorkspacePrefix,
+    WorkspaceName, WorkspacePrefix,
 };
 pub use parse::{check_across_environments, parse_spec};
 pub use yaml::Pos;

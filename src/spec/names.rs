@@ -71,6 +71,10 @@ string_newtype!(
     WorkspacePrefix
 );
 string_newtype!(
+    /// A Terraform workspace name; `default` is the default workspace.
+    WorkspaceName
+);
+string_newtype!(
     /// An IAM user or role name (`[\w+=,.@-]{1,64}`).
     IamName
 );
@@ -336,6 +340,25 @@ impl WorkspacePrefix {
 
     pub fn terraform_default() -> WorkspacePrefix {
         WorkspacePrefix("env:".to_owned())
+    }
+}
+
+impl WorkspaceName {
+    /// Terraform's rule (`terraform workspace new`): not empty, URL-safe characters only,
+    /// no path separator (the characters `url.PathEscape` leaves as they are).
+    pub fn parse(text: &str) -> Result<WorkspaceName, Problem> {
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.~$&+,:;=@".contains(c);
+        if text.is_empty() || !text.chars().all(url_safe) {
+            return Err(Problem::new(format!(
+                "`{text}` is not a Terraform workspace name"
+            ))
+            .hint("workspace names are URL-safe and have no `/`, as `terraform workspace list` shows them"));
+        }
+        Ok(WorkspaceName(text.to_owned()))
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.0 == "default"
     }
 }
 

@@ -98,6 +98,60 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     }
     record("apply", &["apply", "--auto-approve", "--output", "json"], 0);
     record("check", &["check", "--output", "json"], 0);
+    let empty = record(
+        "state-versions-empty",
+        &[
+            "state", "versions", "central", "--stack", "app", "--output", "json",
+        ],
+        0,
+    );
+    assert_eq!(empty["versions"].as_array().map(Vec::len), Some(0));
+    let versions = crate::support::put_states(&project, &bucket, "app/terraform.tfstate", 2);
+    let listed = record(
+        "state-versions",
+        &[
+            "state", "versions", "central", "--stack", "app", "--output", "json",
+        ],
+        0,
+    );
+    assert_eq!(listed["versions"][0]["serial"], 2, "{listed:#}");
+    let restored = record(
+        "state-restore",
+        &[
+            "state",
+            "restore",
+            "central",
+            &versions[0],
+            "--stack",
+            "app",
+            "--auto-approve",
+            "--output",
+            "json",
+        ],
+        0,
+    );
+    assert_eq!(
+        (
+            restored["serial"]["from"].as_u64(),
+            restored["serial"]["to"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    record(
+        "state-restore-refused",
+        &[
+            "state",
+            "restore",
+            "central",
+            "no-such-version",
+            "--stack",
+            "app",
+            "--auto-approve",
+            "--output",
+            "json",
+        ],
+        1,
+    );
     record("doctor", &["doctor", "--output", "json"], 1);
     let failed = record(
         "plan-failed",
@@ -195,6 +249,28 @@ fn each_command_offers_only_the_options_it_uses() {
         assert!(apply.contains(option), "apply lacks {option}:\n{apply}");
     }
     assert!(!help("check").contains("--allow-lockout"));
+    for state in ["versions", "restore"] {
+        let text = project.statebucket(&["state", state, "--help"]).stdout;
+        for option in [
+            "--endpoint-url",
+            "--profile",
+            "--request-timeout",
+            "--stack",
+            "--workspace",
+        ] {
+            assert!(
+                text.contains(option),
+                "state {state} lacks {option}:\n{text}"
+            );
+        }
+        for option in ["--concurrency", "--allow-lockout"] {
+            assert!(
+                !text.contains(option),
+                "state {state} offers {option}:\n{text}"
+            );
+        }
+        assert!(text.contains("Examples:"), "state {state}: {text}");
+    }
 }
 
 #[test]

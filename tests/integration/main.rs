@@ -12,5 +12,6 @@ mod reconcile;
 mod reliability;
 mod snapshots;
 mod stacks;
+mod state;
 mod support;
 mod terraform;

@@ -24,6 +24,10 @@ fn filters(project: &Project, bucket: &str) -> Vec<(String, &'static str)> {
         (r"alias/snapshots-key-\d+-\d+".to_owned(), "alias/[key]"),
         (r"assume-role-from-profile-\d+".to_owned(), "[session]"),
         (
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z".to_owned(),
+            "[time]",
+        ),
+        (
             r"statebucket-doctor-\d+-\d+".to_owned(),
             "statebucket-doctor-[probe]",
         ),
@@ -137,6 +141,45 @@ fn every_command_text_and_json() {
         run(&["check", "--output", "json"])
     );
     snapshot!(filters, "doctor", run(&["doctor"]));
+    let versions = crate::support::put_states(&project, &bucket, "app/terraform.tfstate", 3);
+    snapshot!(
+        filters,
+        "state_versions",
+        run(&[
+            "state", "versions", "central", "--stack", "app", "--limit", "2"
+        ])
+    );
+    snapshot!(
+        filters,
+        "state_restore",
+        run(&[
+            "state",
+            "restore",
+            "central",
+            &versions[0],
+            "--stack",
+            "app",
+            "--auto-approve"
+        ])
+    );
+    snapshot!(
+        filters,
+        "state_restore_no_such_version",
+        run(&[
+            "state",
+            "restore",
+            "central",
+            &versions[0],
+            "--stack",
+            "network",
+            "--auto-approve"
+        ])
+    );
+    snapshot!(
+        filters,
+        "state_restore_stack_usage",
+        run(&["state", "restore", "central", &versions[0]])
+    );
     snapshot!(filters, "plan_broken", run(&["plan", "broken/bad.yaml"]));
     snapshot!(
         filters,

@@ -701,3 +701,35 @@ pub fn terraform_dir(extra: &str) -> tempfile::TempDir {
     .expect("main.tf");
     dir
 }
+
+/// Writes `count` minimal Terraform states (serials 1..=count, one lineage) to `key`, one
+/// version each, as statebucket's project identity; their version ids, oldest first.
+pub fn put_states(project: &Project, bucket: &str, key: &str, count: u64) -> Vec<String> {
+    block_on(async {
+        let s3 = project.s3("eu-west-1").await;
+        let mut ids = Vec::new();
+        for serial in 1..=count {
+            let resources = (0..serial)
+                .map(|index| {
+                    format!(
+                        r#"{{"mode":"managed","type":"terraform_data","name":"r{index}","provider":"provider[\"terraform.io/builtin/terraform\"]","instances":[{{"schema_version":0,"attributes":{{}}}}]}}"#
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let state = format!(
+                r#"{{"version":4,"terraform_version":"1.15.0","serial":{serial},"lineage":"5d1c1a7e-0000-4000-8000-00000000000{count}","outputs":{{}},"resources":[{resources}],"check_results":null}}"#
+            );
+            let written = s3
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(state.into_bytes()))
+                .send()
+                .await
+                .expect("put a state version");
+            ids.push(written.version_id().expect("a versioned bucket").to_owned());
+        }
+        ids
+    })
+}

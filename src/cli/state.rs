@@ -1,0 +1,573 @@
+//! `statebucket state versions` and `state restore`: one stack's state object, its history,
+//! and the way back to an earlier version that deletes nothing. They run as statebucket's
+//! own identity (`--profile`, `bootstrap_profile`, then `profile`): reading old versions
+//! takes `s3:ListBucketVersions` and `s3:GetObjectVersion`, which Terraform's own identity
+//! does not need and usually lacks.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use aws_smithy_types::date_time::Format;
+
+use super::args::{ConnectionArgs, StateArgs};
+use super::{Context, Outcome, json};
+use crate::aws::state::{self as remote, LockOutcome, LockSlot, ObjectVersion, VersionContent};
+use crate::aws::{self, Clients, RequestLog};
+use crate::engine::{Connection, guard_account};
+use crate::error::Error;
+use crate::project::Environment;
+use crate::spec::{EnvSpec, Locking, StackSpec, WorkspaceName};
+use crate::state::{
+    RestoreDiff, RestoreRefusal, StatePath, StateSummary, TerraformLockInfo, digest, lock_id,
+    summarize,
+};
+
+/// The state a command works on, resolved from the command line and the spec.
+struct Target<'e> {
+    spec: &'e EnvSpec,
+    stack: &'e StackSpec,
+    workspace: WorkspaceName,
+    path: StatePath,
+}
+
+impl Target<'_> {
+    fn reference(&self) -> json::StateRef<'_> {
+        json::StateRef {
+            environment: self.spec.name.as_str(),
+            spec: &self.spec.source,
+            stack: self.stack.name.as_str(),
+            workspace: self.workspace.as_str(),
+            bucket: &self.path.bucket,
+            key: &self.path.key,
+        }
+    }
+
+    /// The command that lists this state's versions.
+    fn listing(&self) -> String {
+        let mut command = format!("statebucket state versions {}", self.spec.name);
+        if self.spec.stacks.len() > 1 {
+            command.push_str(&format!(" --stack {}", self.stack.name));
+        }
+        if !self.workspace.is_default() {
+            command.push_str(&format!(" --workspace {}", self.workspace));
+        }
+        command
+    }
+
+    /// `dev`, `dev stack network`, and the workspace unless it is the default one.
+    fn label(&self) -> String {
+        let stack = super::stack_label(self.spec, self.stack);
+        if self.workspace.is_default() {
+            stack
+        } else {
+            format!("{stack} workspace {}", self.workspace)
+        }
+    }
+}
+
+fn target<'e>(environment: &'e Environment, arguments: &StateArgs) -> Result<Target<'e>, Error> {
+    let spec = &environment.spec;
+    let stack = super::select_stack(
+        spec,
+        arguments.stack.as_deref(),
+        "each has its own state",
+        "",
+    )?;
+    let workspace = super::option(
+        "--workspace",
+        Some(arguments.workspace.as_str()),
+        WorkspaceName::parse,
+    )?
+    .expect("a value was given");
+    let path = StatePath::of(spec.bucket.name.as_str(), stack, &workspace);
+    Ok(Target {
+        spec,
+        stack,
+        workspace,
+        path,
+    })
+}
+
+/// Clients for statebucket's own identity in the bucket's region, after the account guard.
+async fn clients(
+    spec: &EnvSpec,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+) -> Result<Clients, Error> {
+    let clients = aws::clients(
+        Some(connection.tool_profile(spec)),
+        &spec.region,
+        connection.endpoint(spec).as_ref(),
+        connection.attempt_timeout,
+        log,
+    )
+    .await;
+    let caller = aws::caller_identity(&clients).await?;
+    guard_account(spec, &caller, &clients)?;
+    Ok(clients)
+}
+
+pub fn versions(
+    context: &Context<'_>,
+    arguments: &StateArgs,
+    limit: u16,
+    connection: &ConnectionArgs,
+) -> Result<Outcome, Error> {
+    let environments = super::load(std::slice::from_ref(&arguments.env))?;
+    let target = target(&environments[0], arguments)?;
+    let connection = super::connection(connection)?;
+    let log = Arc::new(RequestLog::default());
+    let reporter = context.printer.reporter();
+    let (versions, more, contents) = super::interruptible(
+        async {
+            let task = reporter.task(&target.label());
+            task.step("listing versions");
+            let clients = clients(target.spec, &connection, &log).await?;
+            let (versions, more) =
+                remote::versions(&clients, &target.path, usize::from(limit)).await?;
+            task.step(&format!(
+                "reading {}",
+                super::plural(versions.len() as u64, "version")
+            ));
+            let contents = remote::read_versions(&clients, &target.path, &versions).await;
+            task.finish();
+            Ok((versions, more, contents))
+        },
+        async {},
+    )?;
+    let mut failed = false;
+    let rows: Vec<json::StateVersion> = versions
+        .iter()
+        .zip(contents)
+        .map(|(version, content)| {
+            let summary = match content {
+                Ok(VersionContent::Content(bytes)) => Some(summarize(&bytes)),
+                Ok(VersionContent::DeleteMarker) => None,
+                Ok(VersionContent::Missing) => Some(Err("removed while it was listed".to_owned())),
+                Err(error) => {
+                    failed = true;
+                    Some(Err(format!("unreadable: {error}")))
+                }
+            };
+            row(version, summary)
+        })
+        .collect();
+    let counts = log.counts();
+    if context.json() {
+        context.printer.data(&json::document(
+            "state versions",
+            json::StateVersions {
+                state: target.reference(),
+                versions: rows,
+                more,
+                requests: &counts,
+            },
+        ));
+    } else {
+        context
+            .printer
+            .data(&versions_text(&target, &rows, more, limit));
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn row(
+    version: &ObjectVersion,
+    summary: Option<Result<StateSummary, String>>,
+) -> json::StateVersion {
+    let (summary, problem) = match summary {
+        Some(Ok(summary)) => (Some(summary), None),
+        Some(Err(problem)) => (None, Some(problem)),
+        None => (None, None),
+    };
+    json::StateVersion {
+        version_id: version.version_id.clone(),
+        last_modified: version.last_modified.clone(),
+        size: version.size,
+        current: version.is_latest && !version.delete_marker,
+        delete_marker: version.delete_marker,
+        serial: summary.as_ref().map(|state| state.serial),
+        lineage: summary.as_ref().map(|state| state.lineage.clone()),
+        terraform_version: summary
+            .as_ref()
+            .map(|state| state.terraform_version.clone()),
+        resources: summary.as_ref().map(|state| state.resources.len()),
+        problem,
+    }
+}
+
+fn versions_text(
+    target: &Target<'_>,
+    rows: &[json::StateVersion],
+    more: bool,
+    limit: u16,
+) -> String {
+    let mut text = format!(
+        "{} ({}): {}, {}, newest first\n",
+        target.label(),
+        target.spec.source,
+        target.path,
+        super::plural(rows.len() as u64, "version"),
+    );
+    if rows.is_empty() {
+        text.push_str("  no versions: Terraform has not written this state yet\n");
+        return text;
+    }
+    let width = rows
+        .iter()
+        .map(|row| row.version_id.len())
+        .max()
+        .unwrap_or(0)
+        .max("VERSION ID".len());
+    text.push_str(&format!(
+        "    {:<width$}  {:<20}  {:>9}  {:>6}  {:>9}  {:<9}  LINEAGE\n",
+        "VERSION ID", "LAST MODIFIED", "SIZE", "SERIAL", "RESOURCES", "TERRAFORM"
+    ));
+    for row in rows {
+        let marker = if row.current { "*" } else { " " };
+        let described = if row.delete_marker {
+            "(delete marker: the state was deleted here)".to_owned()
+        } else if let Some(problem) = &row.problem {
+            format!("({problem})")
+        } else {
+            format!(
+                "{:>6}  {:>9}  {:<9}  {}",
+                row.serial
+                    .map(|serial| serial.to_string())
+                    .unwrap_or_default(),
+                row.resources
+                    .map(|count| count.to_string())
+                    .unwrap_or_default(),
+                row.terraform_version.as_deref().unwrap_or(""),
+                row.lineage.as_deref().unwrap_or(""),
+            )
+        };
+        text.push_str(&format!(
+            "  {marker} {:<width$}  {:<20}  {:>9}  {described}\n",
+            row.version_id,
+            row.last_modified,
+            format!("{} B", row.size),
+        ));
+    }
+    text.push_str("  * the current version: what Terraform reads now\n");
+    if more {
+        text.push_str(&format!(
+            "  older versions exist: --limit {} shows more\n",
+            (u32::from(limit) * 2).min(1000)
+        ));
+    }
+    text
+}
+
+/// What a restore asks for.
+pub struct RestoreRequest<'a> {
+    pub version_id: &'a str,
+    pub auto_approve: bool,
+    pub allow_other_lineage: bool,
+}
+
+pub fn restore(
+    context: &Context<'_>,
+    arguments: &StateArgs,
+    request: &RestoreRequest<'_>,
+    connection: &ConnectionArgs,
+) -> Result<Outcome, Error> {
+    let environments = super::load(std::slice::from_ref(&arguments.env))?;
+    let target = target(&environments[0], arguments)?;
+    let connection = super::connection(connection)?;
+    let log = Arc::new(RequestLog::default());
+    let slot = LockSlot::default();
+    super::interruptible(
+        run_restore(context, &target, request, &connection, &log, &slot),
+        // Interrupted: Terraform's lock is released, not left for a force-unlock.
+        async {
+            for problem in slot.release().await {
+                context.printer.warn(&unreleased(&problem));
+            }
+        },
+    )
+}
+
+fn unreleased(problem: &str) -> String {
+    format!(
+        "{problem}; release it with `terraform force-unlock <ID>` (the ID is in the lock file or item) before the next Terraform run"
+    )
+}
+
+async fn run_restore(
+    context: &Context<'_>,
+    target: &Target<'_>,
+    request: &RestoreRequest<'_>,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+    slot: &LockSlot,
+) -> Result<Outcome, Error> {
+    let path = &target.path;
+    let version_id = request.version_id;
+    let clients = clients(target.spec, connection, log).await?;
+    let (current, wanted) = tokio::try_join!(
+        remote::current(&clients, path),
+        remote::read_version(&clients, path, version_id)
+    )?;
+    let restored_bytes = match wanted {
+        VersionContent::Content(bytes) => bytes,
+        VersionContent::Missing => {
+            return Err(RestoreRefusal::NoSuchVersion {
+                path: path.to_string(),
+                version: version_id.to_owned(),
+                listing: target.listing(),
+            }
+            .into());
+        }
+        VersionContent::DeleteMarker => {
+            return Err(RestoreRefusal::DeleteMarker {
+                path: path.to_string(),
+                version: version_id.to_owned(),
+                listing: target.listing(),
+            }
+            .into());
+        }
+    };
+    let restored = summarize(&restored_bytes).map_err(|why| RestoreRefusal::NotAState {
+        path: path.to_string(),
+        version: version_id.to_owned(),
+        why,
+        listing: target.listing(),
+    })?;
+    let current_summary = current
+        .as_ref()
+        .and_then(|current| summarize(&current.content).ok());
+    let diff = RestoreDiff::between(current_summary.as_ref(), &restored);
+    let table = target.stack.lock.table().map(|table| table.as_str());
+    let lock_file = matches!(target.stack.lock, Locking::Lockfile | Locking::Both(_));
+    let mut report = Report {
+        target,
+        version_id,
+        diff: &diff,
+        status: "restored",
+        new_version_id: None,
+        locked: [lock_file.then_some("lock file"), table.map(|_| "dynamodb")]
+            .into_iter()
+            .flatten()
+            .collect(),
+        digest_updated: false,
+    };
+    // The version is the current one, or the current one has its content already (it was
+    // restored before): another copy would only add a version.
+    if current.as_ref().is_some_and(|current| {
+        current.version_id == version_id || current.content == restored_bytes
+    }) {
+        report.status = "current";
+        report.locked.clear();
+        report.print(context, &log.counts());
+        return Ok(Outcome::Success);
+    }
+    if diff.other_lineage() && !request.allow_other_lineage {
+        return Err(RestoreRefusal::OtherLineage {
+            version: version_id.to_owned(),
+            current: diff.lineage.0.clone().unwrap_or_default(),
+            restored: diff.lineage.1.clone(),
+        }
+        .into());
+    }
+    if !context.json() {
+        context.printer.data(&report.plan_text(table));
+    }
+    if !request.auto_approve {
+        super::confirm(
+            context,
+            "restore",
+            "Do you want to restore this version? Only 'yes' will be accepted: ",
+        )?;
+    }
+
+    let encryption = current
+        .as_ref()
+        .map(|current| current.encryption.clone())
+        .unwrap_or_default();
+    let info = lock_info(path, version_id);
+    match remote::lock(&clients, path, info, lock_file, table, &encryption, slot).await? {
+        LockOutcome::Taken => {}
+        LockOutcome::Held(holder) => {
+            return Err(RestoreRefusal::LockHeld {
+                path: path.to_string(),
+                holder,
+            }
+            .into());
+        }
+    }
+    let expected = current.as_ref().map(|current| current.version_id.clone());
+    let written = async {
+        // Under the lock no Terraform run writes; one may have written before it was taken.
+        let found = remote::current_version_id(&clients, path).await?;
+        if found != expected {
+            return Err(Error::from(RestoreRefusal::ChangedMeanwhile {
+                path: path.to_string(),
+                expected: expected.clone().unwrap_or_else(|| "(none)".into()),
+                found: found.unwrap_or_else(|| "(none)".into()),
+            }));
+        }
+        let new_version = remote::restore_version(&clients, path, version_id, &encryption).await?;
+        if let Some(table) = table {
+            remote::put_digest(&clients, path, table, &digest(&restored_bytes)).await?;
+        }
+        Ok(new_version)
+    }
+    .await;
+    for problem in slot.release().await {
+        context.printer.warn(&unreleased(&problem));
+    }
+    report.new_version_id = Some(written?);
+    report.digest_updated = table.is_some();
+    report.print(context, &log.counts());
+    Ok(Outcome::Success)
+}
+
+/// The lock info a restore writes, in Terraform's format: `terraform force-unlock` and
+/// Terraform's "Error acquiring the state lock" show it.
+fn lock_info(path: &StatePath, version_id: &str) -> TerraformLockInfo {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let user = std::env::var("USER").unwrap_or_else(|_| "statebucket".into());
+    let now = SystemTime::now();
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    TerraformLockInfo::for_restore(
+        path,
+        version_id,
+        lock_id(&host, std::process::id(), nanos),
+        format!("{user}@{host}"),
+        aws_smithy_types::DateTime::from(now)
+            .fmt(Format::DateTime)
+            .unwrap_or_default(),
+    )
+}
+
+struct Report<'a> {
+    target: &'a Target<'a>,
+    version_id: &'a str,
+    diff: &'a RestoreDiff,
+    status: &'static str,
+    new_version_id: Option<String>,
+    locked: Vec<&'static str>,
+    digest_updated: bool,
+}
+
+impl Report<'_> {
+    fn plan_text(&self, table: Option<&str>) -> String {
+        let diff = self.diff;
+        let path = &self.target.path;
+        let mut text = format!(
+            "{} ({}): restore {path} to version {}\n",
+            self.target.label(),
+            self.target.spec.source,
+            self.version_id
+        );
+        let from = |value: Option<String>| value.unwrap_or_else(|| "(no current state)".into());
+        text.push_str(&format!(
+            "  ~ serial: {} → {}\n",
+            from(diff.serial.0.map(|serial| serial.to_string())),
+            diff.serial.1
+        ));
+        if diff.other_lineage() {
+            text.push_str(&format!(
+                "  ~ lineage: {} → {} (another state; --allow-other-lineage)\n",
+                from(diff.lineage.0.clone()),
+                diff.lineage.1
+            ));
+        } else {
+            text.push_str(&format!("  = lineage: {}\n", diff.lineage.1));
+        }
+        text.push_str(&format!(
+            "  ~ resources: {} → {}\n",
+            from(diff.resource_count.0.map(|count| count.to_string())),
+            diff.resource_count.1
+        ));
+        if !diff.only_current.is_empty() {
+            text.push_str("    not in the restored state: Terraform plans to create these again while the configuration has them (if the real objects still exist, `terraform import` them instead):\n");
+        }
+        for address in &diff.only_current {
+            text.push_str(&format!("      - {address}\n"));
+        }
+        for address in &diff.only_restored {
+            text.push_str(&format!("      + {address}\n"));
+        }
+        text.push_str(&format!(
+            "  + {}: a new current version, copied from {}; no version is deleted\n",
+            path.key, self.version_id
+        ));
+        if let Some(table) = table {
+            text.push_str(&format!(
+                "  ~ digest: {} in DynamoDB table {table}, set to the restored state's MD5\n",
+                path.digest_id()
+            ));
+        }
+        text.push_str(&format!(
+            "  Terraform's state lock ({}) is taken for the copy; while another run holds it, nothing is written.\n",
+            self.locked.join(" and ")
+        ));
+        text
+    }
+
+    fn print(&self, context: &Context<'_>, requests: &aws::RequestCounts) {
+        let diff = self.diff;
+        if context.json() {
+            context.printer.data(&json::document(
+                "state restore",
+                json::StateRestored {
+                    state: self.target.reference(),
+                    version_id: self.version_id,
+                    status: self.status,
+                    new_version_id: self.new_version_id.clone(),
+                    serial: json::FromTo {
+                        from: diff.serial.0,
+                        to: diff.serial.1,
+                    },
+                    lineage: json::FromTo {
+                        from: diff.lineage.0.clone(),
+                        to: diff.lineage.1.clone(),
+                    },
+                    resources: json::FromTo {
+                        from: diff.resource_count.0,
+                        to: diff.resource_count.1,
+                    },
+                    only_current: diff.only_current.clone(),
+                    only_restored: diff.only_restored.clone(),
+                    locked: self.locked.clone(),
+                    digest_updated: self.digest_updated,
+                    requests,
+                },
+            ));
+            return;
+        }
+        let path = &self.target.path;
+        let text = match &self.new_version_id {
+            None => format!(
+                "{}: the current state of {path} already is version {}'s content; nothing to restore.\n",
+                self.target.label(),
+                self.version_id
+            ),
+            Some(new_version) => format!(
+                "\nRestored: {path} is now version {new_version}, a copy of {} (serial {}); no version was deleted{}.\nRun `terraform plan` to see what the restored state lacks.\n",
+                self.version_id,
+                diff.serial.1,
+                if self.digest_updated {
+                    ", and the lock table's digest matches it"
+                } else {
+                    ""
+                }
+            ),
+        };
+        context.printer.data(&text);
+    }
+}

@@ -473,7 +473,11 @@ def format_report(rows, rate, render_ms, runs, binary, smoke, stacks_render, pol
         "the search for a key left by an interrupted run (ListKeys, then ListResourceTags of up to 32 keys at once) and "
         "CreateKey; the settings together with the new key's alias and rotation (1); observe again to verify (1). The "
         "verification is required (an apply that does not converge must fail) and costs one round trip. A DynamoDB lock "
-        "table adds no round trip: CreateTable and then point-in-time recovery run beside CreateBucket and the settings.",
+        "table adds no round trip: CreateTable and then point-in-time recovery run beside CreateBucket and the settings. "
+        "Creating a KMS key also takes the bucket's apply lock, so that runners on several machines create one key: a "
+        "conditional PUT of `.statebucket/apply.lock` after CreateBucket and its conditional DELETE after the key's writes, "
+        "two round trips (and three requests, with the re-read of the alias under the lock) that only a run creating or "
+        "repairing a key pays; converged runs and runs without KMS take no lock.",
         "- Zero write requests when converged: see the `writes` column of the converged rows.",
         "- `check` of many environments: the run is bound by moto's throughput, not by latency (see the bounds table). "
         "STS and IAM answers are asked once per run and shared by all environments (8 reads per environment plus 3 per run; "

@@ -444,7 +444,7 @@ impl Engine {
             progress.step(message);
             self.reporter.message(&format!("{}: {message}", spec.name));
         };
-        let applied = aws::apply(
+        let (applied, lock) = aws::apply(
             &planned.clients,
             &planned.plan,
             spec.bucket.name.as_str(),
@@ -458,7 +458,28 @@ impl Engine {
         )
         .await?;
         planned.warnings.extend(applied.warnings);
-        let created_key = applied.created_key;
+        // The AWS writes that needed the lock are done: it is released while the backend
+        // files are written and the result verified.
+        let release = async {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+        };
+        let (verified, ()) = tokio::join!(
+            self.write_and_verify(&mut planned, applied.created_key, progress),
+            release
+        );
+        verified.map(|()| planned)
+    }
+
+    /// Writes the backend files and observes again: the plan must now be empty.
+    async fn write_and_verify(
+        &self,
+        planned: &mut Planned<'_>,
+        created_key: Option<String>,
+        progress: &dyn Task,
+    ) -> Result<(), Error> {
+        let spec = &planned.environment.spec;
         for change in &planned.plan.changes {
             let Change::WriteBackendFile {
                 stack, path, to, ..
@@ -527,7 +548,7 @@ impl Engine {
                 facets: remaining.changes.iter().map(Change::facet).collect(),
             });
         }
-        Ok(planned)
+        Ok(())
     }
 }
 

@@ -54,8 +54,9 @@ pub fn needs_lock(plan: &EnvPlan) -> bool {
 
 /// Applies every AWS change of `plan` (the backend file is the caller's). A plan that
 /// `needs_lock` is applied under the bucket's apply lock, which lives in the bucket: the
-/// bucket is created first, then the lock taken, then the rest applied and the lock
-/// released, on every path.
+/// bucket is created first, then the lock taken, then the rest applied. On success the lock
+/// is returned still held: the caller releases it beside what it does next (verifying),
+/// which saves a round trip; on failure it is released here.
 ///
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
@@ -66,7 +67,7 @@ pub async fn apply(
     region: &Region,
     account: &str,
     locking: &LockOptions<'_>,
-) -> Result<Applied, AwsError> {
+) -> Result<(Applied, Option<super::lock::HeldLock>), AwsError> {
     let lock = if needs_lock(plan) {
         if let Some(tags) = bucket_to_create(plan) {
             create_bucket_in_region(clients, bucket, region.as_str(), tags).await?;
@@ -96,10 +97,15 @@ pub async fn apply(
         ),
         apply_lock_table(clients, plan, region, account)
     );
-    if let Some(lock) = lock {
-        lock.release().await;
+    match applied {
+        Ok((applied, ())) => Ok((applied, lock)),
+        Err(error) => {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+            Err(error)
+        }
     }
-    applied.map(|(applied, ())| applied)
 }
 
 fn bucket_to_create(plan: &EnvPlan) -> Option<&std::collections::BTreeMap<String, String>> {
@@ -118,12 +124,12 @@ enum NewKey {
 }
 
 /// `bucket_created`: the bucket was created before the lock was taken.
-async fn apply_bucket_and_key(
-    clients: &Clients,
-    plan: &EnvPlan,
-    bucket: &str,
-    region: &str,
-    account: &str,
+async fn apply_bucket_and_key<'a>(
+    clients: &'a Clients,
+    plan: &'a EnvPlan,
+    bucket: &'a str,
+    region: &'a str,
+    account: &'a str,
     bucket_created: bool,
 ) -> Result<Applied, AwsError> {
     let identity = clients.identity_source.as_str();
@@ -159,230 +165,271 @@ async fn apply_bucket_and_key(
             .await
             .map(|(id, arn)| Some(NewKey::Created(id, arn)))
     };
-    let ((), new_key) = tokio::try_join!(bucket_step, key_step)?;
-    let created_key = new_key.as_ref().map(|key| match key {
-        NewKey::Created(_, arn) | NewKey::Found(arn) => arn.clone(),
-    });
+    // With a key to create, the bucket was created before the lock was taken (`apply`), and
+    // this step is empty.
+    bucket_step.await?;
 
-    // The new key's alias and rotation go out with the bucket's settings: encryption only
-    // needs the key's ARN, not its alias.
-    let alias_step = async {
-        match (&new_key, key_to_create) {
-            (Some(NewKey::Created(key_id, arn)), Some((alias, _, _, _))) => {
-                alias_and_rotation(clients, alias, key_id, arn).await
-            }
-            _ => Ok(None),
-        }
-    };
-
-    let created_key_arn = created_key.as_deref();
     let logging_step = apply_logging(clients, plan, bucket, account);
-    let settings = plan.changes.iter().map(|change| {
-        until_consistent(move || async move {
-            let s3 = &clients.s3;
-            let doing = format!("{} of bucket `{bucket}`", change.facet());
-            let result = match change {
-                Change::CreateBucket { .. }
-                | Change::CreateKmsKey { .. }
-                | Change::WriteBackendFile { .. }
-                | Change::GrantLogDelivery { .. }
-                | Change::EnableLogging { .. }
-                | Change::CreateLockTable { .. }
-                | Change::UpdateLockTable { .. }
-                | Change::EnablePointInTimeRecovery { .. }
-                | Change::TagLockTable { .. } => return Ok(None),
-                Change::SetLifecycle {
-                    rules,
-                    minimum_object_size,
-                    ..
-                } => s3
-                    .put_bucket_lifecycle_configuration()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .set_transition_default_minimum_object_size(
-                        minimum_object_size
-                            .as_deref()
-                            .map(TransitionDefaultMinimumObjectSize::from),
-                    )
-                    .lifecycle_configuration(
-                        BucketLifecycleConfiguration::builder()
-                            .set_rules(Some(rules.iter().map(super::lifecycle::to_sdk).collect()))
-                            .build()
-                            .expect("rules are set"),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::PutIdentityPolicy {
-                    principal,
-                    policy_name,
-                    to,
-                    ..
-                } => {
-                    let principal = IamArn::parse(principal)
-                        .map_err(|problem| AwsError::new(doing.clone(), problem.message, None))?;
-                    return super::iam::write_inline_policy(clients, &principal, policy_name, to)
-                        .await
-                        .map(|()| None);
-                }
-                Change::AliasKmsKey { alias, key_arn } => {
-                    return alias_and_rotation(clients, alias, key_arn, key_arn).await;
-                }
-                Change::PutKeyPolicy { key_arn, to, .. } => {
-                    return clients
-                        .kms
-                        .put_key_policy()
-                        .key_id(key_arn)
-                        .policy_name("default")
-                        .policy(to)
-                        .send()
-                        .await
-                        .map(|_| None)
-                        .map_err(|error| {
-                            Failure::from_sdk(&error).into_error(
-                                format!("writing the key policy of KMS key {key_arn}"),
-                                identity,
-                            )
-                        });
-                }
-                Change::EnableKeyRotation { key_arn } => {
-                    return clients
-                        .kms
-                        .enable_key_rotation()
-                        .key_id(key_arn)
-                        .send()
-                        .await
-                        .map(|_| None)
-                        .map_err(|error| {
-                            Failure::from_sdk(&error).into_error(
-                                format!("enabling rotation of KMS key {key_arn}"),
-                                identity,
-                            )
-                        });
-                }
-                Change::EnableVersioning { .. } => s3
-                    .put_bucket_versioning()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .versioning_configuration(
-                        VersioningConfiguration::builder()
-                            .status(BucketVersioningStatus::Enabled)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::SetEncryption { to, .. } => {
-                    let default = match to {
-                        SseTarget::Aes256 => ServerSideEncryptionByDefault::builder()
-                            .sse_algorithm(ServerSideEncryption::Aes256),
-                        SseTarget::Kms { key_arn } => {
-                            let Some(arn) = key_arn.as_deref().or(created_key_arn) else {
-                                return Err(AwsError::new(
-                                    doing,
-                                    "the KMS key to encrypt with was not created",
-                                    None,
-                                ));
-                            };
-                            ServerSideEncryptionByDefault::builder()
-                                .sse_algorithm(ServerSideEncryption::AwsKms)
-                                .kms_master_key_id(arn)
-                        }
-                    };
-                    let rule = ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            default.build().expect("sse_algorithm is set"),
-                        )
-                        .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
-                        .build();
-                    s3.put_bucket_encryption()
+    let setting = |change: &'a Change, created_key_arn: Option<String>| {
+        until_consistent(move || {
+            let created_key_arn = created_key_arn.clone();
+            async move {
+                let s3 = &clients.s3;
+                let doing = format!("{} of bucket `{bucket}`", change.facet());
+                let result = match change {
+                    Change::CreateBucket { .. }
+                    | Change::CreateKmsKey { .. }
+                    | Change::WriteBackendFile { .. }
+                    | Change::GrantLogDelivery { .. }
+                    | Change::EnableLogging { .. }
+                    | Change::CreateLockTable { .. }
+                    | Change::UpdateLockTable { .. }
+                    | Change::EnablePointInTimeRecovery { .. }
+                    | Change::TagLockTable { .. } => return Ok(None),
+                    Change::SetLifecycle {
+                        rules,
+                        minimum_object_size,
+                        ..
+                    } => s3
+                        .put_bucket_lifecycle_configuration()
                         .bucket(bucket)
                         .expected_bucket_owner(account)
-                        .server_side_encryption_configuration(
-                            ServerSideEncryptionConfiguration::builder()
-                                .rules(rule)
+                        .set_transition_default_minimum_object_size(
+                            minimum_object_size
+                                .as_deref()
+                                .map(TransitionDefaultMinimumObjectSize::from),
+                        )
+                        .lifecycle_configuration(
+                            BucketLifecycleConfiguration::builder()
+                                .set_rules(Some(
+                                    rules.iter().map(super::lifecycle::to_sdk).collect(),
+                                ))
+                                .build()
+                                .expect("rules are set"),
+                        )
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| Failure::from_sdk(&error)),
+                    Change::PutIdentityPolicy {
+                        principal,
+                        policy_name,
+                        to,
+                        ..
+                    } => {
+                        let principal = IamArn::parse(principal).map_err(|problem| {
+                            AwsError::new(doing.clone(), problem.message, None)
+                        })?;
+                        return super::iam::write_inline_policy(
+                            clients,
+                            &principal,
+                            policy_name,
+                            to,
+                        )
+                        .await
+                        .map(|()| None);
+                    }
+                    Change::AliasKmsKey { alias, key_arn } => {
+                        return alias_and_rotation(clients, alias, key_arn, key_arn).await;
+                    }
+                    Change::PutKeyPolicy { key_arn, to, .. } => {
+                        return clients
+                            .kms
+                            .put_key_policy()
+                            .key_id(key_arn)
+                            .policy_name("default")
+                            .policy(to)
+                            .send()
+                            .await
+                            .map(|_| None)
+                            .map_err(|error| {
+                                Failure::from_sdk(&error).into_error(
+                                    format!("writing the key policy of KMS key {key_arn}"),
+                                    identity,
+                                )
+                            });
+                    }
+                    Change::EnableKeyRotation { key_arn } => {
+                        return clients
+                            .kms
+                            .enable_key_rotation()
+                            .key_id(key_arn)
+                            .send()
+                            .await
+                            .map(|_| None)
+                            .map_err(|error| {
+                                Failure::from_sdk(&error).into_error(
+                                    format!("enabling rotation of KMS key {key_arn}"),
+                                    identity,
+                                )
+                            });
+                    }
+                    Change::EnableVersioning { .. } => s3
+                        .put_bucket_versioning()
+                        .bucket(bucket)
+                        .expected_bucket_owner(account)
+                        .versioning_configuration(
+                            VersioningConfiguration::builder()
+                                .status(BucketVersioningStatus::Enabled)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| Failure::from_sdk(&error)),
+                    Change::SetEncryption { to, .. } => {
+                        let default = match to {
+                            SseTarget::Aes256 => ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::Aes256),
+                            SseTarget::Kms { key_arn } => {
+                                let Some(arn) = key_arn.as_deref().or(created_key_arn.as_deref())
+                                else {
+                                    return Err(AwsError::new(
+                                        doing,
+                                        "the KMS key to encrypt with was not created",
+                                        None,
+                                    ));
+                                };
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::AwsKms)
+                                    .kms_master_key_id(arn)
+                            }
+                        };
+                        let rule = ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                default.build().expect("sse_algorithm is set"),
+                            )
+                            .bucket_key_enabled(matches!(to, SseTarget::Kms { .. }))
+                            .build();
+                        s3.put_bucket_encryption()
+                            .bucket(bucket)
+                            .expected_bucket_owner(account)
+                            .server_side_encryption_configuration(
+                                ServerSideEncryptionConfiguration::builder()
+                                    .rules(rule)
+                                    .build()
+                                    .expect("one rule is set"),
+                            )
+                            .send()
+                            .await
+                            .map(drop)
+                            .map_err(|error| Failure::from_sdk(&error))
+                    }
+                    Change::BlockPublicAccess { .. } => s3
+                        .put_public_access_block()
+                        .bucket(bucket)
+                        .expected_bucket_owner(account)
+                        .public_access_block_configuration(
+                            PublicAccessBlockConfiguration::builder()
+                                .block_public_acls(true)
+                                .ignore_public_acls(true)
+                                .block_public_policy(true)
+                                .restrict_public_buckets(true)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|error| Failure::from_sdk(&error)),
+                    Change::EnforceBucketOwner { .. } => s3
+                        .put_bucket_ownership_controls()
+                        .bucket(bucket)
+                        .expected_bucket_owner(account)
+                        .ownership_controls(
+                            OwnershipControls::builder()
+                                .rules(
+                                    OwnershipControlsRule::builder()
+                                        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                                        .build()
+                                        .expect("ownership is set"),
+                                )
                                 .build()
                                 .expect("one rule is set"),
                         )
                         .send()
                         .await
                         .map(drop)
-                        .map_err(|error| Failure::from_sdk(&error))
-                }
-                Change::BlockPublicAccess { .. } => s3
-                    .put_public_access_block()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .public_access_block_configuration(
-                        PublicAccessBlockConfiguration::builder()
-                            .block_public_acls(true)
-                            .ignore_public_acls(true)
-                            .block_public_policy(true)
-                            .restrict_public_buckets(true)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::EnforceBucketOwner { .. } => s3
-                    .put_bucket_ownership_controls()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .ownership_controls(
-                        OwnershipControls::builder()
-                            .rules(
-                                OwnershipControlsRule::builder()
-                                    .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                                    .build()
-                                    .expect("ownership is set"),
-                            )
-                            .build()
-                            .expect("one rule is set"),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::PutPolicy { to, .. } => s3
-                    .put_bucket_policy()
-                    .bucket(bucket)
-                    .expected_bucket_owner(account)
-                    .policy(to)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|error| Failure::from_sdk(&error)),
-                Change::MergeTags { to, .. } => {
-                    let tags = s3_tags(to);
-                    s3.put_bucket_tagging()
+                        .map_err(|error| Failure::from_sdk(&error)),
+                    Change::PutPolicy { to, .. } => s3
+                        .put_bucket_policy()
                         .bucket(bucket)
                         .expected_bucket_owner(account)
-                        .tagging(
-                            Tagging::builder()
-                                .set_tag_set(Some(tags))
-                                .build()
-                                .expect("tag set is set"),
-                        )
+                        .policy(to)
                         .send()
                         .await
                         .map(drop)
-                        .map_err(|error| Failure::from_sdk(&error))
-                }
-            };
-            result
-                .map(|()| None)
-                .map_err(|failure| failure.into_error(doing, identity))
+                        .map_err(|error| Failure::from_sdk(&error)),
+                    Change::MergeTags { to, .. } => {
+                        let tags = s3_tags(to);
+                        s3.put_bucket_tagging()
+                            .bucket(bucket)
+                            .expected_bucket_owner(account)
+                            .tagging(
+                                Tagging::builder()
+                                    .set_tag_set(Some(tags))
+                                    .build()
+                                    .expect("tag set is set"),
+                            )
+                            .send()
+                            .await
+                            .map(drop)
+                            .map_err(|error| Failure::from_sdk(&error))
+                    }
+                };
+                result
+                    .map(|()| None)
+                    .map_err(|failure| failure.into_error(doing, identity))
+            }
         })
-    });
-    let (settings, (), created_alias) =
-        tokio::try_join!(try_join_all(settings), logging_step, alias_step)?;
+    };
+    // Only the encryption naming a key this run creates waits for the key; every other
+    // setting goes out at once, beside the key's creation.
+    let needs_new_key = |change: &Change| {
+        matches!(
+            change,
+            Change::SetEncryption {
+                to: SseTarget::Kms { key_arn: None },
+                ..
+            }
+        )
+    };
+    let independent = try_join_all(
+        plan.changes
+            .iter()
+            .filter(|change| !needs_new_key(change))
+            .map(|change| setting(change, None)),
+    );
+    let key_chain = async {
+        let new_key = key_step.await?;
+        let created_key = new_key.as_ref().map(|key| match key {
+            NewKey::Created(_, arn) | NewKey::Found(arn) => arn.clone(),
+        });
+        // The new key's alias and rotation go out with the encryption naming it: encryption
+        // only needs the key's ARN, not its alias.
+        let alias_step = async {
+            match (&new_key, key_to_create) {
+                (Some(NewKey::Created(key_id, arn)), Some((alias, _, _, _))) => {
+                    alias_and_rotation(clients, alias, key_id, arn).await
+                }
+                _ => Ok(None),
+            }
+        };
+        let dependent = try_join_all(
+            plan.changes
+                .iter()
+                .filter(|change| needs_new_key(change))
+                .map(|change| setting(change, created_key.clone())),
+        );
+        let (created_alias, dependent) = tokio::try_join!(alias_step, dependent)?;
+        Ok::<_, AwsError>((created_key, created_alias, dependent))
+    };
+    let (independent, (), (created_key, created_alias, dependent)) =
+        tokio::try_join!(independent, logging_step, key_chain)?;
     Ok(Applied {
         created_key,
-        warnings: settings
+        warnings: independent
             .into_iter()
+            .chain(dependent)
             .chain([created_alias])
             .flatten()
             .collect(),

@@ -39,7 +39,7 @@ async fn apply_changes(
         waiting: &|_| {},
         registry: &super::lock::HeldLocks::default(),
     };
-    apply(
+    let (applied, lock) = apply(
         clients,
         &plan,
         "mocked-bucket",
@@ -47,7 +47,11 @@ async fn apply_changes(
         "123456789012",
         &locking,
     )
-    .await
+    .await?;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    Ok(applied)
 }
 
 fn region() -> Region {

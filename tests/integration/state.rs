@@ -29,10 +29,15 @@ fn version_ids(project: &Project, bucket: &str) -> Vec<String> {
         .collect()
 }
 
-fn restore_scenario(lock: &str, encryption: &str) {
-    let moto = Moto::shared();
-    let project = Project::with_moto(moto);
-    let bucket = unique("restore");
+/// A bucket statebucket applied (`lock` and `encryption` as given) and a Terraform directory
+/// initialised with its backend.hcl, after one apply of one resource.
+fn terraform_with_state(
+    prefix: &str,
+    lock: &str,
+    encryption: &str,
+) -> (Project, String, tempfile::TempDir) {
+    let project = Project::with_moto(Moto::shared());
+    let bucket = unique(prefix);
     project.spec(
         "dev",
         &spec_yaml(&bucket, "eu-west-1", encryption).replace(
@@ -51,6 +56,11 @@ fn restore_scenario(lock: &str, encryption: &str) {
     project
         .terraform("apply", workdir.path(), None)
         .expect_code(0);
+    (project, bucket, workdir)
+}
+
+fn restore_scenario(lock: &str, encryption: &str) {
+    let (project, bucket, workdir) = terraform_with_state("restore", lock, encryption);
     let main_tf = workdir.path().join("main.tf");
     let one_resource = std::fs::read_to_string(&main_tf).unwrap();
     std::fs::write(&main_tf, format!("{one_resource}{SECOND}")).unwrap();
@@ -213,22 +223,8 @@ fn restoring_an_earlier_version_with_a_lock_table_updates_the_digest_terraform_c
 /// holder Terraform wrote, and writes nothing.
 #[test]
 fn a_restore_while_terraform_holds_the_lock_is_refused_naming_the_holder() {
-    let moto = Moto::shared();
-    let project = Project::with_moto(moto);
-    let bucket = unique("restore-locked");
-    project.spec("dev", &spec_yaml(&bucket, "eu-west-1", "aes256"));
-    project
-        .statebucket(&["apply", "--auto-approve"])
-        .expect_code(0);
-    let workdir = terraform_dir("");
-    let backend = project.path("environments/dev/backend.hcl");
-    project
-        .terraform("init", workdir.path(), Some(&backend))
-        .expect_code(0);
     // A first state to restore; then an apply that creates a slow resource holds the lock.
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
+    let (project, bucket, workdir) = terraform_with_state("restore-locked", "lockfile", "aes256");
     let version = version_ids(&project, &bucket)[0].clone();
     let main_tf = workdir.path().join("main.tf");
     let config = std::fs::read_to_string(&main_tf)

@@ -217,6 +217,19 @@ pub enum Command {
     /// A stack's Terraform state: its versions, and a way back to one of them.
     #[command(subcommand)]
     State(StateCommand),
+    /// Print the shell completion script for SHELL.
+    #[command(after_help = "\
+Examples:
+  source <(statebucket completions bash)                   this bash session
+  statebucket completions bash > ~/.local/share/bash-completion/completions/statebucket
+  statebucket completions zsh > \"${fpath[1]}/_statebucket\"
+  statebucket completions fish > ~/.config/fish/completions/statebucket.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `statebucket man | man -l -`.
+    Man,
 }
 
 /// Which state of an environment: its stack and workspace.
@@ -291,6 +304,8 @@ impl Command {
             Command::Doctor { .. } => "doctor",
             Command::State(StateCommand::Versions { .. }) => "state versions",
             Command::State(StateCommand::Restore { .. }) => "state restore",
+            Command::Completions { .. } => "completions",
+            Command::Man => "man",
         }
     }
 }

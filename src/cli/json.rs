@@ -47,6 +47,14 @@ pub struct Validated {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// A generated artifact: a completion script (with its shell) or the manual page.
+#[derive(Debug, Serialize)]
+pub struct Generated {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    pub content: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Rendered {
     pub files: Vec<RenderedFile>,

@@ -10,6 +10,7 @@ mod policy;
 mod reconcile;
 mod render;
 mod state;
+mod tooling;
 mod validate;
 
 use std::ffi::OsString;
@@ -93,7 +94,16 @@ fn usage_error(error: &clap::Error, arguments: &[OsString]) -> u8 {
 /// and the command given after it, if any.
 fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'static str>)> {
     let commands = [
-        "validate", "render", "policy", "plan", "apply", "check", "doctor", "state",
+        "validate",
+        "render",
+        "policy",
+        "plan",
+        "apply",
+        "check",
+        "doctor",
+        "state",
+        "completions",
+        "man",
     ];
     let mut misplaced = None;
     for argument in arguments.iter().skip(1) {
@@ -217,6 +227,8 @@ fn execute(
             },
             connection,
         ),
+        Command::Completions { shell } => tooling::completions(context, *shell),
+        Command::Man => tooling::man(context),
     }
 }
 

@@ -175,6 +175,13 @@ fn every_command_prints_one_document_valid_against_the_schema() {
         64,
     );
     assert!(usage["error"]["hint"].as_str().unwrap().contains("--stack"));
+    let completions = record(
+        "completions",
+        &["completions", "fish", "--output", "json"],
+        0,
+    );
+    assert_eq!(completions["shell"], "fish");
+    record("man", &["man", "--output", "json"], 0);
     assert_valid(&documents);
 }
 

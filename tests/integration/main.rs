@@ -15,3 +15,4 @@ mod stacks;
 mod state;
 mod support;
 mod terraform;
+mod tooling;

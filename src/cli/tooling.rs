@@ -1,0 +1,58 @@
+//! `statebucket completions` and `statebucket man`: the shell completion script and the
+//! manual page, generated from the same clap definition that parses the command line, so
+//! they never list an option the binary lacks.
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use super::args::Cli;
+use super::{Context, Outcome, json};
+use crate::error::Error;
+
+pub fn completions(context: &Context<'_>, shell: Shell) -> Result<Outcome, Error> {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "statebucket", &mut script);
+    let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
+    if context.json() {
+        context.printer.data(&json::document(
+            "completions",
+            json::Generated {
+                shell: Some(shell.to_string()),
+                content: script,
+            },
+        ));
+    } else {
+        context.printer.data(&script);
+    }
+    Ok(Outcome::Success)
+}
+
+/// The manual page of statebucket and, after it, one section per command.
+pub fn man(context: &Context<'_>) -> Result<Outcome, Error> {
+    let command = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .render(&mut page)
+        .expect("rendering into memory cannot fail");
+    for subcommand in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        let name = format!("statebucket-{}", subcommand.get_name());
+        clap_mangen::Man::new(subcommand.clone().name(name.clone()))
+            .title(name.to_uppercase())
+            .render(&mut page)
+            .expect("rendering into memory cannot fail");
+    }
+    let page = String::from_utf8(page).expect("clap_mangen writes UTF-8");
+    if context.json() {
+        context.printer.data(&json::document(
+            "man",
+            json::Generated {
+                shell: None,
+                content: page,
+            },
+        ));
+    } else {
+        context.printer.data(&page);
+    }
+    Ok(Outcome::Success)
+}

@@ -230,6 +230,11 @@ Examples:
     },
     /// Print the manual page (roff): `statebucket man | man -l -`.
     Man,
+    /// Print the JSON Schema of spec files (what schema/statebucket.schema.json holds), for
+    /// editors: `# yaml-language-server: $schema=../schema/statebucket.schema.json` at the
+    /// top of a spec turns on completion and checking. `validate` remains the authority: it
+    /// also checks naming rules and how the keys fit together.
+    Schema,
 }
 
 /// Which state of an environment: its stack and workspace.
@@ -306,6 +311,7 @@ impl Command {
             Command::State(StateCommand::Restore { .. }) => "state restore",
             Command::Completions { .. } => "completions",
             Command::Man => "man",
+            Command::Schema => "schema",
         }
     }
 }

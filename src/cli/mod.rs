@@ -104,6 +104,7 @@ fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'st
         "state",
         "completions",
         "man",
+        "schema",
     ];
     let mut misplaced = None;
     for argument in arguments.iter().skip(1) {
@@ -229,6 +230,7 @@ fn execute(
         ),
         Command::Completions { shell } => tooling::completions(context, *shell),
         Command::Man => tooling::man(context),
+        Command::Schema => tooling::schema(context),
     }
 }
 

@@ -1,6 +1,7 @@
-//! `statebucket completions` and `statebucket man`: the shell completion script and the
-//! manual page, generated from the same clap definition that parses the command line, so
-//! they never list an option the binary lacks.
+//! `statebucket completions`, `man` and `schema`: the shell completion script and the
+//! manual page, generated from the same clap definition that parses the command line (so
+//! they never list an option the binary lacks), and the spec's JSON Schema, generated from
+//! the schema the validator walks.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -8,6 +9,7 @@ use clap_complete::Shell;
 use super::args::Cli;
 use super::{Context, Outcome, json};
 use crate::error::Error;
+use crate::spec::schema;
 
 pub fn completions(context: &Context<'_>, shell: Shell) -> Result<Outcome, Error> {
     let mut command = Cli::command();
@@ -53,6 +55,23 @@ pub fn man(context: &Context<'_>) -> Result<Outcome, Error> {
         ));
     } else {
         context.printer.data(&page);
+    }
+    Ok(Outcome::Success)
+}
+
+/// The spec's JSON Schema, as committed in `schema/statebucket.schema.json`.
+pub fn schema(context: &Context<'_>) -> Result<Outcome, Error> {
+    let text = schema::json_schema_text();
+    if context.json() {
+        context.printer.data(&json::document(
+            "schema",
+            json::Generated {
+                shell: None,
+                content: text,
+            },
+        ));
+    } else {
+        context.printer.data(&text);
     }
     Ok(Outcome::Success)
 }

@@ -3,6 +3,7 @@
 
 pub mod names;
 mod parse;
+pub mod schema;
 pub mod yaml;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::names::{
     Problem, ProfileName, Region, RoleArn, StackName, StateKey, TableName, WorkspacePrefix,
     closest,
 };
+use super::schema::{self, Object};
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
     AccessSpec, BucketSpec, Days, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey, Layout,
@@ -134,16 +135,48 @@ struct Walker<'a> {
     diagnostics: Vec<Diagnostic>,
 }
 
-/// The entries of one mapping, with which keys the schema has consumed.
+/// The entries of one mapping, with which keys the walker has consumed.
 struct Fields<'n> {
     path: String,
     pos: Pos,
+    /// The schema of a mapping with fixed keys; `None` for one of free names (tags, stacks).
+    object: Option<&'static Object>,
     entries: Vec<(&'n str, &'n Node, &'n Node)>,
     used: Vec<bool>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The (object, key) pairs the walker took on this thread: the test that proves the
+    /// walker reads every key the schema lists.
+    pub(super) static TAKEN: std::cell::RefCell<std::collections::BTreeSet<(&'static str, &'static str)>> =
+        std::cell::RefCell::default();
+}
+
 impl<'n> Fields<'n> {
+    /// The value of `key`, which the schema must list for this mapping.
     fn take(&mut self, key: &str) -> Option<&'n Node> {
+        let field = self.object.and_then(|object| object.field(key));
+        debug_assert!(
+            field.is_some(),
+            "the walker takes `{key}` in `{}`, which the schema does not list",
+            self.path
+        );
+        #[cfg(test)]
+        if let (Some(object), Some(field)) = (self.object, field) {
+            TAKEN.with(|taken| taken.borrow_mut().insert((object.name, field.name)));
+        }
+        self.take_misplaced(key)
+    }
+
+    /// The value of `key` where the schema lists it for this mapping; `None` elsewhere.
+    fn take_if_listed(&mut self, key: &str) -> Option<&'n Node> {
+        self.object?.field(key)?;
+        self.take(key)
+    }
+
+    /// The value of a key that does not belong here, taken to report it precisely.
+    fn take_misplaced(&mut self, key: &str) -> Option<&'n Node> {
         let index = self.entries.iter().position(|(name, _, _)| *name == key)?;
         self.used[index] = true;
         let (_, _, value) = self.entries[index];
@@ -206,7 +239,27 @@ impl Walker<'_> {
         }
     }
 
-    fn fields<'n>(&mut self, node: &'n Node, path: &str) -> Option<Fields<'n>> {
+    /// A mapping with the keys `object` lists.
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        object: &'static Object,
+    ) -> Option<Fields<'n>> {
+        self.mapping(node, path, Some(object))
+    }
+
+    /// A mapping of free names (tags, stacks).
+    fn named<'n>(&mut self, node: &'n Node, path: &str) -> Option<Fields<'n>> {
+        self.mapping(node, path, None)
+    }
+
+    fn mapping<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        object: Option<&'static Object>,
+    ) -> Option<Fields<'n>> {
         let Yaml::Map(entries) = &node.value else {
             let what = if path.is_empty() {
                 "the spec".to_owned()
@@ -236,13 +289,16 @@ impl Walker<'_> {
         Some(Fields {
             path: path.to_owned(),
             pos: node.pos,
+            object,
             used: vec![false; named.len()],
             entries: named,
         })
     }
 
-    /// Reports every key the schema did not consume, suggesting the nearest known one.
-    fn finish(&mut self, fields: Fields<'_>, known: &[&str]) {
+    /// Reports every key the walker did not consume, suggesting the nearest one the schema
+    /// lists here.
+    fn finish(&mut self, fields: Fields<'_>) {
+        let known = fields.object.map(Object::keys).unwrap_or_default();
         for ((name, key, _), used) in fields.entries.iter().zip(&fields.used) {
             if *used || is_credential_key(name) {
                 continue;
@@ -267,6 +323,13 @@ impl Walker<'_> {
         key: &str,
         example: &str,
     ) -> Option<&'n Node> {
+        debug_assert!(
+            fields
+                .object
+                .is_some_and(|object| object.required.contains(&key)),
+            "the walker requires `{key}` in `{}`, which the schema does not",
+            fields.path
+        );
         let node = fields.take(key);
         if node.is_none() {
             let path = fields.child_path(key);
@@ -340,7 +403,7 @@ impl Walker<'_> {
             );
             return None;
         }
-        let mut top = self.fields(root, "")?;
+        let mut top = self.fields(root, "", &schema::SPEC)?;
         let region_node = self.required(&mut top, "region", "region: eu-west-1");
         let region = region_node.and_then(|node| self.typed(node, "region", Region::parse));
         let account_id = top
@@ -420,21 +483,7 @@ impl Walker<'_> {
                 None
             }
         };
-        self.finish(
-            top,
-            &[
-                "region",
-                "account_id",
-                "profile",
-                "bootstrap_profile",
-                "endpoint",
-                "bucket",
-                "access",
-                "backend",
-                "stacks",
-                "stack_defaults",
-            ],
-        );
+        self.finish(top);
         let (bucket, bucket_name_pos, logging_bucket) = bucket?;
         let (access, stacks) = (access?, stacks?);
         self.check_stacks(&access, &stacks, layout);
@@ -484,7 +533,7 @@ impl Walker<'_> {
 
     /// The bucket, where its name stands, and where the log bucket's name stands.
     fn bucket(&mut self, node: &Node, region: Option<&Region>) -> Option<(BucketSpec, Pos, Pos)> {
-        let mut fields = self.fields(node, "bucket")?;
+        let mut fields = self.fields(node, "bucket", &schema::BUCKET)?;
         let name_node = self.required(&mut fields, "name", "name: my-org-tfstate-dev");
         let name = name_node.and_then(|node| self.typed(node, "bucket.name", BucketName::parse));
         let encryption = match fields.take("encryption") {
@@ -504,10 +553,7 @@ impl Walker<'_> {
             Some(node) => self.logging(node, name.as_ref()).map(Some),
             None => Some(None),
         };
-        self.finish(
-            fields,
-            &["name", "encryption", "tags", "lifecycle", "logging"],
-        );
+        self.finish(fields);
         let (logging, logging_pos) = match logging? {
             Some((logging, pos)) => (Some(logging), pos),
             None => (None, Pos::default()),
@@ -526,7 +572,7 @@ impl Walker<'_> {
     }
 
     fn lifecycle(&mut self, node: &Node) -> Option<Lifecycle> {
-        let mut fields = self.fields(node, "bucket.lifecycle")?;
+        let mut fields = self.fields(node, "bucket.lifecycle", &schema::LIFECYCLE)?;
         let defaults = Lifecycle::default();
         let noncurrent = match fields.take("expire_noncurrent_after_days") {
             None => Some(defaults.expire_noncurrent_after),
@@ -545,13 +591,7 @@ impl Walker<'_> {
                 false,
             ),
         };
-        self.finish(
-            fields,
-            &[
-                "expire_noncurrent_after_days",
-                "abort_incomplete_uploads_after_days",
-            ],
-        );
+        self.finish(fields);
         Some(Lifecycle {
             expire_noncurrent_after: noncurrent?,
             abort_incomplete_uploads_after: abort?,
@@ -590,14 +630,14 @@ impl Walker<'_> {
         node: &Node,
         state_bucket: Option<&BucketName>,
     ) -> Option<(Logging, Pos)> {
-        let mut fields = self.fields(node, "bucket.logging")?;
+        let mut fields = self.fields(node, "bucket.logging", &schema::LOGGING)?;
         let bucket_node = self.required(&mut fields, "bucket", "bucket: my-org-s3-access-logs");
         let bucket = bucket_node
             .and_then(|node| self.typed(node, "bucket.logging.bucket", BucketName::parse));
         let prefix = fields
             .take("prefix")
             .map(|node| self.typed(node, "bucket.logging.prefix", LogPrefix::parse));
-        self.finish(fields, &["bucket", "prefix"]);
+        self.finish(fields);
         let bucket = bucket?;
         let bucket_pos = bucket_node?.pos;
         if state_bucket == Some(&bucket) {
@@ -629,14 +669,14 @@ impl Walker<'_> {
                 None
             }
             Yaml::Map(_) => {
-                let mut fields = self.fields(node, "bucket.encryption")?;
+                let mut fields = self.fields(node, "bucket.encryption", &schema::KMS_ENCRYPTION)?;
                 let key_node =
                     self.required(&mut fields, "kms_key", "kms_key: alias/terraform-state");
                 let create_key = match fields.take("create_key") {
                     None => Some(false),
                     Some(node) => self.boolean(node, "create_key"),
                 };
-                self.finish(fields, &["kms_key", "create_key"]);
+                self.finish(fields);
                 let key_node = key_node?;
                 let reference = self.typed(key_node, "bucket.encryption.kms_key", |text| {
                     KmsKeyRef::parse(text, region)
@@ -679,7 +719,7 @@ impl Walker<'_> {
 
     /// S3 tagging rules: at most 50 tags; keys 1-128 characters and not `aws:`; values up to 256.
     fn tags(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
-        let fields = self.fields(node, "bucket.tags")?;
+        let fields = self.named(node, "bucket.tags")?;
         let mut tags = BTreeMap::new();
         let mut ok = true;
         if fields.entries.len() > 50 {
@@ -738,7 +778,7 @@ impl Walker<'_> {
     /// The spec-level `access`: the default writers and readers of every stack, and the
     /// policy options of the bucket.
     fn access(&mut self, node: &Node, layout: Layout) -> Option<AccessSpec> {
-        let mut fields = self.fields(node, "access")?;
+        let mut fields = self.fields(node, "access", &schema::ACCESS)?;
         let (writers, readers) = self.principal_lists(&mut fields, "access");
         let template = fields.take("policy_template").map(|node| {
             self.typed(node, "access.policy_template", |text| {
@@ -757,18 +797,7 @@ impl Walker<'_> {
         let attach = fields
             .take("attach_identity_policy")
             .map(|node| self.boolean(node, "access.attach_identity_policy"));
-        self.finish(
-            fields,
-            &[
-                "users",
-                "roles",
-                "readers",
-                "policy_template",
-                "exclusive",
-                "break_glass_role",
-                "attach_identity_policy",
-            ],
-        );
+        self.finish(fields);
         let exclusive = match (exclusive.unwrap_or(Some(false))?, break_glass) {
             (true, Some(role)) => Some(Exclusive {
                 break_glass_role: role?,
@@ -849,9 +878,9 @@ impl Walker<'_> {
     }
 
     fn readers(&mut self, node: &Node, path: &str) -> Option<Vec<PrincipalRef>> {
-        let mut fields = self.fields(node, path)?;
+        let mut fields = self.fields(node, path, &schema::READERS)?;
         let readers = self.users_then_roles(&mut fields, path);
-        self.finish(fields, &["users", "roles"]);
+        self.finish(fields);
         let readers = readers?;
         if readers.is_empty() {
             self.report(
@@ -928,7 +957,7 @@ impl Walker<'_> {
         source: &str,
         bucket: Option<&BucketName>,
     ) -> Option<StackSpec> {
-        let mut fields = self.fields(node, "backend")?;
+        let mut fields = self.fields(node, "backend", &schema::BACKEND)?;
         let options = self.stack_options(&mut fields, "backend");
         let defaults = StackOptions::default();
         let default_file = default_backend_file(source, env);
@@ -942,7 +971,7 @@ impl Walker<'_> {
             bucket,
             (None, None),
         );
-        self.finish(fields, STACK_OPTION_KEYS);
+        self.finish(fields);
         stack
     }
 
@@ -957,10 +986,10 @@ impl Walker<'_> {
     ) -> Option<Vec<StackSpec>> {
         let defaults = match defaults_node {
             None => Some(StackOptions::default()),
-            Some(defaults_node) => self.fields(defaults_node, "stack_defaults").map(|mut fields| {
+            Some(defaults_node) => self.fields(defaults_node, "stack_defaults", &schema::STACK_DEFAULTS).map(|mut fields| {
                 let options = self.stack_options(&mut fields, "stack_defaults");
                 for key in ["key", "file"] {
-                    if let Some(misplaced) = fields.take(key) {
+                    if let Some(misplaced) = fields.take_misplaced(key) {
                         self.report(
                             misplaced.pos,
                             Problem::new(format!("`stack_defaults.{key}` cannot be shared: every stack has its own"))
@@ -968,11 +997,11 @@ impl Walker<'_> {
                         );
                     }
                 }
-                self.finish(fields, DEFAULT_OPTION_KEYS);
+                self.finish(fields);
                 options
             }),
         };
-        let stacks = self.fields(node, "stacks")?;
+        let stacks = self.named(node, "stacks")?;
         if stacks.entries.is_empty() {
             self.report(
                 node.pos,
@@ -991,7 +1020,7 @@ impl Walker<'_> {
                 ok = false;
                 continue;
             };
-            let Some(mut fields) = self.fields(value, &path) else {
+            let Some(mut fields) = self.fields(value, &path, &schema::STACK) else {
                 ok = false;
                 continue;
             };
@@ -1013,7 +1042,7 @@ impl Walker<'_> {
                     access,
                 )
             });
-            self.finish(fields, STACK_KEYS);
+            self.finish(fields);
             match stack {
                 Some(stack) => result.push(stack),
                 None => ok = false,
@@ -1030,7 +1059,7 @@ impl Walker<'_> {
         stack_path: &str,
     ) -> Option<(Option<Vec<PrincipalRef>>, Option<Vec<PrincipalRef>>)> {
         let path = format!("{stack_path}.access");
-        let mut fields = self.fields(node, &path)?;
+        let mut fields = self.fields(node, &path, &schema::STACK_ACCESS)?;
         let (writers, readers) = self.principal_lists(&mut fields, &path);
         let spec_level: Vec<&str> = [
             "policy_template",
@@ -1039,7 +1068,7 @@ impl Walker<'_> {
             "attach_identity_policy",
         ]
         .into_iter()
-        .filter(|key| fields.take(key).is_some())
+        .filter(|key| fields.take_misplaced(key).is_some())
         .collect();
         for key in spec_level {
             self.report(
@@ -1048,7 +1077,7 @@ impl Walker<'_> {
                     .hint(format!("set `access.{key}` at the top of the spec")),
             );
         }
-        self.finish(fields, &["users", "roles", "readers"]);
+        self.finish(fields);
         let writers = writers?;
         if writers.as_ref().is_some_and(Vec::is_empty) {
             self.report(
@@ -1063,12 +1092,13 @@ impl Walker<'_> {
 
     /// The options `backend`, `stack_defaults` and each stack may set.
     fn stack_options(&mut self, fields: &mut Fields<'_>, path: &str) -> StackOptions {
-        let key_node = fields.take("key");
+        // `stack_defaults` has no key and no file: every stack has its own.
+        let key_node = fields.take_if_listed("key");
         let key = key_node.and_then(|node| {
             self.typed(node, &format!("{path}.key"), StateKey::parse)
                 .map(|key| (key, node.pos))
         });
-        let file = fields.take("file").and_then(|node| {
+        let file = fields.take_if_listed("file").and_then(|node| {
             self.typed(node, &format!("{path}.file"), |text| {
                 relative_path(text, &[".hcl", ".tfbackend"])
             })
@@ -1326,36 +1356,6 @@ struct StackOptions {
     path: String,
 }
 
-const STACK_OPTION_KEYS: &[&str] = &[
-    "key",
-    "file",
-    "profile",
-    "workspace_key_prefix",
-    "assume_role",
-    "terraform_dir",
-    "lock",
-    "dynamodb_table",
-];
-const DEFAULT_OPTION_KEYS: &[&str] = &[
-    "profile",
-    "workspace_key_prefix",
-    "assume_role",
-    "terraform_dir",
-    "lock",
-    "dynamodb_table",
-];
-const STACK_KEYS: &[&str] = &[
-    "key",
-    "file",
-    "access",
-    "profile",
-    "workspace_key_prefix",
-    "assume_role",
-    "terraform_dir",
-    "lock",
-    "dynamodb_table",
-];
-
 /// The workspace `stack`'s key would be read as by `other`'s backend, when it lies at
 /// `<other's workspace_key_prefix>/<workspace>/<other's key>`.
 fn inside_workspaces<'a>(stack: &'a StackSpec, other: &StackSpec) -> Option<&'a str> {
@@ -1445,6 +1445,98 @@ backend:
   key: eks-cluster/terraform.tfstate
   file: environments/dev/backend.hcl
 ";
+
+    /// Every key of the schema, in one of two specs.
+    const EVERY_KEY_WITH_BACKEND: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bootstrap_profile: admin
+endpoint: https://s3.example.internal
+bucket:
+  name: my-terraform-state-prod
+  encryption: { kms_key: alias/terraform-state, create_key: true }
+  tags: { team: platform }
+  lifecycle: { expire_noncurrent_after_days: 365, abort_incomplete_uploads_after_days: 3 }
+  logging: { bucket: my-access-logs, prefix: state/ }
+access:
+  users: [terraform-access]
+  roles: [terraform-access-role]
+  readers: { users: [auditor], roles: [terraform-plan] }
+  policy_template: policies/state-access.json
+  exclusive: true
+  break_glass_role: break-glass
+  attach_identity_policy: true
+backend:
+  key: app/terraform.tfstate
+  file: environments/prod/backend.hcl
+  profile: terraform-prod
+  workspace_key_prefix: workspaces
+  assume_role: arn:aws:iam::123456789012:role/terraform
+  terraform_dir: infra/app
+  lock: both
+  dynamodb_table: terraform-locks
+";
+    const EVERY_KEY_WITH_STACKS: &str = "\
+region: eu-west-1
+profile: terraform
+bucket: { name: my-terraform-state-shared }
+access: { roles: [terraform-access-role] }
+stack_defaults:
+  profile: terraform-ci
+  workspace_key_prefix: workspaces
+  assume_role: arn:aws:iam::123456789012:role/terraform
+  terraform_dir: infra
+  lock: dynamodb
+  dynamodb_table: terraform-locks
+stacks:
+  network:
+    key: network/terraform.tfstate
+    file: stacks/network/backend.hcl
+    access: { users: [network-ci], roles: [network-role], readers: { roles: [network-plan] } }
+    profile: network-ci
+    workspace_key_prefix: network-workspaces
+    assume_role: arn:aws:iam::123456789012:role/network
+    terraform_dir: infra/network
+    lock: lockfile
+  app:
+    key: app/terraform.tfstate
+    dynamodb_table: app-locks
+";
+
+    #[test]
+    fn the_walker_reads_every_key_the_schema_lists() {
+        TAKEN.with(|taken| taken.borrow_mut().clear());
+        for text in [EVERY_KEY_WITH_BACKEND, EVERY_KEY_WITH_STACKS] {
+            if let Err(diagnostics) = parse_spec("environments/x.yaml", "x", text) {
+                panic!("{diagnostics:#?}");
+            }
+        }
+        let mut listed = Vec::new();
+        let mut pending = vec![&schema::SPEC];
+        while let Some(object) = pending.pop() {
+            for field in object.fields {
+                listed.push((object.name, field.name));
+                let mut shapes = vec![&field.shape];
+                while let Some(shape) = shapes.pop() {
+                    match shape {
+                        schema::Shape::Object(inner) => pending.push(inner),
+                        schema::Shape::Named { value, .. } | schema::Shape::List(value) => {
+                            shapes.push(value)
+                        }
+                        schema::Shape::AnyOf(options) => shapes.extend(options.iter()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let taken = TAKEN.with(|taken| taken.borrow().clone());
+        let unread: Vec<_> = listed.iter().filter(|pair| !taken.contains(pair)).collect();
+        assert!(
+            unread.is_empty(),
+            "keys the schema lists but the walker never reads: {unread:?}"
+        );
+    }
 
     fn errors(text: &str) -> Vec<String> {
         parse_spec("environments/x.yaml", "x", text)

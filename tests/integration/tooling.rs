@@ -1,6 +1,81 @@
 //! The tooling around a spec file: shell completions and the manual page.
 
-use crate::support::{Project, to_run};
+use crate::support::{Project, manifest_dir, to_run, venv_python};
+
+/// Runs tests/support/validate_json.py on `documents` against the committed spec schema.
+fn validate_against_spec_schema(expect_invalid: bool, documents: &[std::path::PathBuf]) -> String {
+    let mut command = std::process::Command::new(venv_python());
+    command.arg(manifest_dir().join("tests/support/validate_json.py"));
+    if expect_invalid {
+        command.arg("--invalid");
+    }
+    let run = to_run(
+        command
+            .arg(manifest_dir().join("schema/statebucket.schema.json"))
+            .args(documents)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+#[test]
+fn a_real_json_schema_validator_accepts_the_examples_and_refuses_what_a_schema_can_express() {
+    let examples: Vec<_> = std::fs::read_dir(manifest_dir().join("environments"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
+        .collect();
+    assert!(examples.len() >= 3, "{examples:?}");
+    validate_against_spec_schema(false, &examples);
+    for example in &examples {
+        let text = std::fs::read_to_string(example).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schema/statebucket.schema.json\n"),
+            "{} lacks the modeline that points editors at the schema",
+            example.display()
+        );
+    }
+    // Unknown keys, wrong types, bad enum values, missing keys, patterns: the part of the
+    // malformed corpus a schema can express (naming rules, regions and cross-field rules are
+    // the validator's alone).
+    let expressible = [
+        "unknown_top_key",
+        "unknown_bucket_key",
+        "secret_key_in_spec",
+        "account_is_boolean",
+        "key_is_number",
+        "not_a_mapping",
+        "lock_mode_typo",
+        "kms_without_key",
+        "lifecycle_zero_days",
+        "missing_bucket",
+        "missing_profile",
+        "missing_region",
+        "missing_backend_key",
+        "bucket_uppercase",
+        "bucket_too_short",
+        "account_too_short",
+        "endpoint_without_scheme",
+        "profile_with_space",
+        "key_leading_slash",
+        "tag_with_aws_prefix",
+    ];
+    let corpus: Vec<_> = expressible
+        .iter()
+        .map(|name| manifest_dir().join(format!("tests/malformed/{name}.yaml")))
+        .collect();
+    let refused = validate_against_spec_schema(true, &corpus);
+    assert_eq!(
+        refused.matches(": refused: ").count(),
+        expressible.len(),
+        "{refused}"
+    );
+}
 
 #[test]
 fn bash_sources_the_completion_script_and_completes_commands_and_options() {

@@ -22,5 +22,6 @@ pub mod project;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod scaffold;
 pub mod spec;
 pub mod state;

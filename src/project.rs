@@ -321,9 +321,56 @@ pub fn write_file_atomically(path: &str, content: &str) -> io::Result<bool> {
     result.map(|()| true)
 }
 
+/// Creates a file that must not exist yet, never seen half-written: the content goes to a
+/// temporary file that is then hard-linked to the target, which fails when the target
+/// exists (even when another process created it a moment ago). Returns false, writing
+/// nothing, when the file exists.
+pub fn create_file_exclusively(path: &str, content: &str) -> io::Result<bool> {
+    let target = Path::new(path);
+    if target.exists() {
+        return Ok(false);
+    }
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&directory)?;
+    let file_name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        fs::hard_link(&temporary, target)
+    })();
+    let _ = fs::remove_file(&temporary);
+    match result {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exclusive_create_never_replaces_a_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("environments/dev.yaml");
+        let path = path.to_str().unwrap();
+        assert!(create_file_exclusively(path, "first\n").unwrap());
+        assert!(!create_file_exclusively(path, "second\n").unwrap());
+        assert_eq!(fs::read_to_string(path).unwrap(), "first\n");
+        let left: Vec<_> = fs::read_dir(directory.path().join("environments"))
+            .unwrap()
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
 
     #[test]
     fn names_and_paths() {

@@ -217,6 +217,16 @@ pub enum Command {
     /// A stack's Terraform state: its versions, and a way back to one of them.
     #[command(subcommand)]
     State(StateCommand),
+    /// Start a project: a commented spec for ENV (environments/ENV.yaml), the bucket policy
+    /// template (policies/state-access.json) when absent, and the spec's JSON Schema for
+    /// editors. Offline; never overwrites a spec.
+    #[command(after_help = "\
+Examples:
+  statebucket init                                  environments/dev.yaml with placeholders
+  statebucket init prod --region eu-west-1 --bucket my-org-terraform-state-prod \\
+      --account-id 123456789012 --profile terraform-prod \\
+      --user terraform --role terraform-ci --kms")]
+    Init(InitArgs),
     /// Print the shell completion script for SHELL.
     #[command(after_help = "\
 Examples:
@@ -235,6 +245,35 @@ Examples:
     /// top of a spec turns on completion and checking. `validate` remains the authority: it
     /// also checks naming rules and how the keys fit together.
     Schema,
+}
+
+/// What `init` puts into the new spec.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The environment's name: the spec is environments/ENV.yaml.
+    #[arg(default_value = "dev")]
+    pub env: String,
+    /// The bucket's region (default: AWS_REGION, AWS_DEFAULT_REGION, then eu-west-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The bucket's name (default: terraform-state-ENV; bucket names are global).
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// The account the bucket belongs to: statebucket then refuses credentials of any other.
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// The AWS profile Terraform's backend uses, written into the spec and backend.hcl.
+    #[arg(long, value_name = "NAME", default_value = "terraform")]
+    pub profile: String,
+    /// An IAM user Terraform runs as (name or ARN); repeat for several.
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// An IAM role Terraform runs as (name or ARN); repeat for several.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// Encrypt with a KMS key that statebucket creates (alias/BUCKET) instead of AES256.
+    #[arg(long)]
+    pub kms: bool,
 }
 
 /// Which state of an environment: its stack and workspace.
@@ -309,6 +348,7 @@ impl Command {
             Command::Doctor { .. } => "doctor",
             Command::State(StateCommand::Versions { .. }) => "state versions",
             Command::State(StateCommand::Restore { .. }) => "state restore",
+            Command::Init(_) => "init",
             Command::Completions { .. } => "completions",
             Command::Man => "man",
             Command::Schema => "schema",

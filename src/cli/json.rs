@@ -47,6 +47,21 @@ pub struct Validated {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// `init` and `import`: the files written, notes, and what to run next.
+#[derive(Debug, Serialize)]
+pub struct Scaffolded {
+    pub files: Vec<WrittenFile>,
+    pub notes: Vec<String>,
+    pub next: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WrittenFile {
+    pub path: String,
+    /// `written`, `updated`, `unchanged` or `kept` (an existing file left as it was).
+    pub status: &'static str,
+}
+
 /// A generated artifact: a completion script (with its shell) or the manual page.
 #[derive(Debug, Serialize)]
 pub struct Generated {

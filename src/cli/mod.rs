@@ -4,6 +4,7 @@
 
 mod args;
 mod doctor;
+mod init;
 mod json;
 mod output;
 mod policy;
@@ -102,6 +103,7 @@ fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'st
         "check",
         "doctor",
         "state",
+        "init",
         "completions",
         "man",
         "schema",
@@ -228,6 +230,7 @@ fn execute(
             },
             connection,
         ),
+        Command::Init(arguments) => init::run(context, arguments),
         Command::Completions { shell } => tooling::completions(context, *shell),
         Command::Man => tooling::man(context),
         Command::Schema => tooling::schema(context),

@@ -182,6 +182,13 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     );
     assert_eq!(completions["shell"], "fish");
     record("man", &["man", "--output", "json"], 0);
+    record("schema", &["schema", "--output", "json"], 0);
+    record("init", &["init", "scaffolded", "--output", "json"], 0);
+    record(
+        "init-refused",
+        &["init", "scaffolded", "--output", "json"],
+        1,
+    );
     assert_valid(&documents);
 }
 

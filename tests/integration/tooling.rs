@@ -21,6 +21,101 @@ fn validate_against_spec_schema(expect_invalid: bool, documents: &[std::path::Pa
 }
 
 #[test]
+fn init_scaffolds_a_valid_spec_and_never_overwrites_one() {
+    let project = Project::new();
+    let run = project.statebucket(&["init", "--output", "json"]);
+    run.expect_code(0);
+    let document = run.json();
+    let statuses: Vec<(String, String)> = document["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| {
+            (
+                file["path"].as_str().unwrap().to_owned(),
+                file["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("environments/dev.yaml", "written"),
+            ("policies/state-access.json", "written"),
+            ("schema/statebucket.schema.json", "written"),
+        ]
+        .map(|(path, status)| (path.to_owned(), status.to_owned()))
+    );
+    let scaffold = project.read("environments/dev.yaml");
+    assert!(scaffold.contains("FILL IN"), "{scaffold}");
+    assert_eq!(
+        project.read("policies/state-access.json"),
+        std::fs::read_to_string(manifest_dir().join("policies/state-access.json")).unwrap()
+    );
+    assert_eq!(
+        project.read("schema/statebucket.schema.json"),
+        std::fs::read_to_string(manifest_dir().join("schema/statebucket.schema.json")).unwrap()
+    );
+    project
+        .statebucket(&[
+            "init",
+            "prod",
+            "--region",
+            "ap-northeast-1",
+            "--bucket",
+            "my-org-terraform-state-prod",
+            "--profile",
+            "terraform-prod",
+            "--account-id",
+            "123456789012",
+            "--user",
+            "terraform",
+            "--role",
+            "arn:aws:iam::123456789012:role/ci/terraform",
+            "--kms",
+        ])
+        .expect_code(0);
+    let prod = project.read("environments/prod.yaml");
+    assert!(
+        prod.contains("kms_key: alias/my-org-terraform-state-prod") && !prod.contains("FILL IN"),
+        "{prod}"
+    );
+    let validated = project.statebucket(&["validate", "--output", "json"]);
+    validated.expect_code(0);
+    assert_eq!(validated.json()["specs"].as_array().map(Vec::len), Some(2));
+    validate_against_spec_schema(
+        false,
+        &[
+            project.path("environments/dev.yaml"),
+            project.path("environments/prod.yaml"),
+        ],
+    );
+    // The policy `init prod` would attach names both principals, the role by its path.
+    let policy = project.statebucket(&["policy", "prod"]);
+    policy.expect_code(0);
+    assert!(
+        policy.stdout.contains("role/ci/terraform"),
+        "{}",
+        policy.stdout
+    );
+
+    project.write("environments/dev.yaml", "# mine\n");
+    let again = project.statebucket(&["init"]);
+    again.expect_code(1);
+    assert!(
+        again.stderr.contains("environments/dev.yaml exists"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(project.read("environments/dev.yaml"), "# mine\n");
+
+    let bad = project.statebucket(&["init", "qa", "--bucket", "My_Bucket"]);
+    bad.expect_code(64);
+    assert!(bad.stderr.contains("--bucket"), "{}", bad.stderr);
+    assert!(!project.path("environments/qa.yaml").exists());
+}
+
+#[test]
 fn a_real_json_schema_validator_accepts_the_examples_and_refuses_what_a_schema_can_express() {
     let examples: Vec<_> = std::fs::read_dir(manifest_dir().join("environments"))
         .unwrap()

@@ -165,13 +165,19 @@ pub fn spec_text(spec: &NewSpec) -> String {
         line(&format!("    bucket: {}", scalar(logging.bucket.as_str())));
         line(&format!("    prefix: {}", quoted(logging.prefix.as_str())));
     }
-    line("access:");
-    line("  # Every identity Terraform runs as, users AND roles: a bucket policy that names only");
-    line("  # the role locks out the user (and the reverse).");
-    principals(&mut line, "  ", &spec.access);
-    if spec.access.readers.is_empty() {
-        line(&noted("  # readers:", "optional: pipelines that only plan"));
-        line("  #   roles: [terraform-plan]");
+    if spec.access.is_empty() {
+        line("# access:                         # every stack below names its own principals");
+    } else {
+        line("access:");
+        line(
+            "  # Every identity Terraform runs as, users AND roles: a bucket policy that names only",
+        );
+        line("  # the role locks out the user (and the reverse).");
+        principals(&mut line, "  ", &spec.access);
+        if spec.access.readers.is_empty() {
+            line(&noted("  # readers:", "optional: pipelines that only plan"));
+            line("  #   roles: [terraform-plan]");
+        }
     }
     match &spec.states {
         States::Backend { key, key_note } => {

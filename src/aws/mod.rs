@@ -1,6 +1,7 @@
 //! The AWS side: building clients for an identity, observing an environment, applying a
 //! plan. Thin by design; decisions are made in `plan`.
 
+pub mod adopt;
 mod apply;
 mod dynamodb;
 mod errors;

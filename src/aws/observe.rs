@@ -82,7 +82,79 @@ pub async fn observe(
     identity_policy: Option<(&str, &[IamArn])>,
     kms_key_hint: Option<&str>,
 ) -> Result<Observed, AwsError> {
-    let bucket = spec.bucket.name.as_str();
+    let bucket_state = observe_bucket(
+        clients,
+        spec.bucket.name.as_str(),
+        spec.region.as_str(),
+        account,
+        spec.bucket.logging.is_some(),
+    );
+    let log_bucket = async {
+        match &spec.bucket.logging {
+            Some(logging) => observe_log_bucket(
+                clients,
+                logging.bucket.as_str(),
+                account,
+                spec.region.as_str(),
+            )
+            .await
+            .map(Some),
+            None => Ok(None),
+        }
+    };
+
+    let lock_tables = try_join_all(spec.lock_tables().into_iter().map(|table| async move {
+        let arn = super::dynamodb::table_arn(&spec.region, account, table.as_str());
+        let state = super::dynamodb::observe_table(
+            clients,
+            table.as_str(),
+            &arn,
+            !spec.bucket.tags.is_empty(),
+        )
+        .await?;
+        Ok::<_, AwsError>(state.map(|state| (table.to_string(), state)))
+    }));
+
+    let kms_key = observe_kms_key(clients, spec, kms_key_hint);
+    let identity_policies = async {
+        let Some((name, principals)) = identity_policy else {
+            return Ok(Vec::new());
+        };
+        try_join_all(principals.iter().map(|principal| async move {
+            let document = super::iam::read_inline_policy(clients, principal, name).await?;
+            Ok::<_, AwsError>((principal.to_string(), document))
+        }))
+        .await
+    };
+
+    let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies) = tokio::join!(
+        bucket_state,
+        log_bucket,
+        lock_tables,
+        kms_key,
+        identity_policies
+    );
+    Ok(Observed {
+        bucket: bucket_state?,
+        kms_key: kms_key?,
+        backend_files: on_disk.backend_files,
+        orphan_backend_files: on_disk.orphan_backend_files,
+        identity_policies: identity_policies?,
+        lock_tables: lock_tables?.into_iter().flatten().collect(),
+        log_bucket: log_bucket?,
+    })
+}
+
+/// Reads one bucket and its settings, all at once; `None` when it does not exist.
+/// `region` is the one to report when S3 does not name it; server access logging is read
+/// only when `read_logging`.
+pub async fn observe_bucket(
+    clients: &Clients,
+    bucket: &str,
+    region: &str,
+    account: &str,
+    read_logging: bool,
+) -> Result<Option<BucketState>, AwsError> {
     let identity = clients.identity_source.as_str();
     let s3 = &clients.s3;
 
@@ -94,12 +166,7 @@ pub async fn observe(
             .send()
             .await
         {
-            Ok(output) => Ok(Some(
-                output
-                    .bucket_region()
-                    .unwrap_or(spec.region.as_str())
-                    .to_owned(),
-            )),
+            Ok(output) => Ok(Some(output.bucket_region().unwrap_or(region).to_owned())),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 match failure.status {
@@ -270,9 +337,8 @@ pub async fn observe(
         }
     };
 
-    // Logging and the log bucket are read only when the spec asks for logging.
     let logging = async {
-        if spec.bucket.logging.is_none() {
+        if !read_logging {
             return Ok(None);
         }
         match s3.get_bucket_logging().bucket(bucket).send().await {
@@ -291,45 +357,7 @@ pub async fn observe(
             ),
         }
     };
-    let log_bucket = async {
-        match &spec.bucket.logging {
-            Some(logging) => observe_log_bucket(
-                clients,
-                logging.bucket.as_str(),
-                account,
-                spec.region.as_str(),
-            )
-            .await
-            .map(Some),
-            None => Ok(None),
-        }
-    };
-
-    let lock_tables = try_join_all(spec.lock_tables().into_iter().map(|table| async move {
-        let arn = super::dynamodb::table_arn(&spec.region, account, table.as_str());
-        let state = super::dynamodb::observe_table(
-            clients,
-            table.as_str(),
-            &arn,
-            !spec.bucket.tags.is_empty(),
-        )
-        .await?;
-        Ok::<_, AwsError>(state.map(|state| (table.to_string(), state)))
-    }));
-
-    let kms_key = observe_kms_key(clients, spec, kms_key_hint);
-    let identity_policies = async {
-        let Some((name, principals)) = identity_policy else {
-            return Ok(Vec::new());
-        };
-        try_join_all(principals.iter().map(|principal| async move {
-            let document = super::iam::read_inline_policy(clients, principal, name).await?;
-            Ok::<_, AwsError>((principal.to_string(), document))
-        }))
-        .await
-    };
-
-    let (
+    let (head, versioning, encryption, public_access, ownership, policy, tags, lifecycle, logging) = tokio::join!(
         head,
         versioning,
         encryption,
@@ -338,54 +366,24 @@ pub async fn observe(
         policy,
         tags,
         lifecycle,
-        logging,
-        log_bucket,
-        lock_tables,
-        kms_key,
-        identity_policies,
-    ) = tokio::join!(
-        head,
-        versioning,
-        encryption,
-        public_access,
-        ownership,
-        policy,
-        tags,
-        lifecycle,
-        logging,
-        log_bucket,
-        lock_tables,
-        kms_key,
-        identity_policies
+        logging
     );
-    let kms_key = kms_key?;
-    let bucket_state = match head? {
-        None => None,
-        Some(region) => {
-            let (lifecycle, lifecycle_minimum_object_size) = lifecycle?.unwrap_or_default();
-            Some(BucketState {
-                region,
-                versioning: versioning?.unwrap_or(Versioning::Never),
-                encryption: encryption?.flatten(),
-                public_access: public_access?.unwrap_or_default(),
-                ownership: ownership?.flatten(),
-                policy: policy?.flatten(),
-                tags: tags?.unwrap_or_default(),
-                lifecycle,
-                lifecycle_minimum_object_size,
-                logging: logging?.flatten(),
-            })
-        }
+    let Some(region) = head? else {
+        return Ok(None);
     };
-    Ok(Observed {
-        bucket: bucket_state,
-        kms_key,
-        backend_files: on_disk.backend_files,
-        orphan_backend_files: on_disk.orphan_backend_files,
-        identity_policies: identity_policies?,
-        lock_tables: lock_tables?.into_iter().flatten().collect(),
-        log_bucket: log_bucket?,
-    })
+    let (lifecycle, lifecycle_minimum_object_size) = lifecycle?.unwrap_or_default();
+    Ok(Some(BucketState {
+        region,
+        versioning: versioning?.unwrap_or(Versioning::Never),
+        encryption: encryption?.flatten(),
+        public_access: public_access?.unwrap_or_default(),
+        ownership: ownership?.flatten(),
+        policy: policy?.flatten(),
+        tags: tags?.unwrap_or_default(),
+        lifecycle,
+        lifecycle_minimum_object_size,
+        logging: logging?.flatten(),
+    }))
 }
 
 /// The log bucket's region and policy, both at once. S3 delivers logs only within one

@@ -227,6 +227,18 @@ Examples:
       --account-id 123456789012 --profile terraform-prod \\
       --user terraform --role terraform-ci --kms")]
     Init(InitArgs),
+    /// Adopt an existing bucket: read it (region, encryption and key alias, tags, lifecycle,
+    /// logging, and the principals and state keys its policy grants) and write
+    /// environments/ENV.yaml reproducing what statebucket manages. Writes nothing to AWS and
+    /// never overwrites a spec; the notes say what was assumed and what `apply` will add.
+    #[command(after_help = "\
+Examples:
+  statebucket import my-org-terraform-state                writes environments/my-org-terraform-state.yaml
+  statebucket import my-org-terraform-state --env prod --profile prod-admin --terraform-profile terraform-prod
+
+Then: statebucket validate, statebucket plan ENV (shows only the hardening the bucket lacks),
+statebucket apply ENV.")]
+    Import(ImportArgs),
     /// Print the shell completion script for SHELL.
     #[command(after_help = "\
 Examples:
@@ -245,6 +257,27 @@ Examples:
     /// top of a spec turns on completion and checking. `validate` remains the authority: it
     /// also checks naming rules and how the keys fit together.
     Schema,
+}
+
+/// Which bucket `import` reads, and where its spec goes.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The existing bucket.
+    pub bucket: String,
+    /// The region to ask first (default: AWS_REGION, AWS_DEFAULT_REGION, then us-east-1);
+    /// the spec gets the region S3 reports for the bucket.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The environment's name: the spec is environments/NAME.yaml (default: the bucket's name).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// The AWS profile Terraform's backend uses, written as the spec's `profile` (default:
+    /// a placeholder `terraform`, said in the notes). `--profile` is who reads the bucket,
+    /// written as `bootstrap_profile`.
+    #[arg(long, value_name = "NAME")]
+    pub terraform_profile: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// What `init` puts into the new spec.
@@ -349,6 +382,7 @@ impl Command {
             Command::State(StateCommand::Versions { .. }) => "state versions",
             Command::State(StateCommand::Restore { .. }) => "state restore",
             Command::Init(_) => "init",
+            Command::Import(_) => "import",
             Command::Completions { .. } => "completions",
             Command::Man => "man",
             Command::Schema => "schema",

@@ -4,6 +4,7 @@
 
 mod args;
 mod doctor;
+mod import;
 mod init;
 mod json;
 mod output;
@@ -104,6 +105,7 @@ fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'st
         "doctor",
         "state",
         "init",
+        "import",
         "completions",
         "man",
         "schema",
@@ -231,6 +233,7 @@ fn execute(
             connection,
         ),
         Command::Init(arguments) => init::run(context, arguments),
+        Command::Import(arguments) => import::run(context, arguments),
         Command::Completions { shell } => tooling::completions(context, *shell),
         Command::Man => tooling::man(context),
         Command::Schema => tooling::schema(context),

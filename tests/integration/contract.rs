@@ -189,6 +189,21 @@ fn every_command_prints_one_document_valid_against_the_schema() {
         &["init", "scaffolded", "--output", "json"],
         1,
     );
+    let imported = record(
+        "import",
+        &[
+            "import",
+            &bucket,
+            "--env",
+            "imported",
+            "--profile",
+            "terraform",
+            "--output",
+            "json",
+        ],
+        0,
+    );
+    assert_eq!(imported["files"][0]["path"], "environments/imported.yaml");
     assert_valid(&documents);
 }
 

@@ -2,6 +2,7 @@
 //! Tests that need moto or Terraform start them themselves through `support`.
 
 mod access;
+mod adopt;
 mod bench_smoke;
 mod contract;
 mod hygiene;

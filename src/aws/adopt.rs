@@ -1,0 +1,177 @@
+//! What `statebucket import` reads of a bucket it did not create: where it is, everything
+//! `observe_bucket` reads, the aliases of its KMS key, and the state objects it holds.
+//! Read-only: not one write call.
+
+use super::Clients;
+use super::errors::{AwsError, Failure};
+use super::observe::observe_bucket;
+use crate::observed::BucketState;
+
+/// The live bucket as import needs it.
+#[derive(Debug, Clone)]
+pub struct LiveBucket {
+    pub state: BucketState,
+    /// The customer managed key of SSE-KMS: its ARN and its aliases (`alias/…`, without
+    /// AWS managed ones). `None` without SSE-KMS or with the AWS managed key.
+    pub kms_key: Option<(String, Vec<String>)>,
+    /// Keys of `*.tfstate` objects (the first 1000 keys of the bucket).
+    pub state_keys: Vec<String>,
+}
+
+/// The bucket's region (HeadBucket, asked in any region: S3 names the bucket's region in its
+/// answer). An error says whether the bucket is missing or not the caller's.
+pub async fn locate_bucket(
+    clients: &Clients,
+    bucket: &str,
+    account: &str,
+    fallback_region: &str,
+) -> Result<String, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let doing = format!("importing bucket `{bucket}` (s3:HeadBucket)");
+    match clients
+        .s3
+        .head_bucket()
+        .bucket(bucket)
+        .expected_bucket_owner(account)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output.bucket_region().unwrap_or(fallback_region).to_owned()),
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            match failure.status {
+                Some(301) if failure.region_header.is_some() => {
+                    Ok(failure.region_header.expect("checked"))
+                }
+                Some(404) => Err(AwsError::new(
+                    doing,
+                    "no such bucket (HTTP 404)",
+                    Some(format!(
+                        "check the name and the endpoint; import adopts a bucket that exists: to start a new one, run `statebucket init --bucket {bucket}`"
+                    )),
+                )),
+                Some(403) => Err(AwsError::new(
+                    doing,
+                    format!(
+                        "access denied (HTTP 403): the bucket is not in account {account}, or {identity} may not read it"
+                    ),
+                    Some(format!(
+                        "run import with credentials of the account that owns the bucket (--profile NAME), allowed s3:ListBucket and the s3:GetBucket* reads on `{bucket}`"
+                    )),
+                )),
+                _ => Err(failure.into_error(doing, identity)),
+            }
+        }
+    }
+}
+
+/// Everything import reads; `clients` must be in the bucket's region.
+pub async fn read_bucket(
+    clients: &Clients,
+    bucket: &str,
+    region: &str,
+    account: &str,
+) -> Result<LiveBucket, AwsError> {
+    let (state, state_keys) = tokio::join!(
+        observe_bucket(clients, bucket, region, account, true),
+        state_keys(clients, bucket)
+    );
+    let state = state?.ok_or_else(|| {
+        AwsError::new(
+            format!("importing bucket `{bucket}`"),
+            "the bucket disappeared while it was read",
+            None,
+        )
+    })?;
+    let kms_key = match state
+        .encryption
+        .as_ref()
+        .filter(|rule| rule.algorithm.starts_with("aws:kms"))
+        .and_then(|rule| rule.kms_key_id.as_deref())
+    {
+        Some(key) => kms_key_and_aliases(clients, key).await?,
+        None => None,
+    };
+    Ok(LiveBucket {
+        state,
+        kms_key,
+        state_keys: state_keys?,
+    })
+}
+
+/// The key's ARN and its customer aliases; `None` for the AWS managed `aws/s3` key.
+async fn kms_key_and_aliases(
+    clients: &Clients,
+    key: &str,
+) -> Result<Option<(String, Vec<String>)>, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let described = clients
+        .kms
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!("looking up the bucket's KMS key `{key}` (kms:DescribeKey)"),
+                identity,
+            )
+        })?;
+    let Some(metadata) = described.key_metadata() else {
+        return Ok(None);
+    };
+    if metadata.key_manager().map(|manager| manager.as_str()) == Some("AWS") {
+        return Ok(None);
+    }
+    let mut aliases = Vec::new();
+    let mut pages = clients
+        .kms
+        .list_aliases()
+        .key_id(metadata.key_id())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!(
+                    "listing the aliases of KMS key `{}` (kms:ListAliases)",
+                    metadata.key_id()
+                ),
+                identity,
+            )
+        })?;
+        aliases.extend(
+            page.aliases()
+                .iter()
+                .filter(|alias| alias.target_key_id() == Some(metadata.key_id()))
+                .filter_map(|alias| alias.alias_name())
+                .filter(|name| !name.starts_with("alias/aws/"))
+                .map(str::to_owned),
+        );
+    }
+    aliases.sort();
+    Ok(Some((metadata.arn().unwrap_or(key).to_owned(), aliases)))
+}
+
+/// Keys ending in `.tfstate` among the bucket's first 1000 keys.
+async fn state_keys(clients: &Clients, bucket: &str) -> Result<Vec<String>, AwsError> {
+    let listed = clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!("listing the objects of bucket `{bucket}` (s3:ListBucket)"),
+                clients.identity_source.as_str(),
+            )
+        })?;
+    Ok(listed
+        .contents()
+        .iter()
+        .filter_map(|object| object.key())
+        .filter(|key| key.ends_with(".tfstate"))
+        .map(str::to_owned)
+        .collect())
+}

@@ -1,0 +1,154 @@
+//! `statebucket import BUCKET`: reads a bucket statebucket did not create and writes the
+//! spec that reproduces what statebucket manages (`adopt` decides, pure), with notes on what
+//! it assumed and what `apply` will add. Read-only in AWS; never overwrites a spec.
+
+use std::sync::Arc;
+
+use super::args::ImportArgs;
+use super::{Context, Outcome, init, json};
+use crate::adopt::{self, ImportRequest, LiveBucket};
+use crate::aws::{self, RequestLog};
+use crate::error::Error;
+use crate::project::create_file_exclusively;
+use crate::scaffold;
+use crate::spec::{AccountId, BucketName, EnvName, ProfileName, Region};
+
+pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Error> {
+    let bucket = given("BUCKET", &arguments.bucket, BucketName::parse)?;
+    let env = given(
+        "--env",
+        arguments.env.as_deref().unwrap_or(bucket.as_str()),
+        EnvName::parse,
+    )?;
+    let terraform_profile = super::option(
+        "--terraform-profile",
+        arguments.terraform_profile.as_deref(),
+        ProfileName::parse,
+    )?;
+    let first_region = arguments
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let first_region = given("--region", &first_region, Region::parse)?;
+    let path = format!("environments/{env}.yaml");
+    // Refused before any request: the spec is never overwritten.
+    if std::path::Path::new(&path).exists() {
+        return Err(exists(&path));
+    }
+    let connection = super::connection(&arguments.connection)?;
+    let endpoint = connection
+        .endpoint_flag
+        .clone()
+        .or_else(|| connection.endpoint_env.clone());
+    let log = Arc::new(RequestLog::default());
+    let reporter = context.printer.reporter();
+    let (request, live) = super::interruptible(
+        async {
+            let task = reporter.task(bucket.as_str());
+            task.step("finding the bucket");
+            let mut clients = aws::clients(
+                connection.profile_flag.as_ref(),
+                &first_region,
+                endpoint.as_ref(),
+                connection.attempt_timeout,
+                &log,
+            )
+            .await;
+            let caller = aws::caller_identity(&clients).await?;
+            let region = aws::adopt::locate_bucket(
+                &clients,
+                bucket.as_str(),
+                &caller.account,
+                first_region.as_str(),
+            )
+            .await?;
+            let region = Region::parse(&region).map_err(|problem| Error::Usage {
+                message: format!("bucket `{bucket}` is in `{region}`: {}", problem.message),
+                hint: problem.hint,
+            })?;
+            if region != first_region {
+                clients = aws::clients(
+                    connection.profile_flag.as_ref(),
+                    &region,
+                    endpoint.as_ref(),
+                    connection.attempt_timeout,
+                    &log,
+                )
+                .await;
+            }
+            task.step("reading its settings and policy");
+            let live = aws::adopt::read_bucket(
+                &clients,
+                bucket.as_str(),
+                region.as_str(),
+                &caller.account,
+            )
+            .await?;
+            task.finish();
+            let account = AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
+                message: format!("the caller's account: {}", problem.message),
+                hint: problem.hint,
+            })?;
+            let request = ImportRequest {
+                env: env.clone(),
+                bucket: bucket.clone(),
+                region,
+                account,
+                terraform_profile,
+                bootstrap_profile: connection.profile_flag.clone(),
+            };
+            Ok((request, live))
+        },
+        async {},
+    )?;
+    let adopted = adopt::adopt(
+        &request,
+        &LiveBucket {
+            state: &live.state,
+            kms_key: live
+                .kms_key
+                .as_ref()
+                .map(|(arn, aliases)| (arn.as_str(), aliases.as_slice())),
+            state_keys: &live.state_keys,
+        },
+    );
+    let text = scaffold::spec_text(&adopted.spec);
+    if !create_file_exclusively(&path, &text)
+        .map_err(|error| Error::file("write", &path, &error))?
+    {
+        return Err(exists(&path));
+    }
+    let mut files = vec![json::WrittenFile {
+        path: path.clone(),
+        status: "written",
+    }];
+    files.extend(init::support_files()?);
+    let counts = log.counts();
+    debug_assert_eq!(counts.writes, 0, "import only reads");
+    let next = vec![
+        format!("$EDITOR {path}              # fill in what the notes name"),
+        "statebucket validate".to_owned(),
+        format!("statebucket plan {env}        # what apply adds: the hardening the notes name"),
+        format!("statebucket apply {env}"),
+    ];
+    init::report(context, "import", files, adopted.notes, next);
+    Ok(Outcome::Success)
+}
+
+fn exists(path: &str) -> Error {
+    Error::Project {
+        message: format!("{path} exists; import never overwrites a spec"),
+        hint: "name another environment with --env NAME, or move the existing spec away first"
+            .to_owned(),
+    }
+}
+
+fn given<T>(
+    name: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, crate::spec::names::Problem>,
+) -> Result<T, Error> {
+    super::option(name, Some(text), parse).map(|parsed| parsed.expect("a value was given"))
+}

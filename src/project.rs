@@ -298,27 +298,10 @@ pub fn write_file_atomically(path: &str, content: &str) -> io::Result<bool> {
     if read_backend_file(path)?.as_deref() == Some(content) {
         return Ok(false);
     }
-    let target = Path::new(path);
-    let directory = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&directory)?;
-    let file_name = target
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = directory.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temporary, target)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map(|()| true)
+    publish_via_temporary(path, content, |temporary, target| {
+        fs::rename(temporary, target)
+    })?;
+    Ok(true)
 }
 
 /// Creates a file that must not exist yet, never seen half-written: the content goes to a
@@ -326,10 +309,27 @@ pub fn write_file_atomically(path: &str, content: &str) -> io::Result<bool> {
 /// exists (even when another process created it a moment ago). Returns false, writing
 /// nothing, when the file exists.
 pub fn create_file_exclusively(path: &str, content: &str) -> io::Result<bool> {
-    let target = Path::new(path);
-    if target.exists() {
+    if Path::new(path).exists() {
         return Ok(false);
     }
+    match publish_via_temporary(path, content, |temporary, target| {
+        fs::hard_link(temporary, target)
+    }) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `content` to a temporary file in `path`'s directory (created if needed), flushed
+/// to disk, then `publish`es it at `path` (rename, or hard link). The temporary file does not
+/// outlive the call.
+fn publish_via_temporary(
+    path: &str,
+    content: &str,
+    publish: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let target = Path::new(path);
     let directory = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -344,14 +344,11 @@ pub fn create_file_exclusively(path: &str, content: &str) -> io::Result<bool> {
         let mut file = fs::File::create(&temporary)?;
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
-        fs::hard_link(&temporary, target)
+        publish(&temporary, target)
     })();
+    // Gone already after a rename; after a hard link (or a failure) it is removed here.
     let _ = fs::remove_file(&temporary);
-    match result {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(error) => Err(error),
-    }
+    result
 }
 
 #[cfg(test)]

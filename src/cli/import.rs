@@ -14,8 +14,8 @@ use crate::scaffold;
 use crate::spec::{AccountId, BucketName, EnvName, ProfileName, Region};
 
 pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Error> {
-    let bucket = given("BUCKET", &arguments.bucket, BucketName::parse)?;
-    let env = given(
+    let bucket = super::given("BUCKET", &arguments.bucket, BucketName::parse)?;
+    let env = super::given(
         "--env",
         arguments.env.as_deref().unwrap_or(bucket.as_str()),
         EnvName::parse,
@@ -25,13 +25,8 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         arguments.terraform_profile.as_deref(),
         ProfileName::parse,
     )?;
-    let first_region = arguments
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    let first_region = given("--region", &first_region, Region::parse)?;
+    let first_region = super::region_or_environment(arguments.region.as_deref(), "us-east-1");
+    let first_region = super::given("--region", &first_region, Region::parse)?;
     let path = format!("environments/{env}.yaml");
     // Refused before any request: the spec is never overwritten.
     if std::path::Path::new(&path).exists() {
@@ -143,12 +138,4 @@ fn exists(path: &str) -> Error {
         hint: "name another environment with --env NAME, or move the existing spec away first"
             .to_owned(),
     }
-}
-
-fn given<T>(
-    name: &str,
-    text: &str,
-    parse: impl Fn(&str) -> Result<T, crate::spec::names::Problem>,
-) -> Result<T, Error> {
-    super::option(name, Some(text), parse).map(|parsed| parsed.expect("a value was given"))
 }

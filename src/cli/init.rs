@@ -113,14 +113,9 @@ pub(super) fn report(
 }
 
 fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
-    let env = given("ENV", &arguments.env, EnvName::parse)?;
-    let region_text = arguments
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "eu-west-1".to_owned());
-    let region = given("--region", &region_text, Region::parse)?;
+    let env = super::given("ENV", &arguments.env, EnvName::parse)?;
+    let region_text = super::region_or_environment(arguments.region.as_deref(), "eu-west-1");
+    let region = super::given("--region", &region_text, Region::parse)?;
     let default_bucket = format!(
         "terraform-state-{}",
         env.as_str().to_ascii_lowercase().replace('_', "-")
@@ -136,7 +131,7 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
             (error, _) => error,
         })?
         .expect("given");
-    let profile = given("--profile", &arguments.profile, ProfileName::parse)?;
+    let profile = super::given("--profile", &arguments.profile, ProfileName::parse)?;
     let account_id = super::option(
         "--account-id",
         arguments.account_id.as_deref(),
@@ -148,7 +143,9 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
         (&arguments.roles, PrincipalKind::Role, "--role"),
     ] {
         for text in texts {
-            writers.push(given(flag, text, |text| PrincipalRef::parse(text, kind))?);
+            writers.push(super::given(flag, text, |text| {
+                PrincipalRef::parse(text, kind)
+            })?);
         }
     }
     let principals_note = writers.is_empty();
@@ -200,13 +197,4 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
         },
         env,
     })
-}
-
-/// A command-line value parsed with a name type's rules; a usage error names the option.
-fn given<T>(
-    name: &str,
-    text: &str,
-    parse: impl Fn(&str) -> Result<T, crate::spec::names::Problem>,
-) -> Result<T, Error> {
-    super::option(name, Some(text), parse).map(|parsed| parsed.expect("a value was given"))
 }

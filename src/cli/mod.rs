@@ -306,6 +306,23 @@ fn option<T>(
 
 /// The endpoint given on the command line, then in the environment, validated; for the
 /// offline commands, which only need the endpoint (it shapes what they print).
+/// A command-line value parsed with a name type's rules; a usage error names the option.
+fn given<T>(
+    name: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, crate::spec::names::Problem>,
+) -> Result<T, Error> {
+    option(name, Some(text), parse).map(|parsed| parsed.expect("a value was given"))
+}
+
+/// `--region`, then AWS_REGION, then AWS_DEFAULT_REGION, then `default`.
+fn region_or_environment(flag: Option<&str>, default: &str) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| default.to_owned())
+}
+
 fn offline_connection(endpoint: &EndpointArgs) -> Result<Connection, Error> {
     let from_environment = std::env::var("AWS_ENDPOINT_URL")
         .ok()

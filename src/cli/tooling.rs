@@ -16,18 +16,7 @@ pub fn completions(context: &Context<'_>, shell: Shell) -> Result<Outcome, Error
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "statebucket", &mut script);
     let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
-    if context.json() {
-        context.printer.data(&json::document(
-            "completions",
-            json::Generated {
-                shell: Some(shell.to_string()),
-                content: script,
-            },
-        ));
-    } else {
-        context.printer.data(&script);
-    }
-    Ok(Outcome::Success)
+    print(context, "completions", Some(shell.to_string()), script)
 }
 
 /// The manual page of statebucket and, after it, one section per command.
@@ -45,33 +34,27 @@ pub fn man(context: &Context<'_>) -> Result<Outcome, Error> {
             .expect("rendering into memory cannot fail");
     }
     let page = String::from_utf8(page).expect("clap_mangen writes UTF-8");
-    if context.json() {
-        context.printer.data(&json::document(
-            "man",
-            json::Generated {
-                shell: None,
-                content: page,
-            },
-        ));
-    } else {
-        context.printer.data(&page);
-    }
-    Ok(Outcome::Success)
+    print(context, "man", None, page)
 }
 
 /// The spec's JSON Schema, as committed in `schema/statebucket.schema.json`.
 pub fn schema(context: &Context<'_>) -> Result<Outcome, Error> {
-    let text = schema::json_schema_text();
+    print(context, "schema", None, schema::json_schema_text())
+}
+
+/// The artifact as it is, or with `--output json` inside the command's document.
+fn print(
+    context: &Context<'_>,
+    command: &str,
+    shell: Option<String>,
+    content: String,
+) -> Result<Outcome, Error> {
     if context.json() {
-        context.printer.data(&json::document(
-            "schema",
-            json::Generated {
-                shell: None,
-                content: text,
-            },
-        ));
+        context
+            .printer
+            .data(&json::document(command, json::Generated { shell, content }));
     } else {
-        context.printer.data(&text);
+        context.printer.data(&content);
     }
     Ok(Outcome::Success)
 }

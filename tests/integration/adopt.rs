@@ -92,6 +92,10 @@ fn adopt_and_converge(
     ]);
     imported.expect_code(0);
     project.statebucket(&["validate", env]).expect_code(0);
+    crate::tooling::validate_against_spec_schema(
+        false,
+        &[project.path(&format!("environments/{env}.yaml"))],
+    );
     let plan = project.statebucket(&["plan", env, "--detailed-exitcode", "--output", "json"]);
     plan.expect_code(2);
     let plan = plan.json();

@@ -4,7 +4,6 @@
 //! connection.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Command;
 
 use crate::support::{manifest_dir, to_run};
@@ -28,15 +27,7 @@ fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(manifest_dir().join("tests/malformed"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yaml")
-        })
-        .collect();
-    specs.sort();
+    let specs = crate::support::yaml_files(&manifest_dir().join("tests/malformed"));
     assert!(specs.len() >= 30, "the corpus has {} specs", specs.len());
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut mismatches = Vec::new();

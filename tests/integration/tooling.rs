@@ -3,7 +3,10 @@
 use crate::support::{Project, manifest_dir, to_run, venv_python};
 
 /// Runs tests/support/validate_json.py on `documents` against the committed spec schema.
-fn validate_against_spec_schema(expect_invalid: bool, documents: &[std::path::PathBuf]) -> String {
+pub fn validate_against_spec_schema(
+    expect_invalid: bool,
+    documents: &[std::path::PathBuf],
+) -> String {
     let mut command = std::process::Command::new(venv_python());
     command.arg(manifest_dir().join("tests/support/validate_json.py"));
     if expect_invalid {
@@ -117,14 +120,7 @@ fn init_scaffolds_a_valid_spec_and_never_overwrites_one() {
 
 #[test]
 fn a_real_json_schema_validator_accepts_the_examples_and_refuses_what_a_schema_can_express() {
-    let examples: Vec<_> = std::fs::read_dir(manifest_dir().join("environments"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yaml")
-        })
-        .collect();
+    let examples = crate::support::yaml_files(&manifest_dir().join("environments"));
     assert!(examples.len() >= 3, "{examples:?}");
     validate_against_spec_schema(false, &examples);
     for example in &examples {

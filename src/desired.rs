@@ -9,9 +9,7 @@ use serde_json::Value;
 use crate::access::{Grant, PrincipalArns, grants};
 use crate::policy::{self, PolicyDocument, key_policy};
 use crate::render::{KmsKeyId, render_backend_hcl};
-use crate::spec::{
-    AccountId, Diagnostic, EndpointUrl, EnvSpec, IamArn, ProfileName, RoleArn, StackSpec,
-};
+use crate::spec::{AccountId, Diagnostic, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec};
 
 /// On-demand capacity: a lock table sees a handful of requests per Terraform run.
 pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
@@ -50,16 +48,8 @@ pub struct DesiredStack<'s> {
     pub spec: &'s StackSpec,
     pub writers: Vec<IamArn>,
     pub readers: Vec<IamArn>,
-    /// The profile Terraform's backend uses for this stack.
-    pub profile: &'s ProfileName,
-}
-
-impl DesiredStack<'_> {
-    /// The role Terraform's backend assumes for this stack, when it assumes one: then that
-    /// role, not the profile's identity, reaches the state.
-    pub fn assumed_role(&self) -> Option<&RoleArn> {
-        self.spec.assume_role.as_ref()
-    }
+    /// The profile Terraform's backend uses for this stack; `None` with a web identity.
+    pub profile: Option<&'s ProfileName>,
 }
 
 impl<'s> DesiredBucket<'s> {

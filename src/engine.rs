@@ -19,7 +19,9 @@ use crate::project::{
     Environment, local_state_note, orphan_backend_files, read_backend_files, write_file_atomically,
 };
 use crate::render::KmsKeyId;
-use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec};
+use crate::spec::{
+    AccountId, BackendCredentials, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec,
+};
 
 /// How the tool reaches AWS; the same for every environment of a run.
 #[derive(Debug, Clone)]
@@ -44,12 +46,14 @@ impl Connection {
     }
 
     /// The tool's own identity: `--profile`, then the spec's `bootstrap_profile`, then the
-    /// spec's `profile` (the one Terraform uses). backend.hcl always gets `profile`.
-    pub fn tool_profile<'a>(&'a self, spec: &'a EnvSpec) -> &'a ProfileName {
+    /// profile Terraform uses (the spec's, or the one all its stacks name); `None`: the
+    /// default credential chain (stacks that authenticate with a web identity name no
+    /// profile). backend.hcl always gets the stack's own credentials, never these.
+    pub fn tool_profile<'a>(&'a self, spec: &'a EnvSpec) -> Option<&'a ProfileName> {
         self.profile_flag
             .as_ref()
             .or(spec.bootstrap_profile.as_ref())
-            .unwrap_or(&spec.profile)
+            .or_else(|| spec.common_profile())
     }
 }
 
@@ -139,7 +143,7 @@ impl Engine {
         let clients = self
             .lookups
             .clients(
-                Some(profile),
+                profile,
                 &spec.region,
                 endpoint.as_ref(),
                 self.connection.attempt_timeout,
@@ -148,9 +152,9 @@ impl Engine {
             .await;
         let on_disk = read_on_disk(spec)?;
 
-        tracing::debug!(env = %spec.name, profile = %profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
+        tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
         let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
-        let tool_key = format!("{profile}@{endpoint_key}");
+        let tool_key = format!("{profile:?}@{endpoint_key}");
         // With `account_id` in the spec, STS, IAM and every S3/KMS read go out at once (one
         // round trip) and the account guard runs on the answers, before anything is written.
         // Without it, STS must answer first: reads need the account.
@@ -231,11 +235,14 @@ impl Engine {
             .stacks
             .iter()
             .map(|stack| {
-                let identity = match &stack.assume_role {
-                    Some(role) => TerraformIdentity::AssumedRole(role.to_string()),
-                    None => terraform_profiles
+                let identity = match (&stack.assume_role, &stack.credentials) {
+                    (Some(role), _) => TerraformIdentity::AssumedRole(role.role_arn.to_string()),
+                    (None, BackendCredentials::WebIdentity(web)) => {
+                        TerraformIdentity::AssumedRole(web.role_arn.to_string())
+                    }
+                    (None, BackendCredentials::Profile(profile)) => terraform_profiles
                         .iter()
-                        .find(|(name, _)| name == spec.profile_of(stack))
+                        .find(|(name, _)| name == profile)
                         .map(|(_, identity)| identity.clone())
                         .unwrap_or_else(|| TerraformIdentity::Profile(caller.clone())),
                 };
@@ -281,7 +288,7 @@ impl Engine {
     async fn terraform_profiles(
         &self,
         spec: &EnvSpec,
-        tool_profile: &ProfileName,
+        tool_profile: Option<&ProfileName>,
         endpoint: Option<&EndpointUrl>,
         endpoint_key: &str,
     ) -> Vec<(ProfileName, TerraformIdentity)> {
@@ -289,8 +296,8 @@ impl Engine {
             .stacks
             .iter()
             .filter(|stack| stack.assume_role.is_none())
-            .map(|stack| spec.profile_of(stack))
-            .filter(|profile| *profile != tool_profile)
+            .filter_map(|stack| spec.profile_of(stack))
+            .filter(|profile| Some(*profile) != tool_profile)
             .collect();
         profiles.sort();
         profiles.dedup();
@@ -347,10 +354,7 @@ impl Engine {
                 let Some(caller) = identity.caller() else {
                     continue;
                 };
-                let via = match &stack.assume_role {
-                    Some(role) => format!("assume_role `{role}`"),
-                    None => format!("profile `{}`", spec.profile_of(stack)),
-                };
+                let via = stack.identity_label();
                 let label = match spec.layout {
                     Layout::Backend => format!("Terraform ({via})"),
                     Layout::Stacks => format!("Terraform for stack `{}` ({via})", stack.name),
@@ -599,10 +603,7 @@ fn unlisted_note(
     if named(&desired_stack.writers) {
         return None;
     }
-    let via = match &stack.assume_role {
-        Some(_) => "assume_role".to_owned(),
-        None => format!("profile `{}`", spec.profile_of(stack)),
-    };
+    let via = stack.identity_label();
     let subject = match spec.layout {
         Layout::Backend => "Terraform".to_owned(),
         Layout::Stacks => format!("Terraform for stack `{}`", stack.name),

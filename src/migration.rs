@@ -8,12 +8,15 @@ pub fn local_state_guidance(
     backend_config: &str,
     bucket: &str,
     key: &str,
-    profile: &str,
+    profile: Option<&str>,
 ) -> String {
+    let profile = profile
+        .map(|profile| format!(" --profile {profile}"))
+        .unwrap_or_default();
     format!(
         "{terraform_dir}/terraform.tfstate holds local state: move it into the bucket with \
          `terraform -chdir={terraform_dir} init -migrate-state -backend-config={backend_config}`, \
-         then check it arrived with `statebucket doctor` (or `aws s3 ls s3://{bucket}/{key} --profile {profile}`); \
+         then check it arrived with `statebucket doctor` (or `aws s3 ls s3://{bucket}/{key}{profile}`); \
          after that the local terraform.tfstate and terraform.tfstate.backup may be removed \
          (statebucket never uploads or deletes state itself)"
     )
@@ -39,7 +42,7 @@ mod tests {
             "/repo/environments/dev/backend.hcl",
             "state",
             "eks/terraform.tfstate",
-            "terraform",
+            Some("terraform"),
         );
         assert!(text.starts_with("stacks/eks/terraform.tfstate holds local state"));
         assert!(text.contains("`terraform -chdir=stacks/eks init -migrate-state -backend-config=/repo/environments/dev/backend.hcl`"));

@@ -12,7 +12,8 @@ use crate::error::Error;
 use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME};
 use crate::spec::names::Problem;
 use crate::spec::{
-    AccountId, Diagnostic, EnvSpec, Pos, StackSpec, check_across_environments, parse_spec,
+    AccountId, Diagnostic, EnvSpec, Pos, ProfileName, StackSpec, check_across_environments,
+    parse_spec,
 };
 
 pub const ENVIRONMENTS_DIR: &str = "environments";
@@ -204,7 +205,7 @@ pub fn local_state_note(spec: &EnvSpec, stack: &StackSpec, directory: &Path) -> 
         &backend.display().to_string(),
         spec.bucket.name.as_str(),
         stack.key.as_str(),
-        spec.profile_of(stack).as_str(),
+        spec.profile_of(stack).map(ProfileName::as_str),
     ))
 }
 

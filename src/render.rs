@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{Encryption, EndpointUrl, EnvSpec, Layout, StackSpec};
+use crate::spec::{
+    AccountId, AssumeRole, BackendCredentials, Encryption, EndpointUrl, EnvSpec, Layout, PolicyArn,
+    StackSpec, WebIdentity,
+};
 
 /// What goes into `kms_key_id` for a KMS environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,18 +50,47 @@ pub fn render_backend_hcl(
     if let Some(prefix) = &stack.workspace_key_prefix {
         attributes.push(("workspace_key_prefix", quote(prefix.as_str())));
     }
-    attributes.push(("profile", quote(spec.profile_of(stack).as_str())));
+    match &stack.credentials {
+        BackendCredentials::Profile(profile) => {
+            attributes.push(("profile", quote(profile.as_str())));
+        }
+        BackendCredentials::WebIdentity(web) => {
+            attributes.push(("assume_role_with_web_identity", web_identity(web)));
+        }
+    }
+    let auth = &stack.auth;
+    if !auth.shared_config_files.is_empty() {
+        attributes.push(("shared_config_files", list(&auth.shared_config_files)));
+    }
+    if !auth.shared_credentials_files.is_empty() {
+        attributes.push((
+            "shared_credentials_files",
+            list(&auth.shared_credentials_files),
+        ));
+    }
     if let Some(account) = &spec.account_id {
         attributes.push((
             "allowed_account_ids",
             format!("[{}]", quote(account.as_str())),
         ));
     }
-    if let Some(role) = &stack.assume_role {
+    if !auth.forbidden_account_ids.is_empty() {
         attributes.push((
-            "assume_role",
-            format!("{{ role_arn = {} }}", quote(role.as_str())),
+            "forbidden_account_ids",
+            list(auth.forbidden_account_ids.iter().map(AccountId::as_str)),
         ));
+    }
+    if let Some(role) = &stack.assume_role {
+        attributes.push(("assume_role", assume_role(role)));
+    }
+    if let Some(region) = &auth.sts_region {
+        attributes.push(("sts_region", quote(region.as_str())));
+    }
+    if auth.use_fips_endpoint {
+        attributes.push(("use_fips_endpoint", "true".to_owned()));
+    }
+    if auth.use_dualstack_endpoint {
+        attributes.push(("use_dualstack_endpoint", "true".to_owned()));
     }
     if let Some(endpoint) = endpoint {
         let url = quote(endpoint.as_str());
@@ -87,6 +119,80 @@ pub fn render_backend_hcl(
         text.push_str(&format!("{name:<width$} = {value}\n"));
     }
     text
+}
+
+/// `assume_role = { … }` on one line, in attribute syntax (Terraform's S3 backend declares
+/// it as an object attribute: block syntax is an error).
+fn assume_role(role: &AssumeRole) -> String {
+    let mut fields = vec![("role_arn", quote(role.role_arn.as_str()))];
+    if let Some(id) = &role.external_id {
+        fields.push(("external_id", quote(id.as_str())));
+    }
+    if let Some(name) = &role.session_name {
+        fields.push(("session_name", quote(name.as_str())));
+    }
+    if let Some(duration) = &role.duration {
+        fields.push(("duration", quote(duration.as_str())));
+    }
+    if !role.tags.is_empty() {
+        let tags: Vec<String> = role
+            .tags
+            .iter()
+            .map(|(key, value)| format!("{} = {}", quote(key), quote(value)))
+            .collect();
+        fields.push(("tags", format!("{{ {} }}", tags.join(", "))));
+    }
+    if !role.transitive_tag_keys.is_empty() {
+        fields.push(("transitive_tag_keys", list(&role.transitive_tag_keys)));
+    }
+    if let Some(identity) = &role.source_identity {
+        fields.push(("source_identity", quote(identity.as_str())));
+    }
+    if !role.policy_arns.is_empty() {
+        fields.push((
+            "policy_arns",
+            list(role.policy_arns.iter().map(PolicyArn::as_str)),
+        ));
+    }
+    if let Some(policy) = &role.policy {
+        fields.push(("policy", quote(policy)));
+    }
+    object(&fields)
+}
+
+/// `assume_role_with_web_identity = { … }`: the token file, never the token.
+fn web_identity(web: &WebIdentity) -> String {
+    let mut fields = vec![
+        ("role_arn", quote(web.role_arn.as_str())),
+        ("web_identity_token_file", quote(&web.token_file)),
+    ];
+    if let Some(name) = &web.session_name {
+        fields.push(("session_name", quote(name.as_str())));
+    }
+    if let Some(duration) = &web.duration {
+        fields.push(("duration", quote(duration.as_str())));
+    }
+    if !web.policy_arns.is_empty() {
+        fields.push((
+            "policy_arns",
+            list(web.policy_arns.iter().map(PolicyArn::as_str)),
+        ));
+    }
+    object(&fields)
+}
+
+fn object(fields: &[(&str, String)]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{name} = {value}"))
+        .collect();
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// An HCL list of string literals.
+fn list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let items: Vec<String> = items.into_iter().map(|item| quote(item.as_ref())).collect();
+    format!("[{}]", items.join(", "))
 }
 
 /// An HCL string literal. Escapes quotes, backslashes and control characters, and the
@@ -127,7 +233,7 @@ pub enum HclValue {
     String(String),
     Bool(bool),
     List(Vec<String>),
-    Object(BTreeMap<String, String>),
+    Object(BTreeMap<String, HclValue>),
     /// Anything else, as written.
     Other(String),
 }
@@ -154,10 +260,25 @@ impl BackendConfig {
         }
     }
 
+    /// The string fields of an object attribute (`endpoints`, `assume_role`).
     pub fn object(&self, name: &str) -> BTreeMap<String, String> {
         match self.attributes.get(name) {
-            Some(HclValue::Object(map)) => map.clone(),
+            Some(HclValue::Object(map)) => map
+                .iter()
+                .filter_map(|(key, value)| match value {
+                    HclValue::String(text) => Some((key.clone(), text.clone())),
+                    _ => None,
+                })
+                .collect(),
             _ => BTreeMap::new(),
+        }
+    }
+
+    /// An object attribute's fields, whatever their type (`None` when not an object).
+    pub fn fields(&self, name: &str) -> Option<&BTreeMap<String, HclValue>> {
+        match self.attributes.get(name) {
+            Some(HclValue::Object(map)) => Some(map),
+            _ => None,
         }
     }
 
@@ -195,47 +316,71 @@ pub fn parse_backend_hcl(text: &str) -> Result<BackendConfig, (usize, String)> {
 }
 
 fn parse_value(text: &str) -> Result<HclValue, String> {
-    if text == "true" || text == "false" {
-        return Ok(HclValue::Bool(text == "true"));
+    let (value, rest) = value(text)?;
+    let rest = rest.trim();
+    if rest.is_empty() || rest.starts_with('#') {
+        Ok(value)
+    } else {
+        Err(format!("unexpected `{rest}` after the value"))
+    }
+}
+
+/// One value and what follows it: a string, a boolean, a list of strings, or an object of
+/// such values (keys bare or quoted); anything else is kept as written.
+fn value(text: &str) -> Result<(HclValue, &str), String> {
+    let text = text.trim_start();
+    for (word, flag) in [("true", true), ("false", false)] {
+        if let Some(rest) = text.strip_prefix(word)
+            && !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Ok((HclValue::Bool(flag), rest));
+        }
     }
     if text.starts_with('"') {
         let (value, rest) = parse_string(text)?;
-        return if rest.trim().is_empty() || rest.trim().starts_with('#') {
-            Ok(HclValue::String(value))
-        } else {
-            Err(format!("unexpected `{}` after the string", rest.trim()))
-        };
+        return Ok((HclValue::String(value), rest));
     }
-    if let Some(inner) = text
-        .strip_prefix('[')
-        .and_then(|rest| rest.trim_end().strip_suffix(']'))
-    {
+    if let Some(inner) = text.strip_prefix('[') {
         let mut items = Vec::new();
-        let mut rest = inner.trim();
-        while !rest.is_empty() {
+        let mut rest = inner.trim_start();
+        while !rest.starts_with(']') {
             let (item, after) = parse_string(rest)?;
             items.push(item);
             rest = after.trim_start().trim_start_matches(',').trim_start();
+            if rest.is_empty() {
+                return Err(format!("unterminated list `{text}`"));
+            }
         }
-        return Ok(HclValue::List(items));
+        return Ok((HclValue::List(items), &rest[1..]));
     }
-    if let Some(inner) = text
-        .strip_prefix('{')
-        .and_then(|rest| rest.trim_end().strip_suffix('}'))
-    {
+    if let Some(inner) = text.strip_prefix('{') {
         let mut map = BTreeMap::new();
-        let mut rest = inner.trim();
-        while !rest.is_empty() {
-            let Some((key, after)) = rest.split_once('=') else {
+        let mut rest = inner.trim_start();
+        while !rest.starts_with('}') {
+            let (key, after) = if rest.starts_with('"') {
+                parse_string(rest)?
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                (rest[..end].to_owned(), &rest[end..])
+            };
+            let Some(after) = after.trim_start().strip_prefix('=') else {
                 return Err(format!("expected `key = value` in `{text}`"));
             };
-            let (value, after) = parse_string(after.trim_start())?;
-            map.insert(key.trim().to_owned(), value);
+            if key.is_empty() {
+                return Err(format!("expected `key = value` in `{text}`"));
+            }
+            let (field, after) = value(after)?;
+            map.insert(key, field);
             rest = after.trim_start().trim_start_matches(',').trim_start();
+            if rest.is_empty() {
+                return Err(format!("unterminated object `{text}`"));
+            }
         }
-        return Ok(HclValue::Object(map));
+        return Ok((HclValue::Object(map), &rest[1..]));
     }
-    Ok(HclValue::Other(text.to_owned()))
+    Ok((HclValue::Other(text.trim_end().to_owned()), ""))
 }
 
 /// A quoted HCL string and what follows it. Undoes the escapes `render::quote` writes.

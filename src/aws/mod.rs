@@ -14,6 +14,7 @@ mod mocked;
 mod observe;
 pub mod probe;
 pub mod profiles;
+pub mod session;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -201,6 +202,68 @@ pub async fn clients(
     attempt_timeout: Duration,
     log: &Arc<RequestLog>,
 ) -> Clients {
+    build_clients(
+        Credentials::Chain(profile),
+        region,
+        endpoint,
+        attempt_timeout,
+        log,
+    )
+    .await
+}
+
+/// Clients without credentials, for calls STS accepts unsigned
+/// (AssumeRoleWithWebIdentity): no credential source is looked for at all.
+pub async fn anonymous_clients(
+    region: &Region,
+    endpoint: Option<&EndpointUrl>,
+    attempt_timeout: Duration,
+    log: &Arc<RequestLog>,
+) -> Clients {
+    let mut clients =
+        build_clients(Credentials::None, region, endpoint, attempt_timeout, log).await;
+    clients.identity_source = "no credentials (an unsigned request)".to_owned();
+    clients
+}
+
+/// Where a client's credentials come from.
+enum Credentials<'a> {
+    /// The standard chain, with this profile forced when given.
+    Chain(Option<&'a ProfileName>),
+    /// A session's credentials.
+    Static(aws_sdk_s3::config::Credentials),
+    None,
+}
+
+/// Clients with the credentials of an STS session (see `session`), for `identity`
+/// (the assumed role, for messages).
+pub async fn session_clients(
+    credentials: aws_sdk_s3::config::Credentials,
+    identity: String,
+    region: &Region,
+    endpoint: Option<&EndpointUrl>,
+    attempt_timeout: Duration,
+    log: &Arc<RequestLog>,
+) -> Clients {
+    let mut clients = build_clients(
+        Credentials::Static(credentials),
+        region,
+        endpoint,
+        attempt_timeout,
+        log,
+    )
+    .await;
+    clients.identity_source = identity;
+    clients
+}
+
+async fn build_clients(
+    credentials: Credentials<'_>,
+    region: &Region,
+    endpoint: Option<&EndpointUrl>,
+    attempt_timeout: Duration,
+    log: &Arc<RequestLog>,
+) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .retry_config(RetryConfig::standard().with_max_attempts(5))
@@ -210,9 +273,22 @@ pub async fn clients(
                 .operation_attempt_timeout(attempt_timeout)
                 .build(),
         );
-    if let Some(profile) = profile {
-        loader = loader.profile_name(profile.as_str());
-    }
+    let profile = match credentials {
+        Credentials::Chain(profile) => {
+            if let Some(profile) = profile {
+                loader = loader.profile_name(profile.as_str());
+            }
+            profile
+        }
+        Credentials::Static(credentials) => {
+            loader = loader.credentials_provider(credentials);
+            None
+        }
+        Credentials::None => {
+            loader = loader.no_credentials();
+            None
+        }
+    };
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint.as_str());
     }

@@ -95,7 +95,7 @@ async fn clients(
     log: &Arc<RequestLog>,
 ) -> Result<Clients, Error> {
     let clients = aws::clients(
-        Some(connection.tool_profile(spec)),
+        connection.tool_profile(spec),
         &spec.region,
         connection.endpoint(spec).as_ref(),
         connection.attempt_timeout,

@@ -11,7 +11,9 @@ use serde::Serialize;
 
 pub use run::diagnose;
 
-use crate::render::BackendConfig;
+use crate::aws::session::SessionRequest;
+use crate::render::{BackendConfig, HclValue};
+use crate::spec::RoleDuration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +67,12 @@ impl Check {
 /// `provider "aws"` block is never consulted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
+    /// `assume_role_with_web_identity` in backend.hcl: the OIDC token in `token_file`
+    /// exchanged for the role's credentials. It replaces every other source.
+    WebIdentity {
+        role_arn: String,
+        token_file: String,
+    },
     BackendProfile(String),
     EnvironmentKeys,
     AwsProfile(String),
@@ -77,7 +85,16 @@ impl CredentialSource {
         env_keys_set: bool,
         aws_profile: Option<&str>,
     ) -> CredentialSource {
-        if let Some(profile) = config.string("profile") {
+        let web_identity = config.object("assume_role_with_web_identity");
+        if let (Some(role_arn), Some(token_file)) = (
+            web_identity.get("role_arn"),
+            web_identity.get("web_identity_token_file"),
+        ) {
+            CredentialSource::WebIdentity {
+                role_arn: role_arn.clone(),
+                token_file: token_file.clone(),
+            }
+        } else if let Some(profile) = config.string("profile") {
             CredentialSource::BackendProfile(profile.to_owned())
         } else if env_keys_set {
             CredentialSource::EnvironmentKeys
@@ -102,6 +119,13 @@ impl CredentialSource {
 impl fmt::Display for CredentialSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CredentialSource::WebIdentity {
+                role_arn,
+                token_file,
+            } => write!(
+                f,
+                "web identity: role `{role_arn}` for the token in {token_file}"
+            ),
             CredentialSource::BackendProfile(profile) => {
                 write!(f, "profile `{profile}` named in backend.hcl")
             }
@@ -114,6 +138,44 @@ impl fmt::Display for CredentialSource {
             }
         }
     }
+}
+
+/// The STS session an object attribute of backend.hcl (`assume_role`,
+/// `assume_role_with_web_identity`) asks for, as Terraform's backend would ask STS;
+/// `None` without the attribute or its `role_arn`.
+pub fn session_request(config: &BackendConfig, attribute: &str) -> Option<SessionRequest> {
+    let fields = config.fields(attribute)?;
+    let text = |name: &str| match fields.get(name) {
+        Some(HclValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let list = |name: &str| match fields.get(name) {
+        Some(HclValue::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let tags = match fields.get("tags") {
+        Some(HclValue::Object(tags)) => tags
+            .iter()
+            .filter_map(|(key, value)| match value {
+                HclValue::String(value) => Some((key.clone(), value.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(SessionRequest {
+        role_arn: text("role_arn")?,
+        session_name: text("session_name"),
+        duration_seconds: text("duration")
+            .and_then(|duration| RoleDuration::parse(&duration).ok())
+            .map(|duration| duration.seconds() as i32),
+        policy_arns: list("policy_arns"),
+        policy: text("policy"),
+        external_id: text("external_id"),
+        source_identity: text("source_identity"),
+        tags,
+        transitive_tag_keys: list("transitive_tag_keys"),
+    })
 }
 
 /// A `provider "aws"` block that sets credentials the S3 backend will not use.

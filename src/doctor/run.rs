@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Check, CredentialSource, Status, provider_traps};
+use super::{Check, CredentialSource, Status, provider_traps, session_request};
 use crate::aws::probe::{self, KmsRefusal, Leftovers, LockEncryption};
 use crate::aws::{self, Clients, RequestLog};
 use crate::desired::{DesiredBucket, DesiredStack};
@@ -13,7 +13,9 @@ use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
 use crate::project::local_state_note;
 use crate::render::{BackendConfig, KmsKeyId, parse_backend_hcl};
-use crate::spec::{EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec};
+use crate::spec::{
+    BackendCredentials, EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec,
+};
 
 /// Where probe lock objects live: a workspace of their own (see `lock_probe`).
 const PROBE_WORKSPACE_PREFIX: &str = "statebucket-doctor-";
@@ -82,23 +84,47 @@ pub async fn diagnose(
         .get("s3")
         .and_then(|url| EndpointUrl::parse(url).ok())
         .or_else(|| connection.endpoint(spec));
-    let profile = source
-        .profile()
-        .and_then(|profile| ProfileName::parse(profile).ok());
-    let clients = aws::clients(
-        profile.as_ref(),
-        &region,
-        endpoint.as_ref(),
-        connection.attempt_timeout,
+    let session = Session {
+        region: &region,
+        endpoint: endpoint.as_ref(),
+        connection,
         log,
-    )
-    .await;
+    };
+    let clients = match backend_clients(&session, &config, &source, stack).await {
+        Ok(clients) => clients,
+        Err(check) => {
+            checks.push(*check);
+            return checks;
+        }
+    };
+    let assumed = session_request(&config, "assume_role");
+    let via = match &assumed {
+        Some(request) => format!("{source}, then assume_role `{}`", request.role_arn),
+        None => source.to_string(),
+    };
     let identity = match aws::caller_identity(&clients).await {
         Ok(identity) => identity,
         Err(error) => {
+            let fix = match (&source, stack.profile) {
+                (CredentialSource::WebIdentity { .. }, _) => {
+                    "check the role's trust policy allows this token's issuer and audience"
+                        .to_owned()
+                }
+                (_, profile) => format!(
+                    "configure credentials for {source} (e.g. `aws configure --profile {}` or `aws sso login`)",
+                    source
+                        .profile()
+                        .or(profile.map(ProfileName::as_str))
+                        .unwrap_or("NAME")
+                ),
+            };
             checks.push(
-                Check::new("identity", Status::Fail, format!("the backend would use {source}, but: {}", error.cause))
-                    .fix(format!("configure credentials for {source} (e.g. `aws configure --profile {}` or `aws sso login`)", source.profile().unwrap_or(stack.profile.as_str()))),
+                Check::new(
+                    "identity",
+                    Status::Fail,
+                    format!("the backend would use {via}, but: {}", error.cause),
+                )
+                .fix(fix),
             );
             return checks;
         }
@@ -107,7 +133,7 @@ pub async fn diagnose(
         "identity",
         Status::Ok,
         format!(
-            "{} (account {}), from {source}",
+            "{} (account {}), from {via}",
             identity.arn, identity.account
         ),
     ));
@@ -203,13 +229,117 @@ fn backend_file_check(
     .fix("run `statebucket apply` (or `statebucket render`) to rewrite it from the spec")
 }
 
+/// Where and how the probes reach AWS.
+struct Session<'a> {
+    region: &'a Region,
+    endpoint: Option<&'a EndpointUrl>,
+    connection: &'a Connection,
+    log: &'a Arc<RequestLog>,
+}
+
+/// Clients with the credentials Terraform's backend would have for `config`, resolved in
+/// its order: a web identity replaces every other source; `assume_role` goes on top. A
+/// failure is the check to report.
+async fn backend_clients(
+    session: &Session<'_>,
+    config: &BackendConfig,
+    source: &CredentialSource,
+    stack: &DesiredStack<'_>,
+) -> Result<Clients, Box<Check>> {
+    let timeout = session.connection.attempt_timeout;
+    let base = match source {
+        CredentialSource::WebIdentity { token_file, .. } => {
+            let request = session_request(config, "assume_role_with_web_identity")
+                .expect("a web identity source has a role");
+            let token = std::fs::read_to_string(token_file).map_err(|error| {
+                Box::new(
+                    Check::new(
+                        "identity",
+                        Status::Fail,
+                        format!("the backend would use {source}, but the token file cannot be read: {error}"),
+                    )
+                    .fix("CI must write the OIDC token to that file before `terraform init` (see docs/github-actions.yml)"),
+                )
+            })?;
+            let anonymous =
+                aws::anonymous_clients(session.region, session.endpoint, timeout, session.log)
+                    .await;
+            let credentials = aws::session::web_identity(&anonymous, &request, &token)
+                .await
+                .map_err(|error| {
+                    Box::new(
+                        Check::new(
+                            "identity",
+                            Status::Fail,
+                            format!("the backend would use {source}, but: {}", error.cause),
+                        )
+                        .fix("the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token's issuer, audience and subject"),
+                    )
+                })?;
+            aws::session_clients(
+                credentials,
+                format!("web identity role `{}`", request.role_arn),
+                session.region,
+                session.endpoint,
+                timeout,
+                session.log,
+            )
+            .await
+        }
+        _ => {
+            let profile = source
+                .profile()
+                .and_then(|profile| ProfileName::parse(profile).ok());
+            aws::clients(
+                profile.as_ref(),
+                session.region,
+                session.endpoint,
+                timeout,
+                session.log,
+            )
+            .await
+        }
+    };
+    let Some(request) = session_request(config, "assume_role") else {
+        return Ok(base);
+    };
+    let credentials = aws::session::assume_role(&base, &request)
+        .await
+        .map_err(|error| {
+            let _ = stack;
+            Box::new(
+                Check::new(
+                    "identity",
+                    Status::Fail,
+                    format!(
+                        "the backend would assume `{}` from {source}, but: {}",
+                        request.role_arn, error.cause
+                    ),
+                )
+                .fix("the role's trust policy must allow sts:AssumeRole for the base identity (and its external id, if it sets one)"),
+            )
+        })?;
+    Ok(aws::session_clients(
+        credentials,
+        format!("role `{}` assumed from {source}", request.role_arn),
+        session.region,
+        session.endpoint,
+        timeout,
+        session.log,
+    )
+    .await)
+}
+
 fn profile_check(
     stack: &DesiredStack<'_>,
     config: &BackendConfig,
     source: &CredentialSource,
 ) -> Check {
+    let Some(spec_profile) = stack.profile else {
+        return web_identity_check(stack, config, source);
+    };
     match config.string("profile") {
-        Some(profile) if profile == stack.profile.as_str() => Check::new(
+        Some(profile) if profile == spec_profile.as_str() => Check::new(
             "profile",
             Status::Ok,
             format!("backend.hcl names profile `{profile}`"),
@@ -217,10 +347,7 @@ fn profile_check(
         Some(profile) => Check::new(
             "profile",
             Status::Warn,
-            format!(
-                "backend.hcl names profile `{profile}`, the spec `{}`",
-                stack.profile
-            ),
+            format!("backend.hcl names profile `{profile}`, the spec `{spec_profile}`"),
         )
         .fix("run `statebucket apply` so backend.hcl and the spec agree"),
         None => {
@@ -238,10 +365,40 @@ fn profile_check(
                 }
             );
             Check::new("profile", Status::Fail, detail).fix(format!(
-                "add `profile = \"{}\"` to backend.hcl (`statebucket apply` writes it)",
-                stack.profile
+                "add `profile = \"{spec_profile}\"` to backend.hcl (`statebucket apply` writes it)"
             ))
         }
+    }
+}
+
+/// For a stack that authenticates with a web identity: backend.hcl must say so, with the
+/// spec's role.
+fn web_identity_check(
+    stack: &DesiredStack<'_>,
+    config: &BackendConfig,
+    source: &CredentialSource,
+) -> Check {
+    let BackendCredentials::WebIdentity(web) = &stack.spec.credentials else {
+        unreachable!("a stack without a profile has a web identity");
+    };
+    match source {
+        CredentialSource::WebIdentity { role_arn, .. } if role_arn == web.role_arn.as_str() => {
+            Check::new(
+                "credentials",
+                Status::Ok,
+                format!("backend.hcl authenticates with {source}"),
+            )
+        }
+        _ => Check::new(
+            "credentials",
+            Status::Fail,
+            format!(
+                "the spec has a web identity for role `{}`, but the backend would use {source}{}",
+                web.role_arn,
+                if config.string("profile").is_some() { "" } else { " (backend.hcl has no assume_role_with_web_identity)" }
+            ),
+        )
+        .fix("run `statebucket apply` (or `statebucket render`) to rewrite backend.hcl from the spec"),
     }
 }
 
@@ -367,7 +524,7 @@ async fn live_policy_check(
     endpoint: Option<&EndpointUrl>,
 ) -> Check {
     let tool = aws::clients(
-        Some(connection.tool_profile(spec)),
+        connection.tool_profile(spec),
         &spec.region,
         endpoint,
         connection.attempt_timeout,

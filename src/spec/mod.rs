@@ -35,10 +35,11 @@ stacks:
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use names::ExternalId;
 pub use names::{
-    AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, LogPrefix,
-    PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, StackName, StateKey, TableName,
-    WorkspaceName, WorkspacePrefix,
+    AccountId, BucketName, EndpointUrl, EnvName, IamArn, KmsAlias, KmsKeyRef, LogPrefix, PolicyArn,
+    PrincipalKind, PrincipalRef, ProfileName, Region, RoleArn, RoleDuration, SessionName,
+    StackName, StateKey, TableName, WorkspaceName, WorkspacePrefix,
 };
 pub use parse::{check_across_environments, parse_spec};
 pub use yaml::Pos;
@@ -55,9 +56,10 @@ pub struct EnvSpec {
     /// When set, the tool refuses to act with credentials of any other account, and
     /// backend.hcl carries it as `allowed_account_ids`.
     pub account_id: Option<AccountId>,
-    /// The profile Terraform's backend uses unless a stack names its own; written into
-    /// backend.hcl.
-    pub profile: ProfileName,
+    /// The profile Terraform's backend uses unless a stack names its own (or authenticates
+    /// with a web identity); written into backend.hcl. `None` only when every stack uses a
+    /// web identity.
+    pub profile: Option<ProfileName>,
     /// The profile the tool itself runs as when bootstrapping (often an admin). Never
     /// written into backend.hcl.
     pub bootstrap_profile: Option<ProfileName>,
@@ -91,9 +93,22 @@ impl EnvSpec {
         stack.readers.as_deref().unwrap_or(&self.access.readers)
     }
 
-    /// The profile Terraform's backend uses for `stack`.
-    pub fn profile_of<'a>(&'a self, stack: &'a StackSpec) -> &'a ProfileName {
-        stack.profile.as_ref().unwrap_or(&self.profile)
+    /// The spec's `profile`, else the one profile every stack names (`backend.profile`
+    /// alone); `None` when there is none or they differ.
+    pub fn common_profile(&self) -> Option<&ProfileName> {
+        if let Some(profile) = &self.profile {
+            return Some(profile);
+        }
+        let mut profiles = self.stacks.iter().map(|stack| self.profile_of(stack));
+        let first = profiles.next().flatten()?;
+        profiles
+            .all(|profile| profile == Some(first))
+            .then_some(first)
+    }
+
+    /// The profile Terraform's backend uses for `stack`; `None` with a web identity.
+    pub fn profile_of<'a>(&'a self, stack: &'a StackSpec) -> Option<&'a ProfileName> {
+        stack.credentials.profile()
     }
 
     pub fn stack(&self, name: &str) -> Option<&StackSpec> {
@@ -257,11 +272,14 @@ pub struct StackSpec {
     pub key: StateKey,
     /// Where backend.hcl is written, relative to the project root.
     pub file: String,
-    /// The profile Terraform uses for this stack; `None`: the spec's `profile`.
-    pub profile: Option<ProfileName>,
+    /// Where Terraform's backend gets credentials for this stack.
+    pub credentials: BackendCredentials,
     /// `None` keeps Terraform's default (`env:`) and writes nothing.
     pub workspace_key_prefix: Option<WorkspacePrefix>,
-    pub assume_role: Option<RoleArn>,
+    /// A role the backend assumes on top of its credentials.
+    pub assume_role: Option<AssumeRole>,
+    /// The backend's other authentication settings.
+    pub auth: BackendAuth,
     /// The Terraform working directory that uses this backend, relative to the project
     /// root: checked for local state still to be migrated.
     pub terraform_dir: Option<String>,
@@ -271,6 +289,83 @@ pub struct StackSpec {
     /// `Some`: this stack's own readers, replacing the spec's `access.readers`.
     pub readers: Option<Vec<PrincipalRef>>,
     pub positions: StackPositions,
+}
+
+/// Where Terraform's backend gets its credentials (before any `assume_role`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendCredentials {
+    /// `profile = "NAME"` from the shared config and credentials files.
+    Profile(ProfileName),
+    /// `assume_role_with_web_identity`: an OIDC token (GitHub Actions, GitLab CI) exchanged
+    /// for the role's credentials; no profile at all.
+    WebIdentity(WebIdentity),
+}
+
+impl BackendCredentials {
+    pub fn profile(&self) -> Option<&ProfileName> {
+        match self {
+            BackendCredentials::Profile(profile) => Some(profile),
+            BackendCredentials::WebIdentity(_) => None,
+        }
+    }
+}
+
+/// `assume_role_with_web_identity = { … }`. The token itself is a credential and is never
+/// written: only the file CI puts it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebIdentity {
+    pub role_arn: RoleArn,
+    pub token_file: String,
+    pub session_name: Option<SessionName>,
+    pub duration: Option<RoleDuration>,
+    pub policy_arns: Vec<PolicyArn>,
+}
+
+/// `assume_role = { … }` with every attribute Terraform's S3 backend documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: RoleArn,
+    pub external_id: Option<ExternalId>,
+    pub session_name: Option<SessionName>,
+    pub duration: Option<RoleDuration>,
+    /// Session tags.
+    pub tags: BTreeMap<String, String>,
+    /// Keys of `tags` that pass on to roles assumed from this session.
+    pub transitive_tag_keys: Vec<String>,
+    pub source_identity: Option<SessionName>,
+    pub policy_arns: Vec<PolicyArn>,
+    /// An inline session policy, a JSON object.
+    pub policy: Option<String>,
+}
+
+impl AssumeRole {
+    /// `assume_role: ARN`, the shorthand for a role with nothing else set.
+    pub fn of(role_arn: RoleArn) -> AssumeRole {
+        AssumeRole {
+            role_arn,
+            external_id: None,
+            session_name: None,
+            duration: None,
+            tags: BTreeMap::new(),
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+            policy_arns: Vec::new(),
+            policy: None,
+        }
+    }
+}
+
+/// The backend's authentication settings besides the credentials themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackendAuth {
+    /// Terraform refuses credentials of these accounts (exclusive with `account_id`, which
+    /// writes `allowed_account_ids`).
+    pub forbidden_account_ids: Vec<AccountId>,
+    pub sts_region: Option<Region>,
+    pub shared_config_files: Vec<String>,
+    pub shared_credentials_files: Vec<String>,
+    pub use_fips_endpoint: bool,
+    pub use_dualstack_endpoint: bool,
 }
 
 /// How Terraform locks the state. Terraform 1.11 deprecates DynamoDB locking; `Both` is the
@@ -299,6 +394,18 @@ impl Locking {
 }
 
 impl StackSpec {
+    /// How Terraform's backend reaches the state for this stack, for messages:
+    /// ``assume_role `ARN` ``, ``web identity `ARN` `` or ``profile `NAME` ``.
+    pub fn identity_label(&self) -> String {
+        match (&self.assume_role, &self.credentials) {
+            (Some(role), _) => format!("assume_role `{}`", role.role_arn),
+            (None, BackendCredentials::WebIdentity(web)) => {
+                format!("web identity `{}`", web.role_arn)
+            }
+            (None, BackendCredentials::Profile(profile)) => format!("profile `{profile}`"),
+        }
+    }
+
     pub fn workspace_prefix(&self) -> WorkspacePrefix {
         self.workspace_key_prefix
             .clone()

@@ -562,6 +562,121 @@ impl RoleArn {
     }
 }
 
+string_newtype!(
+    /// `session_name` or `source_identity` of an assumed role: 2-64 characters of
+    /// `[\w+=,.@-]` (Terraform's S3 backend validation, STS AssumeRole).
+    SessionName
+);
+string_newtype!(
+    /// `assume_role.external_id`: 2-1224 characters of `[\w+=,.@:/-]`.
+    ExternalId
+);
+string_newtype!(
+    /// An IAM managed policy ARN (`arn:aws:iam::aws:policy/…` or an account's own).
+    PolicyArn
+);
+
+/// `duration` of an assumed role session: a Go duration (`1h`, `90m`, `1h30m`, `3600s`)
+/// from 15 minutes to 12 hours, as Terraform's S3 backend accepts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleDuration {
+    text: String,
+    seconds: u32,
+}
+
+impl SessionName {
+    pub fn parse(text: &str) -> Result<SessionName, Problem> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+        if !(2..=64).contains(&text.len()) || !text.chars().all(valid) {
+            return Err(
+                Problem::new(format!("`{text}` is not a valid session name"))
+                    .hint("2-64 letters, digits and `_+=,.@-`, e.g. `terraform-ci`"),
+            );
+        }
+        Ok(SessionName(text.to_owned()))
+    }
+}
+
+impl ExternalId {
+    pub fn parse(text: &str) -> Result<ExternalId, Problem> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c);
+        if !(2..=1224).contains(&text.len()) || !text.chars().all(valid) {
+            return Err(Problem::new("the external id is not valid").hint(
+                "2-1224 letters, digits and `_+=,.@:/-`, as the role's trust policy names it",
+            ));
+        }
+        Ok(ExternalId(text.to_owned()))
+    }
+}
+
+impl PolicyArn {
+    pub fn parse(text: &str) -> Result<PolicyArn, Problem> {
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let ok = matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+            if PARTITIONS.contains(partition)
+                && (*account == "aws" || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())))
+                && resource.strip_prefix("policy/").is_some_and(|name| !name.is_empty()));
+        if !ok {
+            return Err(Problem::new(format!("`{text}` is not an IAM policy ARN"))
+                .hint("e.g. `arn:aws:iam::aws:policy/ReadOnlyAccess` or `arn:aws:iam::123456789012:policy/NAME`"));
+        }
+        Ok(PolicyArn(text.to_owned()))
+    }
+}
+
+impl RoleDuration {
+    pub fn parse(text: &str) -> Result<RoleDuration, Problem> {
+        let refused = || {
+            Problem::new(format!("`{text}` is not a session duration"))
+                .hint("a duration from 15m to 12h, e.g. `1h`, `90m` or `1h30m`")
+        };
+        let mut seconds: u64 = 0;
+        let mut number = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(refused()),
+            };
+            let value: u64 = number.parse().map_err(|_| refused())?;
+            seconds = seconds.saturating_add(value.saturating_mul(unit));
+            number.clear();
+        }
+        if !number.is_empty() || text.is_empty() {
+            return Err(refused());
+        }
+        if !(15 * 60..=12 * 3600).contains(&seconds) {
+            return Err(Problem::new(format!(
+                "`{text}` is outside what STS allows for a backend session"
+            ))
+            .hint("from 15m to 12h (the role's own maximum session duration may be lower)"));
+        }
+        Ok(RoleDuration {
+            text: text.to_owned(),
+            seconds: seconds as u32,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn seconds(&self) -> u32 {
+        self.seconds
+    }
+}
+
+impl fmt::Display for RoleDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// How a spec names an existing KMS key, in the forms Terraform's `validateKMSKey` accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KmsKeyRef {
@@ -992,6 +1107,40 @@ mod tests {
                 PrincipalRef::parse(bad, PrincipalKind::User).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn session_settings_follow_the_backends_rules() {
+        assert!(SessionName::parse("terraform-ci@github").is_ok());
+        for bad in ["x", "has space", &"a".repeat(65)] {
+            assert!(SessionName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ExternalId::parse("tenant:42/prod").is_ok());
+        assert!(ExternalId::parse("x").is_err());
+        assert!(PolicyArn::parse("arn:aws:iam::aws:policy/ReadOnlyAccess").is_ok());
+        assert!(PolicyArn::parse("arn:aws:iam::123456789012:policy/ci/state").is_ok());
+        for bad in [
+            "arn:aws:iam::123456789012:role/x",
+            "ReadOnlyAccess",
+            "arn:aws:iam::12:policy/x",
+        ] {
+            assert!(PolicyArn::parse(bad).is_err(), "{bad}");
+        }
+        for (text, seconds) in [
+            ("15m", 900),
+            ("1h", 3600),
+            ("1h30m", 5400),
+            ("43200s", 43200),
+        ] {
+            assert_eq!(
+                RoleDuration::parse(text).map(|d| d.seconds()),
+                Ok(seconds),
+                "{text}"
+            );
+        }
+        for bad in ["", "1", "10m", "13h", "1d", "h", "1.5h"] {
+            assert!(RoleDuration::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::names::{
-    AccountId, BucketName, EndpointUrl, EnvName, KmsKeyRef, LogPrefix, PrincipalKind, PrincipalRef,
-    Problem, ProfileName, Region, RoleArn, StackName, StateKey, TableName, WorkspacePrefix,
-    closest,
+    AccountId, BucketName, EndpointUrl, EnvName, ExternalId, KmsKeyRef, LogPrefix, PolicyArn,
+    PrincipalKind, PrincipalRef, Problem, ProfileName, Region, RoleArn, RoleDuration, SessionName,
+    StackName, StateKey, TableName, WorkspacePrefix, closest,
 };
 use super::schema::{self, Object};
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
-    AccessSpec, BucketSpec, Days, Diagnostic, Encryption, EnvSpec, Exclusive, KmsKey, Layout,
-    Lifecycle, Locking, Logging, Positions, StackPositions, StackSpec,
+    AccessSpec, AssumeRole, BackendAuth, BackendCredentials, BucketSpec, Days, Diagnostic,
+    Encryption, EnvSpec, Exclusive, KmsKey, Layout, Lifecycle, Locking, Logging, Positions,
+    StackPositions, StackSpec, WebIdentity,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -409,13 +410,11 @@ impl Walker<'_> {
         let account_id = top
             .take("account_id")
             .and_then(|node| self.account_id(node));
-        let profile = self
-            .required(
-                &mut top,
-                "profile",
-                "profile: terraform  # the AWS profile Terraform's backend uses",
-            )
-            .and_then(|node| self.typed(node, "profile", ProfileName::parse));
+        // Optional here: a spec whose stacks all authenticate with `web_identity` needs
+        // none; a stack that needs it reports it missing (see `credentials`).
+        let profile = top
+            .take("profile")
+            .map(|node| self.typed(node, "profile", ProfileName::parse));
         let bootstrap_profile = top
             .take("bootstrap_profile")
             .map(|node| self.typed(node, "bootstrap_profile", ProfileName::parse));
@@ -426,6 +425,15 @@ impl Walker<'_> {
             .required(&mut top, "bucket", "bucket: { name: my-org-tfstate-dev }")
             .and_then(|node| self.bucket(node, region.as_ref()));
         let bucket_name = bucket.as_ref().map(|(bucket, _, _)| &bucket.name);
+        let inherited = Inherited {
+            bucket: bucket_name,
+            profile: match &profile {
+                Some(profile) => profile.as_ref().map(Some),
+                None => Some(None),
+            },
+            account_id: account_id.as_ref().is_some_and(Option::is_some),
+            top: top.pos,
+        };
         let backend_node = top.take("backend");
         let stacks_node = top.take("stacks");
         let defaults_node = top.take("stack_defaults");
@@ -467,11 +475,11 @@ impl Walker<'_> {
                         ),
                     );
                 }
-                self.backend_stack(backend_node, &name, source, bucket_name)
+                self.backend_stack(backend_node, &name, source, &inherited)
                     .map(|stack| vec![stack])
             }
             (None, Some(stacks_node)) => {
-                self.stacks(stacks_node, defaults_node, &name, source, bucket_name)
+                self.stacks(stacks_node, defaults_node, &name, source, &inherited)
             }
             (None, None) => {
                 self.report(
@@ -492,7 +500,7 @@ impl Walker<'_> {
             source: source.to_owned(),
             region: region?,
             account_id: account_id.flatten(),
-            profile: profile?,
+            profile: profile.flatten(),
             bootstrap_profile: bootstrap_profile.flatten(),
             endpoint: endpoint.flatten(),
             bucket,
@@ -955,7 +963,7 @@ impl Walker<'_> {
         node: &Node,
         env: &EnvName,
         source: &str,
-        bucket: Option<&BucketName>,
+        inherited: &Inherited<'_>,
     ) -> Option<StackSpec> {
         let mut fields = self.fields(node, "backend", &schema::BACKEND)?;
         let options = self.stack_options(&mut fields, "backend");
@@ -968,7 +976,7 @@ impl Walker<'_> {
             &defaults,
             "backend",
             default_file,
-            bucket,
+            inherited,
             (None, None),
         );
         self.finish(fields);
@@ -982,7 +990,7 @@ impl Walker<'_> {
         defaults_node: Option<&Node>,
         env: &EnvName,
         source: &str,
-        bucket: Option<&BucketName>,
+        inherited: &Inherited<'_>,
     ) -> Option<Vec<StackSpec>> {
         let defaults = match defaults_node {
             None => Some(StackOptions::default()),
@@ -1038,7 +1046,7 @@ impl Walker<'_> {
                     &defaults,
                     &path,
                     default_file,
-                    bucket,
+                    inherited,
                     access,
                 )
             });
@@ -1116,7 +1124,53 @@ impl Walker<'_> {
         });
         let assume_role = fields
             .take("assume_role")
-            .and_then(|node| self.typed(node, &format!("{path}.assume_role"), RoleArn::parse));
+            .and_then(|node| self.assume_role(node, &format!("{path}.assume_role")));
+        let web_identity = fields.take("web_identity").map(|node| {
+            (
+                self.web_identity(node, &format!("{path}.web_identity")),
+                node.pos,
+            )
+        });
+        let forbidden_account_ids = fields.take("forbidden_account_ids").map(|node| {
+            let ids = self.list(
+                node,
+                &format!("{path}.forbidden_account_ids"),
+                |walker, item, item_path| {
+                    walker.account_id(item).flatten().or_else(|| {
+                        walker.report(
+                            item.pos,
+                            Problem::new(format!("`{item_path}` needs an account id"))
+                                .hint("12 digits, e.g. \"123456789012\""),
+                        );
+                        None
+                    })
+                },
+            );
+            (ids, node.pos)
+        });
+        let sts_region = fields
+            .take("sts_region")
+            .and_then(|node| self.typed(node, &format!("{path}.sts_region"), Region::parse));
+        let shared_config_files = fields.take("shared_config_files").and_then(|node| {
+            self.list(
+                node,
+                &format!("{path}.shared_config_files"),
+                Walker::file_path,
+            )
+        });
+        let shared_credentials_files = fields.take("shared_credentials_files").and_then(|node| {
+            self.list(
+                node,
+                &format!("{path}.shared_credentials_files"),
+                Walker::file_path,
+            )
+        });
+        let use_fips_endpoint = fields
+            .take("use_fips_endpoint")
+            .and_then(|node| self.boolean(node, &format!("{path}.use_fips_endpoint")));
+        let use_dualstack_endpoint = fields
+            .take("use_dualstack_endpoint")
+            .and_then(|node| self.boolean(node, &format!("{path}.use_dualstack_endpoint")));
         let terraform_dir = fields.take("terraform_dir").and_then(|node| {
             self.typed(node, &format!("{path}.terraform_dir"), |text| {
                 relative_path(text, &[])
@@ -1135,13 +1189,196 @@ impl Walker<'_> {
             key_given: key_node.is_some(),
             file,
             profile,
+            web_identity,
             workspace_key_prefix,
             assume_role,
             terraform_dir,
+            forbidden_account_ids,
+            sts_region,
+            shared_config_files,
+            shared_credentials_files,
+            use_fips_endpoint,
+            use_dualstack_endpoint,
             lock,
             table,
             path: path.to_owned(),
         }
+    }
+
+    /// A YAML list, each item parsed by `item` (given the item's path); `None` when any
+    /// item (or the list itself) was refused.
+    fn list<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let Yaml::Seq(items) = &node.value else {
+            self.report(
+                node.pos,
+                Problem::new(format!(
+                    "`{path}` must be a list, found {}",
+                    node.value.kind()
+                ))
+                .hint("write `[a, b]`, or one `- item` per line"),
+            );
+            return None;
+        };
+        let parsed: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(index, node)| item(self, node, &format!("{path}[{index}]")))
+            .collect();
+        parsed.into_iter().collect()
+    }
+
+    /// A file path as the backend reads it (absolute, `~/`, or relative to the Terraform
+    /// directory): any non-empty text without control characters.
+    fn file_path(&mut self, node: &Node, path: &str) -> Option<String> {
+        self.typed(node, path, |text| {
+            if text.is_empty() || text.chars().any(char::is_control) {
+                Err(Problem::new(format!("`{path}` is not a usable file path")))
+            } else {
+                Ok(text.to_owned())
+            }
+        })
+    }
+
+    /// `assume_role`: a role ARN, or a mapping with every attribute Terraform documents.
+    fn assume_role(&mut self, node: &Node, path: &str) -> Option<AssumeRole> {
+        if let Yaml::String(_) = &node.value {
+            return self.typed(node, path, RoleArn::parse).map(AssumeRole::of);
+        }
+        let mut fields = self.fields(node, path, &schema::ASSUME_ROLE_OBJECT)?;
+        let role_arn = self
+            .required(
+                &mut fields,
+                "role_arn",
+                "role_arn: arn:aws:iam::123456789012:role/terraform",
+            )
+            .and_then(|node| self.typed(node, &format!("{path}.role_arn"), RoleArn::parse));
+        let external_id = fields
+            .take("external_id")
+            .map(|node| self.typed(node, &format!("{path}.external_id"), ExternalId::parse));
+        let session_name = fields
+            .take("session_name")
+            .map(|node| self.typed(node, &format!("{path}.session_name"), SessionName::parse));
+        let duration = fields
+            .take("duration")
+            .map(|node| self.typed(node, &format!("{path}.duration"), RoleDuration::parse));
+        let tags = match fields.take("tags") {
+            None => Some(BTreeMap::new()),
+            Some(node) => self.string_map(node, &format!("{path}.tags")),
+        };
+        let transitive = fields.take("transitive_tag_keys").map(|node| {
+            let keys = self.list(
+                node,
+                &format!("{path}.transitive_tag_keys"),
+                |walker, item, item_path| walker.string(item, item_path).map(str::to_owned),
+            );
+            (keys, node.pos)
+        });
+        let source_identity = fields
+            .take("source_identity")
+            .map(|node| self.typed(node, &format!("{path}.source_identity"), SessionName::parse));
+        let policy_arns = fields
+            .take("policy_arns")
+            .map(|node| self.policy_arns(node, &format!("{path}.policy_arns")));
+        let policy = fields.take("policy").map(|node| {
+            self.typed(node, &format!("{path}.policy"), |text| {
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(serde_json::Value::Object(_)) => Ok(text.to_owned()),
+                    _ => Err(Problem::new("the session policy is not a JSON object")
+                        .hint("write the policy document as a JSON string: `policy: '{\"Version\": \"2012-10-17\", \"Statement\": […]}'`")),
+                }
+            })
+        });
+        self.finish(fields);
+        let tags = tags?;
+        let transitive_tag_keys = match transitive {
+            None => Vec::new(),
+            Some((keys, pos)) => {
+                let keys = keys?;
+                if let Some(unknown) = keys.iter().find(|key| !tags.contains_key(*key)) {
+                    self.report(
+                        pos,
+                        Problem::new(format!("transitive tag key `{unknown}` is not one of `{path}.tags`"))
+                            .hint("only session tags can be transitive: add it to `tags`, or drop it here"),
+                    );
+                    return None;
+                }
+                keys
+            }
+        };
+        Some(AssumeRole {
+            role_arn: role_arn?,
+            external_id: external_id.map_or(Some(None), |id| id.map(Some))?,
+            session_name: session_name.map_or(Some(None), |name| name.map(Some))?,
+            duration: duration.map_or(Some(None), |duration| duration.map(Some))?,
+            tags,
+            transitive_tag_keys,
+            source_identity: source_identity.map_or(Some(None), |name| name.map(Some))?,
+            policy_arns: policy_arns.unwrap_or(Some(Vec::new()))?,
+            policy: policy.map_or(Some(None), |policy| policy.map(Some))?,
+        })
+    }
+
+    /// `web_identity`: Terraform's `assume_role_with_web_identity` with a token file.
+    fn web_identity(&mut self, node: &Node, path: &str) -> Option<WebIdentity> {
+        let mut fields = self.fields(node, path, &schema::WEB_IDENTITY)?;
+        let role_arn = self
+            .required(
+                &mut fields,
+                "role_arn",
+                "role_arn: arn:aws:iam::123456789012:role/github-terraform",
+            )
+            .and_then(|node| self.typed(node, &format!("{path}.role_arn"), RoleArn::parse));
+        let token_file = self
+            .required(
+                &mut fields,
+                "token_file",
+                "token_file: /tmp/web-identity-token",
+            )
+            .and_then(|node| self.file_path(node, &format!("{path}.token_file")));
+        let session_name = fields
+            .take("session_name")
+            .map(|node| self.typed(node, &format!("{path}.session_name"), SessionName::parse));
+        let duration = fields
+            .take("duration")
+            .map(|node| self.typed(node, &format!("{path}.duration"), RoleDuration::parse));
+        let policy_arns = fields
+            .take("policy_arns")
+            .map(|node| self.policy_arns(node, &format!("{path}.policy_arns")));
+        self.finish(fields);
+        Some(WebIdentity {
+            role_arn: role_arn?,
+            token_file: token_file?,
+            session_name: session_name.map_or(Some(None), |name| name.map(Some))?,
+            duration: duration.map_or(Some(None), |duration| duration.map(Some))?,
+            policy_arns: policy_arns.unwrap_or(Some(Vec::new()))?,
+        })
+    }
+
+    fn policy_arns(&mut self, node: &Node, path: &str) -> Option<Vec<PolicyArn>> {
+        self.list(node, path, |walker, item, item_path| {
+            walker.typed(item, item_path, PolicyArn::parse)
+        })
+    }
+
+    /// A mapping of string keys to string values (session tags).
+    fn string_map(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
+        let fields = self.named(node, path)?;
+        let mut map = BTreeMap::new();
+        let mut ok = true;
+        for (key, _, value) in &fields.entries {
+            match self.string(value, &format!("{path}.{key}")) {
+                Some(value) => {
+                    map.insert((*key).to_owned(), value.to_owned());
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(map)
     }
 
     fn lock_mode(&mut self, node: &Node, path: &str) -> Option<LockMode> {
@@ -1172,7 +1409,7 @@ impl Walker<'_> {
         defaults: &StackOptions,
         path: &str,
         default_file: String,
-        bucket: Option<&BucketName>,
+        inherited: &Inherited<'_>,
         (writers, readers): (Option<Vec<PrincipalRef>>, Option<Vec<PrincipalRef>>),
     ) -> Option<StackSpec> {
         let (key, key_pos) = match own.key.clone() {
@@ -1189,12 +1426,16 @@ impl Walker<'_> {
             }
         };
         let (file, file_pos) = own.file.clone().unwrap_or((default_file, name_pos));
-        let lock = self.resolve_lock(&own, defaults, bucket)?;
+        let lock = self.resolve_lock(&own, defaults, inherited.bucket);
+        let credentials = self.credentials(&own, defaults, inherited);
+        let auth = self.auth(&own, defaults, inherited);
+        let (lock, credentials, auth) = (lock?, credentials?, auth?);
         Some(StackSpec {
             name,
             key,
             file,
-            profile: own.profile.or_else(|| defaults.profile.clone()),
+            credentials,
+            auth,
             workspace_key_prefix: own
                 .workspace_key_prefix
                 .or_else(|| defaults.workspace_key_prefix.clone()),
@@ -1208,6 +1449,102 @@ impl Walker<'_> {
                 key: key_pos,
                 file: file_pos,
             },
+        })
+    }
+
+    /// Where the backend's credentials come from: the stack's own `web_identity` or
+    /// `profile`, then `stack_defaults`' (`backend` has no defaults), then the spec's
+    /// `profile`. A level naming both is an error there; none at all is the spec's missing
+    /// `profile`.
+    fn credentials(
+        &mut self,
+        own: &StackOptions,
+        defaults: &StackOptions,
+        inherited: &Inherited<'_>,
+    ) -> Option<BackendCredentials> {
+        for options in [own, defaults] {
+            match (&options.profile, &options.web_identity) {
+                (Some(_), Some((_, pos))) => {
+                    self.report(
+                        *pos,
+                        Problem::new(format!(
+                            "`{0}.profile` and `{0}.web_identity` cannot both be given",
+                            options.path
+                        ))
+                        .hint("a web identity replaces the profile's credentials: keep `web_identity` for CI with OIDC, or `profile` for a named profile"),
+                    );
+                    return None;
+                }
+                (None, Some((web_identity, _))) => {
+                    return web_identity.clone().map(BackendCredentials::WebIdentity);
+                }
+                (Some(profile), None) => {
+                    return Some(BackendCredentials::Profile(profile.clone()));
+                }
+                (None, None) => {}
+            }
+        }
+        match inherited.profile {
+            Some(Some(profile)) => Some(BackendCredentials::Profile(profile.clone())),
+            // Given but invalid: already reported.
+            None => None,
+            Some(None) => {
+                self.report(
+                    inherited.top,
+                    Problem::new("missing required key `profile`").hint(
+                        "add `profile: terraform  # the AWS profile Terraform's backend uses` (or give every stack a `web_identity`)",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The backend's other authentication settings, each the stack's own or its default's.
+    fn auth(
+        &mut self,
+        own: &StackOptions,
+        defaults: &StackOptions,
+        inherited: &Inherited<'_>,
+    ) -> Option<BackendAuth> {
+        let forbidden = own
+            .forbidden_account_ids
+            .as_ref()
+            .or(defaults.forbidden_account_ids.as_ref());
+        if let (true, Some((ids, pos))) = (inherited.account_id, forbidden)
+            && ids.as_ref().is_some_and(|ids| !ids.is_empty())
+        {
+            self.report(
+                *pos,
+                Problem::new("`forbidden_account_ids` cannot be used with the spec's `account_id`")
+                    .hint("`account_id` already allows that one account (Terraform's `allowed_account_ids`), and Terraform accepts only one of the two: keep `account_id`, or drop it and list the accounts to refuse"),
+            );
+            return None;
+        }
+        fn inherit<T: Clone>(own: &Option<T>, default: &Option<T>) -> Option<T> {
+            own.clone().or_else(|| default.clone())
+        }
+        let forbidden_account_ids = match forbidden {
+            Some((ids, _)) => ids.clone()?,
+            None => Vec::new(),
+        };
+        Some(BackendAuth {
+            forbidden_account_ids,
+            sts_region: inherit(&own.sts_region, &defaults.sts_region),
+            shared_config_files: inherit(&own.shared_config_files, &defaults.shared_config_files)
+                .unwrap_or_default(),
+            shared_credentials_files: inherit(
+                &own.shared_credentials_files,
+                &defaults.shared_credentials_files,
+            )
+            .unwrap_or_default(),
+            use_fips_endpoint: inherit(&own.use_fips_endpoint, &defaults.use_fips_endpoint)
+                .unwrap_or(false),
+            use_dualstack_endpoint: inherit(
+                &own.use_dualstack_endpoint,
+                &defaults.use_dualstack_endpoint,
+            )
+            .unwrap_or(false),
         })
     }
 
@@ -1346,14 +1683,34 @@ struct StackOptions {
     key_given: bool,
     file: Option<(String, Pos)>,
     profile: Option<ProfileName>,
+    /// The identity (`None` when invalid) and where it stands.
+    web_identity: Option<(Option<WebIdentity>, Pos)>,
     workspace_key_prefix: Option<WorkspacePrefix>,
-    assume_role: Option<RoleArn>,
+    assume_role: Option<AssumeRole>,
     terraform_dir: Option<String>,
+    forbidden_account_ids: Option<(Option<Vec<AccountId>>, Pos)>,
+    sts_region: Option<Region>,
+    shared_config_files: Option<Vec<String>>,
+    shared_credentials_files: Option<Vec<String>>,
+    use_fips_endpoint: Option<bool>,
+    use_dualstack_endpoint: Option<bool>,
     /// The mode (`None` when invalid) and where it stands.
     lock: Option<(Option<LockMode>, Pos)>,
     table: Option<(Option<TableName>, Pos)>,
     /// `backend`, `stack_defaults` or `stacks.NAME`, for messages.
     path: String,
+}
+
+/// What every stack takes from the spec's top level.
+struct Inherited<'a> {
+    /// The state bucket, for the default lock table's name.
+    bucket: Option<&'a BucketName>,
+    /// The spec's `profile`: `Some(None)` when absent, `None` when given but invalid.
+    profile: Option<Option<&'a ProfileName>>,
+    /// Whether the spec sets `account_id` (written as `allowed_account_ids`).
+    account_id: bool,
+    /// The top of the spec, where a missing `profile` is reported.
+    top: Pos,
 }
 
 /// The workspace `stack`'s key would be read as by `other`'s backend, when it lies at
@@ -1472,10 +1829,24 @@ backend:
   file: environments/prod/backend.hcl
   profile: terraform-prod
   workspace_key_prefix: workspaces
-  assume_role: arn:aws:iam::123456789012:role/terraform
+  assume_role:
+    role_arn: arn:aws:iam::123456789012:role/terraform
+    external_id: tenant-42
+    session_name: terraform-ci
+    duration: 1h
+    tags: { team: platform, cost: \"7\" }
+    transitive_tag_keys: [team]
+    source_identity: alice
+    policy_arns: [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]
+    policy: '{\"Version\": \"2012-10-17\", \"Statement\": []}'
   terraform_dir: infra/app
   lock: both
   dynamodb_table: terraform-locks
+  sts_region: eu-central-1
+  shared_config_files: [~/.aws/config, /etc/aws/config]
+  shared_credentials_files: [~/.aws/credentials]
+  use_fips_endpoint: true
+  use_dualstack_endpoint: false
 ";
     const EVERY_KEY_WITH_STACKS: &str = "\
 region: eu-west-1
@@ -1502,7 +1873,128 @@ stacks:
   app:
     key: app/terraform.tfstate
     dynamodb_table: app-locks
+    forbidden_account_ids: [\"210987654321\"]
+  ci:
+    key: ci/terraform.tfstate
+    web_identity:
+      role_arn: arn:aws:iam::123456789012:role/github-terraform
+      token_file: /tmp/web-identity-token
+      session_name: github-actions
+      duration: 30m
+      policy_arns: [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]
 ";
+
+    #[test]
+    fn backend_credentials_come_from_a_profile_or_a_web_identity_never_both() {
+        let all_web = "\
+region: eu-west-1
+bucket: { name: my-terraform-state-ci }
+access: { roles: [github-terraform] }
+stack_defaults:
+  web_identity: { role_arn: \"arn:aws:iam::123456789012:role/github-terraform\", token_file: /tmp/token }
+stacks:
+  app: { key: app/terraform.tfstate }
+  net: { key: net/terraform.tfstate, profile: network }
+";
+        let spec = parse_spec("environments/ci.yaml", "ci", all_web).unwrap();
+        assert_eq!(spec.profile, None);
+        assert!(matches!(
+            &spec.stacks[0].credentials,
+            BackendCredentials::WebIdentity(web) if web.token_file == "/tmp/token"
+        ));
+        assert_eq!(
+            spec.profile_of(&spec.stacks[1]).map(ProfileName::as_str),
+            Some("network")
+        );
+
+        let missing = errors(&all_web.replace("  web_identity: { role_arn: \"arn:aws:iam::123456789012:role/github-terraform\", token_file: /tmp/token }\n", "  lock: lockfile\n"));
+        assert_eq!(missing, ["1:1 missing required key `profile`"]);
+
+        let both = errors(&all_web.replace(
+            "stack_defaults:\n",
+            "stack_defaults:\n  profile: terraform\n",
+        ));
+        assert_eq!(
+            both,
+            [
+                "6:17 `stack_defaults.profile` and `stack_defaults.web_identity` cannot both be given"
+            ]
+        );
+
+        let token = errors(&all_web.replace(
+            "token_file: /tmp/token",
+            "token_file: /tmp/token, token: eyJhbGciOi",
+        ));
+        assert_eq!(token.len(), 1, "{token:?}");
+        assert!(token[0].contains("`token` holds a credential"), "{token:?}");
+    }
+
+    #[test]
+    fn assume_role_takes_an_arn_or_every_documented_attribute() {
+        let short = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &DEV.replace(
+                "  key: eks",
+                "  assume_role: arn:aws:iam::123456789012:role/tf\n  key: eks",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            short.stacks[0].assume_role,
+            Some(AssumeRole::of(
+                RoleArn::parse("arn:aws:iam::123456789012:role/tf").unwrap()
+            ))
+        );
+        let spec = parse_spec("environments/x.yaml", "x", EVERY_KEY_WITH_BACKEND).unwrap();
+        let role = spec.stacks[0].assume_role.as_ref().unwrap();
+        assert_eq!(
+            role.external_id.as_ref().map(ExternalId::as_str),
+            Some("tenant-42")
+        );
+        assert_eq!(
+            role.duration.as_ref().map(RoleDuration::seconds),
+            Some(3600)
+        );
+        assert_eq!(role.transitive_tag_keys, ["team"]);
+        assert_eq!(
+            spec.stacks[0].auth.sts_region.as_ref().map(Region::as_str),
+            Some("eu-central-1")
+        );
+        assert!(spec.stacks[0].auth.use_fips_endpoint);
+
+        let wrong = |from: &str, to: &str| errors(&EVERY_KEY_WITH_BACKEND.replace(from, to));
+        assert_eq!(
+            wrong(
+                "transitive_tag_keys: [team]",
+                "transitive_tag_keys: [owner]"
+            ),
+            ["31:26 transitive tag key `owner` is not one of `backend.assume_role.tags`"]
+        );
+        assert_eq!(
+            wrong("duration: 1h", "duration: 1d"),
+            ["29:15 `1d` is not a session duration"]
+        );
+        assert_eq!(
+            wrong("policy: '{", "policy: '["),
+            ["34:13 the session policy is not a JSON object"]
+        );
+    }
+
+    #[test]
+    fn forbidden_account_ids_exclude_the_specs_account_id() {
+        let text = EVERY_KEY_WITH_BACKEND.replace(
+            "  sts_region: eu-central-1\n",
+            "  sts_region: eu-central-1\n  forbidden_account_ids: [\"210987654321\"]\n",
+        );
+        let found = errors(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .ends_with("`forbidden_account_ids` cannot be used with the spec's `account_id`"),
+            "{found:?}"
+        );
+    }
 
     #[test]
     fn the_walker_reads_every_key_the_schema_lists() {
@@ -1985,8 +2477,14 @@ stacks:
         assert_eq!(app.lock, Locking::Lockfile);
         assert_eq!(network.workspace_prefix().as_str(), "ws");
         assert_eq!(app.workspace_prefix().as_str(), "ws");
-        assert_eq!(spec.profile_of(network).as_str(), "network");
-        assert_eq!(spec.profile_of(app).as_str(), "terraform");
+        assert_eq!(
+            spec.profile_of(network).map(ProfileName::as_str),
+            Some("network")
+        );
+        assert_eq!(
+            spec.profile_of(app).map(ProfileName::as_str),
+            Some("terraform")
+        );
         let names =
             |list: &[PrincipalRef]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(names(spec.writers_of(network)), vec!["network-ci"]);

@@ -185,10 +185,132 @@ const WORKSPACE_KEY_PREFIX: Field = field(
     text(Some(r"^[^/](.*[^/])?$")),
     "where non-default workspaces keep their state (Terraform's default: env:)",
 );
+const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$";
+const SESSION_NAME_PATTERN: &str = r"^[A-Za-z0-9_+=,.@-]{2,64}$";
+const DURATION_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
+const POLICY_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$";
+const ROLE_ARN: Field = field("role_arn", text(Some(ROLE_ARN_PATTERN)), "the role's ARN");
+const SESSION_NAME: Field = field(
+    "session_name",
+    text(Some(SESSION_NAME_PATTERN)),
+    "the session's name, as CloudTrail shows it",
+);
+const DURATION: Field = field(
+    "duration",
+    text(Some(DURATION_PATTERN)),
+    "how long the session lasts: 15m to 12h, e.g. 1h",
+);
+const POLICY_ARNS: Field = field(
+    "policy_arns",
+    Shape::List(&text(Some(POLICY_ARN_PATTERN))),
+    "managed policies that further limit the session",
+);
+
+pub const ASSUME_ROLE_OBJECT: Object = Object {
+    required: &["role_arn"],
+    ..object(
+        "assume_role",
+        "a role the backend assumes on top of its credentials (Terraform's `assume_role = { … }`)",
+        &[
+            ROLE_ARN,
+            field(
+                "external_id",
+                text(Some(r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$")),
+                "the external id the role's trust policy requires",
+            ),
+            SESSION_NAME,
+            DURATION,
+            field(
+                "tags",
+                Shape::Named {
+                    key_pattern: r"^.{1,128}$",
+                    value: &text(None),
+                    min: 0,
+                    max: Some(50),
+                },
+                "session tags",
+            ),
+            field(
+                "transitive_tag_keys",
+                Shape::List(&text(None)),
+                "keys of `tags` that pass on to roles assumed from this session",
+            ),
+            field(
+                "source_identity",
+                text(Some(SESSION_NAME_PATTERN)),
+                "the source identity set on the session (Terraform only)",
+            ),
+            POLICY_ARNS,
+            field(
+                "policy",
+                text(Some(r"^\s*\{")),
+                "an inline session policy (a JSON object)",
+            ),
+        ],
+    )
+};
+
+pub const WEB_IDENTITY: Object = Object {
+    required: &["role_arn", "token_file"],
+    ..object(
+        "web_identity",
+        "OIDC from CI (GitHub Actions, GitLab): the backend exchanges the token in token_file for the role's credentials; no profile is used",
+        &[
+            ROLE_ARN,
+            field(
+                "token_file",
+                text(None),
+                "the file CI writes the OIDC token to (the token itself is a credential and never goes in a spec)",
+            ),
+            SESSION_NAME,
+            DURATION,
+            POLICY_ARNS,
+        ],
+    )
+};
+
 const ASSUME_ROLE: Field = field(
     "assume_role",
-    text(Some(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")),
-    "a role ARN the backend assumes (written as `assume_role = { role_arn = … }`)",
+    Shape::AnyOf(&[
+        text(Some(ROLE_ARN_PATTERN)),
+        Shape::Object(&ASSUME_ROLE_OBJECT),
+    ]),
+    "a role the backend assumes: its ARN, or `{ role_arn, external_id, session_name, duration, tags, transitive_tag_keys, source_identity, policy_arns, policy }`",
+);
+const WEB_IDENTITY_FIELD: Field = field(
+    "web_identity",
+    Shape::Object(&WEB_IDENTITY),
+    "authenticate the backend with an OIDC token instead of a profile (assume_role_with_web_identity)",
+);
+const FORBIDDEN_ACCOUNT_IDS: Field = field(
+    "forbidden_account_ids",
+    Shape::List(&Shape::AccountId),
+    "accounts whose credentials Terraform refuses (instead of the spec's account_id, which allows only one)",
+);
+const STS_REGION: Field = field(
+    "sts_region",
+    text(Some(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")),
+    "the region of the STS endpoint the backend calls",
+);
+const SHARED_CONFIG_FILES: Field = field(
+    "shared_config_files",
+    Shape::List(&text(None)),
+    "AWS config files the backend reads instead of ~/.aws/config",
+);
+const SHARED_CREDENTIALS_FILES: Field = field(
+    "shared_credentials_files",
+    Shape::List(&text(None)),
+    "AWS credentials files the backend reads instead of ~/.aws/credentials",
+);
+const USE_FIPS_ENDPOINT: Field = field(
+    "use_fips_endpoint",
+    Shape::Boolean,
+    "FIPS endpoints for S3 and STS",
+);
+const USE_DUALSTACK_ENDPOINT: Field = field(
+    "use_dualstack_endpoint",
+    Shape::Boolean,
+    "dual-stack (IPv6) endpoints",
 );
 const TERRAFORM_DIR: Field = field(
     "terraform_dir",
@@ -220,6 +342,13 @@ pub static BACKEND: Object = Object {
             TERRAFORM_DIR,
             LOCK,
             DYNAMODB_TABLE,
+            WEB_IDENTITY_FIELD,
+            FORBIDDEN_ACCOUNT_IDS,
+            STS_REGION,
+            SHARED_CONFIG_FILES,
+            SHARED_CREDENTIALS_FILES,
+            USE_FIPS_ENDPOINT,
+            USE_DUALSTACK_ENDPOINT,
         ],
     )
 };
@@ -243,6 +372,13 @@ pub static STACK: Object = Object {
             TERRAFORM_DIR,
             LOCK,
             DYNAMODB_TABLE,
+            WEB_IDENTITY_FIELD,
+            FORBIDDEN_ACCOUNT_IDS,
+            STS_REGION,
+            SHARED_CONFIG_FILES,
+            SHARED_CREDENTIALS_FILES,
+            USE_FIPS_ENDPOINT,
+            USE_DUALSTACK_ENDPOINT,
         ],
     )
 };
@@ -257,6 +393,13 @@ pub static STACK_DEFAULTS: Object = object(
         TERRAFORM_DIR,
         LOCK,
         DYNAMODB_TABLE,
+        WEB_IDENTITY_FIELD,
+        FORBIDDEN_ACCOUNT_IDS,
+        STS_REGION,
+        SHARED_CONFIG_FILES,
+        SHARED_CREDENTIALS_FILES,
+        USE_FIPS_ENDPOINT,
+        USE_DUALSTACK_ENDPOINT,
     ],
 );
 
@@ -365,7 +508,7 @@ pub static BUCKET: Object = Object {
 
 /// The whole spec file.
 pub static SPEC: Object = Object {
-    required: &["region", "profile", "bucket"],
+    required: &["region", "bucket"],
     needs: &[("backend", "access"), ("stack_defaults", "stacks")],
     exactly_one_of: &[&["backend", "stacks"]],
     ..object(
@@ -385,7 +528,7 @@ pub static SPEC: Object = Object {
             field(
                 "profile",
                 text(Some(PROFILE)),
-                "the AWS profile Terraform's backend uses (written into backend.hcl)",
+                "the AWS profile Terraform's backend uses (written into backend.hcl); not needed when every stack has a web_identity",
             ),
             field(
                 "bootstrap_profile",

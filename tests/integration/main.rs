@@ -3,6 +3,7 @@
 
 mod access;
 mod adopt;
+mod authentication;
 mod bench_smoke;
 mod contract;
 mod hygiene;

@@ -192,3 +192,55 @@ fn every_command_text_and_json() {
         run(&["--profile", "admin", "apply"])
     );
 }
+
+/// backend.hcl for every authentication attribute the backend documents: an assume_role
+/// map, a web identity (no profile), forbidden_account_ids with STS, shared-file and
+/// endpoint settings. Offline, so the snapshot holds exactly what Terraform will read.
+#[test]
+fn backend_files_for_each_way_to_authenticate() {
+    let project = Project::new();
+    project.spec(
+        "auth",
+        "\
+region: eu-west-1
+bucket: { name: example-terraform-state-auth }
+access: { roles: [terraform-access-role] }
+stack_defaults:
+  profile: terraform
+stacks:
+  cross-account:
+    key: cross-account/terraform.tfstate
+    assume_role:
+      role_arn: arn:aws:iam::210987654321:role/terraform-state
+      external_id: tenant-42
+      session_name: terraform-ci
+      duration: 1h
+      tags: { team: platform, \"cost:center\": \"7\" }
+      transitive_tag_keys: [team]
+      source_identity: alice
+      policy_arns: [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]
+      policy: '{\"Version\": \"2012-10-17\", \"Statement\": []}'
+  github:
+    key: github/terraform.tfstate
+    web_identity:
+      role_arn: arn:aws:iam::123456789012:role/github-terraform
+      token_file: /tmp/web-identity-token
+      session_name: github-actions
+      duration: 30m
+  guarded:
+    key: guarded/terraform.tfstate
+    forbidden_account_ids: [\"210987654321\"]
+    sts_region: eu-central-1
+    shared_config_files: [~/.aws/config, /etc/aws/config]
+    shared_credentials_files: [~/.aws/credentials]
+    use_fips_endpoint: true
+    use_dualstack_endpoint: true
+",
+    );
+    let filters = filters(&project, "example-terraform-state-auth");
+    snapshot!(
+        filters,
+        "render_authentication",
+        project.statebucket(&["render", "--stdout"])
+    );
+}

@@ -145,7 +145,6 @@ fn a_real_json_schema_validator_accepts_the_examples_and_refuses_what_a_schema_c
         "kms_without_key",
         "lifecycle_zero_days",
         "missing_bucket",
-        "missing_profile",
         "missing_region",
         "missing_backend_key",
         "bucket_uppercase",

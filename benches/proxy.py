@@ -3,7 +3,7 @@ faults. Used by the benchmark (latency) and the reliability runs (faults).
 
     python benches/proxy.py --upstream 127.0.0.1:5000 --port 0 [--latency-ms 100]
         [--fault-rate 0.2 --faults 503,500,reset,stall,lost --stall-seconds 40 --seed 1]
-        [--stall-header x-amz-copy-source]
+        [--stall-header x-amz-copy-source] [--reject-header x-amz-checksum-sha256]
 
 It prints `listening PORT` on stdout once ready. The latency is added per request, also on
 kept-alive connections: the client connection is kept open (moto closes every connection;
@@ -102,7 +102,7 @@ def error_response(status, code, message):
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
         f"<Message>{message}</Message><RequestId>proxy</RequestId></Error>"
     ).encode()
-    reason = {500: "Internal Server Error", 503: "Slow Down"}[status]
+    reason = {400: "Bad Request", 500: "Internal Server Error", 503: "Slow Down"}[status]
     return serialise(f"HTTP/1.1 {status} {reason}", [("Content-Type", "application/xml")], body, "keep-alive")
 
 
@@ -151,8 +151,19 @@ class Proxy:
                     stall_header = (self.args.stall_header or "").lower()
                     if stall_header and any(n.lower() == stall_header for n, _ in headers):
                         fault = "stall"
+                    reject_header = (self.args.reject_header or "").lower()
+                    if reject_header and any(
+                        n.lower() == reject_header or reject_header in v.lower() for n, v in headers
+                    ):
+                        # A store that does not implement the header (as S3-compatible stores
+                        # refuse the SDK's checksums): named in a header or announced as a trailer.
+                        fault = "reject"
                     if fault:
                         self.stats.faults[fault] = self.stats.faults.get(fault, 0) + 1
+                    if fault == "reject":
+                        writer.write(error_response(400, "InvalidArgument", f"{reject_header} is not supported"))
+                        await writer.drain()
+                        continue
                     if fault == "reset":
                         writer.transport.abort()
                         return
@@ -201,6 +212,7 @@ async def main():
     parser.add_argument("--stall-seconds", type=float, default=40)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall-header", default=None, help="stall every request that carries this header (e.g. x-amz-copy-source: CopyObject)")
+    parser.add_argument("--reject-header", default=None, help="answer 400 InvalidArgument to every request that carries this header, or announces it as a trailer")
     parser.add_argument("--exit-with-stdin", action="store_true", help="stop when standard input closes")
     args = parser.parse_args()
     if args.exit_with_stdin:

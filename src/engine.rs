@@ -21,6 +21,7 @@ use crate::project::{
 use crate::render::KmsKeyId;
 use crate::spec::{
     AccountId, BackendCredentials, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec,
+    StoreFeature,
 };
 
 /// How the tool reaches AWS; the same for every environment of a run.
@@ -193,7 +194,12 @@ impl Engine {
                 identity_observation,
                 None,
             ),
-            aws::verify_principals(&clients, spec, &account, &self.lookups),
+            async {
+                if spec.lacks(StoreFeature::Iam) {
+                    return Ok(offline.clone());
+                }
+                aws::verify_principals(&clients, spec, &account, &self.lookups).await
+            },
         );
         let caller = caller?;
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
@@ -214,6 +220,11 @@ impl Engine {
         )
         .map_err(Error::Spec)?;
         let mut env_plan = plan(&desired, &observed)?;
+        if spec.lacks(StoreFeature::Iam) {
+            env_plan.notes.push(format!(
+                "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
+            ));
+        }
         let writes_access = env_plan.changes.iter().any(|change| {
             matches!(
                 change,

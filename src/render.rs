@@ -68,7 +68,8 @@ pub fn render_backend_hcl(
             list(&auth.shared_credentials_files),
         ));
     }
-    if let Some(account) = &spec.account_id {
+    // Terraform checks allowed accounts with an account lookup that compat skips.
+    if let (Some(account), None) = (&spec.account_id, &spec.compat) {
         attributes.push((
             "allowed_account_ids",
             format!("[{}]", quote(account.as_str())),
@@ -91,6 +92,20 @@ pub fn render_backend_hcl(
     }
     if auth.use_dualstack_endpoint {
         attributes.push(("use_dualstack_endpoint", "true".to_owned()));
+    }
+    if let Some(compat) = &spec.compat {
+        // The AWS-only checks Terraform's backend makes before it touches the bucket.
+        for skip in [
+            "skip_credentials_validation",
+            "skip_region_validation",
+            "skip_requesting_account_id",
+            "skip_metadata_api_check",
+        ] {
+            attributes.push((skip, "true".to_owned()));
+        }
+        if compat.skip_s3_checksum {
+            attributes.push(("skip_s3_checksum", "true".to_owned()));
+        }
     }
     if let Some(endpoint) = endpoint {
         let url = quote(endpoint.as_str());

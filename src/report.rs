@@ -124,6 +124,7 @@ fn describe(change: &Change) -> String {
             bucket,
             region,
             tags,
+            ..
         } if tags.is_empty() => format!("create {bucket} in {region}"),
         Change::CreateBucket { bucket, region, .. } => {
             format!("create {bucket} in {region}, tagged at creation")
@@ -358,6 +359,7 @@ mod tests {
                     bucket: "b".into(),
                     region: "eu-west-1".into(),
                     tags: BTreeMap::new(),
+                    owner_enforced: true,
                 },
                 Change::EnableVersioning {
                     from: Versioning::Never,

@@ -4,7 +4,7 @@
 
 use super::Clients;
 use super::errors::{AwsError, Failure};
-use super::observe::observe_bucket;
+use super::observe::{BucketReads, observe_bucket};
 use crate::observed::BucketState;
 
 /// The live bucket as import needs it.
@@ -73,7 +73,7 @@ pub async fn read_bucket(
     account: &str,
 ) -> Result<LiveBucket, AwsError> {
     let (state, state_keys) = tokio::join!(
-        observe_bucket(clients, bucket, region, account, true),
+        observe_bucket(clients, bucket, region, account, BucketReads::ALL),
         state_keys(clients, bucket)
     );
     let state = state?.ok_or_else(|| {

@@ -69,8 +69,8 @@ pub async fn apply(
     locking: &LockOptions<'_>,
 ) -> Result<(Applied, Option<super::lock::HeldLock>), AwsError> {
     let lock = if needs_lock(plan) {
-        if let Some(tags) = bucket_to_create(plan) {
-            create_bucket_in_region(clients, bucket, region.as_str(), tags).await?;
+        if let Some((tags, owner_enforced)) = bucket_to_create(plan) {
+            create_bucket_in_region(clients, bucket, region.as_str(), tags, owner_enforced).await?;
         }
         Some(
             super::lock::acquire(
@@ -108,9 +108,14 @@ pub async fn apply(
     }
 }
 
-fn bucket_to_create(plan: &EnvPlan) -> Option<&std::collections::BTreeMap<String, String>> {
+/// The bucket the plan creates: its tags, and whether CreateBucket enforces the owner.
+fn bucket_to_create(plan: &EnvPlan) -> Option<(&std::collections::BTreeMap<String, String>, bool)> {
     plan.changes.iter().find_map(|change| match change {
-        Change::CreateBucket { tags, .. } => Some(tags),
+        Change::CreateBucket {
+            tags,
+            owner_enforced,
+            ..
+        } => Some((tags, *owner_enforced)),
         _ => None,
     })
 }
@@ -145,9 +150,9 @@ async fn apply_bucket_and_key<'a>(
 
     let bucket_tags = bucket_to_create(plan).filter(|_| !bucket_created);
     let bucket_step = async {
-        if let Some(tags) = bucket_tags {
+        if let Some((tags, owner_enforced)) = bucket_tags {
             tracing::debug!(%bucket, %region, "creating bucket");
-            create_bucket_in_region(clients, bucket, region, tags).await?;
+            create_bucket_in_region(clients, bucket, region, tags, owner_enforced).await?;
         }
         Ok::<_, AwsError>(())
     };
@@ -609,13 +614,14 @@ async fn create_bucket_in_region(
     bucket: &str,
     region: &str,
     tags: &std::collections::BTreeMap<String, String>,
+    owner_enforced: bool,
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
     let mut request = clients
         .s3
         .create_bucket()
         .bucket(bucket)
-        .object_ownership(ObjectOwnership::BucketOwnerEnforced);
+        .set_object_ownership(owner_enforced.then_some(ObjectOwnership::BucketOwnerEnforced));
     if region != "us-east-1" || !tags.is_empty() {
         let location = (region != "us-east-1").then(|| BucketLocationConstraint::from(region));
         let tags = (!tags.is_empty()).then(|| s3_tags(tags));

@@ -315,6 +315,7 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
             tags: Default::default(),
             bucket: "mocked-bucket".into(),
             region: "eu-west-1".into(),
+            owner_enforced: true,
         }],
     )
     .await
@@ -465,6 +466,7 @@ async fn tags_go_into_create_bucket() {
             bucket: "mocked-bucket".into(),
             region: "eu-west-1".into(),
             tags: BTreeMap::from([("team".into(), "platform".into())]),
+            owner_enforced: true,
         }],
     )
     .await

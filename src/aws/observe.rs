@@ -16,7 +16,7 @@ use crate::observed::{
     BucketState, KeyPolicyReading, KmsKeyState, LogBucket, LoggingTarget, Observed,
     PublicAccessBlock, SseRule, Versioning,
 };
-use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey};
+use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, StoreFeature};
 use futures::future::try_join_all;
 
 /// What the engine read from disk for a bucket: every stack's backend.hcl, and files left
@@ -87,7 +87,7 @@ pub async fn observe(
         spec.bucket.name.as_str(),
         spec.region.as_str(),
         account,
-        spec.bucket.logging.is_some(),
+        BucketReads::for_spec(spec),
     );
     let log_bucket = async {
         match &spec.bucket.logging {
@@ -145,15 +145,42 @@ pub async fn observe(
     })
 }
 
+/// Which of a bucket's optional settings to read: logging only when the spec asks for it,
+/// and nothing an S3-compatible store lacks (it would answer with an error, or not at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketReads {
+    pub logging: bool,
+    pub public_access: bool,
+    pub ownership: bool,
+    pub tags: bool,
+}
+
+impl BucketReads {
+    pub const ALL: BucketReads = BucketReads {
+        logging: true,
+        public_access: true,
+        ownership: true,
+        tags: true,
+    };
+
+    pub fn for_spec(spec: &EnvSpec) -> BucketReads {
+        BucketReads {
+            logging: spec.bucket.logging.is_some(),
+            public_access: !spec.lacks(StoreFeature::PublicAccessBlock),
+            ownership: !spec.lacks(StoreFeature::OwnershipControls),
+            tags: !spec.lacks(StoreFeature::Tagging),
+        }
+    }
+}
+
 /// Reads one bucket and its settings, all at once; `None` when it does not exist.
-/// `region` is the one to report when S3 does not name it; server access logging is read
-/// only when `read_logging`.
+/// `region` is the one to report when S3 does not name it.
 pub async fn observe_bucket(
     clients: &Clients,
     bucket: &str,
     region: &str,
     account: &str,
-    read_logging: bool,
+    reads: BucketReads,
 ) -> Result<Option<BucketState>, AwsError> {
     let identity = clients.identity_source.as_str();
     let s3 = &clients.s3;
@@ -233,6 +260,9 @@ pub async fn observe_bucket(
     };
 
     let public_access = async {
+        if !reads.public_access {
+            return Ok(None);
+        }
         match s3.get_public_access_block().bucket(bucket).send().await {
             Ok(output) => Ok(Some(
                 output
@@ -256,6 +286,9 @@ pub async fn observe_bucket(
     };
 
     let ownership = async {
+        if !reads.ownership {
+            return Ok(None);
+        }
         match s3
             .get_bucket_ownership_controls()
             .bucket(bucket)
@@ -292,6 +325,9 @@ pub async fn observe_bucket(
     };
 
     let tags = async {
+        if !reads.tags {
+            return Ok(None);
+        }
         match s3.get_bucket_tagging().bucket(bucket).send().await {
             Ok(output) => Ok(Some(
                 output
@@ -338,7 +374,7 @@ pub async fn observe_bucket(
     };
 
     let logging = async {
-        if !read_logging {
+        if !reads.logging {
             return Ok(None);
         }
         match s3.get_bucket_logging().bucket(bucket).send().await {

@@ -2,6 +2,7 @@
 //! Terraform's S3 backend makes, each answered with what happened in one line. The checks
 //! built from the answers are `doctor`'s.
 
+use aws_sdk_s3::config::RequestChecksumCalculation;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -139,6 +140,7 @@ pub async fn lock(
     prefix: &str,
     key: &str,
     encryption: &LockEncryption,
+    checksum: bool,
     leftovers: &Leftovers,
 ) -> LockProbe {
     let s3 = &clients.s3;
@@ -169,6 +171,9 @@ pub async fn lock(
         .body(ByteStream::from_static(
             b"{\"Info\":\"statebucket doctor lock probe\"}",
         ));
+    if checksum {
+        request = request.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
+    }
     request = match encryption {
         LockEncryption::None => request,
         LockEncryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
@@ -177,7 +182,18 @@ pub async fn lock(
             .ssekms_key_id(key_id),
     };
     leftovers.hold(clients, bucket, &probe_key);
+    // Without Terraform's SHA-256 checksum, no checksum at all (not even the SDK's default
+    // CRC32), as Terraform sends with `skip_s3_checksum = true`.
+    let calculation = if checksum {
+        RequestChecksumCalculation::WhenSupported
+    } else {
+        RequestChecksumCalculation::WhenRequired
+    };
     let taken = request
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::default().request_checksum_calculation(calculation),
+        )
         .send()
         .await
         .map(drop)

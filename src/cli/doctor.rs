@@ -65,6 +65,7 @@ pub fn run(
         .filter(|check| check.status == Status::Fail)
         .count();
     if context.json() {
+        let counts = log.counts();
         let environments = stacks
             .iter()
             .zip(&reports)
@@ -82,6 +83,7 @@ pub fn run(
             json::Diagnosed {
                 environments,
                 failed,
+                requests: &counts,
             },
         ));
     } else {

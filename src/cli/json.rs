@@ -150,6 +150,7 @@ pub fn change(change: &Change) -> Value {
 pub struct Diagnosed<'a> {
     pub environments: Vec<DoctorReport<'a>>,
     pub failed: usize,
+    pub requests: &'a RequestCounts,
 }
 
 /// The checks of one stack's backend.hcl.

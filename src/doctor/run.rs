@@ -749,8 +749,52 @@ async fn lock_probe(
     let prefix = format!("{workspace_root}{PROBE_WORKSPACE_PREFIX}");
     let lock_grant =
         format!("{bucket_arn}/{key}.tflock and {bucket_arn}/{workspace_root}*/{key}.tflock");
-    let probe = probe::lock(clients, bucket, &prefix, key, &encryption, leftovers).await;
+    // Terraform sends a SHA-256 checksum with every PutObject unless skip_s3_checksum.
+    let skip_checksum = config.flag("skip_s3_checksum");
+    let mut probe = probe::lock(
+        clients,
+        bucket,
+        &prefix,
+        key,
+        &encryption,
+        !skip_checksum,
+        leftovers,
+    )
+    .await;
     let mut checks = Vec::new();
+    if skip_checksum {
+        checks.push(Check::new(
+            "checksum",
+            Status::Skip,
+            "skip_s3_checksum = true: Terraform sends no checksum headers",
+        ));
+    } else if probe.taken.is_err() {
+        // Refused with the checksum: is it the checksum the store rejects?
+        let plain = probe::lock(clients, bucket, &prefix, key, &encryption, false, leftovers).await;
+        if plain.taken.is_ok() {
+            let refusal = probe
+                .taken
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            checks.push(
+                Check::new(
+                    "checksum",
+                    Status::Fail,
+                    format!("the store refuses the SHA-256 checksum header Terraform sends with every PutObject ({refusal}), and accepts the same request without it"),
+                )
+                .fix("set `compat: { skip_s3_checksum: true }` in the spec and run `statebucket apply` (backend.hcl gets `skip_s3_checksum = true`)"),
+            );
+            probe = plain;
+        }
+    } else {
+        checks.push(Check::new(
+            "checksum",
+            Status::Ok,
+            "the store accepts the SHA-256 checksum header (x-amz-checksum-sha256) Terraform sends",
+        ));
+    }
     match &probe.taken {
         Ok(()) => checks.push(Check::new("take lock", Status::Ok, format!("conditional PutObject (If-None-Match: *) of a probe lock under s3://{bucket}/{workspace_root}"))),
         Err(refusal) => {

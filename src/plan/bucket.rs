@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
 use crate::observed::{BucketState, Observed, PublicAccessBlock, Versioning};
+use crate::spec::StoreFeature;
 
 pub(super) fn check_region(
     desired: &DesiredBucket<'_>,
@@ -43,6 +44,7 @@ pub(super) fn plan<'o>(
                     bucket: spec.bucket.name.to_string(),
                     region: spec.region.to_string(),
                     tags: spec.bucket.tags.clone(),
+                    owner_enforced: !spec.lacks(StoreFeature::OwnershipControls),
                 }),
             );
             Cow::Owned(BucketState {

@@ -91,6 +91,10 @@ pub enum Change {
         bucket: String,
         region: String,
         tags: BTreeMap<String, String>,
+        /// CreateBucket's `ObjectOwnership: BucketOwnerEnforced` (left out for a store that
+        /// lacks ownership controls).
+        #[serde(skip)]
+        owner_enforced: bool,
     },
     /// A symmetric key with the alias, tags naming the environment, rotation on, and
     /// `policy` as its key policy.
@@ -234,6 +238,7 @@ impl Change {
                 bucket,
                 region,
                 tags,
+                ..
             } => (
                 Value::Null,
                 json!({"bucket": bucket, "region": region, "tags": tags}),

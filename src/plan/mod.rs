@@ -33,6 +33,7 @@ pub use lifecycle::{
 
 use crate::desired::DesiredBucket;
 use crate::observed::Observed;
+use crate::spec::StoreFeature;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvPlan {
@@ -172,11 +173,26 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
         observed.kms_key.as_ref(),
         &key,
     );
-    public_access::plan(&mut planner, &state);
-    ownership::plan(&mut planner, &state);
+    let spec = desired.spec;
+    if spec.lacks(StoreFeature::PublicAccessBlock) {
+        planner.note("the store has no public access block (`compat.lacks`): not managed; keep the bucket private with the store's own settings".to_owned());
+    } else {
+        public_access::plan(&mut planner, &state);
+    }
+    if spec.lacks(StoreFeature::OwnershipControls) {
+        planner.note(
+            "the store has no object ownership controls (`compat.lacks`): not managed".to_owned(),
+        );
+    } else {
+        ownership::plan(&mut planner, &state);
+    }
     bucket_policy::plan(&mut planner, desired, &state)?;
     key_policy::plan(&mut planner, desired, observed, &key)?;
-    tags::plan(&mut planner, desired, &state);
+    if spec.lacks(StoreFeature::Tagging) {
+        planner.note("the store has no bucket tagging (`compat.lacks`): not managed".to_owned());
+    } else {
+        tags::plan(&mut planner, desired, &state);
+    }
     lifecycle::plan(&mut planner, desired, &state);
     logging::plan(&mut planner, desired, observed, &state)?;
     lock_table::plan(&mut planner, desired, observed)?;

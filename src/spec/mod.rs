@@ -65,12 +65,70 @@ pub struct EnvSpec {
     pub bootstrap_profile: Option<ProfileName>,
     /// An S3-compatible endpoint (or a local test server) for this environment.
     pub endpoint: Option<EndpointUrl>,
+    /// What the S3-compatible store behind the endpoint lacks; `None` for AWS itself.
+    pub compat: Option<Compat>,
     pub bucket: BucketSpec,
     pub access: AccessSpec,
     /// Never empty; names and keys are unique.
     pub stacks: Vec<StackSpec>,
     pub layout: Layout,
     pub positions: Positions,
+}
+
+/// An S3-compatible store (MinIO, Ceph RGW, Cloudflare R2, …): the AWS features it does not
+/// implement are not managed (each named in the plan), and backend.hcl skips the AWS-only
+/// checks Terraform's backend would otherwise make.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Compat {
+    pub lacks: std::collections::BTreeSet<StoreFeature>,
+    /// The store rejects the SDK's checksum headers (`skip_s3_checksum = true`).
+    pub skip_s3_checksum: bool,
+}
+
+impl Compat {
+    pub fn lacks(&self, feature: StoreFeature) -> bool {
+        self.lacks.contains(&feature)
+    }
+}
+
+/// An AWS feature an S3-compatible store may lack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreFeature {
+    /// IAM: principals are not looked up (ARNs are built from names and the account).
+    Iam,
+    /// KMS: only `encryption: aes256`.
+    Kms,
+    PublicAccessBlock,
+    OwnershipControls,
+    /// Bucket tagging: no `bucket.tags`.
+    Tagging,
+}
+
+impl StoreFeature {
+    pub const ALL: [(&'static str, StoreFeature); 5] = [
+        ("iam", StoreFeature::Iam),
+        ("kms", StoreFeature::Kms),
+        ("public_access_block", StoreFeature::PublicAccessBlock),
+        ("ownership_controls", StoreFeature::OwnershipControls),
+        ("tagging", StoreFeature::Tagging),
+    ];
+
+    pub fn name(self) -> &'static str {
+        StoreFeature::ALL
+            .iter()
+            .find(|(_, feature)| *feature == self)
+            .map(|(name, _)| *name)
+            .expect("every feature is named")
+    }
+}
+
+impl EnvSpec {
+    /// Whether the store lacks `feature` (never on AWS itself).
+    pub fn lacks(&self, feature: StoreFeature) -> bool {
+        self.compat
+            .as_ref()
+            .is_some_and(|compat| compat.lacks(feature))
+    }
 }
 
 /// How the spec names its states.

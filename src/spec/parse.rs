@@ -11,9 +11,9 @@ use super::names::{
 use super::schema::{self, Object};
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
-    AccessSpec, AssumeRole, BackendAuth, BackendCredentials, BucketSpec, Days, Diagnostic,
+    AccessSpec, AssumeRole, BackendAuth, BackendCredentials, BucketSpec, Compat, Days, Diagnostic,
     Encryption, EnvSpec, Exclusive, KmsKey, Layout, Lifecycle, Locking, Logging, Positions,
-    StackPositions, StackSpec, WebIdentity,
+    StackPositions, StackSpec, StoreFeature, WebIdentity,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -491,10 +491,18 @@ impl Walker<'_> {
                 None
             }
         };
+        let compat = match top.take("compat") {
+            None => Some(None),
+            Some(node) => self.compat(node).map(|compat| Some((compat, node.pos))),
+        };
         self.finish(top);
         let (bucket, bucket_name_pos, logging_bucket) = bucket?;
-        let (access, stacks) = (access?, stacks?);
+        let (access, stacks, compat) = (access?, stacks?, compat?);
         self.check_stacks(&access, &stacks, layout);
+        if let Some((compat, pos)) = &compat {
+            self.check_compat(compat, *pos, &bucket, &access)?;
+        }
+        let compat = compat.map(|(compat, _)| compat);
         Some(EnvSpec {
             name,
             source: source.to_owned(),
@@ -503,6 +511,7 @@ impl Walker<'_> {
             profile: profile.flatten(),
             bootstrap_profile: bootstrap_profile.flatten(),
             endpoint: endpoint.flatten(),
+            compat,
             bucket,
             access,
             stacks,
@@ -512,6 +521,73 @@ impl Walker<'_> {
                 logging_bucket,
             },
         })
+    }
+
+    fn compat(&mut self, node: &Node) -> Option<Compat> {
+        let mut fields = self.fields(node, "compat", &schema::COMPAT)?;
+        let lacks = fields.take("lacks").map(|node| {
+            self.list(node, "compat.lacks", |walker, item, path| {
+                let word = walker.string(item, path)?;
+                let names = StoreFeature::ALL.map(|(name, _)| name);
+                match StoreFeature::ALL.iter().find(|(name, _)| *name == word) {
+                    Some((_, feature)) => Some(*feature),
+                    None => {
+                        let problem = Problem::new(format!("unknown store feature `{word}`"));
+                        let problem = match closest(word, names) {
+                            Some(near) => problem.hint(format!("did you mean `{near}`?")),
+                            None => problem.hint(format!("one of: {}", names.join(", "))),
+                        };
+                        walker.report(item.pos, problem);
+                        None
+                    }
+                }
+            })
+        });
+        let skip_s3_checksum = fields
+            .take("skip_s3_checksum")
+            .map(|node| self.boolean(node, "compat.skip_s3_checksum"));
+        self.finish(fields);
+        Some(Compat {
+            lacks: lacks.unwrap_or(Some(Vec::new()))?.into_iter().collect(),
+            skip_s3_checksum: skip_s3_checksum.unwrap_or(Some(false))?,
+        })
+    }
+
+    /// What a store lacks cannot be asked of it.
+    fn check_compat(
+        &mut self,
+        compat: &Compat,
+        pos: Pos,
+        bucket: &BucketSpec,
+        access: &AccessSpec,
+    ) -> Option<()> {
+        let mut ok = true;
+        let mut refuse = |walker: &mut Self, message: &str, hint: &str| {
+            walker.report(pos, Problem::new(message).hint(hint));
+            ok = false;
+        };
+        if compat.lacks(StoreFeature::Kms) && matches!(bucket.encryption, Encryption::Kms(_)) {
+            refuse(
+                self,
+                "`bucket.encryption` names a KMS key, but `compat.lacks` says the store has no KMS",
+                "use `encryption: aes256` (the store's own server-side encryption), or remove `kms` from `compat.lacks`",
+            );
+        }
+        if compat.lacks(StoreFeature::Tagging) && !bucket.tags.is_empty() {
+            refuse(
+                self,
+                "`bucket.tags` are given, but `compat.lacks` says the store has no bucket tagging",
+                "remove `bucket.tags`, or `tagging` from `compat.lacks`",
+            );
+        }
+        if compat.lacks(StoreFeature::Iam) && access.attach_identity_policy {
+            refuse(
+                self,
+                "`access.attach_identity_policy` needs IAM, which `compat.lacks` says the store has not",
+                "remove `attach_identity_policy` (grant access with the store's own users and policies)",
+            );
+        }
+        ok.then_some(())
     }
 
     /// `account_id` may be quoted or not; an unquoted id with a leading zero stays a string.
@@ -1882,6 +1958,7 @@ stacks:
       session_name: github-actions
       duration: 30m
       policy_arns: [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]
+compat: { lacks: [iam], skip_s3_checksum: true }
 ";
 
     #[test]
@@ -1979,6 +2056,50 @@ stacks:
             wrong("policy: '{", "policy: '["),
             ["34:13 the session policy is not a JSON object"]
         );
+    }
+
+    #[test]
+    fn a_store_cannot_be_asked_for_what_compat_says_it_lacks() {
+        let text = |lacks: &str, bucket_extra: &str| {
+            format!(
+                "{}compat: {{ lacks: [{lacks}] }}\n",
+                DEV.replace("  tags: { team: platform }\n", bucket_extra)
+            )
+        };
+        let compat = |lacks: &str, bucket_extra: &str| errors(&text(lacks, bucket_extra));
+        let all = "iam, kms, public_access_block, ownership_controls, tagging";
+        assert!(parse_spec("environments/dev.yaml", "dev", &text(all, "")).is_ok());
+        assert_eq!(
+            compat("tagging", "  tags: { team: platform }\n"),
+            [
+                "14:9 `bucket.tags` are given, but `compat.lacks` says the store has no bucket tagging"
+            ]
+        );
+        let kms = errors(
+            &text("kms", "").replace("encryption: aes256", "encryption: { kms_key: alias/state }"),
+        );
+        assert_eq!(kms.len(), 1, "{kms:?}");
+        assert!(
+            kms[0].ends_with(
+                "`bucket.encryption` names a KMS key, but `compat.lacks` says the store has no KMS"
+            ),
+            "{kms:?}"
+        );
+        assert_eq!(
+            compat("public_acces_block", ""),
+            ["13:19 unknown store feature `public_acces_block`"]
+        );
+        let spec = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &format!(
+                "{}compat: {{ lacks: [iam], skip_s3_checksum: true }}\n",
+                DEV
+            ),
+        )
+        .unwrap();
+        assert!(spec.lacks(StoreFeature::Iam) && !spec.lacks(StoreFeature::Kms));
+        assert!(spec.compat.unwrap().skip_s3_checksum);
     }
 
     #[test]

@@ -465,6 +465,29 @@ pub static LOGGING: Object = Object {
     )
 };
 
+pub static COMPAT: Object = object(
+    "compat",
+    "an S3-compatible store: the AWS features it lacks are not managed (the plan names each), and backend.hcl skips AWS-only checks",
+    &[
+        field(
+            "lacks",
+            Shape::List(&Shape::Choice(&[
+                "iam",
+                "kms",
+                "public_access_block",
+                "ownership_controls",
+                "tagging",
+            ])),
+            "AWS features the store does not implement",
+        ),
+        field(
+            "skip_s3_checksum",
+            Shape::Boolean,
+            "the store rejects the SDK's checksum headers (doctor tells)",
+        ),
+    ],
+);
+
 const BUCKET_NAME: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
 
 pub static BUCKET: Object = Object {
@@ -561,6 +584,11 @@ pub static SPEC: Object = Object {
                 "stack_defaults",
                 Shape::Object(&STACK_DEFAULTS),
                 "options every stack takes unless it sets its own",
+            ),
+            field(
+                "compat",
+                Shape::Object(&COMPAT),
+                "an S3-compatible store (MinIO, Ceph RGW, R2) behind `endpoint`: what it lacks",
             ),
         ],
     )

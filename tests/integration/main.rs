@@ -5,6 +5,7 @@ mod access;
 mod adopt;
 mod authentication;
 mod bench_smoke;
+mod compat;
 mod contract;
 mod hygiene;
 mod incident;

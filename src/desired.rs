@@ -8,8 +8,10 @@ use serde_json::Value;
 
 use crate::access::{Grant, PrincipalArns, grants};
 use crate::policy::{self, PolicyDocument, key_policy};
-use crate::render::{KmsKeyId, render_backend_hcl};
-use crate::spec::{AccountId, Diagnostic, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec};
+use crate::render::{KmsKeyId, render_backend_hcl, render_tofu_encryption};
+use crate::spec::{
+    AccountId, Diagnostic, Encryption, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec,
+};
 
 /// On-demand capacity: a lock table sees a handful of requests per Terraform run.
 pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
@@ -120,6 +122,31 @@ impl<'s> DesiredBucket<'s> {
     /// A stack's backend.hcl, with the key as `key` names it.
     pub fn backend_file(&self, stack: &DesiredStack<'_>, key: KmsKeyId<'_>) -> String {
         render_backend_hcl(self.spec, stack.spec, key, self.endpoint.as_ref())
+    }
+
+    /// The stack's OpenTofu encryption file (path and content), when the spec asks for
+    /// one. `key` is the bucket key as backend.hcl gets it (used when the encryption names
+    /// no key of its own).
+    pub fn tofu_encryption_file(
+        &self,
+        stack: &DesiredStack<'_>,
+        key: KmsKeyId<'_>,
+    ) -> Option<(String, String)> {
+        let encryption = self.spec.tofu_encryption.as_ref()?;
+        let key_id = match (&encryption.key, key, &self.spec.bucket.encryption) {
+            (Some(own), _, _) => own.to_string(),
+            (None, KmsKeyId::Resolved(arn), _) => arn.to_owned(),
+            (None, KmsKeyId::FromSpec, Encryption::Kms(bucket_key)) => {
+                bucket_key.reference().to_owned()
+            }
+            (None, KmsKeyId::FromSpec, Encryption::Aes256) => {
+                unreachable!("the parser requires a key for an AES256 bucket")
+            }
+        };
+        Some((
+            stack.spec.tofu_encryption_file(),
+            render_tofu_encryption(self.spec, stack.spec, encryption, &key_id),
+        ))
     }
 
     /// Tags put on a key the tool creates, so that the key can be traced to its bucket (and

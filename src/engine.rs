@@ -514,7 +514,11 @@ impl Engine {
                     let key = created_key
                         .as_deref()
                         .map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
-                    planned.desired.backend_file(desired_stack, key)
+                    // The stack's backend.hcl, or OpenTofu's encryption file beside it.
+                    match planned.desired.tofu_encryption_file(desired_stack, key) {
+                        Some((encryption_path, content)) if &encryption_path == path => content,
+                        _ => planned.desired.backend_file(desired_stack, key),
+                    }
                 }
             };
             tracing::debug!(env = %spec.name, %path, "writing backend file");

@@ -216,12 +216,18 @@ pub fn read_backend_files(
 ) -> Result<std::collections::BTreeMap<String, String>, (String, io::Error)> {
     let mut files = std::collections::BTreeMap::new();
     for stack in &spec.stacks {
-        match read_backend_file(&stack.file) {
-            Ok(Some(text)) => {
-                files.insert(stack.file.clone(), text);
+        let encryption = spec
+            .tofu_encryption
+            .as_ref()
+            .map(|_| stack.tofu_encryption_file());
+        for path in std::iter::once(stack.file.clone()).chain(encryption) {
+            match read_backend_file(&path) {
+                Ok(Some(text)) => {
+                    files.insert(path, text);
+                }
+                Ok(None) => {}
+                Err(error) => return Err((path, error)),
             }
-            Ok(None) => {}
-            Err(error) => return Err((stack.file.clone(), error)),
         }
     }
     Ok(files)

@@ -24,24 +24,29 @@ pub fn run(
             .offline_desired(connection.endpoint(spec).as_ref())
             .map_err(Error::Spec)?;
         for stack in &desired.stacks {
-            let content = desired.backend_file(stack, KmsKeyId::FromSpec);
-            let path = stack.spec.file.clone();
-            let status = if to_stdout {
-                "printed"
-            } else {
-                match write_file_atomically(&path, &content) {
-                    Ok(true) => "written",
-                    Ok(false) => "unchanged",
-                    Err(error) => return Err(Error::file("write", &path, &error)),
-                }
-            };
-            files.push(json::RenderedFile {
-                environment: spec.name.to_string(),
-                stack: stack.spec.name.to_string(),
-                path,
-                status,
-                content: to_stdout.then_some(content),
-            });
+            let backend = (
+                stack.spec.file.clone(),
+                desired.backend_file(stack, KmsKeyId::FromSpec),
+            );
+            let encryption = desired.tofu_encryption_file(stack, KmsKeyId::FromSpec);
+            for (path, content) in std::iter::once(backend).chain(encryption) {
+                let status = if to_stdout {
+                    "printed"
+                } else {
+                    match write_file_atomically(&path, &content) {
+                        Ok(true) => "written",
+                        Ok(false) => "unchanged",
+                        Err(error) => return Err(Error::file("write", &path, &error)),
+                    }
+                };
+                files.push(json::RenderedFile {
+                    environment: spec.name.to_string(),
+                    stack: stack.spec.name.to_string(),
+                    path,
+                    status,
+                    content: to_stdout.then_some(content),
+                });
+            }
         }
         if let Encryption::Kms(key) = &spec.bucket.encryption {
             notes.push(format!(

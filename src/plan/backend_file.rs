@@ -16,11 +16,12 @@ pub(super) fn plan(
 ) {
     let spec = desired.spec;
     for stack in &desired.stacks {
-        let content = match key {
-            KeyArn::NoKey => Some(desired.backend_file(stack, KmsKeyId::FromSpec)),
-            KeyArn::Known(arn) => Some(desired.backend_file(stack, KmsKeyId::Resolved(arn))),
+        let key_id = match key {
+            KeyArn::NoKey => Some(KmsKeyId::FromSpec),
+            KeyArn::Known(arn) => Some(KmsKeyId::Resolved(arn)),
             KeyArn::AfterApply => None,
         };
+        let content = key_id.map(|key_id| desired.backend_file(stack, key_id));
         let on_disk = observed.backend_files.get(&stack.spec.file);
         let in_sync = content.is_some() && content.as_ref() == on_disk;
         planner.record(
@@ -34,6 +35,24 @@ pub(super) fn plan(
         );
         if let Some(retired) = retired_lock_table(on_disk.map(String::as_str), spec, stack.spec) {
             planner.note(retired);
+        }
+        if spec.tofu_encryption.is_some() {
+            // OpenTofu's encryption file beside it, planned like backend.hcl.
+            let path = stack.spec.tofu_encryption_file();
+            let content = key_id
+                .and_then(|key_id| desired.tofu_encryption_file(stack, key_id))
+                .map(|(_, content)| content);
+            let on_disk = observed.backend_files.get(&path);
+            let in_sync = content.is_some() && content.as_ref() == on_disk;
+            planner.record(
+                Facet::BackendFile,
+                (!in_sync).then(|| Change::WriteBackendFile {
+                    stack: stack.spec.name.to_string(),
+                    path,
+                    from: on_disk.cloned(),
+                    to: content,
+                }),
+            );
         }
     }
     for (path, content) in &observed.orphan_backend_files {

@@ -10,6 +10,7 @@ use super::{PolicyDocument, StateArns, bucket_arn};
 use crate::access::{Grant, Tier};
 use crate::spec::{
     AccountId, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef, PrincipalKind, StackSpec,
+    TofuEncryption,
 };
 
 /// IAM's quotas on the inline policies of one user and one role, in characters without
@@ -133,7 +134,25 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         } else {
             json!(["kms:Decrypt", "kms:GenerateDataKey"])
         };
-        statements.push(key_statement(spec, account, kms_key, actions));
+        statements.push(key_statement(
+            spec,
+            account,
+            kms_key,
+            actions,
+            "StatebucketStateEncryptionKey",
+        ));
+    }
+    if let Some(TofuEncryption { key: Some(key), .. }) = &spec.tofu_encryption {
+        // OpenTofu's aws_kms key provider: a data key for every state and plan it writes
+        // (readers write plans too), Decrypt for every one it reads. Called directly, not
+        // through S3.
+        statements.push(key_statement(
+            spec,
+            account,
+            &KmsKey::Existing(key.clone()),
+            json!(["kms:Decrypt", "kms:GenerateDataKey"]),
+            "StatebucketOpenTofuEncryptionKey",
+        ));
     }
     let mut tables: Vec<String> = parts
         .iter()
@@ -177,7 +196,13 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
 /// The key is named by what the spec says, as narrowly as IAM allows, so the document does
 /// not change when a key is created or rotated: a key ARN or id as such, an alias through
 /// `kms:ResourceAliases`.
-fn key_statement(spec: &EnvSpec, account: &AccountId, kms_key: &KmsKey, actions: Value) -> Value {
+fn key_statement(
+    spec: &EnvSpec,
+    account: &AccountId,
+    kms_key: &KmsKey,
+    actions: Value,
+    sid: &str,
+) -> Value {
     let partition = spec.region.partition();
     let region = spec.region.as_str();
     let any_key = format!("arn:{partition}:kms:{region}:{account}:key/*");
@@ -198,7 +223,7 @@ fn key_statement(spec: &EnvSpec, account: &AccountId, kms_key: &KmsKey, actions:
         }
     };
     let mut statement = json!({
-        "Sid": "StatebucketStateEncryptionKey",
+        "Sid": sid,
         "Effect": "Allow",
         "Action": actions,
         "Resource": resource,

@@ -67,12 +67,33 @@ pub struct EnvSpec {
     pub endpoint: Option<EndpointUrl>,
     /// What the S3-compatible store behind the endpoint lacks; `None` for AWS itself.
     pub compat: Option<Compat>,
+    /// OpenTofu's client-side state encryption: an encryption file beside each backend.hcl.
+    pub tofu_encryption: Option<TofuEncryption>,
     pub bucket: BucketSpec,
     pub access: AccessSpec,
     /// Never empty; names and keys are unique.
     pub stacks: Vec<StackSpec>,
     pub layout: Layout,
     pub positions: Positions,
+}
+
+/// OpenTofu state encryption (`opentofu.encryption`): an `aws_kms` key provider and
+/// `aes_gcm` for state and plans, written beside each backend.hcl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TofuEncryption {
+    /// The key provider's key; `None`: the bucket's KMS key.
+    pub key: Option<KmsKeyRef>,
+    pub phase: TofuPhase,
+}
+
+/// OpenTofu's two steps into encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TofuPhase {
+    /// Reads unencrypted state (the `unencrypted` fallback), writes encrypted: for the
+    /// first apply after turning encryption on.
+    Migrate,
+    /// `enforced = true`: unencrypted state and plans are refused.
+    Enforce,
 }
 
 /// An S3-compatible store (MinIO, Ceph RGW, Cloudflare R2, …): the AWS features it does not
@@ -452,6 +473,21 @@ impl Locking {
 }
 
 impl StackSpec {
+    /// Where OpenTofu's encryption file for this stack goes: beside its backend file,
+    /// `encryption.hcl` for a `backend.hcl`, else `<stem>.encryption.hcl`.
+    pub fn tofu_encryption_file(&self) -> String {
+        let (directory, name) = match self.file.rsplit_once('/') {
+            Some((directory, name)) => (format!("{directory}/"), name),
+            None => (String::new(), self.file.as_str()),
+        };
+        let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+        if stem == "backend" {
+            format!("{directory}encryption.hcl")
+        } else {
+            format!("{directory}{stem}.encryption.hcl")
+        }
+    }
+
     /// How Terraform's backend reaches the state for this stack, for messages:
     /// ``assume_role `ARN` ``, ``web identity `ARN` `` or ``profile `NAME` ``.
     pub fn identity_label(&self) -> String {

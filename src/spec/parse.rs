@@ -13,7 +13,7 @@ use super::yaml::{self, Node, Pos, Yaml};
 use super::{
     AccessSpec, AssumeRole, BackendAuth, BackendCredentials, BucketSpec, Compat, Days, Diagnostic,
     Encryption, EnvSpec, Exclusive, KmsKey, Layout, Lifecycle, Locking, Logging, Positions,
-    StackPositions, StackSpec, StoreFeature, WebIdentity,
+    StackPositions, StackSpec, StoreFeature, TofuEncryption, TofuPhase, WebIdentity,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -491,13 +491,30 @@ impl Walker<'_> {
                 None
             }
         };
+        let tofu_encryption = match top.take("opentofu") {
+            None => Some(None),
+            Some(node) => self.opentofu(node, region.as_ref()),
+        };
         let compat = match top.take("compat") {
             None => Some(None),
             Some(node) => self.compat(node).map(|compat| Some((compat, node.pos))),
         };
         self.finish(top);
         let (bucket, bucket_name_pos, logging_bucket) = bucket?;
-        let (access, stacks, compat) = (access?, stacks?, compat?);
+        let (access, stacks, compat, tofu_encryption) =
+            (access?, stacks?, compat?, tofu_encryption?);
+        if let Some((encryption, pos)) = &tofu_encryption
+            && encryption.key.is_none()
+            && !matches!(bucket.encryption, Encryption::Kms(_))
+        {
+            self.report(
+                *pos,
+                Problem::new("`opentofu.encryption` has no key: the bucket is AES256-encrypted, so there is no bucket key to use")
+                    .hint("name an existing key: `kms_key: alias/tofu-state`, or encrypt the bucket with KMS"),
+            );
+            return None;
+        }
+        let tofu_encryption = tofu_encryption.map(|(encryption, _)| encryption);
         self.check_stacks(&access, &stacks, layout);
         if let Some((compat, pos)) = &compat {
             self.check_compat(compat, *pos, &bucket, &access)?;
@@ -512,6 +529,7 @@ impl Walker<'_> {
             bootstrap_profile: bootstrap_profile.flatten(),
             endpoint: endpoint.flatten(),
             compat,
+            tofu_encryption,
             bucket,
             access,
             stacks,
@@ -521,6 +539,51 @@ impl Walker<'_> {
                 logging_bucket,
             },
         })
+    }
+
+    /// `opentofu: { encryption: { kms_key, phase } }`: `Some(None)` without `encryption`.
+    fn opentofu(
+        &mut self,
+        node: &Node,
+        region: Option<&Region>,
+    ) -> Option<Option<(TofuEncryption, Pos)>> {
+        let mut fields = self.fields(node, "opentofu", &schema::OPENTOFU)?;
+        let encryption = fields.take("encryption").map(|node| {
+            let mut fields = self.fields(node, "opentofu.encryption", &schema::TOFU_ENCRYPTION)?;
+            let key = fields.take("kms_key").map(|node| {
+                self.typed(node, "opentofu.encryption.kms_key", |text| {
+                    KmsKeyRef::parse(text, region)
+                })
+            });
+            let phase = fields.take("phase").map(|node| {
+                match self.string(node, "opentofu.encryption.phase")? {
+                    "migrate" => Some(TofuPhase::Migrate),
+                    "enforce" => Some(TofuPhase::Enforce),
+                    other => {
+                        self.report(
+                            node.pos,
+                            Problem::new(format!("unknown phase `{other}`")).hint(
+                                "`migrate` while state may still be unencrypted, then `enforce`",
+                            ),
+                        );
+                        None
+                    }
+                }
+            });
+            self.finish(fields);
+            Some((
+                TofuEncryption {
+                    key: key.map_or(Some(None), |key| key.map(Some))?,
+                    phase: phase.unwrap_or(Some(TofuPhase::Migrate))?,
+                },
+                node.pos,
+            ))
+        });
+        self.finish(fields);
+        match encryption {
+            None => Some(None),
+            Some(encryption) => encryption.map(Some),
+        }
     }
 
     fn compat(&mut self, node: &Node) -> Option<Compat> {
@@ -1923,6 +1986,8 @@ backend:
   shared_credentials_files: [~/.aws/credentials]
   use_fips_endpoint: true
   use_dualstack_endpoint: false
+opentofu:
+  encryption: { kms_key: alias/tofu-state, phase: enforce }
 ";
     const EVERY_KEY_WITH_STACKS: &str = "\
 region: eu-west-1
@@ -2100,6 +2165,33 @@ stacks:
         .unwrap();
         assert!(spec.lacks(StoreFeature::Iam) && !spec.lacks(StoreFeature::Kms));
         assert!(spec.compat.unwrap().skip_s3_checksum);
+    }
+
+    #[test]
+    fn opentofu_encryption_needs_a_key() {
+        let with = |encryption: &str| format!("{DEV}opentofu:\n  encryption: {encryption}\n");
+        assert_eq!(
+            errors(&with("{ phase: migrate }")),
+            [
+                "15:15 `opentofu.encryption` has no key: the bucket is AES256-encrypted, so there is no bucket key to use"
+            ]
+        );
+        assert_eq!(
+            errors(&with("{ kms_key: alias/tofu, phase: enforced }")),
+            ["15:45 unknown phase `enforced`"]
+        );
+        let spec = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &with("{ kms_key: alias/tofu }"),
+        )
+        .unwrap();
+        let encryption = spec.tofu_encryption.unwrap();
+        assert_eq!(encryption.phase, TofuPhase::Migrate);
+        assert_eq!(
+            spec.stacks[0].tofu_encryption_file(),
+            "environments/dev/encryption.hcl"
+        );
     }
 
     #[test]

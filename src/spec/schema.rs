@@ -465,6 +465,35 @@ pub static LOGGING: Object = Object {
     )
 };
 
+pub static TOFU_ENCRYPTION: Object = object(
+    "opentofu_encryption",
+    "OpenTofu state and plan encryption with an aws_kms key provider and aes_gcm, written beside each backend.hcl",
+    &[
+        field(
+            "kms_key",
+            text(Some(
+                r"^(alias/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:.+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$",
+            )),
+            "an existing key in the bucket's region (default: the bucket's KMS key)",
+        ),
+        field(
+            "phase",
+            Shape::Choice(&["migrate", "enforce"]),
+            "migrate (default): reads unencrypted state, writes encrypted; enforce: only encrypted",
+        ),
+    ],
+);
+
+pub static OPENTOFU: Object = object(
+    "opentofu",
+    "OpenTofu settings",
+    &[field(
+        "encryption",
+        Shape::Object(&TOFU_ENCRYPTION),
+        "client-side encryption of state and plans",
+    )],
+);
+
 pub static COMPAT: Object = object(
     "compat",
     "an S3-compatible store: the AWS features it lacks are not managed (the plan names each), and backend.hcl skips AWS-only checks",
@@ -584,6 +613,11 @@ pub static SPEC: Object = Object {
                 "stack_defaults",
                 Shape::Object(&STACK_DEFAULTS),
                 "options every stack takes unless it sets its own",
+            ),
+            field(
+                "opentofu",
+                Shape::Object(&OPENTOFU),
+                "OpenTofu settings: client-side state encryption",
             ),
             field(
                 "compat",

@@ -11,6 +11,7 @@ mod hygiene;
 mod incident;
 mod malformed;
 mod offline;
+mod opentofu;
 mod reconcile;
 mod reliability;
 mod snapshots;

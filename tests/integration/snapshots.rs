@@ -237,10 +237,37 @@ stacks:
     use_dualstack_endpoint: true
 ",
     );
+    project.spec(
+        "minio",
+        "\
+region: us-east-1
+profile: terraform
+endpoint: https://minio.internal:9000
+bucket: { name: example-terraform-state-minio }
+access: { users: [terraform] }
+backend: { key: app/terraform.tfstate }
+compat:
+  lacks: [iam, kms, public_access_block, ownership_controls, tagging]
+  skip_s3_checksum: true
+",
+    );
     let filters = filters(&project, "example-terraform-state-auth");
     snapshot!(
         filters,
         "render_authentication",
         project.statebucket(&["render", "--stdout"])
+    );
+    // A real HCL parser reads every file as Terraform would.
+    project.statebucket(&["render"]).expect_code(0);
+    let files: Vec<_> = ["cross-account", "github", "guarded"]
+        .iter()
+        .map(|stack| project.path(&format!("environments/auth/{stack}/backend.hcl")))
+        .collect();
+    let parsed = crate::opentofu::parse_hcl(&files);
+    let role = &parsed[files[0].to_str().unwrap()]["assume_role"];
+    assert_eq!(role["tags"]["\"cost:center\""], "\"7\"", "{parsed:#}");
+    assert_eq!(
+        parsed[files[1].to_str().unwrap()]["assume_role_with_web_identity"]["web_identity_token_file"],
+        "\"/tmp/web-identity-token\""
     );
 }

@@ -50,24 +50,8 @@ pub fn render_backend_hcl(
     if let Some(prefix) = &stack.workspace_key_prefix {
         attributes.push(("workspace_key_prefix", quote(prefix.as_str())));
     }
-    match &stack.credentials {
-        BackendCredentials::Profile(profile) => {
-            attributes.push(("profile", quote(profile.as_str())));
-        }
-        BackendCredentials::WebIdentity(web) => {
-            attributes.push(("assume_role_with_web_identity", web_identity(web)));
-        }
-    }
+    attributes.extend(credential_source(stack));
     let auth = &stack.auth;
-    if !auth.shared_config_files.is_empty() {
-        attributes.push(("shared_config_files", list(&auth.shared_config_files)));
-    }
-    if !auth.shared_credentials_files.is_empty() {
-        attributes.push((
-            "shared_credentials_files",
-            list(&auth.shared_credentials_files),
-        ));
-    }
     // Terraform checks allowed accounts with an account lookup that compat skips.
     if let (Some(account), None) = (&spec.account_id, &spec.compat) {
         attributes.push((
@@ -81,12 +65,7 @@ pub fn render_backend_hcl(
             list(auth.forbidden_account_ids.iter().map(AccountId::as_str)),
         ));
     }
-    if let Some(role) = &stack.assume_role {
-        attributes.push(("assume_role", assume_role(role)));
-    }
-    if let Some(region) = &auth.sts_region {
-        attributes.push(("sts_region", quote(region.as_str())));
-    }
+    attributes.extend(session_settings(stack));
     if auth.use_fips_endpoint {
         attributes.push(("use_fips_endpoint", "true".to_owned()));
     }
@@ -152,28 +131,8 @@ pub fn render_tofu_encryption(
         ("key_spec", quote("AES_256")),
         ("region", quote(spec.region.as_str())),
     ];
-    match &stack.credentials {
-        BackendCredentials::Profile(profile) => provider.push(("profile", quote(profile.as_str()))),
-        BackendCredentials::WebIdentity(web) => {
-            provider.push(("assume_role_with_web_identity", web_identity(web)));
-        }
-    }
-    if let Some(role) = &stack.assume_role {
-        provider.push(("assume_role", assume_role(role)));
-    }
-    let auth = &stack.auth;
-    if !auth.shared_config_files.is_empty() {
-        provider.push(("shared_config_files", list(&auth.shared_config_files)));
-    }
-    if !auth.shared_credentials_files.is_empty() {
-        provider.push((
-            "shared_credentials_files",
-            list(&auth.shared_credentials_files),
-        ));
-    }
-    if let Some(region) = &auth.sts_region {
-        provider.push(("sts_region", quote(region.as_str())));
-    }
+    provider.extend(credential_source(stack));
+    provider.extend(session_settings(stack));
     let width = provider
         .iter()
         .map(|(name, _)| name.len())
@@ -218,6 +177,43 @@ pub fn render_tofu_encryption(
         }
     }
     text
+}
+
+/// Where the credentials come from: a profile or a web identity, and the shared files.
+/// The S3 backend and OpenTofu's aws_kms key provider read the same attributes.
+fn credential_source(stack: &StackSpec) -> Vec<(&'static str, String)> {
+    let mut attributes = Vec::new();
+    match &stack.credentials {
+        BackendCredentials::Profile(profile) => {
+            attributes.push(("profile", quote(profile.as_str())));
+        }
+        BackendCredentials::WebIdentity(web) => {
+            attributes.push(("assume_role_with_web_identity", web_identity(web)));
+        }
+    }
+    let auth = &stack.auth;
+    if !auth.shared_config_files.is_empty() {
+        attributes.push(("shared_config_files", list(&auth.shared_config_files)));
+    }
+    if !auth.shared_credentials_files.is_empty() {
+        attributes.push((
+            "shared_credentials_files",
+            list(&auth.shared_credentials_files),
+        ));
+    }
+    attributes
+}
+
+/// The role assumed on top of those credentials, and where STS is asked.
+fn session_settings(stack: &StackSpec) -> Vec<(&'static str, String)> {
+    let mut attributes = Vec::new();
+    if let Some(role) = &stack.assume_role {
+        attributes.push(("assume_role", assume_role(role)));
+    }
+    if let Some(region) = &stack.auth.sts_region {
+        attributes.push(("sts_region", quote(region.as_str())));
+    }
+    attributes
 }
 
 /// `assume_role = { … }` on one line, in attribute syntax (Terraform's S3 backend declares

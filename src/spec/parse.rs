@@ -1251,16 +1251,9 @@ impl Walker<'_> {
             })
             .map(|file| (file, node.pos))
         });
-        let profile = fields
-            .take("profile")
-            .and_then(|node| self.typed(node, &format!("{path}.profile"), ProfileName::parse));
-        let workspace_key_prefix = fields.take("workspace_key_prefix").and_then(|node| {
-            self.typed(
-                node,
-                &format!("{path}.workspace_key_prefix"),
-                WorkspacePrefix::parse,
-            )
-        });
+        let profile = self.typed_field(fields, path, "profile", ProfileName::parse);
+        let workspace_key_prefix =
+            self.typed_field(fields, path, "workspace_key_prefix", WorkspacePrefix::parse);
         let assume_role = fields
             .take("assume_role")
             .and_then(|node| self.assume_role(node, &format!("{path}.assume_role")));
@@ -1287,29 +1280,19 @@ impl Walker<'_> {
             );
             (ids, node.pos)
         });
-        let sts_region = fields
-            .take("sts_region")
-            .and_then(|node| self.typed(node, &format!("{path}.sts_region"), Region::parse));
-        let shared_config_files = fields.take("shared_config_files").and_then(|node| {
-            self.list(
-                node,
-                &format!("{path}.shared_config_files"),
-                Walker::file_path,
-            )
-        });
-        let shared_credentials_files = fields.take("shared_credentials_files").and_then(|node| {
-            self.list(
-                node,
-                &format!("{path}.shared_credentials_files"),
-                Walker::file_path,
-            )
-        });
-        let use_fips_endpoint = fields
-            .take("use_fips_endpoint")
-            .and_then(|node| self.boolean(node, &format!("{path}.use_fips_endpoint")));
-        let use_dualstack_endpoint = fields
-            .take("use_dualstack_endpoint")
-            .and_then(|node| self.boolean(node, &format!("{path}.use_dualstack_endpoint")));
+        let sts_region = self.typed_field(fields, path, "sts_region", Region::parse);
+        let mut file_list = |key: &str| {
+            let node = fields.take(key)?;
+            self.list(node, &format!("{path}.{key}"), Walker::file_path)
+        };
+        let shared_config_files = file_list("shared_config_files");
+        let shared_credentials_files = file_list("shared_credentials_files");
+        let mut flag = |key: &str| {
+            let node = fields.take(key)?;
+            self.boolean(node, &format!("{path}.{key}"))
+        };
+        let use_fips_endpoint = flag("use_fips_endpoint");
+        let use_dualstack_endpoint = flag("use_dualstack_endpoint");
         let terraform_dir = fields.take("terraform_dir").and_then(|node| {
             self.typed(node, &format!("{path}.terraform_dir"), |text| {
                 relative_path(text, &[])
@@ -1342,6 +1325,19 @@ impl Walker<'_> {
             table,
             path: path.to_owned(),
         }
+    }
+
+    /// The field `key` of the mapping at `path`, parsed with a name type's rules; `None`
+    /// when absent or refused (the problem is reported).
+    fn typed_field<T>(
+        &mut self,
+        fields: &mut Fields<'_>,
+        path: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<T> {
+        let node = fields.take(key)?;
+        self.typed(node, &format!("{path}.{key}"), parse)
     }
 
     /// A YAML list, each item parsed by `item` (given the item's path); `None` when any

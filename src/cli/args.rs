@@ -23,6 +23,11 @@ Examples:
   statebucket state versions prod --stack network
                                                the state's versions, to go back to one
                                                with `statebucket state restore`
+  statebucket init prod --bucket my-org-terraform-state-prod --kms
+                                               start a commented spec, offline
+  statebucket import my-org-terraform-state --env prod
+                                               adopt an existing bucket: write its spec, read-only
+  source <(statebucket completions bash)       shell completion (also zsh, fish, powershell)
 
 Exit codes: 0 success / in sync, 1 error, 2 changes present (plan --detailed-exitcode, check),
 64 usage error (the command line itself), 130 interrupted.";

@@ -1385,22 +1385,12 @@ impl Walker<'_> {
             return self.typed(node, path, RoleArn::parse).map(AssumeRole::of);
         }
         let mut fields = self.fields(node, path, &schema::ASSUME_ROLE_OBJECT)?;
-        let role_arn = self
-            .required(
-                &mut fields,
-                "role_arn",
-                "role_arn: arn:aws:iam::123456789012:role/terraform",
-            )
-            .and_then(|node| self.typed(node, &format!("{path}.role_arn"), RoleArn::parse));
-        let external_id = fields
-            .take("external_id")
-            .map(|node| self.typed(node, &format!("{path}.external_id"), ExternalId::parse));
-        let session_name = fields
-            .take("session_name")
-            .map(|node| self.typed(node, &format!("{path}.session_name"), SessionName::parse));
-        let duration = fields
-            .take("duration")
-            .map(|node| self.typed(node, &format!("{path}.duration"), RoleDuration::parse));
+        let session = self.role_session(
+            &mut fields,
+            path,
+            "role_arn: arn:aws:iam::123456789012:role/terraform",
+        );
+        let external_id = self.optional_typed(&mut fields, path, "external_id", ExternalId::parse);
         let tags = match fields.take("tags") {
             None => Some(BTreeMap::new()),
             Some(node) => self.string_map(node, &format!("{path}.tags")),
@@ -1413,20 +1403,14 @@ impl Walker<'_> {
             );
             (keys, node.pos)
         });
-        let source_identity = fields
-            .take("source_identity")
-            .map(|node| self.typed(node, &format!("{path}.source_identity"), SessionName::parse));
-        let policy_arns = fields
-            .take("policy_arns")
-            .map(|node| self.policy_arns(node, &format!("{path}.policy_arns")));
-        let policy = fields.take("policy").map(|node| {
-            self.typed(node, &format!("{path}.policy"), |text| {
-                match serde_json::from_str::<serde_json::Value>(text) {
-                    Ok(serde_json::Value::Object(_)) => Ok(text.to_owned()),
-                    _ => Err(Problem::new("the session policy is not a JSON object")
-                        .hint("write the policy document as a JSON string: `policy: '{\"Version\": \"2012-10-17\", \"Statement\": […]}'`")),
-                }
-            })
+        let source_identity =
+            self.optional_typed(&mut fields, path, "source_identity", SessionName::parse);
+        let policy = self.optional_typed(&mut fields, path, "policy", |text| {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(_)) => Ok(text.to_owned()),
+                _ => Err(Problem::new("the session policy is not a JSON object")
+                    .hint("write the policy document as a JSON string: `policy: '{\"Version\": \"2012-10-17\", \"Statement\": […]}'`")),
+            }
         });
         self.finish(fields);
         let tags = tags?;
@@ -1445,29 +1429,28 @@ impl Walker<'_> {
                 keys
             }
         };
+        let session = session?;
         Some(AssumeRole {
-            role_arn: role_arn?,
-            external_id: external_id.map_or(Some(None), |id| id.map(Some))?,
-            session_name: session_name.map_or(Some(None), |name| name.map(Some))?,
-            duration: duration.map_or(Some(None), |duration| duration.map(Some))?,
+            role_arn: session.role_arn,
+            external_id: external_id?,
+            session_name: session.session_name,
+            duration: session.duration,
             tags,
             transitive_tag_keys,
-            source_identity: source_identity.map_or(Some(None), |name| name.map(Some))?,
-            policy_arns: policy_arns.unwrap_or(Some(Vec::new()))?,
-            policy: policy.map_or(Some(None), |policy| policy.map(Some))?,
+            source_identity: source_identity?,
+            policy_arns: session.policy_arns,
+            policy: policy?,
         })
     }
 
     /// `web_identity`: Terraform's `assume_role_with_web_identity` with a token file.
     fn web_identity(&mut self, node: &Node, path: &str) -> Option<WebIdentity> {
         let mut fields = self.fields(node, path, &schema::WEB_IDENTITY)?;
-        let role_arn = self
-            .required(
-                &mut fields,
-                "role_arn",
-                "role_arn: arn:aws:iam::123456789012:role/github-terraform",
-            )
-            .and_then(|node| self.typed(node, &format!("{path}.role_arn"), RoleArn::parse));
+        let session = self.role_session(
+            &mut fields,
+            path,
+            "role_arn: arn:aws:iam::123456789012:role/github-terraform",
+        );
         let token_file = self
             .required(
                 &mut fields,
@@ -1475,23 +1458,54 @@ impl Walker<'_> {
                 "token_file: /tmp/web-identity-token",
             )
             .and_then(|node| self.file_path(node, &format!("{path}.token_file")));
-        let session_name = fields
-            .take("session_name")
-            .map(|node| self.typed(node, &format!("{path}.session_name"), SessionName::parse));
-        let duration = fields
-            .take("duration")
-            .map(|node| self.typed(node, &format!("{path}.duration"), RoleDuration::parse));
+        self.finish(fields);
+        let session = session?;
+        Some(WebIdentity {
+            role_arn: session.role_arn,
+            token_file: token_file?,
+            session_name: session.session_name,
+            duration: session.duration,
+            policy_arns: session.policy_arns,
+        })
+    }
+
+    /// What `assume_role` and `web_identity` share: the role and the session's name,
+    /// duration and policy ARNs. `None` when any was refused.
+    fn role_session(
+        &mut self,
+        fields: &mut Fields<'_>,
+        path: &str,
+        example: &str,
+    ) -> Option<RoleSession> {
+        let role_arn = self
+            .required(fields, "role_arn", example)
+            .and_then(|node| self.typed(node, &format!("{path}.role_arn"), RoleArn::parse));
+        let session_name = self.optional_typed(fields, path, "session_name", SessionName::parse);
+        let duration = self.optional_typed(fields, path, "duration", RoleDuration::parse);
         let policy_arns = fields
             .take("policy_arns")
             .map(|node| self.policy_arns(node, &format!("{path}.policy_arns")));
-        self.finish(fields);
-        Some(WebIdentity {
+        Some(RoleSession {
             role_arn: role_arn?,
-            token_file: token_file?,
-            session_name: session_name.map_or(Some(None), |name| name.map(Some))?,
-            duration: duration.map_or(Some(None), |duration| duration.map(Some))?,
+            session_name: session_name?,
+            duration: duration?,
             policy_arns: policy_arns.unwrap_or(Some(Vec::new()))?,
         })
+    }
+
+    /// The field `key` parsed with a name type's rules: `Some(None)` when absent, `None`
+    /// when given but refused (the problem is reported).
+    fn optional_typed<T>(
+        &mut self,
+        fields: &mut Fields<'_>,
+        path: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Option<Option<T>> {
+        match fields.take(key) {
+            None => Some(None),
+            Some(node) => self.typed(node, &format!("{path}.{key}"), parse).map(Some),
+        }
     }
 
     fn policy_arns(&mut self, node: &Node, path: &str) -> Option<Vec<PolicyArn>> {
@@ -1834,6 +1848,14 @@ struct StackOptions {
     table: Option<(Option<TableName>, Pos)>,
     /// `backend`, `stack_defaults` or `stacks.NAME`, for messages.
     path: String,
+}
+
+/// The role and session settings `assume_role` and `web_identity` share.
+struct RoleSession {
+    role_arn: RoleArn,
+    session_name: Option<SessionName>,
+    duration: Option<RoleDuration>,
+    policy_arns: Vec<PolicyArn>,
 }
 
 /// What every stack takes from the spec's top level.

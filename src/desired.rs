@@ -134,7 +134,7 @@ impl<'s> DesiredBucket<'s> {
     ) -> Option<(String, String)> {
         let encryption = self.spec.tofu_encryption.as_ref()?;
         let key_id = match (&encryption.key, key, &self.spec.bucket.encryption) {
-            (Some(own), _, _) => own.to_string(),
+            (Some(own), _, _) => own.reference().to_owned(),
             (None, KmsKeyId::Resolved(arn), _) => arn.to_owned(),
             (None, KmsKeyId::FromSpec, Encryption::Kms(bucket_key)) => {
                 bucket_key.reference().to_owned()
@@ -161,6 +161,21 @@ impl<'s> DesiredBucket<'s> {
             self.spec.bucket.name, self.spec.name
         )
     }
+}
+
+/// Tags of OpenTofu's dedicated key: other tag keys than the state key's, so that neither
+/// search for an interrupted run's key can find the other key.
+pub fn tofu_key_tags(spec: &EnvSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "statebucket:opentofu-environment".to_owned(),
+            spec.name.to_string(),
+        ),
+        (
+            "statebucket:opentofu-bucket".to_owned(),
+            spec.bucket.name.to_string(),
+        ),
+    ])
 }
 
 /// See `DesiredBucket::kms_key_tags`; needs the spec only.

@@ -23,6 +23,17 @@ pub struct Observed {
     pub lock_tables: BTreeMap<String, LockTableState>,
     /// With `bucket.logging`: the log bucket, `None` when not observed.
     pub log_bucket: Option<LogBucket>,
+    /// With `opentofu.encryption.create_key`: the dedicated key; `None` when not observed.
+    pub tofu_key: Option<TofuKeyState>,
+}
+
+/// OpenTofu's dedicated key as found: behind its alias, tagged for the environment but
+/// without the alias (a run stopped between CreateKey and CreateAlias), or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TofuKeyState {
+    Aliased { arn: String },
+    Unaliased { arn: String },
+    Missing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

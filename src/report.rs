@@ -136,6 +136,12 @@ fn describe(change: &Change) -> String {
         Change::AliasKmsKey { alias, key_arn } => {
             format!("create alias {alias} for {key_arn}, created earlier for this environment")
         }
+        Change::CreateTofuKey { alias, .. } => {
+            format!("create OpenTofu's dedicated key as {alias}, rotation on")
+        }
+        Change::AliasTofuKey { alias, key_arn } => {
+            format!("create alias {alias} for {key_arn}, OpenTofu's key created earlier")
+        }
         Change::EnableVersioning { from } => format!("{from} -> Enabled"),
         Change::SetEncryption { from, to } => {
             let from = from.as_ref().map_or("none".to_owned(), ToString::to_string);

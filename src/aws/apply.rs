@@ -47,6 +47,8 @@ pub fn needs_lock(plan: &EnvPlan) -> bool {
             change,
             Change::CreateKmsKey { .. }
                 | Change::AliasKmsKey { .. }
+                | Change::CreateTofuKey { .. }
+                | Change::AliasTofuKey { .. }
                 | Change::GrantLogDelivery { .. }
         )
     })
@@ -166,15 +168,23 @@ async fn apply_bucket_and_key<'a>(
             tracing::debug!(%alias, key = %arn, "another run created the key while this one waited for the lock");
             return Ok(Some(NewKey::Found(arn)));
         }
-        create_key(clients, bucket, alias, description, tags, policy)
-            .await
-            .map(|(id, arn)| Some(NewKey::Created(id, arn)))
+        create_key(
+            clients,
+            &format!("{bucket}.creating-key"),
+            alias,
+            description,
+            tags,
+            policy,
+        )
+        .await
+        .map(|(id, arn)| Some(NewKey::Created(id, arn)))
     };
     // With a key to create, the bucket was created before the lock was taken (`apply`), and
     // this step is empty.
     bucket_step.await?;
 
     let logging_step = apply_logging(clients, plan, bucket, account);
+    let tofu_key_step = apply_tofu_key(clients, plan, bucket);
     let setting = |change: &'a Change, created_key_arn: Option<String>| {
         until_consistent(move || {
             let created_key_arn = created_key_arn.clone();
@@ -184,6 +194,8 @@ async fn apply_bucket_and_key<'a>(
                 let result = match change {
                     Change::CreateBucket { .. }
                     | Change::CreateKmsKey { .. }
+                    | Change::CreateTofuKey { .. }
+                    | Change::AliasTofuKey { .. }
                     | Change::WriteBackendFile { .. }
                     | Change::GrantLogDelivery { .. }
                     | Change::EnableLogging { .. }
@@ -430,15 +442,46 @@ async fn apply_bucket_and_key<'a>(
     };
     let (independent, (), (created_key, created_alias, dependent)) =
         tokio::try_join!(independent, logging_step, key_chain)?;
+    let tofu_key_warning = tofu_key_step.await?;
     Ok(Applied {
         created_key,
         warnings: independent
             .into_iter()
             .chain(dependent)
-            .chain([created_alias])
+            .chain([created_alias, tofu_key_warning])
             .flatten()
             .collect(),
     })
+}
+
+/// OpenTofu's dedicated key: created (tagged, with the account's default key policy) and
+/// aliased with rotation on, or an interrupted run's key aliased. Not retried as a whole:
+/// `create_key` never sends a second CreateKey without searching for the first.
+async fn apply_tofu_key(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+) -> Result<Option<String>, AwsError> {
+    for change in &plan.changes {
+        match change {
+            Change::CreateTofuKey {
+                alias,
+                description,
+                tags,
+                policy,
+            } => {
+                let marker = format!("{bucket}.creating-opentofu-key");
+                let (key_id, arn) =
+                    create_key(clients, &marker, alias, description, tags, policy).await?;
+                return alias_and_rotation(clients, alias, &key_id, &arn).await;
+            }
+            Change::AliasTofuKey { alias, key_arn } => {
+                return alias_and_rotation(clients, alias, key_arn, key_arn).await;
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
 }
 
 /// The lock table's changes, in order: it must exist (and be ACTIVE) before point-in-time
@@ -661,7 +704,7 @@ async fn create_bucket_in_region(
 /// rotation are the caller's next step.
 async fn create_key(
     clients: &Clients,
-    bucket: &str,
+    marker: &str,
     alias: &str,
     description: &str,
     tags: &std::collections::BTreeMap<String, String>,
@@ -688,7 +731,7 @@ async fn create_key(
     // A run killed while its CreateKey was on the wire leaves this marker behind (apply holds
     // the bucket's lock, so no other run on this machine writes it). That CreateKey can still
     // take effect after we search, so give it time to show up before making another key.
-    let marker = std::env::temp_dir().join(format!("statebucket-apply-{bucket}.creating-key"));
+    let marker = std::env::temp_dir().join(format!("statebucket-apply-{marker}"));
     if marker.exists() {
         let mut wait = std::time::Duration::from_millis(250);
         for _ in 0..5 {

@@ -11,12 +11,12 @@ use serde::Serialize;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
-use crate::desired::kms_key_tags;
+use crate::desired::{kms_key_tags, tofu_key_tags};
 use crate::observed::{
     BucketState, KeyPolicyReading, KmsKeyState, LogBucket, LoggingTarget, Observed,
-    PublicAccessBlock, SseRule, Versioning,
+    PublicAccessBlock, SseRule, TofuKeyState, Versioning,
 };
-use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, StoreFeature};
+use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, StoreFeature, TofuEncryption};
 use futures::future::try_join_all;
 
 /// What the engine read from disk for a bucket: every stack's backend.hcl, and files left
@@ -127,12 +127,14 @@ pub async fn observe(
         .await
     };
 
-    let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies) = tokio::join!(
+    let tofu_key = observe_tofu_key(clients, spec);
+    let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies, tofu_key) = tokio::join!(
         bucket_state,
         log_bucket,
         lock_tables,
         kms_key,
-        identity_policies
+        identity_policies,
+        tofu_key
     );
     Ok(Observed {
         bucket: bucket_state?,
@@ -142,7 +144,33 @@ pub async fn observe(
         identity_policies: identity_policies?,
         lock_tables: lock_tables?.into_iter().flatten().collect(),
         log_bucket: log_bucket?,
+        tofu_key: tofu_key?,
     })
+}
+
+/// OpenTofu's dedicated key, when statebucket manages one: behind its alias, or tagged for
+/// the environment by a run that stopped before the alias (searched only when the alias is
+/// missing), or missing.
+async fn observe_tofu_key(
+    clients: &Clients,
+    spec: &EnvSpec,
+) -> Result<Option<TofuKeyState>, AwsError> {
+    let Some(TofuEncryption {
+        key: Some(KmsKey::Managed(alias)),
+        ..
+    }) = &spec.tofu_encryption
+    else {
+        return Ok(None);
+    };
+    if let Some(arn) = super::kms::aliased_key(clients, alias.as_str()).await? {
+        return Ok(Some(TofuKeyState::Aliased { arn }));
+    }
+    Ok(Some(
+        match super::kms::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
+            Some((_, arn)) => TofuKeyState::Unaliased { arn },
+            None => TofuKeyState::Missing,
+        },
+    ))
 }
 
 /// Which of a bucket's optional settings to read: logging only when the spec asks for it,

@@ -31,6 +31,7 @@ pub enum Facet {
     LockTableTags,
     IdentityPolicy,
     BackendFile,
+    TofuKey,
 }
 
 impl fmt::Display for Facet {
@@ -54,6 +55,7 @@ impl fmt::Display for Facet {
             Facet::LockTableTags => "lock table tags",
             Facet::IdentityPolicy => "identity policy",
             Facet::BackendFile => "backend file",
+            Facet::TofuKey => "opentofu key",
         })
     }
 }
@@ -109,6 +111,20 @@ pub enum Change {
     },
     /// Points the alias at a key created earlier for this environment (found by its tags).
     AliasKmsKey {
+        alias: String,
+        key_arn: String,
+    },
+    /// OpenTofu's dedicated key (`opentofu.encryption.create_key`): symmetric, rotation on,
+    /// the account's default key policy (IAM policies grant its use), and the alias.
+    CreateTofuKey {
+        alias: String,
+        description: String,
+        tags: BTreeMap<String, String>,
+        #[serde(skip)]
+        policy: String,
+    },
+    /// The alias of a dedicated key an interrupted run created without one.
+    AliasTofuKey {
         alias: String,
         key_arn: String,
     },
@@ -212,6 +228,7 @@ impl Change {
             Change::CreateKmsKey { .. } => Facet::KmsKey,
             Change::EnableKeyRotation { .. } => Facet::KeyRotation,
             Change::AliasKmsKey { .. } => Facet::KmsKey,
+            Change::CreateTofuKey { .. } | Change::AliasTofuKey { .. } => Facet::TofuKey,
             Change::EnableVersioning { .. } => Facet::Versioning,
             Change::SetEncryption { .. } => Facet::Encryption,
             Change::BlockPublicAccess { .. } => Facet::PublicAccessBlock,
@@ -254,6 +271,16 @@ impl Change {
             ),
             Change::EnableKeyRotation { .. } => (json!(false), json!(true)),
             Change::AliasKmsKey { key_arn, .. } => (Value::Null, json!(key_arn)),
+            Change::CreateTofuKey {
+                alias,
+                description,
+                tags,
+                ..
+            } => (
+                Value::Null,
+                json!({"alias": alias, "description": description, "tags": tags, "rotation": true}),
+            ),
+            Change::AliasTofuKey { key_arn, .. } => (Value::Null, json!(key_arn)),
             Change::EnableVersioning { from } => (value(from), value(&Versioning::Enabled)),
             Change::SetEncryption { from, to } => (value(from), value(to)),
             Change::BlockPublicAccess { from } => (value(from), value(&PublicAccessBlock::ALL)),
@@ -290,6 +317,7 @@ impl Change {
         match self {
             Change::CreateBucket { .. }
             | Change::CreateKmsKey { .. }
+            | Change::CreateTofuKey { .. }
             | Change::CreateLockTable { .. } => true,
             Change::WriteBackendFile { from, .. } => from.is_none(),
             // `None`: the table is created by the same plan; its backups come with it.

@@ -21,6 +21,7 @@ mod public_access;
 mod tags;
 #[cfg(test)]
 mod tests;
+mod tofu_key;
 mod versioning;
 
 use serde::Serialize;
@@ -197,6 +198,7 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
     logging::plan(&mut planner, desired, observed, &state)?;
     lock_table::plan(&mut planner, desired, observed)?;
     identity_policy::plan(&mut planner, desired, observed)?;
+    tofu_key::plan(&mut planner, desired, observed);
     backend_file::plan(&mut planner, desired, observed, &key);
     Ok(EnvPlan {
         changes: planner.changes,

@@ -149,7 +149,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         statements.push(key_statement(
             spec,
             account,
-            &KmsKey::Existing(key.clone()),
+            key,
             json!(["kms:Decrypt", "kms:GenerateDataKey"]),
             "StatebucketOpenTofuEncryptionKey",
         ));

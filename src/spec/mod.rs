@@ -81,8 +81,9 @@ pub struct EnvSpec {
 /// `aes_gcm` for state and plans, written beside each backend.hcl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TofuEncryption {
-    /// The key provider's key; `None`: the bucket's KMS key.
-    pub key: Option<KmsKeyRef>,
+    /// The key provider's key: an existing one, or one statebucket creates (a dedicated
+    /// key, as OpenTofu recommends); `None`: the bucket's KMS key.
+    pub key: Option<KmsKey>,
     pub phase: TofuPhase,
 }
 
@@ -292,7 +293,7 @@ pub enum Encryption {
     Kms(KmsKey),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KmsKey {
     /// A key that must already exist; the tool never creates or changes it.
     Existing(KmsKeyRef),

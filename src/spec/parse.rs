@@ -550,11 +550,15 @@ impl Walker<'_> {
         let mut fields = self.fields(node, "opentofu", &schema::OPENTOFU)?;
         let encryption = fields.take("encryption").map(|node| {
             let mut fields = self.fields(node, "opentofu.encryption", &schema::TOFU_ENCRYPTION)?;
-            let key = fields.take("kms_key").map(|node| {
+            let key_node = fields.take("kms_key");
+            let key = key_node.map(|node| {
                 self.typed(node, "opentofu.encryption.kms_key", |text| {
                     KmsKeyRef::parse(text, region)
                 })
             });
+            let create_key = fields
+                .take("create_key")
+                .map(|node| self.boolean(node, "opentofu.encryption.create_key"));
             let phase = fields.take("phase").map(|node| {
                 match self.string(node, "opentofu.encryption.phase")? {
                     "migrate" => Some(TofuPhase::Migrate),
@@ -571,9 +575,24 @@ impl Walker<'_> {
                 }
             });
             self.finish(fields);
+            let key = key.map_or(Some(None), |key| key.map(Some))?;
+            let key = match (key, create_key.unwrap_or(Some(false))?) {
+                (key, false) => key.map(KmsKey::Existing),
+                (Some(KmsKeyRef::Alias(alias)), true) => Some(KmsKey::Managed(alias)),
+                (_, true) => {
+                    self.report(
+                        key_node.map_or(node.pos, |key| key.pos),
+                        Problem::new(
+                            "`opentofu.encryption.create_key: true` needs an alias to create",
+                        )
+                        .hint("name the key to create: `kms_key: alias/tofu-state`"),
+                    );
+                    return None;
+                }
+            };
             Some((
                 TofuEncryption {
-                    key: key.map_or(Some(None), |key| key.map(Some))?,
+                    key,
                     phase: phase.unwrap_or(Some(TofuPhase::Migrate))?,
                 },
                 node.pos,
@@ -2005,7 +2024,7 @@ backend:
   use_fips_endpoint: true
   use_dualstack_endpoint: false
 opentofu:
-  encryption: { kms_key: alias/tofu-state, phase: enforce }
+  encryption: { kms_key: alias/tofu-state, create_key: true, phase: enforce }
 ";
     const EVERY_KEY_WITH_STACKS: &str = "\
 region: eu-west-1
@@ -2198,6 +2217,22 @@ stacks:
             errors(&with("{ kms_key: alias/tofu, phase: enforced }")),
             ["15:45 unknown phase `enforced`"]
         );
+        assert_eq!(
+            errors(&with(
+                "{ kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab, create_key: true }"
+            )),
+            ["15:26 `opentofu.encryption.create_key: true` needs an alias to create"]
+        );
+        let created = parse_spec(
+            "environments/dev.yaml",
+            "dev",
+            &with("{ kms_key: alias/tofu, create_key: true }"),
+        )
+        .unwrap();
+        assert!(matches!(
+            created.tofu_encryption.unwrap().key,
+            Some(KmsKey::Managed(_))
+        ));
         let spec = parse_spec(
             "environments/dev.yaml",
             "dev",

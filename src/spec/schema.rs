@@ -474,7 +474,12 @@ pub static TOFU_ENCRYPTION: Object = object(
             text(Some(
                 r"^(alias/[A-Za-z0-9/_-]+|arn:aws[a-z-]*:kms:.+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$",
             )),
-            "an existing key in the bucket's region (default: the bucket's KMS key)",
+            "an existing key in the bucket's region, or with create_key the alias of one to create (default: the bucket's KMS key)",
+        ),
+        field(
+            "create_key",
+            Shape::Boolean,
+            "create a dedicated key (rotation on) behind the alias when missing",
         ),
         field(
             "phase",

@@ -198,3 +198,137 @@ opentofu:
         );
     }
 }
+
+/// The tags statebucket puts on OpenTofu's dedicated key for environment `env`.
+fn tofu_key_tags(env: &str, bucket: &str) -> Vec<aws_sdk_kms::types::Tag> {
+    [
+        ("statebucket:opentofu-environment", env),
+        ("statebucket:opentofu-bucket", bucket),
+    ]
+    .map(|(key, value)| {
+        aws_sdk_kms::types::Tag::builder()
+            .tag_key(key)
+            .tag_value(value)
+            .build()
+            .unwrap()
+    })
+    .to_vec()
+}
+
+/// Keys carrying both tags of `env`'s dedicated key.
+async fn dedicated_keys(kms: &aws_sdk_kms::Client, env: &str, bucket: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for key in kms.list_keys().send().await.unwrap().keys() {
+        let id = key.key_id().unwrap();
+        let tags = kms.list_resource_tags().key_id(id).send().await.unwrap();
+        let has = |name: &str, value: &str| {
+            tags.tags()
+                .iter()
+                .any(|tag| tag.tag_key() == name && tag.tag_value() == value)
+        };
+        if has("statebucket:opentofu-environment", env)
+            && has("statebucket:opentofu-bucket", bucket)
+        {
+            found.push(id.to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_dedicated_key_is_created_once_and_an_interrupted_runs_key_is_aliased_not_doubled() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("tofu-own-key");
+    let alias = format!("alias/{}", unique("tofu-dedicated"));
+    let tofu_spec = |bucket: &str, alias: &str| {
+        format!(
+            "\
+region: eu-west-1
+account_id: \"{ACCOUNT}\"
+profile: terraform
+bucket: {{ name: {bucket} }}
+access: {{ users: [terraform-access] }}
+backend: {{ key: app/terraform.tfstate }}
+opentofu:
+  encryption: {{ kms_key: {alias}, create_key: true }}
+"
+        )
+    };
+    project.spec("dev", &tofu_spec(&bucket, &alias));
+    let plan = project.statebucket(&["plan", "--output", "json"]);
+    plan.expect_code(0);
+    assert!(
+        change_kinds(&plan.json()["environments"][0]).contains(&"create_tofu_key".to_owned()),
+        "{}",
+        plan.stdout
+    );
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    let second = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    second.expect_code(0);
+    assert_eq!(second.json()["requests"]["writes"], 0);
+    project.statebucket(&["check"]).expect_code(0);
+    crate::support::block_on(async {
+        let kms = project.kms("eu-west-1").await;
+        let described = kms.describe_key().key_id(&alias).send().await.unwrap();
+        let key_id = described.key_metadata().unwrap().key_id().to_owned();
+        let rotation = kms
+            .get_key_rotation_status()
+            .key_id(&key_id)
+            .send()
+            .await
+            .unwrap();
+        assert!(rotation.key_rotation_enabled());
+        assert_eq!(dedicated_keys(&kms, "dev", &bucket).await, [key_id]);
+    });
+    let encryption = project.read("environments/dev/encryption.hcl");
+    assert!(
+        encryption.contains(&format!("kms_key_id = \"{alias}\"")),
+        "{encryption}"
+    );
+
+    // A run stopped between CreateKey and CreateAlias left a tagged key without its alias:
+    // the next apply aliases that key instead of creating a second one.
+    let other_bucket = unique("tofu-interrupted");
+    let other_alias = format!("alias/{}", unique("tofu-interrupted"));
+    let orphan = crate::support::block_on(async {
+        let kms = project.kms("eu-west-1").await;
+        kms.create_key()
+            .set_tags(Some(tofu_key_tags("other", &other_bucket)))
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_owned()
+    });
+    project.spec("other", &tofu_spec(&other_bucket, &other_alias));
+    let plan = project.statebucket(&["plan", "other", "--output", "json"]);
+    let kinds = change_kinds(&plan.json()["environments"][0]);
+    assert!(
+        kinds.contains(&"alias_tofu_key".to_owned())
+            && !kinds.contains(&"create_tofu_key".to_owned()),
+        "{kinds:?}"
+    );
+    project
+        .statebucket(&["apply", "other", "--auto-approve"])
+        .expect_code(0);
+    crate::support::block_on(async {
+        let kms = project.kms("eu-west-1").await;
+        assert_eq!(
+            dedicated_keys(&kms, "other", &other_bucket).await,
+            std::slice::from_ref(&orphan)
+        );
+        let aliased = kms
+            .describe_key()
+            .key_id(&other_alias)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(aliased.key_metadata().unwrap().key_id(), orphan);
+    });
+    project.statebucket(&["check", "other"]).expect_code(0);
+}

@@ -90,7 +90,7 @@ pub async fn diagnose(
         connection,
         log,
     };
-    let clients = match backend_clients(&session, &config, &source, stack).await {
+    let clients = match backend_clients(&session, &config, &source).await {
         Ok(clients) => clients,
         Err(check) => {
             checks.push(*check);
@@ -244,7 +244,6 @@ async fn backend_clients(
     session: &Session<'_>,
     config: &BackendConfig,
     source: &CredentialSource,
-    stack: &DesiredStack<'_>,
 ) -> Result<Clients, Box<Check>> {
     let timeout = session.connection.attempt_timeout;
     let base = match source {
@@ -306,7 +305,6 @@ async fn backend_clients(
     let credentials = aws::session::assume_role(&base, &request)
         .await
         .map_err(|error| {
-            let _ = stack;
             Box::new(
                 Check::new(
                     "identity",

@@ -267,21 +267,24 @@ def main():
 
         def both(name, make, operation, count=1, cli=None):
             """Median wall at each latency for a scenario; `make(run_id)` builds the project."""
-            walls, requests, rss = {}, None, None
-            for latency in latencies:
-                samples = []
-                for run in range(runs):
+            requests, rss = None, None
+            samples = {latency: [] for latency in latencies}
+            # Run-major, the latencies interleaved: moto slows down as it fills up, and
+            # measuring every L = 0 run before every L = 100 run would count that slowdown
+            # as round trips.
+            for run in range(runs):
+                for latency in latencies:
                     project, prepare = make(f"{latency}-{run}")
                     if prepare:
                         # Converged through the same endpoint: backend.hcl names it.
                         statebucket(binary, project, services.endpoints[latency], prepare)
                     elapsed, counted = statebucket(binary, project, services.endpoints[latency], operation)
-                    samples.append(elapsed)
+                    samples[latency].append(elapsed)
                     requests = counted
                     if latency == 0 and run == 0:
                         # Peak memory of the same run repeated on its own (converged by now).
                         rss = peak_rss_mb([binary, "--no-progress", "-q", *operation], project.env(services.endpoints[0]), project.dir)
-                walls[latency] = statistics.median(samples)
+            walls = {latency: statistics.median(samples[latency]) for latency in latencies}
             slow = walls.get(LATENCY_MS)
             round_trips = (slow - walls[0]) / (LATENCY_MS / 1000) if slow is not None else None
             row = {
@@ -398,7 +401,8 @@ def format_report(rows, rate, render_ms, runs, binary, smoke, stacks_render, pol
         "",
         "Produced by `.venv/bin/python benches/bench.py --write docs/performance.md` (after `bash .ci/venv` and "
         "`cargo build --release`). Everything runs against one local moto through two loopback proxies: "
-        f"L = 0 and L = {LATENCY_MS} ms added to every request. Round trips = (wall(L={LATENCY_MS}) - wall(L=0)) / {LATENCY_MS} ms. "
+        f"L = 0 and L = {LATENCY_MS} ms added to every request. Round trips = (wall(L={LATENCY_MS}) - wall(L=0)) / {LATENCY_MS} ms, "
+        "with the two latencies' runs alternating (moto slows down as it fills up; that must not count as round trips). "
         f"Median of {runs} run(s); binary `{Path(binary).relative_to(ROOT) if Path(binary).is_relative_to(ROOT) else binary}`.",
         "",
         f"moto sustains **{rate:.0f} requests/s** under a flood of cheap GETs on this machine (it closes every connection).",

@@ -222,9 +222,11 @@ pub enum Command {
     /// A stack's Terraform state: its versions, and a way back to one of them.
     #[command(subcommand)]
     State(StateCommand),
-    /// Start a project: a commented spec for ENV (environments/ENV.yaml), the bucket policy
-    /// template (policies/state-access.json) when absent, and the spec's JSON Schema for
-    /// editors. Offline; never overwrites a spec.
+    /// Start a project: a commented spec, the policy template and the schema, offline.
+    ///
+    /// Writes a commented spec for ENV (environments/ENV.yaml), the bucket policy template
+    /// (policies/state-access.json) when absent, and the spec's JSON Schema for editors.
+    /// Never overwrites a spec.
     #[command(after_help = "\
 Examples:
   statebucket init                                  environments/dev.yaml with placeholders
@@ -232,10 +234,12 @@ Examples:
       --account-id 123456789012 --profile terraform-prod \\
       --user terraform --role terraform-ci --kms")]
     Init(InitArgs),
-    /// Adopt an existing bucket: read it (region, encryption and key alias, tags, lifecycle,
-    /// logging, and the principals and state keys its policy grants) and write
-    /// environments/ENV.yaml reproducing what statebucket manages. Writes nothing to AWS and
-    /// never overwrites a spec; the notes say what was assumed and what `apply` will add.
+    /// Adopt an existing bucket: write the spec that reproduces it, reading only.
+    ///
+    /// Reads the bucket (region, encryption and key alias, tags, lifecycle, logging, and the
+    /// principals and state keys its policy grants) and writes environments/ENV.yaml
+    /// reproducing what statebucket manages. Writes nothing to AWS and never overwrites a
+    /// spec; the notes say what was assumed and what `apply` will add.
     #[command(after_help = "\
 Examples:
   statebucket import my-org-terraform-state                writes environments/my-org-terraform-state.yaml
@@ -257,10 +261,12 @@ Examples:
     },
     /// Print the manual page (roff): `statebucket man | man -l -`.
     Man,
-    /// Print the JSON Schema of spec files (what schema/statebucket.schema.json holds), for
-    /// editors: `# yaml-language-server: $schema=../schema/statebucket.schema.json` at the
-    /// top of a spec turns on completion and checking. `validate` remains the authority: it
-    /// also checks naming rules and how the keys fit together.
+    /// Print the JSON Schema of spec files, for editors.
+    ///
+    /// What schema/statebucket.schema.json holds: `# yaml-language-server:
+    /// $schema=../schema/statebucket.schema.json` at the top of a spec turns on completion
+    /// and checking. `validate` remains the authority: it also checks naming rules and how
+    /// the keys fit together.
     Schema,
 }
 

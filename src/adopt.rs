@@ -18,6 +18,7 @@ use crate::scaffold::{NewSpec, NewStack, Principals, States};
 use crate::spec::{
     AccountId, BucketName, Days, Encryption, EnvName, IamArn, KmsKey, KmsKeyRef, Lifecycle,
     LogPrefix, Logging, PrincipalKind, PrincipalRef, ProfileName, Region, StackName, StateKey,
+    TableName,
 };
 
 /// What import knows besides the bucket.
@@ -42,6 +43,8 @@ pub struct LiveBucket<'a> {
     pub kms_key: Option<(&'a str, &'a [String])>,
     /// Keys of `*.tfstate` objects in the bucket.
     pub state_keys: &'a [String],
+    /// A DynamoDB table with Terraform's lock schema, found under a usual name.
+    pub lock_table: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +73,15 @@ pub fn adopt(request: &ImportRequest, live: &LiveBucket<'_>) -> Adopted {
         Some(Logging { bucket, prefix })
     });
     notes.extend(hardening(live.state));
-    notes.push("statebucket cannot tell from the bucket whether your backend also locks with a DynamoDB table: if it does, set `backend.lock: both` and `dynamodb_table` before `apply`, or the backend.hcl it writes drops the table".to_owned());
+    let lock_table = live
+        .lock_table
+        .and_then(|table| TableName::parse(table).ok());
+    notes.push(match &lock_table {
+        Some(table) => format!(
+            "DynamoDB table `{table}` has Terraform's lock schema: the spec keeps locking in it beside the lockfile (`lock: both`); once every runner is on Terraform >= 1.10, switch to `lock: lockfile`"
+        ),
+        None => "no DynamoDB lock table under a usual name (<bucket>-locks, terraform-locks, …): if your backend locks in one, set `lock: both` and `dynamodb_table` before `apply`, or the backend.hcl it writes drops the table".to_owned(),
+    });
     let profile_note = match &request.terraform_profile {
         Some(_) => "the AWS profile Terraform's backend uses (written into backend.hcl)".to_owned(),
         None => {
@@ -111,6 +122,7 @@ pub fn adopt(request: &ImportRequest, live: &LiveBucket<'_>) -> Adopted {
         logging,
         access,
         states,
+        lock_table,
     };
     Adopted { spec, notes }
 }
@@ -592,6 +604,7 @@ mod tests {
                 state,
                 kms_key: None,
                 state_keys: keys,
+                lock_table: None,
             },
         );
         let text = spec_text(&adopted.spec);
@@ -779,6 +792,7 @@ mod tests {
                     &aliases,
                 )),
                 state_keys: &[],
+                lock_table: None,
             },
         );
         let text = spec_text(&adopted.spec);
@@ -790,6 +804,44 @@ mod tests {
             ))
         );
         assert!(!text.contains("create_key"), "{text}");
+    }
+
+    #[test]
+    fn a_lock_table_in_use_is_kept_with_lock_both() {
+        let several = r#"{"Statement": [
+          {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/ci"},
+           "Action": "s3:*", "Resource": ["arn:aws:s3:::hand-made-state/a/terraform.tfstate", "arn:aws:s3:::hand-made-state/b/terraform.tfstate"]}
+        ]}"#;
+        for policy in [HAND_MADE, several] {
+            let state = bucket(Some(policy));
+            let adopted = adopt(
+                &request(),
+                &LiveBucket {
+                    state: &state,
+                    kms_key: None,
+                    state_keys: &[],
+                    lock_table: Some("terraform-locks"),
+                },
+            );
+            let text = spec_text(&adopted.spec);
+            let spec = parse_spec("environments/legacy.yaml", "legacy", &text)
+                .unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
+            for stack in &spec.stacks {
+                assert_eq!(
+                    stack.lock,
+                    crate::spec::Locking::Both(TableName::parse("terraform-locks").unwrap()),
+                    "{text}"
+                );
+            }
+            assert!(
+                adopted
+                    .notes
+                    .iter()
+                    .any(|note| note.contains("`terraform-locks` has Terraform's lock schema")),
+                "{:?}",
+                adopted.notes
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::spec::schema::MODELINE;
 use crate::spec::{
     AccountId, BucketName, Encryption, EnvName, KmsKey, Lifecycle, Logging, PrincipalKind,
-    PrincipalRef, ProfileName, Region, StackName, StateKey,
+    PrincipalRef, ProfileName, Region, StackName, StateKey, TableName,
 };
 
 /// A spec to write. Notes are comments the reader must see: each says what was assumed or
@@ -34,6 +34,8 @@ pub struct NewSpec {
     /// The spec-level writers and readers.
     pub access: Principals,
     pub states: States,
+    /// A DynamoDB lock table in use: written as `lock: both` with `dynamodb_table`.
+    pub lock_table: Option<TableName>,
 }
 
 /// Users and roles, writers and readers, as they go into an `access` block.
@@ -190,12 +192,29 @@ pub fn spec_text(spec: &NewSpec) -> String {
                 &format!("  # file: environments/{}/backend.hcl", spec.env),
                 "the default",
             ));
-            line(&noted(
-                "  # lock: lockfile",
-                "lockfile (Terraform >= 1.10), both, or dynamodb",
-            ));
+            match &spec.lock_table {
+                Some(table) => {
+                    line(&noted(
+                        "  lock: both",
+                        "the lockfile and the existing table",
+                    ));
+                    line(&format!("  dynamodb_table: {}", scalar(table.as_str())));
+                }
+                None => line(&noted(
+                    "  # lock: lockfile",
+                    "lockfile (Terraform >= 1.10), both, or dynamodb",
+                )),
+            }
         }
         States::Stacks(stacks) => {
+            if let Some(table) = &spec.lock_table {
+                line("stack_defaults:");
+                line(&noted(
+                    "  lock: both",
+                    "the lockfile and the existing table",
+                ));
+                line(&format!("  dynamodb_table: {}", scalar(table.as_str())));
+            }
             line("stacks:");
             for stack in stacks {
                 line(&format!("  {}:", scalar(stack.name.as_str())));
@@ -336,6 +355,7 @@ mod tests {
                 key: StateKey::parse("terraform.tfstate").unwrap(),
                 key_note: None,
             },
+            lock_table: None,
         }
     }
 

@@ -6,6 +6,7 @@ use super::Clients;
 use super::errors::{AwsError, Failure};
 use super::observe::{BucketReads, observe_bucket};
 use crate::observed::BucketState;
+use crate::spec::Region;
 
 /// The live bucket as import needs it.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct LiveBucket {
     pub kms_key: Option<(String, Vec<String>)>,
     /// Keys of `*.tfstate` objects (the first 1000 keys of the bucket).
     pub state_keys: Vec<String>,
+    /// A DynamoDB table with Terraform's lock schema under a name teams give it.
+    pub lock_table: Option<String>,
 }
 
 /// The bucket's region (HeadBucket, asked in any region: S3 names the bucket's region in its
@@ -69,12 +72,13 @@ pub async fn locate_bucket(
 pub async fn read_bucket(
     clients: &Clients,
     bucket: &str,
-    region: &str,
+    region: &Region,
     account: &str,
 ) -> Result<LiveBucket, AwsError> {
-    let (state, state_keys) = tokio::join!(
-        observe_bucket(clients, bucket, region, account, BucketReads::ALL),
-        state_keys(clients, bucket)
+    let (state, state_keys, lock_table) = tokio::join!(
+        observe_bucket(clients, bucket, region.as_str(), account, BucketReads::ALL),
+        state_keys(clients, bucket),
+        lock_table(clients, bucket, region, account)
     );
     let state = state?.ok_or_else(|| {
         AwsError::new(
@@ -96,7 +100,48 @@ pub async fn read_bucket(
         state,
         kms_key,
         state_keys: state_keys?,
+        lock_table,
     })
+}
+
+/// The names teams give a bucket's lock table, statebucket's default first.
+fn lock_table_candidates(bucket: &str) -> Vec<String> {
+    let mut names = vec![format!("{bucket}-locks"), format!("{bucket}-lock")];
+    names.extend(
+        [
+            "terraform-locks",
+            "terraform-lock",
+            "terraform-state-lock",
+            "terraform_locks",
+        ]
+        .map(str::to_owned),
+    );
+    names
+}
+
+/// The first candidate table with Terraform's lock schema (hash key `LockID`, a string, no
+/// range key), all asked at once. A table that cannot be read counts as absent: the notes
+/// still say to check.
+async fn lock_table(
+    clients: &Clients,
+    bucket: &str,
+    region: &Region,
+    account: &str,
+) -> Option<String> {
+    let candidates = lock_table_candidates(bucket);
+    let found = futures::future::join_all(candidates.iter().map(|table| async move {
+        let arn = super::dynamodb::table_arn(region, account, table);
+        super::dynamodb::observe_table(clients, table, &arn, false)
+            .await
+            .ok()
+            .flatten()
+            .filter(|state| {
+                state.hash_key == [("LockID".to_owned(), "S".to_owned())] && !state.has_range_key
+            })
+            .map(|_| table.clone())
+    }))
+    .await;
+    found.into_iter().flatten().next()
 }
 
 /// The key's ARN and its customer aliases; `None` for the AWS managed `aws/s3` key.

@@ -74,13 +74,8 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 .await;
             }
             task.step("reading its settings and policy");
-            let live = aws::adopt::read_bucket(
-                &clients,
-                bucket.as_str(),
-                region.as_str(),
-                &caller.account,
-            )
-            .await?;
+            let live = aws::adopt::read_bucket(&clients, bucket.as_str(), &region, &caller.account)
+                .await?;
             task.finish();
             let account = AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
                 message: format!("the caller's account: {}", problem.message),
@@ -107,6 +102,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 .as_ref()
                 .map(|(arn, aliases)| (arn.as_str(), aliases.as_slice())),
             state_keys: &live.state_keys,
+            lock_table: live.lock_table.as_deref(),
         },
     );
     let text = scaffold::spec_text(&adopted.spec);

@@ -195,6 +195,7 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
             key: StateKey::parse("terraform.tfstate").expect("a valid key"),
             key_note: Some("one key per configuration: e.g. network/terraform.tfstate".into()),
         },
+        lock_table: None,
         env,
     })
 }

@@ -415,3 +415,77 @@ fn import_of_a_missing_or_foreign_bucket_fails_clearly_and_writes_nothing() {
     assert!(run.stderr.contains("never overwrites"), "{}", run.stderr);
     assert_eq!(project.read("environments/mine.yaml"), "# mine\n");
 }
+
+#[test]
+fn a_lock_table_the_backend_uses_is_kept_not_dropped() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("hand-made-locks");
+    let table = format!("{bucket}-locks");
+    create_bucket(&project, &bucket);
+    aws(
+        &project,
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            &table,
+            "--attribute-definitions",
+            "AttributeName=LockID,AttributeType=S",
+            "--key-schema",
+            "AttributeName=LockID,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    let policy = format!(
+        r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:role/terraform-access-role"}},
+  "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::{bucket}/live/terraform.tfstate"}}]}}"#
+    );
+    aws(
+        &project,
+        &[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            &bucket,
+            "--policy",
+            &policy,
+        ],
+    );
+    let imported = project.statebucket(&[
+        "import",
+        &bucket,
+        "--env",
+        "locks",
+        "--terraform-profile",
+        "terraform",
+        "--profile",
+        "admin",
+        "--output",
+        "json",
+    ]);
+    imported.expect_code(0);
+    assert!(
+        imported.json()["notes"]
+            .to_string()
+            .contains(&format!("`{table}` has Terraform's lock schema")),
+        "{}",
+        imported.stdout
+    );
+    let spec = project.read("environments/locks.yaml");
+    assert!(
+        spec.contains("lock: both") && spec.contains(&format!("dynamodb_table: {table}")),
+        "{spec}"
+    );
+    project.statebucket(&["validate", "locks"]).expect_code(0);
+    project
+        .statebucket(&["apply", "locks", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check", "locks"]).expect_code(0);
+    let backend = project.read("environments/locks/backend.hcl");
+    assert!(
+        backend.contains(&format!("\"{table}\"")) && backend.contains("use_lockfile"),
+        "the backend keeps locking in the table beside the lockfile:\n{backend}"
+    );
+}

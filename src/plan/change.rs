@@ -265,13 +265,8 @@ impl Change {
                 description,
                 tags,
                 ..
-            } => (
-                Value::Null,
-                json!({"alias": alias, "description": description, "tags": tags, "rotation": true}),
-            ),
-            Change::EnableKeyRotation { .. } => (json!(false), json!(true)),
-            Change::AliasKmsKey { key_arn, .. } => (Value::Null, json!(key_arn)),
-            Change::CreateTofuKey {
+            }
+            | Change::CreateTofuKey {
                 alias,
                 description,
                 tags,
@@ -280,7 +275,10 @@ impl Change {
                 Value::Null,
                 json!({"alias": alias, "description": description, "tags": tags, "rotation": true}),
             ),
-            Change::AliasTofuKey { key_arn, .. } => (Value::Null, json!(key_arn)),
+            Change::EnableKeyRotation { .. } => (json!(false), json!(true)),
+            Change::AliasKmsKey { key_arn, .. } | Change::AliasTofuKey { key_arn, .. } => {
+                (Value::Null, json!(key_arn))
+            }
             Change::EnableVersioning { from } => (value(from), value(&Versioning::Enabled)),
             Change::SetEncryption { from, to } => (value(from), value(to)),
             Change::BlockPublicAccess { from } => (value(from), value(&PublicAccessBlock::ALL)),

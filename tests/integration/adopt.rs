@@ -53,6 +53,20 @@ fn create_bucket(project: &Project, bucket: &str) {
     );
 }
 
+fn put_bucket_policy(project: &Project, bucket: &str, policy: &str) {
+    aws(
+        project,
+        &[
+            "s3api",
+            "put-bucket-policy",
+            "--bucket",
+            bucket,
+            "--policy",
+            policy,
+        ],
+    );
+}
+
 fn bucket_policy(project: &Project, bucket: &str) -> serde_json::Value {
     let answer: serde_json::Value = serde_json::from_str(&aws(
         project,
@@ -71,14 +85,9 @@ fn sids(policy: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// import → validate → plan (only `expected` kinds) → apply → check 0.
-fn adopt_and_converge(
-    project: &Project,
-    bucket: &str,
-    env: &str,
-    expected: &[&str],
-) -> serde_json::Value {
-    let imported = project.statebucket(&[
+/// `statebucket import BUCKET --env ENV` as `admin`, Terraform running as `terraform`.
+fn import(project: &Project, bucket: &str, env: &str) -> crate::support::Run {
+    project.statebucket(&[
         "import",
         bucket,
         "--env",
@@ -89,7 +98,17 @@ fn adopt_and_converge(
         "admin",
         "--output",
         "json",
-    ]);
+    ])
+}
+
+/// import → validate → plan (only `expected` kinds) → apply → check 0.
+fn adopt_and_converge(
+    project: &Project,
+    bucket: &str,
+    env: &str,
+    expected: &[&str],
+) -> serde_json::Value {
+    let imported = import(project, bucket, env);
     imported.expect_code(0);
     project.statebucket(&["validate", env]).expect_code(0);
     crate::tooling::validate_against_spec_schema(
@@ -154,17 +173,7 @@ fn a_hand_made_aes256_bucket_is_adopted_with_its_principals_and_foreign_statemen
     "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{bucket}/*"}}
 ]}}"#
     );
-    aws(
-        &project,
-        &[
-            "s3api",
-            "put-bucket-policy",
-            "--bucket",
-            &bucket,
-            "--policy",
-            &policy,
-        ],
-    );
+    put_bucket_policy(&project, &bucket, &policy);
     let before = bucket_policy(&project, &bucket);
 
     let imported = adopt_and_converge(
@@ -279,17 +288,7 @@ fn a_kms_bucket_with_an_alias_and_its_own_lifecycle_rule_is_adopted() {
     "Resource": ["arn:aws:s3:::{bucket}", "arn:aws:s3:::{bucket}/*"]}}
 ]}}"#
     );
-    aws(
-        &project,
-        &[
-            "s3api",
-            "put-bucket-policy",
-            "--bucket",
-            &bucket,
-            "--policy",
-            &policy,
-        ],
-    );
+    put_bucket_policy(&project, &bucket, &policy);
     let state = project.path("terraform.tfstate");
     std::fs::write(
         &state,
@@ -442,29 +441,8 @@ fn a_lock_table_the_backend_uses_is_kept_not_dropped() {
         r#"{{"Statement": [{{"Effect": "Allow", "Principal": {{"AWS": "arn:aws:iam::{ACCOUNT}:role/terraform-access-role"}},
   "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::{bucket}/live/terraform.tfstate"}}]}}"#
     );
-    aws(
-        &project,
-        &[
-            "s3api",
-            "put-bucket-policy",
-            "--bucket",
-            &bucket,
-            "--policy",
-            &policy,
-        ],
-    );
-    let imported = project.statebucket(&[
-        "import",
-        &bucket,
-        "--env",
-        "locks",
-        "--terraform-profile",
-        "terraform",
-        "--profile",
-        "admin",
-        "--output",
-        "json",
-    ]);
+    put_bucket_policy(&project, &bucket, &policy);
+    let imported = import(&project, &bucket, "locks");
     imported.expect_code(0);
     assert!(
         imported.json()["notes"]

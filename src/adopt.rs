@@ -576,6 +576,7 @@ mod tests {
             lifecycle: Vec::new(),
             lifecycle_minimum_object_size: None,
             logging: None,
+            object_lock: None,
         }
     }
 

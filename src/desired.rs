@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::access::{Grant, PrincipalArns, grants};
 use crate::policy::{self, PolicyDocument, key_policy};
 use crate::render::{KmsKeyId, render_backend_hcl, render_tofu_encryption};
+use crate::replication::DesiredReplication;
 use crate::spec::{
     AccountId, Diagnostic, Encryption, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec,
 };
@@ -35,6 +36,8 @@ pub struct DesiredBucket<'s> {
     /// With `bucket.logging`: the statement the log bucket's policy must hold.
     pub log_delivery: Option<Value>,
     pub stacks: Vec<DesiredStack<'s>>,
+    /// With `bucket.replica`: the role and rule that replicate into it.
+    pub replication: Option<DesiredReplication>,
 }
 
 /// The inline policy one user or role gets: the union of what its grants need.
@@ -68,6 +71,7 @@ impl<'s> DesiredBucket<'s> {
         let policy = policy::bucket_statements(spec, account, arns, template, require_tls)?;
         let grants = grants(spec, arns);
         let key_grants = key_policy::key_grant_statements(&grants, &spec.region);
+        let replica = spec.replica_spec();
         let identity_policies = if spec.access.attach_identity_policy {
             let name = policy::identity_policy_name(spec);
             let mut principals: Vec<&IamArn> = Vec::new();
@@ -78,10 +82,33 @@ impl<'s> DesiredBucket<'s> {
             }
             principals
                 .into_iter()
-                .map(|principal| IdentityPolicy {
-                    principal: principal.clone(),
-                    name: name.clone(),
-                    document: policy::identity_policy_for(spec, account, &grants, principal),
+                .map(|principal| {
+                    let mut document =
+                        policy::identity_policy_for(spec, account, &grants, principal);
+                    // A failover must find the same access on the replica.
+                    if let Some(replica) = &replica {
+                        let replica_grants = crate::access::grants(replica, arns);
+                        let on_replica = policy::identity_policy_for(
+                            replica,
+                            account,
+                            &replica_grants,
+                            principal,
+                        );
+                        document
+                            .statements
+                            .extend(on_replica.statements.into_iter().map(|mut statement| {
+                                if let Some(sid) = statement["Sid"].as_str() {
+                                    statement["Sid"] =
+                                        sid.replacen("Statebucket", "StatebucketReplica", 1).into();
+                                }
+                                statement
+                            }));
+                    }
+                    IdentityPolicy {
+                        principal: principal.clone(),
+                        name: name.clone(),
+                        document,
+                    }
                 })
                 .collect()
         } else {
@@ -116,6 +143,9 @@ impl<'s> DesiredBucket<'s> {
             identity_policies,
             log_delivery,
             stacks,
+            replication: replica
+                .as_ref()
+                .map(|replica| DesiredReplication::build(spec, replica, account)),
         })
     }
 

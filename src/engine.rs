@@ -9,7 +9,7 @@ use crate::access::{PrincipalArns, grants};
 use crate::aws::{self, CallerIdentity, Clients, OnDisk, RequestLog};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
-use crate::plan::{Change, EnvPlan, plan};
+use crate::plan::{Change, EnvPlan, plan_with_replica};
 use crate::policy::evaluate::Caller;
 use crate::policy::key_policy;
 use crate::policy::lockout::{Needs, Subject, lockout_risks};
@@ -68,6 +68,14 @@ pub struct Planned<'e> {
     pub warnings: Vec<String>,
     clients: Clients,
     account: AccountId,
+    desired: DesiredBucket<'e>,
+    /// With `bucket.replica`: the replica, reached in its own region.
+    replica: Option<ReplicaTarget<'e>>,
+}
+
+/// The replica bucket: its clients (its region) and desired state.
+struct ReplicaTarget<'e> {
+    clients: Clients,
     desired: DesiredBucket<'e>,
 }
 
@@ -152,6 +160,21 @@ impl Engine {
             )
             .await;
         let on_disk = read_on_disk(spec)?;
+        let replica_spec = environment.replica.as_ref();
+        let replica_clients = match replica_spec {
+            Some(replica) => Some(
+                self.lookups
+                    .clients(
+                        profile,
+                        &replica.region,
+                        endpoint.as_ref(),
+                        self.connection.attempt_timeout,
+                        &self.log,
+                    )
+                    .await,
+            ),
+            None => None,
+        };
 
         tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
         let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
@@ -183,7 +206,17 @@ impl Engine {
                 None => self.lookups.caller(&tool_key, &clients).await,
             }
         };
-        let (caller, terraform_profiles, observed, verified) = tokio::join!(
+        let replica_observed = async {
+            match (replica_spec, &replica_clients) {
+                (Some(replica), Some(replica_clients)) => {
+                    observe_replica(replica_clients, replica, account.as_str(), None)
+                        .await
+                        .map(Some)
+                }
+                _ => Ok(None),
+            }
+        };
+        let (caller, terraform_profiles, observed, replica_observed, verified) = tokio::join!(
             caller,
             self.terraform_profiles(spec, profile, endpoint.as_ref(), endpoint_key),
             aws::observe(
@@ -194,6 +227,7 @@ impl Engine {
                 identity_observation,
                 None,
             ),
+            replica_observed,
             async {
                 if spec.lacks(StoreFeature::Iam) {
                     return Ok(offline.clone());
@@ -205,6 +239,7 @@ impl Engine {
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
         guard_account(spec, &caller, &clients)?;
         let observed = observed?;
+        let replica_observed = replica_observed?;
         // Before any policy is written, every principal must exist, and the policy must name
         // them by their real ARNs (a role's path is part of it).
         let (arns, unverified) = match verified {
@@ -219,19 +254,41 @@ impl Engine {
             environment.template(),
         )
         .map_err(Error::Spec)?;
-        let mut env_plan = plan(&desired, &observed)?;
+        let replica = match (replica_spec, replica_clients) {
+            (Some(replica), Some(replica_clients)) => Some(ReplicaTarget {
+                clients: replica_clients,
+                desired: DesiredBucket::build(
+                    replica,
+                    &account,
+                    &arns,
+                    endpoint.as_ref(),
+                    environment.template(),
+                )
+                .map_err(Error::Spec)?,
+            }),
+            _ => None,
+        };
+        let mut env_plan = plan_with_replica(
+            &desired,
+            &observed,
+            replica
+                .as_ref()
+                .map(|replica| &replica.desired)
+                .zip(replica_observed.as_ref()),
+        )?;
         if spec.lacks(StoreFeature::Iam) {
             env_plan.notes.push(format!(
                 "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
             ));
         }
-        let writes_access = env_plan.changes.iter().any(|change| {
+        let writes_access = env_plan.all_changes().any(|change| {
             matches!(
                 change,
                 Change::PutPolicy { .. }
                     | Change::PutIdentityPolicy { .. }
                     | Change::PutKeyPolicy { .. }
                     | Change::CreateKmsKey { .. }
+                    | Change::CreateReplicationRole { .. }
             )
         });
         if let Some(error) = unverified {
@@ -260,11 +317,22 @@ impl Engine {
                 (stack, identity)
             })
             .collect();
-        let warnings = if writes_access {
+        let mut warnings = if writes_access {
             self.guard_lockout(spec, &env_plan, &caller, &terraform)?
         } else {
             Vec::new()
         };
+        // A failover needs Terraform's identity to keep its access to the replica too.
+        if let (Some(replica), Some(replica_plan)) = (replica_spec, &env_plan.replica)
+            && writes_access
+        {
+            warnings.extend(self.guard_lockout(
+                replica,
+                &replica_plan.plan,
+                &caller,
+                &terraform,
+            )?);
+        }
         for (name, identity) in &terraform_profiles {
             if let TerraformIdentity::Unresolved(cause) = identity {
                 env_plan.notes.push(format!(
@@ -291,6 +359,7 @@ impl Engine {
             clients,
             account,
             desired,
+            replica,
         })
     }
 
@@ -459,90 +528,113 @@ impl Engine {
             progress.step(message);
             self.reporter.message(&format!("{}: {message}", spec.name));
         };
-        let (applied, lock) = aws::apply(
+        let locking = aws::LockOptions {
+            timeout: self.lock_timeout,
+            waiting: &waiting,
+            registry: &self.held_locks,
+        };
+        let account = planned.account.as_str();
+        let primary = aws::apply(
             &planned.clients,
             &planned.plan,
             spec.bucket.name.as_str(),
             &spec.region,
-            planned.account.as_str(),
-            &aws::LockOptions {
-                timeout: self.lock_timeout,
-                waiting: &waiting,
-                registry: &self.held_locks,
-            },
-        )
-        .await?;
-        planned.warnings.extend(applied.warnings);
-        // The AWS writes that needed the lock are done: it is released while the backend
-        // files are written and the result verified.
-        let release = async {
-            if let Some(lock) = lock {
-                lock.release().await;
+            account,
+            &locking,
+        );
+        // The replica is created and configured beside the primary, and so is the
+        // replication role.
+        let replica = async {
+            match (&planned.replica, &planned.plan.replica) {
+                (Some(target), Some(replica_plan)) if !replica_plan.plan.changes.is_empty() => {
+                    let replica_spec = target.desired.spec;
+                    aws::apply(
+                        &target.clients,
+                        &replica_plan.plan,
+                        replica_spec.bucket.name.as_str(),
+                        &replica_spec.region,
+                        account,
+                        &locking,
+                    )
+                    .await
+                    .map(Some)
+                }
+                _ => Ok(None),
             }
         };
+        let role = aws::apply_replication_role(&planned.clients, &planned.plan);
+        let (primary, replica, role) = tokio::join!(primary, replica, role);
+        let mut locks = Vec::new();
+        let outcome = async {
+            let (primary, primary_lock) = primary?;
+            locks.extend(primary_lock);
+            let replica = replica?.map(|(applied, lock)| {
+                locks.extend(lock);
+                applied
+            });
+            role?;
+            // Replication needs both buckets versioned and the role in place.
+            aws::apply_replication(
+                &planned.clients,
+                &planned.plan,
+                spec.bucket.name.as_str(),
+                account,
+            )
+            .await?;
+            Ok::<_, aws::AwsError>((primary, replica))
+        }
+        .await;
+        // The AWS writes that needed the locks are done: they are released while the
+        // backend files are written and the result verified (at once on failure).
+        let release = async {
+            futures::future::join_all(locks.into_iter().map(aws::lock::HeldLock::release)).await;
+        };
+        let (primary, replica) = match outcome {
+            Ok(applied) => applied,
+            Err(error) => {
+                release.await;
+                return Err(error.into());
+            }
+        };
+        planned.warnings.extend(primary.warnings);
+        let replica_key = replica.and_then(|replica| {
+            planned.warnings.extend(replica.warnings);
+            replica.created_key
+        });
         let (verified, ()) = tokio::join!(
-            self.write_and_verify(&mut planned, applied.created_key, progress),
+            self.write_and_verify(&mut planned, primary.created_key, replica_key, progress),
             release
         );
         verified.map(|()| planned)
     }
 
-    /// Writes the backend files and observes again: the plan must now be empty.
+    /// Writes the backend files (the failover files too) and observes again: the plan must
+    /// now be empty. `created_key`, `replica_key`: the keys apply created in each bucket.
     async fn write_and_verify(
         &self,
         planned: &mut Planned<'_>,
         created_key: Option<String>,
+        replica_key: Option<String>,
         progress: &dyn Task,
     ) -> Result<(), Error> {
         let spec = &planned.environment.spec;
-        for change in &planned.plan.changes {
-            let Change::WriteBackendFile {
-                stack, path, to, ..
-            } = change
-            else {
-                continue;
-            };
-            let content = match to {
-                Some(content) => content.clone(),
-                None => {
-                    let desired_stack = planned
-                        .desired
-                        .stacks
-                        .iter()
-                        .find(|candidate| candidate.spec.name.as_str() == stack)
-                        .expect("the plan's stacks are the desired state's");
-                    let key = created_key
-                        .as_deref()
-                        .map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
-                    // The stack's backend.hcl, or OpenTofu's encryption file beside it.
-                    match planned.desired.tofu_encryption_file(desired_stack, key) {
-                        Some((encryption_path, content)) if &encryption_path == path => content,
-                        _ => planned.desired.backend_file(desired_stack, key),
-                    }
-                }
-            };
-            tracing::debug!(env = %spec.name, %path, "writing backend file");
-            write_file_atomically(path, &content).map_err(|error| Error::File {
-                doing: "write",
-                path: path.clone(),
-                cause: error.to_string(),
-                hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),
-            })?;
+        write_backend_files(
+            &planned.desired,
+            &planned.plan.changes,
+            created_key.as_deref(),
+        )?;
+        if let (Some(target), Some(replica_plan)) = (&planned.replica, &planned.plan.replica) {
+            write_backend_files(
+                &target.desired,
+                &replica_plan.plan.changes,
+                replica_key.as_deref(),
+            )?;
         }
         progress.step("verifying");
         let on_disk = read_on_disk(spec)?;
-        let key_hint = created_key.clone().or_else(|| {
-            planned.plan.changes.iter().find_map(|change| match change {
-                Change::SetEncryption {
-                    to: crate::plan::SseTarget::Kms { key_arn },
-                    ..
-                } => key_arn.clone(),
-                Change::AliasKmsKey { key_arn, .. }
-                | Change::EnableKeyRotation { key_arn }
-                | Change::PutKeyPolicy { key_arn, .. } => Some(key_arn.clone()),
-                _ => None,
-            })
-        });
+        let key_hint = created_key
+            .clone()
+            .or_else(|| key_named_by(&planned.plan.changes));
         let identity_principals: Vec<IamArn> = planned
             .desired
             .identity_policies
@@ -559,16 +651,117 @@ impl Engine {
                 .attach_identity_policy
                 .then_some((identity_name.as_str(), identity_principals.as_slice())),
             key_hint.as_deref(),
-        )
-        .await?;
-        let remaining = plan(&planned.desired, &observed)?;
+        );
+        let replica_observed = async {
+            let Some(target) = &planned.replica else {
+                return Ok(None);
+            };
+            let hint = replica_key.clone().or_else(|| {
+                planned
+                    .plan
+                    .replica
+                    .as_ref()
+                    .and_then(|replica| key_named_by(&replica.plan.changes))
+            });
+            observe_replica(
+                &target.clients,
+                target.desired.spec,
+                planned.account.as_str(),
+                hint.as_deref(),
+            )
+            .await
+            .map(Some)
+        };
+        let (observed, replica_observed) = tokio::join!(observed, replica_observed);
+        let (observed, replica_observed) = (observed?, replica_observed?);
+        let remaining = plan_with_replica(
+            &planned.desired,
+            &observed,
+            planned
+                .replica
+                .as_ref()
+                .map(|target| &target.desired)
+                .zip(replica_observed.as_ref()),
+        )?;
         if !remaining.is_empty() {
             return Err(Error::NotConverged {
-                facets: remaining.changes.iter().map(Change::facet).collect(),
+                facets: remaining.all_changes().map(Change::facet).collect(),
             });
         }
         Ok(())
     }
+}
+
+/// The KMS key a plan's changes name, when one does: the key to read back after apply.
+fn key_named_by(changes: &[Change]) -> Option<String> {
+    changes.iter().find_map(|change| match change {
+        Change::SetEncryption {
+            to: crate::plan::SseTarget::Kms { key_arn },
+            ..
+        } => key_arn.clone(),
+        Change::AliasKmsKey { key_arn, .. }
+        | Change::EnableKeyRotation { key_arn }
+        | Change::PutKeyPolicy { key_arn, .. } => Some(key_arn.clone()),
+        _ => None,
+    })
+}
+
+/// Writes the backend files `changes` name, rendering those that waited for a key this run
+/// created.
+fn write_backend_files(
+    desired: &DesiredBucket<'_>,
+    changes: &[Change],
+    created_key: Option<&str>,
+) -> Result<(), Error> {
+    for change in changes {
+        let Change::WriteBackendFile {
+            stack, path, to, ..
+        } = change
+        else {
+            continue;
+        };
+        let content = match to {
+            Some(content) => content.clone(),
+            None => {
+                let desired_stack = desired
+                    .stacks
+                    .iter()
+                    .find(|candidate| candidate.spec.name.as_str() == stack)
+                    .expect("the plan's stacks are the desired state's");
+                let key = created_key.map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
+                // The stack's backend.hcl, or OpenTofu's encryption file beside it.
+                match desired.tofu_encryption_file(desired_stack, key) {
+                    Some((encryption_path, content)) if &encryption_path == path => content,
+                    _ => desired.backend_file(desired_stack, key),
+                }
+            }
+        };
+        tracing::debug!(env = %desired.spec.name, %path, "writing backend file");
+        write_file_atomically(path, &content).map_err(|error| Error::File {
+            doing: "write",
+            path: path.clone(),
+            cause: error.to_string(),
+            hint: Some("check that the directory is writable; the AWS changes were applied, so a rerun only writes the file".into()),
+        })?;
+    }
+    Ok(())
+}
+
+/// The replica's AWS side and its failover files. Orphaned files are the primary's to find
+/// (their header names the same spec).
+async fn observe_replica(
+    clients: &Clients,
+    replica: &EnvSpec,
+    account: &str,
+    key_hint: Option<&str>,
+) -> Result<crate::observed::Observed, Error> {
+    let backend_files =
+        read_backend_files(replica).map_err(|(path, error)| Error::file("read", &path, &error))?;
+    let on_disk = OnDisk {
+        backend_files,
+        orphan_backend_files: Vec::new(),
+    };
+    Ok(aws::observe(clients, replica, account, on_disk, None, key_hint).await?)
 }
 
 /// Every stack's backend.hcl, and those left by stacks the spec no longer has.

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod project;
 pub mod redact;
 pub mod render;
+pub mod replication;
 pub mod report;
 pub mod scaffold;
 pub mod spec;

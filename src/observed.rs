@@ -25,6 +25,142 @@ pub struct Observed {
     pub log_bucket: Option<LogBucket>,
     /// With `opentofu.encryption.create_key`: the dedicated key; `None` when not observed.
     pub tofu_key: Option<TofuKeyState>,
+    /// With `bucket.replica`: the replication role and configuration; `None` when not observed.
+    pub replication: Option<ReplicationState>,
+}
+
+/// What replication into the replica depends on, as read from IAM and the primary bucket.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReplicationState {
+    /// The replication role; `None` when it does not exist.
+    pub role: Option<RoleState>,
+    /// GetBucketReplication; `None` when the bucket has no replication configuration.
+    pub configuration: Option<ReplicationConfiguration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleState {
+    pub arn: String,
+    /// The trust policy, decoded.
+    pub trust_policy: String,
+    /// statebucket's inline policy of the role, decoded; `None` when it has none.
+    pub policy: Option<String>,
+}
+
+/// A bucket's replication configuration: one role for every rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationConfiguration {
+    pub role: String,
+    /// statebucket's rule (by its id), as far as statebucket sets it.
+    pub owned: Option<ReplicationRule>,
+    /// Every other rule, kept as it is.
+    pub foreign: Vec<ForeignReplicationRule>,
+}
+
+/// statebucket's replication rule, in the terms it is compared in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicationRule {
+    pub id: String,
+    pub priority: i32,
+    pub enabled: bool,
+    /// The rule covers every object (an empty prefix filter, or none).
+    pub whole_bucket: bool,
+    /// Delete markers are replicated (so that a released lockfile is released there too).
+    pub delete_markers: bool,
+    /// The destination bucket's ARN.
+    pub destination: String,
+    /// SSE-KMS objects are selected and re-encrypted with this key in the replica's region.
+    pub replica_kms_key: Option<String>,
+    /// A storage class other than the source's; statebucket sets none.
+    pub storage_class: Option<String>,
+}
+
+impl fmt::Display for ReplicationRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} -> {}{}{}{}",
+            if self.whole_bucket {
+                "every object"
+            } else {
+                "some objects"
+            },
+            self.destination,
+            match &self.replica_kms_key {
+                Some(key) => format!(", SSE-KMS objects re-encrypted with {key}"),
+                None => String::new(),
+            },
+            if self.delete_markers {
+                ", delete markers too"
+            } else {
+                ", delete markers not replicated"
+            },
+            if self.enabled { "" } else { " (disabled)" },
+        )
+    }
+}
+
+/// A replication rule of another owner: the core reads its id and priority only; the S3
+/// adapter keeps what it read (`kept`) and writes it back unchanged, since
+/// PutBucketReplication replaces every rule at once.
+#[derive(Clone)]
+pub struct ForeignReplicationRule {
+    pub id: String,
+    pub priority: Option<i32>,
+    pub kept: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl fmt::Debug for ForeignReplicationRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignReplicationRule")
+            .field("id", &self.id)
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for ForeignReplicationRule {
+    fn eq(&self, other: &ForeignReplicationRule) -> bool {
+        self.id == other.id && self.priority == other.priority
+    }
+}
+
+impl Serialize for ForeignReplicationRule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.id)
+    }
+}
+
+/// Object Lock on a bucket (GetObjectLockConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectLockState {
+    pub enabled: bool,
+    pub default_retention: Option<Retention>,
+}
+
+/// A default retention as S3 holds it: in days or in years.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    pub days: Option<i32>,
+    pub years: Option<i32>,
+}
+
+impl Retention {
+    /// The retention in days (a year counted as 365).
+    pub fn in_days(&self) -> i64 {
+        i64::from(self.days.unwrap_or(0)) + 365 * i64::from(self.years.unwrap_or(0))
+    }
+}
+
+impl fmt::Display for Retention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.days, self.years) {
+            (_, Some(years)) => write!(f, "{} for {years} years", self.mode),
+            (days, None) => write!(f, "{} for {} days", self.mode, days.unwrap_or(0)),
+        }
+    }
 }
 
 /// OpenTofu's dedicated key as found: behind its alias, tagged for the environment but
@@ -209,6 +345,8 @@ pub struct BucketState {
     pub lifecycle_minimum_object_size: Option<String>,
     /// Server access logging; `None` when off (or not read: read only with `bucket.logging`).
     pub logging: Option<LoggingTarget>,
+    /// Object Lock; `None` when not read (read only when the spec asks for it).
+    pub object_lock: Option<ObjectLockState>,
 }
 
 /// GetBucketVersioning omits `Status` when versioning was never configured.

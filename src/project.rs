@@ -22,6 +22,8 @@ pub const ENVIRONMENTS_DIR: &str = "environments";
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub spec: EnvSpec,
+    /// With `bucket.replica`: the replica's spec (`EnvSpec::replica_spec`).
+    pub replica: Option<EnvSpec>,
     pub template_name: String,
     pub template: String,
 }
@@ -55,6 +57,22 @@ impl Environment {
             endpoint,
             self.template(),
         )
+    }
+
+    /// The replica's desired state built without AWS (see `offline_desired`).
+    pub fn offline_replica_desired(
+        &self,
+        endpoint: Option<&crate::spec::EndpointUrl>,
+    ) -> Option<Result<DesiredBucket<'_>, Vec<Diagnostic>>> {
+        let replica = self.replica.as_ref()?;
+        let account = self.offline_account();
+        Some(DesiredBucket::build(
+            replica,
+            &account,
+            &PrincipalArns::offline(replica, &account),
+            endpoint,
+            self.template(),
+        ))
     }
 }
 
@@ -148,6 +166,7 @@ pub fn load(paths: &[String]) -> Result<Vec<Environment>, Error> {
             },
         };
         let environment = Environment {
+            replica: spec.replica_spec(),
             spec,
             template_name,
             template,
@@ -266,7 +285,7 @@ pub fn orphan_backend_files(spec: &EnvSpec) -> Vec<(String, String)> {
             let name = path.to_string_lossy().replace('\\', "/");
             let name = name.strip_prefix("./").unwrap_or(&name).to_owned();
             let is_backend = name.ends_with(".hcl") || name.ends_with(".tfbackend");
-            if !is_backend || spec.stacks.iter().any(|stack| stack.file == name) {
+            if !is_backend || spec.written_files().contains(&name) {
                 continue;
             }
             if let Ok(text) = fs::read_to_string(&path)

@@ -31,6 +31,7 @@ fn configures_bucket(change: &Change) -> bool {
             | Change::MergeTags { .. }
             | Change::SetLifecycle { .. }
             | Change::EnableLogging { .. }
+            | Change::SetObjectLock { .. }
     )
 }
 
@@ -70,21 +71,40 @@ pub fn plan_lines(plan: &EnvPlan) -> String {
         let names: Vec<String> = plan.in_sync.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "  = in sync: {}", names.join(", "));
     }
+    if let Some(replica) = &plan.replica {
+        let _ = writeln!(
+            out,
+            "  replica s3://{} in {}:",
+            replica.bucket, replica.region
+        );
+        for line in plan_lines(&replica.plan).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
 }
 
 /// `Plan: 1 to create, 6 to update, 2 in sync.`
 pub fn plan_summary(plan: &EnvPlan) -> String {
+    let (creates, updates, in_sync) = counts(plan);
+    format!("Plan: {creates} to create, {updates} to update, {in_sync} in sync.")
+}
+
+/// Changes that create, that update, and facets in sync: the replica's counted too.
+fn counts(plan: &EnvPlan) -> (usize, usize, usize) {
     let creates = plan
         .changes
         .iter()
         .filter(|change| creates(plan, change))
         .count();
-    let updates = plan.changes.len() - creates;
-    format!(
-        "Plan: {creates} to create, {updates} to update, {} in sync.",
-        plan.in_sync.len()
-    )
+    let own = (creates, plan.changes.len() - creates, plan.in_sync.len());
+    match &plan.replica {
+        Some(replica) => {
+            let theirs = counts(&replica.plan);
+            (own.0 + theirs.0, own.1 + theirs.1, own.2 + theirs.2)
+        }
+        None => own,
+    }
 }
 
 fn kept(labels: &[String]) -> String {
@@ -114,6 +134,7 @@ fn describe_new(change: &Change) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         Change::EnableLogging { to, .. } => to.to_string(),
+        Change::SetObjectLock { to, .. } => format!("default retention {to}"),
         other => describe(other),
     }
 }
@@ -126,9 +147,46 @@ fn describe(change: &Change) -> String {
             tags,
             ..
         } if tags.is_empty() => format!("create {bucket} in {region}"),
+        Change::CreateBucket {
+            bucket,
+            region,
+            tags,
+            object_lock: true,
+            ..
+        } => format!(
+            "create {bucket} in {region} with Object Lock{}",
+            if tags.is_empty() {
+                ""
+            } else {
+                ", tagged at creation"
+            }
+        ),
         Change::CreateBucket { bucket, region, .. } => {
             format!("create {bucket} in {region}, tagged at creation")
         }
+        Change::SetObjectLock { from, to, enable } => format!(
+            "{} -> default retention {to}",
+            match (from, enable) {
+                (Some(from), _) => format!("default retention {from}"),
+                (None, true) => "off".to_owned(),
+                (None, false) => "no default retention".to_owned(),
+            }
+        ),
+        Change::CreateReplicationRole { role, .. } => format!(
+            "create role {role}, assumable by {} only, with inline policy `{}`",
+            crate::replication::S3_SERVICE,
+            crate::replication::ROLE_POLICY_NAME
+        ),
+        Change::PutReplication { from, to, .. } => match from {
+            Some(from) if from.priority != to.priority && from.destination == to.destination => {
+                format!(
+                    "rule {}: {from} (priority {}) -> {to} (priority {})",
+                    to.id, from.priority, to.priority
+                )
+            }
+            Some(from) => format!("rule {}: {from} -> {to}", to.id),
+            None => format!("rule {}: {to}", to.id),
+        },
         Change::CreateKmsKey { alias, .. } => {
             format!("create a symmetric key as {alias}, rotation on")
         }
@@ -237,6 +295,14 @@ fn details(change: &Change) -> Vec<String> {
         {
             vec![format!("keeps {}", kept(labels))]
         }
+        Change::PutReplication { kept, role, .. } if !kept.is_empty() => {
+            let noun = if kept.len() == 1 { "rule" } else { "rules" };
+            vec![format!(
+                "keeps {} replication {noun} statebucket does not own: {}; role {role}",
+                kept.len(),
+                kept.join(", ")
+            )]
+        }
         Change::SetLifecycle { kept, .. } if !kept.is_empty() => {
             let noun = if kept.len() == 1 { "rule" } else { "rules" };
             vec![format!(
@@ -335,6 +401,7 @@ mod tests {
             in_sync: vec![Facet::Bucket, Facet::Encryption],
             kept_statements: vec!["AuditorRead".into()],
             notes: vec!["a note".into()],
+            replica: None,
         };
         assert_eq!(
             plan_lines(&plan),
@@ -366,6 +433,7 @@ mod tests {
                     region: "eu-west-1".into(),
                     tags: BTreeMap::new(),
                     owner_enforced: true,
+                    object_lock: false,
                 },
                 Change::EnableVersioning {
                     from: Versioning::Never,
@@ -381,6 +449,7 @@ mod tests {
             in_sync: Vec::new(),
             kept_statements: Vec::new(),
             notes: Vec::new(),
+            replica: None,
         };
         assert_eq!(
             plan_lines(&plan),

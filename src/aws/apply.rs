@@ -8,15 +8,18 @@ use std::sync::Arc;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
-    BucketVersioningStatus, CreateBucketConfiguration, LoggingEnabled, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, TransitionDefaultMinimumObjectSize, VersioningConfiguration,
+    BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, LoggingEnabled,
+    ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Tag, Tagging, TransitionDefaultMinimumObjectSize,
+    VersioningConfiguration,
 };
 use futures::future::try_join_all;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
+use crate::observed::Retention;
 use crate::plan::{Change, EnvPlan, SseTarget};
 use crate::policy::PolicyDocument;
 use crate::spec::{IamArn, Region};
@@ -70,9 +73,24 @@ pub async fn apply(
     account: &str,
     locking: &LockOptions<'_>,
 ) -> Result<(Applied, Option<super::lock::HeldLock>), AwsError> {
+    let mut retention_set = false;
     let lock = if needs_lock(plan) {
-        if let Some((tags, owner_enforced)) = bucket_to_create(plan) {
-            create_bucket_in_region(clients, bucket, region.as_str(), tags, owner_enforced).await?;
+        if let Some(new_bucket) = bucket_to_create(plan) {
+            create_bucket_in_region(clients, bucket, region.as_str(), new_bucket).await?;
+            // A default retention goes on before the lock's object is written, so that it
+            // covers every object from the first (and S3-compatible test servers that only
+            // take it on an empty bucket accept it).
+            if let Some(retention) = retention_to_set(plan) {
+                put_object_lock(clients, bucket, account, retention)
+                    .await
+                    .map_err(|failure| {
+                        failure.into_error(
+                            format!("object lock of bucket `{bucket}`"),
+                            &clients.identity_source,
+                        )
+                    })?;
+                retention_set = true;
+            }
         }
         Some(
             super::lock::acquire(
@@ -95,7 +113,8 @@ pub async fn apply(
             bucket,
             region.as_str(),
             account,
-            lock.is_some()
+            lock.is_some(),
+            retention_set
         ),
         apply_lock_table(clients, plan, region, account)
     );
@@ -110,14 +129,27 @@ pub async fn apply(
     }
 }
 
-/// The bucket the plan creates: its tags, and whether CreateBucket enforces the owner.
-fn bucket_to_create(plan: &EnvPlan) -> Option<(&std::collections::BTreeMap<String, String>, bool)> {
+/// What CreateBucket sets itself.
+#[derive(Debug, Clone, Copy)]
+struct NewBucket<'a> {
+    tags: &'a std::collections::BTreeMap<String, String>,
+    owner_enforced: bool,
+    object_lock: bool,
+}
+
+/// The bucket the plan creates.
+fn bucket_to_create(plan: &EnvPlan) -> Option<NewBucket<'_>> {
     plan.changes.iter().find_map(|change| match change {
         Change::CreateBucket {
             tags,
             owner_enforced,
+            object_lock,
             ..
-        } => Some((tags, *owner_enforced)),
+        } => Some(NewBucket {
+            tags,
+            owner_enforced: *owner_enforced,
+            object_lock: *object_lock,
+        }),
         _ => None,
     })
 }
@@ -130,7 +162,50 @@ enum NewKey {
     Found(String),
 }
 
-/// `bucket_created`: the bucket was created before the lock was taken.
+/// The default retention the plan sets.
+fn retention_to_set(plan: &EnvPlan) -> Option<&Retention> {
+    plan.changes.iter().find_map(|change| match change {
+        Change::SetObjectLock { to, .. } => Some(to),
+        _ => None,
+    })
+}
+
+/// PutObjectLockConfiguration: Object Lock on, with `retention` as the default.
+async fn put_object_lock(
+    clients: &Clients,
+    bucket: &str,
+    account: &str,
+    retention: &Retention,
+) -> Result<(), Failure> {
+    clients
+        .s3
+        .put_object_lock_configuration()
+        .bucket(bucket)
+        .expected_bucket_owner(account)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::from(retention.mode.as_str()))
+                                .set_days(retention.days)
+                                .set_years(retention.years)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| Failure::from_sdk(&error))
+}
+
+/// `bucket_created`: the bucket was created before the lock was taken; `retention_set`:
+/// and its default retention set.
 async fn apply_bucket_and_key<'a>(
     clients: &'a Clients,
     plan: &'a EnvPlan,
@@ -138,6 +213,7 @@ async fn apply_bucket_and_key<'a>(
     region: &'a str,
     account: &'a str,
     bucket_created: bool,
+    retention_set: bool,
 ) -> Result<Applied, AwsError> {
     let identity = clients.identity_source.as_str();
     let key_to_create = plan.changes.iter().find_map(|change| match change {
@@ -150,11 +226,11 @@ async fn apply_bucket_and_key<'a>(
         _ => None,
     });
 
-    let bucket_tags = bucket_to_create(plan).filter(|_| !bucket_created);
+    let new_bucket = bucket_to_create(plan).filter(|_| !bucket_created);
     let bucket_step = async {
-        if let Some((tags, owner_enforced)) = bucket_tags {
+        if let Some(new_bucket) = new_bucket {
             tracing::debug!(%bucket, %region, "creating bucket");
-            create_bucket_in_region(clients, bucket, region, tags, owner_enforced).await?;
+            create_bucket_in_region(clients, bucket, region, new_bucket).await?;
         }
         Ok::<_, AwsError>(())
     };
@@ -202,7 +278,13 @@ async fn apply_bucket_and_key<'a>(
                     | Change::CreateLockTable { .. }
                     | Change::UpdateLockTable { .. }
                     | Change::EnablePointInTimeRecovery { .. }
-                    | Change::TagLockTable { .. } => return Ok(None),
+                    | Change::TagLockTable { .. }
+                    | Change::CreateReplicationRole { .. }
+                    | Change::PutReplication { .. } => return Ok(None),
+                    Change::SetObjectLock { .. } if retention_set => return Ok(None),
+                    Change::SetObjectLock { to, .. } => {
+                        put_object_lock(clients, bucket, account, to).await
+                    }
                     Change::SetLifecycle {
                         rules,
                         minimum_object_size,
@@ -410,12 +492,38 @@ async fn apply_bucket_and_key<'a>(
             }
         )
     };
+    // Object Lock turned on for an existing bucket needs versioning on first.
+    let locks_after_versioning = plan
+        .changes
+        .iter()
+        .any(|change| matches!(change, Change::SetObjectLock { enable: true, .. }))
+        && new_bucket.is_none()
+        && !bucket_created;
+    let after_versioning = |change: &Change| {
+        locks_after_versioning
+            && matches!(
+                change,
+                Change::SetObjectLock { .. } | Change::EnableVersioning { .. }
+            )
+    };
     let independent = try_join_all(
         plan.changes
             .iter()
-            .filter(|change| !needs_new_key(change))
+            .filter(|change| !needs_new_key(change) && !after_versioning(change))
             .map(|change| setting(change, None)),
     );
+    let ordered = async {
+        let mut warnings = Vec::new();
+        // Versioning first: the plan lists it before Object Lock.
+        for change in plan
+            .changes
+            .iter()
+            .filter(|change| after_versioning(change))
+        {
+            warnings.push(setting(change, None).await?);
+        }
+        Ok::<_, AwsError>(warnings)
+    };
     let key_chain = async {
         let new_key = key_step.await?;
         let created_key = new_key.as_ref().map(|key| match key {
@@ -440,13 +548,14 @@ async fn apply_bucket_and_key<'a>(
         let (created_alias, dependent) = tokio::try_join!(alias_step, dependent)?;
         Ok::<_, AwsError>((created_key, created_alias, dependent))
     };
-    let (independent, (), (created_key, created_alias, dependent)) =
-        tokio::try_join!(independent, logging_step, key_chain)?;
+    let (independent, ordered, (), (created_key, created_alias, dependent)) =
+        tokio::try_join!(independent, ordered, logging_step, key_chain)?;
     let tofu_key_warning = tofu_key_step.await?;
     Ok(Applied {
         created_key,
         warnings: independent
             .into_iter()
+            .chain(ordered)
             .chain(dependent)
             .chain([created_alias, tofu_key_warning])
             .flatten()
@@ -656,15 +765,21 @@ async fn create_bucket_in_region(
     clients: &Clients,
     bucket: &str,
     region: &str,
-    tags: &std::collections::BTreeMap<String, String>,
-    owner_enforced: bool,
+    new_bucket: NewBucket<'_>,
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
+    let tags = new_bucket.tags;
     let mut request = clients
         .s3
         .create_bucket()
         .bucket(bucket)
-        .set_object_ownership(owner_enforced.then_some(ObjectOwnership::BucketOwnerEnforced));
+        .set_object_ownership(
+            new_bucket
+                .owner_enforced
+                .then_some(ObjectOwnership::BucketOwnerEnforced),
+        )
+        // Object Lock at creation turns versioning on with it.
+        .set_object_lock_enabled_for_bucket(new_bucket.object_lock.then_some(true));
     if region != "us-east-1" || !tags.is_empty() {
         let location = (region != "us-east-1").then(|| BucketLocationConstraint::from(region));
         let tags = (!tags.is_empty()).then(|| s3_tags(tags));
@@ -866,4 +981,44 @@ async fn alias_and_rotation(
     };
     let (warning, ()) = tokio::try_join!(alias_step, rotation_step)?;
     Ok(warning)
+}
+
+/// The replication role the plan creates (with its policy). Runs beside the buckets' own
+/// changes: the role names the buckets but does not need them to exist.
+pub async fn apply_replication_role(clients: &Clients, plan: &EnvPlan) -> Result<(), AwsError> {
+    for change in &plan.changes {
+        if let Change::CreateReplicationRole {
+            role,
+            trust_policy,
+            policy_name,
+            policy,
+        } = change
+        {
+            super::replication::create_role(clients, role, trust_policy, policy_name, policy)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The primary's replication configuration. S3 checks that both buckets have versioning on
+/// and that the role exists, so this runs after both buckets' changes and the role's.
+pub async fn apply_replication(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    account: &str,
+) -> Result<(), AwsError> {
+    for change in &plan.changes {
+        if let Change::PutReplication {
+            role, to, foreign, ..
+        } = change
+        {
+            until_consistent(|| {
+                super::replication::put_configuration(clients, bucket, account, role, to, foreign)
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }

@@ -21,12 +21,15 @@ pub mod codes {
     pub const KMS_NOT_FOUND: &str = "NotFoundException";
     pub const KMS_ALREADY_EXISTS: &str = "AlreadyExistsException";
     pub const IAM_NO_SUCH_ENTITY: &str = "NoSuchEntity";
+    pub const IAM_ENTITY_EXISTS: &str = "EntityAlreadyExists";
     pub const MALFORMED_POLICY: &str = "MalformedPolicy";
     pub const DYNAMODB_RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
     pub const DYNAMODB_TABLE_NOT_FOUND: &str = "TableNotFoundException";
     pub const DYNAMODB_RESOURCE_IN_USE: &str = "ResourceInUseException";
     pub const DYNAMODB_BACKUPS_UNAVAILABLE: &str = "ContinuousBackupsUnavailableException";
     pub const NO_SUCH_KEY: &str = "NoSuchKey";
+    pub const NO_REPLICATION: &str = "ReplicationConfigurationNotFoundError";
+    pub const NO_OBJECT_LOCK: &str = "ObjectLockConfigurationNotFoundError";
     pub const NO_SUCH_VERSION: &str = "NoSuchVersion";
     /// GetObject of a delete marker's version id.
     pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";

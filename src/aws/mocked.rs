@@ -33,6 +33,7 @@ async fn apply_changes(
         in_sync: Vec::new(),
         kept_statements: Vec::new(),
         notes: Vec::new(),
+        replica: None,
     };
     let locking = super::LockOptions {
         timeout: std::time::Duration::from_secs(5),
@@ -316,6 +317,7 @@ async fn a_name_taken_by_another_account_is_a_clear_error() {
             bucket: "mocked-bucket".into(),
             region: "eu-west-1".into(),
             owner_enforced: true,
+            object_lock: false,
         }],
     )
     .await
@@ -467,6 +469,7 @@ async fn tags_go_into_create_bucket() {
             region: "eu-west-1".into(),
             tags: BTreeMap::from([("team".into(), "platform".into())]),
             owner_enforced: true,
+            object_lock: false,
         }],
     )
     .await

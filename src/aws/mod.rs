@@ -14,6 +14,7 @@ mod mocked;
 mod observe;
 pub mod probe;
 pub mod profiles;
+pub mod replication;
 pub mod session;
 pub mod state;
 
@@ -33,7 +34,9 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-pub use apply::{Applied, LockOptions, apply, needs_lock};
+pub use apply::{
+    Applied, LockOptions, apply, apply_replication, apply_replication_role, needs_lock,
+};
 pub use errors::AwsError;
 pub use iam::verify_principals;
 pub use observe::{CallerIdentity, OnDisk, caller_identity, observe};

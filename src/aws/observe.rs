@@ -13,8 +13,8 @@ use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::desired::{kms_key_tags, tofu_key_tags};
 use crate::observed::{
-    BucketState, KeyPolicyReading, KmsKeyState, LogBucket, LoggingTarget, Observed,
-    PublicAccessBlock, SseRule, TofuKeyState, Versioning,
+    BucketState, KeyPolicyReading, KmsKeyState, LogBucket, LoggingTarget, ObjectLockState,
+    Observed, PublicAccessBlock, Retention, SseRule, TofuKeyState, Versioning,
 };
 use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, StoreFeature, TofuEncryption};
 use futures::future::try_join_all;
@@ -128,13 +128,23 @@ pub async fn observe(
     };
 
     let tofu_key = observe_tofu_key(clients, spec);
-    let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies, tofu_key) = tokio::join!(
+    let replication = async {
+        if spec.bucket.replica.is_none() {
+            return Ok(None);
+        }
+        let role = crate::replication::role_name(&spec.bucket.name);
+        super::replication::observe(clients, &role, spec.bucket.name.as_str(), account)
+            .await
+            .map(Some)
+    };
+    let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies, tofu_key, replication) = tokio::join!(
         bucket_state,
         log_bucket,
         lock_tables,
         kms_key,
         identity_policies,
-        tofu_key
+        tofu_key,
+        replication
     );
     Ok(Observed {
         bucket: bucket_state?,
@@ -145,6 +155,7 @@ pub async fn observe(
         lock_tables: lock_tables?.into_iter().flatten().collect(),
         log_bucket: log_bucket?,
         tofu_key: tofu_key?,
+        replication: replication?,
     })
 }
 
@@ -178,6 +189,8 @@ async fn observe_tofu_key(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BucketReads {
     pub logging: bool,
+    /// Object Lock (GetObjectLockConfiguration), read only when the spec asks for it.
+    pub object_lock: bool,
     pub public_access: bool,
     pub ownership: bool,
     pub tags: bool,
@@ -186,6 +199,7 @@ pub struct BucketReads {
 impl BucketReads {
     pub const ALL: BucketReads = BucketReads {
         logging: true,
+        object_lock: true,
         public_access: true,
         ownership: true,
         tags: true,
@@ -194,6 +208,7 @@ impl BucketReads {
     pub fn for_spec(spec: &EnvSpec) -> BucketReads {
         BucketReads {
             logging: spec.bucket.logging.is_some(),
+            object_lock: spec.bucket.object_lock.is_some(),
             public_access: !spec.lacks(StoreFeature::PublicAccessBlock),
             ownership: !spec.lacks(StoreFeature::OwnershipControls),
             tags: !spec.lacks(StoreFeature::Tagging),
@@ -421,7 +436,27 @@ pub async fn observe_bucket(
             ),
         }
     };
-    let (head, versioning, encryption, public_access, ownership, policy, tags, lifecycle, logging) = tokio::join!(
+    let object_lock = async {
+        if !reads.object_lock {
+            return Ok(None);
+        }
+        match s3
+            .get_object_lock_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(object_lock_state(output.object_lock_configuration()))),
+            Err(error) => absent_or(
+                Failure::from_sdk(&error),
+                codes::NO_OBJECT_LOCK,
+                "reading object lock",
+                bucket,
+                identity,
+            ),
+        }
+    };
+    let (
         head,
         versioning,
         encryption,
@@ -430,7 +465,19 @@ pub async fn observe_bucket(
         policy,
         tags,
         lifecycle,
-        logging
+        logging,
+        object_lock,
+    ) = tokio::join!(
+        head,
+        versioning,
+        encryption,
+        public_access,
+        ownership,
+        policy,
+        tags,
+        lifecycle,
+        logging,
+        object_lock
     );
     let Some(region) = head? else {
         return Ok(None);
@@ -447,7 +494,36 @@ pub async fn observe_bucket(
         lifecycle,
         lifecycle_minimum_object_size,
         logging: logging?.flatten(),
+        // Read and absent: Object Lock is off.
+        object_lock: object_lock?.or(reads.object_lock.then_some(ObjectLockState {
+            enabled: false,
+            default_retention: None,
+        })),
     }))
+}
+
+fn object_lock_state(
+    configuration: Option<&aws_sdk_s3::types::ObjectLockConfiguration>,
+) -> ObjectLockState {
+    let enabled = configuration
+        .and_then(|configuration| configuration.object_lock_enabled())
+        .is_some_and(|enabled| enabled.as_str() == "Enabled");
+    let default_retention = configuration
+        .and_then(|configuration| configuration.rule())
+        .and_then(|rule| rule.default_retention())
+        .map(|retention| Retention {
+            mode: retention
+                .mode()
+                .map(|mode| mode.as_str().to_owned())
+                .unwrap_or_default(),
+            // Some servers answer the unit not set with 0.
+            days: retention.days().filter(|days| *days != 0),
+            years: retention.years().filter(|years| *years != 0),
+        });
+    ObjectLockState {
+        enabled,
+        default_retention,
+    }
 }
 
 /// The log bucket's region and policy, both at once. S3 delivers logs only within one

@@ -128,6 +128,20 @@ pub struct EnvReport<'a> {
     pub warnings: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
+    /// With `bucket.replica`: the replica's own changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaReport<'a>>,
+}
+
+/// The replica bucket of an environment, planned like a bucket of its own.
+#[derive(Debug, Serialize)]
+pub struct ReplicaReport<'a> {
+    pub bucket: &'a str,
+    pub region: &'a str,
+    pub changes: Vec<Value>,
+    pub in_sync: Vec<Facet>,
+    pub kept_statements: Vec<&'a str>,
+    pub notes: Vec<&'a str>,
 }
 
 /// A change as the documents carry it: its kind, its facet, `from` and `to`, and the

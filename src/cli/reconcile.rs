@@ -294,6 +294,7 @@ fn env_report<'a>(result: &'a EnvResult<'_>, applied: bool) -> json::EnvReport<'
         notes: Vec::new(),
         warnings: Vec::new(),
         error: None,
+        replica: None,
     };
     match result {
         Ok(planned) => {
@@ -308,6 +309,23 @@ fn env_report<'a>(result: &'a EnvResult<'_>, applied: bool) -> json::EnvReport<'
                 .collect();
             report.notes = planned.plan.notes.iter().map(String::as_str).collect();
             report.warnings = planned.warnings.iter().map(String::as_str).collect();
+            report.replica = planned
+                .plan
+                .replica
+                .as_deref()
+                .map(|replica| json::ReplicaReport {
+                    bucket: &replica.bucket,
+                    region: &replica.region,
+                    changes: replica.plan.changes.iter().map(json::change).collect(),
+                    in_sync: replica.plan.in_sync.clone(),
+                    kept_statements: replica
+                        .plan
+                        .kept_statements
+                        .iter()
+                        .map(String::as_str)
+                        .collect(),
+                    notes: replica.plan.notes.iter().map(String::as_str).collect(),
+                });
             report.status = match (planned.plan.is_empty(), applied) {
                 (true, _) => "in_sync",
                 (false, true) => "applied",

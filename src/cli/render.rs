@@ -1,4 +1,4 @@
-//! `statebucket render`: every stack's backend.hcl, offline. The KMS key is written as the
+//! `statebucket render`: every stack's backend.hcl (and failover file), offline. The KMS key is written as the
 //! spec names it; `apply` writes its ARN.
 
 use super::args::EndpointArgs;
@@ -20,10 +20,19 @@ pub fn run(
     let mut notes = Vec::new();
     for environment in &environments {
         let spec = &environment.spec;
+        let endpoint = connection.endpoint(spec);
         let desired = environment
-            .offline_desired(connection.endpoint(spec).as_ref())
+            .offline_desired(endpoint.as_ref())
             .map_err(Error::Spec)?;
-        for stack in &desired.stacks {
+        // With a replica, its failover files too.
+        let replica = environment
+            .offline_replica_desired(endpoint.as_ref())
+            .transpose()
+            .map_err(Error::Spec)?;
+        let buckets = std::iter::once(&desired).chain(replica.as_ref());
+        for (desired, stack) in
+            buckets.flat_map(|desired| desired.stacks.iter().map(move |stack| (desired, stack)))
+        {
             let backend = (
                 stack.spec.file.clone(),
                 desired.backend_file(stack, KmsKeyId::FromSpec),

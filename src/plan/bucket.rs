@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, Observed, PublicAccessBlock, Versioning};
+use crate::observed::{BucketState, ObjectLockState, Observed, PublicAccessBlock, Versioning};
 use crate::spec::StoreFeature;
 
 pub(super) fn check_region(
@@ -45,6 +45,7 @@ pub(super) fn plan<'o>(
                     region: spec.region.to_string(),
                     tags: spec.bucket.tags.clone(),
                     owner_enforced: !spec.lacks(StoreFeature::OwnershipControls),
+                    object_lock: spec.bucket.object_lock.is_some(),
                 }),
             );
             Cow::Owned(BucketState {
@@ -58,6 +59,11 @@ pub(super) fn plan<'o>(
                 lifecycle: Vec::new(),
                 lifecycle_minimum_object_size: None,
                 logging: None,
+                // Object Lock is enabled by CreateBucket itself, without a default retention.
+                object_lock: spec.bucket.object_lock.map(|_| ObjectLockState {
+                    enabled: true,
+                    default_retention: None,
+                }),
             })
         }
     }

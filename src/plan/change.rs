@@ -7,7 +7,10 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::observed::{LifecycleRule, LoggingTarget, PublicAccessBlock, SseRule, Versioning};
+use crate::observed::{
+    ForeignReplicationRule, LifecycleRule, LoggingTarget, PublicAccessBlock, ReplicationRule,
+    Retention, SseRule, Versioning,
+};
 use crate::policy::StatementChange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -32,6 +35,9 @@ pub enum Facet {
     IdentityPolicy,
     BackendFile,
     TofuKey,
+    ObjectLock,
+    ReplicationRole,
+    Replication,
 }
 
 impl fmt::Display for Facet {
@@ -56,6 +62,9 @@ impl fmt::Display for Facet {
             Facet::IdentityPolicy => "identity policy",
             Facet::BackendFile => "backend file",
             Facet::TofuKey => "opentofu key",
+            Facet::ObjectLock => "object lock",
+            Facet::ReplicationRole => "replication role",
+            Facet::Replication => "replication",
         })
     }
 }
@@ -97,6 +106,36 @@ pub enum Change {
         /// lacks ownership controls).
         #[serde(skip)]
         owner_enforced: bool,
+        /// Object Lock enabled at creation (a replica with `object_lock`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        object_lock: bool,
+    },
+    /// Object Lock's default retention (PutObjectLockConfiguration). `enable`: Object Lock is
+    /// not on yet on this existing bucket, and is turned on by the same request (S3 allows
+    /// it on a versioned bucket).
+    SetObjectLock {
+        from: Option<Retention>,
+        to: Retention,
+        enable: bool,
+    },
+    /// The role S3 assumes to replicate (trusted by s3.amazonaws.com only), with its inline
+    /// policy. Created, never deleted.
+    CreateReplicationRole {
+        role: String,
+        trust_policy: String,
+        policy_name: String,
+        policy: String,
+    },
+    /// The replication configuration of the primary: statebucket's rule, the rules of other
+    /// owners as they were, and the role.
+    PutReplication {
+        role: String,
+        from: Option<ReplicationRule>,
+        to: ReplicationRule,
+        /// Ids of the rules of other owners, kept.
+        kept: Vec<String>,
+        #[serde(skip)]
+        foreign: Vec<ForeignReplicationRule>,
     },
     /// A symmetric key with the alias, tags naming the environment, rotation on, and
     /// `policy` as its key policy.
@@ -244,6 +283,9 @@ impl Change {
             Change::TagLockTable { .. } => Facet::LockTableTags,
             Change::PutIdentityPolicy { .. } => Facet::IdentityPolicy,
             Change::WriteBackendFile { .. } => Facet::BackendFile,
+            Change::SetObjectLock { .. } => Facet::ObjectLock,
+            Change::CreateReplicationRole { .. } => Facet::ReplicationRole,
+            Change::PutReplication { .. } => Facet::Replication,
         }
     }
 
@@ -255,11 +297,26 @@ impl Change {
                 bucket,
                 region,
                 tags,
+                object_lock,
+                ..
+            } => {
+                let mut to = json!({"bucket": bucket, "region": region, "tags": tags});
+                if *object_lock {
+                    to["object_lock"] = json!(true);
+                }
+                (Value::Null, to)
+            }
+            Change::SetObjectLock { from, to, .. } => (value(from), value(to)),
+            Change::CreateReplicationRole {
+                role,
+                trust_policy,
+                policy,
                 ..
             } => (
                 Value::Null,
-                json!({"bucket": bucket, "region": region, "tags": tags}),
+                json!({"role": role, "trust_policy": trust_policy, "policy": policy}),
             ),
+            Change::PutReplication { from, to, .. } => (value(from), value(to)),
             Change::CreateKmsKey {
                 alias,
                 description,
@@ -316,7 +373,9 @@ impl Change {
             Change::CreateBucket { .. }
             | Change::CreateKmsKey { .. }
             | Change::CreateTofuKey { .. }
+            | Change::CreateReplicationRole { .. }
             | Change::CreateLockTable { .. } => true,
+            Change::PutReplication { from, .. } => from.is_none(),
             Change::WriteBackendFile { from, .. } => from.is_none(),
             // `None`: the table is created by the same plan; its backups come with it.
             Change::EnablePointInTimeRecovery { from, .. } => from.is_none(),

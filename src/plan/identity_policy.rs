@@ -56,7 +56,7 @@ pub(super) fn plan(
 }
 
 /// The statements as compared: each in IAM's canonical form, in no particular order.
-fn comparable(document: &PolicyDocument) -> Vec<serde_json::Value> {
+pub(super) fn comparable(document: &PolicyDocument) -> Vec<serde_json::Value> {
     let mut statements: Vec<serde_json::Value> =
         document.statements.iter().map(policy::normalize).collect();
     statements.sort_by_key(ToString::to_string);

@@ -16,8 +16,10 @@ mod kms_key;
 mod lifecycle;
 mod lock_table;
 mod logging;
+mod object_lock;
 mod ownership;
 mod public_access;
+mod replication;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -44,11 +46,37 @@ pub struct EnvPlan {
     pub kept_statements: Vec<String>,
     /// Things the user should know that are not changes.
     pub notes: Vec<String>,
+    /// With `bucket.replica`: the replica's own plan (a bucket reconciled like this one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<Box<ReplicaPlan>>,
+}
+
+/// The plan of a replica bucket, with where it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaPlan {
+    pub bucket: String,
+    pub region: String,
+    #[serde(flatten)]
+    pub plan: EnvPlan,
 }
 
 impl EnvPlan {
+    /// No change here nor on the replica.
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+            && self
+                .replica
+                .as_ref()
+                .is_none_or(|replica| replica.plan.is_empty())
+    }
+
+    /// Every change, the replica's after this bucket's.
+    pub fn all_changes(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().chain(
+            self.replica
+                .iter()
+                .flat_map(|replica| replica.plan.changes.iter()),
+        )
     }
 }
 
@@ -75,6 +103,15 @@ pub enum PlanError {
         bucket: String,
         actual: String,
         expected: String,
+    },
+    #[error(
+        "the replication configuration of `{bucket}` uses role {role} for rules statebucket does not own ({}); one configuration has one role",
+        rules.join(", ")
+    )]
+    ReplicationRoleTaken {
+        bucket: String,
+        role: String,
+        rules: Vec<String>,
     },
     #[error(
         "DynamoDB table `{table}` exists, but its key is {key}; Terraform needs a single hash key `LockID` of type string"
@@ -123,6 +160,9 @@ impl PlanError {
             }
             PlanError::LogBucketElsewhere { expected, .. } => format!(
                 "S3 delivers access logs only to a bucket in the same region: use a log bucket in {expected}"
+            ),
+            PlanError::ReplicationRoleTaken { role, .. } => format!(
+                "replication with statebucket's rule would move those rules to statebucket's role; grant {role} what statebucket's rule needs and add the rule by hand, or move the other rules to another bucket's configuration"
             ),
             PlanError::LockTableUnusable { .. } => {
                 "name another table in `backend.dynamodb_table`; statebucket never changes or deletes an existing table's key".into()
@@ -195,15 +235,38 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
         tags::plan(&mut planner, desired, &state);
     }
     lifecycle::plan(&mut planner, desired, &state);
+    object_lock::plan(&mut planner, desired, &state);
     logging::plan(&mut planner, desired, observed, &state)?;
     lock_table::plan(&mut planner, desired, observed)?;
     identity_policy::plan(&mut planner, desired, observed)?;
     tofu_key::plan(&mut planner, desired, observed);
+    if let (Some(replication), Some(state)) = (&desired.replication, &observed.replication) {
+        replication::plan(&mut planner, replication, state, spec.bucket.name.as_str())?;
+    }
     backend_file::plan(&mut planner, desired, observed, &key);
     Ok(EnvPlan {
         changes: planner.changes,
         in_sync: planner.in_sync,
         kept_statements: planner.kept_statements,
         notes: planner.notes,
+        replica: None,
     })
+}
+
+/// A bucket and its replica: each planned as a bucket of its own, the replica's plan
+/// nested in the primary's. Replication itself (role, rule) is part of the primary's.
+pub fn plan_with_replica(
+    desired: &DesiredBucket<'_>,
+    observed: &Observed,
+    replica: Option<(&DesiredBucket<'_>, &Observed)>,
+) -> Result<EnvPlan, PlanError> {
+    let mut primary = plan(desired, observed)?;
+    if let Some((replica_desired, replica_observed)) = replica {
+        primary.replica = Some(Box::new(ReplicaPlan {
+            bucket: replica_desired.spec.bucket.name.to_string(),
+            region: replica_desired.spec.region.to_string(),
+            plan: plan(replica_desired, replica_observed)?,
+        }));
+    }
+    Ok(primary)
 }

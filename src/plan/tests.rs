@@ -82,6 +82,7 @@ fn converged(desired: &DesiredBucket<'_>, key: Option<KmsKeyState>) -> Observed 
             lifecycle: owned_lifecycle_rules(&desired.spec.bucket.lifecycle),
             lifecycle_minimum_object_size: None,
             logging: None,
+            object_lock: None,
         }),
         backend_files: desired
             .stacks

@@ -134,7 +134,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         } else {
             json!(["kms:Decrypt", "kms:GenerateDataKey"])
         };
-        statements.push(key_statement(
+        statements.push(kms_key_statement(
             spec,
             account,
             kms_key,
@@ -146,7 +146,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         // OpenTofu's aws_kms key provider: a data key for every state and plan it writes
         // (readers write plans too), Decrypt for every one it reads. Called directly, not
         // through S3.
-        statements.push(key_statement(
+        statements.push(kms_key_statement(
             spec,
             account,
             key,
@@ -196,7 +196,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
 /// The key is named by what the spec says, as narrowly as IAM allows, so the document does
 /// not change when a key is created or rotated: a key ARN or id as such, an alias through
 /// `kms:ResourceAliases`.
-fn key_statement(
+pub fn kms_key_statement(
     spec: &EnvSpec,
     account: &AccountId,
     kms_key: &KmsKey,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 pub use bucket::{BUCKET_POLICY_MAX_BYTES, bucket_statements};
 pub use identity::{
     IDENTITY_POLICY_MAX_CHARS_ROLE, IDENTITY_POLICY_MAX_CHARS_USER, identity_policy_for,
-    identity_policy_name, inline_policy_quota, tier_identity_policy,
+    identity_policy_name, inline_policy_quota, kms_key_statement, tier_identity_policy,
 };
 pub use template::{
     BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, StackObjects, check_template,

@@ -75,6 +75,8 @@ pub struct EnvSpec {
     pub stacks: Vec<StackSpec>,
     pub layout: Layout,
     pub positions: Positions,
+    /// Set only on the spec `replica_spec` derives: the bucket this one replicates.
+    pub replica_of: Option<PrimaryBucket>,
 }
 
 /// OpenTofu state encryption (`opentofu.encryption`): an `aws_kms` key provider and
@@ -214,6 +216,57 @@ impl EnvSpec {
         all
     }
 
+    /// The replica reconciled like a bucket of its own: its name, region, encryption and
+    /// Object Lock; the spec's tags, lifecycle, access and stacks, whose backend files are
+    /// the failover files. Lock tables do not carry over (a DynamoDB table lives in the
+    /// primary's region, which a failover assumes lost): the failover files lock with the
+    /// lockfile. Logging, OpenTofu encryption and identity policies stay the primary's (the
+    /// primary's identity policies cover the replica).
+    pub fn replica_spec(&self) -> Option<EnvSpec> {
+        let replica = self.bucket.replica.as_ref()?;
+        let mut spec = self.clone();
+        spec.region = replica.region.clone();
+        spec.bucket = BucketSpec {
+            name: replica.name.clone(),
+            encryption: replica.encryption.clone(),
+            tags: self.bucket.tags.clone(),
+            lifecycle: self.bucket.lifecycle,
+            logging: None,
+            replica: None,
+            object_lock: replica.object_lock,
+        };
+        spec.tofu_encryption = None;
+        spec.access.attach_identity_policy = false;
+        spec.replica_of = Some(PrimaryBucket {
+            name: self.bucket.name.clone(),
+            region: self.region.clone(),
+        });
+        for stack in &mut spec.stacks {
+            stack.file = self.failover_file(stack);
+            stack.lock = Locking::Lockfile;
+            stack.terraform_dir = None;
+        }
+        Some(spec)
+    }
+
+    /// Where `stack`'s failover backend file goes (with a replica).
+    pub fn failover_file(&self, stack: &StackSpec) -> String {
+        self.bucket
+            .replica
+            .as_ref()
+            .and_then(|replica| replica.backend_file.clone())
+            .unwrap_or_else(|| stack.failover_file())
+    }
+
+    /// Every backend file the spec writes: each stack's, and with a replica its failover file.
+    pub fn written_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self.stacks.iter().map(|stack| stack.file.clone()).collect();
+        if self.bucket.replica.is_some() {
+            files.extend(self.stacks.iter().map(|stack| self.failover_file(stack)));
+        }
+        files
+    }
+
     /// The DynamoDB lock tables the stacks use, each once, by name.
     pub fn lock_tables(&self) -> Vec<&TableName> {
         let mut tables: Vec<&TableName> = self
@@ -236,6 +289,76 @@ pub struct BucketSpec {
     pub lifecycle: Lifecycle,
     /// Server access logging into another bucket; `None` leaves logging as it is.
     pub logging: Option<Logging>,
+    /// `bucket.replica`: every state copied to a bucket in a second region by S3
+    /// replication, with a failover backend file for each stack.
+    pub replica: Option<ReplicaSpec>,
+    /// Object Lock's default retention. Only a replica's bucket has one (the parser takes it
+    /// from `bucket.replica.object_lock`): S3 forbids deleting a locked version, so a locked
+    /// primary would also refuse Terraform's `DeleteObject` of its lockfile's versions.
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// The replica of the state bucket in a second region (`bucket.replica`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaSpec {
+    /// Never the primary's name; default `<bucket>-replica`.
+    pub name: BucketName,
+    /// Never the primary's region.
+    pub region: Region,
+    /// The replica's own encryption: a KMS key lives in one region, so the replica needs a
+    /// key of its own (default AES256).
+    pub encryption: Encryption,
+    pub object_lock: Option<ObjectLock>,
+    /// `backend_file` (one-state specs only): where the failover file goes; `None`: beside
+    /// each stack's backend file (`StackSpec::failover_file`).
+    pub backend_file: Option<String>,
+    pub positions: ReplicaPositions,
+}
+
+/// Where a replica's values stood in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicaPositions {
+    pub name: Pos,
+    pub backend_file: Pos,
+}
+
+/// Object Lock's default retention: every new object version is locked for `days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub mode: RetentionMode,
+    pub days: Days,
+}
+
+/// S3 Object Lock's retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RetentionMode {
+    /// Users with `s3:BypassGovernanceRetention` may still delete or shorten.
+    Governance,
+    /// Nobody, the root user included, can delete a locked version before it expires.
+    Compliance,
+}
+
+impl RetentionMode {
+    /// As S3 writes it.
+    pub fn as_s3(self) -> &'static str {
+        match self {
+            RetentionMode::Governance => "GOVERNANCE",
+            RetentionMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+impl fmt::Display for ObjectLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} for {} days", self.mode.as_s3(), self.days)
+    }
+}
+
+/// What a replica's derived spec remembers of the primary it copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryBucket {
+    pub name: BucketName,
+    pub region: Region,
 }
 
 /// The lifecycle rules the tool owns on the state bucket. Rules of other owners are kept.
@@ -486,6 +609,17 @@ impl StackSpec {
             format!("{directory}encryption.hcl")
         } else {
             format!("{directory}{stem}.encryption.hcl")
+        }
+    }
+
+    /// The failover backend file beside this stack's backend file: `backend.dr.hcl` for a
+    /// `backend.hcl`, `<stem>.dr.<ext>` for any other.
+    pub fn failover_file(&self) -> String {
+        match self.file.rsplit_once('.') {
+            Some((stem, extension)) if !extension.contains('/') => {
+                format!("{stem}.dr.{extension}")
+            }
+            _ => format!("{}.dr.hcl", self.file),
         }
     }
 

@@ -12,8 +12,9 @@ use super::schema::{self, Object};
 use super::yaml::{self, Node, Pos, Yaml};
 use super::{
     AccessSpec, AssumeRole, BackendAuth, BackendCredentials, BucketSpec, Compat, Days, Diagnostic,
-    Encryption, EnvSpec, Exclusive, KmsKey, Layout, Lifecycle, Locking, Logging, Positions,
-    StackPositions, StackSpec, StoreFeature, TofuEncryption, TofuPhase, WebIdentity,
+    Encryption, EnvSpec, Exclusive, KmsKey, Layout, Lifecycle, Locking, Logging, ObjectLock,
+    Positions, ReplicaPositions, ReplicaSpec, RetentionMode, StackPositions, StackSpec,
+    StoreFeature, TofuEncryption, TofuPhase, WebIdentity,
 };
 
 /// Keys that would hold credentials. Spec files are committed, and whatever reaches
@@ -70,41 +71,61 @@ pub fn parse_spec(source: &str, env: &str, text: &str) -> Result<EnvSpec, Vec<Di
 pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     let mut buckets: HashMap<&str, &EnvSpec> = HashMap::new();
-    let mut backend_files: HashMap<&str, &EnvSpec> = HashMap::new();
+    let mut backend_files: HashMap<String, &EnvSpec> = HashMap::new();
     for spec in specs {
-        let bucket = spec.bucket.name.as_str();
-        if let Some(first) = buckets.get(bucket) {
-            diagnostics.push(Diagnostic::new(
-                &spec.source,
-                spec.positions.bucket_name,
-                Problem::new(format!(
-                    "{} and {} both manage bucket `{bucket}`; each would rewrite the other's grants",
-                    first.source, spec.source
-                ))
-                .hint(format!(
-                    "one spec file is one bucket: make their states stacks of one spec (`stacks:` in {}, one stack per state) and remove {}",
-                    first.source, spec.source
-                )),
-            ));
-        } else {
-            buckets.insert(bucket, spec);
+        // A replica is a bucket the spec manages too.
+        let replica = spec
+            .bucket
+            .replica
+            .as_ref()
+            .map(|replica| (replica.name.as_str(), replica.positions.name));
+        for (bucket, pos) in
+            std::iter::once((spec.bucket.name.as_str(), spec.positions.bucket_name)).chain(replica)
+        {
+            if let Some(first) = buckets.get(bucket) {
+                diagnostics.push(Diagnostic::new(
+                    &spec.source,
+                    pos,
+                    Problem::new(format!(
+                        "{} and {} both manage bucket `{bucket}`; each would rewrite the other's grants",
+                        first.source, spec.source
+                    ))
+                    .hint(format!(
+                        "one spec file is one bucket: make their states stacks of one spec (`stacks:` in {}, one stack per state) and remove {}",
+                        first.source, spec.source
+                    )),
+                ));
+            } else {
+                buckets.insert(bucket, spec);
+            }
         }
-        for stack in &spec.stacks {
-            match backend_files.get(stack.file.as_str()) {
+        let failover_files = spec.bucket.replica.as_ref().map(|replica| {
+            spec.stacks
+                .iter()
+                .map(|stack| (spec.failover_file(stack), replica.positions.backend_file))
+                .collect::<Vec<_>>()
+        });
+        let files = spec
+            .stacks
+            .iter()
+            .map(|stack| (stack.file.clone(), stack.positions.file))
+            .chain(failover_files.into_iter().flatten());
+        for (file, pos) in files {
+            match backend_files.get(&file) {
                 Some(first) if !std::ptr::eq(*first, spec) => {
                     diagnostics.push(Diagnostic::new(
                         &spec.source,
-                        stack.positions.file,
+                        pos,
                         Problem::new(format!(
-                            "{} and {} both write `{}`",
-                            first.source, spec.source, stack.file
+                            "{} and {} both write `{file}`",
+                            first.source, spec.source
                         ))
                         .hint("give each stack its own backend `file`"),
                     ));
                 }
                 Some(_) => {}
                 None => {
-                    backend_files.insert(&stack.file, spec);
+                    backend_files.insert(file, spec);
                 }
             }
         }
@@ -516,6 +537,9 @@ impl Walker<'_> {
         }
         let tofu_encryption = tofu_encryption.map(|(encryption, _)| encryption);
         self.check_stacks(&access, &stacks, layout);
+        if let Some(replica) = &bucket.replica {
+            self.check_replica(replica, &bucket.encryption, &stacks, compat.is_some())?;
+        }
         if let Some((compat, pos)) = &compat {
             self.check_compat(compat, *pos, &bucket, &access)?;
         }
@@ -538,6 +562,7 @@ impl Walker<'_> {
                 bucket_name: bucket_name_pos,
                 logging_bucket,
             },
+            replica_of: None,
         })
     }
 
@@ -719,6 +744,10 @@ impl Walker<'_> {
             Some(node) => self.logging(node, name.as_ref()).map(Some),
             None => Some(None),
         };
+        let replica = match fields.take("replica") {
+            Some(node) => self.replica(node, name.as_ref(), region).map(Some),
+            None => Some(None),
+        };
         self.finish(fields);
         let (logging, logging_pos) = match logging? {
             Some((logging, pos)) => (Some(logging), pos),
@@ -731,6 +760,8 @@ impl Walker<'_> {
                 tags: tags?,
                 lifecycle: lifecycle?,
                 logging,
+                replica: replica?,
+                object_lock: None,
             },
             name_node?.pos,
             logging_pos,
@@ -821,7 +852,126 @@ impl Walker<'_> {
         Some((Logging { bucket, prefix }, bucket_pos))
     }
 
+    /// `bucket.replica`: a region other than the bucket's, a valid name (default
+    /// `<bucket>-replica`) other than the bucket's, its own encryption, Object Lock.
+    fn replica(
+        &mut self,
+        node: &Node,
+        primary: Option<&BucketName>,
+        primary_region: Option<&Region>,
+    ) -> Option<ReplicaSpec> {
+        let mut fields = self.fields(node, "bucket.replica", &schema::REPLICA)?;
+        let region_node = self.required(&mut fields, "region", "region: eu-central-1");
+        let region =
+            region_node.and_then(|node| self.typed(node, "bucket.replica.region", Region::parse));
+        let name_node = fields.take("name");
+        let name = match name_node {
+            Some(node) => self.typed(node, "bucket.replica.name", BucketName::parse),
+            None => primary.and_then(|primary| {
+                let default = format!("{primary}-replica");
+                self.located(
+                    node.pos,
+                    BucketName::parse(&default).map_err(|problem| {
+                        Problem::new(format!(
+                            "the replica's default name `{default}` is not a valid bucket name: {}",
+                            problem.message
+                        ))
+                        .hint("name the replica: `name: SHORTER-NAME-replica`")
+                    }),
+                )
+            }),
+        };
+        let encryption = match fields.take("encryption") {
+            Some(node) => self.encryption_at(node, "bucket.replica.encryption", region.as_ref()),
+            None => Some(Encryption::Aes256),
+        };
+        let object_lock = match fields.take("object_lock") {
+            Some(node) => self.object_lock(node).map(Some),
+            None => Some(None),
+        };
+        let backend_file_node = fields.take("backend_file");
+        let backend_file = match backend_file_node {
+            Some(node) => self
+                .typed(node, "bucket.replica.backend_file", |text| {
+                    relative_path(text, &[".hcl", ".tfbackend"])
+                })
+                .map(Some),
+            None => Some(None),
+        };
+        self.finish(fields);
+        let (region, name) = (region?, name?);
+        if primary_region == Some(&region) {
+            self.report(
+                region_node?.pos,
+                Problem::new(format!(
+                    "the replica is in {region}, the bucket's own region; it would not survive the loss of that region"
+                ))
+                .hint("set `bucket.replica.region` to another region of the same partition"),
+            );
+            return None;
+        }
+        if primary == Some(&name) {
+            self.report(
+                name_node.map_or(node.pos, |node| node.pos),
+                Problem::new("the replica cannot be the bucket itself")
+                    .hint("name another bucket, or leave `name` out for `<bucket>-replica`"),
+            );
+            return None;
+        }
+        Some(ReplicaSpec {
+            name,
+            region,
+            encryption: encryption?,
+            object_lock: object_lock?,
+            backend_file: backend_file?,
+            positions: ReplicaPositions {
+                name: name_node.map_or(node.pos, |node| node.pos),
+                backend_file: backend_file_node.map_or(node.pos, |node| node.pos),
+            },
+        })
+    }
+
+    /// `object_lock: { mode: governance | compliance, days: N }`.
+    fn object_lock(&mut self, node: &Node) -> Option<ObjectLock> {
+        let mut fields = self.fields(node, "bucket.replica.object_lock", &schema::OBJECT_LOCK)?;
+        let mode_node = self.required(&mut fields, "mode", "mode: governance");
+        let days_node = self.required(&mut fields, "days", "days: 30");
+        self.finish(fields);
+        let mode = mode_node.and_then(|node| {
+            let text = self.string(node, "bucket.replica.object_lock.mode")?;
+            match text.to_ascii_lowercase().as_str() {
+                "governance" => Some(RetentionMode::Governance),
+                "compliance" => Some(RetentionMode::Compliance),
+                _ => {
+                    self.report(
+                        node.pos,
+                        Problem::new(format!("unknown Object Lock mode `{text}`")).hint(
+                            "`governance` (users with s3:BypassGovernanceRetention may still delete) or `compliance` (nobody can, not even root, until the days have passed)",
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let days =
+            days_node.and_then(|node| self.days(node, "bucket.replica.object_lock.days", false));
+        Some(ObjectLock {
+            mode: mode?,
+            days: days?,
+        })
+    }
+
     fn encryption(&mut self, node: &Node, region: Option<&Region>) -> Option<Encryption> {
+        self.encryption_at(node, "bucket.encryption", region)
+    }
+
+    /// An encryption setting at `path`; a KMS key ARN must be in `region`.
+    fn encryption_at(
+        &mut self,
+        node: &Node,
+        path: &str,
+        region: Option<&Region>,
+    ) -> Option<Encryption> {
         let forms = "write `encryption: aes256`, or `encryption: { kms_key: alias/terraform-state, create_key: true }`";
         match &node.value {
             Yaml::String(text) if text.eq_ignore_ascii_case("aes256") => Some(Encryption::Aes256),
@@ -835,7 +985,7 @@ impl Walker<'_> {
                 None
             }
             Yaml::Map(_) => {
-                let mut fields = self.fields(node, "bucket.encryption", &schema::KMS_ENCRYPTION)?;
+                let mut fields = self.fields(node, path, &schema::KMS_ENCRYPTION)?;
                 let key_node =
                     self.required(&mut fields, "kms_key", "kms_key: alias/terraform-state");
                 let create_key = match fields.take("create_key") {
@@ -844,7 +994,7 @@ impl Walker<'_> {
                 };
                 self.finish(fields);
                 let key_node = key_node?;
-                let reference = self.typed(key_node, "bucket.encryption.kms_key", |text| {
+                let reference = self.typed(key_node, &format!("{path}.kms_key"), |text| {
                     KmsKeyRef::parse(text, region)
                 })?;
                 match (reference, create_key?) {
@@ -873,7 +1023,7 @@ impl Walker<'_> {
                 self.report(
                     node.pos,
                     Problem::new(format!(
-                        "`bucket.encryption` must be `aes256` or a mapping, found {}",
+                        "`{path}` must be `aes256` or a mapping, found {}",
                         other.kind()
                     ))
                     .hint(forms),
@@ -1830,6 +1980,71 @@ impl Walker<'_> {
         }
     }
 
+    /// A replica's failover files: one per stack, none of them a stack's backend file; and
+    /// no replica of an S3-compatible store (replication is AWS S3's).
+    fn check_replica(
+        &mut self,
+        replica: &ReplicaSpec,
+        primary_encryption: &Encryption,
+        stacks: &[StackSpec],
+        compat: bool,
+    ) -> Option<()> {
+        if matches!(primary_encryption, Encryption::Kms(_))
+            && matches!(replica.encryption, Encryption::Aes256)
+        {
+            self.report(
+                replica.positions.name,
+                Problem::new("the bucket is KMS-encrypted, but its replica is not: S3 replicates SSE-KMS objects only into a KMS key in the replica's region")
+                    .hint("give the replica a key of its own: `encryption: { kms_key: alias/NAME-replica, create_key: true }`"),
+            );
+            return None;
+        }
+        if compat {
+            self.report(
+                replica.positions.name,
+                Problem::new("`bucket.replica` needs S3 replication, which `compat` says this store is not AWS S3 to offer")
+                    .hint("replicate with the store's own tools (e.g. MinIO site replication), or remove `bucket.replica`"),
+            );
+            return None;
+        }
+        if replica.backend_file.is_some() && stacks.len() > 1 {
+            self.report(
+                replica.positions.backend_file,
+                Problem::new(format!(
+                    "`bucket.replica.backend_file` names one file, but the spec has {} stacks",
+                    stacks.len()
+                ))
+                .hint(format!(
+                    "remove it: each stack's failover file is written beside its backend file (`{}` for `{}`)",
+                    stacks[0].failover_file(),
+                    stacks[0].file
+                )),
+            );
+            return None;
+        }
+        let failover = |stack: &StackSpec| {
+            replica
+                .backend_file
+                .clone()
+                .unwrap_or_else(|| stack.failover_file())
+        };
+        for stack in stacks {
+            let file = failover(stack);
+            if let Some(other) = stacks.iter().find(|other| other.file == file) {
+                self.report(
+                    replica.positions.backend_file,
+                    Problem::new(format!(
+                        "the failover file of stack `{}` would be `{file}`, the backend file of stack `{}`",
+                        stack.name, other.name
+                    ))
+                    .hint("choose another `bucket.replica.backend_file`, or rename the stack's `file`"),
+                );
+                return None;
+            }
+        }
+        Some(())
+    }
+
     fn located<T>(&mut self, pos: Pos, result: Result<T, Problem>) -> Option<T> {
         result.map_err(|problem| self.report(pos, problem)).ok()
     }
@@ -1992,6 +2207,12 @@ bucket:
   tags: { team: platform }
   lifecycle: { expire_noncurrent_after_days: 365, abort_incomplete_uploads_after_days: 3 }
   logging: { bucket: my-access-logs, prefix: state/ }
+  replica:
+    region: eu-central-1
+    name: my-terraform-state-prod-dr
+    encryption: { kms_key: alias/terraform-state-replica, create_key: true }
+    object_lock: { mode: governance, days: 30 }
+    backend_file: environments/prod/backend.dr.hcl
 access:
   users: [terraform-access]
   roles: [terraform-access-role]
@@ -2148,15 +2369,15 @@ stacks:
                 "transitive_tag_keys: [team]",
                 "transitive_tag_keys: [owner]"
             ),
-            ["31:26 transitive tag key `owner` is not one of `backend.assume_role.tags`"]
+            ["37:26 transitive tag key `owner` is not one of `backend.assume_role.tags`"]
         );
         assert_eq!(
             wrong("duration: 1h", "duration: 1d"),
-            ["29:15 `1d` is not a session duration"]
+            ["35:15 `1d` is not a session duration"]
         );
         assert_eq!(
             wrong("policy: '{", "policy: '["),
-            ["34:13 the session policy is not a JSON object"]
+            ["40:13 the session policy is not a JSON object"]
         );
     }
 

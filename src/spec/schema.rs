@@ -523,6 +523,65 @@ pub static COMPAT: Object = object(
 );
 
 const BUCKET_NAME: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+
+pub static OBJECT_LOCK: Object = Object {
+    required: &["mode", "days"],
+    ..object(
+        "object_lock",
+        "Object Lock on the replica: every state version is kept at least this long; never shortened or turned off by statebucket",
+        &[
+            field(
+                "mode",
+                Shape::Choice(&["governance", "compliance"]),
+                "governance: s3:BypassGovernanceRetention may still delete; compliance: nobody can",
+            ),
+            field(
+                "days",
+                Shape::Days { never: false },
+                "the default retention of each new version, in days",
+            ),
+        ],
+    )
+};
+
+pub static REPLICA: Object = Object {
+    required: &["region"],
+    ..object(
+        "replica",
+        "a replica of every state in a second region (S3 replication), and a failover backend file",
+        &[
+            field(
+                "region",
+                text(Some(REGION)),
+                "the replica's region; not the bucket's",
+            ),
+            field(
+                "name",
+                text(Some(BUCKET_NAME)),
+                "the replica bucket's name (default: <bucket>-replica)",
+            ),
+            field(
+                "encryption",
+                Shape::AnyOf(&[
+                    Shape::Choice(&["aes256", "AES256"]),
+                    Shape::Object(&KMS_ENCRYPTION),
+                ]),
+                "`aes256` (default), or a KMS key in the replica's region",
+            ),
+            field(
+                "object_lock",
+                Shape::Object(&OBJECT_LOCK),
+                "Object Lock on the replica",
+            ),
+            field(
+                "backend_file",
+                text(Some(RELATIVE_PATH)),
+                "the failover backend file (one-state specs; default: backend.dr.hcl beside backend.hcl)",
+            ),
+        ],
+    )
+};
 
 pub static BUCKET: Object = Object {
     required: &["name"],
@@ -559,6 +618,11 @@ pub static BUCKET: Object = Object {
                 "old state versions and unfinished uploads",
             ),
             field("logging", Shape::Object(&LOGGING), "server access logging"),
+            field(
+                "replica",
+                Shape::Object(&REPLICA),
+                "a copy of the state in a second region, and the backend file to fail over to",
+            ),
         ],
     )
 };
@@ -574,7 +638,7 @@ pub static SPEC: Object = Object {
         &[
             field(
                 "region",
-                text(Some(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")),
+                text(Some(REGION)),
                 "the bucket's region, e.g. eu-west-1",
             ),
             field(

@@ -8,7 +8,7 @@ use crate::support::{
 };
 
 /// Validates each (name, document) against docs/output.schema.json.
-fn assert_valid(documents: &[(String, String)]) {
+pub fn assert_valid(documents: &[(String, String)]) {
     let directory = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for (name, document) in documents {

@@ -14,6 +14,7 @@ mod offline;
 mod opentofu;
 mod reconcile;
 mod reliability;
+mod replica;
 mod snapshots;
 mod stacks;
 mod state;

@@ -41,6 +41,46 @@ def _load_service_model_with_s3_wrappers(service_name, model_name):
 moto_utils._load_service_model = _load_service_model_with_s3_wrappers
 
 
+def _faithful_get_bucket_replication():
+    """moto 5.2.5 stores a replication configuration as sent, but its GetBucketReplication
+    answers every rule with `DeleteMarkerReplication: Disabled` and `Filter: {Prefix: ""}`
+    and drops `SourceSelectionCriteria`: a reconciler comparing what it wrote would see
+    drift forever. Answer with the rule's own values, as S3 does."""
+    from moto.s3 import responses
+    from moto.s3.exceptions import ReplicationConfigurationNotFoundError
+
+    def get_bucket_replication(self):
+        self.data["Action"] = "GetBucketReplication"
+        replication = self.backend.get_bucket_replication(self.bucket_name)
+        if not replication:
+            raise ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+        rules = []
+        for rule in replication["Rule"]:
+            answer = {
+                "ID": rule["ID"],
+                "Priority": rule["Priority"],
+                "Status": rule["Status"],
+                "DeleteMarkerReplication": rule.get(
+                    "DeleteMarkerReplication", {"Status": "Disabled"}
+                ),
+                "Filter": rule.get("Filter") or {"Prefix": ""},
+                "Destination": rule["Destination"],
+            }
+            if "SourceSelectionCriteria" in rule:
+                answer["SourceSelectionCriteria"] = rule["SourceSelectionCriteria"]
+            rules.append(answer)
+        return self.serialized(
+            responses.ActionResult(
+                {"ReplicationConfiguration": {"Role": replication["Role"], "Rules": rules}}
+            )
+        )
+
+    responses.S3Response.get_bucket_replication = get_bucket_replication
+
+
+_faithful_get_bucket_replication()
+
+
 def _exit_when_stdin_closes():
     sys.stdin.buffer.read()
     os._exit(0)

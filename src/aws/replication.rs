@@ -1,0 +1,291 @@
+//! Replication into the replica: reading and writing the replication role and the primary's
+//! replication configuration. Rules of other owners are carried opaque (`kept`) and written
+//! back exactly as read, since PutBucketReplication replaces the whole configuration.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::types::{
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration,
+    ReplicationConfiguration as SdkConfiguration, ReplicationRule as SdkRule,
+    ReplicationRuleFilter, ReplicationRuleStatus, SourceSelectionCriteria, SseKmsEncryptedObjects,
+    SseKmsEncryptedObjectsStatus,
+};
+
+use super::Clients;
+use super::errors::{AwsError, Failure, codes};
+use crate::observed::{
+    ForeignReplicationRule, ReplicationConfiguration, ReplicationRule, ReplicationState, RoleState,
+};
+use crate::replication::{ROLE_POLICY_NAME, RULE_ID};
+
+/// The role (with its trust and inline policy) and the bucket's replication configuration,
+/// all read at once.
+pub async fn observe(
+    clients: &Clients,
+    role_name: &str,
+    bucket: &str,
+    account: &str,
+) -> Result<ReplicationState, AwsError> {
+    let identity = clients.identity_source.as_str();
+    let role = async {
+        match clients.iam.get_role().role_name(role_name).send().await {
+            Ok(output) => Ok(output.role().map(|role| {
+                (
+                    role.arn().to_owned(),
+                    role.assume_role_policy_document()
+                        .map(super::iam::percent_decode)
+                        .unwrap_or_default(),
+                )
+            })),
+            Err(error) => match Failure::from_sdk(&error) {
+                failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
+                failure => Err(failure.into_error(
+                    format!("reading replication role `{role_name}` (iam:GetRole)"),
+                    identity,
+                )),
+            },
+        }
+    };
+    let policy = async {
+        match clients
+            .iam
+            .get_role_policy()
+            .role_name(role_name)
+            .policy_name(ROLE_POLICY_NAME)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(super::iam::percent_decode(output.policy_document()))),
+            Err(error) => match Failure::from_sdk(&error) {
+                failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
+                failure => Err(failure.into_error(
+                    format!("reading the policy of replication role `{role_name}`"),
+                    identity,
+                )),
+            },
+        }
+    };
+    let configuration = read_configuration(clients, bucket, account);
+    let (role, policy, configuration) = tokio::join!(role, policy, configuration);
+    Ok(ReplicationState {
+        role: role?.map(|(arn, trust_policy)| RoleState {
+            arn,
+            trust_policy,
+            policy: policy.ok().flatten(),
+        }),
+        configuration: configuration?,
+    })
+}
+
+/// The bucket's replication configuration; `None` when it has none or does not exist.
+pub async fn read_configuration(
+    clients: &Clients,
+    bucket: &str,
+    account: &str,
+) -> Result<Option<ReplicationConfiguration>, AwsError> {
+    match clients
+        .s3
+        .get_bucket_replication()
+        .bucket(bucket)
+        .expected_bucket_owner(account)
+        .send()
+        .await
+    {
+        Ok(output) => Ok(output.replication_configuration().map(from_sdk)),
+        Err(error) => match Failure::from_sdk(&error) {
+            failure if failure.is(codes::NO_REPLICATION) || failure.is(codes::NO_SUCH_BUCKET) => {
+                Ok(None)
+            }
+            failure => Err(failure.into_error(
+                format!("reading the replication configuration of `{bucket}`"),
+                &clients.identity_source,
+            )),
+        },
+    }
+}
+
+fn from_sdk(configuration: &SdkConfiguration) -> ReplicationConfiguration {
+    let mut owned = None;
+    let mut foreign = Vec::new();
+    for rule in configuration.rules() {
+        if rule.id() == Some(RULE_ID) {
+            owned = Some(owned_rule(rule));
+        } else {
+            foreign.push(ForeignReplicationRule {
+                id: rule.id().unwrap_or("(no id)").to_owned(),
+                priority: rule.priority(),
+                kept: Arc::new(rule.clone()),
+            });
+        }
+    }
+    ReplicationConfiguration {
+        role: configuration.role().to_owned(),
+        owned,
+        foreign,
+    }
+}
+
+/// statebucket's rule in the terms it is compared in.
+fn owned_rule(rule: &SdkRule) -> ReplicationRule {
+    // A rule without a filter is of the first schema version, which cannot replicate
+    // delete markers: it is rewritten.
+    let whole_bucket = rule.filter().is_some_and(|filter| {
+        filter.prefix().unwrap_or_default().is_empty()
+            && filter.tag().is_none()
+            && filter.and().is_none()
+    });
+    let destination = rule.destination();
+    ReplicationRule {
+        id: rule.id().unwrap_or_default().to_owned(),
+        priority: rule.priority().unwrap_or(0),
+        enabled: rule.status() == &ReplicationRuleStatus::Enabled,
+        whole_bucket,
+        delete_markers: rule
+            .delete_marker_replication()
+            .and_then(DeleteMarkerReplication::status)
+            == Some(&DeleteMarkerReplicationStatus::Enabled),
+        destination: destination
+            .map(Destination::bucket)
+            .unwrap_or_default()
+            .to_owned(),
+        replica_kms_key: destination
+            .and_then(Destination::encryption_configuration)
+            .and_then(EncryptionConfiguration::replica_kms_key_id)
+            .filter(|_| {
+                rule.source_selection_criteria()
+                    .and_then(SourceSelectionCriteria::sse_kms_encrypted_objects)
+                    .map(SseKmsEncryptedObjects::status)
+                    == Some(&SseKmsEncryptedObjectsStatus::Enabled)
+            })
+            .map(str::to_owned),
+        storage_class: destination
+            .and_then(Destination::storage_class)
+            .map(|class| class.as_str().to_owned()),
+    }
+}
+
+fn to_sdk(rule: &ReplicationRule) -> SdkRule {
+    let mut destination = Destination::builder().bucket(&rule.destination);
+    let mut builder = SdkRule::builder()
+        .id(&rule.id)
+        .priority(rule.priority)
+        .status(if rule.enabled {
+            ReplicationRuleStatus::Enabled
+        } else {
+            ReplicationRuleStatus::Disabled
+        })
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(if rule.delete_markers {
+                    DeleteMarkerReplicationStatus::Enabled
+                } else {
+                    DeleteMarkerReplicationStatus::Disabled
+                })
+                .build(),
+        );
+    if let Some(key) = &rule.replica_kms_key {
+        destination = destination.encryption_configuration(
+            EncryptionConfiguration::builder()
+                .replica_kms_key_id(key)
+                .build(),
+        );
+        builder = builder.source_selection_criteria(
+            SourceSelectionCriteria::builder()
+                .sse_kms_encrypted_objects(
+                    SseKmsEncryptedObjects::builder()
+                        .status(SseKmsEncryptedObjectsStatus::Enabled)
+                        .build()
+                        .expect("status is set"),
+                )
+                .build(),
+        );
+    }
+    builder
+        .destination(destination.build().expect("the bucket is set"))
+        .build()
+        .expect("status and destination are set")
+}
+
+/// Writes the configuration: the rules of other owners as read, then statebucket's.
+pub async fn put_configuration(
+    clients: &Clients,
+    bucket: &str,
+    account: &str,
+    role: &str,
+    rule: &ReplicationRule,
+    foreign: &[ForeignReplicationRule],
+) -> Result<(), AwsError> {
+    let mut rules: Vec<SdkRule> = foreign
+        .iter()
+        .filter_map(|rule| rule.kept.downcast_ref::<SdkRule>().cloned())
+        .collect();
+    rules.push(to_sdk(rule));
+    let configuration = SdkConfiguration::builder()
+        .role(role)
+        .set_rules(Some(rules))
+        .build()
+        .expect("role and rules are set");
+    clients
+        .s3
+        .put_bucket_replication()
+        .bucket(bucket)
+        .expected_bucket_owner(account)
+        .replication_configuration(configuration)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!("writing the replication configuration of `{bucket}`"),
+                &clients.identity_source,
+            )
+        })
+}
+
+/// Creates the role S3 assumes, then its inline policy. A role that exists already (a run
+/// stopped between the two calls, or another run) is taken as it is.
+pub async fn create_role(
+    clients: &Clients,
+    role: &str,
+    trust_policy: &str,
+    policy_name: &str,
+    policy: &str,
+) -> Result<(), AwsError> {
+    let identity = clients.identity_source.as_str();
+    match clients
+        .iam
+        .create_role()
+        .role_name(role)
+        .assume_role_policy_document(trust_policy)
+        .description("S3 replication of Terraform state into its replica (statebucket)")
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(error) => match Failure::from_sdk(&error) {
+            failure if failure.is(codes::IAM_ENTITY_EXISTS) => {}
+            failure => {
+                return Err(failure.into_error(
+                    format!("creating replication role `{role}` (iam:CreateRole)"),
+                    identity,
+                ));
+            }
+        },
+    }
+    clients
+        .iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name(policy_name)
+        .policy_document(policy)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!("attaching policy `{policy_name}` to replication role `{role}`"),
+                identity,
+            )
+        })
+}

@@ -1,0 +1,280 @@
+//! Disaster recovery: a replica of the state bucket in a second region, with its own KMS
+//! key and Object Lock, the replication role and rule on the primary, and a failover
+//! backend file that real Terraform initialises and applies against. moto stores the
+//! replication configuration but copies no objects.
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ObjectLockRetentionMode, ReplicationConfiguration, ReplicationRule,
+    ReplicationRuleFilter, ReplicationRuleStatus, VersioningConfiguration,
+};
+
+use crate::support::{
+    ACCOUNT, Moto, Project, block_on, change_kinds, spec_yaml, terraform_dir, unique,
+};
+
+/// A KMS primary in eu-west-1 and its replica in eu-central-1 with a key of its own and
+/// Object Lock (governance, 30 days).
+fn replica_spec(bucket: &str, alias: &str) -> String {
+    spec_yaml(
+        bucket,
+        "eu-west-1",
+        &format!("{{ kms_key: {alias}, create_key: true }}"),
+    )
+    .replace(
+        "  tags: { team: platform }\n",
+        &format!(
+            "  tags: {{ team: platform }}\n  replica:\n    region: eu-central-1\n    encryption: {{ kms_key: {alias}-replica, create_key: true }}\n    object_lock: {{ mode: governance, days: 30 }}\n"
+        ),
+    )
+}
+
+fn replication(project: &Project, bucket: &str) -> ReplicationConfiguration {
+    block_on(async {
+        project
+            .s3("eu-west-1")
+            .await
+            .get_bucket_replication()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("a replication configuration")
+            .replication_configuration()
+            .expect("a configuration")
+            .clone()
+    })
+}
+
+#[test]
+fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terraform_fails_over() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("dr");
+    let replica = format!("{bucket}-replica");
+    let alias = format!("alias/{}", unique("dr-key"));
+    project.spec("prod", &replica_spec(&bucket, &alias));
+
+    let plan = project.statebucket(&["check", "--output", "json"]);
+    plan.expect_code(2);
+    crate::contract::assert_valid(&[("check-replica".to_owned(), plan.stdout.clone())]);
+    let env = &plan.json()["environments"][0];
+    let kinds = change_kinds(env);
+    for kind in [
+        "create_bucket",
+        "create_replication_role",
+        "put_replication",
+    ] {
+        assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
+    }
+    let replica_kinds = change_kinds(&env["replica"]);
+    for kind in [
+        "create_bucket",
+        "create_kms_key",
+        "set_object_lock",
+        "put_policy",
+    ] {
+        assert!(
+            replica_kinds.contains(&kind.to_owned()),
+            "{kind} in {replica_kinds:?}"
+        );
+    }
+    assert_eq!(env["replica"]["bucket"], replica.as_str());
+    assert_eq!(env["replica"]["region"], "eu-central-1");
+
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check"]).expect_code(0);
+    let second = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
+    second.expect_code(0);
+    assert_eq!(
+        second.json()["requests"]["writes"],
+        0,
+        "a converged environment with a replica makes no write call"
+    );
+
+    // What apply made: the replica in its region with Object Lock and its own key, the role
+    // trusted by S3, and the rule re-encrypting into the replica's key.
+    let configuration = replication(&project, &bucket);
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/statebucket-replication-{bucket}");
+    assert_eq!(configuration.role(), role);
+    let rule = &configuration.rules()[0];
+    assert_eq!(rule.id(), Some("statebucket-state-replica"));
+    assert_eq!(
+        rule.destination().map(|destination| destination.bucket()),
+        Some(format!("arn:aws:s3:::{replica}").as_str())
+    );
+    assert_eq!(
+        rule.destination()
+            .and_then(|destination| destination.encryption_configuration())
+            .and_then(|encryption| encryption.replica_kms_key_id()),
+        Some(format!("arn:aws:kms:eu-central-1:{ACCOUNT}:{alias}-replica").as_str())
+    );
+    block_on(async {
+        let replica_s3 = project.s3("eu-central-1").await;
+        let lock = replica_s3
+            .get_object_lock_configuration()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        let retention = lock
+            .object_lock_configuration()
+            .and_then(|configuration| configuration.rule())
+            .and_then(|rule| rule.default_retention())
+            .expect("a default retention");
+        assert_eq!(retention.mode(), Some(&ObjectLockRetentionMode::Governance));
+        assert_eq!(retention.days(), Some(30));
+        let encryption = replica_s3
+            .get_bucket_encryption()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        let key = encryption
+            .server_side_encryption_configuration()
+            .and_then(|configuration| configuration.rules().first())
+            .and_then(|rule| rule.apply_server_side_encryption_by_default())
+            .and_then(|default| default.kms_master_key_id())
+            .expect("the replica's key")
+            .to_owned();
+        assert!(key.contains(":eu-central-1:"), "{key}");
+        let iam = moto.iam_in(ACCOUNT).await;
+        let trust = iam
+            .get_role()
+            .role_name(format!("statebucket-replication-{bucket}"))
+            .send()
+            .await
+            .unwrap();
+        let trust = trust.role().unwrap().assume_role_policy_document().unwrap();
+        assert!(trust.contains("s3.amazonaws.com"), "{trust}");
+    });
+
+    // Drift: the replica's versioning suspended and the rule rewritten by hand.
+    block_on(async {
+        project
+            .s3("eu-central-1")
+            .await
+            .put_bucket_versioning()
+            .bucket(&replica)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Suspended)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let drifted = ReplicationConfiguration::builder()
+            .role(&role)
+            .rules(
+                ReplicationRule::builder()
+                    .id("statebucket-state-replica")
+                    .priority(1)
+                    .status(ReplicationRuleStatus::Disabled)
+                    .filter(ReplicationRuleFilter::builder().prefix("").build())
+                    .destination(
+                        aws_sdk_s3::types::Destination::builder()
+                            .bucket(format!("arn:aws:s3:::{replica}"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        project
+            .s3("eu-west-1")
+            .await
+            .put_bucket_replication()
+            .bucket(&bucket)
+            .replication_configuration(drifted)
+            .send()
+            .await
+            .unwrap();
+    });
+    let check = project.statebucket(&["check", "--output", "json"]);
+    check.expect_code(2);
+    let env = &check.json()["environments"][0];
+    assert_eq!(change_kinds(env), vec!["put_replication"]);
+    assert_eq!(change_kinds(&env["replica"]), vec!["enable_versioning"]);
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check"]).expect_code(0);
+    let repaired = replication(&project, &bucket);
+    assert_eq!(
+        repaired.rules()[0].status(),
+        &ReplicationRuleStatus::Enabled
+    );
+
+    // The failover: real Terraform on the replica with backend.dr.hcl.
+    let failover = project.path("environments/prod/backend.dr.hcl");
+    let text = project.read("environments/prod/backend.dr.hcl");
+    assert!(
+        text.contains(&format!("bucket = \"{replica}\"")) || text.contains(&replica),
+        "{text}"
+    );
+    assert!(text.contains("eu-central-1"), "{text}");
+    assert!(text.contains("terraform init -reconfigure"), "{text}");
+    let workdir = terraform_dir("");
+    project
+        .terraform("init", workdir.path(), Some(&failover))
+        .expect_code(0);
+    let apply = project.terraform("apply", workdir.path(), None);
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    block_on(async {
+        let head = project
+            .s3("eu-central-1")
+            .await
+            .head_object()
+            .bucket(&replica)
+            .key("app/terraform.tfstate")
+            .send()
+            .await
+            .expect("Terraform wrote its state into the replica");
+        assert!(
+            head.ssekms_key_id()
+                .unwrap_or_default()
+                .contains(":eu-central-1:"),
+            "encrypted with the replica's key"
+        );
+    });
+}
+
+#[test]
+fn a_replica_in_the_buckets_own_region_or_a_kms_primary_with_an_aes256_replica_is_refused() {
+    let project = Project::new();
+    let same_region = spec_yaml("acme-state", "eu-west-1", "aes256").replace(
+        "  tags: { team: platform }\n",
+        "  tags: { team: platform }\n  replica: { region: eu-west-1 }\n",
+    );
+    project.spec("prod", &same_region);
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("would not survive the loss of that region"),
+        "{}",
+        run.stderr
+    );
+    let kms_to_aes = spec_yaml(
+        "acme-state",
+        "eu-west-1",
+        "{ kms_key: alias/state, create_key: true }",
+    )
+    .replace(
+        "  tags: { team: platform }\n",
+        "  tags: { team: platform }\n  replica: { region: eu-central-1 }\n",
+    );
+    project.spec("prod", &kms_to_aes);
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .contains("only into a KMS key in the replica's region"),
+        "{}",
+        run.stderr
+    );
+}

@@ -145,12 +145,6 @@ fn describe(change: &Change) -> String {
             bucket,
             region,
             tags,
-            ..
-        } if tags.is_empty() => format!("create {bucket} in {region}"),
-        Change::CreateBucket {
-            bucket,
-            region,
-            tags,
             object_lock: true,
             ..
         } => format!(
@@ -161,6 +155,12 @@ fn describe(change: &Change) -> String {
                 ", tagged at creation"
             }
         ),
+        Change::CreateBucket {
+            bucket,
+            region,
+            tags,
+            ..
+        } if tags.is_empty() => format!("create {bucket} in {region}"),
         Change::CreateBucket { bucket, region, .. } => {
             format!("create {bucket} in {region}, tagged at creation")
         }

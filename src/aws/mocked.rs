@@ -65,7 +65,7 @@ fn spec() -> EnvSpec {
 }
 
 /// Clients whose S3 side answers from `rules`; KMS, STS and IAM are never called here.
-fn clients(rules: &[&Rule]) -> Clients {
+pub(crate) fn clients(rules: &[&Rule]) -> Clients {
     clients_with(rules, &[])
 }
 

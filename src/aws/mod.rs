@@ -10,7 +10,7 @@ mod kms;
 mod lifecycle;
 pub mod lock;
 #[cfg(test)]
-mod mocked;
+pub(crate) mod mocked;
 mod observe;
 pub mod probe;
 pub mod profiles;

@@ -27,25 +27,7 @@ pub async fn observe(
     account: &str,
 ) -> Result<ReplicationState, AwsError> {
     let identity = clients.identity_source.as_str();
-    let role = async {
-        match clients.iam.get_role().role_name(role_name).send().await {
-            Ok(output) => Ok(output.role().map(|role| {
-                (
-                    role.arn().to_owned(),
-                    role.assume_role_policy_document()
-                        .map(super::iam::percent_decode)
-                        .unwrap_or_default(),
-                )
-            })),
-            Err(error) => match Failure::from_sdk(&error) {
-                failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
-                failure => Err(failure.into_error(
-                    format!("reading replication role `{role_name}` (iam:GetRole)"),
-                    identity,
-                )),
-            },
-        }
-    };
+    let role = read_role(clients, role_name);
     let policy = async {
         match clients
             .iam
@@ -65,7 +47,7 @@ pub async fn observe(
             },
         }
     };
-    let configuration = read_configuration(clients, bucket, account);
+    let configuration = read_configuration(clients, bucket, Some(account));
     let (role, policy, configuration) = tokio::join!(role, policy, configuration);
     Ok(ReplicationState {
         role: role?.map(|(arn, trust_policy)| RoleState {
@@ -77,17 +59,41 @@ pub async fn observe(
     })
 }
 
+/// The role's ARN and trust policy (decoded); `None` when it does not exist.
+pub async fn read_role(
+    clients: &Clients,
+    role_name: &str,
+) -> Result<Option<(String, String)>, AwsError> {
+    match clients.iam.get_role().role_name(role_name).send().await {
+        Ok(output) => Ok(output.role().map(|role| {
+            (
+                role.arn().to_owned(),
+                role.assume_role_policy_document()
+                    .map(super::iam::percent_decode)
+                    .unwrap_or_default(),
+            )
+        })),
+        Err(error) => match Failure::from_sdk(&error) {
+            failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
+            failure => Err(failure.into_error(
+                format!("reading replication role `{role_name}` (iam:GetRole)"),
+                &clients.identity_source,
+            )),
+        },
+    }
+}
+
 /// The bucket's replication configuration; `None` when it has none or does not exist.
 pub async fn read_configuration(
     clients: &Clients,
     bucket: &str,
-    account: &str,
+    account: Option<&str>,
 ) -> Result<Option<ReplicationConfiguration>, AwsError> {
     match clients
         .s3
         .get_bucket_replication()
         .bucket(bucket)
-        .expected_bucket_owner(account)
+        .set_expected_bucket_owner(account.map(str::to_owned))
         .send()
         .await
     {
@@ -288,4 +294,78 @@ pub async fn create_role(
                 identity,
             )
         })
+}
+
+/// The state object's replication as S3 reports it: the primary's current version and its
+/// `ReplicationStatus`, and whether the replica holds that version (a replica keeps the
+/// source version's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateReplication {
+    pub version_id: Option<String>,
+    /// `COMPLETED`, `PENDING`, `FAILED` or `REPLICA`; `None` for an object S3 was never
+    /// asked to replicate (written before the rule existed).
+    pub status: Option<String>,
+    /// `None` when there is no version id to look for.
+    pub replica_has_version: Option<bool>,
+}
+
+/// `Ok(None)`: no state at `key` yet.
+pub async fn state_replication(
+    primary: &Clients,
+    replica: &Clients,
+    bucket: &str,
+    replica_bucket: &str,
+    key: &str,
+) -> Result<Option<StateReplication>, AwsError> {
+    let head = match primary
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(head) => head,
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            if failure.status == Some(404) {
+                return Ok(None);
+            }
+            return Err(failure.into_error(
+                format!("reading s3://{bucket}/{key} (s3:GetObject)"),
+                &primary.identity_source,
+            ));
+        }
+    };
+    let version_id = head.version_id().map(str::to_owned);
+    let replica_has_version = match &version_id {
+        None => None,
+        Some(version) => match replica
+            .s3
+            .head_object()
+            .bucket(replica_bucket)
+            .key(key)
+            .version_id(version)
+            .send()
+            .await
+        {
+            Ok(_) => Some(true),
+            Err(error) => match Failure::from_sdk(&error) {
+                failure if matches!(failure.status, Some(404 | 400)) => Some(false),
+                failure => {
+                    return Err(failure.into_error(
+                        format!("reading version {version} of s3://{replica_bucket}/{key} (s3:GetObjectVersion)"),
+                        &replica.identity_source,
+                    ));
+                }
+            },
+        },
+    };
+    Ok(Some(StateReplication {
+        version_id,
+        status: head
+            .replication_status()
+            .map(|status| status.as_str().to_owned()),
+        replica_has_version,
+    }))
 }

@@ -21,14 +21,19 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     let environments = super::load(specs)?;
     let connection = super::connection(&aws.connection)?;
-    let desired: Vec<DesiredBucket<'_>> = environments
-        .iter()
-        .map(|environment| {
+    // Each bucket, and after it its replica (whose stacks' files are the failover files).
+    let mut desired: Vec<DesiredBucket<'_>> = Vec::new();
+    for environment in &environments {
+        let endpoint = connection.endpoint(&environment.spec);
+        desired.push(
             environment
-                .offline_desired(connection.endpoint(&environment.spec).as_ref())
-                .map_err(Error::Spec)
-        })
-        .collect::<Result<_, _>>()?;
+                .offline_desired(endpoint.as_ref())
+                .map_err(Error::Spec)?,
+        );
+        if let Some(replica) = environment.offline_replica_desired(endpoint.as_ref()) {
+            desired.push(replica.map_err(Error::Spec)?);
+        }
+    }
     let stacks: Vec<(&DesiredBucket<'_>, &DesiredStack<'_>)> = desired
         .iter()
         .flat_map(|bucket| bucket.stacks.iter().map(move |stack| (bucket, stack)))

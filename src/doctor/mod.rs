@@ -3,6 +3,7 @@
 //! order of Terraform's S3 backend, the classic traps in a Terraform directory and in the
 //! AWS config files, and the shape of a check. backend.hcl is read by `render`.
 
+mod replication;
 mod run;
 
 use std::fmt;

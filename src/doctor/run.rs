@@ -157,6 +157,76 @@ pub async fn diagnose(
         );
     }
     checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
+    checks.extend(replication_checks(spec, stack.spec, connection, log, endpoint.as_ref()).await);
+    checks
+}
+
+/// For a failover file: statebucket's rule on the primary, the role S3 assumes, and whether
+/// the current state has reached the replica, read as statebucket's own identity (Terraform's
+/// needs none of these permissions).
+async fn replication_checks(
+    spec: &EnvSpec,
+    stack: &StackSpec,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+    endpoint: Option<&EndpointUrl>,
+) -> Vec<Check> {
+    let Some(primary) = &spec.replica_of else {
+        return Vec::new();
+    };
+    let profile = connection.tool_profile(spec);
+    let timeout = connection.attempt_timeout;
+    let (on_primary, on_replica) = tokio::join!(
+        aws::clients(profile, &primary.region, endpoint, timeout, log),
+        aws::clients(profile, &spec.region, endpoint, timeout, log),
+    );
+    let role = crate::replication::role_name(&primary.name);
+    let replica_arn = bucket_arn(spec.region.partition(), &spec.bucket.name);
+    let (configuration, trust, state) = tokio::join!(
+        aws::replication::read_configuration(&on_primary, primary.name.as_str(), None),
+        aws::replication::read_role(&on_primary, &role),
+        aws::replication::state_replication(
+            &on_primary,
+            &on_replica,
+            primary.name.as_str(),
+            spec.bucket.name.as_str(),
+            stack.key.as_str(),
+        ),
+    );
+    let skipped = |check: &str, error: aws::AwsError| {
+        Check::new(
+            check,
+            Status::Skip,
+            format!(
+                "could not read it as {}: {}",
+                on_primary.identity_source, error.cause
+            ),
+        )
+    };
+    let mut checks = vec![
+        match configuration {
+            Ok(configuration) => super::replication::configuration_check(
+                configuration.as_ref(),
+                primary.name.as_str(),
+                &replica_arn,
+            ),
+            Err(error) => skipped("replication", error),
+        },
+        match trust {
+            Ok(trust) => super::replication::role_check(
+                &role,
+                trust.as_ref().map(|(_, trust)| trust.as_str()),
+            ),
+            Err(error) => skipped("replication role", error),
+        },
+    ];
+    match state {
+        Ok(state) => checks.extend(super::replication::state_checks(
+            state.as_ref(),
+            stack.key.as_str(),
+        )),
+        Err(error) => checks.push(skipped("replicated state", error)),
+    }
     checks
 }
 

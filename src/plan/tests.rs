@@ -891,3 +891,259 @@ fn errors_that_stop_a_plan() {
         Err(PlanError::KmsKeyUnusable { .. })
     ));
 }
+
+/// DEV with a replica in eu-central-1 holding Object Lock (governance, 30 days).
+fn with_replica() -> EnvSpec {
+    spec(&DEV.replace(
+        "  tags: { team: platform }\n",
+        "  tags: { team: platform }\n  replica:\n    region: eu-central-1\n    object_lock: { mode: governance, days: 30 }\n",
+    ))
+}
+
+/// The replica's converged state, its Object Lock retention as given.
+fn converged_replica(
+    desired: &DesiredBucket<'_>,
+    retention: Option<crate::observed::Retention>,
+) -> Observed {
+    let mut observed = converged(desired, None);
+    if let Some(bucket) = &mut observed.bucket {
+        bucket.region = "eu-central-1".into();
+        bucket.object_lock = Some(crate::observed::ObjectLockState {
+            enabled: true,
+            default_retention: retention,
+        });
+    }
+    observed
+}
+
+fn retention(mode: &str, days: i32) -> crate::observed::Retention {
+    crate::observed::Retention {
+        mode: mode.into(),
+        days: Some(days),
+        years: None,
+    }
+}
+
+#[test]
+fn the_replica_is_created_with_object_lock_and_its_failover_file() {
+    let primary = with_replica();
+    let replica = primary.replica_spec().unwrap();
+    let desired = desired(&replica);
+    let plan = plan(&desired, &Observed::default()).unwrap();
+    let create = plan
+        .changes
+        .iter()
+        .find(|change| matches!(change, Change::CreateBucket { .. }))
+        .unwrap();
+    assert!(matches!(
+        create,
+        Change::CreateBucket { bucket, region, object_lock: true, .. }
+            if bucket == "my-state-replica" && region == "eu-central-1"
+    ));
+    assert!(plan.changes.iter().any(|change| matches!(
+        change,
+        Change::SetObjectLock { from: None, to, enable: false } if *to == retention("GOVERNANCE", 30)
+    )));
+    let file = plan
+        .changes
+        .iter()
+        .find_map(|change| match change {
+            Change::WriteBackendFile { path, to, .. } => Some((path.clone(), to.clone().unwrap())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(file.0, "environments/dev/backend.dr.hcl");
+    assert!(
+        file.1
+            .contains("bucket              = \"my-state-replica\""),
+        "{}",
+        file.1
+    );
+    assert!(
+        file.1.contains("region              = \"eu-central-1\""),
+        "{}",
+        file.1
+    );
+    assert!(
+        file.1.contains(
+            "terraform init -reconfigure -backend-config=environments/dev/backend.dr.hcl"
+        ),
+        "{}",
+        file.1
+    );
+    assert!(file.1.contains("use_lockfile        = true"), "{}", file.1);
+}
+
+#[test]
+fn object_lock_is_set_when_missing_or_shorter_but_never_shortened_or_weakened() {
+    let primary = with_replica();
+    let replica = primary.replica_spec().unwrap();
+    let desired = desired(&replica);
+    let same = plan(
+        &desired,
+        &converged_replica(&desired, Some(retention("GOVERNANCE", 30))),
+    )
+    .unwrap();
+    assert!(same.is_empty(), "{same:#?}");
+    assert!(same.in_sync.contains(&Facet::ObjectLock));
+
+    let shorter_live = plan(
+        &desired,
+        &converged_replica(&desired, Some(retention("GOVERNANCE", 7))),
+    )
+    .unwrap();
+    assert_eq!(facets(&shorter_live), vec![Facet::ObjectLock]);
+
+    for live in [retention("GOVERNANCE", 60), retention("COMPLIANCE", 30)] {
+        let refused = plan(&desired, &converged_replica(&desired, Some(live.clone()))).unwrap();
+        assert!(refused.is_empty(), "{live}: {refused:#?}");
+        assert!(
+            refused
+                .notes
+                .iter()
+                .any(|note| note.contains("never does either")),
+            "{live}: {:?}",
+            refused.notes
+        );
+    }
+
+    // An existing replica without Object Lock gets it with the retention, in one request.
+    let mut off = converged_replica(&desired, None);
+    off.bucket.as_mut().unwrap().object_lock = Some(crate::observed::ObjectLockState {
+        enabled: false,
+        default_retention: None,
+    });
+    let enable = plan(&desired, &off).unwrap();
+    assert!(matches!(
+        enable.changes.as_slice(),
+        [Change::SetObjectLock {
+            enable: true,
+            from: None,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
+    use crate::observed::{
+        ForeignReplicationRule, ReplicationConfiguration, ReplicationState, RoleState,
+    };
+    let primary = with_replica();
+    let desired = desired(&primary);
+    let replication = desired.replication.clone().unwrap();
+    let role = RoleState {
+        arn: replication.role_arn.clone(),
+        trust_policy: replication.trust_policy.clone(),
+        policy: Some(replication.role_policy.to_compact_json()),
+    };
+    let foreign = ForeignReplicationRule {
+        id: "archive".into(),
+        priority: Some(1),
+        kept: std::sync::Arc::new(()),
+    };
+    let mut observed = converged(&desired, None);
+    let own = replication.rule_for(None, std::slice::from_ref(&foreign));
+    assert_eq!(own.priority, 2, "above the foreign rule's priority");
+    observed.replication = Some(ReplicationState {
+        role: Some(role.clone()),
+        configuration: Some(ReplicationConfiguration {
+            role: replication.role_arn.clone(),
+            owned: Some(own.clone()),
+            foreign: vec![foreign.clone()],
+        }),
+    });
+    let in_sync = plan(&desired, &observed).unwrap();
+    assert!(in_sync.is_empty(), "{in_sync:#?}");
+    assert!(in_sync.in_sync.contains(&Facet::Replication));
+    assert!(in_sync.in_sync.contains(&Facet::ReplicationRole));
+
+    // Drift in statebucket's rule: rewritten with the foreign rule kept.
+    let drifted = crate::observed::ReplicationRule {
+        delete_markers: false,
+        ..own.clone()
+    };
+    observed
+        .replication
+        .as_mut()
+        .unwrap()
+        .configuration
+        .as_mut()
+        .unwrap()
+        .owned = Some(drifted);
+    let repair = plan(&desired, &observed).unwrap();
+    assert!(matches!(
+        repair.changes.as_slice(),
+        [Change::PutReplication { kept, to, foreign, .. }]
+            if kept == &["archive".to_owned()] && to.delete_markers && foreign.len() == 1
+    ));
+
+    // The role's policy edited by hand: rewritten on the role.
+    let mut edited = observed.clone();
+    edited
+        .replication
+        .as_mut()
+        .unwrap()
+        .role
+        .as_mut()
+        .unwrap()
+        .policy = Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into());
+    let rewrite = plan(&desired, &edited).unwrap();
+    assert!(rewrite.changes.iter().any(|change| matches!(
+        change,
+        Change::PutIdentityPolicy { principal, policy_name, .. }
+            if *principal == replication.role_arn && policy_name == crate::replication::ROLE_POLICY_NAME
+    )));
+
+    // Foreign rules replicating with another role: one configuration has one role.
+    observed
+        .replication
+        .as_mut()
+        .unwrap()
+        .configuration
+        .as_mut()
+        .unwrap()
+        .role = "arn:aws:iam::123456789012:role/theirs".into();
+    assert!(matches!(
+        plan(&desired, &observed),
+        Err(PlanError::ReplicationRoleTaken { .. })
+    ));
+}
+
+#[test]
+fn identity_policies_grant_the_same_access_on_the_replica() {
+    let primary = spec(&with_replica_text().replace(
+        "access:\n  users: [terraform]\n",
+        "access:\n  users: [terraform]\n  attach_identity_policy: true\n",
+    ));
+    let desired = desired(&primary);
+    let document = &desired.identity_policies[0].document;
+    let resources: Vec<String> = document
+        .statements
+        .iter()
+        .map(|statement| statement["Resource"].to_string())
+        .collect();
+    assert!(
+        resources
+            .iter()
+            .any(|resource| resource.contains("arn:aws:s3:::my-state/"))
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|resource| resource.contains("arn:aws:s3:::my-state-replica/"))
+    );
+    assert!(document.statements.iter().any(|statement| {
+        statement["Sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("StatebucketReplica")
+    }));
+}
+
+fn with_replica_text() -> String {
+    DEV.replace(
+        "  tags: { team: platform }\n",
+        "  tags: { team: platform }\n  replica:\n    region: eu-central-1\n",
+    )
+}

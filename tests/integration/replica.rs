@@ -208,6 +208,55 @@ fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terra
         &ReplicationRuleStatus::Enabled
     );
 
+    // Terraform on the primary; doctor reads replication for the failover file. moto copies
+    // nothing and sets no ReplicationStatus: doctor says so instead of passing it.
+    let primary_dir = terraform_dir("");
+    project
+        .terraform(
+            "init",
+            primary_dir.path(),
+            Some(&project.path("environments/prod/backend.hcl")),
+        )
+        .expect_code(0);
+    project
+        .terraform("apply", primary_dir.path(), None)
+        .expect_code(0);
+    let doctor = project.statebucket(&["doctor", "--output", "json"]);
+    let report = doctor.json();
+    let failover_report = report["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|report| {
+            report["backend_file"]
+                .as_str()
+                .unwrap()
+                .ends_with("backend.dr.hcl")
+        })
+        .expect("doctor checks the failover file");
+    let check = |name: &str| {
+        failover_report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["check"] == name)
+            .unwrap_or_else(|| panic!("{name} in {failover_report:#}"))
+            .clone()
+    };
+    assert_eq!(check("replication")["status"], "ok");
+    assert_eq!(check("replication role")["status"], "ok");
+    assert_eq!(check("list workspaces")["status"], "ok");
+    let replicated = check("replicated state");
+    assert_eq!(replicated["status"], "warn");
+    assert!(
+        replicated["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no replication status"),
+        "{replicated}"
+    );
+    assert_eq!(check("replica version")["status"], "warn");
+
     // The failover: real Terraform on the replica with backend.dr.hcl.
     let failover = project.path("environments/prod/backend.dr.hcl");
     let text = project.read("environments/prod/backend.dr.hcl");

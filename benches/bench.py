@@ -96,7 +96,7 @@ def peak_rss_mb(command, env, cwd):
 class Project:
     """A project directory with N environments and AWS profiles, against one endpoint."""
 
-    def __init__(self, base, name, count, encryption="aes256", run_id="", lock="lockfile"):
+    def __init__(self, base, name, count, encryption="aes256", run_id="", lock="lockfile", replica=False):
         self.dir = Path(base) / name
         (self.dir / "environments").mkdir(parents=True)
         (self.dir / "aws").mkdir()
@@ -109,9 +109,14 @@ class Project:
             bucket = f"bench-{name}-{run_id}-{index}".lower()[:63].rstrip("-")
             self.buckets.append(bucket)
             encryption_line = encryption if encryption == "aes256" else f"{{ kms_key: alias/{bucket}, create_key: true }}"
+            # A replica in a second region, encrypted like the bucket (its own key with KMS).
+            replica_lines = ""
+            if replica:
+                replica_encryption = "aes256" if encryption == "aes256" else f"{{ kms_key: alias/{bucket}-replica, create_key: true }}"
+                replica_lines = f"  replica: {{ region: eu-central-1, encryption: {replica_encryption} }}\n"
             (self.dir / f"environments/env{index:03}.yaml").write_text(
                 f'region: eu-west-1\naccount_id: "{ACCOUNT}"\nprofile: terraform\n'
-                f"bucket:\n  name: {bucket}\n  encryption: {encryption_line}\n  tags: {{ team: platform }}\n"
+                f"bucket:\n  name: {bucket}\n  encryption: {encryption_line}\n  tags: {{ team: platform }}\n{replica_lines}"
                 f"access:\n  users: [terraform-access]\n  roles: [terraform-access-role]\n"
                 f"backend:\n  key: app/terraform.tfstate\n  lock: {lock}\n"
             )
@@ -306,9 +311,9 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-        def fresh(count, encryption="aes256", converge=False, lock="lockfile"):
+        def fresh(count, encryption="aes256", converge=False, lock="lockfile", replica=False):
             def make(run_id):
-                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)), lock=lock)
+                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)), lock=lock, replica=replica)
                 return project, (["apply", "--auto-approve"] if converge else None)
             return make
 
@@ -326,6 +331,9 @@ def main():
         both("apply from nothing, AES256", fresh(1), ["apply", "--auto-approve"])
         both("apply from nothing, KMS key created", fresh(1, "kms"), ["apply", "--auto-approve"])
         both("apply from nothing, AES256 + DynamoDB table (lock: both)", fresh(1, lock="both"), ["apply", "--auto-approve"])
+        both("apply from nothing, AES256 with a replica", fresh(1, replica=True), ["apply", "--auto-approve"])
+        both("apply from nothing, KMS keys created, with a replica", fresh(1, "kms", replica=True), ["apply", "--auto-approve"])
+        both("check, converged, with a replica", fresh(1, converge=True, replica=True), ["check"])
         both("apply, converged", fresh(1, converge=True), ["apply", "--auto-approve"])
         both(f"apply from nothing, {baseline_envs} envs", fresh(baseline_envs), ["apply", "--auto-approve"], baseline_envs, cli=cli_project(baseline_envs, "bootstrap"))
         both(f"check, {baseline_envs} envs", fresh(baseline_envs, converge=True), ["check"], baseline_envs, cli=cli_project(baseline_envs, "check"))
@@ -495,6 +503,12 @@ def format_report(rows, rate, render_ms, runs, binary, smoke, stacks_render, pol
         "another runner may have made the key meanwhile (1); CreateKey (1); alias, rotation and the encryption naming the "
         "key, beside every other setting (1); verify (1), beside the lock's release. Only a run that creates or repairs a "
         "key (or grants log delivery) pays this, once in a bucket's life; converged runs and buckets without KMS take no lock.",
+        "- `apply` from nothing with a replica in a second region: target 6. The replica is created and configured beside "
+        "the primary (its own clients in its region) and the replication role beside both (IAM needs neither bucket); the "
+        "replication rule needs both buckets versioned and the role, so it is the one step that waits: observe (1); the two "
+        "CreateBuckets and CreateRole (1); every setting of both buckets and the role's policy (1); PutBucketReplication (1); "
+        "verify both buckets and the replication at once (1). With KMS keys to create in both regions, each bucket takes "
+        "its own apply lock for its own key, side by side, so the replica adds the same replication step to the KMS path.",
         "- Zero write requests when converged: see the `writes` column of the converged rows.",
         "- `check` of many environments: the run is bound by moto's throughput, not by latency (see the bounds table). "
         "STS and IAM answers are asked once per run and shared by all environments (8 reads per environment plus 3 per run; "

@@ -93,8 +93,13 @@ pub fn run(
         ));
     } else {
         for ((bucket, stack), checks) in stacks.iter().zip(&reports) {
+            let role = if bucket.spec.replica_of.is_some() {
+                "failover backend"
+            } else {
+                "backend"
+            };
             let mut text = format!(
-                "doctor {} ({}), backend {}\n",
+                "doctor {} ({}), {role} {}\n",
                 name(bucket, stack),
                 bucket.spec.source,
                 stack.spec.file

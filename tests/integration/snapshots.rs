@@ -271,3 +271,56 @@ compat:
         "\"/tmp/web-identity-token\""
     );
 }
+
+/// The failover files beside each stack's backend.hcl, for a bucket with a replica: the
+/// replica's bucket, region and key, the same key, profile and lock (the lockfile: a
+/// DynamoDB table lives in the primary's region). Offline, exactly what Terraform reads.
+#[test]
+fn failover_files_for_a_bucket_with_a_replica() {
+    let project = Project::new();
+    project.spec(
+        "central",
+        "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket:
+  name: example-terraform-state-central
+  encryption: { kms_key: alias/central-state, create_key: true }
+  replica:
+    region: eu-central-1
+    encryption: { kms_key: alias/central-state-replica, create_key: true }
+    object_lock: { mode: compliance, days: 14 }
+access: { users: [terraform-access] }
+stacks:
+  network:
+    key: network/terraform.tfstate
+    lock: both
+  app:
+    key: app/terraform.tfstate
+    workspace_key_prefix: workspaces
+",
+    );
+    let filters = filters(&project, "example-terraform-state-central");
+    snapshot!(
+        filters,
+        "render_failover",
+        project.statebucket(&["render", "--stdout"])
+    );
+    project.statebucket(&["render"]).expect_code(0);
+    let files: Vec<_> = ["network", "app"]
+        .iter()
+        .map(|stack| project.path(&format!("environments/central/{stack}/backend.dr.hcl")))
+        .collect();
+    let parsed = crate::opentofu::parse_hcl(&files);
+    for file in &files {
+        let config = &parsed[file.to_str().unwrap()];
+        assert_eq!(
+            config["bucket"],
+            "\"example-terraform-state-central-replica\""
+        );
+        assert_eq!(config["region"], "\"eu-central-1\"");
+        assert_eq!(config["use_lockfile"], true, "{config:#}");
+        assert!(config.get("dynamodb_table").is_none(), "{config:#}");
+    }
+}

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::observed::{BucketState, PublicAccessBlock, Versioning};
+use crate::observed::{BucketState, PublicAccessBlock, ReplicationConfiguration, Versioning};
 use crate::plan::{ABORT_UPLOADS_RULE_ID, NONCURRENT_RULE_ID};
 use crate::scaffold::{NewSpec, NewStack, Principals, States};
 use crate::spec::{
     AccountId, BucketName, Days, Encryption, EnvName, IamArn, KmsKey, KmsKeyRef, Lifecycle,
-    LogPrefix, Logging, PrincipalKind, PrincipalRef, ProfileName, Region, StackName, StateKey,
-    TableName,
+    LogPrefix, Logging, ObjectLock, PrincipalKind, PrincipalRef, ProfileName, Region, ReplicaSpec,
+    RetentionMode, StackName, StateKey, TableName,
 };
 
 /// What import knows besides the bucket.
@@ -45,6 +45,51 @@ pub struct LiveBucket<'a> {
     pub state_keys: &'a [String],
     /// A DynamoDB table with Terraform's lock schema, found under a usual name.
     pub lock_table: Option<&'a str>,
+    /// The bucket it replicates into, when it does and import could read it.
+    pub replica: Option<LiveReplica<'a>>,
+}
+
+/// A bucket the state bucket replicates into, and the rule that does.
+#[derive(Debug, Clone)]
+pub struct LiveReplica<'a> {
+    pub name: &'a str,
+    pub region: &'a Region,
+    pub state: &'a BucketState,
+    pub kms_key: Option<(&'a str, &'a [String])>,
+    pub rule: &'a ReplicationTarget,
+}
+
+/// Where a replication configuration sends the state: statebucket's rule first, else the
+/// first rule of another owner that names a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationTarget {
+    pub bucket: String,
+    pub rule: String,
+    pub owned: bool,
+    /// The configuration's role.
+    pub role: String,
+}
+
+pub fn replication_target(configuration: &ReplicationConfiguration) -> Option<ReplicationTarget> {
+    let (destination, rule, owned) = match &configuration.owned {
+        Some(rule) => (rule.destination.clone(), rule.id.clone(), true),
+        None => {
+            let rule = configuration
+                .foreign
+                .iter()
+                .find(|rule| rule.destination.is_some())?;
+            (rule.destination.clone()?, rule.id.clone(), false)
+        }
+    };
+    Some(ReplicationTarget {
+        bucket: destination
+            .rsplit_once(":::")
+            .map_or(destination.as_str(), |(_, name)| name)
+            .to_owned(),
+        rule,
+        owned,
+        role: configuration.role.clone(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +109,17 @@ pub fn adopt(request: &ImportRequest, live: &LiveBucket<'_>) -> Adopted {
         }
     };
     let (access, states) = layout(request, &grants, live.state_keys, &mut notes);
-    let (encryption, encryption_note) = encryption(request, live, &mut notes);
+    let (encryption, encryption_note) = encryption(
+        &request.region,
+        live.state,
+        live.kms_key,
+        "bucket.encryption.kms_key",
+        &mut notes,
+    );
+    let replica = live
+        .replica
+        .as_ref()
+        .and_then(|replica| adopt_replica(request, replica, &encryption, &mut notes));
     let (lifecycle, lifecycle_note) = lifecycle(live.state);
     notes.extend(lifecycle_note.clone());
     let logging = live.state.logging.as_ref().and_then(|target| {
@@ -123,8 +178,79 @@ pub fn adopt(request: &ImportRequest, live: &LiveBucket<'_>) -> Adopted {
         access,
         states,
         lock_table,
+        replica,
     };
     Adopted { spec, notes }
+}
+
+/// The replica as `bucket.replica`, or `None` (with a note) when a spec could not say it.
+fn adopt_replica(
+    request: &ImportRequest,
+    replica: &LiveReplica<'_>,
+    primary_encryption: &Encryption,
+    notes: &mut Vec<String>,
+) -> Option<ReplicaSpec> {
+    let name = BucketName::parse(replica.name).ok()?;
+    let rule = replica.rule;
+    if *replica.region == request.region {
+        notes.push(format!(
+            "rule `{}` replicates into `{name}` in the bucket's own region: a statebucket replica must survive the loss of that region, so the spec has no `replica`; the rule is kept",
+            rule.rule
+        ));
+        return None;
+    }
+    let (encryption, _) = encryption(
+        replica.region,
+        replica.state,
+        replica.kms_key,
+        "bucket.replica.encryption.kms_key",
+        notes,
+    );
+    if matches!(primary_encryption, Encryption::Kms(_)) && matches!(encryption, Encryption::Aes256)
+    {
+        notes.push(format!(
+            "the bucket replicates into `{name}` ({}), which has no customer managed KMS key while the bucket has one: name a key in the replica's region as `bucket.replica.encryption` to take it over; the spec has no `replica` until then",
+            replica.region
+        ));
+        return None;
+    }
+    let object_lock = replica
+        .state
+        .object_lock
+        .as_ref()
+        .and_then(|lock| lock.default_retention.as_ref())
+        .and_then(|retention| {
+            let mode = match retention.mode.as_str() {
+                "GOVERNANCE" => RetentionMode::Governance,
+                "COMPLIANCE" => RetentionMode::Compliance,
+                _ => return None,
+            };
+            let days = Days::new(u32::try_from(retention.in_days()).ok()?)?;
+            Some(ObjectLock { mode, days })
+        });
+    notes.push(if rule.owned {
+        format!(
+            "the bucket replicates into `{name}` ({}) with statebucket's rule: taken over as `bucket.replica`",
+            replica.region
+        )
+    } else {
+        format!(
+            "the bucket replicates into `{name}` ({}) with rule `{}` (role {}): taken over as `bucket.replica`. apply adds statebucket's rule `{}` and role beside it, and a configuration has one role: remove rule `{}` first if it uses another role (statebucket's rule replaces it), else plan refuses",
+            replica.region,
+            rule.rule,
+            rule.role,
+            crate::replication::RULE_ID,
+            rule.rule
+        )
+    });
+    Some(ReplicaSpec {
+        name,
+        region: replica.region.clone(),
+        encryption,
+        object_lock,
+        backend_file: None,
+        positions: Default::default(),
+    })
 }
 
 /// One principal's state-object grants in the bucket policy.
@@ -403,24 +529,26 @@ fn unique_stack_name(key: &str, taken: &mut BTreeSet<String>) -> StackName {
     StackName::parse(&candidate).expect("cleaned to a valid stack name")
 }
 
+/// A bucket's encryption as a spec says it; `key_field` names where it goes, for notes.
 fn encryption(
-    request: &ImportRequest,
-    live: &LiveBucket<'_>,
+    region: &Region,
+    state: &BucketState,
+    kms_key: Option<(&str, &[String])>,
+    key_field: &str,
     notes: &mut Vec<String>,
 ) -> (Encryption, Option<String>) {
-    let algorithm = live
-        .state
+    let algorithm = state
         .encryption
         .as_ref()
         .map(|rule| rule.algorithm.as_str());
-    match (algorithm, live.kms_key) {
+    match (algorithm, kms_key) {
         (Some(algorithm), Some((arn, aliases))) if algorithm.starts_with("aws:kms") => {
             let by_alias = aliases
                 .first()
-                .and_then(|alias| KmsKeyRef::parse(alias, Some(&request.region)).ok());
+                .and_then(|alias| KmsKeyRef::parse(alias, Some(region)).ok());
             let reference = by_alias
                 .clone()
-                .or_else(|| KmsKeyRef::parse(arn, Some(&request.region)).ok());
+                .or_else(|| KmsKeyRef::parse(arn, Some(region)).ok());
             match reference {
                 Some(reference) => {
                     let note = if by_alias.is_some() {
@@ -431,13 +559,13 @@ fn encryption(
                     (Encryption::Kms(KmsKey::Existing(reference)), Some(note))
                 }
                 None => {
-                    notes.push(format!("the bucket's KMS key `{arn}` is not in the bucket's region; the spec says aes256 until you name a key there"));
+                    notes.push(format!("the KMS key `{arn}` is not in {region}; the spec says aes256 until you name a key there in `{key_field}`"));
                     (Encryption::Aes256, None)
                 }
             }
         }
         (Some(algorithm), None) if algorithm.starts_with("aws:kms") => {
-            notes.push("the bucket encrypts with the AWS managed key aws/s3, which a spec cannot name: the spec says aes256, which apply would set; to keep KMS, name a customer managed key in `bucket.encryption.kms_key` first".to_owned());
+            notes.push(format!("the AWS managed key aws/s3 encrypts it, which a spec cannot name: the spec says aes256, which apply would set; to keep KMS, name a customer managed key in `{key_field}` first"));
             (Encryption::Aes256, None)
         }
         _ => (Encryption::Aes256, None),
@@ -606,6 +734,7 @@ mod tests {
                 kms_key: None,
                 state_keys: keys,
                 lock_table: None,
+                replica: None,
             },
         );
         let text = spec_text(&adopted.spec);
@@ -794,6 +923,7 @@ mod tests {
                 )),
                 state_keys: &[],
                 lock_table: None,
+                replica: None,
             },
         );
         let text = spec_text(&adopted.spec);
@@ -822,6 +952,7 @@ mod tests {
                     kms_key: None,
                     state_keys: &[],
                     lock_table: Some("terraform-locks"),
+                    replica: None,
                 },
             );
             let text = spec_text(&adopted.spec);
@@ -852,5 +983,69 @@ mod tests {
         assert!(matches("a/?.tfstate", "a/b.tfstate"));
         assert!(!matches("a/*.tflock", "a/terraform.tfstate"));
         assert!(!matches("b/*", "a/b"));
+    }
+
+    #[test]
+    fn a_replica_in_another_region_is_taken_over_and_one_in_the_same_region_is_not() {
+        let state = bucket(Some(HAND_MADE));
+        let mut replica_state = bucket(None);
+        replica_state.object_lock = Some(crate::observed::ObjectLockState {
+            enabled: true,
+            default_retention: Some(crate::observed::Retention {
+                mode: "COMPLIANCE".into(),
+                days: None,
+                years: Some(1),
+            }),
+        });
+        let rule = ReplicationTarget {
+            bucket: "hand-made-state-dr".into(),
+            rule: "to-frankfurt".into(),
+            owned: false,
+            role: "arn:aws:iam::123456789012:role/replication".into(),
+        };
+        for (region, taken) in [("eu-central-1", true), ("eu-west-1", false)] {
+            let region = Region::parse(region).unwrap();
+            let adopted = adopt(
+                &request(),
+                &LiveBucket {
+                    state: &state,
+                    kms_key: None,
+                    state_keys: &[],
+                    lock_table: None,
+                    replica: Some(LiveReplica {
+                        name: "hand-made-state-dr",
+                        region: &region,
+                        state: &replica_state,
+                        kms_key: None,
+                        rule: &rule,
+                    }),
+                },
+            );
+            let text = spec_text(&adopted.spec);
+            let spec = parse_spec("environments/legacy.yaml", "legacy", &text)
+                .unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
+            let notes = adopted.notes.join("\n");
+            match spec.bucket.replica {
+                Some(replica) => {
+                    assert!(taken, "{text}");
+                    assert_eq!(replica.name.as_str(), "hand-made-state-dr");
+                    assert_eq!(
+                        replica.object_lock,
+                        Some(ObjectLock {
+                            mode: RetentionMode::Compliance,
+                            days: Days::new(365).unwrap()
+                        })
+                    );
+                    assert!(
+                        notes.contains("remove rule `to-frankfurt` first"),
+                        "{notes}"
+                    );
+                }
+                None => {
+                    assert!(!taken, "{text}");
+                    assert!(notes.contains("in the bucket's own region"), "{notes}");
+                }
+            }
+        }
     }
 }

@@ -100,13 +100,15 @@ impl fmt::Display for ReplicationRule {
     }
 }
 
-/// A replication rule of another owner: the core reads its id and priority only; the S3
+/// A replication rule of another owner: the core reads its id, priority and destination; the S3
 /// adapter keeps what it read (`kept`) and writes it back unchanged, since
 /// PutBucketReplication replaces every rule at once.
 #[derive(Clone)]
 pub struct ForeignReplicationRule {
     pub id: String,
     pub priority: Option<i32>,
+    /// The destination bucket's ARN.
+    pub destination: Option<String>,
     pub kept: std::sync::Arc<dyn std::any::Any + Send + Sync>,
 }
 

@@ -366,6 +366,7 @@ backend: { key: prod/terraform.tfstate }
         let foreign = |priority| ForeignReplicationRule {
             id: format!("theirs-{priority}"),
             priority: Some(priority),
+            destination: None,
             kept: std::sync::Arc::new(()),
         };
         assert_eq!(desired.rule_for(None, &[]).priority, 1);

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::spec::schema::MODELINE;
 use crate::spec::{
     AccountId, BucketName, Encryption, EnvName, KmsKey, Lifecycle, Logging, PrincipalKind,
-    PrincipalRef, ProfileName, Region, StackName, StateKey, TableName,
+    PrincipalRef, ProfileName, Region, ReplicaSpec, RetentionMode, StackName, StateKey, TableName,
 };
 
 /// A spec to write. Notes are comments the reader must see: each says what was assumed or
@@ -36,6 +36,8 @@ pub struct NewSpec {
     pub states: States,
     /// A DynamoDB lock table in use: written as `lock: both` with `dynamodb_table`.
     pub lock_table: Option<TableName>,
+    /// `bucket.replica` (import: a bucket the state bucket replicates into).
+    pub replica: Option<ReplicaSpec>,
 }
 
 /// Users and roles, writers and readers, as they go into an `access` block.
@@ -166,6 +168,30 @@ pub fn spec_text(spec: &NewSpec) -> String {
         line("  logging:");
         line(&format!("    bucket: {}", scalar(logging.bucket.as_str())));
         line(&format!("    prefix: {}", quoted(logging.prefix.as_str())));
+    }
+    if let Some(replica) = &spec.replica {
+        line("  replica:");
+        line(&noted(
+            &format!("    region: {}", replica.region),
+            "the copy that survives the loss of the bucket's region",
+        ));
+        line(&format!("    name: {}", scalar(replica.name.as_str())));
+        if let Encryption::Kms(key) = &replica.encryption {
+            line(&format!(
+                "    encryption: {{ kms_key: {} }}",
+                scalar(key.reference())
+            ));
+        }
+        if let Some(lock) = replica.object_lock {
+            let mode = match lock.mode {
+                RetentionMode::Governance => "governance",
+                RetentionMode::Compliance => "compliance",
+            };
+            line(&noted(
+                &format!("    object_lock: {{ mode: {mode}, days: {} }}", lock.days),
+                "never shortened or turned off by statebucket",
+            ));
+        }
     }
     if spec.access.is_empty() {
         line("# access:                         # every stack below names its own principals");
@@ -356,6 +382,7 @@ mod tests {
                 key_note: None,
             },
             lock_table: None,
+            replica: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use super::Clients;
 use super::errors::{AwsError, Failure};
 use super::observe::{BucketReads, observe_bucket};
-use crate::observed::BucketState;
+use crate::observed::{BucketState, ReplicationConfiguration};
 use crate::spec::Region;
 
 /// The live bucket as import needs it.
@@ -19,6 +19,17 @@ pub struct LiveBucket {
     pub state_keys: Vec<String>,
     /// A DynamoDB table with Terraform's lock schema under a name teams give it.
     pub lock_table: Option<String>,
+    /// The bucket's replication configuration, when it has one.
+    pub replication: Option<ReplicationConfiguration>,
+}
+
+/// A bucket the state bucket replicates into, as import reads it.
+#[derive(Debug, Clone)]
+pub struct LiveReplica {
+    pub name: String,
+    pub region: Region,
+    pub state: BucketState,
+    pub kms_key: Option<(String, Vec<String>)>,
 }
 
 /// The bucket's region (HeadBucket, asked in any region: S3 names the bucket's region in its
@@ -75,10 +86,11 @@ pub async fn read_bucket(
     region: &Region,
     account: &str,
 ) -> Result<LiveBucket, AwsError> {
-    let (state, state_keys, lock_table) = tokio::join!(
+    let (state, state_keys, lock_table, replication) = tokio::join!(
         observe_bucket(clients, bucket, region.as_str(), account, BucketReads::ALL),
         state_keys(clients, bucket),
-        lock_table(clients, bucket, region, account)
+        lock_table(clients, bucket, region, account),
+        super::replication::read_configuration(clients, bucket, Some(account)),
     );
     let state = state?.ok_or_else(|| {
         AwsError::new(
@@ -101,7 +113,38 @@ pub async fn read_bucket(
         kms_key,
         state_keys: state_keys?,
         lock_table,
+        replication: replication?,
     })
+}
+
+/// The replica a bucket replicates into: its settings and KMS key's aliases, read in its own
+/// region (`clients`); `None` when it does not exist (or is not the caller's).
+pub async fn read_replica(
+    clients: &Clients,
+    bucket: &str,
+    region: &Region,
+    account: &str,
+) -> Result<Option<LiveReplica>, AwsError> {
+    let Some(state) =
+        observe_bucket(clients, bucket, region.as_str(), account, BucketReads::ALL).await?
+    else {
+        return Ok(None);
+    };
+    let kms_key = match state
+        .encryption
+        .as_ref()
+        .filter(|rule| rule.algorithm.starts_with("aws:kms"))
+        .and_then(|rule| rule.kms_key_id.as_deref())
+    {
+        Some(key) => kms_key_and_aliases(clients, key).await?,
+        None => None,
+    };
+    Ok(Some(LiveReplica {
+        name: bucket.to_owned(),
+        region: region.clone(),
+        state,
+        kms_key,
+    }))
 }
 
 /// The names teams give a bucket's lock table, statebucket's default first.

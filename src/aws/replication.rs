@@ -120,6 +120,9 @@ fn from_sdk(configuration: &SdkConfiguration) -> ReplicationConfiguration {
             foreign.push(ForeignReplicationRule {
                 id: rule.id().unwrap_or("(no id)").to_owned(),
                 priority: rule.priority(),
+                destination: rule
+                    .destination()
+                    .map(|destination| destination.bucket().to_owned()),
                 kept: Arc::new(rule.clone()),
             });
         }

@@ -39,7 +39,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         .or_else(|| connection.endpoint_env.clone());
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
-    let (request, live) = super::interruptible(
+    let (request, live, target, replica, replica_notes) = super::interruptible(
         async {
             let task = reporter.task(bucket.as_str());
             task.step("finding the bucket");
@@ -76,6 +76,54 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
             task.step("reading its settings and policy");
             let live = aws::adopt::read_bucket(&clients, bucket.as_str(), &region, &caller.account)
                 .await?;
+            // The bucket it replicates into, read in that bucket's region.
+            let target = live
+                .replication
+                .as_ref()
+                .and_then(adopt::replication_target);
+            let mut replica = None;
+            let mut replica_notes = Vec::new();
+            if let Some(target) = &target {
+                task.step("reading its replica");
+                let found = async {
+                    let replica_region = aws::adopt::locate_bucket(
+                        &clients,
+                        &target.bucket,
+                        &caller.account,
+                        region.as_str(),
+                    )
+                    .await?;
+                    let replica_region = Region::parse(&replica_region).map_err(|problem| {
+                        aws::AwsError::new(
+                            format!("locating bucket `{}`", target.bucket),
+                            problem.message,
+                            None,
+                        )
+                    })?;
+                    let replica_clients = aws::clients(
+                        connection.profile_flag.as_ref(),
+                        &replica_region,
+                        endpoint.as_ref(),
+                        connection.attempt_timeout,
+                        &log,
+                    )
+                    .await;
+                    aws::adopt::read_replica(
+                        &replica_clients,
+                        &target.bucket,
+                        &replica_region,
+                        &caller.account,
+                    )
+                    .await
+                };
+                match found.await {
+                    Ok(found) => replica = found,
+                    Err(error) => replica_notes.push(format!(
+                        "the bucket replicates into `{}` (rule `{}`), which import could not read ({}): the spec has no `replica`; add it by hand to take the replica over",
+                        target.bucket, target.rule, error.cause
+                    )),
+                }
+            }
             task.finish();
             let account = AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
                 message: format!("the caller's account: {}", problem.message),
@@ -89,7 +137,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 terraform_profile,
                 bootstrap_profile: connection.profile_flag.clone(),
             };
-            Ok((request, live))
+            Ok((request, live, target, replica, replica_notes))
         },
         async {},
     )?;
@@ -103,8 +151,23 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 .map(|(arn, aliases)| (arn.as_str(), aliases.as_slice())),
             state_keys: &live.state_keys,
             lock_table: live.lock_table.as_deref(),
+            replica: replica
+                .as_ref()
+                .zip(target.as_ref())
+                .map(|(replica, rule)| adopt::LiveReplica {
+                    name: &replica.name,
+                    region: &replica.region,
+                    state: &replica.state,
+                    kms_key: replica
+                        .kms_key
+                        .as_ref()
+                        .map(|(arn, aliases)| (arn.as_str(), aliases.as_slice())),
+                    rule,
+                }),
         },
     );
+    let mut notes = adopted.notes.clone();
+    notes.extend(replica_notes);
     let text = scaffold::spec_text(&adopted.spec);
     if !create_file_exclusively(&path, &text)
         .map_err(|error| Error::file("write", &path, &error))?
@@ -124,7 +187,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         format!("statebucket plan {env}        # what apply adds: the hardening the notes name"),
         format!("statebucket apply {env}"),
     ];
-    init::report(context, "import", files, adopted.notes, next);
+    init::report(context, "import", files, notes, next);
     Ok(Outcome::Success)
 }
 

@@ -196,6 +196,7 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
             key_note: Some("one key per configuration: e.g. network/terraform.tfstate".into()),
         },
         lock_table: None,
+        replica: None,
         env,
     })
 }

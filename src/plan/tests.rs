@@ -1040,6 +1040,7 @@ fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
     let foreign = ForeignReplicationRule {
         id: "archive".into(),
         priority: Some(1),
+        destination: None,
         kept: std::sync::Arc::new(()),
     };
     let mut observed = converged(&desired, None);

@@ -327,3 +327,58 @@ fn a_replica_in_the_buckets_own_region_or_a_kms_primary_with_an_aes256_replica_i
         run.stderr
     );
 }
+
+/// A bucket that replicates with statebucket's rule (its spec lost): import takes the
+/// replica over with its region, name, key and Object Lock; the plan then only writes the
+/// new spec's backend files, on both buckets.
+#[test]
+fn import_takes_the_replica_over() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("dr-import");
+    let replica = format!("{bucket}-replica");
+    let alias = format!("alias/{}", unique("dr-import-key"));
+    project.spec("prod", &replica_spec(&bucket, &alias));
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    std::fs::remove_file(project.path("environments/prod.yaml")).unwrap();
+
+    let imported = project.statebucket(&[
+        "import",
+        &bucket,
+        "--env",
+        "adopted",
+        "--region",
+        "eu-west-1",
+        "--terraform-profile",
+        "terraform",
+        "--profile",
+        "admin",
+        "--output",
+        "json",
+    ]);
+    imported.expect_code(0);
+    let notes = imported.json()["notes"].to_string();
+    assert!(notes.contains("taken over as `bucket.replica`"), "{notes}");
+    let text = project.read("environments/adopted.yaml");
+    for expected in [
+        "  replica:\n",
+        "    region: eu-central-1",
+        &format!("    name: {replica}"),
+        &format!("kms_key: {alias}-replica"),
+        "object_lock: { mode: governance, days: 30 }",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+    project.statebucket(&["validate", "adopted"]).expect_code(0);
+    let plan = project.statebucket(&["check", "adopted", "--output", "json"]);
+    plan.expect_code(2);
+    let env = &plan.json()["environments"][0];
+    assert_eq!(change_kinds(env), vec!["write_backend_file"], "{env:#}");
+    assert_eq!(
+        change_kinds(&env["replica"]),
+        vec!["write_backend_file"],
+        "{env:#}"
+    );
+}

@@ -67,25 +67,28 @@ fn the_shipped_examples_are_valid_and_render_byte_identically() {
     first.expect_code(0);
     assert_eq!(
         first.stdout,
-        "wrote environments/dev/backend.hcl\nwrote environments/prod/backend.hcl\n"
+        "wrote environments/dev/backend.hcl\nwrote environments/prod/backend.hcl\nwrote environments/prod/backend.dr.hcl\n"
     );
     let dev = project.read("environments/dev/backend.hcl");
     let prod = project.read("environments/prod/backend.hcl");
+    let failover = project.read("environments/prod/backend.dr.hcl");
     let second = project.statebucket(&["render"]);
     assert_eq!(
         second.stdout,
-        "unchanged environments/dev/backend.hcl\nunchanged environments/prod/backend.hcl\n"
+        "unchanged environments/dev/backend.hcl\nunchanged environments/prod/backend.hcl\nunchanged environments/prod/backend.dr.hcl\n"
     );
     assert_eq!(project.read("environments/dev/backend.hcl"), dev);
     assert_eq!(project.read("environments/prod/backend.hcl"), prod);
+    assert_eq!(project.read("environments/prod/backend.dr.hcl"), failover);
     // Several files are headed and kept apart; one prints as it is (to pipe into a file).
     let stdout = project.statebucket(&["render", "--stdout"]);
     assert_eq!(
         stdout.stdout,
         format!(
-            "==> environments/dev/backend.hcl <==\n{dev}\n==> environments/prod/backend.hcl <==\n{prod}"
+            "==> environments/dev/backend.hcl <==\n{dev}\n==> environments/prod/backend.hcl <==\n{prod}\n==> environments/prod/backend.dr.hcl <==\n{failover}"
         )
     );
+    assert!(failover.contains("region              = \"eu-central-1\"\n"));
     let one = project.statebucket(&["render", "--stdout", "dev"]);
     assert_eq!(one.stdout, dev);
     assert!(dev.contains("profile             = \"terraform\"\n"));

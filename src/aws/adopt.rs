@@ -99,15 +99,7 @@ pub async fn read_bucket(
             None,
         )
     })?;
-    let kms_key = match state
-        .encryption
-        .as_ref()
-        .filter(|rule| rule.algorithm.starts_with("aws:kms"))
-        .and_then(|rule| rule.kms_key_id.as_deref())
-    {
-        Some(key) => kms_key_and_aliases(clients, key).await?,
-        None => None,
-    };
+    let kms_key = customer_key(clients, &state).await?;
     Ok(LiveBucket {
         state,
         kms_key,
@@ -130,15 +122,7 @@ pub async fn read_replica(
     else {
         return Ok(None);
     };
-    let kms_key = match state
-        .encryption
-        .as_ref()
-        .filter(|rule| rule.algorithm.starts_with("aws:kms"))
-        .and_then(|rule| rule.kms_key_id.as_deref())
-    {
-        Some(key) => kms_key_and_aliases(clients, key).await?,
-        None => None,
-    };
+    let kms_key = customer_key(clients, &state).await?;
     Ok(Some(LiveReplica {
         name: bucket.to_owned(),
         region: region.clone(),
@@ -185,6 +169,22 @@ async fn lock_table(
     }))
     .await;
     found.into_iter().flatten().next()
+}
+
+/// The customer managed key of the bucket's SSE-KMS, with its aliases; `None` without one.
+async fn customer_key(
+    clients: &Clients,
+    state: &BucketState,
+) -> Result<Option<(String, Vec<String>)>, AwsError> {
+    match state
+        .encryption
+        .as_ref()
+        .filter(|rule| rule.algorithm.starts_with("aws:kms"))
+        .and_then(|rule| rule.kms_key_id.as_deref())
+    {
+        Some(key) => kms_key_and_aliases(clients, key).await,
+        None => Ok(None),
+    }
 }
 
 /// The key's ARN and its customer aliases; `None` for the AWS managed `aws/s3` key.

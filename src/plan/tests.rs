@@ -1064,14 +1064,7 @@ fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
         delete_markers: false,
         ..own.clone()
     };
-    observed
-        .replication
-        .as_mut()
-        .unwrap()
-        .configuration
-        .as_mut()
-        .unwrap()
-        .owned = Some(drifted);
+    live_configuration(&mut observed).owned = Some(drifted);
     let repair = plan(&desired, &observed).unwrap();
     assert!(matches!(
         repair.changes.as_slice(),
@@ -1097,18 +1090,20 @@ fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
     )));
 
     // Foreign rules replicating with another role: one configuration has one role.
-    observed
-        .replication
-        .as_mut()
-        .unwrap()
-        .configuration
-        .as_mut()
-        .unwrap()
-        .role = "arn:aws:iam::123456789012:role/theirs".into();
+    live_configuration(&mut observed).role = "arn:aws:iam::123456789012:role/theirs".into();
     assert!(matches!(
         plan(&desired, &observed),
         Err(PlanError::ReplicationRoleTaken { .. })
     ));
+}
+
+/// The replication configuration an observation holds.
+fn live_configuration(observed: &mut Observed) -> &mut crate::observed::ReplicationConfiguration {
+    observed
+        .replication
+        .as_mut()
+        .and_then(|replication| replication.configuration.as_mut())
+        .expect("a replication configuration")
 }
 
 #[test]

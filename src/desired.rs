@@ -94,15 +94,7 @@ impl<'s> DesiredBucket<'s> {
                             &replica_grants,
                             principal,
                         );
-                        document
-                            .statements
-                            .extend(on_replica.statements.into_iter().map(|mut statement| {
-                                if let Some(sid) = statement["Sid"].as_str() {
-                                    statement["Sid"] =
-                                        sid.replacen("Statebucket", "StatebucketReplica", 1).into();
-                                }
-                                statement
-                            }));
+                        policy::extend_to_replica(&mut document, on_replica);
                     }
                     IdentityPolicy {
                         principal: principal.clone(),

@@ -46,8 +46,17 @@ pub fn run(
             ", and add --reader for the read-only tier",
         )?;
         let tier = if reader { Tier::Reader } else { Tier::Writer };
-        let document =
-            policy::tier_identity_policy(spec, &environment.offline_account(), chosen, tier);
+        let account = environment.offline_account();
+        let mut document = policy::tier_identity_policy(spec, &account, chosen, tier);
+        // With a replica, the same access there: what a failover needs.
+        if let Some(replica) = &environment.replica
+            && let Some(replica_stack) = replica.stack(chosen.name.as_str())
+        {
+            policy::extend_to_replica(
+                &mut document,
+                policy::tier_identity_policy(replica, &account, replica_stack, tier),
+            );
+        }
         let tier_name = match tier {
             Tier::Writer => "writer",
             Tier::Reader => "reader",

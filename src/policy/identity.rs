@@ -45,6 +45,20 @@ pub fn identity_policy_for(
     document(spec, account, &parts)
 }
 
+/// `document` extended with what the same principal needs on the replica (`on_replica`,
+/// built from the replica's spec), its statement ids marked `StatebucketReplica…`: after a
+/// failover the identity finds the same access.
+pub fn extend_to_replica(document: &mut PolicyDocument, on_replica: PolicyDocument) {
+    document
+        .statements
+        .extend(on_replica.statements.into_iter().map(|mut statement| {
+            if let Some(sid) = statement["Sid"].as_str() {
+                statement["Sid"] = sid.replacen("Statebucket", "StatebucketReplica", 1).into();
+            }
+            statement
+        }));
+}
+
 /// What one tier of one stack needs (`statebucket policy ENV --identity [--stack S]
 /// [--reader]`), with the statement ids the stack's grant has.
 pub fn tier_identity_policy(

@@ -56,14 +56,16 @@ pub(super) fn plan(
         }
     }
     for (path, content) in &observed.orphan_backend_files {
-        let key = parse_backend_hcl(content)
-            .ok()
-            .and_then(|config| config.string("key").map(str::to_owned));
-        let state = match key {
-            Some(key) => format!(
-                "its state `s3://{}/{key}` stays in the bucket and ",
-                spec.bucket.name
-            ),
+        let config = parse_backend_hcl(content).ok();
+        let read = |name: &str| {
+            config
+                .as_ref()
+                .and_then(|config| config.string(name).map(str::to_owned))
+        };
+        // The file's own bucket: a failover file names the replica.
+        let bucket = read("bucket").unwrap_or_else(|| spec.bucket.name.to_string());
+        let state = match read("key") {
+            Some(key) => format!("its state `s3://{bucket}/{key}` stays in the bucket and "),
             None => String::new(),
         };
         planner.note(format!(

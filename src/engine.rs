@@ -564,14 +564,20 @@ impl Engine {
         };
         let role = aws::apply_replication_role(&planned.clients, &planned.plan);
         let (primary, replica, role) = tokio::join!(primary, replica, role);
+        // Every lock taken is released, whichever side failed.
         let mut locks = Vec::new();
-        let outcome = async {
-            let (primary, primary_lock) = primary?;
-            locks.extend(primary_lock);
-            let replica = replica?.map(|(applied, lock)| {
+        let primary = primary.map(|(applied, lock)| {
+            locks.extend(lock);
+            applied
+        });
+        let replica = replica.map(|applied| {
+            applied.map(|(applied, lock)| {
                 locks.extend(lock);
                 applied
-            });
+            })
+        });
+        let outcome = async {
+            let (primary, replica) = (primary?, replica?);
             role?;
             // Replication needs both buckets versioned and the role in place.
             aws::apply_replication(

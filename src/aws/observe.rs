@@ -208,7 +208,9 @@ impl BucketReads {
     pub fn for_spec(spec: &EnvSpec) -> BucketReads {
         BucketReads {
             logging: spec.bucket.logging.is_some(),
-            object_lock: spec.bucket.object_lock.is_some(),
+            // A replica's always: Object Lock cannot be turned off, and the plan says so
+            // when the spec no longer asks for it.
+            object_lock: spec.bucket.object_lock.is_some() || spec.replica_of.is_some(),
             public_access: !spec.lacks(StoreFeature::PublicAccessBlock),
             ownership: !spec.lacks(StoreFeature::OwnershipControls),
             tags: !spec.lacks(StoreFeature::Tagging),

@@ -225,10 +225,22 @@ pub async fn put_configuration(
     rule: &ReplicationRule,
     foreign: &[ForeignReplicationRule],
 ) -> Result<(), AwsError> {
-    let mut rules: Vec<SdkRule> = foreign
+    // A rule of another owner is written back as read, or nothing is written.
+    let mut rules = foreign
         .iter()
-        .filter_map(|rule| rule.kept.downcast_ref::<SdkRule>().cloned())
-        .collect();
+        .map(|rule| {
+            rule.kept.downcast_ref::<SdkRule>().cloned().ok_or_else(|| {
+                AwsError::new(
+                    format!("writing the replication configuration of `{bucket}`"),
+                    format!(
+                        "rule `{}` was not read from S3, so it cannot be kept",
+                        rule.id
+                    ),
+                    None,
+                )
+            })
+        })
+        .collect::<Result<Vec<SdkRule>, AwsError>>()?;
     rules.push(to_sdk(rule));
     let configuration = SdkConfiguration::builder()
         .role(role)

@@ -9,6 +9,18 @@ use crate::spec::{ObjectLock, RetentionMode};
 
 pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, state: &BucketState) {
     let Some(wanted) = desired.spec.bucket.object_lock else {
+        if let Some(lock) = state.object_lock.as_ref().filter(|lock| lock.enabled) {
+            let retention = lock
+                .default_retention
+                .as_ref()
+                .map_or(String::new(), |retention| {
+                    format!(" (default retention {retention})")
+                });
+            planner.note(format!(
+                "object lock stays on for `{}`{retention}: the spec no longer asks for it, but S3 cannot turn it off and statebucket never shortens a retention",
+                desired.spec.bucket.name
+            ));
+        }
         return;
     };
     let to = retention(wanted);

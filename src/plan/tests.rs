@@ -1143,3 +1143,20 @@ fn with_replica_text() -> String {
         "  tags: { team: platform }\n  replica:\n    region: eu-central-1\n",
     )
 }
+
+#[test]
+fn object_lock_left_out_of_the_spec_stays_on_and_the_plan_says_so() {
+    let primary = spec(&with_replica_text());
+    let replica = primary.replica_spec().unwrap();
+    let desired = desired(&replica);
+    let observed = converged_replica(&desired, Some(retention("GOVERNANCE", 30)));
+    let plan = plan(&desired, &observed).unwrap();
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert!(
+        plan.notes
+            .iter()
+            .any(|note| note.contains("S3 cannot turn it off")),
+        "{:?}",
+        plan.notes
+    );
+}

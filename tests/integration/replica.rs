@@ -382,3 +382,147 @@ fn import_takes_the_replica_over() {
         "{env:#}"
     );
 }
+
+/// An existing replica bucket without versioning or Object Lock: apply turns versioning on,
+/// then Object Lock with its retention (S3 takes it only on a versioned bucket); a rule of
+/// another owner on the primary (same role) is kept beside statebucket's.
+#[test]
+fn an_existing_replica_gets_object_lock_after_versioning_and_a_foreign_rule_is_kept() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    let bucket = unique("dr-existing");
+    let replica = format!("{bucket}-replica");
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/statebucket-replication-{bucket}");
+    let spec = spec_yaml(&bucket, "eu-west-1", "aes256").replace(
+        "  tags: { team: platform }\n",
+        "  tags: { team: platform }\n  replica:\n    region: eu-central-1\n    object_lock: { mode: compliance, days: 7 }\n",
+    );
+    project.spec("prod", &spec);
+    block_on(async {
+        let replica_s3 = project.s3("eu-central-1").await;
+        replica_s3
+            .create_bucket()
+            .bucket(&replica)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let primary_s3 = project.s3("eu-west-1").await;
+        primary_s3
+            .create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        primary_s3
+            .put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let archive = ReplicationRule::builder()
+            .id("archive")
+            .priority(1)
+            .status(ReplicationRuleStatus::Enabled)
+            .filter(ReplicationRuleFilter::builder().prefix("archive/").build())
+            .delete_marker_replication(
+                aws_sdk_s3::types::DeleteMarkerReplication::builder()
+                    .status(aws_sdk_s3::types::DeleteMarkerReplicationStatus::Disabled)
+                    .build(),
+            )
+            .destination(
+                aws_sdk_s3::types::Destination::builder()
+                    .bucket("arn:aws:s3:::somewhere-else")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        primary_s3
+            .put_bucket_replication()
+            .bucket(&bucket)
+            .replication_configuration(
+                ReplicationConfiguration::builder()
+                    .role(&role)
+                    .rules(archive)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let plan = project.statebucket(&["check", "--output", "json"]);
+    plan.expect_code(2);
+    let env = &plan.json()["environments"][0];
+    let put = env["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["change"] == "put_replication")
+        .expect("statebucket's rule is added");
+    assert_eq!(put["kept"], serde_json::json!(["archive"]));
+    let lock = env["replica"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["change"] == "set_object_lock")
+        .expect("object lock is set");
+    assert_eq!(lock["enable"], true, "{lock}");
+
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check"]).expect_code(0);
+    let configuration = replication(&project, &bucket);
+    let ids: Vec<&str> = configuration
+        .rules()
+        .iter()
+        .filter_map(|rule| rule.id())
+        .collect();
+    assert_eq!(ids, ["archive", "statebucket-state-replica"]);
+    assert_eq!(
+        configuration.rules()[1].priority(),
+        Some(2),
+        "above the kept rule's priority"
+    );
+    block_on(async {
+        let lock = project
+            .s3("eu-central-1")
+            .await
+            .get_object_lock_configuration()
+            .bucket(&replica)
+            .send()
+            .await
+            .unwrap();
+        let retention = lock
+            .object_lock_configuration()
+            .and_then(|configuration| configuration.rule())
+            .and_then(|rule| rule.default_retention())
+            .expect("a default retention");
+        assert_eq!(retention.mode(), Some(&ObjectLockRetentionMode::Compliance));
+        assert_eq!(retention.days(), Some(7));
+    });
+
+    // Asking for less is refused with a note, and nothing is written.
+    project.spec("prod", &spec.replace("days: 7", "days: 3"));
+    let shorter = project.statebucket(&["check", "--output", "json"]);
+    shorter.expect_code(0);
+    let notes = shorter.json()["environments"][0]["replica"]["notes"].to_string();
+    assert!(notes.contains("never does either"), "{notes}");
+}

@@ -464,4 +464,59 @@ mod tests {
             "Plan: 4 to create, 0 to update, 0 in sync."
         );
     }
+
+    #[test]
+    fn a_replica_plan_is_indented_under_its_bucket_and_counted_in_the_summary() {
+        let replica = EnvPlan {
+            changes: vec![
+                Change::CreateBucket {
+                    bucket: "b-replica".into(),
+                    region: "eu-central-1".into(),
+                    tags: BTreeMap::new(),
+                    owner_enforced: true,
+                    object_lock: true,
+                },
+                Change::SetObjectLock {
+                    from: None,
+                    to: crate::observed::Retention {
+                        mode: "GOVERNANCE".into(),
+                        days: Some(30),
+                        years: None,
+                    },
+                    enable: false,
+                },
+            ],
+            in_sync: vec![Facet::Tags],
+            kept_statements: Vec::new(),
+            notes: Vec::new(),
+            replica: None,
+        };
+        let plan = EnvPlan {
+            changes: vec![Change::EnableVersioning {
+                from: Versioning::Suspended,
+            }],
+            in_sync: vec![Facet::Bucket],
+            kept_statements: Vec::new(),
+            notes: Vec::new(),
+            replica: Some(Box::new(crate::plan::ReplicaPlan {
+                bucket: "b-replica".into(),
+                region: "eu-central-1".into(),
+                plan: replica,
+            })),
+        };
+        assert_eq!(
+            plan_lines(&plan),
+            "  ~ versioning: Suspended -> Enabled
+  = in sync: bucket
+  replica s3://b-replica in eu-central-1:
+    + bucket: create b-replica in eu-central-1 with Object Lock
+    + object lock: default retention GOVERNANCE for 30 days
+    = in sync: tags
+"
+        );
+        assert_eq!(
+            plan_summary(&plan),
+            "Plan: 2 to create, 1 to update, 2 in sync."
+        );
+    }
 }

@@ -26,11 +26,16 @@ from bench import ACCOUNT, ROOT, Services, create_principals  # noqa: E402
 PYTHON = sys.executable
 
 
-def spec(bucket, kms=True, lock="lockfile"):
+def spec(bucket, kms=True, lock="lockfile", replica=False):
     encryption = f"{{ kms_key: alias/{bucket}, create_key: true }}" if kms else "aes256"
+    # A replica in eu-central-1 with a key of its own (created there) and Object Lock.
+    replica_lines = ""
+    if replica:
+        replica_encryption = f"{{ kms_key: alias/{bucket}-replica, create_key: true }}" if kms else "aes256"
+        replica_lines = f"  replica: {{ region: eu-central-1, encryption: {replica_encryption}, object_lock: {{ mode: governance, days: 1 }} }}\n"
     return (
         f'region: eu-west-1\naccount_id: "{ACCOUNT}"\nprofile: terraform\n'
-        f"bucket:\n  name: {bucket}\n  encryption: {encryption}\n"
+        f"bucket:\n  name: {bucket}\n  encryption: {encryption}\n{replica_lines}"
         f"access:\n  users: [terraform-access]\n  roles: [terraform-access-role]\n"
         f"backend:\n  key: app/terraform.tfstate\n  lock: {lock}\n"
     )
@@ -45,11 +50,11 @@ def run(binary, project, endpoint, *args, timeout=300):
     return subprocess.run([binary, "--no-progress", *args], cwd=project.dir, env=project.env(endpoint), capture_output=True, text=True, timeout=timeout)
 
 
-def keys_for(moto_endpoint, bucket):
+def keys_for(moto_endpoint, bucket, region="eu-west-1"):
     """Keys tagged by statebucket for this bucket, counted with boto3 (shipped with moto)."""
     import boto3
 
-    kms = boto3.client("kms", region_name="eu-west-1", endpoint_url=moto_endpoint, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+    kms = boto3.client("kms", region_name=region, endpoint_url=moto_endpoint, aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
     count = 0
     for page in kms.get_paginator("list_keys").paginate():
         for key in page["Keys"]:
@@ -71,13 +76,22 @@ def proxy_stats(endpoint):
     return json.load(urllib.request.urlopen(endpoint + "/__proxy/stats"))
 
 
+def extra_keys(moto_endpoint, bucket, replica):
+    """Keys beyond one per bucket (the replica's counted in its own region)."""
+    extra = max(0, keys_for(moto_endpoint, bucket) - 1)
+    if replica:
+        extra += max(0, keys_for(moto_endpoint, f"{bucket}-replica", "eu-central-1") - 1)
+    return extra
+
+
 def fault_runs(binary, services, base, runs, rate):
     endpoint = start_proxy(services, "--fault-rate", str(rate), "--faults", "503,500,reset,stall,lost", "--stall-seconds", "3", "--seed", "11")
     converged = duplicates = attempts_total = 0
     for index in range(runs):
         project = Project(base, f"fault-{index}")
         bucket = f"reliability-fault-{os.getpid()}-{index}"
-        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile"))
+        replica = index % 3 == 2
+        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile", replica=replica))
         for attempt in range(1, 9):
             result = run(binary, project, endpoint, "apply", "--request-timeout", "1", "--auto-approve")
             if result.returncode == 0:
@@ -86,7 +100,7 @@ def fault_runs(binary, services, base, runs, rate):
                 break
             if result.returncode != 1 or "error:" not in result.stderr:
                 raise SystemExit(f"unexpected failure (exit {result.returncode}):\n{result.stderr[-2000:]}")
-        duplicates += max(0, keys_for("http://" + services.moto, bucket) - 1)
+        duplicates += extra_keys("http://" + services.moto, bucket, replica)
     stats = proxy_stats(endpoint)
     return {
         "scenario": f"apply through {int(rate * 100)} % injected faults (503, 500, reset, stall, lost answer)",
@@ -107,17 +121,18 @@ def kill_runs(binary, services, base, runs, seed=5):
     for index in range(runs):
         project = Project(base, f"kill-{index}")
         bucket = f"reliability-kill-{os.getpid()}-{index}"
-        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile"))
+        replica = index % 3 == 2
+        project.write_spec(spec(bucket, lock="both" if index % 2 else "lockfile", replica=replica))
         process = subprocess.Popen([binary, "--no-progress", "apply", "--auto-approve"], cwd=project.dir, env=project.env(endpoint), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(chooser.uniform(0, 0.45))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        backend = project.dir / "environments/dev/backend.hcl"
-        if backend.exists() and not backend.read_text().endswith("use_path_style      = true\n"):
-            torn += 1
+        for backend in (project.dir / "environments/dev/backend.hcl", project.dir / "environments/dev/backend.dr.hcl"):
+            if backend.exists() and not backend.read_text().endswith("use_path_style      = true\n"):
+                torn += 1
         if run(binary, project, endpoint, "apply", "--auto-approve").returncode == 0 and run(binary, project, endpoint, "check").returncode == 0:
             converged += 1
-        duplicates += max(0, keys_for(endpoint, bucket) - 1)
+        duplicates += extra_keys(endpoint, bucket, replica)
     return {"scenario": "apply killed with SIGKILL at a random point, then rerun", "runs": runs, "faults": runs, "converged": converged, "duplicates": duplicates, "torn_files": torn}
 
 
@@ -280,8 +295,10 @@ def format_report(rows, binary, args):
         "- In the fault and kill runs every other environment also has a DynamoDB lock table (`lock: both`); converged means "
         "`check` then found the table with its key, billing, protection and point-in-time recovery as specified. A CreateTable "
         "whose answer was lost (or whose run was killed) is answered ResourceInUse on the retry or rerun, taken as created, "
-        "and waited for until ACTIVE.",
-        f"- Kill -9: backend.hcl was never found half-written ({kill['torn_files']} torn files): it is written to a temporary file and renamed.",
+        "and waited for until ACTIVE. Every third environment also has a replica in eu-central-1 (its own KMS key, Object "
+        "Lock): converged then also means both buckets, the replica's key, the replication role and rule as specified, "
+        "and duplicate keys count the replica's key too.",
+        f"- Kill -9: backend.hcl (and the failover file) was never found half-written ({kill['torn_files']} torn files): it is written to a temporary file and renamed.",
         "- Duplicate keys are counted by the `statebucket:bucket` tag the tool puts on keys it creates. A key whose alias is missing "
         "(a run stopped between CreateKey and CreateAlias, or a CreateKey whose answer was lost) is found by that tag and reused; "
         "CreateKey itself is never retried blindly by the SDK, and a run killed with its CreateKey on the wire leaves a "

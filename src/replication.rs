@@ -177,13 +177,14 @@ pub fn trust_policy() -> String {
 }
 
 /// Whether a trust policy lets S3 assume the role: an Allow of `sts:AssumeRole` (or `sts:*`,
-/// `*`) for the service principal, without conditions.
+/// `*`) for the service principal. Conditions (e.g. `aws:SourceAccount`) are the owner's to
+/// choose and are not second-guessed here.
 pub fn trusts_s3(trust_policy: &str) -> bool {
     let Ok(document) = PolicyDocument::parse(trust_policy) else {
         return false;
     };
     document.statements.iter().any(|statement| {
-        let allows = statement["Effect"] == "Allow" && statement.get("Condition").is_none();
+        let allows = statement["Effect"] == "Allow";
         let service = &statement["Principal"]["Service"];
         let names_s3 = match service {
             Value::String(name) => name == S3_SERVICE,

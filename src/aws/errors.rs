@@ -34,6 +34,7 @@ pub mod codes {
     /// GetObject of a delete marker's version id.
     pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
     pub const INVALID_ARGUMENT: &str = "InvalidArgument";
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
     pub const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailedException";
     pub const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
     pub const EXPIRED_TOKEN: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
@@ -73,6 +74,9 @@ impl AwsError {
             Some(codes::MALFORMED_POLICY) => self.cause.contains("Invalid principal"),
             // DynamoDB turns point-in-time recovery on only a while after a table is ACTIVE.
             Some(codes::DYNAMODB_BACKUPS_UNAVAILABLE) => true,
+            // PutBucketReplication right after PutBucketVersioning of either bucket (Terraform's
+            // AWS provider retries the same answer).
+            Some(codes::INVALID_REQUEST) => self.cause.contains("Versioning must be 'Enabled'"),
             _ => false,
         }
     }
@@ -235,5 +239,15 @@ mod tests {
             super::without_debug_dump("plain message (with a note)"),
             "plain message (with a note)"
         );
+    }
+
+    #[test]
+    fn versioning_not_yet_seen_by_replication_is_retried_and_other_invalid_requests_are_not() {
+        let answer = |cause: &str| super::AwsError {
+            code: Some(super::codes::INVALID_REQUEST.to_owned()),
+            ..super::AwsError::new("writing the replication configuration", cause, None)
+        };
+        assert!(answer("Versioning must be 'Enabled' on the bucket").is_eventual_consistency());
+        assert!(!answer("Priority must be unique").is_eventual_consistency());
     }
 }

@@ -222,6 +222,10 @@ fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terra
         .terraform("apply", primary_dir.path(), None)
         .expect_code(0);
     let doctor = project.statebucket(&["doctor", "--output", "json"]);
+    crate::contract::assert_valid(&[
+        ("doctor-replica".to_owned(), doctor.stdout.clone()),
+        ("apply-replica".to_owned(), second.stdout.clone()),
+    ]);
     let report = doctor.json();
     let failover_report = report["environments"]
         .as_array()

@@ -44,6 +44,28 @@ fn replication(project: &Project, bucket: &str) -> ReplicationConfiguration {
     })
 }
 
+/// The replica's Object Lock default retention: mode and days.
+async fn default_retention(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> (ObjectLockRetentionMode, i32) {
+    let lock = s3
+        .get_object_lock_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let retention = lock
+        .object_lock_configuration()
+        .and_then(|configuration| configuration.rule())
+        .and_then(|rule| rule.default_retention())
+        .expect("a default retention");
+    (
+        retention.mode().expect("a mode").clone(),
+        retention.days().expect("days"),
+    )
+}
+
 #[test]
 fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terraform_fails_over() {
     let moto = Moto::shared();
@@ -111,19 +133,10 @@ fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terra
     );
     block_on(async {
         let replica_s3 = project.s3("eu-central-1").await;
-        let lock = replica_s3
-            .get_object_lock_configuration()
-            .bucket(&replica)
-            .send()
-            .await
-            .unwrap();
-        let retention = lock
-            .object_lock_configuration()
-            .and_then(|configuration| configuration.rule())
-            .and_then(|rule| rule.default_retention())
-            .expect("a default retention");
-        assert_eq!(retention.mode(), Some(&ObjectLockRetentionMode::Governance));
-        assert_eq!(retention.days(), Some(30));
+        assert_eq!(
+            default_retention(&replica_s3, &replica).await,
+            (ObjectLockRetentionMode::Governance, 30)
+        );
         let encryption = replica_s3
             .get_bucket_encryption()
             .bucket(&replica)
@@ -506,21 +519,11 @@ fn an_existing_replica_gets_object_lock_after_versioning_and_a_foreign_rule_is_k
         "above the kept rule's priority"
     );
     block_on(async {
-        let lock = project
-            .s3("eu-central-1")
-            .await
-            .get_object_lock_configuration()
-            .bucket(&replica)
-            .send()
-            .await
-            .unwrap();
-        let retention = lock
-            .object_lock_configuration()
-            .and_then(|configuration| configuration.rule())
-            .and_then(|rule| rule.default_retention())
-            .expect("a default retention");
-        assert_eq!(retention.mode(), Some(&ObjectLockRetentionMode::Compliance));
-        assert_eq!(retention.days(), Some(7));
+        let replica_s3 = project.s3("eu-central-1").await;
+        assert_eq!(
+            default_retention(&replica_s3, &replica).await,
+            (ObjectLockRetentionMode::Compliance, 7)
+        );
     });
 
     // Asking for less is refused with a note, and nothing is written.

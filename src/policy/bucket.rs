@@ -83,6 +83,19 @@ pub fn bucket_statements(
         let break_glass = arns.arn(&exclusive.break_glass_role);
         exempt.retain(|arn| arn != break_glass);
         exempt.push(break_glass.clone());
+        // S3 replicates as the replication role: it reads the primary and writes the replica.
+        let replicated = match (&spec.bucket.replica, &spec.replica_of) {
+            (Some(_), _) => Some(&spec.bucket.name),
+            (None, Some(primary)) => Some(&primary.name),
+            (None, None) => None,
+        };
+        if let Some(primary) = replicated {
+            let role = format!(
+                "arn:{partition}:iam::{account}:role/{}",
+                crate::replication::role_name(primary)
+            );
+            exempt.push(IamArn::parse(&role).expect("a role ARN statebucket builds"));
+        }
         statements.push(deny_everyone_else(&bucket, &exempt));
     }
     if require_tls {
@@ -371,5 +384,48 @@ backend: { key: app/terraform.tfstate }
                 "arn:aws:iam::123456789012:role/break-glass"
             ])
         );
+    }
+
+    #[test]
+    fn exclusive_exempts_the_replication_role_on_both_buckets() {
+        let text = THREE_STACKS
+            .replace(
+                "access:\n  readers",
+                "access:\n  exclusive: true\n  break_glass_role: break-glass\n  readers",
+            )
+            .replace(
+                "bucket: { name: central-state }",
+                "bucket: { name: central-state, replica: { region: eu-central-1 } }",
+            );
+        let primary =
+            crate::spec::parse_spec("environments/central.yaml", "central", &text).expect("valid");
+        let replica = primary.replica_spec().expect("a replica");
+        for spec in [&primary, &replica] {
+            let account = AccountId::parse("123456789012").unwrap();
+            let statements = bucket_statements(
+                spec,
+                &account,
+                &PrincipalArns::offline(spec, &account),
+                (
+                    super::super::BUILTIN_TEMPLATE_NAME,
+                    super::super::BUILTIN_TEMPLATE,
+                ),
+                true,
+            )
+            .unwrap();
+            let deny = statements
+                .iter()
+                .find(|statement| sid(statement) == Some(super::super::EXCLUSIVE_SID))
+                .unwrap();
+            let exempt = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+                .as_array()
+                .unwrap();
+            assert_eq!(
+                exempt.last().unwrap(),
+                "arn:aws:iam::123456789012:role/statebucket-replication-central-state",
+                "{}",
+                spec.bucket.name
+            );
+        }
     }
 }

@@ -70,20 +70,23 @@ impl DesiredReplication {
             }),
         ];
         // S3 decrypts each source object and encrypts its replica on the role's behalf:
-        // each key only through S3 in its own region.
+        // each key only through S3 in its own region, and only for its own bucket's objects
+        // (the encryption context is the object's ARN, or the bucket's with an S3 Bucket Key).
         let keys = [
             (
                 primary,
+                &source,
                 "kms:Decrypt",
                 "StatebucketReplicationDecryptSource",
             ),
             (
                 replica,
+                &destination,
                 "kms:Encrypt",
                 "StatebucketReplicationEncryptReplica",
             ),
         ];
-        for (spec, action, sid) in keys {
+        for (spec, bucket, action, sid) in keys {
             if let Encryption::Kms(key) = &spec.bucket.encryption {
                 let mut statement = kms_key_statement(spec, account, key, json!([action]), sid);
                 let via = format!("s3.{}.amazonaws.com", spec.region);
@@ -93,6 +96,8 @@ impl DesiredReplication {
                     .entry("Condition")
                     .or_insert_with(|| json!({}));
                 condition["StringEquals"] = json!({ "kms:ViaService": via });
+                condition["StringLike"] =
+                    json!({ "kms:EncryptionContext:aws:s3:arn": [bucket, format!("{bucket}/*")] });
                 statements.push(statement);
             }
         }
@@ -308,6 +313,13 @@ backend: { key: prod/terraform.tfstate }
             decrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"],
             "alias/state-prod"
         );
+        assert_eq!(
+            decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"],
+            json!([
+                "arn:aws:s3:::acme-state-prod",
+                "arn:aws:s3:::acme-state-prod/*"
+            ])
+        );
         let encrypt = by_sid("StatebucketReplicationEncryptReplica");
         assert_eq!(encrypt["Action"], json!(["kms:Encrypt"]));
         assert_eq!(
@@ -317,6 +329,13 @@ backend: { key: prod/terraform.tfstate }
         assert_eq!(
             encrypt["Resource"],
             "arn:aws:kms:eu-central-1:123456789012:key/*"
+        );
+        assert_eq!(
+            encrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"],
+            json!([
+                "arn:aws:s3:::acme-state-prod-replica",
+                "arn:aws:s3:::acme-state-prod-replica/*"
+            ])
         );
         // Nothing else: no write to the source, no read of the destination.
         assert_eq!(statements.len(), 5);

@@ -79,6 +79,7 @@ pub fn run(
                 stack: stack.spec.name.as_str(),
                 spec: &bucket.spec.source,
                 backend_file: &stack.spec.file,
+                failover: bucket.spec.replica_of.is_some(),
                 ok: !checks.iter().any(|check| check.status == Status::Fail),
                 checks,
             })

@@ -174,6 +174,9 @@ pub struct DoctorReport<'a> {
     pub stack: &'a str,
     pub spec: &'a str,
     pub backend_file: &'a str,
+    /// The file is a failover file (`bucket.replica`): it points at the replica.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failover: bool,
     pub ok: bool,
     pub checks: &'a [Check],
 }

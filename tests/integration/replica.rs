@@ -244,13 +244,15 @@ fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terra
         .as_array()
         .unwrap()
         .iter()
-        .find(|report| {
-            report["backend_file"]
-                .as_str()
-                .unwrap()
-                .ends_with("backend.dr.hcl")
-        })
+        .find(|report| report["failover"] == true)
         .expect("doctor checks the failover file");
+    assert!(
+        failover_report["backend_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("prod/backend.dr.hcl"),
+        "{failover_report:#}"
+    );
     let check = |name: &str| {
         failover_report["checks"]
             .as_array()

@@ -176,11 +176,19 @@ pub fn spec_text(spec: &NewSpec) -> String {
             "the copy that survives the loss of the bucket's region",
         ));
         line(&format!("    name: {}", scalar(replica.name.as_str())));
-        if let Encryption::Kms(key) = &replica.encryption {
-            line(&format!(
+        match &replica.encryption {
+            Encryption::Kms(KmsKey::Managed(alias)) => line(&noted(
+                &format!(
+                    "    encryption: {{ kms_key: {}, create_key: true }}",
+                    scalar(alias.as_str())
+                ),
+                "a key of its own, in its region",
+            )),
+            Encryption::Kms(key) => line(&format!(
                 "    encryption: {{ kms_key: {} }}",
                 scalar(key.reference())
-            ));
+            )),
+            Encryption::Aes256 => {}
         }
         if let Some(lock) = replica.object_lock {
             let mode = match lock.mode {

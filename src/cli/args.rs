@@ -318,6 +318,10 @@ pub struct InitArgs {
     /// Encrypt with a KMS key that statebucket creates (alias/BUCKET) instead of AES256.
     #[arg(long)]
     pub kms: bool,
+    /// Keep a replica of the state in this second region, with a failover backend file (its
+    /// own key, alias/BUCKET-replica, with --kms).
+    #[arg(long, value_name = "REGION")]
+    pub replica_region: Option<String>,
 }
 
 /// Which state of an environment: its stack and workspace.

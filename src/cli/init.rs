@@ -12,7 +12,7 @@ use crate::scaffold::{self, NewSpec, Principals, States};
 use crate::spec::schema::{SCHEMA_PATH, json_schema_text};
 use crate::spec::{
     AccountId, BucketName, Encryption, EnvName, KmsAlias, KmsKey, Lifecycle, PrincipalKind,
-    PrincipalRef, ProfileName, Region, StateKey,
+    PrincipalRef, ProfileName, Region, ReplicaSpec, StateKey,
 };
 
 pub fn run(context: &Context<'_>, arguments: &InitArgs) -> Result<Outcome, Error> {
@@ -152,11 +152,41 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
     if writers.is_empty() {
         writers.push(PrincipalRef::parse("terraform", PrincipalKind::User).expect("a valid name"));
     }
-    let encryption = if arguments.kms {
-        let alias = KmsAlias::parse(&format!("alias/{bucket}")).expect("bucket names make aliases");
+    let managed_key = |name: &str| {
+        let alias = KmsAlias::parse(&format!("alias/{name}")).expect("bucket names make aliases");
         Encryption::Kms(KmsKey::Managed(alias))
+    };
+    let encryption = if arguments.kms {
+        managed_key(bucket.as_str())
     } else {
         Encryption::Aes256
+    };
+    let replica = match &arguments.replica_region {
+        None => None,
+        Some(text) => {
+            let replica_region = super::given("--replica-region", text, Region::parse)?;
+            if replica_region == region {
+                return Err(Error::Usage {
+                    message: format!(
+                        "--replica-region {replica_region} is the bucket's own region; a replica there would not survive its loss"
+                    ),
+                    hint: Some("name a second region of the same partition".into()),
+                });
+            }
+            let name = super::given("--bucket", &format!("{bucket}-replica"), BucketName::parse)?;
+            Some(ReplicaSpec {
+                encryption: if arguments.kms {
+                    managed_key(name.as_str())
+                } else {
+                    Encryption::Aes256
+                },
+                name,
+                region: replica_region,
+                object_lock: None,
+                backend_file: None,
+                positions: Default::default(),
+            })
+        }
     };
     let mut header = vec![
         format!("statebucket spec for environment `{env}`: one S3 bucket for Terraform state."),
@@ -196,7 +226,7 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
             key_note: Some("one key per configuration: e.g. network/terraform.tfstate".into()),
         },
         lock_table: None,
-        replica: None,
+        replica,
         env,
     })
 }

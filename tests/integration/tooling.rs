@@ -116,6 +116,43 @@ fn init_scaffolds_a_valid_spec_and_never_overwrites_one() {
     bad.expect_code(64);
     assert!(bad.stderr.contains("--bucket"), "{}", bad.stderr);
     assert!(!project.path("environments/qa.yaml").exists());
+
+    // A replica in a second region, each bucket with a key of its own.
+    project
+        .statebucket(&[
+            "init",
+            "dr",
+            "--region",
+            "eu-west-1",
+            "--bucket",
+            "my-org-terraform-state-dr",
+            "--kms",
+            "--replica-region",
+            "eu-central-1",
+        ])
+        .expect_code(0);
+    let dr = project.read("environments/dr.yaml");
+    for expected in [
+        "  replica:\n",
+        "    region: eu-central-1",
+        "    name: my-org-terraform-state-dr-replica",
+        "kms_key: alias/my-org-terraform-state-dr-replica, create_key: true",
+    ] {
+        assert!(dr.contains(expected), "{expected} in\n{dr}");
+    }
+    project.statebucket(&["validate", "dr"]).expect_code(0);
+    validate_against_spec_schema(false, &[project.path("environments/dr.yaml")]);
+    let same = project.statebucket(&[
+        "init",
+        "same",
+        "--region",
+        "eu-west-1",
+        "--replica-region",
+        "eu-west-1",
+    ]);
+    same.expect_code(64);
+    assert!(same.stderr.contains("own region"), "{}", same.stderr);
+    assert!(!project.path("environments/same.yaml").exists());
 }
 
 #[test]

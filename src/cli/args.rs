@@ -167,6 +167,9 @@ pub enum Command {
         /// The read-only tier's identity policy: read state, take and release the lock.
         #[arg(long, requires = "identity")]
         reader: bool,
+        /// The bucket policy of the replica (`bucket.replica`) instead of the bucket's.
+        #[arg(long, conflicts_with = "identity")]
+        replica: bool,
         #[command(flatten)]
         endpoint: EndpointArgs,
     },

@@ -171,8 +171,17 @@ fn execute(
             identity,
             stack,
             reader,
+            replica,
             endpoint,
-        } => policy::run(context, env, endpoint, *identity, stack.as_deref(), *reader),
+        } => policy::run(
+            context,
+            env,
+            endpoint,
+            *identity,
+            stack.as_deref(),
+            *reader,
+            *replica,
+        ),
         Command::Plan {
             specs,
             aws,

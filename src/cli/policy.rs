@@ -15,6 +15,7 @@ pub fn run(
     identity: bool,
     stack: Option<&str>,
     reader: bool,
+    replica: bool,
 ) -> Result<Outcome, Error> {
     let environments = super::load(&[env.to_owned()])?;
     let environment = &environments[0];
@@ -64,9 +65,18 @@ pub fn run(
         (document, Some(chosen.name.to_string()), Some(tier_name))
     } else {
         let connection = super::offline_connection(endpoint)?;
-        let desired = environment
-            .offline_desired(connection.endpoint(spec).as_ref())
-            .map_err(Error::Spec)?;
+        let endpoint = connection.endpoint(spec);
+        let desired = if replica {
+            environment
+                .offline_replica_desired(endpoint.as_ref())
+                .ok_or_else(|| Error::Usage {
+                    message: format!("{} has no `bucket.replica`", spec.source),
+                    hint: Some("leave out --replica for the bucket's policy".into()),
+                })?
+        } else {
+            environment.offline_desired(endpoint.as_ref())
+        }
+        .map_err(Error::Spec)?;
         (policy::merge(None, &desired.policy), None, None)
     };
     if context.json() {

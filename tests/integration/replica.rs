@@ -535,3 +535,27 @@ fn an_existing_replica_gets_object_lock_after_versioning_and_a_foreign_rule_is_k
     let notes = shorter.json()["environments"][0]["replica"]["notes"].to_string();
     assert!(notes.contains("never does either"), "{notes}");
 }
+
+/// `policy ENV --replica` prints the replica's bucket policy, offline; without a replica it
+/// is a usage error.
+#[test]
+fn the_replicas_bucket_policy_is_printed_offline() {
+    let project = Project::new();
+    project.spec("prod", &replica_spec("acme-state", "alias/acme-state"));
+    let printed = project.statebucket(&["policy", "prod", "--replica"]);
+    printed.expect_code(0);
+    assert!(
+        printed.stdout.contains("arn:aws:s3:::acme-state-replica/")
+            && !printed.stdout.contains("arn:aws:s3:::acme-state/"),
+        "{}",
+        printed.stdout
+    );
+    project.spec("prod", &spec_yaml("acme-state", "eu-west-1", "aes256"));
+    let none = project.statebucket(&["policy", "prod", "--replica"]);
+    none.expect_code(64);
+    assert!(
+        none.stderr.contains("no `bucket.replica`"),
+        "{}",
+        none.stderr
+    );
+}

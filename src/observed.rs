@@ -169,8 +169,14 @@ impl fmt::Display for Retention {
 /// without the alias (a run stopped between CreateKey and CreateAlias), or not at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TofuKeyState {
-    Aliased { arn: String },
-    Unaliased { arn: String },
+    /// `rotation_enabled`: GetKeyRotationStatus.
+    Aliased {
+        arn: String,
+        rotation_enabled: bool,
+    },
+    Unaliased {
+        arn: String,
+    },
     Missing,
 }
 

@@ -174,7 +174,23 @@ async fn observe_tofu_key(
         return Ok(None);
     };
     if let Some(arn) = super::kms::aliased_key(clients, alias.as_str()).await? {
-        return Ok(Some(TofuKeyState::Aliased { arn }));
+        let rotation_enabled = clients
+            .kms
+            .get_key_rotation_status()
+            .key_id(&arn)
+            .send()
+            .await
+            .map(|output| output.key_rotation_enabled())
+            .map_err(|error| {
+                Failure::from_sdk(&error).into_error(
+                    format!("reading rotation of OpenTofu's KMS key {arn}"),
+                    &clients.identity_source,
+                )
+            })?;
+        return Ok(Some(TofuKeyState::Aliased {
+            arn,
+            rotation_enabled,
+        }));
     }
     Ok(Some(
         match super::kms::find_tagged_key(clients, &tofu_key_tags(spec)).await? {

@@ -1,6 +1,7 @@
 //! OpenTofu's dedicated key (`opentofu.encryption: { kms_key: alias/…, create_key: true }`):
-//! created with its alias and rotation when missing, or only aliased when an interrupted run
-//! left it without one. Its ARN is never needed: the encryption file names the alias.
+//! created with its alias and rotation when missing, only aliased when an interrupted run
+//! left it without one, and its rotation turned on again when someone turned it off. Its ARN
+//! is never written: the encryption file names the alias.
 
 use super::{Change, Facet, Planner};
 use crate::desired::{DesiredBucket, tofu_key_tags};
@@ -18,7 +19,17 @@ pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, observed:
         return;
     };
     let change = match &observed.tofu_key {
-        Some(TofuKeyState::Aliased { .. }) => None,
+        Some(TofuKeyState::Aliased {
+            rotation_enabled: true,
+            ..
+        }) => None,
+        // Rotation turned off by hand: on again, as at creation.
+        Some(TofuKeyState::Aliased {
+            arn,
+            rotation_enabled: false,
+        }) => Some(Change::EnableKeyRotation {
+            key_arn: arn.clone(),
+        }),
         Some(TofuKeyState::Unaliased { arn }) => Some(Change::AliasTofuKey {
             alias: alias.to_string(),
             key_arn: arn.clone(),

@@ -281,8 +281,27 @@ opentofu:
             .await
             .unwrap();
         assert!(rotation.key_rotation_enabled());
-        assert_eq!(dedicated_keys(&kms, "dev", &bucket).await, [key_id]);
+        assert_eq!(
+            dedicated_keys(&kms, "dev", &bucket).await,
+            std::slice::from_ref(&key_id)
+        );
+        // Rotation turned off by hand is drift.
+        kms.disable_key_rotation()
+            .key_id(&key_id)
+            .send()
+            .await
+            .unwrap();
     });
+    let drift = project.statebucket(&["check", "--output", "json"]);
+    drift.expect_code(2);
+    assert_eq!(
+        change_kinds(&drift.json()["environments"][0]),
+        ["enable_key_rotation"]
+    );
+    project
+        .statebucket(&["apply", "--auto-approve"])
+        .expect_code(0);
+    project.statebucket(&["check"]).expect_code(0);
     let encryption = project.read("environments/dev/encryption.hcl");
     assert!(
         encryption.contains(&format!("kms_key_id = \"{alias}\"")),

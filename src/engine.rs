@@ -24,6 +24,9 @@ use crate::spec::{
     StoreFeature,
 };
 
+/// The caller's ARN where a store without STS cannot name it.
+pub const UNKNOWN_CALLER: &str = "(unknown: the store has no STS)";
+
 /// How the tool reaches AWS; the same for every environment of a run.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -203,6 +206,12 @@ impl Engine {
         let caller = async {
             match caller_first {
                 Some(caller) => Ok(caller),
+                // A store without STS cannot say who the credentials are: the spec's account
+                // stands (the parser requires it then).
+                None if spec.lacks(StoreFeature::Sts) => Ok(CallerIdentity {
+                    account: account.to_string(),
+                    arn: UNKNOWN_CALLER.to_owned(),
+                }),
                 None => self.lookups.caller(&tool_key, &clients).await,
             }
         };
@@ -276,6 +285,9 @@ impl Engine {
                 .map(|replica| &replica.desired)
                 .zip(replica_observed.as_ref()),
         )?;
+        if spec.lacks(StoreFeature::Sts) {
+            env_plan.notes.push("the store has no STS (`compat.lacks`): no identity is looked up, so the lockout check cannot tell who statebucket and Terraform run as".to_owned());
+        }
         if spec.lacks(StoreFeature::Iam) {
             env_plan.notes.push(format!(
                 "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
@@ -372,6 +384,9 @@ impl Engine {
         endpoint: Option<&EndpointUrl>,
         endpoint_key: &str,
     ) -> Vec<(ProfileName, TerraformIdentity)> {
+        if spec.lacks(StoreFeature::Sts) {
+            return Vec::new();
+        }
         let mut profiles: Vec<&ProfileName> = spec
             .stacks
             .iter()

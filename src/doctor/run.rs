@@ -14,7 +14,7 @@ use crate::policy::{PolicyDocument, StateArns, bucket_arn};
 use crate::project::local_state_note;
 use crate::render::{BackendConfig, KmsKeyId, parse_backend_hcl};
 use crate::spec::{
-    BackendCredentials, EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec,
+    BackendCredentials, EndpointUrl, EnvSpec, Layout, ProfileName, Region, StackSpec, StoreFeature,
 };
 
 /// Where probe lock objects live: a workspace of their own (see `lock_probe`).
@@ -102,6 +102,15 @@ pub async fn diagnose(
         Some(request) => format!("{source}, then assume_role `{}`", request.role_arn),
         None => source.to_string(),
     };
+    if spec.lacks(StoreFeature::Sts) {
+        checks.push(Check::new(
+            "identity",
+            Status::Skip,
+            format!("the backend would use {via}; the store has no STS (`compat.lacks`) to say who that is"),
+        ));
+        checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
+        return checks;
+    }
     let identity = match aws::caller_identity(&clients).await {
         Ok(identity) => identity,
         Err(error) => {

@@ -126,15 +126,19 @@ pub enum StoreFeature {
     OwnershipControls,
     /// Bucket tagging: no `bucket.tags`.
     Tagging,
+    /// STS (sts:GetCallerIdentity): no identity is looked up; the account is the spec's
+    /// `account_id`, which is then required.
+    Sts,
 }
 
 impl StoreFeature {
-    pub const ALL: [(&'static str, StoreFeature); 5] = [
+    pub const ALL: [(&'static str, StoreFeature); 6] = [
         ("iam", StoreFeature::Iam),
         ("kms", StoreFeature::Kms),
         ("public_access_block", StoreFeature::PublicAccessBlock),
         ("ownership_controls", StoreFeature::OwnershipControls),
         ("tagging", StoreFeature::Tagging),
+        ("sts", StoreFeature::Sts),
     ];
 
     pub fn name(self) -> &'static str {

@@ -542,6 +542,14 @@ impl Walker<'_> {
         }
         if let Some((compat, pos)) = &compat {
             self.check_compat(compat, *pos, &bucket, &access)?;
+            if compat.lacks(StoreFeature::Sts) && account_id.as_ref().is_none_or(Option::is_none) {
+                self.report(
+                    *pos,
+                    Problem::new("`compat.lacks` says the store has no STS, so the account cannot be asked: `account_id` is required")
+                        .hint("add `account_id: \"123456789012\"` (the account the policy's ARNs are built in)"),
+                );
+                return None;
+            }
         }
         let compat = compat.map(|(compat, _)| compat);
         Some(EnvSpec {

@@ -511,6 +511,7 @@ pub static COMPAT: Object = object(
                 "public_access_block",
                 "ownership_controls",
                 "tagging",
+                "sts",
             ])),
             "AWS features the store does not implement",
         ),

@@ -37,6 +37,7 @@ fn terraform_as_listed_role(project: &Project) {
 
 /// Operations an S3-compatible store without these features would refuse.
 const NEVER_SENT: &[&str] = &[
+    "GetCallerIdentity",
     "GetUser",
     "GetRole",
     "DescribeKey",
@@ -70,7 +71,7 @@ fn what_the_store_lacks_is_never_asked_for_and_terraform_still_initialises() {
         "dev",
         &compat_spec(
             &bucket,
-            "  lacks: [iam, kms, public_access_block, ownership_controls, tagging]\n",
+            "  lacks: [iam, kms, public_access_block, ownership_controls, tagging, sts]\n",
         ),
     );
     let plan = project.statebucket(&["plan", "--output", "json"]);
@@ -83,6 +84,7 @@ fn what_the_store_lacks_is_never_asked_for_and_terraform_still_initialises() {
         "no object ownership controls",
         "no bucket tagging",
         "no IAM",
+        "no STS",
     ] {
         assert!(notes.contains(lacking), "{lacking}: {notes}");
     }
@@ -126,6 +128,26 @@ fn what_the_store_lacks_is_never_asked_for_and_terraform_still_initialises() {
         .find(|check| check["check"] == "checksum")
         .unwrap_or_else(|| panic!("{document:#}"));
     assert_eq!(checksum["status"], "ok", "{document:#}");
+    let identity = checks
+        .iter()
+        .find(|check| check["check"] == "identity")
+        .unwrap_or_else(|| panic!("{document:#}"));
+    assert_eq!(identity["status"], "skip", "{document:#}");
+}
+
+#[test]
+fn a_store_without_sts_needs_the_account_in_the_spec() {
+    let project = Project::new();
+    let spec = compat_spec("compat-no-sts", "  lacks: [sts]\n")
+        .replace(&format!("account_id: \"{ACCOUNT}\"\n"), "");
+    project.spec("dev", &spec);
+    let run = project.statebucket(&["validate"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("`account_id` is required"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

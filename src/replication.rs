@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::observed::{ForeignReplicationRule, ReplicationRule};
 use crate::policy::{PolicyDocument, bucket_arn, kms_key_statement};
-use crate::spec::{AccountId, BucketName, Encryption, EnvSpec, KmsKey, KmsKeyRef};
+use crate::spec::{AccountId, BucketName, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef};
 
 /// The id of statebucket's rule in the primary's replication configuration.
 pub const RULE_ID: &str = "statebucket-state-replica";
@@ -42,7 +42,7 @@ impl DesiredReplication {
     pub fn build(primary: &EnvSpec, replica: &EnvSpec, account: &AccountId) -> DesiredReplication {
         let partition = primary.region.partition();
         let role_name = role_name(&primary.bucket.name);
-        let role_arn = format!("arn:{partition}:iam::{account}:role/{role_name}");
+        let role_arn = role_arn(partition, account.as_str(), &primary.bucket.name).to_string();
         let source = bucket_arn(partition, &primary.bucket.name);
         let destination = bucket_arn(partition, &replica.bucket.name);
         let mut statements = vec![
@@ -166,6 +166,15 @@ pub fn role_name(bucket: &BucketName) -> String {
     let digest = fnv1a(bucket.as_str().as_bytes());
     let suffix = format!("-{digest:08x}");
     format!("{}{suffix}", &name[..ROLE_NAME_MAX - suffix.len()])
+}
+
+/// The replication role of `bucket` (the primary) in `account`.
+pub fn role_arn(partition: &str, account: &str, bucket: &BucketName) -> IamArn {
+    IamArn::parse(&format!(
+        "arn:{partition}:iam::{account}:role/{}",
+        role_name(bucket)
+    ))
+    .expect("a role ARN from a valid account and role name")
 }
 
 /// S3 may assume the role, nobody else.

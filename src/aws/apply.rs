@@ -492,13 +492,12 @@ async fn apply_bucket_and_key<'a>(
             }
         )
     };
-    // Object Lock turned on for an existing bucket needs versioning on first.
+    // Object Lock turned on for an existing bucket (`enable`: a bucket created with it has it
+    // already) needs versioning on first.
     let locks_after_versioning = plan
         .changes
         .iter()
-        .any(|change| matches!(change, Change::SetObjectLock { enable: true, .. }))
-        && new_bucket.is_none()
-        && !bucket_created;
+        .any(|change| matches!(change, Change::SetObjectLock { enable: true, .. }));
     let after_versioning = |change: &Change| {
         locks_after_versioning
             && matches!(

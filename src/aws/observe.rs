@@ -132,7 +132,8 @@ pub async fn observe(
         if spec.bucket.replica.is_none() {
             return Ok(None);
         }
-        let role = crate::replication::role_name(&spec.bucket.name);
+        let role =
+            crate::replication::role_arn(spec.region.partition(), account, &spec.bucket.name);
         super::replication::observe(clients, &role, spec.bucket.name.as_str(), account)
             .await
             .map(Some)

@@ -17,43 +17,27 @@ use crate::observed::{
     ForeignReplicationRule, ReplicationConfiguration, ReplicationRule, ReplicationState, RoleState,
 };
 use crate::replication::{ROLE_POLICY_NAME, RULE_ID};
+use crate::spec::IamArn;
 
 /// The role (with its trust and inline policy) and the bucket's replication configuration,
 /// all read at once.
 pub async fn observe(
     clients: &Clients,
-    role_name: &str,
+    role: &IamArn,
     bucket: &str,
     account: &str,
 ) -> Result<ReplicationState, AwsError> {
-    let identity = clients.identity_source.as_str();
-    let role = read_role(clients, role_name);
-    let policy = async {
-        match clients
-            .iam
-            .get_role_policy()
-            .role_name(role_name)
-            .policy_name(ROLE_POLICY_NAME)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Some(super::iam::percent_decode(output.policy_document()))),
-            Err(error) => match Failure::from_sdk(&error) {
-                failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
-                failure => Err(failure.into_error(
-                    format!("reading the policy of replication role `{role_name}`"),
-                    identity,
-                )),
-            },
-        }
-    };
-    let configuration = read_configuration(clients, bucket, Some(account));
-    let (role, policy, configuration) = tokio::join!(role, policy, configuration);
+    let (found, policy, configuration) = tokio::join!(
+        read_role(clients, role.name()),
+        super::iam::read_inline_policy(clients, role, ROLE_POLICY_NAME),
+        read_configuration(clients, bucket, Some(account)),
+    );
+    let policy = policy?;
     Ok(ReplicationState {
-        role: role?.map(|(arn, trust_policy)| RoleState {
+        role: found?.map(|(arn, trust_policy)| RoleState {
             arn,
             trust_policy,
-            policy: policy.ok().flatten(),
+            policy,
         }),
         configuration: configuration?,
     })

@@ -90,11 +90,11 @@ pub fn bucket_statements(
             (None, None) => None,
         };
         if let Some(primary) = replicated {
-            let role = format!(
-                "arn:{partition}:iam::{account}:role/{}",
-                crate::replication::role_name(primary)
-            );
-            exempt.push(IamArn::parse(&role).expect("a role ARN statebucket builds"));
+            exempt.push(crate::replication::role_arn(
+                partition,
+                account.as_str(),
+                primary,
+            ));
         }
         statements.push(deny_everyone_else(&bucket, &exempt));
     }

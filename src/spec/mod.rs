@@ -255,11 +255,10 @@ impl EnvSpec {
 
     /// Where `stack`'s failover backend file goes (with a replica).
     pub fn failover_file(&self, stack: &StackSpec) -> String {
-        self.bucket
-            .replica
-            .as_ref()
-            .and_then(|replica| replica.backend_file.clone())
-            .unwrap_or_else(|| stack.failover_file())
+        match &self.bucket.replica {
+            Some(replica) => replica.failover_file(stack),
+            None => stack.failover_file(),
+        }
     }
 
     /// Every backend file the spec writes: each stack's, and with a replica its failover file.
@@ -317,6 +316,15 @@ pub struct ReplicaSpec {
     /// each stack's backend file (`StackSpec::failover_file`).
     pub backend_file: Option<String>,
     pub positions: ReplicaPositions,
+}
+
+impl ReplicaSpec {
+    /// Where `stack`'s failover file goes: `backend_file`, else beside its backend file.
+    pub fn failover_file(&self, stack: &StackSpec) -> String {
+        self.backend_file
+            .clone()
+            .unwrap_or_else(|| stack.failover_file())
+    }
 }
 
 /// Where a replica's values stood in the file.

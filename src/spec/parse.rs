@@ -2030,14 +2030,8 @@ impl Walker<'_> {
             );
             return None;
         }
-        let failover = |stack: &StackSpec| {
-            replica
-                .backend_file
-                .clone()
-                .unwrap_or_else(|| stack.failover_file())
-        };
         for stack in stacks {
-            let file = failover(stack);
+            let file = replica.failover_file(stack);
             if let Some(other) = stacks.iter().find(|other| other.file == file) {
                 self.report(
                     replica.positions.backend_file,

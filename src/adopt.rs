@@ -220,11 +220,7 @@ fn adopt_replica(
         .as_ref()
         .and_then(|lock| lock.default_retention.as_ref())
         .and_then(|retention| {
-            let mode = match retention.mode.as_str() {
-                "GOVERNANCE" => RetentionMode::Governance,
-                "COMPLIANCE" => RetentionMode::Compliance,
-                _ => return None,
-            };
+            let mode = RetentionMode::from_s3(&retention.mode)?;
             let days = Days::new(u32::try_from(retention.in_days()).ok()?)?;
             Some(ObjectLock { mode, days })
         });

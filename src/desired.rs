@@ -72,6 +72,10 @@ impl<'s> DesiredBucket<'s> {
         let grants = grants(spec, arns);
         let key_grants = key_policy::key_grant_statements(&grants, &spec.region);
         let replica = spec.replica_spec();
+        // The same principals' grants on the replica, for the identity policies below.
+        let replica_grants = replica
+            .as_ref()
+            .map(|replica| crate::access::grants(replica, arns));
         let identity_policies = if spec.access.attach_identity_policy {
             let name = policy::identity_policy_name(spec);
             let mut principals: Vec<&IamArn> = Vec::new();
@@ -86,12 +90,11 @@ impl<'s> DesiredBucket<'s> {
                     let mut document =
                         policy::identity_policy_for(spec, account, &grants, principal);
                     // A failover must find the same access on the replica.
-                    if let Some(replica) = &replica {
-                        let replica_grants = crate::access::grants(replica, arns);
+                    if let (Some(replica), Some(replica_grants)) = (&replica, &replica_grants) {
                         let on_replica = policy::identity_policy_for(
                             replica,
                             account,
-                            &replica_grants,
+                            replica_grants,
                             principal,
                         );
                         policy::extend_to_replica(&mut document, on_replica);

@@ -166,7 +166,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 }),
         },
     );
-    let mut notes = adopted.notes.clone();
+    let mut notes = adopted.notes;
     notes.extend(replica_notes);
     let text = scaffold::spec_text(&adopted.spec);
     if !create_file_exclusively(&path, &text)

@@ -358,6 +358,13 @@ impl RetentionMode {
             RetentionMode::Compliance => "COMPLIANCE",
         }
     }
+
+    /// From S3's word for it.
+    pub fn from_s3(mode: &str) -> Option<RetentionMode> {
+        [RetentionMode::Governance, RetentionMode::Compliance]
+            .into_iter()
+            .find(|candidate| candidate.as_s3() == mode)
+    }
 }
 
 impl fmt::Display for ObjectLock {

@@ -1160,3 +1160,61 @@ fn object_lock_left_out_of_the_spec_stays_on_and_the_plan_says_so() {
         plan.notes
     );
 }
+
+/// moto enforces neither key policies nor bucket-policy denies: the policy evaluator shows
+/// that the replication role may use both keys statebucket creates (their policies leave
+/// the account's IAM policies in charge) and that the exclusive deny lets it read the
+/// primary.
+#[test]
+fn the_replication_role_may_use_both_created_keys_and_is_not_denied_by_exclusive_access() {
+    use crate::policy::evaluate::{Caller, explicit_deny};
+    use crate::policy::key_policy::{key_allows, via_s3};
+    let primary = spec(
+        &DEV.replace(
+            "  tags: { team: platform }\n",
+            "  encryption: { kms_key: alias/state, create_key: true }\n  tags: { team: platform }\n  replica:\n    region: eu-central-1\n    encryption: { kms_key: alias/state-replica, create_key: true }\n",
+        )
+        .replace(
+            "access:\n  users: [terraform]\n",
+            "access:\n  users: [terraform]\n  exclusive: true\n  break_glass_role: break-glass\n",
+        ),
+    );
+    let replica = primary.replica_spec().unwrap();
+    let primary_desired = desired(&primary);
+    let replica_desired = desired(&replica);
+    let role = crate::spec::IamArn::parse(&primary_desired.replication.as_ref().unwrap().role_arn)
+        .unwrap();
+    let caller = Caller::for_principal(&role);
+    for (desired, action) in [
+        (&primary_desired, "kms:Decrypt"),
+        (&replica_desired, "kms:Encrypt"),
+    ] {
+        let key_policy = key_policy::for_new_key(desired);
+        let service = via_s3(&desired.spec.region);
+        assert!(
+            key_allows(
+                &key_policy,
+                &caller,
+                action,
+                &[("kms:ViaService", service.as_str())]
+            ),
+            "{action} on the key of {}",
+            desired.spec.bucket.name
+        );
+    }
+    let bucket_policy =
+        PolicyDocument::parse(&policy::merge(None, &primary_desired.policy).to_json()).unwrap();
+    for (action, resource) in [
+        ("s3:ListBucket", "arn:aws:s3:::my-state"),
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::my-state/app/terraform.tfstate",
+        ),
+    ] {
+        assert_eq!(
+            explicit_deny(&bucket_policy, &caller, action, resource),
+            None,
+            "{action}"
+        );
+    }
+}

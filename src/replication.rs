@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use crate::observed::{ForeignReplicationRule, ReplicationRule};
-use crate::policy::{PolicyDocument, bucket_arn, kms_key_statement};
+use crate::policy::{PolicyDocument, bucket_arn, kms_key_statement, only_through_s3};
 use crate::spec::{AccountId, BucketName, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef};
 
 /// The id of statebucket's rule in the primary's replication configuration.
@@ -55,11 +55,7 @@ impl DesiredReplication {
             json!({
                 "Sid": "StatebucketReplicationSourceObjects",
                 "Effect": "Allow",
-                "Action": [
-                    "s3:GetObjectVersionForReplication",
-                    "s3:GetObjectVersionAcl",
-                    "s3:GetObjectVersionTagging",
-                ],
+                "Action": source_object_actions(replica),
                 "Resource": format!("{source}/*"),
             }),
             json!({
@@ -72,31 +68,29 @@ impl DesiredReplication {
         // S3 decrypts each source object and encrypts its replica on the role's behalf:
         // each key only through S3 in its own region, and only for its own bucket's objects
         // (the encryption context is the object's ARN, or the bucket's with an S3 Bucket Key).
+        // Every KMS bucket statebucket configures uses an S3 Bucket Key, and replicating into
+        // a destination with a Bucket Key needs kms:Decrypt on the destination key besides
+        // kms:Encrypt (S3 User Guide, "Replicating encrypted objects", S3 Bucket Keys and
+        // replication).
         let keys = [
             (
                 primary,
                 &source,
-                "kms:Decrypt",
+                json!(["kms:Decrypt"]),
                 "StatebucketReplicationDecryptSource",
             ),
             (
                 replica,
                 &destination,
-                "kms:Encrypt",
+                json!(["kms:Decrypt", "kms:Encrypt"]),
                 "StatebucketReplicationEncryptReplica",
             ),
         ];
-        for (spec, bucket, action, sid) in keys {
+        for (spec, bucket, actions, sid) in keys {
             if let Encryption::Kms(key) = &spec.bucket.encryption {
-                let mut statement = kms_key_statement(spec, account, key, json!([action]), sid);
-                let via = format!("s3.{}.amazonaws.com", spec.region);
-                let condition = statement
-                    .as_object_mut()
-                    .expect("a statement is an object")
-                    .entry("Condition")
-                    .or_insert_with(|| json!({}));
-                condition["StringEquals"] = json!({ "kms:ViaService": via });
-                condition["StringLike"] =
+                let mut statement = kms_key_statement(spec, account, key, actions, sid);
+                only_through_s3(&mut statement, &spec.region);
+                statement["Condition"]["StringLike"] =
                     json!({ "kms:EncryptionContext:aws:s3:arn": [bucket, format!("{bucket}/*")] });
                 statements.push(statement);
             }
@@ -119,7 +113,7 @@ impl DesiredReplication {
         DesiredReplication {
             role_name,
             role_arn,
-            trust_policy: trust_policy(),
+            trust_policy: trust_policy(account),
             role_policy: PolicyDocument {
                 version: Some(json!("2012-10-17")),
                 id: None,
@@ -177,14 +171,33 @@ pub fn role_arn(partition: &str, account: &str, bucket: &BucketName) -> IamArn {
     .expect("a role ARN from a valid account and role name")
 }
 
-/// S3 may assume the role, nobody else.
-pub fn trust_policy() -> String {
+/// What the role reads of each source object version: the object with its ACL and tags,
+/// and, when the replica uses Object Lock, the version's retention and legal hold, which S3
+/// replicates with it (S3 User Guide, "Object Lock and replication": the source role needs
+/// s3:GetObjectRetention and s3:GetObjectLegalHold).
+fn source_object_actions(replica: &EnvSpec) -> Vec<&'static str> {
+    let mut actions = vec![
+        "s3:GetObjectVersionForReplication",
+        "s3:GetObjectVersionAcl",
+        "s3:GetObjectVersionTagging",
+    ];
+    if replica.bucket.object_lock.is_some() {
+        actions.extend(["s3:GetObjectRetention", "s3:GetObjectLegalHold"]);
+    }
+    actions
+}
+
+/// S3 may assume the role, on behalf of `account`'s buckets only: `aws:SourceAccount`
+/// keeps another account's bucket from having S3 act with this role (the confused deputy
+/// problem, IAM User Guide "The confused deputy problem").
+pub fn trust_policy(account: &AccountId) -> String {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": { "Service": S3_SERVICE },
             "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "aws:SourceAccount": account.as_str() } },
         }],
     })
     .to_string()
@@ -329,8 +342,9 @@ backend: { key: prod/terraform.tfstate }
                 "arn:aws:s3:::acme-state-prod/*"
             ])
         );
+        // The replica uses an S3 Bucket Key: replicating into it decrypts with its key too.
         let encrypt = by_sid("StatebucketReplicationEncryptReplica");
-        assert_eq!(encrypt["Action"], json!(["kms:Encrypt"]));
+        assert_eq!(encrypt["Action"], json!(["kms:Decrypt", "kms:Encrypt"]));
         assert_eq!(
             encrypt["Condition"]["StringEquals"]["kms:ViaService"],
             "s3.eu-central-1.amazonaws.com"
@@ -348,6 +362,53 @@ backend: { key: prod/terraform.tfstate }
         );
         // Nothing else: no write to the source, no read of the destination.
         assert_eq!(statements.len(), 5);
+    }
+
+    #[test]
+    fn into_an_object_lock_replica_the_role_reads_each_versions_retention_and_legal_hold() {
+        let actions = |text: &str| {
+            let (primary, replica) = specs(text);
+            let desired = DesiredReplication::build(&primary, &replica, &account());
+            desired
+                .role_policy
+                .statements
+                .iter()
+                .find(|statement| statement["Sid"] == "StatebucketReplicationSourceObjects")
+                .map(|statement| statement["Action"].clone())
+                .expect("the source objects statement")
+        };
+        let locked = KMS_PRIMARY.replace(
+            "    region: eu-central-1\n",
+            "    region: eu-central-1\n    object_lock: { mode: governance, days: 30 }\n",
+        );
+        let with_lock = actions(&locked);
+        for needed in ["s3:GetObjectRetention", "s3:GetObjectLegalHold"] {
+            assert!(
+                with_lock
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|action| action == needed),
+                "{needed} in {with_lock}"
+            );
+        }
+        assert!(
+            !actions(KMS_PRIMARY)
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|action| action == "s3:GetObjectRetention"),
+            "without Object Lock the role reads no retention"
+        );
+    }
+
+    #[test]
+    fn s3_assumes_the_role_only_for_buckets_of_its_own_account() {
+        let trust: Value = serde_json::from_str(&trust_policy(&account())).unwrap();
+        assert_eq!(
+            trust["Statement"][0]["Condition"],
+            json!({"StringEquals": {"aws:SourceAccount": "123456789012"}})
+        );
     }
 
     #[test]
@@ -423,10 +484,11 @@ backend: { key: prod/terraform.tfstate }
 
     #[test]
     fn trust_in_s3_is_recognised_and_anything_else_is_not() {
-        assert!(trusts_s3(&trust_policy()));
-        let ec2 = trust_policy().replace(S3_SERVICE, "ec2.amazonaws.com");
+        let account = AccountId::parse("123456789012").unwrap();
+        assert!(trusts_s3(&trust_policy(&account)));
+        let ec2 = trust_policy(&account).replace(S3_SERVICE, "ec2.amazonaws.com");
         assert!(!trusts_s3(&ec2));
-        let denied = trust_policy().replace("Allow", "Deny");
+        let denied = trust_policy(&account).replace("Allow", "Deny");
         assert!(!trusts_s3(&denied));
         assert!(!trusts_s3("not json"));
     }

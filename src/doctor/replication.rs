@@ -5,6 +5,7 @@ use super::{Check, Status};
 use crate::aws::replication::StateReplication;
 use crate::observed::ReplicationConfiguration;
 use crate::replication::{RULE_ID, S3_SERVICE, trusts_s3};
+use crate::spec::AccountId;
 
 /// statebucket's rule in the primary's configuration: present, enabled, into this replica.
 pub fn configuration_check(
@@ -64,29 +65,36 @@ pub fn configuration_check(
     }
 }
 
-/// Whether S3 may assume the replication role (`trust`: its trust policy; `None`: no role).
-pub fn role_check(role: &str, trust: Option<&str>) -> Check {
-    match trust {
+/// Whether S3 may assume the replication role (`found`: its ARN and trust policy; `None`: no
+/// role).
+pub fn role_check(role: &str, found: Option<(&str, &str)>) -> Check {
+    match found {
         None => Check::new(
             "replication role",
             Status::Fail,
             format!("role `{role}` does not exist: S3 cannot replicate"),
         )
         .fix("run `statebucket apply` to create it"),
-        Some(trust) if trusts_s3(trust) => Check::new(
+        Some((_, trust)) if trusts_s3(trust) => Check::new(
             "replication role",
             Status::Ok,
             format!("{S3_SERVICE} may assume role `{role}`"),
         ),
-        Some(_) => Check::new(
-            "replication role",
-            Status::Fail,
-            format!("the trust policy of role `{role}` does not let {S3_SERVICE} assume it"),
-        )
-        .fix(format!(
-            "restore it: aws iam update-assume-role-policy --role-name {role} --policy-document '{}'",
-            crate::replication::trust_policy()
-        )),
+        Some((arn, _)) => {
+            let check = Check::new(
+                "replication role",
+                Status::Fail,
+                format!("the trust policy of role `{role}` does not let {S3_SERVICE} assume it"),
+            );
+            // The role's own ARN names the account its trust policy should be limited to.
+            match arn.split(':').nth(4).and_then(|account| AccountId::parse(account).ok()) {
+                Some(account) => check.fix(format!(
+                    "restore it: aws iam update-assume-role-policy --role-name {role} --policy-document '{}'",
+                    crate::replication::trust_policy(&account)
+                )),
+                None => check.fix("restore a trust policy that lets s3.amazonaws.com assume the role"),
+            }
+        }
     }
 }
 
@@ -336,10 +344,19 @@ mod tests {
 
     #[test]
     fn the_role_must_exist_and_trust_s3() {
-        let trust = crate::replication::trust_policy();
-        assert_eq!(role_check("r", Some(&trust)).status, Status::Ok);
+        let trust = crate::replication::trust_policy(&AccountId::parse("123456789012").unwrap());
+        let arn = "arn:aws:iam::123456789012:role/r";
+        assert_eq!(role_check("r", Some((arn, &trust))).status, Status::Ok);
         assert_eq!(role_check("r", None).status, Status::Fail);
         let ec2 = trust.replace(S3_SERVICE, "ec2.amazonaws.com");
-        assert_eq!(role_check("r", Some(&ec2)).status, Status::Fail);
+        let failed = role_check("r", Some((arn, &ec2)));
+        assert_eq!(failed.status, Status::Fail);
+        assert!(
+            failed
+                .fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains(r#""aws:SourceAccount":"123456789012""#)),
+            "the fix restores the trust policy limited to the role's account: {failed:?}"
+        );
     }
 }

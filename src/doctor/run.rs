@@ -224,7 +224,9 @@ async fn replication_checks(
         match trust {
             Ok(trust) => super::replication::role_check(
                 &role,
-                trust.as_ref().map(|(_, trust)| trust.as_str()),
+                trust
+                    .as_ref()
+                    .map(|(arn, trust)| (arn.as_str(), trust.as_str())),
             ),
             Err(error) => skipped("replication role", error),
         },

@@ -214,7 +214,7 @@ fn foreign_statements_and_tags_are_kept() {
         panic!("{plan:#?}")
     };
     assert_eq!(kept, &vec!["AuditorRead".to_owned()]);
-    assert_eq!(statements.len(), 4);
+    assert_eq!(statements.len(), 5);
     assert!(
         statements
             .iter()
@@ -416,7 +416,7 @@ fn a_key_statebucket_did_not_create_is_left_alone_with_a_note_on_missing_grants(
         notes[0]
     );
     assert!(
-        notes[0].contains("kms:Decrypt, kms:Encrypt, kms:GenerateDataKey"),
+        notes[0].contains("kms:Decrypt, kms:GenerateDataKey"),
         "{}",
         notes[0]
     );
@@ -448,6 +448,9 @@ fn a_removed_stack_loses_its_statements_and_nothing_else() {
             },
             StatementChange::Update {
                 sid: "StatebucketReaderLockFiles".into()
+            },
+            StatementChange::Remove {
+                sid: "StatebucketAppDeleteWorkspaceState".into()
             },
             StatementChange::Remove {
                 sid: "StatebucketAppListStateBucket".into()

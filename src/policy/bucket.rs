@@ -205,12 +205,15 @@ mod tests {
             vec![
                 "StatebucketNetworkListStateBucket",
                 "StatebucketNetworkReadWriteState",
+                "StatebucketNetworkDeleteWorkspaceState",
                 "StatebucketNetworkLockFiles",
                 "StatebucketAppListStateBucket",
                 "StatebucketAppReadWriteState",
+                "StatebucketAppDeleteWorkspaceState",
                 "StatebucketAppLockFiles",
                 "StatebucketDataListStateBucket",
                 "StatebucketDataReadWriteState",
+                "StatebucketDataDeleteWorkspaceState",
                 "StatebucketDataLockFiles",
                 "StatebucketReaderListStateBucket",
                 "StatebucketReadState",
@@ -349,6 +352,7 @@ backend: { key: app/terraform.tfstate }
             vec![
                 "StatebucketListStateBucket",
                 "StatebucketReadWriteState",
+                "StatebucketDeleteWorkspaceState",
                 "StatebucketLockFiles",
                 "StatebucketDenyInsecureTransport"
             ]

@@ -116,6 +116,19 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
                     "Action": ["s3:GetObject", "s3:PutObject"],
                     "Resource": states,
                 }));
+                // `terraform workspace delete` deletes `<prefix>/<workspace>/<key>`; the
+                // default workspace's state is never deleted (Terraform's S3 backend
+                // documentation, "Permissions Required").
+                let workspace_states: Vec<&str> = objects
+                    .iter()
+                    .map(|arns| arns.workspace_state.as_str())
+                    .collect();
+                statements.push(json!({
+                    "Sid": format!("Statebucket{owner}DeleteWorkspaceState"),
+                    "Effect": "Allow",
+                    "Action": "s3:DeleteObject",
+                    "Resource": workspace_states,
+                }));
                 statements.push(json!({
                     "Sid": format!("Statebucket{owner}LockFiles"),
                     "Effect": "Allow",
@@ -140,21 +153,17 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         }
     }
     if let Encryption::Kms(kms_key) = &spec.bucket.encryption {
-        // Readers decrypt state and write the (encrypted) lock file; only writers encrypt
-        // state.
-        let writes = parts.iter().any(|part| part.tier == Tier::Writer);
-        let actions = if writes {
-            json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
-        } else {
-            json!(["kms:Decrypt", "kms:GenerateDataKey"])
-        };
-        statements.push(kms_key_statement(
+        // Writers write state and readers the lock file, both encrypted: S3 calls
+        // GenerateDataKey for a put and Decrypt for a get, never Encrypt. Only through S3.
+        let mut statement = kms_key_statement(
             spec,
             account,
             kms_key,
-            actions,
+            json!(super::key_policy::STATE_KEY_ACTIONS),
             "StatebucketStateEncryptionKey",
-        ));
+        );
+        only_through_s3(&mut statement, &spec.region);
+        statements.push(statement);
     }
     if let Some(TofuEncryption { key: Some(key), .. }) = &spec.tofu_encryption {
         // OpenTofu's aws_kms key provider: a data key for every state and plan it writes
@@ -251,6 +260,18 @@ pub fn kms_key_statement(
     statement
 }
 
+/// Limits a KMS statement to requests S3 makes in `region` on the caller's behalf
+/// (`kms:ViaService`), keeping its other conditions: a principal that may read state cannot
+/// use the key outside S3.
+pub fn only_through_s3(statement: &mut Value, region: &crate::spec::Region) {
+    let condition = statement
+        .as_object_mut()
+        .expect("a statement is an object")
+        .entry("Condition")
+        .or_insert_with(|| json!({}));
+    condition["StringEquals"] = json!({ "kms:ViaService": super::key_policy::via_s3(region) });
+}
+
 /// IAM's quota for the inline policies of this kind of principal.
 pub fn inline_policy_quota(kind: PrincipalKind) -> usize {
     match kind {
@@ -286,6 +307,8 @@ mod tests {
                 {"Sid": "StatebucketListStateBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::my-state"},
                 {"Sid": "StatebucketReadWriteState", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
                  "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"]},
+                {"Sid": "StatebucketDeleteWorkspaceState", "Effect": "Allow", "Action": "s3:DeleteObject",
+                 "Resource": ["arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"]},
                 {"Sid": "StatebucketLockFiles", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                  "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate.tflock", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate.tflock"]}
             ])
@@ -326,25 +349,44 @@ mod tests {
         };
         let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let managed = with("{ kms_key: alias/tf, create_key: true }");
-        let offline = writer_policy(&managed);
+        let key_statement = |document: &PolicyDocument| {
+            document
+                .statements
+                .iter()
+                .find(|statement| statement["Sid"] == "StatebucketStateEncryptionKey")
+                .cloned()
+                .expect("a key statement")
+        };
+        let offline = key_statement(&writer_policy(&managed));
         assert_eq!(
-            offline.statements[3]["Action"],
-            json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"])
+            offline["Action"],
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
         );
         assert_eq!(
-            offline.statements[3]["Resource"],
+            offline["Resource"],
             "arn:aws:kms:eu-west-1:123456789012:key/*"
         );
         assert_eq!(
-            offline.statements[3]["Condition"],
-            json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/tf"}})
+            offline["Condition"],
+            json!({"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/tf"},
+                   "StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}})
         );
-        let by_id = writer_policy(&with("{ kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }"));
-        assert_eq!(by_id.statements[3]["Resource"], arn);
-        assert!(by_id.statements[3].get("Condition").is_none());
-        let reader = tier_identity_policy(&managed, &account(), &managed.stacks[0], Tier::Reader);
+        let by_id = key_statement(&writer_policy(&with(
+            "{ kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab }",
+        )));
+        assert_eq!(by_id["Resource"], arn);
         assert_eq!(
-            reader.statements[3]["Action"],
+            by_id["Condition"],
+            json!({"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}})
+        );
+        let reader = key_statement(&tier_identity_policy(
+            &managed,
+            &account(),
+            &managed.stacks[0],
+            Tier::Reader,
+        ));
+        assert_eq!(
+            reader["Action"],
             json!(["kms:Decrypt", "kms:GenerateDataKey"])
         );
     }

@@ -2,8 +2,8 @@
 //! principal use SSE-KMS state: KMS asks the key policy too, and for a principal of another
 //! account (a central state account) the key policy is the only place that can allow it.
 //!
-//! The statements statebucket owns grant the writers of every stack Encrypt, Decrypt and
-//! GenerateDataKey and the readers Decrypt and GenerateDataKey, only through S3
+//! The statements statebucket owns grant the writers and the readers of every stack Decrypt
+//! and GenerateDataKey (what S3 calls for them), only through S3
 //! (`kms:ViaService`). The account's root statement (IAM policies of the account may use the
 //! key) is kept; when the policy has none, statebucket owns one, so that neither it nor
 //! anyone else in the account is locked out of the key.
@@ -19,8 +19,11 @@ pub const KEY_WRITERS_SID: &str = "StatebucketStateWriters";
 pub const KEY_READERS_SID: &str = "StatebucketStateReaders";
 pub const KEY_ACCOUNT_ROOT_SID: &str = "StatebucketAccountRoot";
 
-pub const WRITER_KEY_ACTIONS: &[&str] = &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"];
-pub const READER_KEY_ACTIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+/// What S3 calls on the state key for a principal: GenerateDataKey when it puts an object
+/// (writers put state, readers the lock file), Decrypt when it gets one or completes a
+/// multipart upload; never Encrypt (S3 User Guide, "Protecting data with SSE-KMS",
+/// permissions). Terraform's documentation lists kms:Encrypt too; S3 never asks for it.
+pub const STATE_KEY_ACTIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
 
 /// The principals each tier needs on the key: every writer of any stack; every reader that
 /// writes no stack.
@@ -59,10 +62,10 @@ pub fn key_grant_statements(grants: &[Grant<'_>], region: &Region) -> Vec<Value>
     };
     let mut statements = Vec::new();
     if !writers.is_empty() {
-        statements.push(statement(KEY_WRITERS_SID, &writers, WRITER_KEY_ACTIONS));
+        statements.push(statement(KEY_WRITERS_SID, &writers, STATE_KEY_ACTIONS));
     }
     if !readers.is_empty() {
-        statements.push(statement(KEY_READERS_SID, &readers, READER_KEY_ACTIONS));
+        statements.push(statement(KEY_READERS_SID, &readers, STATE_KEY_ACTIONS));
     }
     statements
 }
@@ -129,14 +132,10 @@ pub fn missing_key_grants(
     let service = via_s3(region);
     let context = [("kms:ViaService", service.as_str())];
     let (writers, readers) = key_users(grants);
-    let needs = writers
-        .iter()
-        .map(|arn| (arn, WRITER_KEY_ACTIONS))
-        .chain(readers.iter().map(|arn| (arn, READER_KEY_ACTIONS)));
     let mut missing = Vec::new();
-    for (arn, actions) in needs {
+    for arn in writers.iter().chain(&readers) {
         let caller = Caller::for_principal(arn);
-        let lacking: Vec<&'static str> = actions
+        let lacking: Vec<&'static str> = STATE_KEY_ACTIONS
             .iter()
             .copied()
             .filter(|action| !key_allows(document, &caller, action, &context))
@@ -176,7 +175,7 @@ stacks:
     }
 
     #[test]
-    fn writers_encrypt_readers_only_decrypt_and_only_through_s3() {
+    fn writers_and_readers_get_data_keys_and_decrypt_only_through_s3() {
         let spec = parse_spec("environments/central.yaml", "central", SPEC).unwrap();
         let arns = PrincipalArns::offline(&spec, &account());
         let statements = key_grant_statements(&grants(&spec, &arns), &spec.region);
@@ -185,7 +184,7 @@ stacks:
             json!([
                 {"Sid": "StatebucketStateWriters", "Effect": "Allow",
                  "Principal": {"AWS": ["arn:aws:iam::111111111111:role/platform-ci", "arn:aws:iam::333333333333:role/network-ci"]},
-                 "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], "Resource": "*",
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
                  "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}},
                 {"Sid": "StatebucketStateReaders", "Effect": "Allow",
                  "Principal": {"AWS": ["arn:aws:iam::222222222222:role/plan"]},

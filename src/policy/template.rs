@@ -431,6 +431,13 @@ mod tests {
                 "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"]
             },
             {
+                "Sid": "StatebucketDeleteWorkspaceState",
+                "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
+                "Action": "s3:DeleteObject",
+                "Resource": "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"
+            },
+            {
                 "Sid": "StatebucketLockFiles",
                 "Effect": "Allow",
                 "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},

@@ -538,16 +538,85 @@ impl Engine {
         mut planned: Planned<'e>,
         progress: &dyn Task,
     ) -> Result<Planned<'e>, Error> {
-        let spec = &planned.environment.spec;
+        let environment = planned.environment;
+        let spec = &environment.spec;
         let waiting = |message: &str| {
             progress.step(message);
             self.reporter.message(&format!("{}: {message}", spec.name));
         };
-        let locking = aws::LockOptions {
-            timeout: self.lock_timeout,
-            waiting: &waiting,
-            registry: &self.held_locks,
-        };
+        let deadline = std::time::Instant::now() + self.lock_timeout;
+        let (mut prepared, mut replica_prepared) = (aws::Prepared::default(), None);
+        // One lock covers the environment, in the primary bucket, whichever bucket's plan
+        // needs it: no run holds one lock while it waits for another.
+        let mut lock = None;
+        while needs_environment_lock(&planned) {
+            let (taken, replica_created) = tokio::join!(
+                async {
+                    let prepared = aws::create_planned_bucket(
+                        &planned.clients,
+                        &planned.plan,
+                        spec.bucket.name.as_str(),
+                        &spec.region,
+                        planned.account.as_str(),
+                    )
+                    .await?;
+                    let timeout = deadline.saturating_duration_since(std::time::Instant::now());
+                    let lock = aws::lock::acquire(
+                        &planned.clients,
+                        spec.bucket.name.as_str(),
+                        "apply",
+                        timeout,
+                        &waiting,
+                        &self.held_locks,
+                    )
+                    .await?;
+                    Ok::<_, aws::AwsError>((prepared, lock))
+                },
+                // The replica's bucket is created while the lock is taken.
+                async {
+                    match replica_with_changes(&planned) {
+                        Some((target, plan)) => {
+                            let replica_spec = target.desired.spec;
+                            aws::create_planned_bucket(
+                                &target.clients,
+                                plan,
+                                replica_spec.bucket.name.as_str(),
+                                &replica_spec.region,
+                                planned.account.as_str(),
+                            )
+                            .await
+                            .map(Some)
+                        }
+                        None => Ok(None),
+                    }
+                },
+            );
+            let (bucket_prepared, held) = match (taken, replica_created) {
+                (Ok(taken), Ok(replica_created)) => {
+                    replica_prepared = replica_created;
+                    taken
+                }
+                (Ok((_, held)), Err(error)) => {
+                    held.release().await;
+                    return Err(error.into());
+                }
+                (Err(error), _) => return Err(error.into()),
+            };
+            prepared = bucket_prepared;
+            if !held.waited {
+                lock = Some(held);
+                break;
+            }
+            // Another run held the lock: it may have done what this run planned (runners of
+            // one pipeline apply the same spec). Plan again, with the lock free for the
+            // next waiting run; what is left is applied, under the lock if it still needs it.
+            held.release().await;
+            waiting("planning again: another apply held the lock");
+            let warnings = std::mem::take(&mut planned.warnings);
+            planned = self.plan_one(environment).await?;
+            planned.warnings.splice(0..0, warnings);
+            (prepared, replica_prepared) = (aws::Prepared::default(), None);
+        }
         let account = planned.account.as_str();
         let primary = aws::apply(
             &planned.clients,
@@ -555,45 +624,31 @@ impl Engine {
             spec.bucket.name.as_str(),
             &spec.region,
             account,
-            &locking,
+            prepared,
         );
         // The replica is created and configured beside the primary, and so is the
         // replication role.
         let replica = async {
-            match (&planned.replica, &planned.plan.replica) {
-                (Some(target), Some(replica_plan)) if !replica_plan.plan.changes.is_empty() => {
+            match replica_with_changes(&planned) {
+                Some((target, plan)) => {
                     let replica_spec = target.desired.spec;
                     aws::apply(
                         &target.clients,
-                        &replica_plan.plan,
+                        plan,
                         replica_spec.bucket.name.as_str(),
                         &replica_spec.region,
                         account,
-                        &locking,
+                        replica_prepared.unwrap_or_default(),
                     )
                     .await
                     .map(Some)
                 }
-                _ => Ok(None),
+                None => Ok(None),
             }
         };
         let role = aws::apply_replication_role(&planned.clients, &planned.plan);
-        let (primary, replica, role) = tokio::join!(primary, replica, role);
-        // Every lock taken is released, whichever side failed.
-        let mut locks = Vec::new();
-        let primary = primary.map(|(applied, lock)| {
-            locks.extend(lock);
-            applied
-        });
-        let replica = replica.map(|applied| {
-            applied.map(|(applied, lock)| {
-                locks.extend(lock);
-                applied
-            })
-        });
         let outcome = async {
-            let (primary, replica) = (primary?, replica?);
-            role?;
+            let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
             // Replication needs both buckets versioned and the role in place.
             aws::apply_replication(
                 &planned.clients,
@@ -605,10 +660,12 @@ impl Engine {
             Ok::<_, aws::AwsError>((primary, replica))
         }
         .await;
-        // The AWS writes that needed the locks are done: they are released while the
-        // backend files are written and the result verified (at once on failure).
+        // The AWS writes that needed the lock are done: it is released while the backend
+        // files are written and the result verified (at once on failure).
         let release = async {
-            futures::future::join_all(locks.into_iter().map(aws::lock::HeldLock::release)).await;
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
         };
         let (primary, replica) = match outcome {
             Ok(applied) => applied,
@@ -710,6 +767,24 @@ impl Engine {
             });
         }
         Ok(())
+    }
+}
+
+/// Whether either bucket's plan holds a change two runs must not both make.
+fn needs_environment_lock(planned: &Planned<'_>) -> bool {
+    aws::needs_lock(&planned.plan)
+        || replica_with_changes(planned).is_some_and(|(_, plan)| aws::needs_lock(plan))
+}
+
+/// The replica and its plan, when the plan changes anything on it.
+fn replica_with_changes<'p>(
+    planned: &'p Planned<'_>,
+) -> Option<(&'p ReplicaTarget<'p>, &'p crate::plan::EnvPlan)> {
+    match (&planned.replica, &planned.plan.replica) {
+        (Some(target), Some(replica_plan)) if !replica_plan.plan.changes.is_empty() => {
+            Some((target, &replica_plan.plan))
+        }
+        _ => None,
     }
 }
 

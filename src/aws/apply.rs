@@ -33,15 +33,6 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// How `apply` takes the apply lock of the bucket (see `lock`).
-pub struct LockOptions<'a> {
-    /// How long to wait for another run's lock.
-    pub timeout: std::time::Duration,
-    /// Told who holds the lock while this run waits for it.
-    pub waiting: &'a (dyn Fn(&str) + Sync),
-    pub registry: &'a super::lock::HeldLocks,
-}
-
 /// Whether the plan holds a change that two runs on two machines must not both make: a KMS
 /// key created (or an orphan key aliased), or a shared log bucket's policy rewritten.
 pub fn needs_lock(plan: &EnvPlan) -> bool {
@@ -57,11 +48,52 @@ pub fn needs_lock(plan: &EnvPlan) -> bool {
     })
 }
 
-/// Applies every AWS change of `plan` (the backend file is the caller's). A plan that
-/// `needs_lock` is applied under the bucket's apply lock, which lives in the bucket: the
-/// bucket is created first, then the lock taken, then the rest applied. On success the lock
-/// is returned still held: the caller releases it beside what it does next (verifying),
-/// which saves a round trip; on failure it is released here.
+/// What was done before the rest of a plan: the bucket it creates, created, with its
+/// default retention.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepared {
+    pub bucket_created: bool,
+    pub retention_set: bool,
+}
+
+/// Creates the bucket the plan creates (nothing when it creates none), with its default
+/// retention before any object is written into it, so that the retention covers every
+/// object from the first (and S3-compatible test servers that only take it on an empty
+/// bucket accept it). The apply lock lives in the bucket: this comes before taking it.
+pub async fn create_planned_bucket(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    region: &Region,
+    account: &str,
+) -> Result<Prepared, AwsError> {
+    let Some(new_bucket) = bucket_to_create(plan) else {
+        return Ok(Prepared::default());
+    };
+    create_bucket_in_region(clients, bucket, region.as_str(), new_bucket).await?;
+    let retention_set = match retention_to_set(plan) {
+        Some(retention) => {
+            put_object_lock(clients, bucket, account, retention)
+                .await
+                .map_err(|failure| {
+                    failure.into_error(
+                        format!("object lock of bucket `{bucket}`"),
+                        &clients.identity_source,
+                    )
+                })?;
+            true
+        }
+        None => false,
+    };
+    Ok(Prepared {
+        bucket_created: true,
+        retention_set,
+    })
+}
+
+/// Applies every AWS change of `plan` (the backend file is the caller's); `prepared` says
+/// what `create_planned_bucket` already did. A plan that `needs_lock` is applied by a
+/// caller holding the environment's apply lock (`lock`).
 ///
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
@@ -71,62 +103,21 @@ pub async fn apply(
     bucket: &str,
     region: &Region,
     account: &str,
-    locking: &LockOptions<'_>,
-) -> Result<(Applied, Option<super::lock::HeldLock>), AwsError> {
-    let mut retention_set = false;
-    let lock = if needs_lock(plan) {
-        if let Some(new_bucket) = bucket_to_create(plan) {
-            create_bucket_in_region(clients, bucket, region.as_str(), new_bucket).await?;
-            // A default retention goes on before the lock's object is written, so that it
-            // covers every object from the first (and S3-compatible test servers that only
-            // take it on an empty bucket accept it).
-            if let Some(retention) = retention_to_set(plan) {
-                put_object_lock(clients, bucket, account, retention)
-                    .await
-                    .map_err(|failure| {
-                        failure.into_error(
-                            format!("object lock of bucket `{bucket}`"),
-                            &clients.identity_source,
-                        )
-                    })?;
-                retention_set = true;
-            }
-        }
-        Some(
-            super::lock::acquire(
-                clients,
-                bucket,
-                "apply",
-                locking.timeout,
-                locking.waiting,
-                locking.registry,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let applied = tokio::try_join!(
+    prepared: Prepared,
+) -> Result<Applied, AwsError> {
+    let (applied, ()) = tokio::try_join!(
         apply_bucket_and_key(
             clients,
             plan,
             bucket,
             region.as_str(),
             account,
-            lock.is_some(),
-            retention_set
+            prepared.bucket_created,
+            prepared.retention_set
         ),
         apply_lock_table(clients, plan, region, account)
-    );
-    match applied {
-        Ok((applied, ())) => Ok((applied, lock)),
-        Err(error) => {
-            if let Some(lock) = lock {
-                lock.release().await;
-            }
-            Err(error)
-        }
-    }
+    )?;
+    Ok(applied)
 }
 
 /// What CreateBucket sets itself.

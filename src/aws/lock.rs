@@ -7,7 +7,9 @@
 //! conditional write on the stale lock's ETag, so only one run can.
 //!
 //! It is taken only around what is not idempotent across runs: creating a KMS key (and
-//! repairing its alias), and rewriting a shared log bucket's policy.
+//! repairing its alias), and rewriting a shared log bucket's policy. An environment with a
+//! replica has one lock, in the primary bucket, that covers both buckets: a run never holds
+//! one lock while it waits for another, so any number of runs at once cannot deadlock.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,7 +30,10 @@ pub const LOCK_KEY: &str = ".statebucket/apply.lock";
 pub const LEASE: Duration = Duration::from_secs(60);
 /// Clocks of the machines taking the lock may differ by this much.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(1000);
+/// How often a waiting run tries the lock: soon at first (a holder's locked section is a few
+/// round trips), then less often, up to `POLL_MAX`.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_millis(1000);
 
 /// What the lock object says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +191,8 @@ pub struct HeldLock {
     etag: Arc<Mutex<String>>,
     renewal: tokio::task::JoinHandle<()>,
     registry: HeldLocks,
+    /// Another run held the lock first: what it did may have changed what this run planned.
+    pub waited: bool,
 }
 
 impl HeldLock {
@@ -225,9 +232,13 @@ pub async fn acquire(
     let body = serde_json::to_vec(&info).expect("lock info is plain data");
     let started = std::time::Instant::now();
     let mut told: Option<String> = None;
+    let mut poll = POLL_FIRST;
+    let mut waited = false;
     loop {
         match attempt(clients, bucket, &body, None).await? {
-            Attempt::Taken(etag) => return Ok(hold(clients, bucket, info, etag, registry)),
+            Attempt::Taken(etag) => {
+                return Ok(hold(clients, bucket, info, etag, registry, waited));
+            }
             Attempt::Gone => continue,
             Attempt::Held(holder) if holder.is_stale() => {
                 // Only one run can overwrite the stale lock's ETag; the others see 412 and
@@ -237,13 +248,15 @@ pub async fn acquire(
                     holder.describe(),
                     holder.age.as_secs()
                 ));
+                waited = true;
                 if let Attempt::Taken(etag) =
                     attempt(clients, bucket, &body, Some(&holder.etag)).await?
                 {
-                    return Ok(hold(clients, bucket, info, etag, registry));
+                    return Ok(hold(clients, bucket, info, etag, registry, waited));
                 }
             }
             Attempt::Held(holder) => {
+                waited = true;
                 let who = holder.describe();
                 if started.elapsed() >= timeout {
                     return Err(AwsError::new(
@@ -259,7 +272,8 @@ pub async fn acquire(
                     waiting(&format!("waiting for another apply: {who}"));
                     told = Some(who);
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(poll).await;
+                poll = (poll * 2).min(POLL_MAX);
             }
         }
     }
@@ -271,6 +285,7 @@ fn hold(
     info: LockInfo,
     etag: String,
     registry: &HeldLocks,
+    waited: bool,
 ) -> HeldLock {
     let etag = Arc::new(Mutex::new(etag));
     registry.hold(clients, bucket, &etag);
@@ -297,6 +312,7 @@ fn hold(
         etag,
         renewal,
         registry: registry.clone(),
+        waited,
     }
 }
 

@@ -35,24 +35,15 @@ async fn apply_changes(
         notes: Vec::new(),
         replica: None,
     };
-    let locking = super::LockOptions {
-        timeout: std::time::Duration::from_secs(5),
-        waiting: &|_| {},
-        registry: &super::lock::HeldLocks::default(),
-    };
-    let (applied, lock) = apply(
+    apply(
         clients,
         &plan,
         "mocked-bucket",
         &region(),
         "123456789012",
-        &locking,
+        super::Prepared::default(),
     )
-    .await?;
-    if let Some(lock) = lock {
-        lock.release().await;
-    }
-    Ok(applied)
+    .await
 }
 
 fn region() -> Region {

@@ -35,7 +35,8 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 pub use apply::{
-    Applied, LockOptions, apply, apply_replication, apply_replication_role, needs_lock,
+    Applied, Prepared, apply, apply_replication, apply_replication_role, create_planned_bucket,
+    needs_lock,
 };
 pub use errors::AwsError;
 pub use iam::verify_principals;

@@ -104,7 +104,8 @@ fn policy_prints_the_document_for_users_and_roles() {
     run.expect_code(0);
     let document: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let statements = document["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 4);
+    // List, read/write, delete a workspace's state, lock files, and the TLS-only deny.
+    assert_eq!(statements.len(), 5);
     let principals = &statements[0]["Principal"]["AWS"];
     assert_eq!(
         principals,
@@ -113,7 +114,7 @@ fn policy_prints_the_document_for_users_and_roles() {
             "arn:aws:iam::123456789012:role/terraform-access-role"
         ])
     );
-    assert_eq!(statements[3]["Sid"], "StatebucketDenyInsecureTransport");
+    assert_eq!(statements[4]["Sid"], "StatebucketDenyInsecureTransport");
 }
 
 #[test]

@@ -355,7 +355,7 @@ fn statements_and_tags_the_tool_does_not_own_survive_apply() {
             statements[0], foreign,
             "the foreign statement is kept verbatim and first"
         );
-        assert_eq!(statements.len(), 4, "{document:#}");
+        assert_eq!(statements.len(), 5, "{document:#}");
         let tags = s3
             .get_bucket_tagging()
             .bucket(&bucket)

@@ -193,6 +193,7 @@ fn eight_concurrent_applies_on_one_environment_make_one_bucket_one_key_one_polic
             [
                 "StatebucketListStateBucket",
                 "StatebucketReadWriteState",
+                "StatebucketDeleteWorkspaceState",
                 "StatebucketLockFiles"
             ]
         );

@@ -225,6 +225,7 @@ fn three_stacks_converge_serve_terraform_and_a_removed_stack_loses_only_its_gran
         vec![
             owned("update", "StatebucketReadState"),
             owned("update", "StatebucketReaderLockFiles"),
+            owned("remove", "StatebucketAppDeleteWorkspaceState"),
             owned("remove", "StatebucketAppListStateBucket"),
             owned("remove", "StatebucketAppLockFiles"),
             owned("remove", "StatebucketAppReadWriteState"),

@@ -560,12 +560,11 @@ impl Engine {
                         planned.account.as_str(),
                     )
                     .await?;
-                    let timeout = deadline.saturating_duration_since(std::time::Instant::now());
-                    let lock = aws::lock::acquire(
+                    let lock = aws::lock::take_or_wait(
                         &planned.clients,
                         spec.bucket.name.as_str(),
                         "apply",
-                        timeout,
+                        deadline,
                         &waiting,
                         &self.held_locks,
                     )
@@ -591,26 +590,27 @@ impl Engine {
                     }
                 },
             );
-            let (bucket_prepared, held) = match (taken, replica_created) {
+            let (bucket_prepared, acquired) = match (taken, replica_created) {
                 (Ok(taken), Ok(replica_created)) => {
                     replica_prepared = replica_created;
                     taken
                 }
-                (Ok((_, held)), Err(error)) => {
-                    held.release().await;
+                (Ok((_, acquired)), Err(error)) => {
+                    if let aws::lock::Acquired::Taken(held) = acquired {
+                        held.release().await;
+                    }
                     return Err(error.into());
                 }
                 (Err(error), _) => return Err(error.into()),
             };
             prepared = bucket_prepared;
-            if !held.waited {
+            if let aws::lock::Acquired::Taken(held) = acquired {
                 lock = Some(held);
                 break;
             }
-            // Another run held the lock: it may have done what this run planned (runners of
-            // one pipeline apply the same spec). Plan again, with the lock free for the
-            // next waiting run; what is left is applied, under the lock if it still needs it.
-            held.release().await;
+            // Another run held the lock and is done: it may have done what this run planned
+            // (runners of one pipeline apply the same spec). Plan again; what is left is
+            // applied, under the lock if it still needs it.
             waiting("planning again: another apply held the lock");
             let warnings = std::mem::take(&mut planned.warnings);
             planned = self.plan_one(environment).await?;

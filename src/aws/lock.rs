@@ -9,6 +9,8 @@
 //! It is taken only around what is not idempotent across runs: creating a KMS key (and
 //! repairing its alias), and rewriting a shared log bucket's policy. An environment with a
 //! replica has one lock, in the primary bucket, that covers both buckets: a run never holds
+//! one lock while it waits for another, so any number of runs at once cannot deadlock. An environment with a
+//! replica has one lock, in the primary bucket, that covers both buckets: a run never holds
 //! one lock while it waits for another, so any number of runs at once cannot deadlock.
 
 use std::sync::Arc;
@@ -191,8 +193,6 @@ pub struct HeldLock {
     etag: Arc<Mutex<String>>,
     renewal: tokio::task::JoinHandle<()>,
     registry: HeldLocks,
-    /// Another run held the lock first: what it did may have changed what this run planned.
-    pub waited: bool,
 }
 
 impl HeldLock {
@@ -228,54 +228,84 @@ pub async fn acquire(
     waiting: &(dyn Fn(&str) + Sync),
     registry: &HeldLocks,
 ) -> Result<HeldLock, AwsError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Acquired::Taken(lock) =
+            take_or_wait(clients, bucket, operation, deadline, waiting, registry).await?
+        {
+            return Ok(lock);
+        }
+    }
+}
+
+/// What `take_or_wait` ended with.
+#[derive(Debug)]
+pub enum Acquired {
+    /// This run holds the lock.
+    Taken(HeldLock),
+    /// Another run held the lock and has released it; this run did not take it. What the
+    /// other run did may have changed what this one planned.
+    Released,
+}
+
+/// Takes the lock of `bucket` when it is free (or its holder's lease has run out); when a
+/// live run holds it, waits until that run releases it, without taking it, up to
+/// `deadline`. `waiting` is told who holds it, once per holder.
+pub async fn take_or_wait(
+    clients: &Clients,
+    bucket: &str,
+    operation: &str,
+    deadline: std::time::Instant,
+    waiting: &(dyn Fn(&str) + Sync),
+    registry: &HeldLocks,
+) -> Result<Acquired, AwsError> {
     let info = LockInfo::new(operation, LEASE);
     let body = serde_json::to_vec(&info).expect("lock info is plain data");
-    let started = std::time::Instant::now();
     let mut told: Option<String> = None;
     let mut poll = POLL_FIRST;
-    let mut waited = false;
+    let mut held = attempt(clients, bucket, &body, None).await?;
     loop {
-        match attempt(clients, bucket, &body, None).await? {
+        let holder = match held {
             Attempt::Taken(etag) => {
-                return Ok(hold(clients, bucket, info, etag, registry, waited));
+                return Ok(Acquired::Taken(hold(clients, bucket, info, etag, registry)));
             }
-            Attempt::Gone => continue,
-            Attempt::Held(holder) if holder.is_stale() => {
-                // Only one run can overwrite the stale lock's ETag; the others see 412 and
-                // wait on the new holder.
-                waiting(&format!(
-                    "taking over the stale apply lock of {} (last renewed {} s ago)",
-                    holder.describe(),
-                    holder.age.as_secs()
-                ));
-                waited = true;
-                if let Attempt::Taken(etag) =
-                    attempt(clients, bucket, &body, Some(&holder.etag)).await?
-                {
-                    return Ok(hold(clients, bucket, info, etag, registry, waited));
-                }
+            Attempt::Gone if told.is_some() => return Ok(Acquired::Released),
+            Attempt::Gone => {
+                held = attempt(clients, bucket, &body, None).await?;
+                continue;
             }
-            Attempt::Held(holder) => {
-                waited = true;
-                let who = holder.describe();
-                if started.elapsed() >= timeout {
-                    return Err(AwsError::new(
-                        format!("taking the apply lock s3://{bucket}/{LOCK_KEY}"),
-                        format!("another apply holds the lock: {who}"),
-                        Some(format!(
-                            "wait for it to finish and run again (or raise --lock-timeout); a lock whose holder was killed expires {} s after its last renewal",
-                            (LEASE + CLOCK_SKEW).as_secs()
-                        )),
-                    ));
-                }
-                if told.as_deref() != Some(who.as_str()) {
-                    waiting(&format!("waiting for another apply: {who}"));
-                    told = Some(who);
-                }
-                tokio::time::sleep(poll).await;
-                poll = (poll * 2).min(POLL_MAX);
-            }
+            Attempt::Held(holder) => holder,
+        };
+        if holder.is_stale() {
+            // Only one run can overwrite the stale lock's ETag; the others see 412 and
+            // wait on the new holder.
+            waiting(&format!(
+                "taking over the stale apply lock of {} (last renewed {} s ago)",
+                holder.describe(),
+                holder.age.as_secs()
+            ));
+            held = attempt(clients, bucket, &body, Some(&holder.etag)).await?;
+            continue;
         }
+        let who = holder.describe();
+        if std::time::Instant::now() >= deadline {
+            return Err(AwsError::new(
+                format!("taking the apply lock s3://{bucket}/{LOCK_KEY}"),
+                format!("another apply holds the lock: {who}"),
+                Some(format!(
+                    "wait for it to finish and run again (or raise --lock-timeout); a lock whose holder was killed expires {} s after its last renewal",
+                    (LEASE + CLOCK_SKEW).as_secs()
+                )),
+            ));
+        }
+        if told.as_deref() != Some(who.as_str()) {
+            waiting(&format!("waiting for another apply: {who}"));
+            told = Some(who);
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(POLL_MAX);
+        // Reading is enough to see the holder go: a waiting run writes nothing.
+        held = read(clients, bucket).await?;
     }
 }
 
@@ -285,7 +315,6 @@ fn hold(
     info: LockInfo,
     etag: String,
     registry: &HeldLocks,
-    waited: bool,
 ) -> HeldLock {
     let etag = Arc::new(Mutex::new(etag));
     registry.hold(clients, bucket, &etag);
@@ -312,7 +341,6 @@ fn hold(
         etag,
         renewal,
         registry: registry.clone(),
-        waited,
     }
 }
 

@@ -16,10 +16,15 @@ fn kms_spec(bucket: &str) -> String {
     )
 }
 
-/// Keys tagged as created by statebucket for `bucket`.
+/// Keys tagged as created by statebucket for `bucket` (in eu-west-1).
 fn keys_for(project: &Project, bucket: &str) -> usize {
+    keys_in(project, "eu-west-1", bucket)
+}
+
+/// Keys in `region` tagged as created by statebucket for `bucket`.
+fn keys_in(project: &Project, region: &str, bucket: &str) -> usize {
     block_on(async {
-        let kms = project.kms("eu-west-1").await;
+        let kms = project.kms(region).await;
         let mut count = 0;
         let keys = kms.list_keys().limit(1000).send().await.unwrap();
         for key in keys.keys() {
@@ -363,4 +368,122 @@ fn a_killed_runners_lock_blocks_no_longer_than_its_lease() {
         let s3 = project.s3("eu-west-1").await;
         assert!(!crate::support::object_exists(&s3, &bucket, ".statebucket/apply.lock").await);
     });
+}
+
+/// A KMS primary in eu-west-1 with a replica in eu-central-1 that has its own created key.
+fn replica_kms_spec(bucket: &str) -> String {
+    kms_spec(bucket).replace(
+        "  tags: { team: platform }\n",
+        &format!(
+            "  tags: {{ team: platform }}\n  replica:\n    region: eu-central-1\n    encryption: {{ kms_key: alias/{bucket}-replica, create_key: true }}\n"
+        ),
+    )
+}
+
+/// `apply --auto-approve` in each project at once, each as a machine of its own (its own
+/// temporary directory): every run with how long it took, and how long until the last one
+/// ended.
+fn apply_at_once(projects: &[Project]) -> (Duration, Vec<(Duration, crate::support::Run)>) {
+    let machines: Vec<tempfile::TempDir> = projects
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let started = Instant::now();
+    let waiting: Vec<_> = projects
+        .iter()
+        .zip(&machines)
+        .map(|(project, machine)| {
+            let child = Command::new(env!("CARGO_BIN_EXE_statebucket"))
+                .args(["apply", "--auto-approve"])
+                .current_dir(project.dir.path())
+                .envs(project.env())
+                .env("TMPDIR", machine.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::spawn(move || {
+                let output = child.wait_with_output().unwrap();
+                (started.elapsed(), to_run(output))
+            })
+        })
+        .collect();
+    let runs: Vec<(Duration, crate::support::Run)> = waiting
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    (started.elapsed(), runs)
+}
+
+/// Six CI runners, each in its own working directory, apply a spec with a replica and KMS
+/// keys in both regions at once. Each bucket used to have its own apply lock: one run held
+/// the primary's and waited for the replica's while another held the replica's and waited
+/// for the primary's, until both timed out. With one lock per environment every run exits
+/// 0 and one key is created in each region; the runs that waited plan again and find the
+/// work done. The figures it prints (all six against the lock's winner, and against one
+/// apply alone) are in `docs/reliability.md`; time is measured, not asserted.
+#[test]
+fn six_runners_apply_a_replicated_kms_environment_at_once_without_deadlock() {
+    let moto = Moto::shared();
+    let alone_project = Project::with_moto(moto);
+    alone_project.spec("prod", &replica_kms_spec(&unique("one-runner")));
+    let (alone, runs) = apply_at_once(std::slice::from_ref(&alone_project));
+    runs[0].1.expect_code(0);
+    for round in 1..=3 {
+        let bucket = unique("six-runners");
+        let projects: Vec<Project> = (0..6)
+            .map(|_| {
+                let project = Project::with_moto(moto);
+                project.spec("prod", &replica_kms_spec(&bucket));
+                project
+            })
+            .collect();
+        let (together, runs) = apply_at_once(&projects);
+        for (_, run) in &runs {
+            assert_eq!(
+                run.code, 0,
+                "round {round}: every runner converges\n{}{}",
+                run.stdout, run.stderr
+            );
+        }
+        let waited = |run: &crate::support::Run| run.stderr.contains("waiting for another apply");
+        let winners: Vec<Duration> = runs
+            .iter()
+            .filter(|(_, run)| !waited(run))
+            .map(|(took, _)| *took)
+            .collect();
+        // A run that planned after the winner released finds nothing to lock.
+        assert!(!winners.is_empty(), "round {round}: a run took the lock");
+        for (_, run) in runs.iter().filter(|(_, run)| waited(run)) {
+            assert!(
+                run.stderr
+                    .contains("planning again: another apply held the lock"),
+                "{}",
+                run.stderr
+            );
+        }
+        for project in &projects {
+            project.statebucket(&["check"]).expect_code(0);
+        }
+        assert_eq!(
+            keys_in(&projects[0], "eu-west-1", &bucket),
+            1,
+            "round {round}"
+        );
+        assert_eq!(
+            keys_in(&projects[0], "eu-central-1", &format!("{bucket}-replica")),
+            1,
+            "round {round}"
+        );
+        let winner = winners.iter().copied().max().expect("a winner");
+        eprintln!(
+            "six runners, round {round}: all six {:.2} s, the lock's winner {:.2} s (ratio {:.2}); one apply alone {:.2} s (ratio {:.2})",
+            together.as_secs_f64(),
+            winner.as_secs_f64(),
+            together.as_secs_f64() / winner.as_secs_f64(),
+            alone.as_secs_f64(),
+            together.as_secs_f64() / alone.as_secs_f64()
+        );
+    }
 }

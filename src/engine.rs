@@ -605,7 +605,7 @@ impl Engine {
             };
             prepared = bucket_prepared;
             if let aws::lock::Acquired::Taken(held) = acquired {
-                lock = Some(held);
+                lock = Some(*held);
                 break;
             }
             // Another run held the lock and is done: it may have done what this run planned

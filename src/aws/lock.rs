@@ -233,7 +233,7 @@ pub async fn acquire(
         if let Acquired::Taken(lock) =
             take_or_wait(clients, bucket, operation, deadline, waiting, registry).await?
         {
-            return Ok(lock);
+            return Ok(*lock);
         }
     }
 }
@@ -242,7 +242,7 @@ pub async fn acquire(
 #[derive(Debug)]
 pub enum Acquired {
     /// This run holds the lock.
-    Taken(HeldLock),
+    Taken(Box<HeldLock>),
     /// Another run held the lock and has released it; this run did not take it. What the
     /// other run did may have changed what this one planned.
     Released,
@@ -267,7 +267,9 @@ pub async fn take_or_wait(
     loop {
         let holder = match held {
             Attempt::Taken(etag) => {
-                return Ok(Acquired::Taken(hold(clients, bucket, info, etag, registry)));
+                return Ok(Acquired::Taken(Box::new(hold(
+                    clients, bucket, info, etag, registry,
+                ))));
             }
             Attempt::Gone if told.is_some() => return Ok(Acquired::Released),
             Attempt::Gone => {

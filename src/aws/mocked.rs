@@ -530,8 +530,12 @@ mod apply_lock {
             .http_status(412, None)
             .output(|| PutObjectOutput::builder().e_tag("\"mine\"").build())
             .build();
-        let read =
-            mock!(Client::get_object).then_output(|| holder(60, SystemTime::now(), "\"theirs\""));
+        // Held when first read, gone when read again: a waiting run only reads, then takes it.
+        let read = mock!(Client::get_object)
+            .sequence()
+            .output(|| holder(60, SystemTime::now(), "\"theirs\""))
+            .http_status(404, None)
+            .build();
         let clients = clients(&[&take, &read]);
         let told = Mutex::new(Vec::new());
         let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
@@ -545,7 +549,7 @@ mod apply_lock {
         )
         .await
         .unwrap();
-        assert_eq!(take.num_calls(), 2);
+        assert_eq!((take.num_calls(), read.num_calls()), (2, 2));
         assert_eq!(
             told.lock().unwrap().as_slice(),
             [

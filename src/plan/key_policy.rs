@@ -10,6 +10,9 @@ use crate::observed::{KeyPolicyReading, Observed};
 use crate::policy::{self, PolicyDocument, key_policy};
 use crate::spec::{Encryption, KmsKey};
 
+/// KMS refuses a key policy larger than 32 KB (`LimitExceededException`).
+pub const KEY_POLICY_MAX_BYTES: usize = 32 * 1024;
+
 /// The policy a key is created with: the account root statement, then the grants.
 pub(super) fn for_new_key(desired: &DesiredBucket<'_>) -> PolicyDocument {
     policy::merge(None, &owned(desired, None))
@@ -70,6 +73,15 @@ pub(super) fn plan(
             let owned = owned(desired, live.as_ref());
             let statements = policy::diff_owned(live.as_ref(), &owned);
             let kept = policy::foreign_labels(live.as_ref());
+            // Sent as written: KMS counts the bytes of the document it is given.
+            let to = policy::merge(live.as_ref(), &owned).to_json();
+            if !statements.is_empty() && to.len() > KEY_POLICY_MAX_BYTES {
+                return Err(PlanError::KeyPolicyTooLarge {
+                    key: arn.clone(),
+                    bytes: to.len(),
+                    limit: KEY_POLICY_MAX_BYTES,
+                });
+            }
             planner.record(
                 Facet::KeyPolicy,
                 (!statements.is_empty()).then(|| Change::PutKeyPolicy {
@@ -78,7 +90,7 @@ pub(super) fn plan(
                         KeyPolicyReading::Read(text) => Some(text.clone()),
                         KeyPolicyReading::Denied(_) => None,
                     },
-                    to: policy::merge(live.as_ref(), &owned).to_json(),
+                    to,
                     statements,
                     kept,
                 }),

@@ -127,6 +127,14 @@ pub enum PlanError {
         limit: usize,
     },
     #[error(
+        "the key policy of KMS key {key} would be {bytes} bytes; KMS refuses policies over {limit} bytes"
+    )]
+    KeyPolicyTooLarge {
+        key: String,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error(
         "the inline policy for {principal} would be {chars} characters; IAM allows {limit} for all inline policies of a {kind}"
     )]
     IdentityPolicyTooLarge {
@@ -170,6 +178,9 @@ impl PlanError {
             PlanError::BucketPolicyTooLarge { .. } => {
                 "stacks that share their writers and readers share statements (give them no `access` of their own), and shorter keys and names take less; or split the stacks over two buckets, one spec file each".into()
             }
+            PlanError::KeyPolicyTooLarge { key, .. } => format!(
+                "statebucket keeps every statement it does not own: remove statements from the key policy by hand (aws kms get-key-policy --key-id {key} --policy-name default), or list fewer principals"
+            ),
             PlanError::IdentityPolicyTooLarge { .. } => {
                 "attach the policy yourself as a managed policy (`statebucket policy ENV --identity --stack S` prints each tier's), or grant through the bucket policy only: remove `access.attach_identity_policy`".into()
             }

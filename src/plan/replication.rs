@@ -29,6 +29,22 @@ pub(super) fn plan(
             desired.role_arn.clone()
         }
         Some(role) => {
+            let limited_to_account = |trust: &str| {
+                PolicyDocument::parse(trust).is_ok_and(|document| {
+                    document.statements.iter().all(|statement| {
+                        statement["Condition"]["StringEquals"]["aws:SourceAccount"].is_string()
+                    })
+                })
+            };
+            if trusts_s3(&role.trust_policy) && !limited_to_account(&role.trust_policy) {
+                planner.note(format!(
+                    "role {} lets {} assume it for any account's bucket (no `aws:SourceAccount` condition; IAM User Guide, \"The confused deputy problem\"): statebucket does not rewrite trust policies; limit it with `aws iam update-assume-role-policy --role-name {} --policy-document '{}'`",
+                    role.arn,
+                    crate::replication::S3_SERVICE,
+                    desired.role_name,
+                    desired.trust_policy
+                ));
+            }
             if !trusts_s3(&role.trust_policy) {
                 planner.note(format!(
                     "role {} does not let {} assume it, so S3 cannot replicate with it: statebucket does not rewrite trust policies; restore it with `aws iam update-assume-role-policy --role-name {} --policy-document '{}'`",

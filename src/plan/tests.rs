@@ -337,6 +337,28 @@ fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
 }
 
 #[test]
+fn a_key_policy_over_kmss_32_kb_is_refused_in_the_plan() {
+    let spec = spec(&DEV.replace("  tags:", KMS));
+    let desired = desired(&spec);
+    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    // Someone else's statements, kept as they are, leave no room for statebucket's grants.
+    let foreign: Vec<String> = (0..200)
+        .map(|index| format!(r#"{{"Sid":"Audit{index}","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:role/audit-{index}"}},"Action":"kms:DescribeKey","Resource":"*"}}"#))
+        .collect();
+    let live = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        foreign.join(",")
+    );
+    observed.kms_key.as_mut().unwrap().policy = KeyPolicyReading::Read(live);
+    let error = plan(&desired, &observed).unwrap_err();
+    let PlanError::KeyPolicyTooLarge { bytes, limit, .. } = error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(limit, 32 * 1024);
+    assert!(bytes > limit, "{bytes}");
+}
+
+#[test]
 fn the_key_policy_of_a_created_key_gains_its_grants_and_keeps_the_rest() {
     let spec = spec(&DEV.replace("  tags:", KMS));
     let desired = desired(&spec);

@@ -30,6 +30,10 @@ pub enum CallerKind {
         session: String,
     },
     Root,
+    /// An AWS service principal (`s3.amazonaws.com`), as a resource or trust policy names it.
+    Service {
+        name: String,
+    },
     Other,
 }
 
@@ -60,6 +64,18 @@ impl Caller {
             account: account.to_owned(),
             kind,
         })
+    }
+
+    /// An AWS service acting for `account` (its requests carry `aws:SourceAccount`).
+    pub fn service(name: &str, account: &str) -> Caller {
+        Caller {
+            arn: name.to_owned(),
+            partition: "aws".to_owned(),
+            account: account.to_owned(),
+            kind: CallerKind::Service {
+                name: name.to_owned(),
+            },
+        }
     }
 
     /// A caller standing for a user or role as a policy names it: the user itself, or a
@@ -247,6 +263,15 @@ fn applies(
 }
 
 fn names_caller(principal: &Value, caller: &Caller) -> bool {
+    if let CallerKind::Service { name } = &caller.kind {
+        return match principal {
+            Value::String(star) => star == "*",
+            Value::Object(kinds) => kinds
+                .get("Service")
+                .is_some_and(|names| strings(names).any(|named| named == name)),
+            _ => false,
+        };
+    }
     match principal {
         Value::String(star) => star == "*",
         Value::Object(kinds) => kinds.get("AWS").is_some_and(|ids| {
@@ -298,7 +323,11 @@ fn scalar(value: &Value) -> String {
 }
 
 /// One condition operator on one key. Keys the evaluator knows: `aws:SecureTransport`
-/// (true), `aws:PrincipalArn`, `aws:PrincipalAccount`, and those of `context`.
+/// (true), `aws:PrincipalArn`, `aws:PrincipalAccount`, and those of `context`, where an
+/// empty value stands for a key the request does not carry (a KMS call made directly has no
+/// `kms:ViaService`): IAM's string operators are false on a missing key, their negations
+/// true. Every context value is single-valued, so `ForAnyValue:` and `ForAllValues:` test it
+/// like the plain operator.
 fn test(
     operator: &str,
     key: &str,
@@ -306,6 +335,10 @@ fn test(
     caller: &Caller,
     context: &[(&str, &str)],
 ) -> Truth {
+    let operator = operator
+        .strip_prefix("ForAnyValue:")
+        .or_else(|| operator.strip_prefix("ForAllValues:"))
+        .unwrap_or(operator);
     let key = key.to_ascii_lowercase();
     let known = context
         .iter()

@@ -6,6 +6,7 @@ pub mod evaluate;
 mod identity;
 pub mod key_policy;
 pub mod lockout;
+pub mod requirements;
 mod template;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ mod compat;
 mod contract;
 mod hygiene;
 mod incident;
+mod lint;
 mod malformed;
 mod offline;
 mod opentofu;

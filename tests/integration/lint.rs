@@ -49,11 +49,39 @@ const ALLOWED: &[Allowed] = &[
     Allowed {
         issue: "RESOURCE_MISMATCH",
         applies: |finding, text| {
-            finding["detail"][0]["action"] == "s3:DeleteObject" && text.contains("/env:/*/")
+            finding["detail"][0]["action"] == "s3:DeleteObject" && deletes_only_under_env(text)
         },
         reason: "the statement's only resources are workspace states under Terraform's default prefix `env:`; parliament splits an ARN at every colon, so an object key with a colon matches no S3 object format",
     },
 ];
+
+/// Whether every statement of the document that allows `s3:DeleteObject` alone names only
+/// workspace states under Terraform's default prefix (`…/env:/*/…`).
+fn deletes_only_under_env(text: &str) -> bool {
+    let Ok(document) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    let statements = document["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let deletes: Vec<&serde_json::Value> = statements
+        .iter()
+        .filter(|statement| statement["Action"] == "s3:DeleteObject")
+        .collect();
+    !deletes.is_empty()
+        && deletes.iter().all(|statement| {
+            let resources = match &statement["Resource"] {
+                serde_json::Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            resources.iter().all(|resource| {
+                resource
+                    .as_str()
+                    .is_some_and(|arn| arn.contains("/env:/*/"))
+            })
+        })
+}
 
 #[test]
 fn every_generated_policy_of_the_examples_passes_parliament() {

@@ -67,10 +67,10 @@ impl Caller {
     }
 
     /// An AWS service acting for `account` (its requests carry `aws:SourceAccount`).
-    pub fn service(name: &str, account: &str) -> Caller {
+    pub fn service(partition: &str, name: &str, account: &str) -> Caller {
         Caller {
             arn: name.to_owned(),
-            partition: "aws".to_owned(),
+            partition: partition.to_owned(),
             account: account.to_owned(),
             kind: CallerKind::Service {
                 name: name.to_owned(),

@@ -226,25 +226,7 @@ pub fn kms_key_statement(
     actions: Value,
     sid: &str,
 ) -> Value {
-    let partition = spec.region.partition();
-    let region = spec.region.as_str();
-    let any_key = format!("arn:{partition}:kms:{region}:{account}:key/*");
-    let (resource, alias) = match kms_key {
-        KmsKey::Existing(KmsKeyRef::KeyArn(arn)) => (Value::from(arn.as_str()), None),
-        KmsKey::Existing(KmsKeyRef::KeyId(id)) => (
-            Value::from(format!("arn:{partition}:kms:{region}:{account}:key/{id}")),
-            None,
-        ),
-        KmsKey::Existing(KmsKeyRef::Alias(alias)) | KmsKey::Managed(alias) => {
-            (Value::from(any_key), Some(alias.to_string()))
-        }
-        KmsKey::Existing(KmsKeyRef::AliasArn(arn)) => {
-            let alias = arn
-                .rsplit_once(':')
-                .map_or(arn.as_str(), |(_, alias)| alias);
-            (Value::from(any_key), Some(alias.to_owned()))
-        }
-    };
+    let (resource, alias) = key_resource(spec, account.as_str(), kms_key);
     let mut statement = json!({
         "Sid": sid,
         "Effect": "Allow",
@@ -258,6 +240,31 @@ pub fn kms_key_statement(
             json!({ "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } });
     }
     statement
+}
+
+/// The key as a policy's `Resource` names it, and the alias that narrows it: a key ARN or id
+/// as such; a key named by alias as `key/*` in the spec's region and account, with the alias
+/// for `kms:ResourceAliases` (IAM cannot name a key by alias as a resource).
+pub fn key_resource(spec: &EnvSpec, account: &str, kms_key: &KmsKey) -> (String, Option<String>) {
+    let partition = spec.region.partition();
+    let region = spec.region.as_str();
+    let any_key = format!("arn:{partition}:kms:{region}:{account}:key/*");
+    match kms_key {
+        KmsKey::Existing(KmsKeyRef::KeyArn(arn)) => (arn.to_string(), None),
+        KmsKey::Existing(KmsKeyRef::KeyId(id)) => (
+            format!("arn:{partition}:kms:{region}:{account}:key/{id}"),
+            None,
+        ),
+        KmsKey::Existing(KmsKeyRef::Alias(alias)) | KmsKey::Managed(alias) => {
+            (any_key, Some(alias.to_string()))
+        }
+        KmsKey::Existing(KmsKeyRef::AliasArn(arn)) => {
+            let alias = arn
+                .rsplit_once(':')
+                .map_or(arn.as_str(), |(_, alias)| alias);
+            (any_key, Some(alias.to_owned()))
+        }
+    }
 }
 
 /// Limits a KMS statement to requests S3 makes in `region` on the caller's behalf

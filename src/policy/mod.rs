@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 pub use bucket::{BUCKET_POLICY_MAX_BYTES, bucket_statements};
 pub use identity::{
     IDENTITY_POLICY_MAX_CHARS_ROLE, IDENTITY_POLICY_MAX_CHARS_USER, extend_to_replica,
-    identity_policy_for, identity_policy_name, inline_policy_quota, kms_key_statement,
-    only_through_s3, tier_identity_policy,
+    identity_policy_for, identity_policy_name, inline_policy_quota, key_resource,
+    kms_key_statement, only_through_s3, tier_identity_policy,
 };
 pub use template::{
     BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyInputs, StackObjects, check_template,

@@ -31,9 +31,9 @@
 use std::fmt;
 
 use super::evaluate::{Caller, allowed_by_in, explicit_deny_in};
-use super::{PolicyDocument, StateArns, bucket_arn, identity_policy_for, merge};
-use crate::desired::DesiredBucket;
-use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef, TofuEncryption};
+use super::{PolicyDocument, StateArns, bucket_arn, identity_policy_for, key_resource, merge};
+use crate::desired::{DesiredBucket, DesiredStack};
+use crate::spec::{Encryption, EnvSpec, IamArn, KmsKey, TofuEncryption};
 
 /// A policy document statebucket writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,92 +368,40 @@ impl<'d> Documents<'d> {
         bucket_arn(self.spec().region.partition(), &self.spec().bucket.name)
     }
 
-    /// The requests a requirement stands for: each principal it names on each stack.
+    /// The requests a requirement stands for: each principal it names on each stack, or the
+    /// service's one request.
     fn requests(&self, requirement: &Requirement) -> Vec<Request> {
         let spec = self.spec();
         let account = self.desired.account.as_str();
         let partition = spec.region.partition();
-        let mut requests = Vec::new();
-        let principal = |arn: &IamArn, resource: String, context| Request {
-            caller: Caller::for_principal(arn),
-            principal: arn.to_string(),
-            resource,
-            context,
-        };
         match requirement.who {
-            Who::Writer | Who::Reader | Who::OtherStackWriter => {
-                for stack in &self.desired.stacks {
-                    let principals: Vec<&IamArn> = match requirement.who {
-                        Who::Writer => stack.writers.iter().collect(),
-                        Who::Reader => stack
-                            .readers
-                            .iter()
-                            .filter(|reader| !stack.writers.contains(reader))
-                            .collect(),
-                        _ => self
-                            .desired
-                            .stacks
-                            .iter()
-                            .flat_map(|other| &other.writers)
-                            .filter(|writer| {
-                                !stack.writers.contains(writer) && !stack.readers.contains(writer)
-                            })
-                            .collect(),
-                    };
-                    for arn in principals {
-                        if let Some((resource, context)) =
-                            self.target(requirement.target, stack.spec)
-                        {
-                            requests.push(principal(arn, resource, context));
-                        }
-                    }
-                }
-            }
-            Who::Unlisted => {
-                let unlisted = IamArn::parse(&format!(
-                    "arn:{partition}:iam::{account}:user/statebucket-unlisted-principal"
-                ))
-                .expect("a user ARN");
-                for stack in &self.desired.stacks {
-                    if let Some((resource, context)) = self.target(requirement.target, stack.spec) {
-                        requests.push(principal(&unlisted, resource, context));
-                    }
-                }
-            }
-            Who::ReplicationRole => {
-                let Some(replication) = &self.desired.replication else {
-                    return requests;
-                };
-                let role = IamArn::parse(&replication.role_arn).expect("a role ARN");
-                for stack in &self.desired.stacks {
-                    if let Some((resource, context)) = self.target(requirement.target, stack.spec) {
-                        requests.push(principal(&role, resource, context));
-                    }
-                }
-            }
             Who::S3 { for_account } => {
                 let Some(replication) = &self.desired.replication else {
-                    return requests;
+                    return Vec::new();
                 };
                 let source_account = if for_account { account } else { "999999999999" };
-                requests.push(Request {
-                    caller: Caller::service(crate::replication::S3_SERVICE, source_account),
+                vec![Request {
+                    caller: Caller::service(
+                        partition,
+                        crate::replication::S3_SERVICE,
+                        source_account,
+                    ),
                     principal: crate::replication::S3_SERVICE.to_owned(),
                     resource: replication.role_arn.clone(),
                     context: vec![("aws:SourceAccount", source_account.to_owned())],
-                });
+                }]
             }
             Who::LogDelivery { for_bucket } => {
                 let Some(logging) = &spec.bucket.logging else {
-                    return requests;
+                    return Vec::new();
                 };
                 let source = if for_bucket {
                     self.bucket_arn()
                 } else {
                     format!("arn:{partition}:s3:::another-bucket")
                 };
-                requests.push(Request {
-                    caller: Caller::service("logging.s3.amazonaws.com", account),
+                vec![Request {
+                    caller: Caller::service(partition, "logging.s3.amazonaws.com", account),
                     principal: "logging.s3.amazonaws.com".to_owned(),
                     resource: format!(
                         "arn:{partition}:s3:::{}/{}2026-12-04-00-00-00-0000000000000000",
@@ -463,10 +411,64 @@ impl<'d> Documents<'d> {
                         ("aws:SourceArn", source),
                         ("aws:SourceAccount", account.to_owned()),
                     ],
-                });
+                }]
+            }
+            who => {
+                let mut requests = Vec::new();
+                for stack in &self.desired.stacks {
+                    let Some((resource, context)) = self.target(requirement.target, stack.spec)
+                    else {
+                        continue;
+                    };
+                    for arn in self.principals(who, stack) {
+                        requests.push(Request {
+                            caller: Caller::for_principal(&arn),
+                            principal: arn.to_string(),
+                            resource: resource.clone(),
+                            context: context.clone(),
+                        });
+                    }
+                }
+                requests
             }
         }
-        requests
+    }
+
+    /// The users and roles `who` stands for on `stack`.
+    fn principals(&self, who: Who, stack: &DesiredStack<'_>) -> Vec<IamArn> {
+        let spec = self.spec();
+        match who {
+            Who::Writer => stack.writers.clone(),
+            Who::Reader => stack
+                .readers
+                .iter()
+                .filter(|reader| !stack.writers.contains(reader))
+                .cloned()
+                .collect(),
+            Who::OtherStackWriter => self
+                .desired
+                .stacks
+                .iter()
+                .flat_map(|other| &other.writers)
+                .filter(|writer| !stack.writers.contains(writer) && !stack.readers.contains(writer))
+                .cloned()
+                .collect(),
+            Who::Unlisted => vec![
+                IamArn::parse(&format!(
+                    "arn:{}:iam::{}:user/statebucket-unlisted-principal",
+                    spec.region.partition(),
+                    self.desired.account
+                ))
+                .expect("a user ARN"),
+            ],
+            Who::ReplicationRole => self
+                .desired
+                .replication
+                .iter()
+                .map(|replication| IamArn::parse(&replication.role_arn).expect("a role ARN"))
+                .collect(),
+            Who::S3 { .. } | Who::LogDelivery { .. } => Vec::new(),
+        }
     }
 
     /// The resource ARN and the condition keys of a request on `target` for `stack`.
@@ -479,13 +481,6 @@ impl<'d> Documents<'d> {
         let bucket = self.bucket_arn();
         let arns = StateArns::of(&bucket, stack);
         let workspace = |pattern: &str| pattern.replacen('*', "staging", 1);
-        let through_s3 = |spec: &EnvSpec, bucket: String| {
-            vec![
-                ("kms:ViaService", super::key_policy::via_s3(&spec.region)),
-                // Every KMS bucket statebucket configures uses an S3 Bucket Key.
-                ("kms:EncryptionContext:aws:s3:arn", bucket),
-            ]
-        };
         Some(match target {
             Target::Bucket => (bucket, Vec::new()),
             Target::State | Target::SourceObjects => (arns.state, Vec::new()),
@@ -496,26 +491,17 @@ impl<'d> Documents<'d> {
                 let Encryption::Kms(key) = &spec.bucket.encryption else {
                     return None;
                 };
-                let (arn, alias) = key_request(spec, self.desired.account.as_str(), key);
-                let mut context = through_s3(spec, bucket);
-                context.extend(alias.map(|alias| ("kms:ResourceAliases", alias)));
-                (arn, context)
+                self.key_target(spec, key, Some(bucket))
             }
             Target::StateKeyDirectly => {
                 let Encryption::Kms(key) = &spec.bucket.encryption else {
                     return None;
                 };
-                let (arn, alias) = key_request(spec, self.desired.account.as_str(), key);
-                let mut context = vec![("kms:ViaService", String::new())];
-                context.extend(alias.map(|alias| ("kms:ResourceAliases", alias)));
-                (arn, context)
+                self.key_target(spec, key, None)
             }
             Target::TofuKey => {
                 let key = spec.tofu_encryption.as_ref()?.key.as_ref()?;
-                let (arn, alias) = key_request(spec, self.desired.account.as_str(), key);
-                let mut context = vec![("kms:ViaService", String::new())];
-                context.extend(alias.map(|alias| ("kms:ResourceAliases", alias)));
-                (arn, context)
+                self.key_target(spec, key, None)
             }
             Target::ReplicaObjects => {
                 let replica = self.replica.as_ref()?;
@@ -527,11 +513,8 @@ impl<'d> Documents<'d> {
                 let Encryption::Kms(key) = &replica.bucket.encryption else {
                     return None;
                 };
-                let (arn, alias) = key_request(replica, self.desired.account.as_str(), key);
                 let replica_bucket = bucket_arn(replica.region.partition(), &replica.bucket.name);
-                let mut context = through_s3(replica, replica_bucket);
-                context.extend(alias.map(|alias| ("kms:ResourceAliases", alias)));
-                (arn, context)
+                self.key_target(replica, key, Some(replica_bucket))
             }
             Target::ReplicationRole | Target::LogObjects => return None,
             Target::LockTable => {
@@ -547,6 +530,29 @@ impl<'d> Documents<'d> {
                 )
             }
         })
+    }
+
+    /// A request on `key` of `spec` (an alias's key by some id, carrying the alias as
+    /// `kms:ResourceAliases`): made by S3 for objects of `via_s3_for` (a bucket ARN; every
+    /// KMS bucket statebucket configures uses an S3 Bucket Key, so the encryption context is
+    /// the bucket), or directly when `None` (no `kms:ViaService`).
+    fn key_target(
+        &self,
+        spec: &EnvSpec,
+        key: &KmsKey,
+        via_s3_for: Option<String>,
+    ) -> (String, Vec<(&'static str, String)>) {
+        let (resource, alias) = key_resource(spec, self.desired.account.as_str(), key);
+        let arn = resource.replacen("key/*", "key/0b1e9c1c-0000-4000-8000-000000000000", 1);
+        let mut context = match via_s3_for {
+            Some(bucket) => vec![
+                ("kms:ViaService", super::key_policy::via_s3(&spec.region)),
+                ("kms:EncryptionContext:aws:s3:arn", bucket),
+            ],
+            None => vec![("kms:ViaService", String::new())],
+        };
+        context.extend(alias.map(|alias| ("kms:ResourceAliases", alias)));
+        (arn, context)
     }
 
     /// Whether `document` allows the request (no statement denies it and one allows it);
@@ -625,29 +631,6 @@ impl<'d> Documents<'d> {
             )
             .is_some();
         Some(if allowed { Allowed } else { Denied })
-    }
-}
-
-/// The ARN a request names a key by, and the alias it carries (`kms:ResourceAliases`) when
-/// the spec names the key by alias: a key of that alias, whatever its id.
-fn key_request(spec: &EnvSpec, account: &str, key: &KmsKey) -> (String, Option<String>) {
-    let partition = spec.region.partition();
-    let region = &spec.region;
-    let any_id = "0b1e9c1c-0000-4000-8000-000000000000";
-    match key {
-        KmsKey::Existing(KmsKeyRef::KeyArn(arn)) => (arn.to_string(), None),
-        KmsKey::Existing(KmsKeyRef::KeyId(id)) => (
-            format!("arn:{partition}:kms:{region}:{account}:key/{id}"),
-            None,
-        ),
-        KmsKey::Existing(KmsKeyRef::Alias(alias)) | KmsKey::Managed(alias) => (
-            format!("arn:{partition}:kms:{region}:{account}:key/{any_id}"),
-            Some(alias.to_string()),
-        ),
-        KmsKey::Existing(KmsKeyRef::AliasArn(arn)) => (
-            format!("arn:{partition}:kms:{region}:{account}:key/{any_id}"),
-            arn.rsplit_once(':').map(|(_, alias)| alias.to_owned()),
-        ),
     }
 }
 

@@ -611,10 +611,13 @@ impl Engine {
             // Another run held the lock and is done: it may have done what this run planned
             // (runners of one pipeline apply the same spec). Plan again; what is left is
             // applied, under the lock if it still needs it.
+            // The fresh plan's warnings replace the old plan's: they speak of what is left.
             waiting("planning again: another apply held the lock");
-            let warnings = std::mem::take(&mut planned.warnings);
             planned = self.plan_one(environment).await?;
-            planned.warnings.splice(0..0, warnings);
+            if planned.plan.is_empty() {
+                // Observed just now: nothing to write, nothing to verify (as `apply_all`).
+                return Ok(planned);
+            }
             (prepared, replica_prepared) = (aws::Prepared::default(), None);
         }
         let account = planned.account.as_str();

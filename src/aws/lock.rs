@@ -218,26 +218,6 @@ impl HeldLock {
     }
 }
 
-/// Takes the lock of `bucket`, waiting up to `timeout` for another run to release it (or
-/// for its lease to run out); `waiting` is told who holds it, once per holder.
-pub async fn acquire(
-    clients: &Clients,
-    bucket: &str,
-    operation: &str,
-    timeout: Duration,
-    waiting: &(dyn Fn(&str) + Sync),
-    registry: &HeldLocks,
-) -> Result<HeldLock, AwsError> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Acquired::Taken(lock) =
-            take_or_wait(clients, bucket, operation, deadline, waiting, registry).await?
-        {
-            return Ok(*lock);
-        }
-    }
-}
-
 /// What `take_or_wait` ended with.
 #[derive(Debug)]
 pub enum Acquired {

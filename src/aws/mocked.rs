@@ -482,7 +482,8 @@ mod apply_lock {
     use aws_smithy_mocks::mock;
 
     use super::clients;
-    use crate::aws::lock::{HeldLocks, LOCK_KEY, acquire};
+    use crate::aws::lock::{Acquired, HeldLocks, LOCK_KEY, take_or_wait};
+    use std::time::Instant;
 
     fn holder(lease_seconds: u64, written: SystemTime, etag: &'static str) -> GetObjectOutput {
         GetObjectOutput::builder()
@@ -507,16 +508,18 @@ mod apply_lock {
         let clients = clients(&[&take, &release]);
         let told = Mutex::new(Vec::new());
         let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
-        let lock = acquire(
+        let Acquired::Taken(lock) = take_or_wait(
             &clients,
             "b",
             "apply",
-            Duration::from_secs(5),
+            Instant::now() + Duration::from_secs(5),
             &waiting,
             &HeldLocks::default(),
         )
         .await
-        .unwrap();
+        .unwrap() else {
+            panic!("a free lock is taken")
+        };
         assert_eq!(lock.info().lease_seconds, 60);
         lock.release().await;
         assert_eq!((take.num_calls(), release.num_calls()), (1, 1));
@@ -524,13 +527,14 @@ mod apply_lock {
     }
 
     #[tokio::test]
-    async fn a_held_lock_is_waited_for_then_taken() {
+    async fn a_held_lock_is_waited_for_by_reading_until_its_holder_releases_it() {
         let take = mock!(Client::put_object)
             .sequence()
             .http_status(412, None)
             .output(|| PutObjectOutput::builder().e_tag("\"mine\"").build())
             .build();
-        // Held when first read, gone when read again: a waiting run only reads, then takes it.
+        // Held when first read, gone when read again: a waiting run only reads, and is told
+        // the holder left (its caller plans again before taking the lock).
         let read = mock!(Client::get_object)
             .sequence()
             .output(|| holder(60, SystemTime::now(), "\"theirs\""))
@@ -539,16 +543,29 @@ mod apply_lock {
         let clients = clients(&[&take, &read]);
         let told = Mutex::new(Vec::new());
         let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
-        acquire(
+        let released = take_or_wait(
             &clients,
             "b",
             "apply",
-            Duration::from_secs(30),
+            Instant::now() + Duration::from_secs(30),
             &waiting,
             &HeldLocks::default(),
         )
         .await
         .unwrap();
+        assert!(matches!(released, Acquired::Released), "{released:?}");
+        assert_eq!((take.num_calls(), read.num_calls()), (1, 2));
+        let taken = take_or_wait(
+            &clients,
+            "b",
+            "apply",
+            Instant::now() + Duration::from_secs(30),
+            &waiting,
+            &HeldLocks::default(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(taken, Acquired::Taken(_)), "then it is free");
         assert_eq!((take.num_calls(), read.num_calls()), (2, 2));
         assert_eq!(
             told.lock().unwrap().as_slice(),
@@ -587,11 +604,11 @@ mod apply_lock {
         let clients = clients(&[&take, &takeover, &read]);
         let told = Mutex::new(Vec::new());
         let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
-        let error = acquire(
+        let error = take_or_wait(
             &clients,
             "b",
             "apply",
-            Duration::ZERO,
+            Instant::now(),
             &waiting,
             &HeldLocks::default(),
         )

@@ -5,7 +5,7 @@ use super::{Check, Status};
 use crate::aws::replication::StateReplication;
 use crate::observed::ReplicationConfiguration;
 use crate::replication::{RULE_ID, S3_SERVICE, trusts_s3};
-use crate::spec::AccountId;
+use crate::spec::IamArn;
 
 /// statebucket's rule in the primary's configuration: present, enabled, into this replica.
 pub fn configuration_check(
@@ -87,12 +87,12 @@ pub fn role_check(role: &str, found: Option<(&str, &str)>) -> Check {
                 format!("the trust policy of role `{role}` does not let {S3_SERVICE} assume it"),
             );
             // The role's own ARN names the account its trust policy should be limited to.
-            match arn.split(':').nth(4).and_then(|account| AccountId::parse(account).ok()) {
-                Some(account) => check.fix(format!(
+            match IamArn::parse(arn) {
+                Ok(arn) => check.fix(format!(
                     "restore it: aws iam update-assume-role-policy --role-name {role} --policy-document '{}'",
-                    crate::replication::trust_policy(&account)
+                    crate::replication::trust_policy(&arn.account)
                 )),
-                None => check.fix("restore a trust policy that lets s3.amazonaws.com assume the role"),
+                Err(_) => check.fix("restore a trust policy that lets s3.amazonaws.com assume the role"),
             }
         }
     }
@@ -344,7 +344,9 @@ mod tests {
 
     #[test]
     fn the_role_must_exist_and_trust_s3() {
-        let trust = crate::replication::trust_policy(&AccountId::parse("123456789012").unwrap());
+        let trust = crate::replication::trust_policy(
+            &crate::spec::AccountId::parse("123456789012").unwrap(),
+        );
         let arn = "arn:aws:iam::123456789012:role/r";
         assert_eq!(role_check("r", Some((arn, &trust))).status, Status::Ok);
         assert_eq!(role_check("r", None).status, Status::Fail);

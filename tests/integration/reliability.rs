@@ -46,6 +46,23 @@ fn keys_in(project: &Project, region: &str, bucket: &str) -> usize {
     })
 }
 
+/// `apply --auto-approve` in `project`, started and not waited for; `machine`: a temporary
+/// directory of its own (another machine: the machine-wide lock cannot serialise it).
+fn spawn_apply(project: &Project, machine: Option<&std::path::Path>) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_statebucket"));
+    command
+        .args(["apply", "--auto-approve"])
+        .current_dir(project.dir.path())
+        .envs(project.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(machine) = machine {
+        command.env("TMPDIR", machine);
+    }
+    command.spawn().unwrap()
+}
+
 /// A project whose backend.hcl names the endpoint the tool itself used.
 fn project_through(moto: &Moto, endpoint: &str) -> Project {
     let mut project = Project::with_moto(moto);
@@ -163,19 +180,7 @@ fn eight_concurrent_applies_on_one_environment_make_one_bucket_one_key_one_polic
     let bucket = unique("concurrent");
     project.spec("dev", &kms_spec(&bucket));
     let started = Instant::now();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_statebucket"))
-                .args(["apply", "--auto-approve"])
-                .current_dir(project.dir.path())
-                .envs(project.env())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children: Vec<_> = (0..8).map(|_| spawn_apply(&project, None)).collect();
     for child in children {
         let run = to_run(child.wait_with_output().unwrap());
         run.expect_code(0);
@@ -267,18 +272,7 @@ fn six_runners_on_separate_machines_create_one_key_and_converge() {
             (0..6).map(|_| tempfile::tempdir().unwrap()).collect();
         let children: Vec<_> = machines
             .iter()
-            .map(|machine| {
-                Command::new(env!("CARGO_BIN_EXE_statebucket"))
-                    .args(["apply", "--auto-approve"])
-                    .current_dir(project.dir.path())
-                    .envs(project.env())
-                    .env("TMPDIR", machine.path())
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|machine| spawn_apply(&project, Some(machine.path())))
             .collect();
         for child in children {
             let run = to_run(child.wait_with_output().unwrap());
@@ -393,16 +387,7 @@ fn apply_at_once(projects: &[Project]) -> (Duration, Vec<(Duration, crate::suppo
         .iter()
         .zip(&machines)
         .map(|(project, machine)| {
-            let child = Command::new(env!("CARGO_BIN_EXE_statebucket"))
-                .args(["apply", "--auto-approve"])
-                .current_dir(project.dir.path())
-                .envs(project.env())
-                .env("TMPDIR", machine.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let child = spawn_apply(project, Some(machine.path()));
             std::thread::spawn(move || {
                 let output = child.wait_with_output().unwrap();
                 (started.elapsed(), to_run(output))

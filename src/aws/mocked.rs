@@ -543,28 +543,21 @@ mod apply_lock {
         let clients = clients(&[&take, &read]);
         let told = Mutex::new(Vec::new());
         let waiting = |message: &str| told.lock().unwrap().push(message.to_owned());
-        let released = take_or_wait(
-            &clients,
-            "b",
-            "apply",
-            Instant::now() + Duration::from_secs(30),
-            &waiting,
-            &HeldLocks::default(),
-        )
-        .await
-        .unwrap();
+        let registry = HeldLocks::default();
+        let attempt = || {
+            take_or_wait(
+                &clients,
+                "b",
+                "apply",
+                Instant::now() + Duration::from_secs(30),
+                &waiting,
+                &registry,
+            )
+        };
+        let released = attempt().await.unwrap();
         assert!(matches!(released, Acquired::Released), "{released:?}");
         assert_eq!((take.num_calls(), read.num_calls()), (1, 2));
-        let taken = take_or_wait(
-            &clients,
-            "b",
-            "apply",
-            Instant::now() + Duration::from_secs(30),
-            &waiting,
-            &HeldLocks::default(),
-        )
-        .await
-        .unwrap();
+        let taken = attempt().await.unwrap();
         assert!(matches!(taken, Acquired::Taken(_)), "then it is free");
         assert_eq!((take.num_calls(), read.num_calls()), (2, 2));
         assert_eq!(

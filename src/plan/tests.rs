@@ -1083,6 +1083,37 @@ fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
     assert!(in_sync.is_empty(), "{in_sync:#?}");
     assert!(in_sync.in_sync.contains(&Facet::Replication));
     assert!(in_sync.in_sync.contains(&Facet::ReplicationRole));
+    assert!(
+        !in_sync
+            .notes
+            .iter()
+            .any(|note| note.contains("aws:SourceAccount")),
+        "{:?}",
+        in_sync.notes
+    );
+
+    // A role made before its trust named the account: left alone, with a note saying how to
+    // limit it (statebucket does not rewrite trust policies).
+    let mut unlimited = observed.clone();
+    unlimited
+        .replication
+        .as_mut()
+        .unwrap()
+        .role
+        .as_mut()
+        .unwrap()
+        .trust_policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into();
+    let noted = plan(&desired, &unlimited).unwrap();
+    assert!(noted.changes.is_empty(), "{noted:#?}");
+    assert!(
+        noted
+            .notes
+            .iter()
+            .any(|note| note.contains("for any account's bucket")
+                && note.contains(&replication.trust_policy)),
+        "{:?}",
+        noted.notes
+    );
 
     // Drift in statebucket's rule: rewritten with the foreign rule kept.
     let drifted = crate::observed::ReplicationRule {

@@ -147,8 +147,37 @@ pub async fn observe(
         tofu_key,
         replication
     );
+    let bucket_state = bucket_state?;
+    // A key is created only under the apply lock, which lives in the bucket: without the
+    // bucket no run can have left a key without its alias, and the search (ListKeys, then
+    // the keys' tags: two round trips more) is skipped. From nothing, observing is one round
+    // trip.
+    let bucket_exists = bucket_state.is_some();
+    let (kms_key, tofu_key) = tokio::join!(
+        async {
+            match kms_key? {
+                KeyLookup::Found(state) => Ok(state),
+                KeyLookup::AliasMissing if bucket_exists => {
+                    find_unaliased_state_key(clients, spec).await
+                }
+                KeyLookup::AliasMissing => Ok(None),
+            }
+        },
+        async {
+            match tofu_key? {
+                KeyLookup::Found(state) => Ok(state),
+                KeyLookup::AliasMissing if bucket_exists => Ok(Some(
+                    match super::kms::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
+                        Some((_, arn)) => TofuKeyState::Unaliased { arn },
+                        None => TofuKeyState::Missing,
+                    },
+                )),
+                KeyLookup::AliasMissing => Ok(Some(TofuKeyState::Missing)),
+            }
+        }
+    );
     Ok(Observed {
-        bucket: bucket_state?,
+        bucket: bucket_state,
         kms_key: kms_key?,
         backend_files: on_disk.backend_files,
         orphan_backend_files: on_disk.orphan_backend_files,
@@ -160,45 +189,45 @@ pub async fn observe(
     })
 }
 
-/// OpenTofu's dedicated key, when statebucket manages one: behind its alias, or tagged for
-/// the environment by a run that stopped before the alias (searched only when the alias is
-/// missing), or missing.
+/// What an alias lookup found. `AliasMissing`: a key statebucket manages has no alias yet;
+/// whether an interrupted run left one is for the caller to search, when it can exist.
+enum KeyLookup<T> {
+    Found(Option<T>),
+    AliasMissing,
+}
+
+/// OpenTofu's dedicated key, when statebucket manages one: behind its alias, or not aliased.
 async fn observe_tofu_key(
     clients: &Clients,
     spec: &EnvSpec,
-) -> Result<Option<TofuKeyState>, AwsError> {
+) -> Result<KeyLookup<TofuKeyState>, AwsError> {
     let Some(TofuEncryption {
         key: Some(KmsKey::Managed(alias)),
         ..
     }) = &spec.tofu_encryption
     else {
-        return Ok(None);
+        return Ok(KeyLookup::Found(None));
     };
-    if let Some(arn) = super::kms::aliased_key(clients, alias.as_str()).await? {
-        let rotation_enabled = clients
-            .kms
-            .get_key_rotation_status()
-            .key_id(&arn)
-            .send()
-            .await
-            .map(|output| output.key_rotation_enabled())
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    format!("reading rotation of OpenTofu's KMS key {arn}"),
-                    &clients.identity_source,
-                )
-            })?;
-        return Ok(Some(TofuKeyState::Aliased {
-            arn,
-            rotation_enabled,
-        }));
-    }
-    Ok(Some(
-        match super::kms::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
-            Some((_, arn)) => TofuKeyState::Unaliased { arn },
-            None => TofuKeyState::Missing,
-        },
-    ))
+    let Some(arn) = super::kms::aliased_key(clients, alias.as_str()).await? else {
+        return Ok(KeyLookup::AliasMissing);
+    };
+    let rotation_enabled = clients
+        .kms
+        .get_key_rotation_status()
+        .key_id(&arn)
+        .send()
+        .await
+        .map(|output| output.key_rotation_enabled())
+        .map_err(|error| {
+            Failure::from_sdk(&error).into_error(
+                format!("reading rotation of OpenTofu's KMS key {arn}"),
+                &clients.identity_source,
+            )
+        })?;
+    Ok(KeyLookup::Found(Some(TofuKeyState::Aliased {
+        arn,
+        rotation_enabled,
+    })))
 }
 
 /// Which of a bucket's optional settings to read: logging only when the spec asks for it,
@@ -637,9 +666,9 @@ async fn observe_kms_key(
     clients: &Clients,
     spec: &EnvSpec,
     hint: Option<&str>,
-) -> Result<Option<KmsKeyState>, AwsError> {
+) -> Result<KeyLookup<KmsKeyState>, AwsError> {
     let Encryption::Kms(key) = &spec.bucket.encryption else {
-        return Ok(None);
+        return Ok(KeyLookup::Found(None));
     };
     let identity = clients.identity_source.as_str();
     let reference = key.reference();
@@ -657,21 +686,11 @@ async fn observe_kms_key(
         Err(error) => {
             let failure = Failure::from_sdk(&error);
             if failure.is(codes::KMS_NOT_FOUND) {
-                if managed
-                    && let Some((key_id, arn)) =
-                        super::kms::find_tagged_key(clients, &kms_key_tags(spec)).await?
-                {
-                    let (rotation_enabled, policy) = key_details(clients, &key_id, true).await?;
-                    return Ok(Some(KmsKeyState {
-                        arn,
-                        id: key_id,
-                        state: "Enabled".to_owned(),
-                        rotation_enabled,
-                        aliased: false,
-                        policy,
-                    }));
-                }
-                return Ok(None);
+                return Ok(if managed {
+                    KeyLookup::AliasMissing
+                } else {
+                    KeyLookup::Found(None)
+                });
             }
             return Err(failure.into_error(
                 format!("looking up KMS key `{reference}` (kms:DescribeKey)"),
@@ -680,14 +699,14 @@ async fn observe_kms_key(
         }
     };
     let Some(metadata) = described.key_metadata() else {
-        return Ok(None);
+        return Ok(KeyLookup::Found(None));
     };
     let hinted = hint.is_some_and(|arn| metadata.arn() == Some(arn));
     let (rotation_enabled, policy) = match early {
         Some(details) if hinted => details?,
         _ => key_details(clients, metadata.key_id(), managed).await?,
     };
-    Ok(Some(KmsKeyState {
+    Ok(KeyLookup::Found(Some(KmsKeyState {
         arn: metadata.arn().unwrap_or_default().to_owned(),
         id: metadata.key_id().to_owned(),
         state: metadata
@@ -696,6 +715,27 @@ async fn observe_kms_key(
             .unwrap_or_else(|| "Enabled".to_owned()),
         rotation_enabled,
         aliased: true,
+        policy,
+    })))
+}
+
+/// The state key a run interrupted between CreateKey and CreateAlias left, tagged for this
+/// environment.
+async fn find_unaliased_state_key(
+    clients: &Clients,
+    spec: &EnvSpec,
+) -> Result<Option<KmsKeyState>, AwsError> {
+    let Some((key_id, arn)) = super::kms::find_tagged_key(clients, &kms_key_tags(spec)).await?
+    else {
+        return Ok(None);
+    };
+    let (rotation_enabled, policy) = key_details(clients, &key_id, true).await?;
+    Ok(Some(KmsKeyState {
+        arn,
+        id: key_id,
+        state: "Enabled".to_owned(),
+        rotation_enabled,
+        aliased: false,
         policy,
     }))
 }

@@ -308,11 +308,13 @@ opentofu:
         "{encryption}"
     );
 
-    // A run stopped between CreateKey and CreateAlias left a tagged key without its alias:
-    // the next apply aliases that key instead of creating a second one.
+    // A run stopped between CreateKey and CreateAlias left a tagged key without its alias
+    // (and the bucket, created before the apply lock that lives in it): the next apply
+    // aliases that key instead of creating a second one.
     let other_bucket = unique("tofu-interrupted");
     let other_alias = format!("alias/{}", unique("tofu-interrupted"));
     let orphan = crate::support::block_on(async {
+        project.create_bucket("eu-west-1", &other_bucket).await;
         let kms = project.kms("eu-west-1").await;
         kms.create_key()
             .set_tags(Some(tofu_key_tags("other", &other_bucket)))

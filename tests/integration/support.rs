@@ -607,6 +607,22 @@ impl Project {
         })
     }
 
+    /// Creates `bucket` in `region` by hand (as another tool or an earlier run would).
+    pub async fn create_bucket(&self, region: &str, bucket: &str) {
+        self.s3(region)
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&self.sdk_config(region).await)
     }

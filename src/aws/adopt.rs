@@ -3,8 +3,8 @@
 //! Read-only: not one write call.
 
 use super::Clients;
+use super::bucket::{BucketAt, BucketReads, observe_bucket};
 use super::errors::{AwsError, Failure};
-use super::observe::{BucketReads, observe_bucket};
 use crate::observed::{BucketState, ReplicationConfiguration};
 use crate::spec::Region;
 
@@ -87,7 +87,15 @@ pub async fn read_bucket(
     account: &str,
 ) -> Result<LiveBucket, AwsError> {
     let (state, state_keys, lock_table, replication) = tokio::join!(
-        observe_bucket(clients, bucket, region.as_str(), account, BucketReads::ALL),
+        observe_bucket(
+            BucketAt {
+                clients,
+                name: bucket,
+                account,
+            },
+            region.as_str(),
+            BucketReads::ALL,
+        ),
         state_keys(clients, bucket),
         lock_table(clients, bucket, region, account),
         super::replication::read_configuration(clients, bucket, Some(account)),
@@ -117,8 +125,16 @@ pub async fn read_replica(
     region: &Region,
     account: &str,
 ) -> Result<Option<LiveReplica>, AwsError> {
-    let Some(state) =
-        observe_bucket(clients, bucket, region.as_str(), account, BucketReads::ALL).await?
+    let Some(state) = observe_bucket(
+        BucketAt {
+            clients,
+            name: bucket,
+            account,
+        },
+        region.as_str(),
+        BucketReads::ALL,
+    )
+    .await?
     else {
         return Ok(None);
     };

@@ -3,11 +3,11 @@
 
 pub mod adopt;
 mod apply;
+pub mod bucket;
 mod dynamodb;
 mod errors;
 mod iam;
 mod kms;
-mod lifecycle;
 pub mod lock;
 #[cfg(test)]
 pub(crate) mod mocked;
@@ -34,6 +34,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+pub(crate) use apply::until_consistent;
 pub use apply::{
     Applied, Prepared, apply, apply_replication, apply_replication_role, create_planned_bucket,
     needs_lock,

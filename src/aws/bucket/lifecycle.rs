@@ -3,17 +3,72 @@
 //! because PutBucketLifecycleConfiguration replaces the whole set.
 
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration,
-    LifecycleRule as SdkRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule as SdkRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
     NoncurrentVersionExpiration, NoncurrentVersionTransition, Tag, Transition as SdkTransition,
-    TransitionStorageClass,
+    TransitionDefaultMinimumObjectSize, TransitionStorageClass,
 };
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
+use super::{BucketAt, read_setting, written};
+use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::{
     Expiration, LifecycleRule, NoncurrentExpiration, NoncurrentTransition, RuleFilter, Transition,
 };
+
+/// The rules and the bucket's default minimum size for transitions.
+pub(super) async fn read(
+    bucket: &BucketAt<'_>,
+) -> Result<Option<(Vec<LifecycleRule>, Option<String>)>, AwsError> {
+    let sent = bucket
+        .s3()
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket.name)
+        .send();
+    read_setting(
+        bucket,
+        sent,
+        codes::NO_LIFECYCLE,
+        "reading lifecycle rules",
+        |output| {
+            (
+                output.rules().iter().map(from_sdk).collect(),
+                output
+                    .transition_default_minimum_object_size()
+                    .map(|size| size.as_str().to_owned()),
+            )
+        },
+    )
+    .await
+}
+
+/// PutBucketLifecycleConfiguration replaces the whole set: `rules` holds every rule, the
+/// other owners' as read.
+pub(super) async fn write(
+    bucket: &BucketAt<'_>,
+    rules: &[LifecycleRule],
+    minimum_object_size: Option<&str>,
+) -> Result<(), Failure> {
+    written(
+        bucket
+            .s3()
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket.name)
+            .expected_bucket_owner(bucket.account)
+            .set_transition_default_minimum_object_size(
+                minimum_object_size.map(TransitionDefaultMinimumObjectSize::from),
+            )
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .set_rules(Some(rules.iter().map(to_sdk).collect()))
+                    .build()
+                    .expect("rules are set"),
+            )
+            .send(),
+    )
+    .await
+}
 
 fn date_text(date: &DateTime) -> String {
     date.fmt(Format::DateTime)

@@ -2,6 +2,9 @@
 //! that was killed (or timed out) between CreateKey and CreateAlias left the key behind, and
 //! creating another would leave two paid keys for one environment.
 
+pub mod create;
+pub mod observe;
+
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt};

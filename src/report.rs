@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::plan::{Change, EnvPlan, SseTarget};
+use crate::plan::{Change, EnvPlan, SseTarget, Target};
 use crate::policy::StatementChange;
 
 /// Whether `change` creates something: it does so itself, or it sets up a bucket the same
@@ -16,23 +16,12 @@ fn creates(plan: &EnvPlan, change: &Change) -> bool {
 fn creates_bucket(plan: &EnvPlan) -> bool {
     plan.changes
         .iter()
-        .any(|change| matches!(change, Change::CreateBucket { .. }))
+        .any(|change| change.target() == Target::NewBucket)
 }
 
-/// A setting of the bucket itself.
+/// A setting of the bucket itself (access logging included).
 fn configures_bucket(change: &Change) -> bool {
-    matches!(
-        change,
-        Change::EnableVersioning { .. }
-            | Change::SetEncryption { .. }
-            | Change::BlockPublicAccess { .. }
-            | Change::EnforceBucketOwner { .. }
-            | Change::PutPolicy { .. }
-            | Change::MergeTags { .. }
-            | Change::SetLifecycle { .. }
-            | Change::EnableLogging { .. }
-            | Change::SetObjectLock { .. }
-    )
+    change.target() == Target::BucketSetting || matches!(change, Change::EnableLogging { .. })
 }
 
 /// One environment's plan as indented lines (without the environment heading).

@@ -9,7 +9,7 @@ use super::bucket::{self, BucketAt, NewBucket};
 use super::errors::AwsError;
 use super::kms::create::{NewKey, alias_and_rotation, create_key};
 use crate::observed::Retention;
-use crate::plan::{Change, EnvPlan, SseTarget};
+use crate::plan::{Change, EnvPlan, SseTarget, Target};
 use crate::spec::{IamArn, Region};
 
 /// What applying a plan's AWS changes produced besides the changes themselves.
@@ -21,19 +21,10 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// Whether the plan holds a change that two runs on two machines must not both make: a KMS
-/// key created (or an orphan key aliased), or a shared log bucket's policy rewritten.
+/// Whether the plan holds a change that two runs on two machines must not both make
+/// (`Change::needs_lock`).
 pub fn needs_lock(plan: &EnvPlan) -> bool {
-    plan.changes.iter().any(|change| {
-        matches!(
-            change,
-            Change::CreateKmsKey { .. }
-                | Change::AliasKmsKey { .. }
-                | Change::CreateTofuKey { .. }
-                | Change::AliasTofuKey { .. }
-                | Change::GrantLogDelivery { .. }
-        )
-    })
+    plan.changes.iter().any(Change::needs_lock)
 }
 
 /// What was done before the rest of a plan: the bucket it creates, created, with its
@@ -99,15 +90,7 @@ pub async fn apply(
     prepared: Prepared,
 ) -> Result<Applied, AwsError> {
     let (applied, ()) = tokio::try_join!(
-        apply_bucket_and_key(
-            clients,
-            plan,
-            bucket,
-            region.as_str(),
-            account,
-            prepared.bucket_created,
-            prepared.retention_set
-        ),
+        apply_bucket_and_key(clients, plan, bucket, region.as_str(), account, prepared),
         apply_lock_table(clients, plan, region, account)
     )?;
     Ok(applied)
@@ -138,182 +121,185 @@ fn retention_to_set(plan: &EnvPlan) -> Option<&Retention> {
     })
 }
 
-/// `bucket_created`: the bucket was created before the lock was taken; `retention_set`:
-/// and its default retention set.
-async fn apply_bucket_and_key<'a>(
-    clients: &'a Clients,
-    plan: &'a EnvPlan,
-    bucket: &'a str,
-    region: &'a str,
-    account: &'a str,
-    bucket_created: bool,
-    retention_set: bool,
+/// The bucket's own changes and its key's, ordered only where AWS needs it: the bucket
+/// before its settings, the key before the encryption that names it, versioning before
+/// Object Lock on an existing bucket. `prepared`: what `create_planned_bucket` did.
+async fn apply_bucket_and_key(
+    clients: &Clients,
+    plan: &EnvPlan,
+    bucket: &str,
+    region: &str,
+    account: &str,
+    prepared: Prepared,
 ) -> Result<Applied, AwsError> {
-    let _identity = clients.identity_source.as_str();
-    let key_to_create = plan.changes.iter().find_map(|change| match change {
-        Change::CreateKmsKey {
-            alias,
-            description,
-            tags,
-            policy,
-        } => Some((alias, description, tags, policy)),
-        _ => None,
-    });
-
-    let new_bucket = bucket_to_create(plan).filter(|_| !bucket_created);
-    let bucket_step = async {
-        if let Some(new_bucket) = new_bucket {
-            tracing::debug!(%bucket, %region, "creating bucket");
-            bucket::create(clients, bucket, region, new_bucket).await?;
-        }
-        Ok::<_, AwsError>(())
-    };
-    // Under the apply lock (`needs_lock`): another run may have created the key since this
-    // one observed it missing; then that key is the environment's.
-    let key_step = async {
-        let Some((alias, description, tags, policy)) = key_to_create else {
-            return Ok(None);
-        };
-        if let Some(arn) = super::kms::aliased_key(clients, alias).await? {
-            tracing::debug!(%alias, key = %arn, "another run created the key while this one waited for the lock");
-            return Ok(Some(NewKey::Found(arn)));
-        }
-        create_key(
-            clients,
-            &format!("{bucket}.creating-key"),
-            alias,
-            description,
-            tags,
-            policy,
-        )
-        .await
-        .map(|(id, arn)| Some(NewKey::Created(id, arn)))
-    };
-    // With a key to create, the bucket was created before the lock was taken (`apply`), and
-    // this step is empty.
-    bucket_step.await?;
-
-    let logging_step = bucket::logging::apply_logging(clients, plan, bucket, account);
-    let tofu_key_step = super::kms::create::apply_tofu_key(clients, plan, bucket);
+    if let Some(new_bucket) = bucket_to_create(plan).filter(|_| !prepared.bucket_created) {
+        tracing::debug!(%bucket, %region, "creating bucket");
+        bucket::create(clients, bucket, region, new_bucket).await?;
+    }
     let target = BucketAt {
         clients,
         name: bucket,
         account,
     };
-    let setting = |change: &'a Change, created_key_arn: Option<String>| {
-        until_consistent(move || {
-            let created_key_arn = created_key_arn.clone();
-            async move {
-                match change {
-                    Change::SetObjectLock { .. } if retention_set => Ok(None),
-                    Change::PutIdentityPolicy {
-                        principal,
-                        policy_name,
-                        to,
-                        ..
-                    } => {
-                        let principal = IamArn::parse(principal).map_err(|problem| {
-                            AwsError::new(
-                                format!("writing the identity policy of {principal}"),
-                                problem.message,
-                                None,
-                            )
-                        })?;
-                        super::iam::write_inline_policy(clients, &principal, policy_name, to)
-                            .await
-                            .map(|()| None)
-                    }
-                    Change::AliasKmsKey { .. }
-                    | Change::PutKeyPolicy { .. }
-                    | Change::EnableKeyRotation { .. } => {
-                        super::kms::create::write_key_setting(clients, change).await
-                    }
-                    _ => bucket::write_setting(&target, change, created_key_arn.as_deref())
-                        .await
-                        .map(|_| None),
-                }
-            }
-        })
-    };
-    // Only the encryption naming a key this run creates waits for the key; every other
-    // setting goes out at once, beside the key's creation.
-    let needs_new_key = |change: &Change| {
-        matches!(
-            change,
-            Change::SetEncryption {
-                to: SseTarget::Kms { key_arn: None },
-                ..
-            }
-        )
-    };
+    let settings = plan.changes.iter().filter(|change| match change {
+        Change::SetObjectLock { .. } => !prepared.retention_set,
+        _ => matches!(
+            change.target(),
+            Target::BucketSetting | Target::IdentityPolicy | Target::StateKey
+        ),
+    });
     // Object Lock turned on for an existing bucket (`enable`: a bucket created with it has it
     // already) needs versioning on first.
     let locks_after_versioning = plan
         .changes
         .iter()
         .any(|change| matches!(change, Change::SetObjectLock { enable: true, .. }));
-    let after_versioning = |change: &Change| {
+    let after_versioning = |change: &&Change| {
         locks_after_versioning
             && matches!(
                 change,
                 Change::SetObjectLock { .. } | Change::EnableVersioning { .. }
             )
     };
+    let (independent, ordered): (Vec<&Change>, Vec<&Change>) = settings
+        .filter(|change| !waits_for_new_key(change))
+        .partition(|change| !after_versioning(change));
     let independent = try_join_all(
-        plan.changes
-            .iter()
-            .filter(|change| !needs_new_key(change) && !after_versioning(change))
-            .map(|change| setting(change, None)),
+        independent
+            .into_iter()
+            .map(|change| write_change(&target, change, None)),
     );
     let ordered = async {
         let mut warnings = Vec::new();
         // Versioning first: the plan lists it before Object Lock.
-        for change in plan
-            .changes
-            .iter()
-            .filter(|change| after_versioning(change))
-        {
-            warnings.push(setting(change, None).await?);
+        for change in ordered {
+            warnings.push(write_change(&target, change, None).await?);
         }
         Ok::<_, AwsError>(warnings)
     };
-    let key_chain = async {
-        let new_key = key_step.await?;
-        let created_key = new_key.as_ref().map(|key| match key {
-            NewKey::Created(_, arn) | NewKey::Found(arn) => arn.clone(),
-        });
-        // The new key's alias and rotation go out with the encryption naming it: encryption
-        // only needs the key's ARN, not its alias.
-        let alias_step = async {
-            match (&new_key, key_to_create) {
-                (Some(NewKey::Created(key_id, arn)), Some((alias, _, _, _))) => {
-                    alias_and_rotation(clients, alias, key_id, arn).await
-                }
-                _ => Ok(None),
-            }
-        };
-        let dependent = try_join_all(
-            plan.changes
-                .iter()
-                .filter(|change| needs_new_key(change))
-                .map(|change| setting(change, created_key.clone())),
-        );
-        let (created_alias, dependent) = tokio::try_join!(alias_step, dependent)?;
-        Ok::<_, AwsError>((created_key, created_alias, dependent))
-    };
-    let (independent, ordered, (), (created_key, created_alias, dependent)) =
-        tokio::try_join!(independent, ordered, logging_step, key_chain)?;
-    let tofu_key_warning = tofu_key_step.await?;
+    let (independent, ordered, (), (created_key, key_warnings), tofu_key_warning) = tokio::try_join!(
+        independent,
+        ordered,
+        bucket::logging::apply_logging(clients, plan, bucket, account),
+        new_state_key_and_encryption(&target, plan),
+        super::kms::create::apply_tofu_key(clients, plan, bucket),
+    )?;
     Ok(Applied {
         created_key,
         warnings: independent
             .into_iter()
             .chain(ordered)
-            .chain(dependent)
-            .chain([created_alias, tofu_key_warning])
+            .chain(key_warnings)
+            .chain([tofu_key_warning])
             .flatten()
             .collect(),
     })
+}
+
+/// Only the encryption naming a key this run creates waits for the key; every other setting
+/// goes out at once, beside the key's creation.
+fn waits_for_new_key(change: &Change) -> bool {
+    matches!(
+        change,
+        Change::SetEncryption {
+            to: SseTarget::Kms { key_arn: None },
+            ..
+        }
+    )
+}
+
+/// One change to an existing bucket, its key or an identity policy, retried while AWS has
+/// not caught up (`until_consistent`); a warning when there is one. `created_key`: the ARN
+/// of the key this run created, for the encryption that waited for it.
+async fn write_change(
+    target: &BucketAt<'_>,
+    change: &Change,
+    created_key: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    let clients = target.clients;
+    until_consistent(|| async move {
+        match change {
+            Change::PutIdentityPolicy {
+                principal,
+                policy_name,
+                to,
+                ..
+            } => {
+                let principal = IamArn::parse(principal).map_err(|problem| {
+                    AwsError::new(
+                        format!("writing the identity policy of {principal}"),
+                        problem.message,
+                        None,
+                    )
+                })?;
+                super::iam::write_inline_policy(clients, &principal, policy_name, to)
+                    .await
+                    .map(|()| None)
+            }
+            Change::AliasKmsKey { .. }
+            | Change::PutKeyPolicy { .. }
+            | Change::EnableKeyRotation { .. } => {
+                super::kms::create::write_key_setting(clients, change).await
+            }
+            _ => bucket::write_setting(target, change, created_key)
+                .await
+                .map(|_| None),
+        }
+    })
+    .await
+}
+
+/// The state key the plan creates, then its alias and rotation beside the encryption naming
+/// it (encryption needs the key's ARN, not its alias): the new key's ARN and the warnings.
+/// Under the apply lock (`needs_lock`): another run may have created the key since this one
+/// observed it missing; then that key is the environment's.
+async fn new_state_key_and_encryption(
+    target: &BucketAt<'_>,
+    plan: &EnvPlan,
+) -> Result<(Option<String>, Vec<Option<String>>), AwsError> {
+    let clients = target.clients;
+    let Some((alias, description, tags, policy)) =
+        plan.changes.iter().find_map(|change| match change {
+            Change::CreateKmsKey {
+                alias,
+                description,
+                tags,
+                policy,
+            } => Some((alias, description, tags, policy)),
+            _ => None,
+        })
+    else {
+        return Ok((None, Vec::new()));
+    };
+    let new_key = match super::kms::aliased_key(clients, alias).await? {
+        Some(arn) => {
+            tracing::debug!(%alias, key = %arn, "another run created the key while this one waited for the lock");
+            NewKey::Found(arn)
+        }
+        None => {
+            let marker = format!("{}.creating-key", target.name);
+            let (id, arn) = create_key(clients, &marker, alias, description, tags, policy).await?;
+            NewKey::Created(id, arn)
+        }
+    };
+    let created_key = match &new_key {
+        NewKey::Created(_, arn) | NewKey::Found(arn) => arn.clone(),
+    };
+    let alias_step = async {
+        match &new_key {
+            NewKey::Created(key_id, arn) => alias_and_rotation(clients, alias, key_id, arn).await,
+            NewKey::Found(_) => Ok(None),
+        }
+    };
+    let dependent = try_join_all(
+        plan.changes
+            .iter()
+            .filter(|change| waits_for_new_key(change))
+            .map(|change| write_change(target, change, Some(&created_key))),
+    );
+    let (created_alias, mut warnings) = tokio::try_join!(alias_step, dependent)?;
+    warnings.push(created_alias);
+    Ok((Some(created_key), warnings))
 }
 
 /// The lock table's changes, in order: it must exist (and be ACTIVE) before point-in-time

@@ -164,16 +164,7 @@ impl Engine {
                 "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
             ));
         }
-        let writes_access = env_plan.all_changes().any(|change| {
-            matches!(
-                change,
-                Change::PutPolicy { .. }
-                    | Change::PutIdentityPolicy { .. }
-                    | Change::PutKeyPolicy { .. }
-                    | Change::CreateKmsKey { .. }
-                    | Change::CreateReplicationRole { .. }
-            )
-        });
+        let writes_access = env_plan.all_changes().any(Change::writes_access);
         if let Some(error) = unverified {
             if writes_access {
                 return Err(error.into());

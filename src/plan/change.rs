@@ -260,7 +260,84 @@ pub enum Change {
     },
 }
 
+/// What a change is made on. Apply orders changes by it; the plan text groups by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// CreateBucket: before everything else of the bucket (the apply lock lives in it).
+    NewBucket,
+    /// One of the bucket's own settings (a Put* on the bucket).
+    BucketSetting,
+    /// The state key: created, aliased, its rotation or policy.
+    StateKey,
+    /// OpenTofu's dedicated key.
+    TofuKey,
+    /// The log bucket's policy; then the bucket's logging, which S3 checks against it.
+    Logging,
+    LockTable,
+    IdentityPolicy,
+    ReplicationRole,
+    /// The primary's replication configuration: after both buckets and the role.
+    Replication,
+    /// A file on disk, not AWS.
+    BackendFile,
+}
+
 impl Change {
+    pub fn target(&self) -> Target {
+        match self {
+            Change::CreateBucket { .. } => Target::NewBucket,
+            Change::EnableVersioning { .. }
+            | Change::SetEncryption { .. }
+            | Change::BlockPublicAccess { .. }
+            | Change::EnforceBucketOwner { .. }
+            | Change::PutPolicy { .. }
+            | Change::MergeTags { .. }
+            | Change::SetLifecycle { .. }
+            | Change::SetObjectLock { .. } => Target::BucketSetting,
+            Change::CreateKmsKey { .. }
+            | Change::AliasKmsKey { .. }
+            | Change::EnableKeyRotation { .. }
+            | Change::PutKeyPolicy { .. } => Target::StateKey,
+            Change::CreateTofuKey { .. } | Change::AliasTofuKey { .. } => Target::TofuKey,
+            Change::GrantLogDelivery { .. } | Change::EnableLogging { .. } => Target::Logging,
+            Change::CreateLockTable { .. }
+            | Change::UpdateLockTable { .. }
+            | Change::EnablePointInTimeRecovery { .. }
+            | Change::TagLockTable { .. } => Target::LockTable,
+            Change::PutIdentityPolicy { .. } => Target::IdentityPolicy,
+            Change::CreateReplicationRole { .. } => Target::ReplicationRole,
+            Change::PutReplication { .. } => Target::Replication,
+            Change::WriteBackendFile { .. } => Target::BackendFile,
+        }
+    }
+
+    /// Whether two runs on two machines must not both make the change: a KMS key created (or
+    /// an orphan key aliased: CreateKey is not idempotent), or a shared log bucket's policy
+    /// rewritten (read, merged, written). Such a change is applied under the apply lock.
+    pub fn needs_lock(&self) -> bool {
+        matches!(
+            self,
+            Change::CreateKmsKey { .. }
+                | Change::AliasKmsKey { .. }
+                | Change::CreateTofuKey { .. }
+                | Change::AliasTofuKey { .. }
+                | Change::GrantLogDelivery { .. }
+        )
+    }
+
+    /// Whether the change grants or takes access: a policy written, a key created with its
+    /// policy, a role created. Such a plan passes the lockout guard first.
+    pub fn writes_access(&self) -> bool {
+        matches!(
+            self,
+            Change::PutPolicy { .. }
+                | Change::PutIdentityPolicy { .. }
+                | Change::PutKeyPolicy { .. }
+                | Change::CreateKmsKey { .. }
+                | Change::CreateReplicationRole { .. }
+        )
+    }
+
     pub fn facet(&self) -> Facet {
         match self {
             Change::CreateBucket { .. } => Facet::Bucket,

@@ -28,7 +28,7 @@ mod versioning;
 
 use serde::Serialize;
 
-pub use change::{Change, Facet, SseTarget, TableSettings};
+pub use change::{Change, Facet, SseTarget, TableSettings, Target};
 pub use kms_key::KeyArn;
 pub use lifecycle::{
     ABORT_UPLOADS_RULE_ID, NONCURRENT_RULE_ID, OWNED_RULE_PREFIX, owned_lifecycle_rules,

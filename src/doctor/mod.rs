@@ -3,8 +3,11 @@
 //! order of Terraform's S3 backend, the classic traps in a Terraform directory and in the
 //! AWS config files, and the shape of a check. backend.hcl is read by `render`.
 
+mod policy_checks;
+mod probes;
 mod replication;
 mod run;
+mod session;
 
 use std::fmt;
 

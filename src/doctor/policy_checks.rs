@@ -1,0 +1,171 @@
+//! Checks of the live bucket policy: is Terraform's identity listed, does the policy as it
+//! is in AWS allow it, does a statement deny it.
+
+use std::sync::Arc;
+
+use super::{Check, Status};
+use crate::aws::probe::{self};
+use crate::aws::{self, RequestLog};
+use crate::desired::DesiredStack;
+use crate::engine::Connection;
+use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
+use crate::policy::{PolicyDocument, StateArns, bucket_arn};
+use crate::spec::{EndpointUrl, EnvSpec, Layout, StackSpec};
+
+pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Caller) -> Check {
+    // Names resolve in the spec's account, or without one in the caller's.
+    let account = spec
+        .account_id
+        .clone()
+        .or_else(|| crate::spec::AccountId::parse(&caller.account).ok());
+    let named = |list: &[crate::spec::PrincipalRef]| {
+        account.as_ref().is_some_and(|account| {
+            list.iter().any(|principal| {
+                caller.is_named_by(
+                    &principal
+                        .resolve(spec.region.partition(), account)
+                        .to_string(),
+                )
+            })
+        })
+    };
+    let (writers, readers) = (spec.writers_of(stack.spec), spec.readers_of(stack.spec));
+    let whose = match spec.layout {
+        Layout::Backend => spec.source.clone(),
+        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
+    };
+    if named(writers) {
+        return Check::new(
+            "listed in access",
+            Status::Ok,
+            format!("{} is a writer of {whose}", caller.arn),
+        );
+    }
+    if named(readers) {
+        return Check::new(
+            "listed in access",
+            Status::Warn,
+            format!(
+                "{} is a reader of {whose}: `terraform plan` works, `terraform apply` will be denied",
+                caller.arn
+            ),
+        )
+        .fix("run `terraform apply` as one of the stack's writers");
+    }
+    let list = match (spec.layout, stack.spec.writers.is_some()) {
+        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
+        _ => "access".to_owned(),
+    };
+    let fix = match &caller.kind {
+        CallerKind::User { path_and_name } => format!(
+            "add `{}` to `{list}.users` in {}",
+            path_and_name.rsplit('/').next().unwrap_or(path_and_name),
+            spec.source
+        ),
+        CallerKind::AssumedRole { role, .. } => {
+            format!("add `{role}` to `{list}.roles` in {}", spec.source)
+        }
+        _ => format!("run Terraform as a user or role listed in {}", spec.source),
+    };
+    Check::new(
+        "listed in access",
+        Status::Fail,
+        format!(
+            "{} is not among the users and roles of {whose}; the bucket policy grants it nothing",
+            caller.arn
+        ),
+    )
+    .fix(fix)
+}
+
+/// Reads the live policy with statebucket's own identity (Terraform's may not be allowed to).
+pub(super) async fn live_policy_check(
+    spec: &EnvSpec,
+    stack: &StackSpec,
+    caller: &Caller,
+    connection: &Connection,
+    log: &Arc<RequestLog>,
+    endpoint: Option<&EndpointUrl>,
+) -> Check {
+    let tool = aws::clients(
+        connection.tool_profile(spec),
+        &spec.region,
+        endpoint,
+        connection.attempt_timeout,
+        log,
+    )
+    .await;
+    let policy = match probe::bucket_policy(&tool, spec.bucket.name.as_str()).await {
+        Ok(policy) => policy,
+        Err(cause) => {
+            return Check::new(
+                "bucket policy",
+                Status::Skip,
+                format!(
+                    "could not read the bucket policy as {}: {cause}",
+                    tool.identity_source
+                ),
+            );
+        }
+    };
+    let Some(document) = policy
+        .as_deref()
+        .and_then(|text| PolicyDocument::parse(text).ok())
+    else {
+        return Check::new(
+            "bucket policy",
+            Status::Warn,
+            "the bucket has no readable policy; access depends on identity policies alone",
+        )
+        .fix("run `statebucket apply`");
+    };
+    let bucket_arn = bucket_arn(spec.region.partition(), &spec.bucket.name);
+    let state = StateArns::of(&bucket_arn, stack).state;
+    for (action, resource) in [
+        ("s3:ListBucket", bucket_arn.as_str()),
+        ("s3:GetObject", state.as_str()),
+        ("s3:PutObject", state.as_str()),
+    ] {
+        if let Some(denial) = explicit_deny(&document, caller, action, resource) {
+            return Check::new(
+                "bucket policy",
+                Status::Fail,
+                format!(
+                    "statement `{}` {} {} {action} on {resource}",
+                    denial.sid,
+                    if denial.certain { "denies" } else { "may deny" },
+                    caller.arn
+                ),
+            )
+            .fix(format!(
+                "list {} in `access` (or fix the statement) and run `statebucket apply`",
+                caller.arn
+            ));
+        }
+    }
+    match allowed_by(&document, caller, "s3:GetObject", &state) {
+        Some(sid) => Check::new(
+            "bucket policy",
+            Status::Ok,
+            format!("statement `{sid}` allows {} to read the state", caller.arn),
+        ),
+        None => Check::new(
+            "bucket policy",
+            Status::Warn,
+            format!(
+                "no statement allows {} to read the state; it needs an identity policy (statebucket policy {} --identity{})",
+                caller.arn,
+                spec.name,
+                stack_flag(spec, stack)
+            ),
+        ),
+    }
+}
+
+/// ` --stack NAME` for a spec with stacks, nothing for the `backend:` layout.
+pub(super) fn stack_flag(spec: &EnvSpec, stack: &StackSpec) -> String {
+    match spec.layout {
+        Layout::Backend => String::new(),
+        Layout::Stacks => format!(" --stack {}", stack.name),
+    }
+}

@@ -1,0 +1,278 @@
+//! Probes made as Terraform's identity: exactly the requests Terraform makes on its state,
+//! its lock and its key, with what each refusal means.
+
+use super::{Check, Status};
+use crate::aws::Clients;
+use crate::aws::probe::{self, KmsRefusal, Leftovers, LockEncryption};
+use crate::render::BackendConfig;
+use crate::spec::{EnvSpec, StackSpec};
+
+use super::policy_checks::*;
+
+/// Where probe lock objects live: a workspace of their own (see `lock_probe`).
+pub(super) const PROBE_WORKSPACE_PREFIX: &str = "statebucket-doctor-";
+
+/// What Terraform does at init and apply, as the backend's identity.
+pub(super) async fn probes(
+    spec: &EnvSpec,
+    stack: &StackSpec,
+    config: &BackendConfig,
+    clients: &Clients,
+    leftovers: &Leftovers,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let bucket = config
+        .string("bucket")
+        .unwrap_or(spec.bucket.name.as_str())
+        .to_owned();
+    let key = config
+        .string("key")
+        .unwrap_or(stack.key.as_str())
+        .to_owned();
+    let prefix = config
+        .string("workspace_key_prefix")
+        .unwrap_or("env:")
+        .to_owned();
+    let bucket_arn = format!("arn:{}:s3:::{bucket}", spec.region.partition());
+    let workspace_root = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+
+    let listed = format!("ListObjectsV2 s3://{bucket}/{workspace_root}");
+    checks.push(match probe::list(clients, &bucket, &workspace_root).await {
+        Ok(()) => Check::new("list workspaces", Status::Ok, listed),
+        Err(refusal) => {
+            // Terraform ignores a refused listing of the default prefix only.
+            let status = if prefix == "env:" {
+                Status::Warn
+            } else {
+                Status::Fail
+            };
+            Check::new("list workspaces", status, format!("{listed}: {refusal}"))
+                .fix(format!("grant s3:ListBucket on {bucket_arn}"))
+        }
+    });
+
+    let state = format!("s3://{bucket}/{key}");
+    let exists = match probe::head(clients, &bucket, &key).await {
+        Ok(Some(size)) => {
+            checks.push(Check::new(
+                "read state",
+                Status::Ok,
+                format!("HeadObject {state}: {size} bytes"),
+            ));
+            true
+        }
+        Ok(None) => {
+            checks.push(Check::new(
+                "read state",
+                Status::Ok,
+                format!("HeadObject {state}: no state yet (404), as before a first init"),
+            ));
+            false
+        }
+        Err(refusal) => {
+            checks.push(
+                Check::new("read state", Status::Fail, format!("HeadObject {state}: {refusal}"))
+                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
+            );
+            false
+        }
+    };
+    if exists {
+        checks.push(match probe::get(clients, &bucket, &key).await {
+            Ok(()) => Check::new("get state", Status::Ok, format!("GetObject {state}")),
+            Err(refusal) => Check::new("get state", Status::Fail, format!("GetObject {state}: {refusal}"))
+                .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
+        });
+    }
+
+    // Only the locks backend.hcl configures are probed: with `dynamodb_table` alone,
+    // Terraform never touches a `.tflock` object.
+    if config.flag("use_lockfile") {
+        checks.extend(
+            lock_probe(
+                clients,
+                config,
+                &bucket,
+                &key,
+                &workspace_root,
+                &bucket_arn,
+                leftovers,
+            )
+            .await,
+        );
+    }
+    if let Some(table) = config.string("dynamodb_table") {
+        checks.push(lock_table_probe(clients, spec, stack, table, &bucket, &key).await);
+    }
+    if !config.flag("use_lockfile") && config.string("dynamodb_table").is_none() {
+        checks.push(
+            Check::new(
+                "locking",
+                Status::Warn,
+                "backend.hcl sets neither `use_lockfile` nor `dynamodb_table`: Terraform runs take no lock, so two at once can overwrite each other's state",
+            )
+            .fix("regenerate backend.hcl with `statebucket render` or `statebucket apply`"),
+        );
+    }
+    if let Some(key_id) = config
+        .string("kms_key_id")
+        .filter(|_| config.flag("encrypt"))
+    {
+        checks.push(kms_probe(clients, key_id).await);
+        checks.push(Check::new(
+            "kms audit",
+            Status::Ok,
+            format!(
+                "who decrypted this state: {}",
+                crate::migration::kms_audit_command(key_id, spec.region.as_str())
+            ),
+        ));
+    }
+    checks
+}
+
+/// Takes and releases a lock as Terraform does, on a probe object under a workspace of its
+/// own, so the grants Terraform's documentation lists for workspaces (`<prefix>/*/<key>.tflock`)
+/// cover it and the real lock is never touched.
+pub(super) async fn lock_probe(
+    clients: &Clients,
+    config: &BackendConfig,
+    bucket: &str,
+    key: &str,
+    workspace_root: &str,
+    bucket_arn: &str,
+    leftovers: &Leftovers,
+) -> Vec<Check> {
+    let encryption = match (config.flag("encrypt"), config.string("kms_key_id")) {
+        (false, _) => LockEncryption::None,
+        (true, None) => LockEncryption::Aes256,
+        (true, Some(key_id)) => LockEncryption::Kms(key_id.to_owned()),
+    };
+    let prefix = format!("{workspace_root}{PROBE_WORKSPACE_PREFIX}");
+    let lock_grant =
+        format!("{bucket_arn}/{key}.tflock and {bucket_arn}/{workspace_root}*/{key}.tflock");
+    // Terraform sends a SHA-256 checksum with every PutObject unless skip_s3_checksum.
+    let skip_checksum = config.flag("skip_s3_checksum");
+    let mut probe = probe::lock(
+        clients,
+        bucket,
+        &prefix,
+        key,
+        &encryption,
+        !skip_checksum,
+        leftovers,
+    )
+    .await;
+    let mut checks = Vec::new();
+    if skip_checksum {
+        checks.push(Check::new(
+            "checksum",
+            Status::Skip,
+            "skip_s3_checksum = true: Terraform sends no checksum headers",
+        ));
+    } else if probe.taken.is_err() {
+        // Refused with the checksum: is it the checksum the store rejects?
+        let plain = probe::lock(clients, bucket, &prefix, key, &encryption, false, leftovers).await;
+        if plain.taken.is_ok() {
+            let refusal = probe
+                .taken
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            checks.push(
+                Check::new(
+                    "checksum",
+                    Status::Fail,
+                    format!("the store refuses the SHA-256 checksum header Terraform sends with every PutObject ({refusal}), and accepts the same request without it"),
+                )
+                .fix("set `compat: { skip_s3_checksum: true }` in the spec and run `statebucket apply` (backend.hcl gets `skip_s3_checksum = true`)"),
+            );
+            probe = plain;
+        }
+    } else {
+        checks.push(Check::new(
+            "checksum",
+            Status::Ok,
+            "the store accepts the SHA-256 checksum header (x-amz-checksum-sha256) Terraform sends",
+        ));
+    }
+    match &probe.taken {
+        Ok(()) => checks.push(Check::new("take lock", Status::Ok, format!("conditional PutObject (If-None-Match: *) of a probe lock under s3://{bucket}/{workspace_root}"))),
+        Err(refusal) => {
+            checks.push(
+                Check::new("take lock", Status::Fail, format!("conditional PutObject of a probe lock: {refusal}"))
+                    .fix(format!("grant s3:PutObject on {lock_grant} (and kms:GenerateDataKey on the key when state is encrypted with KMS)")),
+            );
+            return checks;
+        }
+    }
+    match &probe.released {
+        Some(Ok(())) => checks.push(Check::new("release lock", Status::Ok, "DeleteObject of the probe lock; nothing left behind")),
+        Some(Err(refusal)) => checks.push(
+            Check::new("release lock", Status::Fail, format!("DeleteObject of the probe lock s3://{bucket}/{}: {refusal}", probe.key))
+                .fix(format!("grant s3:DeleteObject on {lock_grant}: Terraform deletes the lock file to release the lock")),
+        ),
+        None => {}
+    }
+    checks
+}
+
+/// Reads the state digest item, as Terraform does first whenever `dynamodb_table` is set.
+/// Read-only: PutItem/DeleteItem are not probed, since a probe item could outlive a killed
+/// run where nothing may list it.
+pub(super) async fn lock_table_probe(
+    clients: &Clients,
+    spec: &EnvSpec,
+    stack: &StackSpec,
+    table: &str,
+    bucket: &str,
+    key: &str,
+) -> Check {
+    let digest = format!("{bucket}/{key}-md5");
+    match probe::lock_table_item(clients, table, &digest).await {
+        Ok(()) => Check::new(
+            "lock table",
+            Status::Ok,
+            format!("GetItem {digest} in DynamoDB table {table} (PutItem/DeleteItem not probed)"),
+        ),
+        Err(refusal) => Check::new(
+            "lock table",
+            Status::Fail,
+            format!("GetItem {digest} in DynamoDB table {table}: {refusal}"),
+        )
+        .fix(format!(
+            "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity{}` prints the policy), or run `statebucket apply` if the table does not exist",
+            spec.name,
+            stack_flag(spec, stack)
+        )),
+    }
+}
+
+pub(super) async fn kms_probe(clients: &Clients, key_id: &str) -> Check {
+    match probe::kms_round_trip(clients, key_id).await {
+        Ok(()) => Check::new(
+            "kms key",
+            Status::Ok,
+            format!("GenerateDataKey and Decrypt with {key_id}"),
+        ),
+        Err(KmsRefusal::GenerateDataKey(refusal)) => Check::new(
+            "kms key",
+            Status::Fail,
+            format!("GenerateDataKey with {key_id}: {refusal}"),
+        )
+        .fix(format!(
+            "grant kms:GenerateDataKey and kms:Decrypt on {key_id}"
+        )),
+        Err(KmsRefusal::Decrypt(refusal)) => Check::new(
+            "kms key",
+            Status::Fail,
+            format!("Decrypt with {key_id}: {refusal}"),
+        )
+        .fix(format!("grant kms:Decrypt on {key_id}")),
+    }
+}

@@ -7,13 +7,13 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod access;
-pub mod adopt;
 pub mod aws;
 pub mod cli;
 pub mod desired;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod import;
 pub mod migration;
 pub mod observed;
 pub mod plan;

@@ -1,12 +1,12 @@
 //! The AWS side: building clients for an identity, observing an environment, applying a
 //! plan. Thin by design; decisions are made in `plan`.
 
-pub mod adopt;
 mod apply;
 pub mod bucket;
 mod dynamodb;
 mod errors;
 mod iam;
+pub mod import;
 mod kms;
 pub mod lock;
 #[cfg(test)]

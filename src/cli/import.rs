@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::args::ImportArgs;
 use super::{Context, Outcome, init, json};
-use crate::adopt::{self, ImportRequest, LiveBucket};
 use crate::aws::{self, RequestLog};
 use crate::error::Error;
+use crate::import::{self, ImportRequest, LiveBucket};
 use crate::project::create_file_exclusively;
 use crate::scaffold;
 use crate::spec::{AccountId, BucketName, EnvName, ProfileName, Region};
@@ -52,7 +52,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
             )
             .await;
             let caller = aws::caller_identity(&clients).await?;
-            let region = aws::adopt::locate_bucket(
+            let region = aws::import::locate_bucket(
                 &clients,
                 bucket.as_str(),
                 &caller.account,
@@ -74,19 +74,20 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                 .await;
             }
             task.step("reading its settings and policy");
-            let live = aws::adopt::read_bucket(&clients, bucket.as_str(), &region, &caller.account)
-                .await?;
+            let live =
+                aws::import::read_bucket(&clients, bucket.as_str(), &region, &caller.account)
+                    .await?;
             // The bucket it replicates into, read in that bucket's region.
             let target = live
                 .replication
                 .as_ref()
-                .and_then(adopt::replication_target);
+                .and_then(import::replication_target);
             let mut replica = None;
             let mut replica_notes = Vec::new();
             if let Some(target) = &target {
                 task.step("reading its replica");
                 let found = async {
-                    let replica_region = aws::adopt::locate_bucket(
+                    let replica_region = aws::import::locate_bucket(
                         &clients,
                         &target.bucket,
                         &caller.account,
@@ -108,7 +109,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
                         &log,
                     )
                     .await;
-                    aws::adopt::read_replica(
+                    aws::import::read_replica(
                         &replica_clients,
                         &target.bucket,
                         &replica_region,
@@ -141,7 +142,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         },
         async {},
     )?;
-    let adopted = adopt::adopt(
+    let adopted = import::adopt(
         &request,
         &LiveBucket {
             state: &live.state,
@@ -154,7 +155,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
             replica: replica
                 .as_ref()
                 .zip(target.as_ref())
-                .map(|(replica, rule)| adopt::LiveReplica {
+                .map(|(replica, rule)| import::LiveReplica {
                     name: &replica.name,
                     region: &replica.region,
                     state: &replica.state,

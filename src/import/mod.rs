@@ -1,4 +1,4 @@
-//! `statebucket import`'s core: from a live bucket (read by `aws::adopt`) to the spec that
+//! `statebucket import`'s core: from a live bucket (read by `aws::import`) to the spec that
 //! reproduces what statebucket manages, and the notes the reader must see. Pure.
 //!
 //! What the spec can say is taken from the bucket: region, encryption and the KMS key's
@@ -8,18 +8,20 @@
 //! ownership, TLS-only access) has no key in a spec: the notes name what the bucket lacks,
 //! which is exactly what `plan` will then show.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde_json::Value;
-
-use crate::observed::{BucketState, PublicAccessBlock, ReplicationConfiguration, Versioning};
-use crate::plan::{ABORT_UPLOADS_RULE_ID, NONCURRENT_RULE_ID};
-use crate::scaffold::{NewSpec, NewStack, Principals, States};
+use crate::observed::{BucketState, ReplicationConfiguration};
+use crate::scaffold::NewSpec;
 use crate::spec::{
-    AccountId, BucketName, Days, Encryption, EnvName, IamArn, KmsKey, KmsKeyRef, Lifecycle,
-    LogPrefix, Logging, ObjectLock, PrincipalKind, PrincipalRef, ProfileName, Region, ReplicaSpec,
-    RetentionMode, StackName, StateKey, TableName,
+    AccountId, BucketName, Days, Encryption, EnvName, LogPrefix, Logging, ObjectLock, ProfileName,
+    Region, ReplicaSpec, RetentionMode, TableName,
 };
+
+mod grants;
+mod layout;
+mod settings;
+
+use grants::*;
+use layout::*;
+use settings::*;
 
 /// What import knows besides the bucket.
 #[derive(Debug, Clone)]
@@ -35,7 +37,7 @@ pub struct ImportRequest {
     pub bootstrap_profile: Option<ProfileName>,
 }
 
-/// The live bucket, as `aws::adopt` read it.
+/// The live bucket, as `aws::import` read it.
 #[derive(Debug, Clone)]
 pub struct LiveBucket<'a> {
     pub state: &'a BucketState,
@@ -249,427 +251,18 @@ fn adopt_replica(
     })
 }
 
-/// One principal's state-object grants in the bucket policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Grant {
-    principal: IamArn,
-    /// Object key patterns (`*` and `?` wildcards) it may write, and may read.
-    writes: BTreeSet<String>,
-    reads: BTreeSet<String>,
-}
-
-/// The users and roles the policy's Allow statements grant object access in this bucket.
-fn policy_grants(policy: &str, bucket: &str, notes: &mut Vec<String>) -> Vec<Grant> {
-    let Ok(document) = serde_json::from_str::<Value>(policy) else {
-        notes.push("the bucket policy is not valid JSON: no principals taken over".to_owned());
-        return Vec::new();
-    };
-    let statements = match &document["Statement"] {
-        Value::Array(statements) => statements.clone(),
-        statement @ Value::Object(_) => vec![statement.clone()],
-        _ => Vec::new(),
-    };
-    let object_prefix = format!(":s3:::{bucket}/");
-    let mut grants: BTreeMap<IamArn, Grant> = BTreeMap::new();
-    let mut skipped = BTreeSet::new();
-    for statement in &statements {
-        if statement["Effect"] != "Allow" {
-            continue;
-        }
-        let actions: Vec<String> = strings(&statement["Action"])
-            .into_iter()
-            .map(|action| action.to_ascii_lowercase())
-            .collect();
-        let writes = actions
-            .iter()
-            .any(|action| matches!(action.as_str(), "*" | "s3:*" | "s3:put*" | "s3:putobject"));
-        let reads = actions
-            .iter()
-            .any(|action| matches!(action.as_str(), "*" | "s3:*" | "s3:get*" | "s3:getobject"));
-        let patterns: Vec<String> = strings(&statement["Resource"])
-            .into_iter()
-            .filter_map(|resource| {
-                let at = resource.find(&object_prefix)?;
-                resource
-                    .starts_with("arn:")
-                    .then(|| resource[at + object_prefix.len()..].to_owned())
-            })
-            .collect();
-        if patterns.is_empty() || !(writes || reads) {
-            continue;
-        }
-        for principal in strings(&statement["Principal"]["AWS"]) {
-            let Ok(arn) = IamArn::parse(&principal) else {
-                skipped.insert(principal);
-                continue;
-            };
-            let grant = grants.entry(arn.clone()).or_insert_with(|| Grant {
-                principal: arn,
-                writes: BTreeSet::new(),
-                reads: BTreeSet::new(),
-            });
-            for pattern in &patterns {
-                if writes {
-                    grant.writes.insert(pattern.clone());
-                }
-                if reads {
-                    grant.reads.insert(pattern.clone());
-                }
-            }
-        }
-    }
-    if !skipped.is_empty() {
-        notes.push(format!(
-            "not taken over (not an IAM user or role): {}; the statements naming them are kept as they are",
-            skipped.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    grants.into_values().collect()
-}
-
-/// A JSON string or list of strings.
-fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(text) => vec![text.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// `*` and `?` wildcards, as IAM matches resources.
-fn matches(pattern: &str, key: &str) -> bool {
-    fn from(pattern: &[u8], key: &[u8]) -> bool {
-        match (pattern.first(), key.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => {
-                from(&pattern[1..], key) || (!key.is_empty() && from(pattern, &key[1..]))
-            }
-            (Some(b'?'), Some(_)) => from(&pattern[1..], &key[1..]),
-            (Some(p), Some(k)) if p == k => from(&pattern[1..], &key[1..]),
-            _ => false,
-        }
-    }
-    from(pattern.as_bytes(), key.as_bytes())
-}
-
-/// A key a state lives under: not a lock file, not a workspace's copy under `env:/`.
-fn is_state_key(pattern: &str) -> bool {
-    !pattern.contains(['*', '?'])
-        && !pattern.ends_with(".tflock")
-        && !pattern.ends_with("-md5")
-        && !pattern.starts_with("env:/")
-        && StateKey::parse(pattern).is_ok()
-}
-
-/// The writers and readers of `key` (all grants when `None`).
-fn principals_of(request: &ImportRequest, grants: &[Grant], key: Option<&str>) -> Principals {
-    let covers = |patterns: &BTreeSet<String>| match key {
-        Some(key) => patterns.iter().any(|pattern| matches(pattern, key)),
-        None => !patterns.is_empty(),
-    };
-    let reference = |arn: &IamArn| {
-        // A name in the bucket's own account without a path reads best; anything else
-        // stays an ARN (import looks principals up by ARN, path included).
-        let text = if arn.account == request.account && !arn.path_and_name.contains('/') {
-            arn.name().to_owned()
-        } else {
-            arn.to_string()
-        };
-        PrincipalRef::parse(&text, arn.kind).ok()
-    };
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for grant in grants {
-        if covers(&grant.writes) {
-            writers.extend(reference(&grant.principal));
-        } else if covers(&grant.reads) {
-            readers.extend(reference(&grant.principal));
-        }
-    }
-    // Users first, then roles, as the spec lists them.
-    writers.sort_by_key(|principal| principal.kind() == PrincipalKind::Role);
-    readers.sort_by_key(|principal| principal.kind() == PrincipalKind::Role);
-    Principals { writers, readers }
-}
-
-fn placeholder_writers(notes: &mut Vec<String>) -> Principals {
-    notes.push("the bucket policy grants no IAM user or role write access to state: `access` lists the placeholder user `terraform`; name the users and roles Terraform runs as".to_owned());
-    Principals {
-        writers: vec![PrincipalRef::parse("terraform", PrincipalKind::User).expect("a valid name")],
-        readers: Vec::new(),
-    }
-}
-
-/// `backend:` with the one key found (or a placeholder), or `stacks:` when the policy grants
-/// several keys (or the bucket holds several states and the policy names none).
-fn layout(
-    request: &ImportRequest,
-    grants: &[Grant],
-    listed: &[String],
-    notes: &mut Vec<String>,
-) -> (Principals, States) {
-    let granted: BTreeSet<&str> = grants
-        .iter()
-        .flat_map(|grant| grant.writes.iter().chain(&grant.reads))
-        .map(String::as_str)
-        .filter(|pattern| is_state_key(pattern))
-        .collect();
-    let keys: Vec<&str> = if granted.is_empty() {
-        listed
-            .iter()
-            .map(String::as_str)
-            .filter(|key| is_state_key(key))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    } else {
-        granted.into_iter().collect()
-    };
-    match keys.as_slice() {
-        [] => {
-            let mut access = principals_of(request, grants, None);
-            if access.writers.is_empty() {
-                access = placeholder_writers(notes);
-            }
-            notes.push("no state key found (neither named in the bucket policy nor a *.tfstate object): `backend.key` is the placeholder `terraform.tfstate`; set the key your backend uses".to_owned());
-            let states = States::Backend {
-                key: StateKey::parse("terraform.tfstate").expect("a valid key"),
-                key_note: Some("PLACEHOLDER: set the key your backend uses".to_owned()),
-            };
-            (access, states)
-        }
-        [key] => {
-            let mut access = principals_of(request, grants, Some(key));
-            if access.writers.is_empty() {
-                access = placeholder_writers(notes);
-            }
-            let states = States::Backend {
-                key: StateKey::parse(key).expect("checked by is_state_key"),
-                key_note: None,
-            };
-            (access, states)
-        }
-        several => {
-            let mut stacks = Vec::new();
-            let mut names = BTreeSet::new();
-            for key in several {
-                let mut access = principals_of(request, grants, Some(key));
-                if access.writers.is_empty() {
-                    access.writers = principals_of(request, grants, None).writers;
-                }
-                let name = unique_stack_name(key, &mut names);
-                stacks.push((name, key, access));
-            }
-            let all_writers_empty = stacks
-                .iter()
-                .all(|(_, _, access)| access.writers.is_empty());
-            let shared = stacks
-                .first()
-                .map(|(_, _, first)| first.clone())
-                .filter(|first| stacks.iter().all(|(_, _, access)| access == first));
-            let (spec_access, per_stack) = match shared {
-                Some(shared) if !all_writers_empty => (shared, false),
-                Some(_) => (placeholder_writers(notes), false),
-                None => (Principals::default(), true),
-            };
-            notes.push(format!(
-                "{} states found: one stack each{}",
-                several.len(),
-                if per_stack {
-                    ", with the principals the policy grants on its key"
-                } else {
-                    ""
-                }
-            ));
-            let stacks = stacks
-                .into_iter()
-                .map(|(name, key, access)| NewStack {
-                    name,
-                    key: StateKey::parse(key).expect("checked by is_state_key"),
-                    access: (per_stack && !access.is_empty()).then_some(access),
-                })
-                .collect();
-            (spec_access, States::Stacks(stacks))
-        }
-    }
-}
-
-/// `network/terraform.tfstate` → `network`, `app.tfstate` → `app`, `a/b/terraform.tfstate`
-/// → `a-b`; made unique with a number.
-fn unique_stack_name(key: &str, taken: &mut BTreeSet<String>) -> StackName {
-    let stem = key.strip_suffix(".tfstate").unwrap_or(key);
-    let stem = stem.strip_suffix("/terraform").unwrap_or(stem);
-    let cleaned: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let base = if cleaned.is_empty() { "state" } else { cleaned };
-    let base: String = base.chars().take(60).collect();
-    let mut candidate = base.clone();
-    let mut number = 2;
-    while taken.contains(&candidate) {
-        candidate = format!("{base}-{number}");
-        number += 1;
-    }
-    taken.insert(candidate.clone());
-    StackName::parse(&candidate).expect("cleaned to a valid stack name")
-}
-
-/// A bucket's encryption as a spec says it; `key_field` names where it goes, for notes.
-fn encryption(
-    region: &Region,
-    state: &BucketState,
-    kms_key: Option<(&str, &[String])>,
-    key_field: &str,
-    notes: &mut Vec<String>,
-) -> (Encryption, Option<String>) {
-    let algorithm = state
-        .encryption
-        .as_ref()
-        .map(|rule| rule.algorithm.as_str());
-    match (algorithm, kms_key) {
-        (Some(algorithm), Some((arn, aliases))) if algorithm.starts_with("aws:kms") => {
-            let by_alias = aliases
-                .first()
-                .and_then(|alias| KmsKeyRef::parse(alias, Some(region)).ok());
-            let reference = by_alias
-                .clone()
-                .or_else(|| KmsKeyRef::parse(arn, Some(region)).ok());
-            match reference {
-                Some(reference) => {
-                    let note = if by_alias.is_some() {
-                        format!("an existing key ({arn}): statebucket never changes it")
-                    } else {
-                        "an existing key without an alias: statebucket never changes it".to_owned()
-                    };
-                    (Encryption::Kms(KmsKey::Existing(reference)), Some(note))
-                }
-                None => {
-                    notes.push(format!("the KMS key `{arn}` is not in {region}; the spec says aes256 until you name a key there in `{key_field}`"));
-                    (Encryption::Aes256, None)
-                }
-            }
-        }
-        (Some(algorithm), None) if algorithm.starts_with("aws:kms") => {
-            notes.push(format!("the AWS managed key aws/s3 encrypts it, which a spec cannot name: the spec says aes256, which apply would set; to keep KMS, name a customer managed key in `{key_field}` first"));
-            (Encryption::Aes256, None)
-        }
-        _ => (Encryption::Aes256, None),
-    }
-}
-
-/// The retention of statebucket's own rules when the bucket has them; otherwise what keeps
-/// the bucket's history as it is: `never` (a rule of the bucket's own keeps expiring old
-/// versions, or none did), never the 90-day default that would start deleting history.
-fn lifecycle(bucket: &BucketState) -> (Lifecycle, Option<String>) {
-    let defaults = Lifecycle::default();
-    let rule = |id: &str| {
-        bucket
-            .lifecycle
-            .iter()
-            .find(|rule| rule.id.as_deref() == Some(id))
-    };
-    let abort = rule(ABORT_UPLOADS_RULE_ID)
-        .and_then(|rule| rule.abort_incomplete_upload_days)
-        .and_then(|days| Days::new(u32::try_from(days).ok()?))
-        .unwrap_or(defaults.abort_incomplete_uploads_after);
-    if let Some(owned) = rule(NONCURRENT_RULE_ID) {
-        let days = owned
-            .noncurrent_expiration
-            .as_ref()
-            .and_then(|expiration| expiration.noncurrent_days)
-            .and_then(|days| Days::new(u32::try_from(days).ok()?));
-        let lifecycle = Lifecycle {
-            expire_noncurrent_after: days,
-            abort_incomplete_uploads_after: abort,
-        };
-        return (lifecycle, None);
-    }
-    let foreign = bucket.lifecycle.iter().find(|rule| {
-        rule.enabled
-            && rule
-                .noncurrent_expiration
-                .as_ref()
-                .is_some_and(|expiration| expiration.noncurrent_days.is_some())
-    });
-    let note = match foreign {
-        Some(rule) => format!(
-            "old versions already expire by the bucket's own rule `{}` (kept as it is), so statebucket adds no expiry of its own",
-            rule.id.as_deref().unwrap_or("(no id)")
-        ),
-        None => "the bucket keeps every old state version; statebucket's default would expire them after 90 days: set a number of days to do so".to_owned(),
-    };
-    let lifecycle = Lifecycle {
-        expire_noncurrent_after: None,
-        abort_incomplete_uploads_after: abort,
-    };
-    (lifecycle, Some(note))
-}
-
-/// What statebucket always enforces that the bucket lacks: what `plan` will show.
-fn hardening(bucket: &BucketState) -> Vec<String> {
-    let mut notes = Vec::new();
-    if bucket.versioning != Versioning::Enabled {
-        notes.push(format!(
-            "apply will enable versioning (now: {})",
-            bucket.versioning
-        ));
-    }
-    if bucket.public_access != PublicAccessBlock::ALL {
-        notes.push(format!(
-            "apply will block all public access (now: {})",
-            bucket.public_access
-        ));
-    }
-    if bucket.ownership.as_deref() != Some("BucketOwnerEnforced") {
-        notes.push(format!(
-            "apply will set object ownership to BucketOwnerEnforced (now: {})",
-            bucket.ownership.as_deref().unwrap_or("not set")
-        ));
-    }
-    let statements = bucket
-        .policy
-        .as_deref()
-        .and_then(|policy| serde_json::from_str::<Value>(policy).ok())
-        .map(|policy| match &policy["Statement"] {
-            Value::Array(statements) => statements.len(),
-            Value::Object(_) => 1,
-            _ => 0,
-        })
-        .unwrap_or(0);
-    if statements > 0 {
-        notes.push(format!(
-            "the bucket policy's {statements} statement(s) stay as they are; apply adds statebucket's own beside them (state access per principal, TLS-only)"
-        ));
-    }
-    let owned = |id: &str| {
-        bucket
-            .lifecycle
-            .iter()
-            .any(|rule| rule.id.as_deref() == Some(id))
-    };
-    if !owned(ABORT_UPLOADS_RULE_ID) {
-        notes.push("apply will add a lifecycle rule that removes unfinished uploads after 7 days; the bucket's own rules are kept".to_owned());
-    }
-    notes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observed::PublicAccessBlock;
+    use crate::observed::Versioning;
     use crate::observed::{LifecycleRule, NoncurrentExpiration, RuleFilter, SseRule};
+    use crate::plan::NONCURRENT_RULE_ID;
     use crate::scaffold::spec_text;
+    use crate::spec::KmsKey;
+    use crate::spec::KmsKeyRef;
     use crate::spec::parse_spec;
+    use std::collections::BTreeMap;
 
     const ACCOUNT: &str = "123456789012";
 

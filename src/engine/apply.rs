@@ -7,137 +7,38 @@ use crate::progress::Task;
 
 use super::*;
 
+/// An environment ready for its changes: the apply lock taken when a change needs it, and
+/// the buckets it creates created (the lock lives in the primary).
+struct Ready<'e> {
+    planned: Planned<'e>,
+    lock: Option<aws::lock::HeldLock>,
+    prepared: aws::Prepared,
+    replica_prepared: Option<aws::Prepared>,
+}
+
+/// What taking the lock came to.
+enum LockStep<'e> {
+    Ready(Box<Ready<'e>>),
+    /// Another run held the lock and left nothing for this one to do.
+    NothingLeft(Box<Planned<'e>>),
+}
+
 impl Engine {
     pub(super) async fn apply_one<'e>(
         &self,
-        mut planned: Planned<'e>,
+        planned: Planned<'e>,
         progress: &dyn Task,
     ) -> Result<Planned<'e>, Error> {
-        let environment = planned.environment;
-        let spec = &environment.spec;
-        let waiting = |message: &str| {
-            progress.step(message);
-            self.reporter.message(&format!("{}: {message}", spec.name));
-        };
-        let deadline = std::time::Instant::now() + self.lock_timeout;
-        let (mut prepared, mut replica_prepared) = (aws::Prepared::default(), None);
-        // One lock covers the environment, in the primary bucket, whichever bucket's plan
-        // needs it: no run holds one lock while it waits for another.
-        let mut lock = None;
-        while needs_environment_lock(&planned) {
-            let (taken, replica_created) = tokio::join!(
-                async {
-                    let prepared = aws::create_planned_bucket(
-                        &planned.clients,
-                        &planned.plan,
-                        spec.bucket.name.as_str(),
-                        &spec.region,
-                        planned.account.as_str(),
-                    )
-                    .await?;
-                    let lock = aws::lock::take_or_wait(
-                        &planned.clients,
-                        spec.bucket.name.as_str(),
-                        "apply",
-                        deadline,
-                        &waiting,
-                        &self.held_locks,
-                    )
-                    .await?;
-                    Ok::<_, aws::AwsError>((prepared, lock))
-                },
-                // The replica's bucket is created while the lock is taken.
-                async {
-                    match replica_with_changes(&planned) {
-                        Some((target, plan)) => {
-                            let replica_spec = target.desired.spec;
-                            aws::create_planned_bucket(
-                                &target.clients,
-                                plan,
-                                replica_spec.bucket.name.as_str(),
-                                &replica_spec.region,
-                                planned.account.as_str(),
-                            )
-                            .await
-                            .map(Some)
-                        }
-                        None => Ok(None),
-                    }
-                },
-            );
-            let (bucket_prepared, acquired) = match (taken, replica_created) {
-                (Ok(taken), Ok(replica_created)) => {
-                    replica_prepared = replica_created;
-                    taken
-                }
-                (Ok((_, acquired)), Err(error)) => {
-                    if let aws::lock::Acquired::Taken(held) = acquired {
-                        held.release().await;
-                    }
-                    return Err(error.into());
-                }
-                (Err(error), _) => return Err(error.into()),
-            };
-            prepared = bucket_prepared;
-            if let aws::lock::Acquired::Taken(held) = acquired {
-                lock = Some(*held);
-                break;
-            }
-            // Another run held the lock and is done: it may have done what this run planned
-            // (runners of one pipeline apply the same spec). Plan again; what is left is
-            // applied, under the lock if it still needs it.
-            // The fresh plan's warnings replace the old plan's: they speak of what is left.
-            waiting("planning again: another apply held the lock");
-            planned = self.plan_one(environment).await?;
-            if planned.plan.is_empty() {
-                // Observed just now: nothing to write, nothing to verify (as `apply_all`).
-                return Ok(planned);
-            }
-            (prepared, replica_prepared) = (aws::Prepared::default(), None);
-        }
-        let account = planned.account.as_str();
-        let primary = aws::apply(
-            &planned.clients,
-            &planned.plan,
-            spec.bucket.name.as_str(),
-            &spec.region,
-            account,
+        let Ready {
+            mut planned,
+            lock,
             prepared,
-        );
-        // The replica is created and configured beside the primary, and so is the
-        // replication role.
-        let replica = async {
-            match replica_with_changes(&planned) {
-                Some((target, plan)) => {
-                    let replica_spec = target.desired.spec;
-                    aws::apply(
-                        &target.clients,
-                        plan,
-                        replica_spec.bucket.name.as_str(),
-                        &replica_spec.region,
-                        account,
-                        replica_prepared.unwrap_or_default(),
-                    )
-                    .await
-                    .map(Some)
-                }
-                None => Ok(None),
-            }
+            replica_prepared,
+        } = match self.take_environment_lock(planned, progress).await? {
+            LockStep::Ready(ready) => *ready,
+            LockStep::NothingLeft(planned) => return Ok(*planned),
         };
-        let role = aws::apply_replication_role(&planned.clients, &planned.plan);
-        let outcome = async {
-            let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
-            // Replication needs both buckets versioned and the role in place.
-            aws::apply_replication(
-                &planned.clients,
-                &planned.plan,
-                spec.bucket.name.as_str(),
-                account,
-            )
-            .await?;
-            Ok::<_, aws::AwsError>((primary, replica))
-        }
-        .await;
+        let outcome = apply_changes(&planned, prepared, replica_prepared).await;
         // The AWS writes that needed the lock are done: it is released while the backend
         // files are written and the result verified (at once on failure).
         let release = async {
@@ -163,6 +64,145 @@ impl Engine {
         );
         verified.map(|()| planned)
     }
+
+    /// One lock covers the environment, in the primary bucket, whichever bucket's plan needs
+    /// it: no run holds one lock while it waits for another. The buckets are created first
+    /// (the primary before its lock, the replica while the lock is taken). A run that found
+    /// the lock held plans again once it is free: the other run may have done what this one
+    /// planned (runners of one pipeline apply the same spec).
+    async fn take_environment_lock<'e>(
+        &self,
+        mut planned: Planned<'e>,
+        progress: &dyn Task,
+    ) -> Result<LockStep<'e>, Error> {
+        let environment = planned.environment;
+        let spec = &environment.spec;
+        let waiting = |message: &str| {
+            progress.step(message);
+            self.reporter.message(&format!("{}: {message}", spec.name));
+        };
+        let deadline = std::time::Instant::now() + self.lock_timeout;
+        while needs_environment_lock(&planned) {
+            let (taken, replica_created) = tokio::join!(
+                async {
+                    let prepared = aws::create_planned_bucket(
+                        &planned.clients,
+                        &planned.plan,
+                        spec.bucket.name.as_str(),
+                        &spec.region,
+                        planned.account.as_str(),
+                    )
+                    .await?;
+                    let lock = aws::lock::take_or_wait(
+                        &planned.clients,
+                        spec.bucket.name.as_str(),
+                        "apply",
+                        deadline,
+                        &waiting,
+                        &self.held_locks,
+                    )
+                    .await?;
+                    Ok::<_, aws::AwsError>((prepared, lock))
+                },
+                create_replica_bucket(&planned),
+            );
+            let ((prepared, acquired), replica_prepared) = match (taken, replica_created) {
+                (Ok(taken), Ok(replica_created)) => (taken, replica_created),
+                (Ok((_, acquired)), Err(error)) => {
+                    if let aws::lock::Acquired::Taken(held) = acquired {
+                        held.release().await;
+                    }
+                    return Err(error.into());
+                }
+                (Err(error), _) => return Err(error.into()),
+            };
+            if let aws::lock::Acquired::Taken(held) = acquired {
+                return Ok(LockStep::Ready(Box::new(Ready {
+                    planned,
+                    lock: Some(*held),
+                    prepared,
+                    replica_prepared,
+                })));
+            }
+            // The fresh plan's warnings replace the old plan's: they speak of what is left.
+            waiting("planning again: another apply held the lock");
+            planned = self.plan_one(environment).await?;
+            if planned.plan.is_empty() {
+                // Observed just now: nothing to write, nothing to verify (as `apply_all`).
+                return Ok(LockStep::NothingLeft(Box::new(planned)));
+            }
+        }
+        Ok(LockStep::Ready(Box::new(Ready {
+            planned,
+            lock: None,
+            prepared: aws::Prepared::default(),
+            replica_prepared: None,
+        })))
+    }
+}
+
+/// The replica's bucket, when its plan creates it.
+async fn create_replica_bucket(
+    planned: &Planned<'_>,
+) -> Result<Option<aws::Prepared>, aws::AwsError> {
+    let Some((target, plan)) = replica_with_changes(planned) else {
+        return Ok(None);
+    };
+    let replica_spec = target.desired.spec;
+    aws::create_planned_bucket(
+        &target.clients,
+        plan,
+        replica_spec.bucket.name.as_str(),
+        &replica_spec.region,
+        planned.account.as_str(),
+    )
+    .await
+    .map(Some)
+}
+
+/// Every AWS change of both buckets: the replica and the replication role beside the
+/// primary; the replication rule last, since it needs both buckets versioned and the role.
+async fn apply_changes(
+    planned: &Planned<'_>,
+    prepared: aws::Prepared,
+    replica_prepared: Option<aws::Prepared>,
+) -> Result<(aws::Applied, Option<aws::Applied>), aws::AwsError> {
+    let spec = &planned.environment.spec;
+    let account = planned.account.as_str();
+    let primary = aws::apply(
+        &planned.clients,
+        &planned.plan,
+        spec.bucket.name.as_str(),
+        &spec.region,
+        account,
+        prepared,
+    );
+    let replica = async {
+        let Some((target, plan)) = replica_with_changes(planned) else {
+            return Ok(None);
+        };
+        let replica_spec = target.desired.spec;
+        aws::apply(
+            &target.clients,
+            plan,
+            replica_spec.bucket.name.as_str(),
+            &replica_spec.region,
+            account,
+            replica_prepared.unwrap_or_default(),
+        )
+        .await
+        .map(Some)
+    };
+    let role = aws::apply_replication_role(&planned.clients, &planned.plan);
+    let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
+    aws::apply_replication(
+        &planned.clients,
+        &planned.plan,
+        spec.bucket.name.as_str(),
+        account,
+    )
+    .await?;
+    Ok((primary, replica))
 }
 
 /// Whether either bucket's plan holds a change two runs must not both make.

@@ -12,11 +12,27 @@ use crate::spec::{EnvSpec, Layout, StackSpec};
 use super::*;
 
 impl Engine {
+    /// The lockout guard on both buckets' plans: a failover needs Terraform's identity to
+    /// keep its access to the replica too. The warnings of `--allow-lockout`.
+    pub(super) fn guard_environment(
+        &self,
+        environment: &Environment,
+        env_plan: &EnvPlan,
+        caller: &CallerIdentity,
+        terraform: &[(&StackSpec, TerraformIdentity)],
+    ) -> Result<Vec<String>, Error> {
+        let mut warnings = self.guard_lockout(&environment.spec, env_plan, caller, terraform)?;
+        if let (Some(replica), Some(replica_plan)) = (&environment.replica, &env_plan.replica) {
+            warnings.extend(self.guard_lockout(replica, &replica_plan.plan, caller, terraform)?);
+        }
+        Ok(warnings)
+    }
+
     /// Refuses a bucket policy that would explicitly deny statebucket's own identity what it
     /// needs to observe and repair the bucket, or a stack's Terraform identity what it needs
     /// on that stack's state; and a key policy that would leave statebucket unable to read
     /// and rewrite it. `--allow-lockout` overrides.
-    pub(super) fn guard_lockout(
+    fn guard_lockout(
         &self,
         spec: &EnvSpec,
         env_plan: &EnvPlan,

@@ -5,6 +5,7 @@ use crate::access::{PrincipalArns, grants};
 use crate::aws::{self, CallerIdentity, Clients, OnDisk};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
+use crate::observed::Observed;
 use crate::plan::{Change, plan_with_replica};
 use crate::policy::identity_policy_name;
 use crate::project::{Environment, local_state_note, orphan_backend_files, read_backend_files};
@@ -15,60 +16,175 @@ use crate::spec::{
 
 use super::*;
 
+/// How an environment is reached: statebucket's own profile, the endpoint, and clients in
+/// the primary's region and the replica's.
+struct Reach<'a> {
+    profile: Option<&'a ProfileName>,
+    endpoint: Option<EndpointUrl>,
+    /// The key under which the caller's identity is asked once per run.
+    tool_key: String,
+    clients: Clients,
+    replica_clients: Option<Clients>,
+}
+
+impl Reach<'_> {
+    fn endpoint_key(&self) -> &str {
+        self.endpoint.as_ref().map_or("", EndpointUrl::as_str)
+    }
+}
+
+/// What the environment's one round trip of reads found.
+struct Observation {
+    caller: CallerIdentity,
+    terraform_profiles: Vec<(ProfileName, TerraformIdentity)>,
+    observed: Observed,
+    replica_observed: Option<Observed>,
+    /// The principals' ARNs as IAM knows them (a role's path is part of its ARN), or as the
+    /// spec names them when IAM could not be asked (`unverified` says why).
+    arns: PrincipalArns,
+    unverified: Option<aws::AwsError>,
+}
+
 impl Engine {
+    /// Observes the environment, builds what it should be and plans the difference, with the
+    /// notes the user should read and the lockout guard's verdict.
     pub(super) async fn plan_one<'e>(
         &self,
         environment: &'e Environment,
     ) -> Result<Planned<'e>, Error> {
         let spec = &environment.spec;
-        let endpoint = self.connection.endpoint(spec);
-        let profile = self.connection.tool_profile(spec);
-        let clients = self
-            .lookups
-            .clients(
-                profile,
-                &spec.region,
-                endpoint.as_ref(),
-                self.connection.attempt_timeout,
-                &self.log,
-            )
-            .await;
-        let on_disk = read_on_disk(spec)?;
-        let replica_spec = environment.replica.as_ref();
-        let replica_clients = match replica_spec {
-            Some(replica) => Some(
-                self.lookups
-                    .clients(
-                        profile,
-                        &replica.region,
-                        endpoint.as_ref(),
-                        self.connection.attempt_timeout,
-                        &self.log,
-                    )
-                    .await,
-            ),
-            None => None,
-        };
-
-        tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
-        let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
-        let tool_key = format!("{profile:?}@{endpoint_key}");
+        let reach = self.reach(environment).await;
         // With `account_id` in the spec, STS, IAM and every S3/KMS read go out at once (one
         // round trip) and the account guard runs on the answers, before anything is written.
         // Without it, STS must answer first: reads need the account.
         let caller_first = match &spec.account_id {
             Some(_) => None,
-            None => Some(self.lookups.caller(&tool_key, &clients).await?),
+            None => Some(self.lookups.caller(&reach.tool_key, &reach.clients).await?),
         };
         let account = match (&spec.account_id, &caller_first) {
             (Some(account), _) => account.clone(),
-            (None, Some(caller)) => guard_account(spec, caller, &clients)?,
+            (None, Some(caller)) => guard_account(spec, caller, &reach.clients)?,
             (None, None) => {
                 unreachable!("the caller is asked first when the spec names no account")
             }
         };
-        let offline = PrincipalArns::offline(spec, &account);
-        let identity_principals = identity_policy_principals(spec, &offline, &account);
+        let observation = self
+            .observe_environment(environment, &reach, &account, caller_first)
+            .await?;
+        let Observation {
+            caller,
+            terraform_profiles,
+            observed,
+            replica_observed,
+            arns,
+            unverified,
+        } = observation;
+        let build = |spec: &'e EnvSpec| {
+            DesiredBucket::build(
+                spec,
+                &account,
+                &arns,
+                reach.endpoint.as_ref(),
+                environment.template(),
+            )
+            .map_err(Error::Spec)
+        };
+        let desired = build(spec)?;
+        let replica = match (environment.replica.as_ref(), reach.replica_clients) {
+            (Some(replica), Some(clients)) => Some(ReplicaTarget {
+                clients,
+                desired: build(replica)?,
+            }),
+            _ => None,
+        };
+        let mut env_plan = plan_with_replica(
+            &desired,
+            &observed,
+            replica
+                .as_ref()
+                .map(|replica| &replica.desired)
+                .zip(replica_observed.as_ref()),
+        )?;
+        env_plan.notes.extend(store_notes(spec, &account));
+        let writes_access = env_plan.all_changes().any(Change::writes_access);
+        if let Some(error) = unverified {
+            if writes_access {
+                return Err(error.into());
+            }
+            env_plan.notes.push(format!(
+                "the principals could not be checked in IAM: {error}"
+            ));
+        }
+        let terraform = terraform_identities(spec, &terraform_profiles, &caller);
+        let warnings = if writes_access {
+            self.guard_environment(environment, &env_plan, &caller, &terraform)?
+        } else {
+            Vec::new()
+        };
+        env_plan.notes.extend(identity_notes(
+            spec,
+            &desired,
+            &terraform_profiles,
+            &terraform,
+        ));
+        tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = env_plan.changes.len(), in_sync = env_plan.in_sync.len(), "planned");
+        Ok(Planned {
+            environment,
+            caller,
+            plan: env_plan,
+            warnings,
+            clients: reach.clients,
+            account,
+            desired,
+            replica,
+        })
+    }
+
+    /// Clients for the environment's buckets, as statebucket's own identity.
+    async fn reach<'a>(&'a self, environment: &'a Environment) -> Reach<'a> {
+        let spec = &environment.spec;
+        let endpoint = self.connection.endpoint(spec);
+        let profile = self.connection.tool_profile(spec);
+        let clients_in = |region| {
+            self.lookups.clients(
+                profile,
+                region,
+                endpoint.as_ref(),
+                self.connection.attempt_timeout,
+                &self.log,
+            )
+        };
+        let clients = clients_in(&spec.region).await;
+        let replica_clients = match &environment.replica {
+            Some(replica) => Some(clients_in(&replica.region).await),
+            None => None,
+        };
+        tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
+        let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
+        let tool_key = format!("{profile:?}@{endpoint_key}");
+        Reach {
+            profile,
+            endpoint,
+            tool_key,
+            clients,
+            replica_clients,
+        }
+    }
+
+    /// Every read the plan needs, at once: the caller (unless asked first), Terraform's
+    /// profiles, both buckets, and the principals in IAM. The account guard runs on the
+    /// caller before anything else is used.
+    async fn observe_environment(
+        &self,
+        environment: &Environment,
+        reach: &Reach<'_>,
+        account: &AccountId,
+        caller_first: Option<CallerIdentity>,
+    ) -> Result<Observation, Error> {
+        let spec = &environment.spec;
+        let on_disk = read_on_disk(spec)?;
+        let offline = PrincipalArns::offline(spec, account);
+        let identity_principals = identity_policy_principals(spec, &offline, account);
         let identity_name = identity_policy_name(spec);
         let identity_observation = spec
             .access
@@ -83,24 +199,35 @@ impl Engine {
                     account: account.to_string(),
                     arn: UNKNOWN_CALLER.to_owned(),
                 }),
-                None => self.lookups.caller(&tool_key, &clients).await,
+                None => self.lookups.caller(&reach.tool_key, &reach.clients).await,
             }
         };
         let replica_observed = async {
-            match (replica_spec, &replica_clients) {
-                (Some(replica), Some(replica_clients)) => {
-                    observe_replica(replica_clients, replica, account.as_str(), None)
+            match (&environment.replica, &reach.replica_clients) {
+                (Some(replica), Some(clients)) => {
+                    observe_replica(clients, replica, account.as_str(), None)
                         .await
                         .map(Some)
                 }
                 _ => Ok(None),
             }
         };
+        let verified = async {
+            if spec.lacks(StoreFeature::Iam) {
+                return Ok(offline.clone());
+            }
+            aws::verify_principals(&reach.clients, spec, account, &self.lookups).await
+        };
         let (caller, terraform_profiles, observed, replica_observed, verified) = tokio::join!(
             caller,
-            self.terraform_profiles(spec, profile, endpoint.as_ref(), endpoint_key),
+            self.terraform_profiles(
+                spec,
+                reach.profile,
+                reach.endpoint.as_ref(),
+                reach.endpoint_key()
+            ),
             aws::observe(
-                &clients,
+                &reach.clients,
                 spec,
                 account.as_str(),
                 on_disk,
@@ -108,132 +235,24 @@ impl Engine {
                 None,
             ),
             replica_observed,
-            async {
-                if spec.lacks(StoreFeature::Iam) {
-                    return Ok(offline.clone());
-                }
-                aws::verify_principals(&clients, spec, &account, &self.lookups).await
-            },
+            verified,
         );
         let caller = caller?;
         tracing::debug!(env = %spec.name, arn = %caller.arn, account = %caller.account, "credentials resolved");
-        guard_account(spec, &caller, &clients)?;
-        let observed = observed?;
-        let replica_observed = replica_observed?;
+        guard_account(spec, &caller, &reach.clients)?;
         // Before any policy is written, every principal must exist, and the policy must name
         // them by their real ARNs (a role's path is part of it).
         let (arns, unverified) = match verified {
             Ok(verified) => (verified, None),
             Err(error) => (offline, Some(error)),
         };
-        let desired = DesiredBucket::build(
-            spec,
-            &account,
-            &arns,
-            endpoint.as_ref(),
-            environment.template(),
-        )
-        .map_err(Error::Spec)?;
-        let replica = match (replica_spec, replica_clients) {
-            (Some(replica), Some(replica_clients)) => Some(ReplicaTarget {
-                clients: replica_clients,
-                desired: DesiredBucket::build(
-                    replica,
-                    &account,
-                    &arns,
-                    endpoint.as_ref(),
-                    environment.template(),
-                )
-                .map_err(Error::Spec)?,
-            }),
-            _ => None,
-        };
-        let mut env_plan = plan_with_replica(
-            &desired,
-            &observed,
-            replica
-                .as_ref()
-                .map(|replica| &replica.desired)
-                .zip(replica_observed.as_ref()),
-        )?;
-        if spec.lacks(StoreFeature::Sts) {
-            env_plan.notes.push("the store has no STS (`compat.lacks`): no identity is looked up, so the lockout check cannot tell who statebucket and Terraform run as".to_owned());
-        }
-        if spec.lacks(StoreFeature::Iam) {
-            env_plan.notes.push(format!(
-                "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
-            ));
-        }
-        let writes_access = env_plan.all_changes().any(Change::writes_access);
-        if let Some(error) = unverified {
-            if writes_access {
-                return Err(error.into());
-            }
-            env_plan.notes.push(format!(
-                "the principals could not be checked in IAM: {error}"
-            ));
-        }
-        let terraform: Vec<(&StackSpec, TerraformIdentity)> = spec
-            .stacks
-            .iter()
-            .map(|stack| {
-                let identity = match (&stack.assume_role, &stack.credentials) {
-                    (Some(role), _) => TerraformIdentity::AssumedRole(role.role_arn.to_string()),
-                    (None, BackendCredentials::WebIdentity(web)) => {
-                        TerraformIdentity::AssumedRole(web.role_arn.to_string())
-                    }
-                    (None, BackendCredentials::Profile(profile)) => terraform_profiles
-                        .iter()
-                        .find(|(name, _)| name == profile)
-                        .map(|(_, identity)| identity.clone())
-                        .unwrap_or_else(|| TerraformIdentity::Profile(caller.clone())),
-                };
-                (stack, identity)
-            })
-            .collect();
-        let mut warnings = if writes_access {
-            self.guard_lockout(spec, &env_plan, &caller, &terraform)?
-        } else {
-            Vec::new()
-        };
-        // A failover needs Terraform's identity to keep its access to the replica too.
-        if let (Some(replica), Some(replica_plan)) = (replica_spec, &env_plan.replica)
-            && writes_access
-        {
-            warnings.extend(self.guard_lockout(
-                replica,
-                &replica_plan.plan,
-                &caller,
-                &terraform,
-            )?);
-        }
-        for (name, identity) in &terraform_profiles {
-            if let TerraformIdentity::Unresolved(cause) = identity {
-                env_plan.notes.push(format!(
-                    "Terraform's identity (profile `{name}`) could not be resolved here ({cause}); the lockout check covered statebucket's own identity only"
-                ));
-            }
-        }
-        for (stack, identity) in &terraform {
-            if let Some(guidance) = stack.terraform_dir.as_deref().and_then(|directory| {
-                local_state_note(spec, stack, std::path::Path::new(directory))
-            }) {
-                env_plan.notes.push(guidance);
-            }
-            if let Some(note) = unlisted_note(spec, &desired, stack, identity) {
-                env_plan.notes.push(note);
-            }
-        }
-        tracing::debug!(env = %spec.name, bucket_exists = observed.bucket.is_some(), changes = env_plan.changes.len(), in_sync = env_plan.in_sync.len(), "planned");
-        Ok(Planned {
-            environment,
+        Ok(Observation {
             caller,
-            plan: env_plan,
-            warnings,
-            clients,
-            account,
-            desired,
-            replica,
+            terraform_profiles,
+            observed: observed?,
+            replica_observed: replica_observed?,
+            arns,
+            unverified,
         })
     }
 
@@ -367,4 +386,75 @@ pub(super) fn unlisted_note(
     Some(format!(
         "{subject} runs as {arn} ({via}), which `access` does not list: the bucket policy grants it nothing; add it to {lists}"
     ))
+}
+
+/// What the plan cannot manage on a store that lacks STS or IAM.
+fn store_notes(spec: &EnvSpec, account: &AccountId) -> Vec<String> {
+    let mut notes = Vec::new();
+    if spec.lacks(StoreFeature::Sts) {
+        notes.push("the store has no STS (`compat.lacks`): no identity is looked up, so the lockout check cannot tell who statebucket and Terraform run as".to_owned());
+    }
+    if spec.lacks(StoreFeature::Iam) {
+        notes.push(format!(
+            "the store has no IAM (`compat.lacks`): principals are not looked up; the policy names them as ARNs in account {account}"
+        ));
+    }
+    notes
+}
+
+/// Who Terraform's backend runs as for each stack: the role it assumes, or its profile's
+/// identity (statebucket's own when the profile is the same).
+fn terraform_identities<'s>(
+    spec: &'s EnvSpec,
+    terraform_profiles: &[(ProfileName, TerraformIdentity)],
+    caller: &CallerIdentity,
+) -> Vec<(&'s StackSpec, TerraformIdentity)> {
+    spec.stacks
+        .iter()
+        .map(|stack| {
+            let identity = match (&stack.assume_role, &stack.credentials) {
+                (Some(role), _) => TerraformIdentity::AssumedRole(role.role_arn.to_string()),
+                (None, BackendCredentials::WebIdentity(web)) => {
+                    TerraformIdentity::AssumedRole(web.role_arn.to_string())
+                }
+                (None, BackendCredentials::Profile(profile)) => terraform_profiles
+                    .iter()
+                    .find(|(name, _)| name == profile)
+                    .map(|(_, identity)| identity.clone())
+                    .unwrap_or_else(|| TerraformIdentity::Profile(caller.clone())),
+            };
+            (stack, identity)
+        })
+        .collect()
+}
+
+/// Notes on Terraform's identities: a profile that could not be resolved, a stack whose
+/// identity the spec does not list, local state left beside a stack's configuration.
+fn identity_notes(
+    spec: &EnvSpec,
+    desired: &DesiredBucket<'_>,
+    terraform_profiles: &[(ProfileName, TerraformIdentity)],
+    terraform: &[(&StackSpec, TerraformIdentity)],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, identity) in terraform_profiles {
+        if let TerraformIdentity::Unresolved(cause) = identity {
+            notes.push(format!(
+                "Terraform's identity (profile `{name}`) could not be resolved here ({cause}); the lockout check covered statebucket's own identity only"
+            ));
+        }
+    }
+    for (stack, identity) in terraform {
+        if let Some(guidance) = stack
+            .terraform_dir
+            .as_deref()
+            .and_then(|directory| local_state_note(spec, stack, std::path::Path::new(directory)))
+        {
+            notes.push(guidance);
+        }
+        if let Some(note) = unlisted_note(spec, desired, stack, identity) {
+            notes.push(note);
+        }
+    }
+    notes
 }

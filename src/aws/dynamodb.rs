@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::Clients;
-use super::errors::{AwsError, Failure, codes};
+use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::desired::TABLE_BILLING_MODE;
 use crate::observed::LockTableState;
 use crate::plan::TableSettings;
@@ -52,75 +52,51 @@ pub async fn observe_table(
     let dynamodb = &clients.dynamodb;
     let tags = async {
         if !read_tags {
-            return Ok(BTreeMap::new());
+            return Ok(Some(BTreeMap::new()));
         }
-        match dynamodb
-            .list_tags_of_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output
-                .tags()
-                .iter()
-                .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
-                .collect()),
-            Err(error) => {
-                let failure = Failure::from_sdk(&error);
-                if failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND) {
-                    Ok(BTreeMap::new())
-                } else {
-                    Err(failure
-                        .into_error(format!("reading the tags of table `{table}`"), identity))
-                }
-            }
-        }
+        read_or_absent(
+            dynamodb.list_tags_of_resource().resource_arn(arn).send(),
+            &[codes::DYNAMODB_RESOURCE_NOT_FOUND],
+            || format!("reading the tags of table `{table}`"),
+            identity,
+            |output| {
+                output
+                    .tags()
+                    .iter()
+                    .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+                    .collect()
+            },
+        )
+        .await
     };
-    let backups = async {
-        match dynamodb
+    let backups = read_or_absent(
+        dynamodb
             .describe_continuous_backups()
             .table_name(table)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output
+            .send(),
+        &[
+            codes::DYNAMODB_TABLE_NOT_FOUND,
+            codes::DYNAMODB_RESOURCE_NOT_FOUND,
+        ],
+        || format!("reading point-in-time recovery of table `{table}`"),
+        identity,
+        |output| {
+            output
                 .continuous_backups_description()
                 .and_then(|description| description.point_in_time_recovery_description())
                 .and_then(|recovery| recovery.point_in_time_recovery_status())
-                .map(|status| *status == PointInTimeRecoveryStatus::Enabled)),
-            Err(error) => {
-                let failure = Failure::from_sdk(&error);
-                if failure.is(codes::DYNAMODB_TABLE_NOT_FOUND)
-                    || failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND)
-                {
-                    Ok(None)
-                } else {
-                    Err(failure.into_error(
-                        format!("reading point-in-time recovery of table `{table}`"),
-                        identity,
-                    ))
-                }
-            }
-        }
-    };
-    let described = async {
-        match dynamodb.describe_table().table_name(table).send().await {
-            Ok(output) => Ok(output.table),
-            Err(error) => {
-                let failure = Failure::from_sdk(&error);
-                if failure.is(codes::DYNAMODB_RESOURCE_NOT_FOUND) {
-                    Ok(None)
-                } else {
-                    Err(failure.into_error(
-                        format!("reading DynamoDB table `{table}` (dynamodb:DescribeTable)"),
-                        identity,
-                    ))
-                }
-            }
-        }
-    };
+                .map(|status| *status == PointInTimeRecoveryStatus::Enabled)
+        },
+    );
+    let described = read_or_absent(
+        dynamodb.describe_table().table_name(table).send(),
+        &[codes::DYNAMODB_RESOURCE_NOT_FOUND],
+        || format!("reading DynamoDB table `{table}` (dynamodb:DescribeTable)"),
+        identity,
+        |output| output.table,
+    );
     let (described, backups, tags) = tokio::join!(described, backups, tags);
-    let Some(description) = described? else {
+    let Some(description) = described?.flatten() else {
         return Ok(None);
     };
     let type_of = |attribute: &str| {
@@ -158,8 +134,8 @@ pub async fn observe_table(
             sse.status() == Some(&SseStatus::Enabled) && sse.sse_type() == Some(&SseType::Kms)
         }),
         deletion_protection: description.deletion_protection_enabled().unwrap_or(false),
-        point_in_time_recovery: backups?,
-        tags: tags?,
+        point_in_time_recovery: backups?.flatten(),
+        tags: tags?.unwrap_or_default(),
     }))
 }
 

@@ -128,6 +128,32 @@ enum FailureKind {
     Other,
 }
 
+/// A read whose "not there" answers are absence, not failure: `Some` of what `read` makes of
+/// the answer, `None` when AWS answers one of `absent` (error codes), the error (saying what
+/// was `doing`) otherwise.
+pub(crate) async fn read_or_absent<O, E, T>(
+    sent: impl std::future::Future<Output = Result<O, SdkError<E, Response>>>,
+    absent: &[&str],
+    doing: impl FnOnce() -> String,
+    identity: &str,
+    read: impl FnOnce(O) -> T,
+) -> Result<Option<T>, AwsError>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    match sent.await {
+        Ok(output) => Ok(Some(read(output))),
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            if absent.iter().any(|code| failure.is(code)) {
+                Ok(None)
+            } else {
+                Err(failure.into_error(doing(), identity))
+            }
+        }
+    }
+}
+
 impl Failure {
     pub fn from_sdk<E>(error: &SdkError<E, Response>) -> Failure
     where

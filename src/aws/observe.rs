@@ -12,9 +12,7 @@ use serde::Serialize;
 use super::Clients;
 use super::bucket::{BucketAt, BucketReads};
 use super::errors::{AwsError, Failure};
-use super::kms::observe::KeyLookup;
-use crate::desired::tofu_key_tags;
-use crate::observed::{Observed, TofuKeyState};
+use crate::observed::Observed;
 use crate::spec::{EnvSpec, IamArn, StoreFeature};
 use futures::future::try_join_all;
 
@@ -149,43 +147,22 @@ pub async fn observe(
         replication
     );
     let bucket_state = bucket_state?;
-    // A key is created only under the apply lock, which lives in the bucket: without the
-    // bucket no run can have left a key without its alias, and the search (ListKeys, then
-    // the keys' tags: two round trips more) is skipped. From nothing, observing is one round
-    // trip.
-    let bucket_exists = bucket_state.is_some();
-    let (kms_key, tofu_key) = tokio::join!(
-        async {
-            match kms_key? {
-                KeyLookup::Found(state) => Ok(state),
-                KeyLookup::AliasMissing if bucket_exists => {
-                    super::kms::observe::unaliased_state_key(clients, spec).await
-                }
-                KeyLookup::AliasMissing => Ok(None),
-            }
-        },
-        async {
-            match tofu_key? {
-                KeyLookup::Found(state) => Ok(state),
-                KeyLookup::AliasMissing if bucket_exists => Ok(Some(
-                    match super::kms::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
-                        Some((_, arn)) => TofuKeyState::Unaliased { arn },
-                        None => TofuKeyState::Missing,
-                    },
-                )),
-                KeyLookup::AliasMissing => Ok(Some(TofuKeyState::Missing)),
-            }
-        }
-    );
+    let (kms_key, tofu_key) = super::kms::observe::resolve_lookups(
+        clients,
+        spec,
+        (kms_key?, tofu_key?),
+        bucket_state.is_some(),
+    )
+    .await?;
     Ok(Observed {
         bucket: bucket_state,
-        kms_key: kms_key?,
+        kms_key,
         backend_files: on_disk.backend_files,
         orphan_backend_files: on_disk.orphan_backend_files,
         identity_policies: identity_policies?,
         lock_tables: lock_tables?.into_iter().flatten().collect(),
         log_bucket: log_bucket?,
-        tofu_key: tofu_key?,
+        tofu_key,
         replication: replication?,
     })
 }

@@ -39,109 +39,47 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         .or_else(|| connection.endpoint_env.clone());
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
-    let (request, live, target, replica, replica_notes) = super::interruptible(
-        async {
-            let task = reporter.task(bucket.as_str());
-            task.step("finding the bucket");
-            let mut clients = aws::clients(
-                connection.profile_flag.as_ref(),
-                &first_region,
-                endpoint.as_ref(),
-                connection.attempt_timeout,
-                &log,
-            )
-            .await;
-            let caller = aws::caller_identity(&clients).await?;
-            let region = aws::import::locate_bucket(
-                &clients,
-                bucket.as_str(),
-                &caller.account,
-                first_region.as_str(),
-            )
-            .await?;
-            let region = Region::parse(&region).map_err(|problem| Error::Usage {
-                message: format!("bucket `{bucket}` is in `{region}`: {}", problem.message),
-                hint: problem.hint,
-            })?;
-            if region != first_region {
-                clients = aws::clients(
-                    connection.profile_flag.as_ref(),
-                    &region,
-                    endpoint.as_ref(),
-                    connection.attempt_timeout,
-                    &log,
-                )
-                .await;
-            }
-            task.step("reading its settings and policy");
-            let live =
-                aws::import::read_bucket(&clients, bucket.as_str(), &region, &caller.account)
-                    .await?;
-            // The bucket it replicates into, read in that bucket's region.
-            let target = live
-                .replication
-                .as_ref()
-                .and_then(import::replication_target);
-            let mut replica = None;
-            let mut replica_notes = Vec::new();
-            if let Some(target) = &target {
-                task.step("reading its replica");
-                let found = async {
-                    let replica_region = aws::import::locate_bucket(
-                        &clients,
-                        &target.bucket,
-                        &caller.account,
-                        region.as_str(),
-                    )
-                    .await?;
-                    let replica_region = Region::parse(&replica_region).map_err(|problem| {
-                        aws::AwsError::new(
-                            format!("locating bucket `{}`", target.bucket),
-                            problem.message,
-                            None,
-                        )
-                    })?;
-                    let replica_clients = aws::clients(
-                        connection.profile_flag.as_ref(),
-                        &replica_region,
-                        endpoint.as_ref(),
-                        connection.attempt_timeout,
-                        &log,
-                    )
-                    .await;
-                    aws::import::read_replica(
-                        &replica_clients,
-                        &target.bucket,
-                        &replica_region,
-                        &caller.account,
-                    )
-                    .await
-                };
-                match found.await {
-                    Ok(found) => replica = found,
-                    Err(error) => replica_notes.push(format!(
-                        "the bucket replicates into `{}` (rule `{}`), which import could not read ({}): the spec has no `replica`; add it by hand to take the replica over",
-                        target.bucket, target.rule, error.cause
-                    )),
-                }
-            }
-            task.finish();
-            let account = AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
-                message: format!("the caller's account: {}", problem.message),
-                hint: problem.hint,
-            })?;
-            let request = ImportRequest {
-                env: env.clone(),
-                bucket: bucket.clone(),
-                region,
-                account,
-                terraform_profile,
-                bootstrap_profile: connection.profile_flag.clone(),
-            };
-            Ok((request, live, target, replica, replica_notes))
-        },
+    let reach = Reach {
+        connection: &connection,
+        endpoint: endpoint.as_ref(),
+        log: &log,
+    };
+    let task = reporter.task(bucket.as_str());
+    let (caller, region, live) = super::interruptible(
+        read_bucket(&reach, &bucket, &first_region, task.as_ref()),
         async {},
     )?;
+    // The bucket it replicates into, read in that bucket's region.
+    let target = live
+        .replication
+        .as_ref()
+        .and_then(import::replication_target);
+    let mut replica = None;
+    let mut replica_notes = Vec::new();
+    if let Some(target) = &target {
+        task.step("reading its replica");
+        let found = read_replica(&reach, target, &caller.account, &region);
+        match super::interruptible(async { Ok::<_, Error>(found.await) }, async {})? {
+            Ok(found) => replica = found,
+            Err(error) => replica_notes.push(format!(
+                "the bucket replicates into `{}` (rule `{}`), which import could not read ({}): the spec has no `replica`; add it by hand to take the replica over",
+                target.bucket, target.rule, error.cause
+            )),
+        }
+    }
+    task.finish();
+    let account = AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
+        message: format!("the caller's account: {}", problem.message),
+        hint: problem.hint,
+    })?;
+    let request = ImportRequest {
+        env: env.clone(),
+        bucket: bucket.clone(),
+        region,
+        account,
+        terraform_profile,
+        bootstrap_profile: connection.profile_flag.clone(),
+    };
     let adopted = import::adopt(
         &request,
         &LiveBucket {
@@ -190,6 +128,78 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
     ];
     init::report(context, "import", files, notes, next);
     Ok(Outcome::Success)
+}
+
+/// How import reaches AWS: as `--profile`, through the endpoint, counting requests.
+struct Reach<'a> {
+    connection: &'a crate::engine::Connection,
+    endpoint: Option<&'a crate::spec::EndpointUrl>,
+    log: &'a Arc<RequestLog>,
+}
+
+impl Reach<'_> {
+    async fn clients(&self, region: &Region) -> aws::Clients {
+        aws::clients(
+            self.connection.profile_flag.as_ref(),
+            region,
+            self.endpoint,
+            self.connection.attempt_timeout,
+            self.log,
+        )
+        .await
+    }
+}
+
+/// Who the caller is, the bucket's region (found from `first_region`), and the bucket as it
+/// is.
+async fn read_bucket(
+    reach: &Reach<'_>,
+    bucket: &BucketName,
+    first_region: &Region,
+    task: &dyn crate::progress::Task,
+) -> Result<(aws::CallerIdentity, Region, aws::import::LiveBucket), Error> {
+    task.step("finding the bucket");
+    let mut clients = reach.clients(first_region).await;
+    let caller = aws::caller_identity(&clients).await?;
+    let region = aws::import::locate_bucket(
+        &clients,
+        bucket.as_str(),
+        &caller.account,
+        first_region.as_str(),
+    )
+    .await?;
+    let region = Region::parse(&region).map_err(|problem| Error::Usage {
+        message: format!("bucket `{bucket}` is in `{region}`: {}", problem.message),
+        hint: problem.hint,
+    })?;
+    if region != *first_region {
+        clients = reach.clients(&region).await;
+    }
+    task.step("reading its settings and policy");
+    let live =
+        aws::import::read_bucket(&clients, bucket.as_str(), &region, &caller.account).await?;
+    Ok((caller, region, live))
+}
+
+/// The bucket `target` replicates into, read in its own region.
+async fn read_replica(
+    reach: &Reach<'_>,
+    target: &import::ReplicationTarget,
+    account: &str,
+    region: &Region,
+) -> Result<Option<aws::import::LiveReplica>, aws::AwsError> {
+    let clients = reach.clients(region).await;
+    let replica_region =
+        aws::import::locate_bucket(&clients, &target.bucket, account, region.as_str()).await?;
+    let replica_region = Region::parse(&replica_region).map_err(|problem| {
+        aws::AwsError::new(
+            format!("locating bucket `{}`", target.bucket),
+            problem.message,
+            None,
+        )
+    })?;
+    let replica_clients = reach.clients(&replica_region).await;
+    aws::import::read_replica(&replica_clients, &target.bucket, &replica_region, account).await
 }
 
 fn exists(path: &str) -> Error {

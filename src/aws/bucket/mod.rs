@@ -20,7 +20,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Clients;
-use super::errors::{AwsError, Failure, codes};
+use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::observed::{BucketState, ObjectLockState, Versioning};
 use crate::plan::Change;
 
@@ -58,20 +58,14 @@ async fn read_setting<O, E, T>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match sent.await {
-        Ok(output) => Ok(Some(read(output))),
-        Err(error) => {
-            let failure = Failure::from_sdk(&error);
-            if failure.is(absent_code) || failure.is(codes::NO_SUCH_BUCKET) {
-                Ok(None)
-            } else {
-                Err(failure.into_error(
-                    format!("{doing} of bucket `{}`", bucket.name),
-                    bucket.identity(),
-                ))
-            }
-        }
-    }
+    read_or_absent(
+        sent,
+        &[absent_code, codes::NO_SUCH_BUCKET],
+        || format!("{doing} of bucket `{}`", bucket.name),
+        bucket.identity(),
+        read,
+    )
+    .await
 }
 
 /// A setting's PUT, its answer reduced to success or the failure.

@@ -73,23 +73,11 @@ pub async fn create_key(
     // CreateKey is not idempotent: when an attempt fails in a way that may have created the
     // key anyway (a timeout, a lost response), the SDK must not simply send it again. The
     // plan's observation already searched for a key tagged for this environment (a run
-    // interrupted before CreateAlias); every further attempt searches again first, so a key
-    // created by a lost attempt is reused instead of doubled.
-    // A run killed while its CreateKey was on the wire leaves this marker behind (apply holds
-    // the bucket's lock, so no other run on this machine writes it). That CreateKey can still
-    // take effect after we search, so give it time to show up before making another key.
+    // interrupted before CreateAlias) when the bucket existed; every further attempt searches
+    // again first, so a key created by a lost attempt is reused instead of doubled.
     let marker = std::env::temp_dir().join(format!("statebucket-apply-{marker}"));
-    if marker.exists() {
-        let mut wait = std::time::Duration::from_millis(250);
-        for _ in 0..5 {
-            tokio::time::sleep(wait).await;
-            if let Some(found) = super::find_tagged_key(clients, tags).await? {
-                tracing::debug!(%alias, key = %found.1, "found the key an interrupted run was creating");
-                let _ = std::fs::remove_file(&marker);
-                return Ok(found);
-            }
-            wait *= 2;
-        }
+    if let Some(found) = key_a_killed_run_was_creating(clients, &marker, alias, tags).await? {
+        return Ok(found);
     }
     let _ = std::fs::write(&marker, alias);
     let mut delay = std::time::Duration::from_millis(500);
@@ -151,6 +139,32 @@ pub async fn create_key(
         }
     };
     Ok((key_id, arn))
+}
+
+/// A run killed while its CreateKey was on the wire leaves `marker` behind (apply holds the
+/// bucket's lock, so no other run on this machine writes it). That CreateKey can still take
+/// effect after a search, so it is given time to show up (about 8 s) before another key is
+/// made.
+async fn key_a_killed_run_was_creating(
+    clients: &Clients,
+    marker: &std::path::Path,
+    alias: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<(String, String)>, AwsError> {
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let mut wait = std::time::Duration::from_millis(250);
+    for _ in 0..5 {
+        tokio::time::sleep(wait).await;
+        if let Some(found) = super::find_tagged_key(clients, tags).await? {
+            tracing::debug!(%alias, key = %found.1, "found the key an interrupted run was creating");
+            let _ = std::fs::remove_file(marker);
+            return Ok(Some(found));
+        }
+        wait *= 2;
+    }
+    Ok(None)
 }
 
 /// Points `alias` at the key and turns rotation on, at once. If another run created the

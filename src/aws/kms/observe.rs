@@ -3,7 +3,7 @@
 
 use super::super::Clients;
 use super::super::errors::{AwsError, Failure, codes};
-use crate::desired::kms_key_tags;
+use crate::desired::{kms_key_tags, tofu_key_tags};
 use crate::observed::{KeyPolicyReading, KmsKeyState, TofuKeyState};
 use crate::spec::{Encryption, EnvSpec, KmsKey, TofuEncryption};
 
@@ -12,6 +12,38 @@ use crate::spec::{Encryption, EnvSpec, KmsKey, TofuEncryption};
 pub enum KeyLookup<T> {
     Found(Option<T>),
     AliasMissing,
+}
+
+/// The keys whose alias is missing, searched for when an interrupted run can have left them.
+/// A key is created only under the apply lock, which lives in the bucket: without the bucket
+/// no run can have left a key without its alias, and the search (ListKeys, then the keys'
+/// tags: two round trips more) is skipped. From nothing, observing is one round trip.
+pub async fn resolve_lookups(
+    clients: &Clients,
+    spec: &EnvSpec,
+    (state_key, tofu_key): (KeyLookup<KmsKeyState>, KeyLookup<TofuKeyState>),
+    bucket_exists: bool,
+) -> Result<(Option<KmsKeyState>, Option<TofuKeyState>), AwsError> {
+    let state_key = async {
+        match state_key {
+            KeyLookup::Found(state) => Ok(state),
+            KeyLookup::AliasMissing if bucket_exists => unaliased_state_key(clients, spec).await,
+            KeyLookup::AliasMissing => Ok(None),
+        }
+    };
+    let tofu_key = async {
+        match tofu_key {
+            KeyLookup::Found(state) => Ok(state),
+            KeyLookup::AliasMissing if bucket_exists => Ok(Some(
+                match super::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
+                    Some((_, arn)) => TofuKeyState::Unaliased { arn },
+                    None => TofuKeyState::Missing,
+                },
+            )),
+            KeyLookup::AliasMissing => Ok(Some(TofuKeyState::Missing)),
+        }
+    };
+    tokio::try_join!(state_key, tofu_key)
 }
 
 /// OpenTofu's dedicated key, when statebucket manages one: behind its alias, or not aliased.

@@ -70,62 +70,9 @@ pub fn run(
         .filter(|check| check.status == Status::Fail)
         .count();
     if context.json() {
-        let counts = log.counts();
-        let environments = stacks
-            .iter()
-            .zip(&reports)
-            .map(|((bucket, stack), checks)| json::DoctorReport {
-                name: bucket.spec.name.as_str(),
-                stack: stack.spec.name.as_str(),
-                spec: &bucket.spec.source,
-                backend_file: &stack.spec.file,
-                failover: bucket.spec.replica_of.is_some(),
-                ok: !checks.iter().any(|check| check.status == Status::Fail),
-                checks,
-            })
-            .collect();
-        context.printer.data(&json::document(
-            "doctor",
-            json::Diagnosed {
-                environments,
-                failed,
-                requests: &counts,
-            },
-        ));
+        print_json(context, &stacks, &reports, failed, &log);
     } else {
-        for ((bucket, stack), checks) in stacks.iter().zip(&reports) {
-            let role = if bucket.spec.replica_of.is_some() {
-                "failover backend"
-            } else {
-                "backend"
-            };
-            let mut text = format!(
-                "doctor {} ({}), {role} {}\n",
-                name(bucket, stack),
-                bucket.spec.source,
-                stack.spec.file
-            );
-            for check in checks {
-                text.push_str(&format!(
-                    "  {:<5} {:<17} {}\n",
-                    check.status.to_string(),
-                    check.check,
-                    check.detail
-                ));
-                if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
-                    text.push_str(&format!("  {:<5} {:<17} fix: {fix}\n", "", ""));
-                }
-            }
-            context.printer.data(&format!("{text}\n"));
-        }
-        context.printer.data(&if failed == 0 {
-            "Doctor: every check passed.\n".to_owned()
-        } else {
-            format!(
-                "Doctor: {} failed.\n",
-                super::plural(failed as u64, "check")
-            )
-        });
+        print_text(context, &stacks, &reports, failed);
     }
     Ok(if failed == 0 {
         Outcome::Success
@@ -136,4 +83,78 @@ pub fn run(
 
 fn name(bucket: &DesiredBucket<'_>, stack: &DesiredStack<'_>) -> String {
     super::stack_label(bucket.spec, stack.spec)
+}
+
+type Stacks<'a, 'd> = [(&'a DesiredBucket<'d>, &'a DesiredStack<'d>)];
+
+fn print_json(
+    context: &Context<'_>,
+    stacks: &Stacks<'_, '_>,
+    reports: &[Vec<Check>],
+    failed: usize,
+    log: &RequestLog,
+) {
+    let counts = log.counts();
+    let environments = stacks
+        .iter()
+        .zip(reports)
+        .map(|((bucket, stack), checks)| json::DoctorReport {
+            name: bucket.spec.name.as_str(),
+            stack: stack.spec.name.as_str(),
+            spec: &bucket.spec.source,
+            backend_file: &stack.spec.file,
+            failover: bucket.spec.replica_of.is_some(),
+            ok: !checks.iter().any(|check| check.status == Status::Fail),
+            checks,
+        })
+        .collect();
+    context.printer.data(&json::document(
+        "doctor",
+        json::Diagnosed {
+            environments,
+            failed,
+            requests: &counts,
+        },
+    ));
+}
+
+fn print_text(
+    context: &Context<'_>,
+    stacks: &Stacks<'_, '_>,
+    reports: &[Vec<Check>],
+    failed: usize,
+) {
+    for ((bucket, stack), checks) in stacks.iter().zip(reports) {
+        let role = if bucket.spec.replica_of.is_some() {
+            "failover backend"
+        } else {
+            "backend"
+        };
+        let mut text = format!(
+            "doctor {} ({}), {role} {}\n",
+            name(bucket, stack),
+            bucket.spec.source,
+            stack.spec.file
+        );
+        for check in checks {
+            text.push_str(&format!(
+                "  {:<5} {:<17} {}\n",
+                check.status.to_string(),
+                check.check,
+                check.detail
+            ));
+            if let Some(fix) = check.fix.as_ref().filter(|_| check.status != Status::Ok) {
+                text.push_str(&format!("  {:<5} {:<17} fix: {fix}\n", "", ""));
+            }
+        }
+        context.printer.data(&format!("{text}\n"));
+    }
+    context.printer.data(&if failed == 0 {
+        "Doctor: every check passed.\n".to_owned()
+    } else {
+        format!(
+            "Doctor: {} failed.\n",
+            super::plural(failed as u64, "check")
+        )
+    });
 }

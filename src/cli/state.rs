@@ -316,31 +316,7 @@ async fn run_restore(
         remote::current(&clients, path),
         remote::read_version(&clients, path, version_id)
     )?;
-    let restored_bytes = match wanted {
-        VersionContent::Content(bytes) => bytes,
-        VersionContent::Missing => {
-            return Err(RestoreRefusal::NoSuchVersion {
-                path: path.to_string(),
-                version: version_id.to_owned(),
-                listing: target.listing(),
-            }
-            .into());
-        }
-        VersionContent::DeleteMarker => {
-            return Err(RestoreRefusal::DeleteMarker {
-                path: path.to_string(),
-                version: version_id.to_owned(),
-                listing: target.listing(),
-            }
-            .into());
-        }
-    };
-    let restored = summarize(&restored_bytes).map_err(|why| RestoreRefusal::NotAState {
-        path: path.to_string(),
-        version: version_id.to_owned(),
-        why,
-        listing: target.listing(),
-    })?;
+    let (restored_bytes, restored) = restorable(target, version_id, wanted)?;
     let current_summary = current
         .as_ref()
         .and_then(|current| summarize(&current.content).ok());
@@ -404,22 +380,14 @@ async fn run_restore(
         }
     }
     let expected = current.as_ref().map(|current| current.version_id.clone());
-    let written = async {
-        // Under the lock no Terraform run writes; one may have written before it was taken.
-        let found = remote::current_version_id(&clients, path).await?;
-        if found != expected {
-            return Err(Error::from(RestoreRefusal::ChangedMeanwhile {
-                path: path.to_string(),
-                expected: expected.clone().unwrap_or_else(|| "(none)".into()),
-                found: found.unwrap_or_else(|| "(none)".into()),
-            }));
-        }
-        let new_version = remote::restore_version(&clients, path, version_id, &encryption).await?;
-        if let Some(table) = table {
-            remote::put_digest(&clients, path, table, &digest(&restored_bytes)).await?;
-        }
-        Ok(new_version)
-    }
+    let written = copy_under_lock(
+        &clients,
+        path,
+        version_id,
+        expected,
+        &encryption,
+        table.map(|table| (table, digest(&restored_bytes))),
+    )
     .await;
     for problem in slot.release().await {
         context.printer.warn(&unreleased(&problem));
@@ -428,6 +396,67 @@ async fn run_restore(
     report.digest_updated = table.is_some();
     report.print(context, &log.counts());
     Ok(Outcome::Success)
+}
+
+/// The version's content and its summary; a version that is not a state cannot be restored.
+fn restorable(
+    target: &Target<'_>,
+    version_id: &str,
+    wanted: VersionContent,
+) -> Result<(Vec<u8>, StateSummary), Error> {
+    let path = &target.path;
+    let bytes = match wanted {
+        VersionContent::Content(bytes) => bytes,
+        VersionContent::Missing => {
+            return Err(RestoreRefusal::NoSuchVersion {
+                path: path.to_string(),
+                version: version_id.to_owned(),
+                listing: target.listing(),
+            }
+            .into());
+        }
+        VersionContent::DeleteMarker => {
+            return Err(RestoreRefusal::DeleteMarker {
+                path: path.to_string(),
+                version: version_id.to_owned(),
+                listing: target.listing(),
+            }
+            .into());
+        }
+    };
+    let summary = summarize(&bytes).map_err(|why| RestoreRefusal::NotAState {
+        path: path.to_string(),
+        version: version_id.to_owned(),
+        why,
+        listing: target.listing(),
+    })?;
+    Ok((bytes, summary))
+}
+
+/// Under Terraform's lock: the version copied onto the key (and the lock table's digest
+/// updated), unless a run wrote the state since it was read (`expected`).
+async fn copy_under_lock(
+    clients: &crate::aws::Clients,
+    path: &StatePath,
+    version_id: &str,
+    expected: Option<String>,
+    encryption: &remote::ObjectEncryption,
+    digest: Option<(&str, String)>,
+) -> Result<String, Error> {
+    // Under the lock no Terraform run writes; one may have written before it was taken.
+    let found = remote::current_version_id(clients, path).await?;
+    if found != expected {
+        return Err(Error::from(RestoreRefusal::ChangedMeanwhile {
+            path: path.to_string(),
+            expected: expected.unwrap_or_else(|| "(none)".into()),
+            found: found.unwrap_or_else(|| "(none)".into()),
+        }));
+    }
+    let new_version = remote::restore_version(clients, path, version_id, encryption).await?;
+    if let Some((table, digest)) = digest {
+        remote::put_digest(clients, path, table, &digest).await?;
+    }
+    Ok(new_version)
 }
 
 /// The lock info a restore writes, in Terraform's format: `terraform force-unlock` and

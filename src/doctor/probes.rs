@@ -40,54 +40,8 @@ pub(super) async fn probes(
         format!("{prefix}/")
     };
 
-    let listed = format!("ListObjectsV2 s3://{bucket}/{workspace_root}");
-    checks.push(match probe::list(clients, &bucket, &workspace_root).await {
-        Ok(()) => Check::new("list workspaces", Status::Ok, listed),
-        Err(refusal) => {
-            // Terraform ignores a refused listing of the default prefix only.
-            let status = if prefix == "env:" {
-                Status::Warn
-            } else {
-                Status::Fail
-            };
-            Check::new("list workspaces", status, format!("{listed}: {refusal}"))
-                .fix(format!("grant s3:ListBucket on {bucket_arn}"))
-        }
-    });
-
-    let state = format!("s3://{bucket}/{key}");
-    let exists = match probe::head(clients, &bucket, &key).await {
-        Ok(Some(size)) => {
-            checks.push(Check::new(
-                "read state",
-                Status::Ok,
-                format!("HeadObject {state}: {size} bytes"),
-            ));
-            true
-        }
-        Ok(None) => {
-            checks.push(Check::new(
-                "read state",
-                Status::Ok,
-                format!("HeadObject {state}: no state yet (404), as before a first init"),
-            ));
-            false
-        }
-        Err(refusal) => {
-            checks.push(
-                Check::new("read state", Status::Fail, format!("HeadObject {state}: {refusal}"))
-                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
-            );
-            false
-        }
-    };
-    if exists {
-        checks.push(match probe::get(clients, &bucket, &key).await {
-            Ok(()) => Check::new("get state", Status::Ok, format!("GetObject {state}")),
-            Err(refusal) => Check::new("get state", Status::Fail, format!("GetObject {state}: {refusal}"))
-                .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
-        });
-    }
+    checks.push(list_probe(clients, &bucket, &workspace_root, &prefix, &bucket_arn).await);
+    checks.extend(state_probes(clients, &bucket, &key, &bucket_arn).await);
 
     // Only the locks backend.hcl configures are probed: with `dynamodb_table` alone,
     // Terraform never touches a `.tflock` object.
@@ -133,6 +87,61 @@ pub(super) async fn probes(
         ));
     }
     checks
+}
+
+/// ListObjectsV2 of the workspaces, as `terraform workspace list` and init make it.
+async fn list_probe(
+    clients: &Clients,
+    bucket: &str,
+    workspace_root: &str,
+    prefix: &str,
+    bucket_arn: &str,
+) -> Check {
+    let listed = format!("ListObjectsV2 s3://{bucket}/{workspace_root}");
+    match probe::list(clients, bucket, workspace_root).await {
+        Ok(()) => Check::new("list workspaces", Status::Ok, listed),
+        Err(refusal) => {
+            // Terraform ignores a refused listing of the default prefix only.
+            let status = if prefix == "env:" {
+                Status::Warn
+            } else {
+                Status::Fail
+            };
+            Check::new("list workspaces", status, format!("{listed}: {refusal}"))
+                .fix(format!("grant s3:ListBucket on {bucket_arn}"))
+        }
+    }
+}
+
+/// HeadObject of the state, then GetObject when it exists: what `terraform plan` reads.
+async fn state_probes(clients: &Clients, bucket: &str, key: &str, bucket_arn: &str) -> Vec<Check> {
+    let state = format!("s3://{bucket}/{key}");
+    let head = match probe::head(clients, bucket, key).await {
+        Ok(Some(size)) => Check::new(
+            "read state",
+            Status::Ok,
+            format!("HeadObject {state}: {size} bytes"),
+        ),
+        Ok(None) => {
+            return vec![Check::new(
+                "read state",
+                Status::Ok,
+                format!("HeadObject {state}: no state yet (404), as before a first init"),
+            )];
+        }
+        Err(refusal) => {
+            return vec![
+                Check::new("read state", Status::Fail, format!("HeadObject {state}: {refusal}"))
+                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
+            ];
+        }
+    };
+    let get = match probe::get(clients, bucket, key).await {
+        Ok(()) => Check::new("get state", Status::Ok, format!("GetObject {state}")),
+        Err(refusal) => Check::new("get state", Status::Fail, format!("GetObject {state}: {refusal}"))
+            .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
+    };
+    vec![head, get]
 }
 
 /// Takes and releases a lock as Terraform does, on a probe object under a workspace of its

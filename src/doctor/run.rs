@@ -32,31 +32,10 @@ pub async fn diagnose(
     let file = &stack.spec.file;
     let mut checks = Vec::new();
 
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(error) => {
-            checks.push(
-                Check::new(
-                    "backend file",
-                    Status::Fail,
-                    format!("cannot read {file}: {error}"),
-                )
-                .fix("run `statebucket apply` (or `statebucket render`) to write it"),
-            );
-            return checks;
-        }
-    };
-    let config = match parse_backend_hcl(&text) {
-        Ok(config) => config,
-        Err((line, message)) => {
-            checks.push(
-                Check::new(
-                    "backend file",
-                    Status::Fail,
-                    format!("{file}:{line}: {message}"),
-                )
-                .fix("rewrite it with `statebucket apply`"),
-            );
+    let (text, config) = match read_backend_file(file) {
+        Ok(read) => read,
+        Err(check) => {
+            checks.push(*check);
             return checks;
         }
     };
@@ -110,10 +89,76 @@ pub async fn diagnose(
         checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
         return checks;
     }
-    let identity = match aws::caller_identity(&clients).await {
-        Ok(identity) => identity,
+    let identity = match identity_check(&clients, &source, stack, &via).await {
+        Ok((identity, check)) => {
+            checks.push(check);
+            identity
+        }
+        Err(check) => {
+            checks.push(*check);
+            return checks;
+        }
+    };
+    checks.extend(account_check(&config, &identity));
+
+    let caller = Caller::parse(&identity.arn);
+    if let Some(caller) = &caller {
+        checks.push(listed_check(spec, stack, caller));
+        checks.push(
+            live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
+        );
+    }
+    checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
+    checks.extend(replication_checks(spec, stack.spec, connection, log, endpoint.as_ref()).await);
+    checks
+}
+
+/// The stack's backend file, read and parsed; the failing check otherwise.
+fn read_backend_file(file: &str) -> Result<(String, BackendConfig), Box<Check>> {
+    let text = std::fs::read_to_string(file).map_err(|error| {
+        Box::new(
+            Check::new(
+                "backend file",
+                Status::Fail,
+                format!("cannot read {file}: {error}"),
+            )
+            .fix("run `statebucket apply` (or `statebucket render`) to write it"),
+        )
+    })?;
+    let config = parse_backend_hcl(&text).map_err(|(line, message)| {
+        Box::new(
+            Check::new(
+                "backend file",
+                Status::Fail,
+                format!("{file}:{line}: {message}"),
+            )
+            .fix("rewrite it with `statebucket apply`"),
+        )
+    })?;
+    Ok((text, config))
+}
+
+/// Who the backend's credentials are (`via` says where they come from), with its check.
+async fn identity_check(
+    clients: &aws::Clients,
+    source: &CredentialSource,
+    stack: &DesiredStack<'_>,
+    via: &str,
+) -> Result<(aws::CallerIdentity, Check), Box<Check>> {
+    match aws::caller_identity(clients).await {
+        Ok(identity) => {
+            let check = Check::new(
+                "identity",
+                Status::Ok,
+                format!(
+                    "{} (account {}), from {via}",
+                    identity.arn, identity.account
+                ),
+            );
+            Ok((identity, check))
+        }
         Err(error) => {
-            let fix = match (&source, stack.profile) {
+            let fix = match (source, stack.profile) {
                 (CredentialSource::WebIdentity { .. }, _) => {
                     "check the role's trust policy allows this token's issuer and audience"
                         .to_owned()
@@ -126,47 +171,29 @@ pub async fn diagnose(
                         .unwrap_or("NAME")
                 ),
             };
-            checks.push(
+            Err(Box::new(
                 Check::new(
                     "identity",
                     Status::Fail,
                     format!("the backend would use {via}, but: {}", error.cause),
                 )
                 .fix(fix),
-            );
-            return checks;
+            ))
         }
-    };
-    checks.push(Check::new(
-        "identity",
-        Status::Ok,
-        format!(
-            "{} (account {}), from {via}",
-            identity.arn, identity.account
-        ),
-    ));
-    let allowed_accounts = config.list("allowed_account_ids");
-    if !allowed_accounts.is_empty() && !allowed_accounts.contains(&identity.account) {
-        checks.push(
-            Check::new(
-                "account",
-                Status::Fail,
-                format!("account {} is not in allowed_account_ids {:?}; Terraform will refuse it", identity.account, allowed_accounts),
-            )
-            .fix("use credentials of the allowed account: set `profile` in backend.hcl, or fix AWS_PROFILE / AWS_ACCESS_KEY_ID"),
-        );
     }
+}
 
-    let caller = Caller::parse(&identity.arn);
-    if let Some(caller) = &caller {
-        checks.push(listed_check(spec, stack, caller));
-        checks.push(
-            live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
-        );
-    }
-    checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
-    checks.extend(replication_checks(spec, stack.spec, connection, log, endpoint.as_ref()).await);
-    checks
+/// `allowed_account_ids` in backend.hcl that the identity's account is not in.
+fn account_check(config: &BackendConfig, identity: &aws::CallerIdentity) -> Option<Check> {
+    let allowed_accounts = config.list("allowed_account_ids");
+    (!allowed_accounts.is_empty() && !allowed_accounts.contains(&identity.account)).then(|| {
+        Check::new(
+            "account",
+            Status::Fail,
+            format!("account {} is not in allowed_account_ids {:?}; Terraform will refuse it", identity.account, allowed_accounts),
+        )
+        .fix("use credentials of the allowed account: set `profile` in backend.hcl, or fix AWS_PROFILE / AWS_ACCESS_KEY_ID")
+    })
 }
 
 /// For a failover file: statebucket's rule on the primary, the role S3 assumes, and whether

@@ -107,26 +107,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
     );
     let mut notes = adopted.notes;
     notes.extend(replica_notes);
-    let text = scaffold::spec_text(&adopted.spec);
-    if !create_file_exclusively(&path, &text)
-        .map_err(|error| Error::file("write", &path, &error))?
-    {
-        return Err(exists(&path));
-    }
-    let mut files = vec![json::WrittenFile {
-        path: path.clone(),
-        status: "written",
-    }];
-    files.extend(init::support_files()?);
-    let counts = log.counts();
-    debug_assert_eq!(counts.writes, 0, "import only reads");
-    let next = vec![
-        format!("$EDITOR {path}              # fill in what the notes name"),
-        "statebucket validate".to_owned(),
-        format!("statebucket plan {env}        # what apply adds: the hardening the notes name"),
-        format!("statebucket apply {env}"),
-    ];
-    init::report(context, "import", files, notes, next);
+    write_spec(context, &path, &env, &adopted.spec, notes, &log)?;
     Ok(Outcome::Success)
 }
 
@@ -200,6 +181,37 @@ async fn read_replica(
     })?;
     let replica_clients = reach.clients(&replica_region).await;
     aws::import::read_replica(&replica_clients, &target.bucket, &replica_region, account).await
+}
+
+/// Writes the spec (never over an existing one) and reports it with the notes and what to
+/// run next.
+fn write_spec(
+    context: &Context<'_>,
+    path: &str,
+    env: &EnvName,
+    spec: &scaffold::NewSpec,
+    notes: Vec<String>,
+    log: &RequestLog,
+) -> Result<(), Error> {
+    let text = scaffold::spec_text(spec);
+    if !create_file_exclusively(path, &text).map_err(|error| Error::file("write", path, &error))? {
+        return Err(exists(path));
+    }
+    let mut files = vec![json::WrittenFile {
+        path: path.to_owned(),
+        status: "written",
+    }];
+    files.extend(init::support_files()?);
+    let counts = log.counts();
+    debug_assert_eq!(counts.writes, 0, "import only reads");
+    let next = vec![
+        format!("$EDITOR {path}              # fill in what the notes name"),
+        "statebucket validate".to_owned(),
+        format!("statebucket plan {env}        # what apply adds: the hardening the notes name"),
+        format!("statebucket apply {env}"),
+    ];
+    init::report(context, "import", files, notes, next);
+    Ok(())
 }
 
 fn exists(path: &str) -> Error {

@@ -112,6 +112,45 @@ pub(super) fn report(
     context.printer.data(&text);
 }
 
+/// `--kms`: a key statebucket creates, aliased after the bucket; AES256 otherwise.
+fn encryption(arguments: &InitArgs, bucket: &BucketName) -> Encryption {
+    if arguments.kms {
+        let alias = KmsAlias::parse(&format!("alias/{bucket}")).expect("bucket names make aliases");
+        Encryption::Kms(KmsKey::Managed(alias))
+    } else {
+        Encryption::Aes256
+    }
+}
+
+/// `--replica-region`: a replica named after the bucket, in a second region.
+fn replica(
+    arguments: &InitArgs,
+    bucket: &BucketName,
+    region: &Region,
+) -> Result<Option<ReplicaSpec>, Error> {
+    let Some(text) = &arguments.replica_region else {
+        return Ok(None);
+    };
+    let replica_region = super::given("--replica-region", text, Region::parse)?;
+    if replica_region == *region {
+        return Err(Error::Usage {
+            message: format!(
+                "--replica-region {replica_region} is the bucket's own region; a replica there would not survive its loss"
+            ),
+            hint: Some("name a second region of the same partition".into()),
+        });
+    }
+    let name = super::given("--bucket", &format!("{bucket}-replica"), BucketName::parse)?;
+    Ok(Some(ReplicaSpec {
+        encryption: encryption(arguments, &name),
+        name,
+        region: replica_region,
+        object_lock: None,
+        backend_file: None,
+        positions: Default::default(),
+    }))
+}
+
 fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
     let env = super::given("ENV", &arguments.env, EnvName::parse)?;
     let region_text = super::region_or_environment(arguments.region.as_deref(), "eu-west-1");
@@ -152,42 +191,8 @@ fn new_spec(arguments: &InitArgs) -> Result<NewSpec, Error> {
     if writers.is_empty() {
         writers.push(PrincipalRef::parse("terraform", PrincipalKind::User).expect("a valid name"));
     }
-    let managed_key = |name: &str| {
-        let alias = KmsAlias::parse(&format!("alias/{name}")).expect("bucket names make aliases");
-        Encryption::Kms(KmsKey::Managed(alias))
-    };
-    let encryption = if arguments.kms {
-        managed_key(bucket.as_str())
-    } else {
-        Encryption::Aes256
-    };
-    let replica = match &arguments.replica_region {
-        None => None,
-        Some(text) => {
-            let replica_region = super::given("--replica-region", text, Region::parse)?;
-            if replica_region == region {
-                return Err(Error::Usage {
-                    message: format!(
-                        "--replica-region {replica_region} is the bucket's own region; a replica there would not survive its loss"
-                    ),
-                    hint: Some("name a second region of the same partition".into()),
-                });
-            }
-            let name = super::given("--bucket", &format!("{bucket}-replica"), BucketName::parse)?;
-            Some(ReplicaSpec {
-                encryption: if arguments.kms {
-                    managed_key(name.as_str())
-                } else {
-                    Encryption::Aes256
-                },
-                name,
-                region: replica_region,
-                object_lock: None,
-                backend_file: None,
-                positions: Default::default(),
-            })
-        }
-    };
+    let encryption = encryption(arguments, &bucket);
+    let replica = replica(arguments, &bucket, &region)?;
     let mut header = vec![
         format!("statebucket spec for environment `{env}`: one S3 bucket for Terraform state."),
         "Every key is described in the README (\"Spec reference\"); `statebucket validate` checks"

@@ -90,6 +90,63 @@ struct Part<'s> {
     stacks: Vec<&'s StackSpec>,
 }
 
+/// A tier's statements on its stacks' states and lock files.
+fn tier_statements(part: &Part<'_>, bucket: &str) -> Vec<Value> {
+    let mut statements = Vec::new();
+    let objects: Vec<StateArns> = part
+        .stacks
+        .iter()
+        .map(|stack| StateArns::of(bucket, stack))
+        .collect();
+    let states: Vec<&str> = objects.iter().flat_map(StateArns::states).collect();
+    let locks: Vec<&str> = objects.iter().flat_map(StateArns::locks).collect();
+    let owner = &part.sid_owner;
+    match part.tier {
+        Tier::Writer => {
+            statements.push(json!({
+                "Sid": format!("Statebucket{owner}ReadWriteState"),
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": states,
+            }));
+            // `terraform workspace delete` deletes `<prefix>/<workspace>/<key>`; the
+            // default workspace's state is never deleted (Terraform's S3 backend
+            // documentation, "Permissions Required").
+            let workspace_states: Vec<&str> = objects
+                .iter()
+                .map(|arns| arns.workspace_state.as_str())
+                .collect();
+            statements.push(json!({
+                "Sid": format!("Statebucket{owner}DeleteWorkspaceState"),
+                "Effect": "Allow",
+                "Action": "s3:DeleteObject",
+                "Resource": workspace_states,
+            }));
+            statements.push(json!({
+                "Sid": format!("Statebucket{owner}LockFiles"),
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": locks,
+            }));
+        }
+        Tier::Reader => {
+            statements.push(json!({
+                "Sid": format!("Statebucket{owner}ReadState"),
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": states,
+            }));
+            statements.push(json!({
+                "Sid": format!("Statebucket{owner}ReaderLockFiles"),
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": locks,
+            }));
+        }
+    }
+    statements
+}
+
 fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDocument {
     let partition = spec.region.partition();
     let bucket = bucket_arn(partition, &spec.bucket.name);
@@ -100,57 +157,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
         "Resource": bucket,
     })];
     for part in parts {
-        let objects: Vec<StateArns> = part
-            .stacks
-            .iter()
-            .map(|stack| StateArns::of(&bucket, stack))
-            .collect();
-        let states: Vec<&str> = objects.iter().flat_map(StateArns::states).collect();
-        let locks: Vec<&str> = objects.iter().flat_map(StateArns::locks).collect();
-        let owner = &part.sid_owner;
-        match part.tier {
-            Tier::Writer => {
-                statements.push(json!({
-                    "Sid": format!("Statebucket{owner}ReadWriteState"),
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject"],
-                    "Resource": states,
-                }));
-                // `terraform workspace delete` deletes `<prefix>/<workspace>/<key>`; the
-                // default workspace's state is never deleted (Terraform's S3 backend
-                // documentation, "Permissions Required").
-                let workspace_states: Vec<&str> = objects
-                    .iter()
-                    .map(|arns| arns.workspace_state.as_str())
-                    .collect();
-                statements.push(json!({
-                    "Sid": format!("Statebucket{owner}DeleteWorkspaceState"),
-                    "Effect": "Allow",
-                    "Action": "s3:DeleteObject",
-                    "Resource": workspace_states,
-                }));
-                statements.push(json!({
-                    "Sid": format!("Statebucket{owner}LockFiles"),
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    "Resource": locks,
-                }));
-            }
-            Tier::Reader => {
-                statements.push(json!({
-                    "Sid": format!("Statebucket{owner}ReadState"),
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": states,
-                }));
-                statements.push(json!({
-                    "Sid": format!("Statebucket{owner}ReaderLockFiles"),
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    "Resource": locks,
-                }));
-            }
-        }
+        statements.extend(tier_statements(part, &bucket));
     }
     if let Encryption::Kms(kms_key) = &spec.bucket.encryption {
         // Writers write state and readers the lock file, both encrypted: S3 calls

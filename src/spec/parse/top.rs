@@ -8,8 +8,8 @@ use crate::spec::names::{
 use crate::spec::schema::{self};
 use crate::spec::yaml::{Node, Pos, Yaml};
 use crate::spec::{
-    AccessSpec, BucketSpec, Compat, Encryption, EnvSpec, KmsKey, Layout, Positions, StoreFeature,
-    TofuEncryption, TofuPhase,
+    AccessSpec, BucketSpec, Compat, Encryption, EnvSpec, KmsKey, Layout, Positions, StackSpec,
+    StoreFeature, TofuEncryption, TofuPhase,
 };
 
 impl Walker<'_> {
@@ -60,55 +60,14 @@ impl Walker<'_> {
         } else {
             Layout::Backend
         };
-        let access = match (top.take("access"), layout) {
-            (Some(node), _) => self.access(node, layout),
-            (None, Layout::Stacks) => Some(AccessSpec::default()),
-            (None, Layout::Backend) => {
-                self.report(
-                    top.pos,
-                    Problem::new("missing required key `access`")
-                        .hint("add `access: { users: [terraform], roles: [terraform-ci] }`"),
-                );
-                None
-            }
-        };
-        let stacks = match (backend_node, stacks_node) {
-            (Some(_), Some(stacks_node)) => {
-                self.report(
-                    stacks_node.pos,
-                    Problem::new("`backend` and `stacks` cannot both be given")
-                        .hint("use `backend:` for the one state of this bucket, or list every state under `stacks:` (the options `backend` held go under `stack_defaults:` or into each stack)"),
-                );
-                None
-            }
-            (Some(backend_node), None) => {
-                if let Some(defaults_node) = defaults_node {
-                    self.report(
-                        defaults_node.pos,
-                        Problem::new(
-                            "`stack_defaults` applies to `stacks`, but this spec uses `backend`",
-                        )
-                        .hint(
-                            "move these options into `backend`, or list the states under `stacks:`",
-                        ),
-                    );
-                }
-                self.backend_stack(backend_node, &name, source, &inherited)
-                    .map(|stack| vec![stack])
-            }
-            (None, Some(stacks_node)) => {
-                self.stacks(stacks_node, defaults_node, &name, source, &inherited)
-            }
-            (None, None) => {
-                self.report(
-                    top.pos,
-                    Problem::new("missing required key `backend`").hint(
-                        "add `backend: { key: app/terraform.tfstate }`, or `stacks:` to keep several states in this bucket",
-                    ),
-                );
-                None
-            }
-        };
+        let access = self.top_access(top.take("access"), layout, top.pos);
+        let stacks = self.layout_stacks(
+            [backend_node, stacks_node, defaults_node],
+            top.pos,
+            &name,
+            source,
+            &inherited,
+        );
         let tofu_encryption = match top.take("opentofu") {
             None => Some(None),
             Some(node) => self.opentofu(node, region.as_ref()),
@@ -121,33 +80,16 @@ impl Walker<'_> {
         let (bucket, bucket_name_pos, logging_bucket) = bucket?;
         let (access, stacks, compat, tofu_encryption) =
             (access?, stacks?, compat?, tofu_encryption?);
-        if let Some((encryption, pos)) = &tofu_encryption
-            && encryption.key.is_none()
-            && !matches!(bucket.encryption, Encryption::Kms(_))
-        {
-            self.report(
-                *pos,
-                Problem::new("`opentofu.encryption` has no key: the bucket is AES256-encrypted, so there is no bucket key to use")
-                    .hint("name an existing key: `kms_key: alias/tofu-state`, or encrypt the bucket with KMS"),
-            );
-            return None;
-        }
+        self.check_top_level(
+            &bucket,
+            &access,
+            &stacks,
+            layout,
+            &tofu_encryption,
+            &compat,
+            &account_id,
+        )?;
         let tofu_encryption = tofu_encryption.map(|(encryption, _)| encryption);
-        self.check_stacks(&access, &stacks, layout);
-        if let Some(replica) = &bucket.replica {
-            self.check_replica(replica, &bucket.encryption, &stacks, compat.is_some())?;
-        }
-        if let Some((compat, pos)) = &compat {
-            self.check_compat(compat, *pos, &bucket, &access)?;
-            if compat.lacks(StoreFeature::Sts) && account_id.as_ref().is_none_or(Option::is_none) {
-                self.report(
-                    *pos,
-                    Problem::new("`compat.lacks` says the store has no STS, so the account cannot be asked: `account_id` is required")
-                        .hint("add `account_id: \"123456789012\"` (the account the policy's ARNs are built in)"),
-                );
-                return None;
-            }
-        }
         let compat = compat.map(|(compat, _)| compat);
         Some(EnvSpec {
             name,
@@ -169,6 +111,113 @@ impl Walker<'_> {
             },
             replica_of: None,
         })
+    }
+
+    /// `access`: required with `backend:`; with `stacks:` each stack may name its own.
+    fn top_access(&mut self, node: Option<&Node>, layout: Layout, top: Pos) -> Option<AccessSpec> {
+        match (node, layout) {
+            (Some(node), _) => self.access(node, layout),
+            (None, Layout::Stacks) => Some(AccessSpec::default()),
+            (None, Layout::Backend) => {
+                self.report(
+                    top,
+                    Problem::new("missing required key `access`")
+                        .hint("add `access: { users: [terraform], roles: [terraform-ci] }`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The stacks of a `backend:` spec (one, named after the environment) or a `stacks:`
+    /// spec; both, or neither, is an error. `nodes`: `backend`, `stacks`, `stack_defaults`.
+    fn layout_stacks(
+        &mut self,
+        [backend_node, stacks_node, defaults_node]: [Option<&Node>; 3],
+        top: Pos,
+        name: &EnvName,
+        source: &str,
+        inherited: &Inherited<'_>,
+    ) -> Option<Vec<StackSpec>> {
+        match (backend_node, stacks_node) {
+            (Some(_), Some(stacks_node)) => {
+                self.report(
+                stacks_node.pos,
+                Problem::new("`backend` and `stacks` cannot both be given")
+                    .hint("use `backend:` for the one state of this bucket, or list every state under `stacks:` (the options `backend` held go under `stack_defaults:` or into each stack)"),
+            );
+                None
+            }
+            (Some(backend_node), None) => {
+                if let Some(defaults_node) = defaults_node {
+                    self.report(
+                        defaults_node.pos,
+                        Problem::new(
+                            "`stack_defaults` applies to `stacks`, but this spec uses `backend`",
+                        )
+                        .hint(
+                            "move these options into `backend`, or list the states under `stacks:`",
+                        ),
+                    );
+                }
+                self.backend_stack(backend_node, name, source, inherited)
+                    .map(|stack| vec![stack])
+            }
+            (None, Some(stacks_node)) => {
+                self.stacks(stacks_node, defaults_node, name, source, inherited)
+            }
+            (None, None) => {
+                self.report(
+                top,
+                Problem::new("missing required key `backend`").hint(
+                    "add `backend: { key: app/terraform.tfstate }`, or `stacks:` to keep several states in this bucket",
+                ),
+            );
+                None
+            }
+        }
+    }
+
+    /// Rules across the top-level keys: OpenTofu's encryption needs a key, stacks against
+    /// access, the replica against the bucket, what a store lacks.
+    #[allow(clippy::too_many_arguments)]
+    fn check_top_level(
+        &mut self,
+        bucket: &BucketSpec,
+        access: &AccessSpec,
+        stacks: &[StackSpec],
+        layout: Layout,
+        tofu_encryption: &Option<(TofuEncryption, Pos)>,
+        compat: &Option<(Compat, Pos)>,
+        account_id: &Option<Option<AccountId>>,
+    ) -> Option<()> {
+        if let Some((encryption, pos)) = tofu_encryption
+            && encryption.key.is_none()
+            && !matches!(bucket.encryption, Encryption::Kms(_))
+        {
+            self.report(
+                *pos,
+                Problem::new("`opentofu.encryption` has no key: the bucket is AES256-encrypted, so there is no bucket key to use")
+                    .hint("name an existing key: `kms_key: alias/tofu-state`, or encrypt the bucket with KMS"),
+            );
+            return None;
+        }
+        self.check_stacks(access, stacks, layout);
+        if let Some(replica) = &bucket.replica {
+            self.check_replica(replica, &bucket.encryption, stacks, compat.is_some())?;
+        }
+        if let Some((compat, pos)) = compat {
+            self.check_compat(compat, *pos, bucket, access)?;
+            if compat.lacks(StoreFeature::Sts) && account_id.as_ref().is_none_or(Option::is_none) {
+                self.report(
+                    *pos,
+                    Problem::new("`compat.lacks` says the store has no STS, so the account cannot be asked: `account_id` is required")
+                        .hint("add `account_id: \"123456789012\"` (the account the policy's ARNs are built in)"),
+                );
+                return None;
+            }
+        }
+        Some(())
     }
 
     /// `opentofu: { encryption: { kms_key, phase } }`: `Some(None)` without `encryption`.

@@ -251,6 +251,7 @@ def main():
     parser.add_argument("--binary", default=None)
     parser.add_argument("--write", default=None, help="write the report (markdown) to this file")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run, L = 0 only where possible")
+    parser.add_argument("--before", default=None, help="an earlier build: the one-environment rows are measured with it too, beside this build's, and compared")
     args = parser.parse_args()
     binary = args.binary or next(
         (str(path) for path in (ROOT / "target/release/statebucket", ROOT / "target/debug/statebucket") if path.exists()), None
@@ -264,13 +265,14 @@ def main():
     services = Services()
     base = tempfile.mkdtemp(prefix="statebucket-bench-")
     rows = []
+    before_rows = []
     try:
         create_principals(services)
         rate = flood_rate(services, total=64 if args.smoke else 400)
 
         latencies = (0,) if args.smoke else (0, LATENCY_MS)
 
-        def both(name, make, operation, count=1, cli=None):
+        def both(name, make, operation, count=1, cli=None, binary=binary, into=rows):
             """Median wall at each latency for a scenario; `make(run_id)` builds the project."""
             requests, rss = None, None
             samples = {latency: [] for latency in latencies}
@@ -308,7 +310,7 @@ def main():
                 cli_wall = awscli(project, services.endpoints[latency], commands)
                 row["cli_wall_ms"] = cli_wall * 1000
                 row["ratio"] = cli_wall / walls[latency]
-            rows.append(row)
+            into.append(row)
             print(json.dumps(row), flush=True)
 
         def fresh(count, encryption="aes256", converge=False, lock="lockfile", replica=False):
@@ -327,14 +329,21 @@ def main():
                 return project, [command for bucket in project.buckets for command in cli_check(bucket)]
             return make
 
-        both("check, converged", fresh(1, converge=True), ["check"])
-        both("apply from nothing, AES256", fresh(1), ["apply", "--auto-approve"])
-        both("apply from nothing, KMS key created", fresh(1, "kms"), ["apply", "--auto-approve"])
-        both("apply from nothing, AES256 + DynamoDB table (lock: both)", fresh(1, lock="both"), ["apply", "--auto-approve"])
-        both("apply from nothing, AES256 with a replica", fresh(1, replica=True), ["apply", "--auto-approve"])
-        both("apply from nothing, KMS keys created, with a replica", fresh(1, "kms", replica=True), ["apply", "--auto-approve"])
-        both("check, converged, with a replica", fresh(1, converge=True, replica=True), ["check"])
-        both("apply, converged", fresh(1, converge=True), ["apply", "--auto-approve"])
+        one_environment = [
+            ("check, converged", fresh(1, converge=True), ["check"]),
+            ("apply from nothing, AES256", fresh(1), ["apply", "--auto-approve"]),
+            ("apply from nothing, KMS key created", fresh(1, "kms"), ["apply", "--auto-approve"]),
+            ("apply from nothing, AES256 + DynamoDB table (lock: both)", fresh(1, lock="both"), ["apply", "--auto-approve"]),
+            ("apply from nothing, AES256 with a replica", fresh(1, replica=True), ["apply", "--auto-approve"]),
+            ("apply from nothing, KMS keys created, with a replica", fresh(1, "kms", replica=True), ["apply", "--auto-approve"]),
+            ("check, converged, with a replica", fresh(1, converge=True, replica=True), ["check"]),
+            ("apply, converged", fresh(1, converge=True), ["apply", "--auto-approve"]),
+        ]
+        for name, make, operation in one_environment:
+            both(name, make, operation)
+            if args.before:
+                # The earlier build on the same moto, right after: the same harness.
+                both(name, make, operation, binary=str(Path(args.before).resolve()), into=before_rows)
         both(f"apply from nothing, {baseline_envs} envs", fresh(baseline_envs), ["apply", "--auto-approve"], baseline_envs, cli=cli_project(baseline_envs, "bootstrap"))
         both(f"check, {baseline_envs} envs", fresh(baseline_envs, converge=True), ["check"], baseline_envs, cli=cli_project(baseline_envs, "check"))
         for size in sizes:
@@ -354,9 +363,32 @@ def main():
         services.stop()
         shutil.rmtree(base, ignore_errors=True)
     report = format_report(rows, rate, render_ms, runs, binary, args.smoke, (stack_count, stacks_render_ms), policy_bytes)
+    if before_rows:
+        report += format_comparison(before_rows, rows, args.before)
     print(report)
     if args.write:
         Path(args.write).write_text(report)
+
+
+def format_comparison(before_rows, rows, before_binary):
+    """The one-environment rows of an earlier build beside this build's."""
+    after = {row["scenario"]: row for row in rows}
+    lines = [
+        "",
+        "## Round trips before and after",
+        "",
+        f"Each row measured with the earlier build (`--before {before_binary}`) right after this build, on the same moto, same harness, median of the same runs.",
+        "",
+        "| scenario | round trips before | round trips after | reads before / after | writes before / after |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for old in before_rows:
+        new = after[old["scenario"]]
+        trips = lambda row: "-" if row["round_trips"] is None else f"{row['round_trips']:.1f}"
+        lines.append(
+            f"| {old['scenario']} | {trips(old)} | {trips(new)} | {old['reads']} / {new['reads']} | {old['writes']} / {new['writes']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # Grants by prefix: one statement for however many stacks live under `stacks/`. The way to

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::access::PrincipalArns;
-use crate::desired::DesiredBucket;
+use crate::desired::DesiredEnvironment;
 use crate::error::Error;
 use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME};
 use crate::spec::names::Problem;
@@ -48,31 +48,16 @@ impl Environment {
     pub fn offline_desired(
         &self,
         endpoint: Option<&crate::spec::EndpointUrl>,
-    ) -> Result<DesiredBucket<'_>, Vec<Diagnostic>> {
+    ) -> Result<DesiredEnvironment<'_>, Vec<Diagnostic>> {
         let account = self.offline_account();
-        DesiredBucket::build(
+        DesiredEnvironment::build(
             &self.spec,
+            self.replica.as_ref(),
             &account,
             &PrincipalArns::offline(&self.spec, &account),
             endpoint,
             self.template(),
         )
-    }
-
-    /// The replica's desired state built without AWS (see `offline_desired`).
-    pub fn offline_replica_desired(
-        &self,
-        endpoint: Option<&crate::spec::EndpointUrl>,
-    ) -> Option<Result<DesiredBucket<'_>, Vec<Diagnostic>>> {
-        let replica = self.replica.as_ref()?;
-        let account = self.offline_account();
-        Some(DesiredBucket::build(
-            replica,
-            &account,
-            &PrincipalArns::offline(replica, &account),
-            endpoint,
-            self.template(),
-        ))
     }
 }
 

@@ -87,15 +87,7 @@ pub async fn read_bucket(
     account: &str,
 ) -> Result<LiveBucket, AwsError> {
     let (state, state_keys, lock_table, replication) = tokio::join!(
-        observe_bucket(
-            BucketAt {
-                clients,
-                name: bucket,
-                account,
-            },
-            region.as_str(),
-            BucketReads::ALL,
-        ),
+        every_setting(clients, bucket, region, account),
         state_keys(clients, bucket),
         lock_table(clients, bucket, region, account),
         super::replication::read_configuration(clients, bucket, Some(account)),
@@ -117,6 +109,21 @@ pub async fn read_bucket(
     })
 }
 
+/// The bucket with every setting import can read, whatever a spec would ask for.
+async fn every_setting(
+    clients: &Clients,
+    bucket: &str,
+    region: &Region,
+    account: &str,
+) -> Result<Option<BucketState>, AwsError> {
+    let bucket = BucketAt {
+        clients,
+        name: bucket,
+        account,
+    };
+    observe_bucket(bucket, region.as_str(), BucketReads::ALL).await
+}
+
 /// The replica a bucket replicates into: its settings and KMS key's aliases, read in its own
 /// region (`clients`); `None` when it does not exist (or is not the caller's).
 pub async fn read_replica(
@@ -125,17 +132,7 @@ pub async fn read_replica(
     region: &Region,
     account: &str,
 ) -> Result<Option<LiveReplica>, AwsError> {
-    let Some(state) = observe_bucket(
-        BucketAt {
-            clients,
-            name: bucket,
-            account,
-        },
-        region.as_str(),
-        BucketReads::ALL,
-    )
-    .await?
-    else {
+    let Some(state) = every_setting(clients, bucket, region, account).await? else {
         return Ok(None);
     };
     let kms_key = customer_key(clients, &state).await?;

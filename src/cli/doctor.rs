@@ -9,7 +9,7 @@ use super::args::AwsArgs;
 use super::{Context, Outcome, json};
 use crate::aws::RequestLog;
 use crate::aws::probe::Leftovers;
-use crate::desired::{DesiredBucket, DesiredStack};
+use crate::desired::{DesiredBucket, DesiredEnvironment, DesiredStack};
 use crate::doctor::{Check, Status, diagnose};
 use crate::error::Error;
 
@@ -22,7 +22,7 @@ pub fn run(
     let environments = super::load(specs)?;
     let connection = super::connection(&aws.connection)?;
     // Each bucket, and after it its replica (whose stacks' files are the failover files).
-    let mut desired: Vec<DesiredBucket<'_>> = Vec::new();
+    let mut desired = Vec::new();
     for environment in &environments {
         let endpoint = connection.endpoint(&environment.spec);
         desired.push(
@@ -30,12 +30,10 @@ pub fn run(
                 .offline_desired(endpoint.as_ref())
                 .map_err(Error::Spec)?,
         );
-        if let Some(replica) = environment.offline_replica_desired(endpoint.as_ref()) {
-            desired.push(replica.map_err(Error::Spec)?);
-        }
     }
     let stacks: Vec<(&DesiredBucket<'_>, &DesiredStack<'_>)> = desired
         .iter()
+        .flat_map(DesiredEnvironment::buckets)
         .flat_map(|bucket| bucket.stacks.iter().map(move |stack| (bucket, stack)))
         .collect();
     let log = Arc::new(RequestLog::default());

@@ -66,17 +66,17 @@ pub fn run(
     } else {
         let connection = super::offline_connection(endpoint)?;
         let endpoint = connection.endpoint(spec);
+        let built = environment
+            .offline_desired(endpoint.as_ref())
+            .map_err(Error::Spec)?;
         let desired = if replica {
-            environment
-                .offline_replica_desired(endpoint.as_ref())
-                .ok_or_else(|| Error::Usage {
-                    message: format!("{} has no `bucket.replica`", spec.source),
-                    hint: Some("leave out --replica for the bucket's policy".into()),
-                })?
+            built.replica.ok_or_else(|| Error::Usage {
+                message: format!("{} has no `bucket.replica`", spec.source),
+                hint: Some("leave out --replica for the bucket's policy".into()),
+            })?
         } else {
-            environment.offline_desired(endpoint.as_ref())
-        }
-        .map_err(Error::Spec)?;
+            built.primary
+        };
         (policy::merge(None, &desired.policy), None, None)
     };
     if context.json() {

@@ -25,11 +25,7 @@ pub fn run(
             .offline_desired(endpoint.as_ref())
             .map_err(Error::Spec)?;
         // With a replica, its failover files too.
-        let replica = environment
-            .offline_replica_desired(endpoint.as_ref())
-            .transpose()
-            .map_err(Error::Spec)?;
-        let buckets = std::iter::once(&desired).chain(replica.as_ref());
+        let buckets = desired.buckets();
         for (desired, stack) in
             buckets.flat_map(|desired| desired.stacks.iter().map(move |stack| (desired, stack)))
         {

@@ -1,9 +1,9 @@
 //! The plan step: clients, the caller and the account guard, observation of both buckets,
 //! the desired state, the plan and its notes.
 
-use crate::access::{PrincipalArns, grants};
+use crate::access::PrincipalArns;
 use crate::aws::{self, CallerIdentity, Clients, OnDisk};
-use crate::desired::DesiredBucket;
+use crate::desired::{DesiredBucket, DesiredEnvironment, identity_policy_principals};
 use crate::error::Error;
 use crate::observed::Observed;
 use crate::plan::{Change, plan_with_replica};
@@ -79,24 +79,21 @@ impl Engine {
             arns,
             unverified,
         } = observation;
-        let build = |spec: &'e EnvSpec| {
-            DesiredBucket::build(
-                spec,
-                &account,
-                &arns,
-                reach.endpoint.as_ref(),
-                environment.template(),
-            )
-            .map_err(Error::Spec)
-        };
-        let desired = build(spec)?;
-        let replica = match (environment.replica.as_ref(), reach.replica_clients) {
-            (Some(replica), Some(clients)) => Some(ReplicaTarget {
-                clients,
-                desired: build(replica)?,
-            }),
-            _ => None,
-        };
+        let DesiredEnvironment {
+            primary: desired,
+            replica,
+        } = DesiredEnvironment::build(
+            spec,
+            environment.replica.as_ref(),
+            &account,
+            &arns,
+            reach.endpoint.as_ref(),
+            environment.template(),
+        )
+        .map_err(Error::Spec)?;
+        let replica = replica
+            .zip(reach.replica_clients)
+            .map(|(desired, clients)| ReplicaTarget { clients, desired });
         let mut env_plan = plan_with_replica(
             &desired,
             &observed,
@@ -327,23 +324,6 @@ pub(super) fn read_on_disk(spec: &EnvSpec) -> Result<OnDisk, Error> {
         backend_files,
         orphan_backend_files: orphan_backend_files(spec),
     })
-}
-
-/// The principals of the account whose inline policy `attach_identity_policy` manages.
-pub(super) fn identity_policy_principals(
-    spec: &EnvSpec,
-    arns: &PrincipalArns,
-    account: &AccountId,
-) -> Vec<IamArn> {
-    let mut principals: Vec<IamArn> = Vec::new();
-    for grant in grants(spec, arns) {
-        for principal in grant.principals {
-            if principal.account == *account && !principals.contains(&principal) {
-                principals.push(principal);
-            }
-        }
-    }
-    principals
 }
 
 /// The note when a stack's Terraform identity is not among its writers.

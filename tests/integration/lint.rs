@@ -99,11 +99,8 @@ fn every_generated_policy_of_the_examples_passes_parliament() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for environment in &environments {
-        let mut desired = vec![environment.offline_desired(None).expect("renders")];
-        if let Some(replica) = environment.offline_replica_desired(None) {
-            desired.push(replica.expect("renders"));
-        }
-        for bucket in &desired {
+        let desired = environment.offline_desired(None).expect("renders");
+        for bucket in desired.buckets() {
             for (name, document) in generated_documents(bucket) {
                 let suffix = if bucket.spec.replica_of.is_some() {
                     "-replica"

@@ -2,6 +2,8 @@
 //! ARNs and the endpoint in effect. `plan`, `render`, the `policy` command, `engine` and
 //! `doctor` all read it. Pure.
 
+mod environment;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -10,9 +12,11 @@ use crate::access::{Grant, PrincipalArns, grants};
 use crate::policy::{self, PolicyDocument, key_policy};
 use crate::render::{KmsKeyId, render_backend_hcl, render_tofu_encryption};
 use crate::replication::DesiredReplication;
+
 use crate::spec::{
     AccountId, Diagnostic, Encryption, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec,
 };
+pub use environment::{DesiredEnvironment, identity_policy_principals};
 
 /// On-demand capacity: a lock table sees a handful of requests per Terraform run.
 pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
@@ -78,29 +82,24 @@ impl<'s> DesiredBucket<'s> {
             .map(|replica| crate::access::grants(replica, arns));
         let identity_policies = if spec.access.attach_identity_policy {
             let name = policy::identity_policy_name(spec);
-            let mut principals: Vec<&IamArn> = Vec::new();
-            for principal in grants.iter().flat_map(|grant| &grant.principals) {
-                if principal.account == *account && !principals.contains(&principal) {
-                    principals.push(principal);
-                }
-            }
+            let principals = identity_policy_principals(spec, arns, account);
             principals
                 .into_iter()
                 .map(|principal| {
                     let mut document =
-                        policy::identity_policy_for(spec, account, &grants, principal);
+                        policy::identity_policy_for(spec, account, &grants, &principal);
                     // A failover must find the same access on the replica.
                     if let (Some(replica), Some(replica_grants)) = (&replica, &replica_grants) {
                         let on_replica = policy::identity_policy_for(
                             replica,
                             account,
                             replica_grants,
-                            principal,
+                            &principal,
                         );
                         policy::extend_to_replica(&mut document, on_replica);
                     }
                     IdentityPolicy {
-                        principal: principal.clone(),
+                        principal,
                         name: name.clone(),
                         document,
                     }

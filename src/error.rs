@@ -84,14 +84,14 @@ pub enum Error {
     Cancelled { action: &'static str },
     /// `state restore` refused before writing anything.
     #[error(transparent)]
-    Restore(Box<crate::state::RestoreRefusal>),
+    Restore(Box<crate::tfstate::RestoreRefusal>),
     /// Ctrl-C.
     #[error("interrupted")]
     Interrupted,
 }
 
-impl From<crate::state::RestoreRefusal> for Error {
-    fn from(refusal: crate::state::RestoreRefusal) -> Error {
+impl From<crate::tfstate::RestoreRefusal> for Error {
+    fn from(refusal: crate::tfstate::RestoreRefusal) -> Error {
         Error::Restore(Box::new(refusal))
     }
 }

@@ -9,9 +9,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
     /// `None`: the bucket does not exist.
-    pub bucket: Option<BucketState>,
+    pub bucket: Option<ObservedBucket>,
     /// For KMS environments: the key the spec names, `None` when it does not exist.
-    pub kms_key: Option<KmsKeyState>,
+    pub kms_key: Option<ObservedKey>,
     /// Each stack's backend.hcl as it is on disk, by path; a missing file is absent.
     pub backend_files: BTreeMap<String, String>,
     /// backend.hcl files generated from this spec for stacks it no longer has: path, content.
@@ -20,11 +20,11 @@ pub struct Observed {
     /// by principal ARN; `None` when the principal has no such policy.
     pub identity_policies: Vec<(String, Option<String>)>,
     /// The lock tables the stacks use that exist, by name.
-    pub lock_tables: BTreeMap<String, LockTableState>,
+    pub lock_tables: BTreeMap<String, ObservedLockTable>,
     /// With `bucket.logging`: the log bucket, `None` when not observed.
     pub log_bucket: Option<LogBucket>,
     /// With `opentofu.encryption.create_key`: the dedicated key; `None` when not observed.
-    pub tofu_key: Option<TofuKeyState>,
+    pub tofu_key: Option<ObservedTofuKey>,
     /// With `bucket.replica`: the replication role and configuration; `None` when not observed.
     pub replication: Option<ReplicationState>,
 }
@@ -168,7 +168,7 @@ impl fmt::Display for Retention {
 /// OpenTofu's dedicated key as found: behind its alias, tagged for the environment but
 /// without the alias (a run stopped between CreateKey and CreateAlias), or not at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TofuKeyState {
+pub enum ObservedTofuKey {
     /// `rotation_enabled`: GetKeyRotationStatus.
     Aliased {
         arn: String,
@@ -181,7 +181,7 @@ pub enum TofuKeyState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LockTableState {
+pub struct ObservedLockTable {
     /// The key schema as `(attribute, type)`; Terraform needs exactly `[("LockID", "S")]`.
     pub hash_key: Vec<(String, String)>,
     pub has_range_key: bool,
@@ -334,7 +334,7 @@ impl fmt::Display for LifecycleRule {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BucketState {
+pub struct ObservedBucket {
     /// The bucket's region as S3 reports it (`x-amz-bucket-region`).
     pub region: String,
     pub versioning: Versioning,
@@ -436,7 +436,7 @@ impl fmt::Display for PublicAccessBlock {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KmsKeyState {
+pub struct ObservedKey {
     pub arn: String,
     pub id: String,
     /// `Enabled`, `Disabled`, `PendingDeletion`, …

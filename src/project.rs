@@ -204,7 +204,7 @@ pub fn local_state_note(spec: &EnvSpec, stack: &StackSpec, directory: &Path) -> 
     let backend = std::env::current_dir()
         .map(|root| root.join(&stack.file))
         .unwrap_or_else(|_| stack.file.clone().into());
-    Some(crate::migration::local_state_guidance(
+    Some(crate::guidance::local_state_guidance(
         &directory.display().to_string(),
         &backend.display().to_string(),
         spec.bucket.name.as_str(),

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 use super::Clients;
 use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::desired::TABLE_BILLING_MODE;
-use crate::observed::LockTableState;
+use crate::observed::ObservedLockTable;
 use crate::plan::TableSettings;
 use crate::spec::Region;
 
@@ -47,7 +47,7 @@ pub async fn observe_table(
     table: &str,
     arn: &str,
     read_tags: bool,
-) -> Result<Option<LockTableState>, AwsError> {
+) -> Result<Option<ObservedLockTable>, AwsError> {
     let identity = clients.identity_source.as_str();
     let dynamodb = &clients.dynamodb;
     let tags = async {
@@ -119,7 +119,7 @@ pub async fn observe_table(
             )
         })
         .collect();
-    Ok(Some(LockTableState {
+    Ok(Some(ObservedLockTable {
         hash_key,
         has_range_key: description
             .key_schema()

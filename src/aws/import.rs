@@ -5,13 +5,13 @@
 use super::Clients;
 use super::bucket::{BucketAt, BucketReads, observe_bucket};
 use super::errors::{AwsError, Failure};
-use crate::observed::{BucketState, ReplicationConfiguration};
+use crate::observed::{ObservedBucket, ReplicationConfiguration};
 use crate::spec::Region;
 
 /// The live bucket as import needs it.
 #[derive(Debug, Clone)]
 pub struct LiveBucket {
-    pub state: BucketState,
+    pub state: ObservedBucket,
     /// The customer managed key of SSE-KMS: its ARN and its aliases (`alias/…`, without
     /// AWS managed ones). `None` without SSE-KMS or with the AWS managed key.
     pub kms_key: Option<(String, Vec<String>)>,
@@ -28,7 +28,7 @@ pub struct LiveBucket {
 pub struct LiveReplica {
     pub name: String,
     pub region: Region,
-    pub state: BucketState,
+    pub state: ObservedBucket,
     pub kms_key: Option<(String, Vec<String>)>,
 }
 
@@ -115,7 +115,7 @@ async fn every_setting(
     bucket: &str,
     region: &Region,
     account: &str,
-) -> Result<Option<BucketState>, AwsError> {
+) -> Result<Option<ObservedBucket>, AwsError> {
     let bucket = BucketAt {
         clients,
         name: bucket,
@@ -187,7 +187,7 @@ async fn lock_table(
 /// The customer managed key of the bucket's SSE-KMS, with its aliases; `None` without one.
 async fn customer_key(
     clients: &Clients,
-    state: &BucketState,
+    state: &ObservedBucket,
 ) -> Result<Option<(String, Vec<String>)>, AwsError> {
     match state
         .encryption

@@ -16,7 +16,7 @@ pub mod probe;
 pub mod profiles;
 pub mod replication;
 pub mod session;
-pub mod state;
+pub mod tfstate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -92,7 +92,8 @@ fn usage_error(error: &clap::Error, arguments: &[OsString]) -> u8 {
     exit::USAGE
 }
 
-/// An option of the online commands given before the command name (where it used to go),
+/// An option of the online commands given before the command name (older releases took it
+/// there, and scripts still do),
 /// and the command given after it, if any.
 fn misplaced_option(arguments: &[OsString]) -> Option<(&'static str, Option<&'static str>)> {
     let commands = [

@@ -10,8 +10,8 @@ use crate::aws::lock::HeldLocks;
 use crate::aws::{Lookups, RequestCounts, RequestLog};
 use crate::engine::{Connection, Engine, EnvResult};
 use crate::error::Error;
+use crate::plan_text;
 use crate::project::{self, Environment};
-use crate::report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -254,8 +254,8 @@ fn print_plans(context: &Context<'_>, results: &[EnvResult<'_>]) {
                 } else {
                     context.printer.data(&format!(
                         "{heading}\n{}  {}\n\n",
-                        report::plan_lines(&planned.plan),
-                        report::plan_summary(&planned.plan)
+                        plan_text::plan_lines(&planned.plan),
+                        plan_text::plan_summary(&planned.plan)
                     ));
                 }
             }

@@ -11,13 +11,13 @@ use aws_smithy_types::date_time::Format;
 
 use super::args::{ConnectionArgs, StateArgs};
 use super::{Context, Outcome, json};
-use crate::aws::state::{self as remote, LockOutcome, LockSlot, ObjectVersion, VersionContent};
+use crate::aws::tfstate::{self as remote, LockOutcome, LockSlot, ObjectVersion, VersionContent};
 use crate::aws::{self, Clients, RequestLog};
 use crate::engine::{Connection, guard_account};
 use crate::error::Error;
 use crate::project::Environment;
 use crate::spec::{EnvSpec, Locking, StackSpec, WorkspaceName};
-use crate::state::{
+use crate::tfstate::{
     RestoreDiff, RestoreRefusal, StatePath, StateSummary, TerraformLockInfo, digest, lock_id,
     summarize,
 };

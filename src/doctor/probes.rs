@@ -82,7 +82,7 @@ pub(super) async fn probes(
             Status::Ok,
             format!(
                 "who decrypted this state: {}",
-                crate::migration::kms_audit_command(key_id, spec.region.as_str())
+                crate::guidance::kms_audit_command(key_id, spec.region.as_str())
             ),
         ));
     }

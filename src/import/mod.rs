@@ -8,7 +8,7 @@
 //! ownership, TLS-only access) has no key in a spec: the notes name what the bucket lacks,
 //! which is exactly what `plan` will then show.
 
-use crate::observed::{BucketState, ReplicationConfiguration};
+use crate::observed::{ObservedBucket, ReplicationConfiguration};
 use crate::scaffold::NewSpec;
 use crate::spec::{
     AccountId, BucketName, Days, Encryption, EnvName, LogPrefix, Logging, ObjectLock, ProfileName,
@@ -40,7 +40,7 @@ pub struct ImportRequest {
 /// The live bucket, as `aws::import` read it.
 #[derive(Debug, Clone)]
 pub struct LiveBucket<'a> {
-    pub state: &'a BucketState,
+    pub state: &'a ObservedBucket,
     /// The SSE-KMS customer managed key's ARN and aliases.
     pub kms_key: Option<(&'a str, &'a [String])>,
     /// Keys of `*.tfstate` objects in the bucket.
@@ -56,7 +56,7 @@ pub struct LiveBucket<'a> {
 pub struct LiveReplica<'a> {
     pub name: &'a str,
     pub region: &'a Region,
-    pub state: &'a BucketState,
+    pub state: &'a ObservedBucket,
     pub kms_key: Option<(&'a str, &'a [String])>,
     pub rule: &'a ReplicationTarget,
 }
@@ -277,8 +277,8 @@ mod tests {
         }
     }
 
-    fn bucket(policy: Option<&str>) -> BucketState {
-        BucketState {
+    fn bucket(policy: Option<&str>) -> ObservedBucket {
+        ObservedBucket {
             region: "eu-west-1".into(),
             versioning: Versioning::Enabled,
             encryption: Some(SseRule {
@@ -315,7 +315,7 @@ mod tests {
          "Action": "s3:GetObject", "Resource": "arn:aws:s3:::hand-made-state/*"}
       ]}"#;
 
-    fn import(state: &BucketState, keys: &[String]) -> (Adopted, crate::spec::EnvSpec) {
+    fn import(state: &ObservedBucket, keys: &[String]) -> (Adopted, crate::spec::EnvSpec) {
         let adopted = adopt(
             &request(),
             &LiveBucket {

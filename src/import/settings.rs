@@ -2,14 +2,14 @@
 
 use serde_json::Value;
 
-use crate::observed::{BucketState, PublicAccessBlock, Versioning};
+use crate::observed::{ObservedBucket, PublicAccessBlock, Versioning};
 use crate::plan::{ABORT_UPLOADS_RULE_ID, NONCURRENT_RULE_ID};
 use crate::spec::{Days, Encryption, KmsKey, KmsKeyRef, Lifecycle, Region};
 
 /// A bucket's encryption as a spec says it; `key_field` names where it goes, for notes.
 pub(super) fn encryption(
     region: &Region,
-    state: &BucketState,
+    state: &ObservedBucket,
     kms_key: Option<(&str, &[String])>,
     key_field: &str,
     notes: &mut Vec<String>,
@@ -52,7 +52,7 @@ pub(super) fn encryption(
 /// The retention of statebucket's own rules when the bucket has them; otherwise what keeps
 /// the bucket's history as it is: `never` (a rule of the bucket's own keeps expiring old
 /// versions, or none did), never the 90-day default that would start deleting history.
-pub(super) fn lifecycle(bucket: &BucketState) -> (Lifecycle, Option<String>) {
+pub(super) fn lifecycle(bucket: &ObservedBucket) -> (Lifecycle, Option<String>) {
     let defaults = Lifecycle::default();
     let rule = |id: &str| {
         bucket
@@ -98,7 +98,7 @@ pub(super) fn lifecycle(bucket: &BucketState) -> (Lifecycle, Option<String>) {
 }
 
 /// What statebucket always enforces that the bucket lacks: what `plan` will show.
-pub(super) fn hardening(bucket: &BucketState) -> Vec<String> {
+pub(super) fn hardening(bucket: &ObservedBucket) -> Vec<String> {
     let mut notes = Vec::new();
     if bucket.versioning != Versioning::Enabled {
         notes.push(format!(

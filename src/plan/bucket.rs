@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, ObjectLockState, Observed, PublicAccessBlock, Versioning};
+use crate::observed::{ObjectLockState, Observed, ObservedBucket, PublicAccessBlock, Versioning};
 use crate::spec::StoreFeature;
 
 pub(super) fn check_region(
@@ -30,7 +30,7 @@ pub(super) fn plan<'o>(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
     observed: &'o Observed,
-) -> Cow<'o, BucketState> {
+) -> Cow<'o, ObservedBucket> {
     let spec = desired.spec;
     match &observed.bucket {
         Some(bucket) => {
@@ -48,7 +48,7 @@ pub(super) fn plan<'o>(
                     object_lock: spec.bucket.object_lock.is_some(),
                 }),
             );
-            Cow::Owned(BucketState {
+            Cow::Owned(ObservedBucket {
                 region: spec.region.to_string(),
                 versioning: Versioning::Never,
                 encryption: None,

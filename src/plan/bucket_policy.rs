@@ -3,13 +3,13 @@
 
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::BucketState;
+use crate::observed::ObservedBucket;
 use crate::policy::{self, BUCKET_POLICY_MAX_BYTES, PolicyDocument};
 
 pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
-    bucket: &BucketState,
+    bucket: &ObservedBucket,
 ) -> Result<(), PlanError> {
     let spec = desired.spec;
     let live = match &bucket.policy {

@@ -2,14 +2,14 @@
 
 use super::{Change, Facet, KeyArn, Planner, SseTarget};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, KmsKeyState, SseRule};
+use crate::observed::{ObservedBucket, ObservedKey, SseRule};
 use crate::spec::Encryption;
 
 pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
-    bucket: &BucketState,
-    key: Option<&KmsKeyState>,
+    bucket: &ObservedBucket,
+    key: Option<&ObservedKey>,
     key_arn: &KeyArn,
 ) {
     let encryption = &desired.spec.bucket.encryption;
@@ -34,7 +34,7 @@ pub(super) fn plan(
 
 /// S3 echoes the key id as it was set: an ARN, a key id, or an alias. Any of the names of
 /// the right key counts; the AWS managed `aws/s3` key (no id) does not.
-fn matches(rule: &SseRule, encryption: &Encryption, key: Option<&KmsKeyState>) -> bool {
+fn matches(rule: &SseRule, encryption: &Encryption, key: Option<&ObservedKey>) -> bool {
     match encryption {
         Encryption::Aes256 => rule.algorithm == "AES256",
         Encryption::Kms(wanted) => {

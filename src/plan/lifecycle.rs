@@ -4,7 +4,7 @@
 
 use super::{Change, Facet, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, LifecycleRule, NoncurrentExpiration, RuleFilter};
+use crate::observed::{LifecycleRule, NoncurrentExpiration, ObservedBucket, RuleFilter};
 use crate::spec::Lifecycle;
 
 /// Lifecycle rules whose ID starts with this are the tool's; all others are kept.
@@ -57,7 +57,7 @@ fn comparable(rule: &LifecycleRule) -> LifecycleRule {
 
 /// The lifecycle change, if the tool's rules differ from the spec, and warnings about rules
 /// of other owners that can remove state.
-pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, bucket: &BucketState) {
+pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, bucket: &ObservedBucket) {
     let (change, notes) = compare(&desired.spec.bucket.lifecycle, bucket);
     planner.record(Facet::Lifecycle, change);
     for note in notes {
@@ -65,7 +65,7 @@ pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, bucket: &
     }
 }
 
-fn compare(lifecycle: &Lifecycle, bucket: &BucketState) -> (Option<Change>, Vec<String>) {
+fn compare(lifecycle: &Lifecycle, bucket: &ObservedBucket) -> (Option<Change>, Vec<String>) {
     let live = &bucket.lifecycle;
     let wanted = owned_lifecycle_rules(lifecycle);
     let mut live_owned: Vec<LifecycleRule> = live

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Change, Facet, PlanError, Planner, TableSettings};
 use crate::desired::{DesiredBucket, TABLE_BILLING_MODE};
-use crate::observed::{LockTableState, Observed};
+use crate::observed::{Observed, ObservedLockTable};
 use crate::spec::TableName;
 
 /// A facet and its change; `None` when it is in sync.
@@ -47,7 +47,7 @@ pub(super) fn plan(
 fn compare(
     table: &TableName,
     tags: &BTreeMap<String, String>,
-    live: Option<&LockTableState>,
+    live: Option<&ObservedLockTable>,
 ) -> Result<(Vec<FacetChange>, Vec<String>), PlanError> {
     let name = table.to_string();
     let Some(live) = live else {

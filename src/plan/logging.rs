@@ -4,14 +4,14 @@
 
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, LogBucket, LoggingTarget, Observed};
+use crate::observed::{LogBucket, LoggingTarget, Observed, ObservedBucket};
 use crate::policy::{self, PolicyDocument};
 
 pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
     observed: &Observed,
-    bucket: &BucketState,
+    bucket: &ObservedBucket,
 ) -> Result<(), PlanError> {
     let spec = desired.spec;
     let Some(logging) = &spec.bucket.logging else {

@@ -4,10 +4,10 @@
 
 use super::{Change, Facet, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{BucketState, Retention};
+use crate::observed::{ObservedBucket, Retention};
 use crate::spec::{ObjectLock, RetentionMode};
 
-pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, state: &BucketState) {
+pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, state: &ObservedBucket) {
     let Some(wanted) = desired.spec.bucket.object_lock else {
         if let Some(lock) = state.object_lock.as_ref().filter(|lock| lock.enabled) {
             let retention = lock

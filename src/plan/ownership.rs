@@ -3,9 +3,9 @@
 
 use super::{Change, Facet, Planner};
 use crate::desired::OBJECT_OWNERSHIP;
-use crate::observed::BucketState;
+use crate::observed::ObservedBucket;
 
-pub(super) fn plan(planner: &mut Planner, bucket: &BucketState) {
+pub(super) fn plan(planner: &mut Planner, bucket: &ObservedBucket) {
     planner.record(
         Facet::Ownership,
         (bucket.ownership.as_deref() != Some(OBJECT_OWNERSHIP)).then(|| {

@@ -1,9 +1,9 @@
 //! All four public access block flags are always on; a flag is never cleared.
 
 use super::{Change, Facet, Planner};
-use crate::observed::{BucketState, PublicAccessBlock};
+use crate::observed::{ObservedBucket, PublicAccessBlock};
 
-pub(super) fn plan(planner: &mut Planner, bucket: &BucketState) {
+pub(super) fn plan(planner: &mut Planner, bucket: &ObservedBucket) {
     planner.record(
         Facet::PublicAccessBlock,
         (bucket.public_access != PublicAccessBlock::ALL).then_some(Change::BlockPublicAccess {

@@ -2,9 +2,9 @@
 
 use super::{Change, Facet, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::BucketState;
+use crate::observed::ObservedBucket;
 
-pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, bucket: &BucketState) {
+pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, bucket: &ObservedBucket) {
     let mut tags = bucket.tags.clone();
     tags.extend(desired.spec.bucket.tags.clone());
     planner.record(

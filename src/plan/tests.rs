@@ -6,8 +6,9 @@ use super::*;
 use crate::access::PrincipalArns;
 use crate::desired::{DesiredBucket, OBJECT_OWNERSHIP, TABLE_BILLING_MODE};
 use crate::observed::{
-    BucketState, KeyPolicyReading, KmsKeyState, LifecycleRule, LockTableState, LogBucket,
-    LoggingTarget, NoncurrentExpiration, PublicAccessBlock, RuleFilter, SseRule, Versioning,
+    KeyPolicyReading, LifecycleRule, LogBucket, LoggingTarget, NoncurrentExpiration,
+    ObservedBucket, ObservedKey, ObservedLockTable, PublicAccessBlock, RuleFilter, SseRule,
+    Versioning,
 };
 use crate::policy::{
     self, BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument, StatementChange,
@@ -54,13 +55,13 @@ fn converged_key_policy(desired: &DesiredBucket<'_>) -> String {
 }
 
 /// What the bucket looks like once everything has been applied.
-fn converged(desired: &DesiredBucket<'_>, key: Option<KmsKeyState>) -> Observed {
+fn converged(desired: &DesiredBucket<'_>, key: Option<ObservedKey>) -> Observed {
     let key_arn = key.as_ref().map(|key| key.arn.clone());
     let key_id = key_arn
         .as_deref()
         .map_or(KmsKeyId::FromSpec, KmsKeyId::Resolved);
     Observed {
-        bucket: Some(BucketState {
+        bucket: Some(ObservedBucket {
             region: "eu-west-1".into(),
             versioning: Versioning::Enabled,
             encryption: Some(match &key_arn {
@@ -98,8 +99,8 @@ fn facets(plan: &EnvPlan) -> Vec<Facet> {
     plan.changes.iter().map(Change::facet).collect()
 }
 
-fn key_state(desired: &DesiredBucket<'_>, rotation: Option<bool>) -> KmsKeyState {
-    KmsKeyState {
+fn key_state(desired: &DesiredBucket<'_>, rotation: Option<bool>) -> ObservedKey {
+    ObservedKey {
         arn: KEY_ARN.into(),
         id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         state: "Enabled".into(),
@@ -740,8 +741,8 @@ fn logging_is_granted_on_the_log_bucket_then_enabled() {
     ));
 }
 
-fn good_table() -> LockTableState {
-    LockTableState {
+fn good_table() -> ObservedLockTable {
+    ObservedLockTable {
         hash_key: vec![("LockID".into(), "S".into())],
         has_range_key: false,
         billing_mode: TABLE_BILLING_MODE.into(),

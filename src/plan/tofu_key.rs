@@ -5,7 +5,7 @@
 
 use super::{Change, Facet, Planner};
 use crate::desired::{DesiredBucket, tofu_key_tags};
-use crate::observed::{Observed, TofuKeyState};
+use crate::observed::{Observed, ObservedTofuKey};
 use crate::policy::key_policy::account_root_statement;
 use crate::spec::{KmsKey, TofuEncryption};
 
@@ -19,22 +19,22 @@ pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, observed:
         return;
     };
     let change = match &observed.tofu_key {
-        Some(TofuKeyState::Aliased {
+        Some(ObservedTofuKey::Aliased {
             rotation_enabled: true,
             ..
         }) => None,
         // Rotation turned off by hand: on again, as at creation.
-        Some(TofuKeyState::Aliased {
+        Some(ObservedTofuKey::Aliased {
             arn,
             rotation_enabled: false,
         }) => Some(Change::EnableKeyRotation {
             key_arn: arn.clone(),
         }),
-        Some(TofuKeyState::Unaliased { arn }) => Some(Change::AliasTofuKey {
+        Some(ObservedTofuKey::Unaliased { arn }) => Some(Change::AliasTofuKey {
             alias: alias.to_string(),
             key_arn: arn.clone(),
         }),
-        Some(TofuKeyState::Missing) | None => {
+        Some(ObservedTofuKey::Missing) | None => {
             // The account's default key policy: IAM policies (the identity policy's
             // StatebucketOpenTofuEncryptionKey) decide who may use the key.
             let policy = serde_json::json!({

@@ -21,7 +21,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes, read_or_absent};
-use crate::observed::{BucketState, ObjectLockState, Versioning};
+use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
 use crate::plan::Change;
 
 pub use tags::s3_tags;
@@ -108,7 +108,7 @@ pub async fn observe_bucket(
     bucket: BucketAt<'_>,
     region: &str,
     reads: BucketReads,
-) -> Result<Option<BucketState>, AwsError> {
+) -> Result<Option<ObservedBucket>, AwsError> {
     let (
         head,
         versioning,
@@ -138,7 +138,7 @@ pub async fn observe_bucket(
         return Ok(None);
     };
     let (lifecycle, lifecycle_minimum_object_size) = lifecycle?.unwrap_or_default();
-    Ok(Some(BucketState {
+    Ok(Some(ObservedBucket {
         region,
         versioning: versioning?.unwrap_or(Versioning::Never),
         encryption: encryption?.flatten(),

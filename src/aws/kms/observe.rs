@@ -4,7 +4,7 @@
 use super::super::Clients;
 use super::super::errors::{AwsError, Failure, codes};
 use crate::desired::{kms_key_tags, tofu_key_tags};
-use crate::observed::{KeyPolicyReading, KmsKeyState, TofuKeyState};
+use crate::observed::{KeyPolicyReading, ObservedKey, ObservedTofuKey};
 use crate::spec::{Encryption, EnvSpec, KmsKey, TofuEncryption};
 
 /// What an alias lookup found. `AliasMissing`: a key statebucket manages has no alias yet;
@@ -21,9 +21,9 @@ pub enum KeyLookup<T> {
 pub async fn resolve_lookups(
     clients: &Clients,
     spec: &EnvSpec,
-    (state_key, tofu_key): (KeyLookup<KmsKeyState>, KeyLookup<TofuKeyState>),
+    (state_key, tofu_key): (KeyLookup<ObservedKey>, KeyLookup<ObservedTofuKey>),
     bucket_exists: bool,
-) -> Result<(Option<KmsKeyState>, Option<TofuKeyState>), AwsError> {
+) -> Result<(Option<ObservedKey>, Option<ObservedTofuKey>), AwsError> {
     let state_key = async {
         match state_key {
             KeyLookup::Found(state) => Ok(state),
@@ -36,11 +36,11 @@ pub async fn resolve_lookups(
             KeyLookup::Found(state) => Ok(state),
             KeyLookup::AliasMissing if bucket_exists => Ok(Some(
                 match super::find_tagged_key(clients, &tofu_key_tags(spec)).await? {
-                    Some((_, arn)) => TofuKeyState::Unaliased { arn },
-                    None => TofuKeyState::Missing,
+                    Some((_, arn)) => ObservedTofuKey::Unaliased { arn },
+                    None => ObservedTofuKey::Missing,
                 },
             )),
-            KeyLookup::AliasMissing => Ok(Some(TofuKeyState::Missing)),
+            KeyLookup::AliasMissing => Ok(Some(ObservedTofuKey::Missing)),
         }
     };
     tokio::try_join!(state_key, tofu_key)
@@ -50,7 +50,7 @@ pub async fn resolve_lookups(
 pub async fn tofu_key(
     clients: &Clients,
     spec: &EnvSpec,
-) -> Result<KeyLookup<TofuKeyState>, AwsError> {
+) -> Result<KeyLookup<ObservedTofuKey>, AwsError> {
     let Some(TofuEncryption {
         key: Some(KmsKey::Managed(alias)),
         ..
@@ -74,7 +74,7 @@ pub async fn tofu_key(
                 &clients.identity_source,
             )
         })?;
-    Ok(KeyLookup::Found(Some(TofuKeyState::Aliased {
+    Ok(KeyLookup::Found(Some(ObservedTofuKey::Aliased {
         arn,
         rotation_enabled,
     })))
@@ -86,7 +86,7 @@ pub async fn state_key(
     clients: &Clients,
     spec: &EnvSpec,
     hint: Option<&str>,
-) -> Result<KeyLookup<KmsKeyState>, AwsError> {
+) -> Result<KeyLookup<ObservedKey>, AwsError> {
     let Encryption::Kms(key) = &spec.bucket.encryption else {
         return Ok(KeyLookup::Found(None));
     };
@@ -126,7 +126,7 @@ pub async fn state_key(
         Some(details) if hinted => details?,
         _ => key_details(clients, metadata.key_id(), managed).await?,
     };
-    Ok(KeyLookup::Found(Some(KmsKeyState {
+    Ok(KeyLookup::Found(Some(ObservedKey {
         arn: metadata.arn().unwrap_or_default().to_owned(),
         id: metadata.key_id().to_owned(),
         state: metadata
@@ -144,12 +144,12 @@ pub async fn state_key(
 pub async fn unaliased_state_key(
     clients: &Clients,
     spec: &EnvSpec,
-) -> Result<Option<KmsKeyState>, AwsError> {
+) -> Result<Option<ObservedKey>, AwsError> {
     let Some((key_id, arn)) = super::find_tagged_key(clients, &kms_key_tags(spec)).await? else {
         return Ok(None);
     };
     let (rotation_enabled, policy) = key_details(clients, &key_id, true).await?;
-    Ok(Some(KmsKeyState {
+    Ok(Some(ObservedKey {
         arn,
         id: key_id,
         state: "Enabled".to_owned(),

@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::super::Clients;
 use super::super::errors::{AwsError, Failure, codes};
-use crate::state::{LockHolder, StatePath, TerraformLockInfo};
+use crate::tfstate::{LockHolder, StatePath, TerraformLockInfo};
 
 use super::*;
 

@@ -1,7 +1,7 @@
 //! What `statebucket state` asks S3 and DynamoDB: a state object's versions and their
 //! content, Terraform's state lock (taken and released exactly as Terraform's S3 backend
 //! does), the copy of one version onto the key, and the lock table's digest item. What is
-//! shown and decided is in `crate::state`.
+//! shown and decided is in `crate::tfstate`.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
@@ -11,7 +11,7 @@ use futures::stream::{self, StreamExt};
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes};
-use crate::state::StatePath;
+use crate::tfstate::StatePath;
 
 mod terraform_lock;
 

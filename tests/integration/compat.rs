@@ -2,23 +2,13 @@
 //! note each and not one request for it; backend.hcl skips Terraform's AWS-only checks; and
 //! doctor finds out whether the store takes the checksum header Terraform sends.
 
-use crate::support::{ACCOUNT, Moto, Project, Proxy, terraform_dir, unique};
+use crate::support::{ACCOUNT, Moto, Project, Proxy, Spec, terraform_dir, unique};
 
 fn compat_spec(bucket: &str, compat: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-account_id: \"{ACCOUNT}\"
-profile: terraform
-bucket: {{ name: {bucket} }}
-access:
-  users: [terraform-access]          # by name: on AWS, looked up in IAM
-  roles: [terraform-access-role]
-backend:
-  key: app/terraform.tfstate
-compat:
-{compat}"
-    )
+    Spec::new(bucket)
+        .name_only()
+        .then(&format!("compat:\n{compat}"))
+        .yaml()
 }
 
 /// Profile `terraform` assumes the listed role, so doctor's probes run as a principal the

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::support::{
-    ACCOUNT, Moto, Project, change_kinds, manifest_dir, to_run, unique, venv_python,
+    ACCOUNT, Moto, Project, Spec, change_kinds, manifest_dir, to_run, unique, venv_python,
 };
 
 /// The files as python-hcl2 parses them, by path.
@@ -31,24 +31,12 @@ fn unquoted(value: &serde_json::Value) -> String {
 }
 
 fn spec(bucket: &str, alias: &str, phase: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-account_id: \"{ACCOUNT}\"
-profile: terraform
-bucket:
-  name: {bucket}
-  encryption: {{ kms_key: {alias}, create_key: true }}
-access:
-  users: [terraform-access]
-  readers: {{ roles: [terraform-access-role] }}
-stacks:
-  network: {{ key: network/terraform.tfstate }}
-  app: {{ key: app/terraform.tfstate }}
-opentofu:
-  encryption: {{ phase: {phase} }}
-"
-    )
+    Spec::new(bucket)
+        .created_key(alias)
+        .access("  users: [terraform-access]\n  readers: { roles: [terraform-access-role] }\n")
+        .layout("stacks:\n  network: { key: network/terraform.tfstate }\n  app: { key: app/terraform.tfstate }\n")
+        .then(&format!("opentofu:\n  encryption: {{ phase: {phase} }}\n"))
+        .yaml()
 }
 
 #[test]

@@ -5,15 +5,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, Proxy, block_on, spec_yaml, to_run, unique,
+    FAKE_ACCESS_KEY, FAKE_SECRET_KEY, Moto, Project, Proxy, Spec, block_on, spec_yaml, to_run,
+    unique,
 };
 
 fn kms_spec(bucket: &str) -> String {
-    spec_yaml(
-        bucket,
-        "eu-west-1",
-        &format!("{{ kms_key: alias/{bucket}, create_key: true }}"),
-    )
+    Spec::new(bucket)
+        .created_key(&format!("alias/{bucket}"))
+        .yaml()
 }
 
 /// Keys tagged as created by statebucket for `bucket` (in eu-west-1).
@@ -366,12 +365,10 @@ fn a_killed_runners_lock_blocks_no_longer_than_its_lease() {
 
 /// A KMS primary in eu-west-1 with a replica in eu-central-1 that has its own created key.
 fn replica_kms_spec(bucket: &str) -> String {
-    kms_spec(bucket).replace(
-        "  tags: { team: platform }\n",
-        &format!(
-            "  tags: {{ team: platform }}\n  replica:\n    region: eu-central-1\n    encryption: {{ kms_key: alias/{bucket}-replica, create_key: true }}\n"
-        ),
-    )
+    Spec::new(bucket)
+        .created_key(&format!("alias/{bucket}"))
+        .replica(&format!("alias/{bucket}-replica"), "")
+        .yaml()
 }
 
 /// `apply --auto-approve` in each project at once, each as a machine of its own (its own

@@ -9,23 +9,19 @@ use aws_sdk_s3::types::{
 };
 
 use crate::support::{
-    ACCOUNT, Moto, Project, block_on, change_kinds, spec_yaml, terraform_dir, unique,
+    ACCOUNT, Moto, Project, Spec, block_on, change_kinds, spec_yaml, terraform_dir, unique,
 };
 
 /// A KMS primary in eu-west-1 and its replica in eu-central-1 with a key of its own and
 /// Object Lock (governance, 30 days).
 fn replica_spec(bucket: &str, alias: &str) -> String {
-    spec_yaml(
-        bucket,
-        "eu-west-1",
-        &format!("{{ kms_key: {alias}, create_key: true }}"),
-    )
-    .replace(
-        "  tags: { team: platform }\n",
-        &format!(
-            "  tags: {{ team: platform }}\n  replica:\n    region: eu-central-1\n    encryption: {{ kms_key: {alias}-replica, create_key: true }}\n    object_lock: {{ mode: governance, days: 30 }}\n"
-        ),
-    )
+    Spec::new(bucket)
+        .created_key(alias)
+        .replica(
+            &format!("{alias}-replica"),
+            "    object_lock: { mode: governance, days: 30 }\n",
+        )
+        .yaml()
 }
 
 fn replication(project: &Project, bucket: &str) -> ReplicationConfiguration {

@@ -10,34 +10,31 @@
 use serde_json::Value;
 
 use crate::support::{
-    ACCOUNT, Moto, Project, Proxy, block_on, change_kinds, changed, create_principals,
+    ACCOUNT, Moto, Project, Proxy, Spec, block_on, change_kinds, changed, create_principals,
     object_exists, terraform_dir, unique, users_with_keys,
 };
 
 fn three_stacks(bucket: &str, alias: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-account_id: \"{ACCOUNT}\"
-profile: terraform
-bucket:
-  name: {bucket}
-  encryption: {{ kms_key: alias/{alias}, create_key: true }}
-access:
-  readers: {{ roles: [terraform-plan] }}
+    Spec::new(bucket)
+        .created_key(&format!("alias/{alias}"))
+        .untagged()
+        .access("  readers: { roles: [terraform-plan] }\n")
+        .layout(
+            "\
 stacks:
   network:
     key: network/terraform.tfstate
-    access: {{ roles: [network-ci] }}
+    access: { roles: [network-ci] }
   app:
     key: app/terraform.tfstate
-    access: {{ roles: [app-ci] }}
+    access: { roles: [app-ci] }
   data:
     key: data/terraform.tfstate
     lock: both
-    access: {{ roles: [data-ci] }}
-"
-    )
+    access: { roles: [data-ci] }
+",
+        )
+        .yaml()
 }
 
 fn policy_sids(document: &str) -> Vec<String> {

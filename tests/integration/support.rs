@@ -677,46 +677,145 @@ pub fn to_run(output: Output) -> Run {
     }
 }
 
+/// The integration tests' one spec builder. `Spec::new(bucket)` is a `backend:` spec in
+/// eu-west-1, in the moto account, as profile `terraform`, tagged, granting the user
+/// `terraform-access` and the role `terraform-access-role` by name; each method changes one
+/// part, and `yaml()` writes it out.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    region: String,
+    account: bool,
+    profile: bool,
+    bucket: String,
+    encryption: Option<String>,
+    tags: bool,
+    replica: Option<String>,
+    access: String,
+    layout: String,
+    extra: String,
+}
+
+impl Spec {
+    pub fn new(bucket: &str) -> Spec {
+        Spec {
+            region: "eu-west-1".to_owned(),
+            account: true,
+            profile: true,
+            bucket: bucket.to_owned(),
+            encryption: Some("aes256".to_owned()),
+            tags: true,
+            replica: None,
+            access: "  users: [terraform-access]\n  roles: [terraform-access-role]\n".to_owned(),
+            layout: "backend:\n  key: app/terraform.tfstate\n".to_owned(),
+            extra: String::new(),
+        }
+    }
+
+    pub fn region(mut self, region: &str) -> Spec {
+        self.region = region.to_owned();
+        self
+    }
+
+    /// The `bucket.encryption` value, as written.
+    pub fn encryption(mut self, encryption: &str) -> Spec {
+        self.encryption = Some(encryption.to_owned());
+        self
+    }
+
+    /// A KMS key statebucket creates, behind `alias`.
+    pub fn created_key(self, alias: &str) -> Spec {
+        self.encryption(&format!("{{ kms_key: {alias}, create_key: true }}"))
+    }
+
+    /// `bucket.replica`: in eu-central-1 with a created key behind `alias`, and `extra`
+    /// lines of its own (indented four spaces).
+    pub fn replica(mut self, alias: &str, extra: &str) -> Spec {
+        self.replica = Some(format!(
+            "  replica:\n    region: eu-central-1\n    encryption: {{ kms_key: {alias}, create_key: true }}\n{extra}"
+        ));
+        self
+    }
+
+    /// A bucket with its name only: no encryption line (AES256), no tags.
+    pub fn name_only(mut self) -> Spec {
+        self.encryption = None;
+        self.tags = false;
+        self
+    }
+
+    pub fn untagged(mut self) -> Spec {
+        self.tags = false;
+        self
+    }
+
+    /// No `account_id` and no `profile`: STS says which account, the stacks name their own
+    /// credentials.
+    pub fn unscoped(mut self) -> Spec {
+        self.account = false;
+        self.profile = false;
+        self
+    }
+
+    /// The lines under `access:` (indented two spaces).
+    pub fn access(mut self, lines: &str) -> Spec {
+        self.access = lines.to_owned();
+        self
+    }
+
+    /// The `backend:` or `stacks:` block, as written.
+    pub fn layout(mut self, block: &str) -> Spec {
+        self.layout = block.to_owned();
+        self
+    }
+
+    /// Top-level lines after the rest (`compat:`, `opentofu:`...).
+    pub fn then(mut self, lines: &str) -> Spec {
+        self.extra.push_str(lines);
+        self
+    }
+
+    pub fn yaml(&self) -> String {
+        let mut text = format!("region: {}\n", self.region);
+        if self.account {
+            text.push_str(&format!("account_id: \"{ACCOUNT}\"\n"));
+        }
+        if self.profile {
+            text.push_str("profile: terraform\n");
+        }
+        text.push_str(&format!("bucket:\n  name: {}\n", self.bucket));
+        if let Some(encryption) = &self.encryption {
+            text.push_str(&format!("  encryption: {encryption}\n"));
+        }
+        if self.tags {
+            text.push_str("  tags: { team: platform }\n");
+        }
+        if let Some(replica) = &self.replica {
+            text.push_str(replica);
+        }
+        text.push_str("access:\n");
+        text.push_str(&self.access);
+        text.push_str(&self.layout);
+        text.push_str(&self.extra);
+        text
+    }
+}
+
 /// A spec of two stacks in one KMS-encrypted bucket (a created key), one locking with a
 /// table too, with a writer user and a reader role.
 pub fn stacks_spec(bucket: &str, alias: &str) -> String {
-    format!(
-        "\
-region: eu-west-1
-account_id: \"{ACCOUNT}\"
-profile: terraform
-bucket:
-  name: {bucket}
-  encryption: {{ kms_key: {alias}, create_key: true }}
-  tags: {{ team: platform }}
-access:
-  users: [terraform-access]
-  readers: {{ roles: [terraform-access-role] }}
-stacks:
-  network: {{ key: network/terraform.tfstate, lock: both }}
-  app: {{ key: app/terraform.tfstate }}
-"
-    )
+    Spec::new(bucket)
+        .created_key(alias)
+        .access("  users: [terraform-access]\n  readers: { roles: [terraform-access-role] }\n")
+        .layout("stacks:\n  network: { key: network/terraform.tfstate, lock: both }\n  app: { key: app/terraform.tfstate }\n")
+        .yaml()
 }
 
 /// A spec with the given bucket, region and encryption line; principals by name.
 pub fn spec_yaml(bucket: &str, region: &str, encryption: &str) -> String {
-    format!(
-        "\
-region: {region}
-account_id: \"{ACCOUNT}\"
-profile: terraform
-bucket:
-  name: {bucket}
-  encryption: {encryption}
-  tags: {{ team: platform }}
-access:
-  users: [terraform-access]
-  roles: [terraform-access-role]
-backend:
-  key: app/terraform.tfstate
-"
-    )
+    Spec::new(bucket)
+        .region(region)
+        .encryption(encryption)
+        .yaml()
 }
 
 /// A Terraform configuration using only built-in resources (no provider download).

@@ -315,7 +315,9 @@ def main():
 
         def fresh(count, encryption="aes256", converge=False, lock="lockfile", replica=False):
             def make(run_id):
-                project = Project(base, f"{encryption}-{count}-{run_id}-{len(rows)}", count, encryption, run_id=str(len(rows)), lock=lock, replica=replica)
+                # Unique per row, the earlier build's rows included (`--before`).
+                row_id = f"{len(rows)}b{len(before_rows)}"
+                project = Project(base, f"{encryption}-{count}-{run_id}-{row_id}", count, encryption, run_id=row_id, lock=lock, replica=replica)
                 return project, (["apply", "--auto-approve"] if converge else None)
             return make
 
@@ -527,14 +529,14 @@ def format_report(rows, rate, render_ms, runs, binary, smoke, stacks_render, pol
         "- `apply` from nothing, AES256: target 4. The critical path is: observe (1); CreateBucket (1); the settings (1); "
         "observe again to verify (1). The verification is required (an apply that does not converge must fail). A DynamoDB "
         "lock table adds no round trip: CreateTable and then point-in-time recovery run beside CreateBucket and the settings.",
-        "- `apply` from nothing with a KMS key to create: the target was 6 when runs on one machine were the only ones kept "
-        "apart; it is now 9, the price of creating exactly one key when CI runners on several machines apply at once "
-        "(docs/reliability.md). CreateKey is not idempotent, so it runs under the bucket's apply lock, which lives in the "
-        "bucket: observe, including the search for a key an interrupted run left (ListKeys, then ListResourceTags of up to "
-        "32 keys at once); CreateBucket (1); the lock's conditional PUT (1); the alias read again under the lock, since "
-        "another runner may have made the key meanwhile (1); CreateKey (1); alias, rotation and the encryption naming the "
-        "key, beside every other setting (1); verify (1), beside the lock's release. Only a run that creates or repairs a "
-        "key (or grants log delivery) pays this, once in a bucket's life; converged runs and buckets without KMS take no lock.",
+        "- `apply` from nothing with a KMS key to create: target 7, the floor with a lock that lives in the bucket "
+        "(runners on several machines must make exactly one key; docs/reliability.md). CreateKey is not idempotent, so it "
+        "runs under the bucket's apply lock: observe (1; a bucket that does not exist yet cannot hold a key an interrupted "
+        "run left, so the search for one, ListKeys then ListResourceTags, is made only when the bucket exists); "
+        "CreateBucket (1); the lock's conditional PUT (1); the alias read again under the lock, since another runner may "
+        "have made the key meanwhile (1); CreateKey (1); alias, rotation and the encryption naming the key, beside every "
+        "other setting (1); verify (1), beside the lock's release. Only a run that creates or repairs a key (or grants log "
+        "delivery) pays this, once in a bucket's life; converged runs and buckets without KMS take no lock.",
         "- `apply` from nothing with a replica in a second region: target 6. The replica is created and configured beside "
         "the primary (its own clients in its region) and the replication role beside both (IAM needs neither bucket); the "
         "replication rule needs both buckets versioned and the role, so it is the one step that waits: observe (1); the two "

@@ -45,7 +45,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         log: &log,
     };
     let task = reporter.task(bucket.as_str());
-    let (caller, region, live) = super::interruptible(
+    let (clients, caller, region, live) = super::interruptible(
         read_bucket(&reach, &bucket, &first_region, task.as_ref()),
         async {},
     )?;
@@ -58,7 +58,7 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
     let mut replica_notes = Vec::new();
     if let Some(target) = &target {
         task.step("reading its replica");
-        let found = read_replica(&reach, target, &caller.account, &region);
+        let found = read_replica(&reach, &clients, target, &caller.account, &region);
         match super::interruptible(async { Ok::<_, Error>(found.await) }, async {})? {
             Ok(found) => replica = found,
             Err(error) => replica_notes.push(format!(
@@ -138,7 +138,15 @@ async fn read_bucket(
     bucket: &BucketName,
     first_region: &Region,
     task: &dyn crate::progress::Task,
-) -> Result<(aws::CallerIdentity, Region, aws::import::LiveBucket), Error> {
+) -> Result<
+    (
+        aws::Clients,
+        aws::CallerIdentity,
+        Region,
+        aws::import::LiveBucket,
+    ),
+    Error,
+> {
     task.step("finding the bucket");
     let mut clients = reach.clients(first_region).await;
     let caller = aws::caller_identity(&clients).await?;
@@ -159,19 +167,20 @@ async fn read_bucket(
     task.step("reading its settings and policy");
     let live =
         aws::import::read_bucket(&clients, bucket.as_str(), &region, &caller.account).await?;
-    Ok((caller, region, live))
+    Ok((clients, caller, region, live))
 }
 
-/// The bucket `target` replicates into, read in its own region.
+/// The bucket `target` replicates into, located with the primary's `clients` (in `region`)
+/// and read in its own region.
 async fn read_replica(
     reach: &Reach<'_>,
+    clients: &aws::Clients,
     target: &import::ReplicationTarget,
     account: &str,
     region: &Region,
 ) -> Result<Option<aws::import::LiveReplica>, aws::AwsError> {
-    let clients = reach.clients(region).await;
     let replica_region =
-        aws::import::locate_bucket(&clients, &target.bucket, account, region.as_str()).await?;
+        aws::import::locate_bucket(clients, &target.bucket, account, region.as_str()).await?;
     let replica_region = Region::parse(&replica_region).map_err(|problem| {
         aws::AwsError::new(
             format!("locating bucket `{}`", target.bucket),

@@ -136,19 +136,11 @@ region: eu-west-1
 account_id: \"123456789012\"
 profile: terraform
 bucket: { name: central-state }
-access:
-  users: [terraform-access]
-  roles: [terraform-access-role]
-  readers: { roles: [terraform-plan] }
+access: { users: [terraform-access], roles: [terraform-access-role], readers: { roles: [terraform-plan] } }
 stacks:
-  network:
-    key: network/terraform.tfstate
-    access: { roles: [network-ci] }
-  app:
-    key: app/terraform.tfstate
-  data:
-    key: data/terraform.tfstate
-    access: { readers: { users: [auditor] } }
+  network: { key: network/terraform.tfstate, access: { roles: [network-ci] } }
+  app: { key: app/terraform.tfstate }
+  data: { key: data/terraform.tfstate, access: { readers: { users: [auditor] } } }
 ";
 
     #[test]

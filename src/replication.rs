@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use crate::observed::{ForeignReplicationRule, ReplicationRule};
-use crate::policy::{PolicyDocument, bucket_arn, kms_key_statement, only_through_s3};
+use crate::policy::{PolicyDocument, allow, bucket_arn, kms_key_statement, only_through_s3};
 use crate::spec::{AccountId, BucketName, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef};
 
 /// The id of statebucket's rule in the primary's replication configuration.
@@ -46,24 +46,25 @@ impl DesiredReplication {
         let source = bucket_arn(partition, &primary.bucket.name);
         let destination = bucket_arn(partition, &replica.bucket.name);
         let mut statements = vec![
-            json!({
-                "Sid": "StatebucketReplicationSourceBucket",
-                "Effect": "Allow",
-                "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                "Resource": source,
-            }),
-            json!({
-                "Sid": "StatebucketReplicationSourceObjects",
-                "Effect": "Allow",
-                "Action": source_object_actions(replica),
-                "Resource": format!("{source}/*"),
-            }),
-            json!({
-                "Sid": "StatebucketReplicationDestinationObjects",
-                "Effect": "Allow",
-                "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                "Resource": format!("{destination}/*"),
-            }),
+            allow(
+                "StatebucketReplicationSourceBucket",
+                json!(["s3:GetReplicationConfiguration", "s3:ListBucket"]),
+                &source,
+            ),
+            allow(
+                "StatebucketReplicationSourceObjects",
+                json!(source_object_actions(replica)),
+                format!("{source}/*"),
+            ),
+            allow(
+                "StatebucketReplicationDestinationObjects",
+                json!([
+                    "s3:ReplicateObject",
+                    "s3:ReplicateDelete",
+                    "s3:ReplicateTags"
+                ]),
+                format!("{destination}/*"),
+            ),
         ];
         // S3 decrypts each source object and encrypts its replica on the role's behalf:
         // each key only through S3 in its own region, and only for its own bucket's objects
@@ -114,11 +115,7 @@ impl DesiredReplication {
             role_name,
             role_arn,
             trust_policy: trust_policy(account),
-            role_policy: PolicyDocument {
-                version: Some(json!("2012-10-17")),
-                id: None,
-                statements,
-            },
+            role_policy: PolicyDocument::of(statements),
             rule,
         }
     }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::Clients;
-use super::errors::{AwsError, Failure, codes, read_or_absent};
+use super::errors::{AwsError, Explained, Failure, codes, read_or_absent};
 use crate::desired::TABLE_BILLING_MODE;
 use crate::observed::ObservedLockTable;
 use crate::plan::TableSettings;
@@ -205,7 +205,7 @@ pub async fn create_table(
             .table_name(table)
             .send()
             .await
-            .map_err(|error| Failure::from_sdk(&error).into_error(doing.clone(), identity))?
+            .explained(identity, || doing.clone())?
             .table
             .and_then(|description| description.table_status);
         if status == Some(TableStatus::Active) {
@@ -240,11 +240,8 @@ pub async fn update_table(
             .billing_mode(BillingMode::from(to.billing_mode.as_str()))
             .send()
             .await
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    format!("switching table `{table}` to on-demand billing"),
-                    identity,
-                )
+            .explained(identity, || {
+                format!("switching table `{table}` to on-demand billing")
             })?;
     }
     if to.deletion_protection && !from.deletion_protection {
@@ -255,11 +252,8 @@ pub async fn update_table(
             .deletion_protection_enabled(true)
             .send()
             .await
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    format!("turning on deletion protection of table `{table}`"),
-                    identity,
-                )
+            .explained(identity, || {
+                format!("turning on deletion protection of table `{table}`")
             })?;
     }
     Ok(())
@@ -279,11 +273,8 @@ pub async fn enable_point_in_time_recovery(clients: &Clients, table: &str) -> Re
         .send()
         .await
         .map(drop)
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("turning on point-in-time recovery of table `{table}`"),
-                &clients.identity_source,
-            )
+        .explained(&clients.identity_source, || {
+            format!("turning on point-in-time recovery of table `{table}`")
         })
 }
 
@@ -300,7 +291,5 @@ pub async fn tag_table(
         .send()
         .await
         .map(drop)
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(format!("tagging {arn}"), &clients.identity_source)
-        })
+        .explained(&clients.identity_source, || format!("tagging {arn}"))
 }

@@ -154,6 +154,21 @@ where
     }
 }
 
+/// An SDK call's answer as the user reads it: on failure, what we were doing and whose
+/// credentials were used.
+pub(crate) trait Explained<O> {
+    fn explained(self, identity: &str, doing: impl FnOnce() -> String) -> Result<O, AwsError>;
+}
+
+impl<O, E> Explained<O> for Result<O, SdkError<E, Response>>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    fn explained(self, identity: &str, doing: impl FnOnce() -> String) -> Result<O, AwsError> {
+        self.map_err(|error| Failure::from_sdk(&error).into_error(doing(), identity))
+    }
+}
+
 impl Failure {
     pub fn from_sdk<E>(error: &SdkError<E, Response>) -> Failure
     where

@@ -4,7 +4,7 @@
 
 use super::Clients;
 use super::bucket::{BucketAt, BucketReads, observe_bucket};
-use super::errors::{AwsError, Failure};
+use super::errors::{AwsError, Explained, Failure};
 use crate::observed::{ObservedBucket, ReplicationConfiguration};
 use crate::spec::Region;
 
@@ -212,11 +212,8 @@ async fn kms_key_and_aliases(
         .key_id(key)
         .send()
         .await
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("looking up the bucket's KMS key `{key}` (kms:DescribeKey)"),
-                identity,
-            )
+        .explained(identity, || {
+            format!("looking up the bucket's KMS key `{key}` (kms:DescribeKey)")
         })?;
     let Some(metadata) = described.key_metadata() else {
         return Ok(None);
@@ -232,13 +229,10 @@ async fn kms_key_and_aliases(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!(
-                    "listing the aliases of KMS key `{}` (kms:ListAliases)",
-                    metadata.key_id()
-                ),
-                identity,
+        let page = page.explained(identity, || {
+            format!(
+                "listing the aliases of KMS key `{}` (kms:ListAliases)",
+                metadata.key_id()
             )
         })?;
         aliases.extend(
@@ -262,11 +256,8 @@ async fn state_keys(clients: &Clients, bucket: &str) -> Result<Vec<String>, AwsE
         .bucket(bucket)
         .send()
         .await
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("listing the objects of bucket `{bucket}` (s3:ListBucket)"),
-                clients.identity_source.as_str(),
-            )
+        .explained(&clients.identity_source, || {
+            format!("listing the objects of bucket `{bucket}` (s3:ListBucket)")
         })?;
     Ok(listed
         .contents()

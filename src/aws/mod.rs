@@ -161,16 +161,17 @@ impl Lookups {
         &self,
         profile: Option<&ProfileName>,
         region: &Region,
-        endpoint: Option<&EndpointUrl>,
-        attempt_timeout: Duration,
-        log: &Arc<RequestLog>,
+        transport: Transport<'_>,
     ) -> Clients {
-        let key = format!("{profile:?}|{region}|{endpoint:?}|{attempt_timeout:?}");
+        let key = format!(
+            "{profile:?}|{region}|{:?}|{:?}",
+            transport.endpoint, transport.attempt_timeout
+        );
         let mut cache = self.clients.lock().await;
         if let Some(clients) = cache.get(&key) {
             return clients.clone();
         }
-        let built = clients(profile, region, endpoint, attempt_timeout, log).await;
+        let built = clients(profile, region, transport).await;
         cache.insert(key, built.clone());
         built
     }
@@ -197,36 +198,30 @@ pub struct Clients {
     pub profile: Option<ProfileName>,
 }
 
+/// How requests reach AWS, whoever signs them: the endpoint (`None`: AWS's own), how long
+/// one attempt may take, and the log every request is counted in.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport<'a> {
+    pub endpoint: Option<&'a EndpointUrl>,
+    pub attempt_timeout: Duration,
+    pub log: &'a Arc<RequestLog>,
+}
+
 /// Builds clients from the standard credential chain (environment, profiles, SSO, web
 /// identity, container, IMDS) with `profile` forced when given. Retries use the SDK's
 /// standard mode; timeouts keep a dead endpoint from hanging a CI job.
 pub async fn clients(
     profile: Option<&ProfileName>,
     region: &Region,
-    endpoint: Option<&EndpointUrl>,
-    attempt_timeout: Duration,
-    log: &Arc<RequestLog>,
+    transport: Transport<'_>,
 ) -> Clients {
-    build_clients(
-        Credentials::Chain(profile),
-        region,
-        endpoint,
-        attempt_timeout,
-        log,
-    )
-    .await
+    build_clients(Credentials::Chain(profile), region, transport).await
 }
 
 /// Clients without credentials, for calls STS accepts unsigned
 /// (AssumeRoleWithWebIdentity): no credential source is looked for at all.
-pub async fn anonymous_clients(
-    region: &Region,
-    endpoint: Option<&EndpointUrl>,
-    attempt_timeout: Duration,
-    log: &Arc<RequestLog>,
-) -> Clients {
-    let mut clients =
-        build_clients(Credentials::None, region, endpoint, attempt_timeout, log).await;
+pub async fn anonymous_clients(region: &Region, transport: Transport<'_>) -> Clients {
+    let mut clients = build_clients(Credentials::None, region, transport).await;
     clients.identity_source = "no credentials (an unsigned request)".to_owned();
     clients
 }
@@ -246,18 +241,9 @@ pub async fn session_clients(
     credentials: aws_sdk_s3::config::Credentials,
     identity: String,
     region: &Region,
-    endpoint: Option<&EndpointUrl>,
-    attempt_timeout: Duration,
-    log: &Arc<RequestLog>,
+    transport: Transport<'_>,
 ) -> Clients {
-    let mut clients = build_clients(
-        Credentials::Static(credentials),
-        region,
-        endpoint,
-        attempt_timeout,
-        log,
-    )
-    .await;
+    let mut clients = build_clients(Credentials::Static(credentials), region, transport).await;
     clients.identity_source = identity;
     clients
 }
@@ -265,9 +251,11 @@ pub async fn session_clients(
 async fn build_clients(
     credentials: Credentials<'_>,
     region: &Region,
-    endpoint: Option<&EndpointUrl>,
-    attempt_timeout: Duration,
-    log: &Arc<RequestLog>,
+    Transport {
+        endpoint,
+        attempt_timeout,
+        log,
+    }: Transport<'_>,
 ) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{
 };
 
 use super::Clients;
-use super::errors::{AwsError, Failure, codes};
+use super::errors::{AwsError, Explained, Failure, codes};
 use crate::observed::{
     ForeignReplicationRule, ReplicationConfiguration, ReplicationRule, ReplicationState, RoleState,
 };
@@ -240,11 +240,8 @@ pub async fn put_configuration(
         .send()
         .await
         .map(drop)
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("writing the replication configuration of `{bucket}`"),
-                &clients.identity_source,
-            )
+        .explained(&clients.identity_source, || {
+            format!("writing the replication configuration of `{bucket}`")
         })
 }
 
@@ -287,11 +284,8 @@ pub async fn create_role(
         .send()
         .await
         .map(drop)
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("attaching policy `{policy_name}` to replication role `{role}`"),
-                identity,
-            )
+        .explained(identity, || {
+            format!("attaching policy `{policy_name}` to replication role `{role}`")
         })
 }
 

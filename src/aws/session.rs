@@ -6,7 +6,7 @@
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag};
 
 use super::Clients;
-use super::errors::{AwsError, Failure};
+use super::errors::{AwsError, Explained};
 
 /// What a session asks for; unset fields are left to STS's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,13 +58,10 @@ pub async fn web_identity(
         .set_policy(request.policy.clone())
         .send()
         .await
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!(
-                    "exchanging the web identity token for role `{}` (sts:AssumeRoleWithWebIdentity)",
-                    request.role_arn
-                ),
-                "the web identity token",
+        .explained("the web identity token", || {
+            format!(
+                "exchanging the web identity token for role `{}` (sts:AssumeRoleWithWebIdentity)",
+                request.role_arn
             )
         })?;
     session_credentials(output.credentials(), &request.role_arn)
@@ -98,11 +95,8 @@ pub async fn assume_role(
         .set_transitive_tag_keys(transitive)
         .send()
         .await
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("assuming role `{}` (sts:AssumeRole)", request.role_arn),
-                &clients.identity_source,
-            )
+        .explained(&clients.identity_source, || {
+            format!("assuming role `{}` (sts:AssumeRole)", request.role_arn)
         })?;
     session_credentials(output.credentials(), &request.role_arn)
 }

@@ -25,11 +25,7 @@ pub fn run(
     let mut desired = Vec::new();
     for environment in &environments {
         let endpoint = connection.endpoint(&environment.spec);
-        desired.push(
-            environment
-                .offline_desired(endpoint.as_ref())
-                .map_err(Error::Spec)?,
-        );
+        desired.push(environment.offline_desired(endpoint).map_err(Error::Spec)?);
     }
     let stacks: Vec<(&DesiredBucket<'_>, &DesiredStack<'_>)> = desired
         .iter()

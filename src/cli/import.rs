@@ -40,9 +40,12 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
     let reach = Reach {
-        connection: &connection,
-        endpoint: endpoint.as_ref(),
-        log: &log,
+        profile: connection.profile_flag.as_ref(),
+        transport: aws::Transport {
+            endpoint: endpoint.as_ref(),
+            attempt_timeout: connection.attempt_timeout,
+            log: &log,
+        },
     };
     let task = reporter.task(bucket.as_str());
     let (clients, caller, region, live) = super::interruptible(
@@ -113,21 +116,13 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
 
 /// How import reaches AWS: as `--profile`, through the endpoint, counting requests.
 struct Reach<'a> {
-    connection: &'a crate::engine::Connection,
-    endpoint: Option<&'a crate::spec::EndpointUrl>,
-    log: &'a Arc<RequestLog>,
+    profile: Option<&'a ProfileName>,
+    transport: aws::Transport<'a>,
 }
 
 impl Reach<'_> {
     async fn clients(&self, region: &Region) -> aws::Clients {
-        aws::clients(
-            self.connection.profile_flag.as_ref(),
-            region,
-            self.endpoint,
-            self.connection.attempt_timeout,
-            self.log,
-        )
-        .await
+        aws::clients(self.profile, region, self.transport).await
     }
 }
 

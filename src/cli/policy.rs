@@ -66,9 +66,7 @@ pub fn run(
     } else {
         let connection = super::offline_connection(endpoint)?;
         let endpoint = connection.endpoint(spec);
-        let built = environment
-            .offline_desired(endpoint.as_ref())
-            .map_err(Error::Spec)?;
+        let built = environment.offline_desired(endpoint).map_err(Error::Spec)?;
         let desired = if replica {
             built.replica.ok_or_else(|| Error::Usage {
                 message: format!("{} has no `bucket.replica`", spec.source),

@@ -21,9 +21,7 @@ pub fn run(
     for environment in &environments {
         let spec = &environment.spec;
         let endpoint = connection.endpoint(spec);
-        let desired = environment
-            .offline_desired(endpoint.as_ref())
-            .map_err(Error::Spec)?;
+        let desired = environment.offline_desired(endpoint).map_err(Error::Spec)?;
         // With a replica, its failover files too.
         let buckets = desired.buckets();
         for (desired, stack) in

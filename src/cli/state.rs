@@ -94,14 +94,7 @@ async fn clients(
     connection: &Connection,
     log: &Arc<RequestLog>,
 ) -> Result<Clients, Error> {
-    let clients = aws::clients(
-        connection.tool_profile(spec),
-        &spec.region,
-        connection.endpoint(spec).as_ref(),
-        connection.attempt_timeout,
-        log,
-    )
-    .await;
+    let clients = connection.tool_clients(spec, &spec.region, log).await;
     // The account guard needs STS; a store without it has no account to guard.
     if !spec.lacks(crate::spec::StoreFeature::Sts) {
         let caller = aws::caller_identity(&clients).await?;

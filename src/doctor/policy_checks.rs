@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Check, Status};
 use crate::aws::probe::{self};
-use crate::aws::{self, RequestLog};
+use crate::aws::{self, RequestLog, Transport};
 use crate::desired::DesiredStack;
 use crate::engine::Connection;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
@@ -90,9 +90,11 @@ pub(super) async fn live_policy_check(
     let tool = aws::clients(
         connection.tool_profile(spec),
         &spec.region,
-        endpoint,
-        connection.attempt_timeout,
-        log,
+        Transport {
+            endpoint,
+            attempt_timeout: connection.attempt_timeout,
+            log,
+        },
     )
     .await;
     let policy = match probe::bucket_policy(&tool, spec.bucket.name.as_str()).await {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Check, CredentialSource, Status, session_request};
 use crate::aws::probe::Leftovers;
-use crate::aws::{self, RequestLog};
+use crate::aws::{self, RequestLog, Transport};
 use crate::desired::{DesiredBucket, DesiredStack};
 use crate::engine::Connection;
 use crate::policy::bucket_arn;
@@ -61,12 +61,14 @@ pub async fn diagnose(
         .object("endpoints")
         .get("s3")
         .and_then(|url| EndpointUrl::parse(url).ok())
-        .or_else(|| connection.endpoint(spec));
+        .or_else(|| connection.endpoint(spec).cloned());
     let session = Session {
         region: &region,
-        endpoint: endpoint.as_ref(),
-        connection,
-        log,
+        transport: Transport {
+            endpoint: endpoint.as_ref(),
+            attempt_timeout: connection.attempt_timeout,
+            log,
+        },
     };
     let clients = match backend_clients(&session, &config, &source).await {
         Ok(clients) => clients,
@@ -209,11 +211,15 @@ pub(super) async fn replication_checks(
     let Some(primary) = &spec.replica_of else {
         return Vec::new();
     };
+    let transport = Transport {
+        endpoint,
+        attempt_timeout: connection.attempt_timeout,
+        log,
+    };
     let profile = connection.tool_profile(spec);
-    let timeout = connection.attempt_timeout;
     let (on_primary, on_replica) = tokio::join!(
-        aws::clients(profile, &primary.region, endpoint, timeout, log),
-        aws::clients(profile, &spec.region, endpoint, timeout, log),
+        aws::clients(profile, &primary.region, transport),
+        aws::clients(profile, &spec.region, transport),
     );
     let role = crate::replication::role_name(&primary.name);
     let replica_arn = bucket_arn(spec.region.partition(), &spec.bucket.name);

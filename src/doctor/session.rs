@@ -2,21 +2,17 @@
 //! backend resolves it, and the provider settings that would send it elsewhere.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::{Check, CredentialSource, Status, provider_traps, session_request};
-use crate::aws::{self, Clients, RequestLog};
+use crate::aws::{self, Clients, Transport};
 use crate::desired::DesiredStack;
-use crate::engine::Connection;
 use crate::render::BackendConfig;
-use crate::spec::{BackendCredentials, EndpointUrl, ProfileName, Region};
+use crate::spec::{BackendCredentials, ProfileName, Region};
 
 /// Where and how the probes reach AWS.
 pub(super) struct Session<'a> {
     pub(super) region: &'a Region,
-    pub(super) endpoint: Option<&'a EndpointUrl>,
-    pub(super) connection: &'a Connection,
-    pub(super) log: &'a Arc<RequestLog>,
+    pub(super) transport: Transport<'a>,
 }
 
 /// Clients with the credentials Terraform's backend would have for `config`, resolved in
@@ -27,7 +23,6 @@ pub(super) async fn backend_clients(
     config: &BackendConfig,
     source: &CredentialSource,
 ) -> Result<Clients, Box<Check>> {
-    let timeout = session.connection.attempt_timeout;
     let base = match source {
         CredentialSource::WebIdentity { token_file, .. } => {
             let request = session_request(config, "assume_role_with_web_identity")
@@ -42,9 +37,7 @@ pub(super) async fn backend_clients(
                     .fix("CI must write the OIDC token to that file before `terraform init` (see docs/github-actions.yml)"),
                 )
             })?;
-            let anonymous =
-                aws::anonymous_clients(session.region, session.endpoint, timeout, session.log)
-                    .await;
+            let anonymous = aws::anonymous_clients(session.region, session.transport).await;
             let credentials = aws::session::web_identity(&anonymous, &request, &token)
                 .await
                 .map_err(|error| {
@@ -61,9 +54,7 @@ pub(super) async fn backend_clients(
                 credentials,
                 format!("web identity role `{}`", request.role_arn),
                 session.region,
-                session.endpoint,
-                timeout,
-                session.log,
+                session.transport,
             )
             .await
         }
@@ -71,14 +62,7 @@ pub(super) async fn backend_clients(
             let profile = source
                 .profile()
                 .and_then(|profile| ProfileName::parse(profile).ok());
-            aws::clients(
-                profile.as_ref(),
-                session.region,
-                session.endpoint,
-                timeout,
-                session.log,
-            )
-            .await
+            aws::clients(profile.as_ref(), session.region, session.transport).await
         }
     };
     let Some(request) = session_request(config, "assume_role") else {
@@ -103,9 +87,7 @@ pub(super) async fn backend_clients(
         credentials,
         format!("role `{}` assumed from {source}", request.role_arn),
         session.region,
-        session.endpoint,
-        timeout,
-        session.log,
+        session.transport,
     )
     .await)
 }

@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
-use crate::aws::{self, CallerIdentity, Clients, RequestLog};
+use crate::aws::{self, CallerIdentity, Clients, RequestLog, Transport};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
 use crate::plan::EnvPlan;
 use crate::policy::evaluate::Caller;
 use crate::progress::Reporter;
 use crate::project::Environment;
-use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName};
+use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName, Region};
 
 /// The caller's ARN where a store without STS cannot name it.
 pub const UNKNOWN_CALLER: &str = "(unknown: the store has no STS)";
@@ -37,11 +37,30 @@ pub struct Connection {
 
 impl Connection {
     /// `--endpoint-url`, then `AWS_ENDPOINT_URL`, then the spec's `endpoint`.
-    pub fn endpoint(&self, spec: &EnvSpec) -> Option<EndpointUrl> {
+    pub fn endpoint<'a>(&'a self, spec: &'a EnvSpec) -> Option<&'a EndpointUrl> {
         self.endpoint_flag
-            .clone()
-            .or_else(|| self.endpoint_env.clone())
-            .or_else(|| spec.endpoint.clone())
+            .as_ref()
+            .or(self.endpoint_env.as_ref())
+            .or(spec.endpoint.as_ref())
+    }
+
+    /// How requests for `spec` reach AWS.
+    pub fn transport<'a>(&'a self, spec: &'a EnvSpec, log: &'a Arc<RequestLog>) -> Transport<'a> {
+        Transport {
+            endpoint: self.endpoint(spec),
+            attempt_timeout: self.attempt_timeout,
+            log,
+        }
+    }
+
+    /// Clients of statebucket's own identity (`tool_profile`) for `spec`, in `region`.
+    pub async fn tool_clients(
+        &self,
+        spec: &EnvSpec,
+        region: &Region,
+        log: &Arc<RequestLog>,
+    ) -> Clients {
+        aws::clients(self.tool_profile(spec), region, self.transport(spec, log)).await
     }
 
     /// The tool's own identity: `--profile`, then the spec's `bootstrap_profile`, then the

@@ -20,7 +20,7 @@ use super::*;
 /// the primary's region and the replica's.
 struct Reach<'a> {
     profile: Option<&'a ProfileName>,
-    endpoint: Option<EndpointUrl>,
+    endpoint: Option<&'a EndpointUrl>,
     /// The key under which the caller's identity is asked once per run.
     tool_key: String,
     clients: Clients,
@@ -29,7 +29,7 @@ struct Reach<'a> {
 
 impl Reach<'_> {
     fn endpoint_key(&self) -> &str {
-        self.endpoint.as_ref().map_or("", EndpointUrl::as_str)
+        self.endpoint.map_or("", EndpointUrl::as_str)
     }
 }
 
@@ -87,7 +87,7 @@ impl Engine {
             environment.replica.as_ref(),
             &account,
             &arns,
-            reach.endpoint.as_ref(),
+            reach.endpoint,
             environment.template(),
         )
         .map_err(Error::Spec)?;
@@ -142,22 +142,15 @@ impl Engine {
         let spec = &environment.spec;
         let endpoint = self.connection.endpoint(spec);
         let profile = self.connection.tool_profile(spec);
-        let clients_in = |region| {
-            self.lookups.clients(
-                profile,
-                region,
-                endpoint.as_ref(),
-                self.connection.attempt_timeout,
-                &self.log,
-            )
-        };
+        let transport = self.connection.transport(spec, &self.log);
+        let clients_in = |region| self.lookups.clients(profile, region, transport);
         let clients = clients_in(&spec.region).await;
         let replica_clients = match &environment.replica {
             Some(replica) => Some(clients_in(&replica.region).await),
             None => None,
         };
-        tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.as_ref().map(EndpointUrl::as_str), "resolving identity");
-        let endpoint_key = endpoint.as_ref().map_or("", EndpointUrl::as_str);
+        tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.map(EndpointUrl::as_str), "resolving identity");
+        let endpoint_key = endpoint.map_or("", EndpointUrl::as_str);
         let tool_key = format!("{profile:?}@{endpoint_key}");
         Reach {
             profile,
@@ -217,12 +210,7 @@ impl Engine {
         };
         let (caller, terraform_profiles, observed, replica_observed, verified) = tokio::join!(
             caller,
-            self.terraform_profiles(
-                spec,
-                reach.profile,
-                reach.endpoint.as_ref(),
-                reach.endpoint_key()
-            ),
+            self.terraform_profiles(spec, reach.profile, reach.endpoint_key()),
             aws::observe(
                 &reach.clients,
                 spec,
@@ -259,12 +247,12 @@ impl Engine {
         &self,
         spec: &EnvSpec,
         tool_profile: Option<&ProfileName>,
-        endpoint: Option<&EndpointUrl>,
         endpoint_key: &str,
     ) -> Vec<(ProfileName, TerraformIdentity)> {
         if spec.lacks(StoreFeature::Sts) {
             return Vec::new();
         }
+        let transport = self.connection.transport(spec, &self.log);
         let mut profiles: Vec<&ProfileName> = spec
             .stacks
             .iter()
@@ -277,13 +265,7 @@ impl Engine {
         let lookups = profiles.into_iter().map(|profile| async move {
             let clients = self
                 .lookups
-                .clients(
-                    Some(profile),
-                    &spec.region,
-                    endpoint,
-                    self.connection.attempt_timeout,
-                    &self.log,
-                )
+                .clients(Some(profile), &spec.region, transport)
                 .await;
             let identity = match self
                 .lookups

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::template::{StackObjects, deny_everyone_else, deny_insecure_transport};
-use super::{PolicyInputs, StateArns, bucket_arn, render_statements, sid};
+use super::{
+    PolicyInputs, StateArns, StatesAndLocks, allow_principals, bucket_arn, render_statements, sid,
+};
 use crate::access::{Grant, PrincipalArns, Tier, grants};
 use crate::spec::names::Problem;
 use crate::spec::{AccountId, Diagnostic, EnvSpec, IamArn, Pos, PrincipalKind};
@@ -118,35 +120,26 @@ fn of_kind(grant: &Grant<'_>, kind: PrincipalKind) -> Vec<IamArn> {
 /// Never PutObject on state.
 fn reader_statements(grant: &Grant<'_>, bucket: &str) -> Vec<Value> {
     let principals: Vec<String> = grant.principals.iter().map(ToString::to_string).collect();
-    let objects: Vec<StateArns> = grant
-        .stacks
-        .iter()
-        .map(|stack| StateArns::of(bucket, stack))
-        .collect();
-    let states: Vec<&str> = objects.iter().flat_map(StateArns::states).collect();
-    let locks: Vec<&str> = objects.iter().flat_map(StateArns::locks).collect();
+    let objects = StatesAndLocks::of(bucket, grant.stacks.iter().copied());
     vec![
-        json!({
-            "Sid": grant.sid("ReaderListStateBucket"),
-            "Effect": "Allow",
-            "Principal": {"AWS": principals},
-            "Action": "s3:ListBucket",
-            "Resource": bucket,
-        }),
-        json!({
-            "Sid": grant.sid("ReadState"),
-            "Effect": "Allow",
-            "Principal": {"AWS": principals},
-            "Action": "s3:GetObject",
-            "Resource": states,
-        }),
-        json!({
-            "Sid": grant.sid("ReaderLockFiles"),
-            "Effect": "Allow",
-            "Principal": {"AWS": principals},
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            "Resource": locks,
-        }),
+        allow_principals(
+            grant.sid("ReaderListStateBucket"),
+            &principals,
+            json!("s3:ListBucket"),
+            bucket,
+        ),
+        allow_principals(
+            grant.sid("ReadState"),
+            &principals,
+            json!("s3:GetObject"),
+            &objects.states,
+        ),
+        allow_principals(
+            grant.sid("ReaderLockFiles"),
+            &principals,
+            json!(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
+            &objects.locks,
+        ),
     ]
 }
 

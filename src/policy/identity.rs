@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{PolicyDocument, StateArns, bucket_arn};
+use super::{PolicyDocument, StatesAndLocks, allow, bucket_arn};
 use crate::access::{Grant, Tier};
 use crate::spec::{
     AccountId, Encryption, EnvSpec, IamArn, KmsKey, KmsKeyRef, PrincipalKind, StackSpec,
@@ -92,70 +92,41 @@ struct Part<'s> {
 
 /// A tier's statements on its stacks' states and lock files.
 fn tier_statements(part: &Part<'_>, bucket: &str) -> Vec<Value> {
-    let mut statements = Vec::new();
-    let objects: Vec<StateArns> = part
-        .stacks
-        .iter()
-        .map(|stack| StateArns::of(bucket, stack))
-        .collect();
-    let states: Vec<&str> = objects.iter().flat_map(StateArns::states).collect();
-    let locks: Vec<&str> = objects.iter().flat_map(StateArns::locks).collect();
-    let owner = &part.sid_owner;
+    let objects = StatesAndLocks::of(bucket, part.stacks.iter().copied());
+    let sid = |name: &str| format!("Statebucket{}{name}", part.sid_owner);
+    let lock_actions = json!(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]);
     match part.tier {
-        Tier::Writer => {
-            statements.push(json!({
-                "Sid": format!("Statebucket{owner}ReadWriteState"),
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": states,
-            }));
+        Tier::Writer => vec![
+            allow(
+                sid("ReadWriteState"),
+                json!(["s3:GetObject", "s3:PutObject"]),
+                &objects.states,
+            ),
             // `terraform workspace delete` deletes `<prefix>/<workspace>/<key>`; the
             // default workspace's state is never deleted (Terraform's S3 backend
             // documentation, "Permissions Required").
-            let workspace_states: Vec<&str> = objects
-                .iter()
-                .map(|arns| arns.workspace_state.as_str())
-                .collect();
-            statements.push(json!({
-                "Sid": format!("Statebucket{owner}DeleteWorkspaceState"),
-                "Effect": "Allow",
-                "Action": "s3:DeleteObject",
-                "Resource": workspace_states,
-            }));
-            statements.push(json!({
-                "Sid": format!("Statebucket{owner}LockFiles"),
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": locks,
-            }));
-        }
-        Tier::Reader => {
-            statements.push(json!({
-                "Sid": format!("Statebucket{owner}ReadState"),
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": states,
-            }));
-            statements.push(json!({
-                "Sid": format!("Statebucket{owner}ReaderLockFiles"),
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                "Resource": locks,
-            }));
-        }
+            allow(
+                sid("DeleteWorkspaceState"),
+                json!("s3:DeleteObject"),
+                &objects.workspace_states,
+            ),
+            allow(sid("LockFiles"), lock_actions, &objects.locks),
+        ],
+        Tier::Reader => vec![
+            allow(sid("ReadState"), json!("s3:GetObject"), &objects.states),
+            allow(sid("ReaderLockFiles"), lock_actions, &objects.locks),
+        ],
     }
-    statements
 }
 
 fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDocument {
     let partition = spec.region.partition();
     let bucket = bucket_arn(partition, &spec.bucket.name);
-    let mut statements = vec![json!({
-        "Sid": "StatebucketListStateBucket",
-        "Effect": "Allow",
-        "Action": "s3:ListBucket",
-        "Resource": bucket,
-    })];
+    let mut statements = vec![allow(
+        "StatebucketListStateBucket",
+        json!("s3:ListBucket"),
+        &bucket,
+    )];
     for part in parts {
         statements.extend(tier_statements(part, &bucket));
     }
@@ -216,11 +187,7 @@ fn document(spec: &EnvSpec, account: &AccountId, parts: &[Part<'_>]) -> PolicyDo
             "Resource": resource,
         }));
     }
-    PolicyDocument {
-        version: Some(json!("2012-10-17")),
-        id: None,
-        statements,
-    }
+    PolicyDocument::of(statements)
 }
 
 /// The key is named by what the spec says, as narrowly as IAM allows, so the document does
@@ -234,12 +201,7 @@ pub fn kms_key_statement(
     sid: &str,
 ) -> Value {
     let (resource, alias) = key_resource(spec, account.as_str(), kms_key);
-    let mut statement = json!({
-        "Sid": sid,
-        "Effect": "Allow",
-        "Action": actions,
-        "Resource": resource,
-    });
+    let mut statement = allow(sid, actions, resource);
     // IAM cannot name a key by alias as a resource; kms:ResourceAliases narrows `key/*`
     // to the keys that carry the alias.
     if let Some(alias) = alias {

@@ -81,6 +81,55 @@ impl StateArns {
     }
 }
 
+/// The state objects and lock files of some stacks, every workspace included.
+pub struct StatesAndLocks {
+    pub states: Vec<String>,
+    /// `<prefix>/*/<key>`: what `terraform workspace delete` deletes.
+    pub workspace_states: Vec<String>,
+    pub locks: Vec<String>,
+}
+
+impl StatesAndLocks {
+    pub fn of<'s>(bucket_arn: &str, stacks: impl IntoIterator<Item = &'s StackSpec>) -> Self {
+        let arns: Vec<StateArns> = stacks
+            .into_iter()
+            .map(|stack| StateArns::of(bucket_arn, stack))
+            .collect();
+        let owned = |pick: fn(&StateArns) -> [&str; 2]| {
+            arns.iter().flat_map(pick).map(str::to_owned).collect()
+        };
+        StatesAndLocks {
+            states: owned(StateArns::states),
+            locks: owned(StateArns::locks),
+            workspace_states: arns
+                .iter()
+                .map(|arns| arns.workspace_state.clone())
+                .collect(),
+        }
+    }
+}
+
+/// An Allow statement of an identity policy (no `Principal`).
+pub(crate) fn allow(sid: impl Into<String>, action: Value, resource: impl Serialize) -> Value {
+    json!({"Sid": sid.into(), "Effect": "Allow", "Action": action, "Resource": resource})
+}
+
+/// An Allow statement of a resource policy, for these AWS principals.
+pub(crate) fn allow_principals(
+    sid: impl Into<String>,
+    principals: &[String],
+    action: Value,
+    resource: impl Serialize,
+) -> Value {
+    json!({
+        "Sid": sid.into(),
+        "Effect": "Allow",
+        "Principal": {"AWS": principals},
+        "Action": action,
+        "Resource": resource,
+    })
+}
+
 /// A bucket policy as S3 stores it: a version, an optional id, and statements kept as JSON
 /// so that statements we do not own round-trip unchanged.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +140,15 @@ pub struct PolicyDocument {
 }
 
 impl PolicyDocument {
+    /// A new document of these statements, in the current policy language version.
+    pub fn of(statements: Vec<Value>) -> PolicyDocument {
+        PolicyDocument {
+            version: Some(json!("2012-10-17")),
+            id: None,
+            statements,
+        }
+    }
+
     /// Parses a policy as GetBucketPolicy returns it. A single statement object (allowed by
     /// the policy grammar) is read as a one-element list.
     pub fn parse(text: &str) -> Result<PolicyDocument, String> {
@@ -264,11 +322,7 @@ pub fn log_delivery_sid(source_bucket: &str) -> String {
 /// statement is kept as it is. `None` when `live` already holds it (compared by meaning).
 /// Used on log buckets, where only this one statement is the tool's.
 pub fn with_statement(live: Option<&PolicyDocument>, statement: &Value) -> Option<PolicyDocument> {
-    let mut document = live.cloned().unwrap_or(PolicyDocument {
-        version: Some(json!("2012-10-17")),
-        id: None,
-        statements: Vec::new(),
-    });
+    let mut document = live.cloned().unwrap_or(PolicyDocument::of(Vec::new()));
     let wanted_sid = sid(statement);
     match document
         .statements
@@ -485,11 +539,7 @@ mod tests {
             log_delivery_statement("aws", "logs", &format!("{source}/"), source, "123456789012")
         };
         let foreign = json!({"Sid": "Auditors", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*"});
-        let live = PolicyDocument {
-            version: Some(json!("2012-10-17")),
-            id: None,
-            statements: vec![foreign.clone(), grant("other-state")],
-        };
+        let live = PolicyDocument::of(vec![foreign.clone(), grant("other-state")]);
         let added = with_statement(Some(&live), &grant("my-state")).unwrap();
         assert_eq!(
             added.statements,

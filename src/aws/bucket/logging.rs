@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{BucketLoggingStatus, LoggingEnabled};
 
 use super::{BucketAt, read_setting};
 use crate::aws::Clients;
-use crate::aws::errors::{AwsError, Failure, codes};
+use crate::aws::errors::{AwsError, Explained, Failure, codes};
 use crate::aws::until_consistent;
 use crate::observed::{LogBucket, LoggingTarget};
 use crate::plan::{Change, EnvPlan};
@@ -164,7 +164,7 @@ pub async fn apply_logging(
                 .policy(merged.to_json())
                 .send()
                 .await
-                .map_err(|error| Failure::from_sdk(&error).into_error(doing, identity))?;
+                .explained(identity, || doing)?;
         }
     }
     for change in &plan.changes {
@@ -189,11 +189,8 @@ pub async fn apply_logging(
                 .send()
                 .await
                 .map(drop)
-                .map_err(|error| {
-                    Failure::from_sdk(&error).into_error(
-                        format!("turning on access logging of bucket `{bucket}`"),
-                        identity,
-                    )
+                .explained(identity, || {
+                    format!("turning on access logging of bucket `{bucket}`")
                 })
         })
         .await?;

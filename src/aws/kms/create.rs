@@ -5,7 +5,7 @@
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 
 use super::super::Clients;
-use super::super::errors::{AwsError, Failure, codes};
+use super::super::errors::{AwsError, Explained, Failure, codes};
 use crate::plan::{Change, EnvPlan};
 
 /// Where the environment's key comes from, when the plan creates one.
@@ -218,11 +218,8 @@ pub async fn alias_and_rotation(
             .send()
             .await
             .map(drop)
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    format!("enabling rotation of the key for {alias}"),
-                    identity,
-                )
+            .explained(identity, || {
+                format!("enabling rotation of the key for {alias}")
             })
     };
     let (warning, ()) = tokio::try_join!(alias_step, rotation_step)?;
@@ -249,11 +246,8 @@ pub async fn write_key_setting(
             .send()
             .await
             .map(|_| None)
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    format!("writing the key policy of KMS key {key_arn}"),
-                    identity,
-                )
+            .explained(identity, || {
+                format!("writing the key policy of KMS key {key_arn}")
             }),
         Change::EnableKeyRotation { key_arn } => clients
             .kms

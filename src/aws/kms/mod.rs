@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 
 use super::Clients;
-use super::errors::{AwsError, Failure};
+use super::errors::{AwsError, Explained, Failure};
 
 /// The first enabled key carrying every one of `tags`; `None` when there is none. Walks
 /// ListKeys, then ListResourceTags of up to 32 keys at once (one round trip for most
@@ -29,11 +29,8 @@ pub async fn find_tagged_key(
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(
-                    "listing KMS keys to find one created earlier for this environment",
-                    identity,
-                )
+            .explained(identity, || {
+                "listing KMS keys to find one created earlier for this environment".to_owned()
             })?;
         key_ids.extend(
             page.keys()

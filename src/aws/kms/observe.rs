@@ -2,7 +2,7 @@
 //! policy), OpenTofu's dedicated key, and a key an interrupted run left without its alias.
 
 use super::super::Clients;
-use super::super::errors::{AwsError, Failure, codes};
+use super::super::errors::{AwsError, Explained, Failure, codes};
 use crate::desired::{kms_key_tags, tofu_key_tags};
 use crate::observed::{KeyPolicyReading, ObservedKey, ObservedTofuKey};
 use crate::spec::{Encryption, EnvSpec, KmsKey, TofuEncryption};
@@ -68,11 +68,8 @@ pub async fn tofu_key(
         .send()
         .await
         .map(|output| output.key_rotation_enabled())
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!("reading rotation of OpenTofu's KMS key {arn}"),
-                &clients.identity_source,
-            )
+        .explained(&clients.identity_source, || {
+            format!("reading rotation of OpenTofu's KMS key {arn}")
         })?;
     Ok(KeyLookup::Found(Some(ObservedTofuKey::Aliased {
         arn,

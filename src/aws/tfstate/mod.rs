@@ -10,7 +10,7 @@ use aws_smithy_types::date_time::Format;
 use futures::stream::{self, StreamExt};
 
 use super::Clients;
-use super::errors::{AwsError, Failure, codes};
+use super::errors::{AwsError, Explained, Failure, codes};
 use crate::tfstate::StatePath;
 
 mod terraform_lock;
@@ -49,9 +49,7 @@ pub async fn versions(
             .set_version_id_marker(markers.1.clone())
             .send()
             .await
-            .map_err(|error| {
-                Failure::from_sdk(&error).into_error(doing(), &clients.identity_source)
-            })?;
+            .explained(&clients.identity_source, doing)?;
         let mut past_the_key = false;
         for version in page.versions() {
             if version.key() == Some(path.key.as_str()) {
@@ -333,12 +331,12 @@ pub async fn restore_version(
             .set_bucket_key_enabled(encryption.bucket_key),
         None => request,
     };
-    let output = request.send().await.map_err(|error| {
-        Failure::from_sdk(&error).into_error(
-            format!("copying version {version_id} onto {path} (s3:GetObjectVersion, s3:PutObject)"),
-            &clients.identity_source,
-        )
-    })?;
+    let output = request
+        .send()
+        .await
+        .explained(&clients.identity_source, || {
+            format!("copying version {version_id} onto {path} (s3:GetObjectVersion, s3:PutObject)")
+        })?;
     Ok(output.version_id().unwrap_or("null").to_owned())
 }
 
@@ -358,13 +356,10 @@ pub async fn put_digest(
         .send()
         .await
         .map(drop)
-        .map_err(|error| {
-            Failure::from_sdk(&error).into_error(
-                format!(
-                    "updating the state digest {} in DynamoDB table {table} (dynamodb:PutItem)",
-                    path.digest_id()
-                ),
-                &clients.identity_source,
+        .explained(&clients.identity_source, || {
+            format!(
+                "updating the state digest {} in DynamoDB table {table} (dynamodb:PutItem)",
+                path.digest_id()
             )
         })
 }

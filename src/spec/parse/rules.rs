@@ -117,39 +117,41 @@ impl Walker<'_> {
                 );
             }
             for earlier in &stacks[..index] {
-                if earlier.key == stack.key {
-                    self.report(
+                let clashes = [
+                    (
+                        earlier.key == stack.key,
                         stack.positions.key,
-                        Problem::new(format!(
-                            "stacks `{}` and `{}` both keep their state at `{}`",
-                            earlier.name, stack.name, stack.key
-                        ))
-                        .hint("give each stack its own `key`"),
-                    );
-                }
-                if earlier.file == stack.file {
-                    self.report(
+                        format!("both keep their state at `{}`", stack.key),
+                        "give each stack its own `key`",
+                    ),
+                    (
+                        earlier.file == stack.file,
                         stack.positions.file,
-                        Problem::new(format!(
-                            "stacks `{}` and `{}` both write `{}`",
-                            earlier.name, stack.name, stack.file
-                        ))
-                        .hint("give each stack its own `file`"),
-                    );
-                }
-                if layout == Layout::Stacks && earlier.name.sid_token() == stack.name.sid_token() {
-                    self.report(
+                        format!("both write `{}`", stack.file),
+                        "give each stack its own `file`",
+                    ),
+                    (
+                        layout == Layout::Stacks
+                            && earlier.name.sid_token() == stack.name.sid_token(),
                         stack.positions.name,
-                        Problem::new(format!(
-                            "stacks `{}` and `{}` would share the policy statement name `{}`",
-                            earlier.name,
-                            stack.name,
+                        format!(
+                            "would share the policy statement name `{}`",
                             stack.name.sid_token()
-                        ))
-                        .hint(
-                            "statement ids keep letters and digits only; rename one of the stacks",
                         ),
-                    );
+                        "statement ids keep letters and digits only; rename one of the stacks",
+                    ),
+                ];
+                for (clash, position, what, hint) in clashes {
+                    if clash {
+                        self.report(
+                            position,
+                            Problem::new(format!(
+                                "stacks `{}` and `{}` {what}",
+                                earlier.name, stack.name
+                            ))
+                            .hint(hint),
+                        );
+                    }
                 }
             }
             for other in stacks {

@@ -167,14 +167,12 @@ pub(super) const DYNAMODB_TABLE: Field = field(
     "the lock table with `lock: dynamodb` or `both` (default: <bucket>-locks)",
 );
 
-pub static BACKEND: Object = Object {
-    required: &["key"],
-    ..object(
-        "backend",
-        "the one state this bucket holds (or list several under `stacks`)",
+/// The fields of `backend`, a stack and `stack_defaults`: the backend options, after the
+/// fields given.
+macro_rules! backend_options {
+    ($($field:expr),* $(,)?) => {
         &[
-            KEY,
-            FILE,
+            $($field,)*
             PROFILE_FIELD,
             WORKSPACE_KEY_PREFIX,
             ASSUME_ROLE,
@@ -188,7 +186,16 @@ pub static BACKEND: Object = Object {
             SHARED_CREDENTIALS_FILES,
             USE_FIPS_ENDPOINT,
             USE_DUALSTACK_ENDPOINT,
-        ],
+        ]
+    };
+}
+
+pub static BACKEND: Object = Object {
+    required: &["key"],
+    ..object(
+        "backend",
+        "the one state this bucket holds (or list several under `stacks`)",
+        backend_options![KEY, FILE],
     )
 };
 
@@ -197,7 +204,7 @@ pub static STACK: Object = Object {
     ..object(
         "stack",
         "one state in this bucket: its key, backend file, principals and backend options",
-        &[
+        backend_options![
             KEY,
             FILE,
             field(
@@ -205,19 +212,6 @@ pub static STACK: Object = Object {
                 Shape::Object(&STACK_ACCESS),
                 "this stack's own principals (default: the spec's `access`)",
             ),
-            PROFILE_FIELD,
-            WORKSPACE_KEY_PREFIX,
-            ASSUME_ROLE,
-            TERRAFORM_DIR,
-            LOCK,
-            DYNAMODB_TABLE,
-            WEB_IDENTITY_FIELD,
-            FORBIDDEN_ACCOUNT_IDS,
-            STS_REGION,
-            SHARED_CONFIG_FILES,
-            SHARED_CREDENTIALS_FILES,
-            USE_FIPS_ENDPOINT,
-            USE_DUALSTACK_ENDPOINT,
         ],
     )
 };
@@ -225,19 +219,5 @@ pub static STACK: Object = Object {
 pub static STACK_DEFAULTS: Object = object(
     "stack_defaults",
     "backend options every stack takes unless it sets its own",
-    &[
-        PROFILE_FIELD,
-        WORKSPACE_KEY_PREFIX,
-        ASSUME_ROLE,
-        TERRAFORM_DIR,
-        LOCK,
-        DYNAMODB_TABLE,
-        WEB_IDENTITY_FIELD,
-        FORBIDDEN_ACCOUNT_IDS,
-        STS_REGION,
-        SHARED_CONFIG_FILES,
-        SHARED_CREDENTIALS_FILES,
-        USE_FIPS_ENDPOINT,
-        USE_DUALSTACK_ENDPOINT,
-    ],
+    backend_options![],
 );

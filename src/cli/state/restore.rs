@@ -1,263 +1,21 @@
-//! `statebucket state versions` and `state restore`: one stack's state object, its history,
-//! and the way back to an earlier version that deletes nothing. They run as statebucket's
-//! own identity (`--profile`, `bootstrap_profile`, then `profile`): reading old versions
-//! takes `s3:ListBucketVersions` and `s3:GetObjectVersion`, which Terraform's own identity
-//! does not need and usually lacks.
+//! `statebucket state restore`: an earlier version copied onto the key under Terraform's
+//! lock, after a plan that shows what changes; nothing is deleted.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_smithy_types::date_time::Format;
 
-use super::args::{ConnectionArgs, StateArgs};
-use super::{Context, Outcome, json};
-use crate::aws::tfstate::{self as remote, LockOutcome, LockSlot, ObjectVersion, VersionContent};
-use crate::aws::{self, Clients, RequestLog};
-use crate::engine::{Connection, guard_account};
+use super::{Target, environment, target};
+use crate::aws::tfstate::{self as remote, LockOutcome, LockSlot, VersionContent};
+use crate::aws::{self};
+use crate::cli::args::{ConnectionArgs, StateArgs};
+use crate::cli::{Context, Outcome, json};
 use crate::error::Error;
-use crate::project::Environment;
-use crate::spec::{EnvSpec, Locking, StackSpec, WorkspaceName};
+use crate::spec::Locking;
 use crate::tfstate::{
     RestoreDiff, RestoreRefusal, StatePath, StateSummary, TerraformLockInfo, digest, lock_id,
     summarize,
 };
-
-/// The state a command works on, resolved from the command line and the spec.
-struct Target<'e> {
-    spec: &'e EnvSpec,
-    stack: &'e StackSpec,
-    workspace: WorkspaceName,
-    path: StatePath,
-}
-
-impl Target<'_> {
-    fn reference(&self) -> json::StateRef<'_> {
-        json::StateRef {
-            environment: self.spec.name.as_str(),
-            spec: &self.spec.source,
-            stack: self.stack.name.as_str(),
-            workspace: self.workspace.as_str(),
-            bucket: &self.path.bucket,
-            key: &self.path.key,
-        }
-    }
-
-    /// The command that lists this state's versions.
-    fn listing(&self) -> String {
-        let mut command = format!("statebucket state versions {}", self.spec.name);
-        if self.spec.stacks.len() > 1 {
-            command.push_str(&format!(" --stack {}", self.stack.name));
-        }
-        if !self.workspace.is_default() {
-            command.push_str(&format!(" --workspace {}", self.workspace));
-        }
-        command
-    }
-
-    /// `dev`, `dev stack network`, and the workspace unless it is the default one.
-    fn label(&self) -> String {
-        let stack = super::stack_label(self.spec, self.stack);
-        if self.workspace.is_default() {
-            stack
-        } else {
-            format!("{stack} workspace {}", self.workspace)
-        }
-    }
-}
-
-fn target<'e>(environment: &'e Environment, arguments: &StateArgs) -> Result<Target<'e>, Error> {
-    let spec = &environment.spec;
-    let stack = super::select_stack(
-        spec,
-        arguments.stack.as_deref(),
-        "each has its own state",
-        "",
-    )?;
-    let workspace = super::option(
-        "--workspace",
-        Some(arguments.workspace.as_str()),
-        WorkspaceName::parse,
-    )?
-    .expect("a value was given");
-    let path = StatePath::of(spec.bucket.name.as_str(), stack, &workspace);
-    Ok(Target {
-        spec,
-        stack,
-        workspace,
-        path,
-    })
-}
-
-/// Clients for statebucket's own identity in the bucket's region, after the account guard.
-async fn clients(
-    spec: &EnvSpec,
-    connection: &Connection,
-    log: &Arc<RequestLog>,
-) -> Result<Clients, Error> {
-    let clients = connection.tool_clients(spec, &spec.region, log).await;
-    // The account guard needs STS; a store without it has no account to guard.
-    if !spec.lacks(crate::spec::StoreFeature::Sts) {
-        let caller = aws::caller_identity(&clients).await?;
-        guard_account(spec, &caller, &clients)?;
-    }
-    Ok(clients)
-}
-
-pub fn versions(
-    context: &Context<'_>,
-    arguments: &StateArgs,
-    limit: u16,
-    connection: &ConnectionArgs,
-) -> Result<Outcome, Error> {
-    let environments = super::load(std::slice::from_ref(&arguments.env))?;
-    let target = target(&environments[0], arguments)?;
-    let connection = super::connection(connection)?;
-    let log = Arc::new(RequestLog::default());
-    let reporter = context.printer.reporter();
-    let (versions, more, contents) = super::interruptible(
-        async {
-            let task = reporter.task(&target.label());
-            task.step("listing versions");
-            let clients = clients(target.spec, &connection, &log).await?;
-            let (versions, more) =
-                remote::versions(&clients, &target.path, usize::from(limit)).await?;
-            task.step(&format!(
-                "reading {}",
-                super::plural(versions.len() as u64, "version")
-            ));
-            let contents = remote::read_versions(&clients, &target.path, &versions).await;
-            task.finish();
-            Ok((versions, more, contents))
-        },
-        async {},
-    )?;
-    let mut failed = false;
-    let rows: Vec<json::StateVersion> = versions
-        .iter()
-        .zip(contents)
-        .map(|(version, content)| {
-            let summary = match content {
-                Ok(VersionContent::Content(bytes)) => Some(summarize(&bytes)),
-                Ok(VersionContent::DeleteMarker) => None,
-                Ok(VersionContent::Missing) => Some(Err("removed while it was listed".to_owned())),
-                Err(error) => {
-                    failed = true;
-                    Some(Err(format!("unreadable: {error}")))
-                }
-            };
-            row(version, summary)
-        })
-        .collect();
-    let counts = log.counts();
-    if context.json() {
-        context.printer.data(&json::document(
-            "state versions",
-            json::StateVersions {
-                state: target.reference(),
-                versions: rows,
-                more,
-                requests: &counts,
-            },
-        ));
-    } else {
-        context
-            .printer
-            .data(&versions_text(&target, &rows, more, limit));
-    }
-    Ok(if failed {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
-}
-
-fn row(
-    version: &ObjectVersion,
-    summary: Option<Result<StateSummary, String>>,
-) -> json::StateVersion {
-    let (summary, problem) = match summary {
-        Some(Ok(summary)) => (Some(summary), None),
-        Some(Err(problem)) => (None, Some(problem)),
-        None => (None, None),
-    };
-    json::StateVersion {
-        version_id: version.version_id.clone(),
-        last_modified: version.last_modified.clone(),
-        size: version.size,
-        current: version.is_latest && !version.delete_marker,
-        delete_marker: version.delete_marker,
-        serial: summary.as_ref().map(|state| state.serial),
-        lineage: summary.as_ref().map(|state| state.lineage.clone()),
-        terraform_version: summary
-            .as_ref()
-            .map(|state| state.terraform_version.clone()),
-        resources: summary.as_ref().map(|state| state.resources.len()),
-        problem,
-    }
-}
-
-fn versions_text(
-    target: &Target<'_>,
-    rows: &[json::StateVersion],
-    more: bool,
-    limit: u16,
-) -> String {
-    let mut text = format!(
-        "{} ({}): {}, {}, newest first\n",
-        target.label(),
-        target.spec.source,
-        target.path,
-        super::plural(rows.len() as u64, "version"),
-    );
-    if rows.is_empty() {
-        text.push_str("  no versions: Terraform has not written this state yet\n");
-        return text;
-    }
-    let width = rows
-        .iter()
-        .map(|row| row.version_id.len())
-        .max()
-        .unwrap_or(0)
-        .max("VERSION ID".len());
-    text.push_str(&format!(
-        "    {:<width$}  {:<20}  {:>9}  {:>6}  {:>9}  {:<9}  LINEAGE\n",
-        "VERSION ID", "LAST MODIFIED", "SIZE", "SERIAL", "RESOURCES", "TERRAFORM"
-    ));
-    for row in rows {
-        let marker = if row.current { "*" } else { " " };
-        let described = if row.delete_marker {
-            "(delete marker: the state was deleted here)".to_owned()
-        } else if let Some(problem) = &row.problem {
-            format!("({problem})")
-        } else {
-            format!(
-                "{:>6}  {:>9}  {:<9}  {}",
-                row.serial
-                    .map(|serial| serial.to_string())
-                    .unwrap_or_default(),
-                row.resources
-                    .map(|count| count.to_string())
-                    .unwrap_or_default(),
-                row.terraform_version.as_deref().unwrap_or(""),
-                row.lineage.as_deref().unwrap_or(""),
-            )
-        };
-        text.push_str(&format!(
-            "  {marker} {:<width$}  {:<20}  {:>9}  {described}\n",
-            row.version_id,
-            row.last_modified,
-            format!("{} B", row.size),
-        ));
-    }
-    text.push_str("  * the current version: what Terraform reads now\n");
-    if more {
-        text.push_str(&format!(
-            "  older versions exist: --limit {} shows more\n",
-            (u32::from(limit) * 2).min(1000)
-        ));
-    }
-    text
-}
 
 /// What a restore asks for.
 pub struct RestoreRequest<'a> {
@@ -272,13 +30,11 @@ pub fn restore(
     request: &RestoreRequest<'_>,
     connection: &ConnectionArgs,
 ) -> Result<Outcome, Error> {
-    let environments = super::load(std::slice::from_ref(&arguments.env))?;
-    let target = target(&environments[0], arguments)?;
-    let connection = super::connection(connection)?;
-    let log = Arc::new(RequestLog::default());
+    let environment = environment(arguments)?;
+    let target = target(&environment, arguments, connection)?;
     let slot = LockSlot::default();
-    super::interruptible(
-        run_restore(context, &target, request, &connection, &log, &slot),
+    crate::cli::interruptible(
+        run_restore(context, &target, request, &slot),
         // Interrupted: Terraform's lock is released, not left for a force-unlock.
         async {
             for problem in slot.release().await {
@@ -298,13 +54,11 @@ async fn run_restore(
     context: &Context<'_>,
     target: &Target<'_>,
     request: &RestoreRequest<'_>,
-    connection: &Connection,
-    log: &Arc<RequestLog>,
     slot: &LockSlot,
 ) -> Result<Outcome, Error> {
     let path = &target.path;
     let version_id = request.version_id;
-    let clients = clients(target.spec, connection, log).await?;
+    let clients = target.clients().await?;
     let (current, wanted) = tokio::try_join!(
         remote::current(&clients, path),
         remote::read_version(&clients, path, version_id)
@@ -335,7 +89,7 @@ async fn run_restore(
     }) {
         report.status = "current";
         report.locked.clear();
-        report.print(context, &log.counts());
+        report.print(context, &target.log.counts());
         return Ok(Outcome::Success);
     }
     if diff.other_lineage() && !request.allow_other_lineage {
@@ -350,7 +104,7 @@ async fn run_restore(
         context.printer.data(&report.plan_text(table));
     }
     if !request.auto_approve {
-        super::confirm(
+        crate::cli::confirm(
             context,
             "restore",
             "Do you want to restore this version? Only 'yes' will be accepted: ",
@@ -387,7 +141,7 @@ async fn run_restore(
     }
     report.new_version_id = Some(written?);
     report.digest_updated = table.is_some();
-    report.print(context, &log.counts());
+    report.print(context, &target.log.counts());
     Ok(Outcome::Success)
 }
 

@@ -73,9 +73,20 @@ pub enum Error {
         policies: Vec<&'static str>,
         details: Vec<String>,
     },
-    /// After apply, observing again still found differences.
-    #[error("applied, but the environment still differs from its spec: {}", .facets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
-    NotConverged { facets: Vec<Facet> },
+    /// After apply, reading again until `--settle-timeout` still found differences.
+    #[error(
+        "applied, but {}: {} (read back for {} s)",
+        if *.not_visible_yet { "the store still shows the earlier value of" } else { "the store does not keep what it accepted for" },
+        .facets.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        .waited.as_secs()
+    )]
+    NotConverged {
+        facets: Vec<Facet>,
+        waited: std::time::Duration,
+        /// Every difference left is one the plan before apply had: the writes are not
+        /// visible yet. Otherwise the store keeps something other than what was written.
+        not_visible_yet: bool,
+    },
     /// `apply` (or `state restore`) without `--auto-approve` and without a terminal to ask on.
     #[error("refusing to {action} without confirmation: stdin is not a terminal")]
     NoTerminal { action: &'static str },
@@ -123,6 +134,12 @@ impl Error {
             )),
             Error::Lockout { .. } => Some(
                 "list the identity in `access.users` / `access.roles` (or run statebucket as the `break_glass_role`), or correct the policy template; pass --allow-lockout only if this is intended".into(),
+            ),
+            Error::NotConverged {
+                not_visible_yet: true,
+                ..
+            } => Some(
+                "bucket settings are eventually consistent (S3 User Guide, \"Amazon S3 data consistency model\"): run `statebucket plan` in a while, or wait longer with --settle-timeout SECONDS".into(),
             ),
             Error::NotConverged { .. } => Some(
                 "another process may be changing the bucket at the same time, or the endpoint does not store what it accepts; rerun `statebucket plan` to see the difference".into(),
@@ -207,7 +224,9 @@ mod tests {
         );
         assert_eq!(
             Error::NotConverged {
-                facets: vec![Facet::Policy]
+                facets: vec![Facet::Policy],
+                waited: std::time::Duration::from_secs(30),
+                not_visible_yet: true,
             }
             .exit_code(),
             exit::ERROR
@@ -226,12 +245,24 @@ mod tests {
             "refusing to write a bucket policy for dev that would lock out an identity it must keep:\n  - statement `X` denies Terraform s3:PutObject on arn:aws:s3:::b/k"
         );
         assert!(lockout.hint().unwrap().contains("--allow-lockout"));
-        let not_converged = Error::NotConverged {
+        let not_converged = |not_visible_yet| Error::NotConverged {
             facets: vec![Facet::Encryption, Facet::BackendFile],
+            waited: std::time::Duration::from_millis(30_400),
+            not_visible_yet,
         };
         assert_eq!(
-            not_converged.to_string(),
-            "applied, but the environment still differs from its spec: encryption, backend file"
+            not_converged(true).to_string(),
+            "applied, but the store still shows the earlier value of: encryption, backend file (read back for 30 s)"
+        );
+        assert!(
+            not_converged(true)
+                .hint()
+                .unwrap()
+                .contains("--settle-timeout")
+        );
+        assert_eq!(
+            not_converged(false).to_string(),
+            "applied, but the store does not keep what it accepted for: encryption, backend file (read back for 30 s)"
         );
         let spec = Error::Spec(vec![Diagnostic {
             file: "environments/dev.yaml".into(),

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod aws;
+pub mod capability;
 pub mod cli;
 pub mod desired;
 pub mod doctor;

@@ -37,6 +37,8 @@ pub mod codes {
     pub const INVALID_REQUEST: &str = "InvalidRequest";
     pub const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailedException";
     pub const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
+    /// An S3-compatible store's answer to an API it does not have (HTTP 501).
+    pub const NOT_IMPLEMENTED: &str = "NotImplemented";
     pub const EXPIRED_TOKEN: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
 }
 
@@ -49,6 +51,8 @@ pub struct AwsError {
     pub hint: Option<String>,
     /// The AWS error code, when there was one.
     pub code: Option<String>,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
 }
 
 impl AwsError {
@@ -62,7 +66,27 @@ impl AwsError {
             cause: cause.into(),
             hint,
             code: None,
+            status: None,
         }
+    }
+
+    /// The store answered that it does not implement the request (HTTP 501, as
+    /// S3-compatible stores answer an API they lack).
+    pub fn is_not_implemented(&self) -> bool {
+        self.status == Some(501) || self.code.as_deref() == Some(codes::NOT_IMPLEMENTED)
+    }
+
+    /// Names the `compat.lacks` entry to add when the store does not implement what
+    /// `feature` needs; any other error is left as it is.
+    pub fn lacking(mut self, feature: Option<crate::spec::StoreFeature>) -> AwsError {
+        if let Some(feature) = feature.filter(|_| self.is_not_implemented()) {
+            self.hint = Some(format!(
+                "this store does not implement {}: add `{}` to the spec's `compat.lacks` (`statebucket probe` lists everything a store lacks)",
+                feature.describe(),
+                feature.name()
+            ));
+        }
+        self
     }
 
     /// S3 and IAM are eventually consistent: a bucket created a moment ago can still answer
@@ -116,6 +140,8 @@ pub(crate) struct Failure {
     pub code: Option<String>,
     pub status: Option<u16>,
     pub region_header: Option<String>,
+    /// `x-amz-request-id`, for a store's operators.
+    pub request_id: Option<String>,
     pub message: String,
     kind: FailureKind,
 }
@@ -176,10 +202,19 @@ impl Failure {
     {
         let raw = error.raw_response();
         let status = raw.map(|response| response.status().as_u16());
-        let region_header = raw
-            .and_then(|response| response.headers().get("x-amz-bucket-region"))
-            .map(str::to_owned);
-        let message = without_debug_dump(&DisplayErrorContext(error).to_string());
+        let header = |name: &str| {
+            raw.and_then(|response| response.headers().get(name))
+                .map(str::to_owned)
+        };
+        let region_header = header("x-amz-bucket-region");
+        let request_id = header("x-amz-request-id");
+        let chain = without_debug_dump(&DisplayErrorContext(error).to_string());
+        // A service's answer says it best in its own message; the SDK's chain around it
+        // ("service error: unhandled error (Code): Error { … }") repeats the code.
+        let message = match (error, error.message()) {
+            (SdkError::ServiceError(_), Some(message)) if !message.is_empty() => message.to_owned(),
+            _ => chain,
+        };
         let kind = match error {
             SdkError::ServiceError(_) => FailureKind::Service,
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => FailureKind::Unreachable,
@@ -195,9 +230,16 @@ impl Failure {
             code: error.code().map(str::to_owned),
             status,
             region_header,
+            request_id,
             message,
             kind,
         }
+    }
+
+    /// The store itself failed (HTTP 5xx other than 501): not a permission problem.
+    pub fn is_store_failure(&self) -> bool {
+        self.status
+            .is_some_and(|status| status >= 500 && status != 501)
     }
 
     pub fn is(&self, code: &str) -> bool {
@@ -213,6 +255,11 @@ impl Failure {
             || self.code.as_deref().is_some_and(|code| {
                 code.contains("Throttl") || code == "SlowDown" || code == "RequestTimeout"
             })
+    }
+
+    /// The endpoint did not answer (connection, timeout).
+    pub fn is_unreachable(&self) -> bool {
+        self.kind == FailureKind::Unreachable
     }
 
     /// No usable credentials were found (every provider of the chain failed).
@@ -246,6 +293,17 @@ impl Failure {
             FailureKind::Unreachable => Some(
                 "the AWS endpoint could not be reached: check the network, the region, and --endpoint-url / AWS_ENDPOINT_URL".to_owned(),
             ),
+            _ if self.status == Some(501) || self.is(codes::NOT_IMPLEMENTED) => Some(
+                "the store does not implement this request: if it is an S3-compatible store, list what it lacks under the spec's `compat.lacks` (`statebucket probe` prints the block)".to_owned(),
+            ),
+            _ if self.is_store_failure() => Some(format!(
+                "the store failed{}: this is not a permission problem, and the SDK's retries did not get past it; check the store's health and logs{}",
+                self.status.map(|status| format!(" (HTTP {status})")).unwrap_or_default(),
+                self.request_id
+                    .as_deref()
+                    .map(|id| format!(" (request id {id})"))
+                    .unwrap_or_default()
+            )),
             _ if self.is_denied() => Some(format!(
                 "{identity} is not allowed to do this: grant the permission, or run statebucket as an identity that has it (--profile ADMIN)"
             )),
@@ -261,6 +319,7 @@ impl Failure {
         };
         AwsError {
             code: self.code,
+            status: self.status,
             ..AwsError::new(doing, cause, hint)
         }
     }

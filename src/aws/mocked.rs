@@ -42,6 +42,7 @@ async fn apply_changes(
         &region(),
         "123456789012",
         super::Prepared::default(),
+        super::SettingWrites::AtOnce,
     )
     .await
 }
@@ -616,4 +617,74 @@ mod apply_lock {
         );
         assert!(told.lock().unwrap()[0].starts_with("taking over the stale apply lock"));
     }
+}
+
+/// An S3 error answer with a status, code and request id, as a store sends it.
+fn store_answer(status_code: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>req-7</RequestId></Error>"
+    );
+    let mut response = Response::new(
+        StatusCode::try_from(status_code).unwrap(),
+        SdkBody::from(body),
+    );
+    response.headers_mut().insert("x-amz-request-id", "req-7");
+    response
+}
+
+#[tokio::test]
+async fn a_store_without_the_api_names_the_compat_entry_to_add() {
+    let lacking = mock!(Client::put_public_access_block).then_http_response(|| {
+        store_answer(
+            501,
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+        )
+    });
+    let error = apply_changes(
+        &clients(&[&lacking]),
+        vec![Change::BlockPublicAccess {
+            from: PublicAccessBlock::default(),
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(lacking.num_calls(), 1, "501 is not retried");
+    let hint = error.hint.unwrap();
+    assert!(
+        hint.contains("add `public_access_block` to the spec's `compat.lacks`"),
+        "{hint}"
+    );
+    assert!(!hint.contains("grant"), "{hint}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failing_is_reported_as_the_store_failing_never_as_a_permission() {
+    let failing = mock!(Client::put_bucket_versioning).then_http_response(|| {
+        store_answer(500, "InternalError", "We encountered an internal error")
+    });
+    let error = apply_changes(
+        &clients(&[&failing]),
+        vec![Change::EnableVersioning {
+            from: Versioning::Never,
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failing.num_calls(), 5, "retried by the SDK's standard mode");
+    assert!(
+        error.cause.starts_with("InternalError (HTTP 500)"),
+        "{}",
+        error.cause
+    );
+    let hint = error.hint.unwrap();
+    assert!(
+        hint.contains("the store failed (HTTP 500): this is not a permission problem")
+            && hint.contains("request id req-7"),
+        "{hint}"
+    );
+    assert!(
+        !hint.contains("grant") && !hint.contains("not allowed"),
+        "{hint}"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 pub mod bucket;
+pub mod capability;
 mod dynamodb;
 mod errors;
 mod iam;
@@ -36,8 +37,8 @@ use tokio::sync::OnceCell;
 
 pub(crate) use apply::until_consistent;
 pub use apply::{
-    Applied, Prepared, apply, apply_replication, apply_replication_role, create_planned_bucket,
-    needs_lock,
+    Applied, Prepared, SettingWrites, apply, apply_replication, apply_replication_role,
+    create_planned_bucket, needs_lock,
 };
 pub use errors::AwsError;
 pub use iam::verify_principals;

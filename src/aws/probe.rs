@@ -12,8 +12,56 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use super::Clients;
 use super::errors::{Failure, codes};
 
-/// A call that failed, in one line: `HTTP 403 AccessDenied`, `HTTP 404`, or the cause.
-pub type Refusal = String;
+/// A call that failed: in one line (`HTTP 403 AccessDenied`, `HTTP 404`, or the cause),
+/// and whether the store itself failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub short: String,
+    /// HTTP 5xx (but 501): the store failed, with its message and request id. Not a
+    /// permission to grant.
+    pub store_failure: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(short: impl Into<String>) -> Refusal {
+        Refusal {
+            short: short.into(),
+            store_failure: None,
+        }
+    }
+
+    fn of(failure: &Failure) -> Refusal {
+        Refusal {
+            short: failure.short(),
+            store_failure: failure.is_store_failure().then(|| {
+                let request = failure
+                    .request_id
+                    .as_deref()
+                    .map(|id| format!(" (request id {id})"))
+                    .unwrap_or_default();
+                format!("{}{request}", failure.message)
+            }),
+        }
+    }
+
+    /// What to do about it: `permission` when access was refused, a look at the store when
+    /// the store failed.
+    pub fn fix(&self, permission: String) -> String {
+        match &self.store_failure {
+            Some(_) => "the store failed: this is not a permission problem. Check the store's logs and health; a store asked for default encryption it cannot do fails every PutObject (SeaweedFS needs WEED_S3_SSE_KEK), so turn that encryption off or configure the store for it".to_owned(),
+            None => permission,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.store_failure {
+            Some(detail) => write!(f, "{} ({detail})", self.short),
+            None => f.write_str(&self.short),
+        }
+    }
+}
 
 fn refusal<E>(
     error: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
@@ -21,7 +69,7 @@ fn refusal<E>(
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    Failure::from_sdk(error).short()
+    Refusal::of(&Failure::from_sdk(error))
 }
 
 /// ListObjectsV2 of `prefix`, as Terraform lists workspaces.
@@ -76,7 +124,10 @@ pub async fn bucket_policy(clients: &Clients, bucket: &str) -> Result<Option<Str
             if failure.is(codes::NO_BUCKET_POLICY) {
                 Ok(None)
             } else {
-                Err(failure.message)
+                Err(Refusal {
+                    short: failure.message.clone(),
+                    ..Refusal::of(&failure)
+                })
             }
         }
     }
@@ -127,6 +178,10 @@ impl Leftovers {
 pub struct LockProbe {
     pub key: String,
     pub taken: Result<(), Refusal>,
+    /// A second conditional PutObject of the lock while it is held, as a second Terraform
+    /// run sends it: `Ok(true)` refused as S3 refuses it (412 PreconditionFailed, or 409
+    /// ConditionalRequestConflict), `Ok(false)` accepted. `None` when the lock was not taken.
+    pub exclusive: Option<Result<bool, Refusal>>,
     /// `None` when the lock was not taken.
     pub released: Option<Result<(), Refusal>>,
 }
@@ -162,26 +217,6 @@ pub async fn lock(
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or_default();
     let probe_key = format!("{prefix}{}-{nonce}/{key}.tflock", std::process::id());
-    let mut request = s3
-        .put_object()
-        .bucket(bucket)
-        .key(&probe_key)
-        .if_none_match("*")
-        .content_type("application/json")
-        .body(ByteStream::from_static(
-            b"{\"Info\":\"statebucket doctor lock probe\"}",
-        ));
-    if checksum {
-        request = request.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
-    }
-    request = match encryption {
-        LockEncryption::None => request,
-        LockEncryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
-        LockEncryption::Kms(key_id) => request
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(key_id),
-    };
-    leftovers.hold(clients, bucket, &probe_key);
     // Without Terraform's SHA-256 checksum, no checksum at all (not even the SDK's default
     // CRC32), as Terraform sends with `skip_s3_checksum = true`.
     let calculation = if checksum {
@@ -189,15 +224,48 @@ pub async fn lock(
     } else {
         RequestChecksumCalculation::WhenRequired
     };
-    let taken = request
-        .customize()
-        .config_override(
-            aws_sdk_s3::config::Builder::default().request_checksum_calculation(calculation),
-        )
-        .send()
-        .await
-        .map(drop)
-        .map_err(|error| refusal(&error));
+    let take = || {
+        let mut request = s3
+            .put_object()
+            .bucket(bucket)
+            .key(&probe_key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from_static(
+                b"{\"Info\":\"statebucket doctor lock probe\"}",
+            ));
+        if checksum {
+            request = request.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
+        }
+        request = match encryption {
+            LockEncryption::None => request,
+            LockEncryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
+            LockEncryption::Kms(key_id) => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(key_id),
+        };
+        request
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().request_checksum_calculation(calculation),
+            )
+            .send()
+    };
+    leftovers.hold(clients, bucket, &probe_key);
+    let taken = take().await.map(drop).map_err(|error| refusal(&error));
+    let exclusive = match &taken {
+        Ok(()) => Some(match take().await {
+            Ok(_) => Ok(false),
+            Err(error) => {
+                let failure = Failure::from_sdk(&error);
+                match failure.status {
+                    Some(412 | 409) => Ok(true),
+                    _ => Err(Refusal::of(&failure)),
+                }
+            }
+        }),
+        Err(_) => None,
+    };
     let released = match &taken {
         Ok(()) => Some(
             s3.delete_object()
@@ -216,6 +284,7 @@ pub async fn lock(
     LockProbe {
         key: probe_key,
         taken,
+        exclusive,
         released,
     }
 }
@@ -234,7 +303,7 @@ pub async fn lock_table_item(clients: &Clients, table: &str, lock_id: &str) -> R
         .send()
         .await
         .map(drop)
-        .map_err(|error| Failure::from_sdk(&error).short())
+        .map_err(|error| Refusal::of(&Failure::from_sdk(&error)))
 }
 
 /// Which step of the KMS round trip failed.
@@ -253,9 +322,9 @@ pub async fn kms_round_trip(clients: &Clients, key_id: &str) -> Result<(), KmsRe
         .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
         .send()
         .await
-        .map_err(|error| KmsRefusal::GenerateDataKey(Failure::from_sdk(&error).short()))?;
+        .map_err(|error| KmsRefusal::GenerateDataKey(Refusal::of(&Failure::from_sdk(&error))))?;
     let blob = generated.ciphertext_blob().cloned().ok_or_else(|| {
-        KmsRefusal::GenerateDataKey("GenerateDataKey returned no ciphertext".to_owned())
+        KmsRefusal::GenerateDataKey(Refusal::new("GenerateDataKey returned no ciphertext"))
     })?;
     clients
         .kms
@@ -264,5 +333,5 @@ pub async fn kms_round_trip(clients: &Clients, key_id: &str) -> Result<(), KmsRe
         .send()
         .await
         .map(drop)
-        .map_err(|error| KmsRefusal::Decrypt(Failure::from_sdk(&error).short()))
+        .map_err(|error| KmsRefusal::Decrypt(Refusal::of(&Failure::from_sdk(&error))))
 }

@@ -200,6 +200,10 @@ pub enum Command {
         /// a KMS key or rewrite a shared log bucket's policy) before giving up.
         #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         lock_timeout: u64,
+        /// Seconds verify keeps reading a setting that does not show what apply wrote yet
+        /// (bucket settings are eventually consistent) before it reports the difference.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=600))]
+        settle_timeout: u64,
     },
     /// For CI: never writes. Exit 0 in sync, 2 drift, 1 error.
     Check {
@@ -251,6 +255,19 @@ Examples:
 Then: statebucket validate, statebucket plan ENV (shows only the hardening the bucket lacks),
 statebucket apply ENV.")]
     Import(ImportArgs),
+    /// What an S3-compatible store implements: the `compat:` block a spec for it needs.
+    ///
+    /// Reads each API statebucket and Terraform's S3 backend use (STS, IAM, KMS, public
+    /// access block, ownership controls, tagging, versioning, encryption, lifecycle, bucket
+    /// policy) against names nobody has, and prints what the store lacks. With
+    /// --scratch-bucket it also writes, in that bucket only: a second conditional PutObject
+    /// (which a store must refuse for Terraform's lockfile to work) and a PutObject under
+    /// default encryption. The scratch bucket and its objects are left in place.
+    #[command(after_help = "\
+Examples:
+  statebucket probe --endpoint-url http://127.0.0.1:8333 --profile admin
+  statebucket probe --endpoint-url https://s3.example.internal --scratch-bucket statebucket-probe")]
+    Probe(ProbeArgs),
     /// Print the shell completion script for SHELL.
     #[command(after_help = "\
 Examples:
@@ -271,6 +288,21 @@ Examples:
     /// and checking. `validate` remains the authority: it also checks naming rules and how
     /// the keys fit together.
     Schema,
+}
+
+/// Which store `probe` reads, and where it may write.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The region to sign requests for (default: AWS_REGION, AWS_DEFAULT_REGION, then
+    /// us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Also try the writes reading cannot show, in this bucket only (created when absent,
+    /// left in place afterwards).
+    #[arg(long, value_name = "BUCKET")]
+    pub scratch_bucket: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// Which bucket `import` reads, and where its spec goes.
@@ -404,6 +436,7 @@ impl Command {
             Command::Completions { .. } => "completions",
             Command::Man => "man",
             Command::Schema => "schema",
+            Command::Probe(_) => "probe",
         }
     }
 }

@@ -9,6 +9,7 @@ mod init;
 mod json;
 mod output;
 mod policy;
+mod probe;
 mod reconcile;
 mod render;
 mod state;
@@ -203,6 +204,7 @@ fn execute(
             lockout,
             auto_approve,
             lock_timeout,
+            settle_timeout,
         } => reconcile::run(
             context,
             &specs.specs,
@@ -211,6 +213,7 @@ fn execute(
             reconcile::Mode::Apply {
                 auto_approve: *auto_approve,
                 lock_timeout: Duration::from_secs(*lock_timeout),
+                settle_timeout: Duration::from_secs(*settle_timeout),
             },
         ),
         Command::Check { specs, aws } => {
@@ -244,6 +247,7 @@ fn execute(
         ),
         Command::Init(arguments) => init::run(context, arguments),
         Command::Import(arguments) => import::run(context, arguments),
+        Command::Probe(arguments) => probe::run(context, arguments),
         Command::Completions { shell } => tooling::completions(context, *shell),
         Command::Man => tooling::man(context),
         Command::Schema => tooling::schema(context),

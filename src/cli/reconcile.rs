@@ -21,6 +21,7 @@ pub enum Mode {
     Apply {
         auto_approve: bool,
         lock_timeout: Duration,
+        settle_timeout: Duration,
     },
     Check,
 }
@@ -55,6 +56,10 @@ pub fn run(
         reporter: context.printer.reporter(),
         lock_timeout: match mode {
             Mode::Apply { lock_timeout, .. } => lock_timeout,
+            _ => Duration::ZERO,
+        },
+        settle_timeout: match mode {
+            Mode::Apply { settle_timeout, .. } => settle_timeout,
             _ => Duration::ZERO,
         },
         held_locks: HeldLocks::default(),

@@ -3,7 +3,7 @@
 
 use super::{Check, Status};
 use crate::aws::Clients;
-use crate::aws::probe::{self, KmsRefusal, Leftovers, LockEncryption};
+use crate::aws::probe::{self, KmsRefusal, Leftovers, LockEncryption, LockProbe};
 use crate::render::BackendConfig;
 use crate::spec::{EnvSpec, StackSpec};
 
@@ -108,7 +108,7 @@ async fn list_probe(
                 Status::Fail
             };
             Check::new("list workspaces", status, format!("{listed}: {refusal}"))
-                .fix(format!("grant s3:ListBucket on {bucket_arn}"))
+                .fix(refusal.fix(format!("grant s3:ListBucket on {bucket_arn}")))
         }
     }
 }
@@ -132,14 +132,14 @@ async fn state_probes(clients: &Clients, bucket: &str, key: &str, bucket_arn: &s
         Err(refusal) => {
             return vec![
                 Check::new("read state", Status::Fail, format!("HeadObject {state}: {refusal}"))
-                    .fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)")),
+                    .fix(refusal.fix(format!("grant s3:GetObject on {bucket_arn}/{key} and s3:ListBucket on {bucket_arn} (without ListBucket S3 answers 403 for a missing key)"))),
             ];
         }
     };
     let get = match probe::get(clients, bucket, key).await {
         Ok(()) => Check::new("get state", Status::Ok, format!("GetObject {state}")),
         Err(refusal) => Check::new("get state", Status::Fail, format!("GetObject {state}: {refusal}"))
-            .fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)")),
+            .fix(refusal.fix(format!("grant s3:GetObject on {bucket_arn}/{key} (and kms:Decrypt on the key when it is encrypted with KMS)"))),
     };
     vec![head, get]
 }
@@ -215,20 +215,46 @@ pub(super) async fn lock_probe(
         Err(refusal) => {
             checks.push(
                 Check::new("take lock", Status::Fail, format!("conditional PutObject of a probe lock: {refusal}"))
-                    .fix(format!("grant s3:PutObject on {lock_grant} (and kms:GenerateDataKey on the key when state is encrypted with KMS)")),
+                    .fix(refusal.fix(format!("grant s3:PutObject on {lock_grant} (and kms:GenerateDataKey on the key when state is encrypted with KMS)"))),
             );
             return checks;
         }
     }
+    checks.extend(exclusive_check(&probe));
     match &probe.released {
         Some(Ok(())) => checks.push(Check::new("release lock", Status::Ok, "DeleteObject of the probe lock; nothing left behind")),
         Some(Err(refusal)) => checks.push(
             Check::new("release lock", Status::Fail, format!("DeleteObject of the probe lock s3://{bucket}/{}: {refusal}", probe.key))
-                .fix(format!("grant s3:DeleteObject on {lock_grant}: Terraform deletes the lock file to release the lock")),
+                .fix(refusal.fix(format!("grant s3:DeleteObject on {lock_grant}: Terraform deletes the lock file to release the lock"))),
         ),
         None => {}
     }
     checks
+}
+
+/// Whether the store keeps a second run from taking a lock that is held: Terraform's
+/// `use_lockfile` relies on S3 refusing a conditional PutObject (`If-None-Match: *`) of a
+/// key that exists. Some stores accept it and overwrite the lock (Incus, lxc/incus #3651).
+pub(super) fn exclusive_check(probe: &LockProbe) -> Option<Check> {
+    let check = match probe.exclusive.as_ref()? {
+        Ok(true) => Check::new(
+            "lock exclusive",
+            Status::Ok,
+            "a second conditional PutObject of the held probe lock was refused (412), as S3 refuses it: two runs cannot hold the lock at once",
+        ),
+        Ok(false) => Check::new(
+            "lock exclusive",
+            Status::Fail,
+            "the store accepted a second conditional PutObject (If-None-Match: *) of a lock that is held: this store does not honour conditional writes, so `use_lockfile` cannot keep two runs apart",
+        )
+        .fix("use a store that honours If-None-Match (S3 does), or a DynamoDB lock table (`lock: dynamodb`) where the store's account has DynamoDB; until then never let two Terraform runs touch this state at once"),
+        Err(refusal) => Check::new(
+            "lock exclusive",
+            Status::Warn,
+            format!("a second conditional PutObject of the held probe lock was answered {refusal}, not 412: cannot tell whether the store keeps two runs apart"),
+        ),
+    };
+    Some(check)
 }
 
 /// Reads the state digest item, as Terraform does first whenever `dynamodb_table` is set.
@@ -254,11 +280,11 @@ pub(super) async fn lock_table_probe(
             Status::Fail,
             format!("GetItem {digest} in DynamoDB table {table}: {refusal}"),
         )
-        .fix(format!(
+        .fix(refusal.fix(format!(
             "grant dynamodb:GetItem, dynamodb:PutItem and dynamodb:DeleteItem on the table (`statebucket policy {} --identity{}` prints the policy), or run `statebucket apply` if the table does not exist",
             spec.name,
             stack_flag(spec, stack)
-        )),
+        ))),
     }
 }
 
@@ -274,14 +300,89 @@ pub(super) async fn kms_probe(clients: &Clients, key_id: &str) -> Check {
             Status::Fail,
             format!("GenerateDataKey with {key_id}: {refusal}"),
         )
-        .fix(format!(
+        .fix(refusal.fix(format!(
             "grant kms:GenerateDataKey and kms:Decrypt on {key_id}"
-        )),
+        ))),
         Err(KmsRefusal::Decrypt(refusal)) => Check::new(
             "kms key",
             Status::Fail,
             format!("Decrypt with {key_id}: {refusal}"),
         )
-        .fix(format!("grant kms:Decrypt on {key_id}")),
+        .fix(refusal.fix(format!("grant kms:Decrypt on {key_id}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    /// The probe lock taken through `put_object`, on a store whose other answers are S3's.
+    async fn lock_through(put_object: &Rule) -> LockProbe {
+        let list =
+            mock!(Client::list_objects_v2).then_output(|| ListObjectsV2Output::builder().build());
+        let delete =
+            mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
+        let clients = crate::aws::mocked::clients(&[&list, put_object, &delete]);
+        probe::lock(
+            &clients,
+            "state",
+            "env:/statebucket-doctor/",
+            "app/terraform.tfstate",
+            &LockEncryption::Aes256,
+            true,
+            &Leftovers::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_store_that_accepts_a_second_conditional_put_fails_the_lock_check() {
+        let accepts_all =
+            mock!(Client::put_object).then_output(|| PutObjectOutput::builder().build());
+        let probe = lock_through(&accepts_all).await;
+        assert_eq!(
+            accepts_all.num_calls(),
+            2,
+            "the lock, then a second run's try"
+        );
+        assert_eq!(probe.released, Some(Ok(())));
+        let check = exclusive_check(&probe).unwrap();
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.detail.contains(
+                "does not honour conditional writes, so `use_lockfile` cannot keep two runs apart"
+            ),
+            "{}",
+            check.detail
+        );
+        assert!(check.fix.unwrap().contains("lock: dynamodb"));
+    }
+
+    #[tokio::test]
+    async fn a_store_that_refuses_the_second_conditional_put_passes_it() {
+        let precondition = || {
+            Response::new(
+                StatusCode::try_from(412).unwrap(),
+                SdkBody::from(
+                    "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>",
+                ),
+            )
+        };
+        let s3_like = mock!(Client::put_object)
+            .sequence()
+            .output(|| PutObjectOutput::builder().build())
+            .http_response(precondition)
+            .build();
+        let probe = lock_through(&s3_like).await;
+        assert_eq!(probe.exclusive, Some(Ok(true)));
+        assert_eq!(exclusive_check(&probe).unwrap().status, Status::Ok);
     }
 }

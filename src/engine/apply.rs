@@ -169,6 +169,12 @@ async fn apply_changes(
 ) -> Result<(aws::Applied, Option<aws::Applied>), aws::AwsError> {
     let spec = &planned.environment.spec;
     let account = planned.account.as_str();
+    // A spec with `compat` is for an S3-compatible store.
+    let writes = if spec.compat.is_none() {
+        aws::SettingWrites::AtOnce
+    } else {
+        aws::SettingWrites::OneAtATime
+    };
     let primary = aws::apply(
         &planned.clients,
         &planned.plan,
@@ -176,6 +182,7 @@ async fn apply_changes(
         &spec.region,
         account,
         prepared,
+        writes,
     );
     let replica = async {
         let Some((target, plan)) = replica_with_changes(planned) else {
@@ -189,6 +196,7 @@ async fn apply_changes(
             &replica_spec.region,
             account,
             replica_prepared.unwrap_or_default(),
+            writes,
         )
         .await
         .map(Some)

@@ -139,6 +139,9 @@ pub struct Engine {
     pub reporter: Arc<dyn Reporter>,
     /// How long `apply` waits for another run's apply lock (`aws::lock`).
     pub lock_timeout: std::time::Duration,
+    /// How long verify reads a setting again that does not show what apply wrote yet
+    /// (`--settle-timeout`).
+    pub settle_timeout: std::time::Duration,
     /// The apply locks this run holds, released at once if it is interrupted.
     pub held_locks: aws::lock::HeldLocks,
 }

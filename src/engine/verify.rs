@@ -3,7 +3,10 @@
 use crate::aws::{self};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
-use crate::plan::{Change, plan_with_replica};
+use std::time::{Duration, Instant};
+
+use crate::observed::Observed;
+use crate::plan::{Change, EnvPlan, Facet, plan_with_replica};
 use crate::policy::identity_policy_name;
 use crate::progress::Task;
 use crate::project::write_file_atomically;
@@ -37,65 +40,151 @@ impl Engine {
             )?;
         }
         progress.step("verifying");
-        let on_disk = read_on_disk(spec)?;
-        let key_hint = created_key
-            .clone()
-            .or_else(|| key_named_by(&planned.plan.changes));
-        let identity_principals: Vec<IamArn> = planned
-            .desired
-            .identity_policies
-            .iter()
-            .map(|target| target.principal.clone())
-            .collect();
-        let identity_name = identity_policy_name(spec);
-        let observed = aws::observe(
-            &planned.clients,
-            spec,
-            planned.account.as_str(),
-            on_disk,
-            spec.access
-                .attach_identity_policy
-                .then_some((identity_name.as_str(), identity_principals.as_slice())),
-            key_hint.as_deref(),
-        );
-        let replica_observed = async {
-            let Some(target) = &planned.replica else {
-                return Ok(None);
-            };
-            let hint = replica_key.clone().or_else(|| {
+        let key_hints = KeyHints {
+            primary: created_key
+                .clone()
+                .or_else(|| key_named_by(&planned.plan.changes)),
+            replica: replica_key.clone().or_else(|| {
                 planned
                     .plan
                     .replica
                     .as_ref()
                     .and_then(|replica| key_named_by(&replica.plan.changes))
-            });
-            observe_replica(
-                &target.clients,
-                target.desired.spec,
-                planned.account.as_str(),
-                hint.as_deref(),
-            )
-            .await
-            .map(Some)
+            }),
         };
-        let (observed, replica_observed) = tokio::join!(observed, replica_observed);
-        let (observed, replica_observed) = (observed?, replica_observed?);
-        let remaining = plan_with_replica(
-            &planned.desired,
-            &observed,
-            planned
-                .replica
-                .as_ref()
-                .map(|target| &target.desired)
-                .zip(replica_observed.as_ref()),
-        )?;
-        if !remaining.is_empty() {
-            return Err(Error::NotConverged {
-                facets: remaining.all_changes().map(Change::facet).collect(),
-            });
+        let (mut observed, mut replica_observed) = observe_again(planned, &key_hints).await?;
+        let remaining_of = |observed: &Observed, replica_observed: &Option<Observed>| {
+            plan_with_replica(
+                &planned.desired,
+                observed,
+                planned
+                    .replica
+                    .as_ref()
+                    .map(|target| &target.desired)
+                    .zip(replica_observed.as_ref()),
+            )
+        };
+        let first = remaining_of(&observed, &replica_observed)?;
+        let bucket = aws::bucket::BucketAt {
+            clients: &planned.clients,
+            name: spec.bucket.name.as_str(),
+            account: planned.account.as_str(),
+        };
+        let (remaining, waited) = until_read_back(first, self.settle_timeout, async |remaining| {
+            progress.step(&format!(
+                "reading {} again: not yet as written",
+                facet_list(remaining)
+            ));
+            let facets = facets_of(remaining);
+            let bucket_settings_only = remaining.replica.as_ref().is_none_or(|r| r.plan.is_empty())
+                && facets.iter().all(|facet| aws::bucket::rereadable(*facet));
+            match observed.bucket.as_mut() {
+                Some(observed_bucket) if bucket_settings_only => {
+                    aws::bucket::reread(bucket, &facets, observed_bucket).await?;
+                }
+                _ => (observed, replica_observed) = observe_again(planned, &key_hints).await?,
+            }
+            Ok(remaining_of(&observed, &replica_observed)?)
+        })
+        .await?;
+        if remaining.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        Err(Error::NotConverged {
+            facets: remaining.all_changes().map(Change::facet).collect(),
+            waited,
+            // A change the first plan also had: the store still shows what was there before.
+            not_visible_yet: remaining
+                .all_changes()
+                .all(|change| planned.plan.all_changes().any(|before| before == change)),
+        })
     }
+}
+
+/// The first pause before reading a setting again, doubled after each read up to the
+/// longest; the reads stop once `--settle-timeout` would pass.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const LONGEST_PAUSE: Duration = Duration::from_secs(4);
+
+/// Reads again, with growing pauses, until nothing `remaining` or `patience` is spent:
+/// `read_again` reads what the remaining plan names and plans anew. The plan left and how
+/// long it waited; an empty plan at first makes no read at all.
+async fn until_read_back(
+    mut remaining: EnvPlan,
+    patience: Duration,
+    mut read_again: impl AsyncFnMut(&EnvPlan) -> Result<EnvPlan, Error>,
+) -> Result<(EnvPlan, Duration), Error> {
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    while !remaining.is_empty() && started.elapsed() + pause <= patience {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+        remaining = read_again(&remaining).await?;
+    }
+    Ok((remaining, started.elapsed()))
+}
+
+/// The facets a plan changes, each once.
+fn facets_of(plan: &EnvPlan) -> Vec<Facet> {
+    let mut facets: Vec<Facet> = plan.changes.iter().map(Change::facet).collect();
+    facets.sort();
+    facets.dedup();
+    facets
+}
+
+fn facet_list(plan: &EnvPlan) -> String {
+    let mut facets: Vec<Facet> = plan.all_changes().map(Change::facet).collect();
+    facets.sort();
+    facets.dedup();
+    let names: Vec<String> = facets.iter().map(ToString::to_string).collect();
+    names.join(", ")
+}
+
+/// The keys to read back after apply: the ones it created, or the ones the plan named.
+struct KeyHints {
+    primary: Option<String>,
+    replica: Option<String>,
+}
+
+/// Both buckets observed again, at once.
+async fn observe_again(
+    planned: &Planned<'_>,
+    hints: &KeyHints,
+) -> Result<(Observed, Option<Observed>), Error> {
+    let spec = &planned.environment.spec;
+    let on_disk = read_on_disk(spec)?;
+    let identity_principals: Vec<IamArn> = planned
+        .desired
+        .identity_policies
+        .iter()
+        .map(|target| target.principal.clone())
+        .collect();
+    let identity_name = identity_policy_name(spec);
+    let observed = aws::observe(
+        &planned.clients,
+        spec,
+        planned.account.as_str(),
+        on_disk,
+        spec.access
+            .attach_identity_policy
+            .then_some((identity_name.as_str(), identity_principals.as_slice())),
+        hints.primary.as_deref(),
+    );
+    let replica_observed = async {
+        let Some(target) = &planned.replica else {
+            return Ok(None);
+        };
+        observe_replica(
+            &target.clients,
+            target.desired.spec,
+            planned.account.as_str(),
+            hints.replica.as_deref(),
+        )
+        .await
+        .map(Some)
+    };
+    let (observed, replica_observed) = tokio::join!(observed, replica_observed);
+    Ok((observed?, replica_observed?))
 }
 
 /// The KMS key a plan's changes name, when one does: the key to read back after apply.
@@ -151,4 +240,125 @@ pub(super) fn write_backend_files(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningOutput;
+    use aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput;
+    use aws_sdk_s3::types::BucketVersioningStatus;
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+    use crate::aws::bucket::{BucketAt, reread};
+    use crate::observed::{ObservedBucket, PublicAccessBlock, Versioning};
+
+    fn plan_of(changes: Vec<Change>) -> EnvPlan {
+        EnvPlan {
+            changes,
+            in_sync: Vec::new(),
+            kept_statements: Vec::new(),
+            notes: Vec::new(),
+            replica: None,
+        }
+    }
+
+    /// What plan makes of the versioning read back.
+    fn versioning_plan(observed: &ObservedBucket) -> EnvPlan {
+        plan_of(match observed.versioning {
+            Versioning::Enabled => Vec::new(),
+            from => vec![Change::EnableVersioning { from }],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_stale_read_back_is_read_again_until_it_shows_the_write_and_nothing_is_written_twice()
+    {
+        let status = |status: BucketVersioningStatus| {
+            move || {
+                GetBucketVersioningOutput::builder()
+                    .status(status.clone())
+                    .build()
+            }
+        };
+        let versioning = mock!(Client::get_bucket_versioning)
+            .sequence()
+            .output(status(BucketVersioningStatus::Suspended))
+            .output(status(BucketVersioningStatus::Suspended))
+            .output(status(BucketVersioningStatus::Enabled))
+            .build();
+        let write = mock!(Client::put_bucket_versioning)
+            .then_output(|| PutBucketVersioningOutput::builder().build());
+        let clients = crate::aws::mocked::clients(&[&versioning, &write]);
+        let bucket = BucketAt {
+            clients: &clients,
+            name: "mocked-bucket",
+            account: "123456789012",
+        };
+        // Apply enabled versioning; the first read after it still shows it suspended.
+        let mut observed = ObservedBucket {
+            region: "eu-west-1".into(),
+            versioning: Versioning::Suspended,
+            encryption: None,
+            public_access: PublicAccessBlock::ALL,
+            ownership: None,
+            policy: None,
+            tags: BTreeMap::new(),
+            lifecycle: Vec::new(),
+            lifecycle_minimum_object_size: None,
+            logging: None,
+            object_lock: None,
+        };
+        reread(bucket, &[Facet::Versioning], &mut observed)
+            .await
+            .unwrap();
+        let first = versioning_plan(&observed);
+        assert!(!first.is_empty(), "the first read back is stale");
+        let (remaining, waited) =
+            until_read_back(first, Duration::from_secs(10), async |remaining| {
+                reread(bucket, &facets_of(remaining), &mut observed).await?;
+                Ok(versioning_plan(&observed))
+            })
+            .await
+            .unwrap();
+        assert!(remaining.is_empty());
+        assert_eq!(
+            versioning.num_calls(),
+            3,
+            "read again until it showed the write"
+        );
+        assert_eq!(write.num_calls(), 0, "never written a second time");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_left_is_never_read_again_and_patience_bounds_the_reads() {
+        let mut reads = 0;
+        let (left, _) = until_read_back(plan_of(Vec::new()), Duration::from_secs(30), async |_| {
+            reads += 1;
+            Ok(plan_of(Vec::new()))
+        })
+        .await
+        .unwrap();
+        assert!(left.is_empty());
+        assert_eq!(reads, 0, "a converged read back makes no extra read");
+        let stale = || {
+            plan_of(vec![Change::EnableVersioning {
+                from: Versioning::Suspended,
+            }])
+        };
+        let (left, waited) = until_read_back(stale(), Duration::from_secs(1), async |_| {
+            reads += 1;
+            Ok(stale())
+        })
+        .await
+        .unwrap();
+        assert_eq!(left, stale());
+        assert!(waited <= Duration::from_secs(1), "{waited:?}");
+        // 250 ms, then 500 ms: a third pause would pass the second of patience.
+        assert_eq!(reads, 2);
+    }
 }

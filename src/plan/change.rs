@@ -40,6 +40,24 @@ pub enum Facet {
     Replication,
 }
 
+impl Facet {
+    /// The feature of an S3-compatible store this facet needs, when a store may lack it
+    /// (`compat.lacks`).
+    pub fn store_feature(self) -> Option<crate::spec::StoreFeature> {
+        use crate::spec::StoreFeature;
+        match self {
+            Facet::PublicAccessBlock => Some(StoreFeature::PublicAccessBlock),
+            Facet::Ownership => Some(StoreFeature::OwnershipControls),
+            Facet::Tags => Some(StoreFeature::Tagging),
+            Facet::KmsKey | Facet::KeyRotation | Facet::KeyPolicy | Facet::TofuKey => {
+                Some(StoreFeature::Kms)
+            }
+            Facet::IdentityPolicy | Facet::ReplicationRole => Some(StoreFeature::Iam),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Facet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

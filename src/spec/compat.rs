@@ -64,6 +64,18 @@ impl StoreFeature {
         ("sts", StoreFeature::Sts),
     ];
 
+    /// In a sentence: the API the feature is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreFeature::Iam => "IAM",
+            StoreFeature::Kms => "KMS",
+            StoreFeature::PublicAccessBlock => "S3 Block Public Access",
+            StoreFeature::OwnershipControls => "S3 Object Ownership",
+            StoreFeature::Tagging => "bucket tagging",
+            StoreFeature::Sts => "STS",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         StoreFeature::ALL
             .iter()

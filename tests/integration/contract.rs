@@ -98,6 +98,16 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     }
     record("apply", &["apply", "--auto-approve", "--output", "json"], 0);
     record("check", &["check", "--output", "json"], 0);
+    let probed = record(
+        "probe",
+        &["probe", "--profile", "admin", "--output", "json"],
+        0,
+    );
+    assert_eq!(
+        probed["lacks"],
+        serde_json::json!([]),
+        "moto serves every API statebucket uses: {probed:#}"
+    );
     let empty = record(
         "state-versions-empty",
         &[

@@ -9,6 +9,7 @@ pub mod object_lock;
 mod ownership;
 mod policy;
 mod public_access;
+mod reread;
 mod tags;
 mod versioning;
 
@@ -23,7 +24,9 @@ use super::Clients;
 use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
 use crate::plan::Change;
+use crate::spec::StoreFeature;
 
+pub use reread::{reread, rereadable};
 pub use tags::s3_tags;
 
 /// One bucket, as the account that owns it reaches it. S3 requests carry `account` as the
@@ -142,10 +145,19 @@ pub async fn observe_bucket(
         region,
         versioning: versioning?.unwrap_or(Versioning::Never),
         encryption: encryption?.flatten(),
-        public_access: public_access?.flatten().unwrap_or_default(),
-        ownership: ownership?.flatten().flatten(),
+        public_access: public_access
+            .map_err(|error| error.lacking(Some(StoreFeature::PublicAccessBlock)))?
+            .flatten()
+            .unwrap_or_default(),
+        ownership: ownership
+            .map_err(|error| error.lacking(Some(StoreFeature::OwnershipControls)))?
+            .flatten()
+            .flatten(),
         policy: policy?.flatten(),
-        tags: tags?.flatten().unwrap_or_default(),
+        tags: tags
+            .map_err(|error| error.lacking(Some(StoreFeature::Tagging)))?
+            .flatten()
+            .unwrap_or_default(),
         lifecycle,
         lifecycle_minimum_object_size,
         logging: logging?.flatten().flatten(),
@@ -230,11 +242,14 @@ pub async fn write_setting(
         Change::SetObjectLock { to, .. } => object_lock::write(bucket, to).await,
         _ => return Ok(false),
     };
+    let facet = change.facet();
     written.map(|()| true).map_err(|failure| {
-        failure.into_error(
-            format!("{} of bucket `{}`", change.facet(), bucket.name),
-            bucket.identity(),
-        )
+        failure
+            .into_error(
+                format!("{facet} of bucket `{}`", bucket.name),
+                bucket.identity(),
+            )
+            .lacking(facet.store_feature())
     })
 }
 

@@ -1,0 +1,95 @@
+//! Reading some of a bucket's settings again, for verify: S3 documents bucket configuration
+//! as eventually consistent (S3 User Guide, "Amazon S3 data consistency model": a change
+//! "might take a short amount of time" to be seen), so a read right after a write may still
+//! show the old value. Only the settings that differ are read again.
+
+use super::{BucketAt, encryption, lifecycle, logging, object_lock, ownership, policy};
+use super::{public_access, tags, versioning};
+use crate::aws::AwsError;
+use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
+use crate::plan::Facet;
+
+/// Whether `reread` can read `facet` again on its own (a bucket setting, one GET).
+pub fn rereadable(facet: Facet) -> bool {
+    matches!(
+        facet,
+        Facet::Versioning
+            | Facet::Encryption
+            | Facet::PublicAccessBlock
+            | Facet::Ownership
+            | Facet::Policy
+            | Facet::Tags
+            | Facet::Lifecycle
+            | Facet::Logging
+            | Facet::ObjectLock
+    )
+}
+
+/// What one GET read, to be put into the observed bucket.
+type Update = Box<dyn FnOnce(&mut ObservedBucket) + Send>;
+
+/// Reads `facets` of the bucket again, all at once, into `observed`. Each facet must be
+/// `rereadable`; a bucket that is gone leaves its settings as they were.
+pub async fn reread(
+    bucket: BucketAt<'_>,
+    facets: &[Facet],
+    observed: &mut ObservedBucket,
+) -> Result<(), AwsError> {
+    let reads = facets
+        .iter()
+        .map(|facet| Box::pin(read_one(bucket, *facet)));
+    for update in futures::future::try_join_all(reads).await? {
+        update(observed);
+    }
+    Ok(())
+}
+
+async fn read_one(bucket: BucketAt<'_>, facet: Facet) -> Result<Update, AwsError> {
+    let bucket = &bucket;
+    Ok(match facet {
+        Facet::Versioning => {
+            let read = versioning::read(bucket).await?.unwrap_or(Versioning::Never);
+            Box::new(move |observed| observed.versioning = read)
+        }
+        Facet::Encryption => {
+            let read = encryption::read(bucket).await?.flatten();
+            Box::new(move |observed| observed.encryption = read)
+        }
+        Facet::PublicAccessBlock => {
+            let read = public_access::read(bucket).await?.unwrap_or_default();
+            Box::new(move |observed| observed.public_access = read)
+        }
+        Facet::Ownership => {
+            let read = ownership::read(bucket).await?.flatten();
+            Box::new(move |observed| observed.ownership = read)
+        }
+        Facet::Policy => {
+            let read = policy::read(bucket).await?.flatten();
+            Box::new(move |observed| observed.policy = read)
+        }
+        Facet::Tags => {
+            let read = tags::read(bucket).await?.unwrap_or_default();
+            Box::new(move |observed| observed.tags = read)
+        }
+        Facet::Lifecycle => {
+            let (rules, minimum_object_size) = lifecycle::read(bucket).await?.unwrap_or_default();
+            Box::new(move |observed| {
+                observed.lifecycle = rules;
+                observed.lifecycle_minimum_object_size = minimum_object_size;
+            })
+        }
+        Facet::Logging => {
+            let read = logging::read(bucket).await?.flatten();
+            Box::new(move |observed| observed.logging = read)
+        }
+        Facet::ObjectLock => {
+            // Read and absent: Object Lock is off.
+            let read = object_lock::read(bucket).await?.unwrap_or(ObjectLockState {
+                enabled: false,
+                default_retention: None,
+            });
+            Box::new(move |observed| observed.object_lock = Some(read))
+        }
+        other => unreachable!("{other} is not a bucket setting read on its own"),
+    })
+}

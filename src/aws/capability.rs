@@ -1,0 +1,271 @@
+//! The requests of `statebucket probe`: one read of each API statebucket and Terraform's S3
+//! backend use, against names the probe makes up (a bucket, a role) so that nothing is
+//! read or written that exists; and, only with a scratch bucket, the writes that cannot be
+//! probed by reading (conditional writes, writes under default encryption).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::Clients;
+use super::errors::{AwsError, Failure, codes};
+use crate::capability::{Answer, Probed, Subject};
+use crate::spec::StoreFeature;
+
+/// The answers to a probe of the store `clients` reach; `caller` when the store has STS.
+/// An error when no request could be sent or answered (no credentials, no endpoint): the
+/// store said nothing about what it implements.
+pub async fn probe_store(
+    clients: &Clients,
+    scratch_bucket: Option<&str>,
+) -> Result<(Option<String>, Vec<Probed>), AwsError> {
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    // Names nobody has: what exists is never read.
+    let bucket = format!("statebucket-probe-{nonce}");
+    let role = format!("statebucket-probe-{nonce}");
+    let s3 = &clients.s3;
+    let served_when_absent = |absent: &'static [&'static str]| {
+        move |failure: &Failure| {
+            failure.is(codes::NO_SUCH_BUCKET)
+                || failure.status == Some(404)
+                || absent.iter().any(|code| failure.is(code))
+        }
+    };
+    let no_bucket = served_when_absent(&[]);
+    let (caller, iam, kms, public_access, ownership, tagging) = tokio::join!(
+        clients.sts.get_caller_identity().send(),
+        async {
+            answer(
+                clients.iam.get_role().role_name(&role).send().await,
+                served_when_absent(&[codes::IAM_NO_SUCH_ENTITY]),
+            )
+        },
+        async { answer(clients.kms.list_keys().limit(1).send().await, no_bucket) },
+        async {
+            let absent = served_when_absent(&[codes::NO_PUBLIC_ACCESS_BLOCK]);
+            answer(
+                s3.get_public_access_block().bucket(&bucket).send().await,
+                absent,
+            )
+        },
+        async {
+            let absent = served_when_absent(&[codes::NO_OWNERSHIP_CONTROLS]);
+            answer(
+                s3.get_bucket_ownership_controls()
+                    .bucket(&bucket)
+                    .send()
+                    .await,
+                absent,
+            )
+        },
+        async {
+            let absent = served_when_absent(&[codes::NO_TAG_SET]);
+            answer(s3.get_bucket_tagging().bucket(&bucket).send().await, absent)
+        },
+    );
+    let (versioning_sent, encryption, lifecycle, policy) = tokio::join!(
+        s3.get_bucket_versioning().bucket(&bucket).send(),
+        async {
+            let absent = served_when_absent(&[codes::SSE_NOT_FOUND]);
+            answer(
+                s3.get_bucket_encryption().bucket(&bucket).send().await,
+                absent,
+            )
+        },
+        async {
+            let absent = served_when_absent(&[codes::NO_LIFECYCLE]);
+            answer(
+                s3.get_bucket_lifecycle_configuration()
+                    .bucket(&bucket)
+                    .send()
+                    .await,
+                absent,
+            )
+        },
+        async {
+            let absent = served_when_absent(&[codes::NO_BUCKET_POLICY]);
+            answer(s3.get_bucket_policy().bucket(&bucket).send().await, absent)
+        },
+    );
+    if let Err(error) = &versioning_sent {
+        let failure = Failure::from_sdk(error);
+        if failure.is_credentials() || failure.is_unreachable() {
+            return Err(failure.into_error(
+                "probing the store (s3:GetBucketVersioning)",
+                &clients.identity_source,
+            ));
+        }
+    }
+    let versioning = answer(versioning_sent, no_bucket);
+    let caller_arn = caller
+        .as_ref()
+        .ok()
+        .and_then(|output| output.arn().map(str::to_owned));
+    let sts = answer(caller, |_| false);
+    let optional = |feature, request, answer, whole_api| Probed {
+        subject: Subject::Optional(feature),
+        request,
+        answer,
+        whole_api,
+    };
+    let required = |name, request, answer| Probed {
+        subject: Subject::Required(name),
+        request,
+        answer,
+        whole_api: false,
+    };
+    let mut probed = vec![
+        optional(StoreFeature::Sts, "GetCallerIdentity", sts, true),
+        optional(StoreFeature::Iam, "GetRole", iam, true),
+        optional(StoreFeature::Kms, "ListKeys", kms, true),
+        optional(
+            StoreFeature::PublicAccessBlock,
+            "GetPublicAccessBlock",
+            public_access,
+            false,
+        ),
+        optional(
+            StoreFeature::OwnershipControls,
+            "GetBucketOwnershipControls",
+            ownership,
+            false,
+        ),
+        optional(StoreFeature::Tagging, "GetBucketTagging", tagging, false),
+        required("versioning", "GetBucketVersioning", versioning),
+        required("default encryption", "GetBucketEncryption", encryption),
+        required(
+            "lifecycle rules",
+            "GetBucketLifecycleConfiguration",
+            lifecycle,
+        ),
+        required("bucket policy", "GetBucketPolicy", policy),
+    ];
+    if let Some(scratch) = scratch_bucket {
+        probed.extend(scratch_writes(clients, scratch).await);
+    }
+    Ok((caller_arn, probed))
+}
+
+fn answer<O, E>(sent: Result<O, SdkError<E, Response>>, served: impl Fn(&Failure) -> bool) -> Answer
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Answer::Served,
+        Err(error) => refused(&Failure::from_sdk(&error), served),
+    }
+}
+
+fn refused(failure: &Failure, served: impl Fn(&Failure) -> bool) -> Answer {
+    if served(failure) {
+        return Answer::Served;
+    }
+    Answer::Refused {
+        status: failure.status,
+        code: failure.code.clone(),
+        message: failure.message.clone(),
+    }
+}
+
+/// The writes reading cannot show, in `bucket` (created when absent, never deleted):
+/// a second conditional PutObject of a key that exists, as a second Terraform run sends
+/// it, must be refused; a PutObject after default encryption is turned on must succeed.
+async fn scratch_writes(clients: &Clients, bucket: &str) -> Vec<Probed> {
+    let s3 = &clients.s3;
+    let required = |name, request, answer| Probed {
+        subject: Subject::Required(name),
+        request,
+        answer,
+        whole_api: true,
+    };
+    let created = s3.create_bucket().bucket(bucket).send().await;
+    if let Err(error) = created {
+        let failure = Failure::from_sdk(&error);
+        if !failure.is(codes::BUCKET_ALREADY_OWNED_BY_YOU) {
+            return vec![required(
+                "scratch bucket",
+                "CreateBucket",
+                refused(&failure, |_| false),
+            )];
+        }
+    }
+    let key = "statebucket-probe/terraform.tfstate.tflock";
+    let take = || {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from_static(b"{\"Info\":\"statebucket probe\"}"))
+            .send()
+    };
+    // A lock left by an earlier probe makes the first refused too; the second tells.
+    let _ = take().await;
+    let conditional = match take().await {
+        Ok(_) => Answer::Refused {
+            status: Some(200),
+            code: None,
+            message: "a second conditional PutObject of a key that exists succeeded".to_owned(),
+        },
+        Err(error) => {
+            let failure = Failure::from_sdk(&error);
+            refused(&failure, |failure| {
+                matches!(failure.status, Some(412 | 409))
+            })
+        }
+    };
+    let encrypted = async {
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256)
+                    .build()
+                    .expect("the algorithm is set"),
+            )
+            .build();
+        let configuration = ServerSideEncryptionConfiguration::builder()
+            .rules(rule)
+            .build()
+            .expect("a rule is set");
+        if let Err(error) = s3
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(configuration)
+            .send()
+            .await
+        {
+            return refused(&Failure::from_sdk(&error), |_| false);
+        }
+        answer(
+            s3.put_object()
+                .bucket(bucket)
+                .key("statebucket-probe/encrypted")
+                .body(ByteStream::from_static(b"statebucket probe"))
+                .send()
+                .await,
+            |_| false,
+        )
+    }
+    .await;
+    vec![
+        required(
+            "conditional writes",
+            "PutObject If-None-Match: * (second)",
+            conditional,
+        ),
+        required(
+            "encrypted writes",
+            "PutObject under default encryption AES256",
+            encrypted,
+        ),
+    ]
+}

@@ -213,6 +213,7 @@ impl Failure {
         // ("service error: unhandled error (Code): Error { … }") repeats the code.
         let message = match (error, error.message()) {
             (SdkError::ServiceError(_), Some(message)) if !message.is_empty() => message.to_owned(),
+            (SdkError::ServiceError(_), _) => "the answer carried no message".to_owned(),
             _ => chain,
         };
         let kind = match error {

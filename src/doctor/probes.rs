@@ -183,8 +183,13 @@ pub(super) async fn lock_probe(
             Status::Skip,
             "skip_s3_checksum = true: Terraform sends no checksum headers",
         ));
-    } else if probe.taken.is_err() {
-        // Refused with the checksum: is it the checksum the store rejects?
+    } else if probe
+        .taken
+        .as_ref()
+        .is_err_and(|refusal| refusal.store_failure.is_none())
+    {
+        // Refused with the checksum: is it the checksum the store rejects? (A store that
+        // failed says nothing about checksums.)
         let plain = probe::lock(clients, bucket, &prefix, key, &encryption, false, leftovers).await;
         if plain.taken.is_ok() {
             let refusal = probe

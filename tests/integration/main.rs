@@ -16,6 +16,7 @@ mod opentofu;
 mod reconcile;
 mod reliability;
 mod replica;
+mod seaweedfs;
 mod snapshots;
 mod stacks;
 mod state;

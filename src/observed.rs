@@ -357,6 +357,26 @@ pub struct ObservedBucket {
     pub object_lock: Option<ObjectLockState>,
 }
 
+impl ObservedBucket {
+    /// A bucket in `region` with nothing configured, as CreateBucket leaves it on a store
+    /// without defaults.
+    pub fn unconfigured(region: &str) -> ObservedBucket {
+        ObservedBucket {
+            region: region.to_owned(),
+            versioning: Versioning::Never,
+            encryption: None,
+            public_access: PublicAccessBlock::default(),
+            ownership: None,
+            policy: None,
+            tags: BTreeMap::new(),
+            lifecycle: Vec::new(),
+            lifecycle_minimum_object_size: None,
+            logging: None,
+            object_lock: None,
+        }
+    }
+}
+
 /// GetBucketVersioning omits `Status` when versioning was never configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Versioning {

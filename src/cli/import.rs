@@ -33,19 +33,11 @@ pub fn run(context: &Context<'_>, arguments: &ImportArgs) -> Result<Outcome, Err
         return Err(exists(&path));
     }
     let connection = super::connection(&arguments.connection)?;
-    let endpoint = connection
-        .endpoint_flag
-        .clone()
-        .or_else(|| connection.endpoint_env.clone());
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
     let reach = Reach {
         profile: connection.profile_flag.as_ref(),
-        transport: aws::Transport {
-            endpoint: endpoint.as_ref(),
-            attempt_timeout: connection.attempt_timeout,
-            log: &log,
-        },
+        transport: connection.command_line_transport(&log),
     };
     let task = reporter.task(bucket.as_str());
     let (clients, caller, region, live) = super::interruptible(

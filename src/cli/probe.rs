@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::args::ProbeArgs;
 use super::{Context, Outcome, json};
-use crate::aws::{self, RequestLog, Transport};
+use crate::aws::{self, RequestLog};
 use crate::capability;
 use crate::error::Error;
 use crate::spec::{BucketName, Region};
@@ -18,24 +18,17 @@ pub fn run(context: &Context<'_>, arguments: &ProbeArgs) -> Result<Outcome, Erro
         BucketName::parse,
     )?;
     let connection = super::connection(&arguments.connection)?;
-    let endpoint = connection
-        .endpoint_flag
-        .clone()
-        .or_else(|| connection.endpoint_env.clone());
+    let endpoint = connection.command_line_endpoint();
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
     let (caller, probed) = super::interruptible(
         async {
-            let task = reporter.task(endpoint.as_ref().map_or("AWS", |url| url.as_str()));
+            let task = reporter.task(endpoint.map_or("AWS", |url| url.as_str()));
             task.step("reading each API");
             let clients = aws::clients(
                 connection.profile_flag.as_ref(),
                 &region,
-                Transport {
-                    endpoint: endpoint.as_ref(),
-                    attempt_timeout: connection.attempt_timeout,
-                    log: &log,
-                },
+                connection.command_line_transport(&log),
             )
             .await;
             let probed =

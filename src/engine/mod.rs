@@ -44,6 +44,20 @@ impl Connection {
             .or(spec.endpoint.as_ref())
     }
 
+    /// `--endpoint-url`, then `AWS_ENDPOINT_URL`: for commands without a spec.
+    pub fn command_line_endpoint(&self) -> Option<&EndpointUrl> {
+        self.endpoint_flag.as_ref().or(self.endpoint_env.as_ref())
+    }
+
+    /// How requests of a command without a spec reach AWS.
+    pub fn command_line_transport<'a>(&'a self, log: &'a Arc<RequestLog>) -> Transport<'a> {
+        Transport {
+            endpoint: self.command_line_endpoint(),
+            attempt_timeout: self.attempt_timeout,
+            log,
+        }
+    }
+
     /// How requests for `spec` reach AWS.
     pub fn transport<'a>(&'a self, spec: &'a EnvSpec, log: &'a Arc<RequestLog>) -> Transport<'a> {
         Transport {

@@ -244,8 +244,6 @@ pub(super) fn write_backend_files(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use aws_sdk_s3::Client;
     use aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningOutput;
     use aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput;
@@ -254,7 +252,7 @@ mod tests {
 
     use super::*;
     use crate::aws::bucket::{BucketAt, reread};
-    use crate::observed::{ObservedBucket, PublicAccessBlock, Versioning};
+    use crate::observed::{ObservedBucket, Versioning};
 
     fn plan_of(changes: Vec<Change>) -> EnvPlan {
         EnvPlan {
@@ -300,17 +298,8 @@ mod tests {
         };
         // Apply enabled versioning; the first read after it still shows it suspended.
         let mut observed = ObservedBucket {
-            region: "eu-west-1".into(),
             versioning: Versioning::Suspended,
-            encryption: None,
-            public_access: PublicAccessBlock::ALL,
-            ownership: None,
-            policy: None,
-            tags: BTreeMap::new(),
-            lifecycle: Vec::new(),
-            lifecycle_minimum_object_size: None,
-            logging: None,
-            object_lock: None,
+            ..ObservedBucket::unconfigured("eu-west-1")
         };
         reread(bucket, &[Facet::Versioning], &mut observed)
             .await

@@ -2,11 +2,10 @@
 //! them on CreateBucket), and never moved.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use super::{Change, Facet, PlanError, Planner};
 use crate::desired::DesiredBucket;
-use crate::observed::{ObjectLockState, Observed, ObservedBucket, PublicAccessBlock, Versioning};
+use crate::observed::{ObjectLockState, Observed, ObservedBucket};
 use crate::spec::StoreFeature;
 
 pub(super) fn check_region(
@@ -49,21 +48,12 @@ pub(super) fn plan<'o>(
                 }),
             );
             Cow::Owned(ObservedBucket {
-                region: spec.region.to_string(),
-                versioning: Versioning::Never,
-                encryption: None,
-                public_access: PublicAccessBlock::default(),
-                ownership: None,
-                policy: None,
-                tags: BTreeMap::new(),
-                lifecycle: Vec::new(),
-                lifecycle_minimum_object_size: None,
-                logging: None,
                 // Object Lock is enabled by CreateBucket itself, without a default retention.
                 object_lock: spec.bucket.object_lock.map(|_| ObjectLockState {
                     enabled: true,
                     default_retention: None,
                 }),
+                ..ObservedBucket::unconfigured(spec.region.as_str())
             })
         }
     }

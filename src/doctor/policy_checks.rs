@@ -5,12 +5,78 @@ use std::sync::Arc;
 
 use super::{Check, Status};
 use crate::aws::probe::{self};
+use crate::aws::profiles::ProfileKind;
 use crate::aws::{self, RequestLog, Transport};
 use crate::desired::DesiredStack;
 use crate::engine::Connection;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
-use crate::spec::{EndpointUrl, EnvSpec, Layout, StackSpec};
+use crate::spec::{EndpointUrl, EnvSpec, Layout, PrincipalKind, StackSpec};
+
+/// Without STS the store cannot say who Terraform is, but the profile's files tell what kind
+/// of identity it is: a user's keys (or a role's sessions) against a stack whose principals
+/// are all of the other kind get nothing from the bucket policy, as in the seed incident.
+pub(super) fn listed_kind_check(
+    spec: &EnvSpec,
+    stack: &DesiredStack<'_>,
+    profile: &str,
+    kind: ProfileKind,
+) -> Option<Check> {
+    let principals: Vec<&crate::spec::PrincipalRef> = spec
+        .writers_of(stack.spec)
+        .iter()
+        .chain(spec.readers_of(stack.spec))
+        .collect();
+    let (wanted, other, noun, field) = match kind {
+        ProfileKind::UserKeys => (
+            PrincipalKind::User,
+            PrincipalKind::Role,
+            "an IAM user's access keys",
+            "users",
+        ),
+        ProfileKind::Role => (
+            PrincipalKind::Role,
+            PrincipalKind::User,
+            "a role's sessions",
+            "roles",
+        ),
+        ProfileKind::Unknown => return None,
+    };
+    if principals
+        .iter()
+        .any(|principal| principal.kind() == wanted)
+    {
+        return None;
+    }
+    let others: Vec<String> = principals
+        .iter()
+        .filter(|principal| principal.kind() == other)
+        .map(|principal| principal.to_string())
+        .collect();
+    let whose = match spec.layout {
+        Layout::Backend => spec.source.clone(),
+        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
+    };
+    let list = match (spec.layout, stack.spec.writers.is_some()) {
+        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
+        _ => "access".to_owned(),
+    };
+    Some(
+        Check::new(
+            "listed in access",
+            Status::Fail,
+            format!(
+                "profile `{profile}` holds {noun}, but {whose} lists none (only {}): the bucket policy grants that identity nothing",
+                if others.is_empty() { "nobody".to_owned() } else { others.join(", ") }
+            ),
+        )
+        .fix(format!(
+            "add the {} behind profile `{profile}` to `{list}.{field}` in {} (the store has no STS to tell its name)",
+            if field == "users" { "user" } else { "role" },
+            spec.source
+        )),
+    )
+}
 
 pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Caller) -> Check {
     // Names resolve in the spec's account, or without one in the caller's.

@@ -88,6 +88,22 @@ pub async fn diagnose(
             Status::Skip,
             format!("the backend would use {via}; the store has no STS (`compat.lacks`) to say who that is"),
         ));
+        let profile = match &source {
+            CredentialSource::BackendProfile(profile) | CredentialSource::AwsProfile(profile)
+                if assumed.is_none() =>
+            {
+                Some(profile.as_str())
+            }
+            _ => None,
+        };
+        if let Some(profile) = profile {
+            checks.extend(listed_kind_check(
+                spec,
+                stack,
+                profile,
+                aws::profiles::kind_of(profile),
+            ));
+        }
         checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
         return checks;
     }

@@ -407,14 +407,19 @@ fn the_store_itself_refuses_what_the_bucket_policy_does_not_grant() {
 }
 
 #[test]
-fn the_incident_replays_and_doctor_names_the_missing_user() {
+fn the_incident_replays_and_doctor_names_the_missing_user_without_sts() {
     let weed = Weed::shared();
     let project = weed.project();
     let bucket = unique("weed-incident");
-    // The policy of the post-mortem: it names a role; Terraform runs as the user.
+    // The policy of the post-mortem names a role; Terraform runs as the user. The spec
+    // says the store has no STS, so nothing can ask who Terraform is.
     project.spec(
         "dev",
-        &spec(&bucket, LACKS, "  roles: [terraform-access-role]\n"),
+        &spec(
+            &bucket,
+            "iam, kms, sts, public_access_block",
+            "  roles: [terraform-access-role]\n",
+        ),
     );
     project
         .statebucket(&["apply", "--auto-approve"])
@@ -425,11 +430,7 @@ fn the_incident_replays_and_doctor_names_the_missing_user() {
         workdir.path(),
         Some(&project.path("environments/dev/backend.hcl")),
     );
-    assert_ne!(
-        init.code, 0,
-        "init must fail as in the incident:\n{}",
-        init.stdout
-    );
+    assert_ne!(init.code, 0, "init must fail as in the incident:\n{}", init.stdout);
     let output = format!("{}{}", init.stdout, init.stderr);
     assert!(output.contains("403"), "{output}");
     let doctor = project.statebucket(&[
@@ -439,10 +440,9 @@ fn the_incident_replays_and_doctor_names_the_missing_user() {
     ]);
     doctor.expect_code(1);
     for expected in [
-        &format!(
-            "FAIL  listed in access  arn:aws:iam::{ACCOUNT}:user/terraform is not among the users and roles of environments/dev.yaml"
-        ),
-        "fix: add `terraform` to `access.users`",
+        "skip  identity          the backend would use profile `terraform` named in backend.hcl; the store has no STS",
+        "FAIL  listed in access  profile `terraform` holds an IAM user's access keys, but environments/dev.yaml lists none (only terraform-access-role)",
+        "fix: add the user behind profile `terraform` to `access.users` in environments/dev.yaml",
         "HTTP 403",
     ] {
         assert!(

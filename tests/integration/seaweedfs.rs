@@ -430,7 +430,11 @@ fn the_incident_replays_and_doctor_names_the_missing_user_without_sts() {
         workdir.path(),
         Some(&project.path("environments/dev/backend.hcl")),
     );
-    assert_ne!(init.code, 0, "init must fail as in the incident:\n{}", init.stdout);
+    assert_ne!(
+        init.code, 0,
+        "init must fail as in the incident:\n{}",
+        init.stdout
+    );
     let output = format!("{}{}", init.stdout, init.stderr);
     assert!(output.contains("403"), "{output}");
     let doctor = project.statebucket(&[

@@ -7,6 +7,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod access;
+pub mod audit;
 pub mod aws;
 pub mod capability;
 pub mod cli;

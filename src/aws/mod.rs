@@ -2,6 +2,7 @@
 //! plan. Thin by design; decisions are made in `plan`.
 
 mod apply;
+pub mod audit;
 pub mod bucket;
 pub mod capability;
 mod dynamodb;
@@ -193,6 +194,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
     /// Where the credentials came from, for messages ("profile `admin`").
     pub identity_source: String,
     /// The profile the credentials come from, when one is named.
@@ -305,6 +307,9 @@ async fn build_clients(
         .interceptor(counter.clone())
         .build();
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
+        .interceptor(counter.clone())
+        .build();
+    let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&config)
         .interceptor(counter)
         .build();
     let identity_source = match profile {
@@ -317,6 +322,7 @@ async fn build_clients(
         kms: aws_sdk_kms::Client::from_conf(kms),
         sts: aws_sdk_sts::Client::from_conf(sts),
         iam: aws_sdk_iam::Client::from_conf(iam),
+        cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         identity_source,
         profile: profile.cloned(),

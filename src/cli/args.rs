@@ -255,6 +255,22 @@ Examples:
 Then: statebucket validate, statebucket plan ENV (shows only the hardening the bucket lacks),
 statebucket apply ENV.")]
     Import(ImportArgs),
+    /// Who can read each stack's state, who did, and what they could see.
+    ///
+    /// Who can: the principals the bucket policy and the key policy, as they are in AWS
+    /// now, let read, write or decrypt each stack's state, each with the statement that
+    /// grants it; `!` marks one the spec does not list. Who did (KMS state): CloudTrail's
+    /// Decrypt and GenerateDataKey events on the state key, tied to stacks by the
+    /// encryption context. What they could see: the paths of sensitive and secret-looking
+    /// values in each state, never the values. A read the caller may not make is named
+    /// and the rest of the audit still runs. Exit 0 when every reader is listed, 2 when an
+    /// unlisted principal can read state or did, 1 on error.
+    #[command(after_help = "\
+Examples:
+  statebucket audit prod                          the last 7 days of CloudTrail
+  statebucket audit prod --since 90d --output json
+                                                  for a scheduled CI job: exit 2 alerts")]
+    Audit(AuditArgs),
     /// What an S3-compatible store implements: the `compat:` block a spec for it needs.
     ///
     /// Reads each API statebucket and Terraform's S3 backend use (STS, IAM, KMS, public
@@ -288,6 +304,18 @@ Examples:
     /// and checking. `validate` remains the authority: it also checks naming rules and how
     /// the keys fit together.
     Schema,
+}
+
+/// Which environment `audit` reads, and how far back.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The environment (a name, or a spec file).
+    pub env: String,
+    /// How far back to read CloudTrail: `Nd` days, up to 90 (CloudTrail's event history).
+    #[arg(long, default_value = "7d", value_name = "DAYS")]
+    pub since: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// Which store `probe` reads, and where it may write.
@@ -437,6 +465,7 @@ impl Command {
             Command::Man => "man",
             Command::Schema => "schema",
             Command::Probe(_) => "probe",
+            Command::Audit(_) => "audit",
         }
     }
 }

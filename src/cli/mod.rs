@@ -3,6 +3,7 @@
 //! their data through the `Printer` and never exit the process themselves.
 
 mod args;
+mod audit;
 mod doctor;
 mod import;
 mod init;
@@ -248,6 +249,7 @@ fn execute(
         Command::Init(arguments) => init::run(context, arguments),
         Command::Import(arguments) => import::run(context, arguments),
         Command::Probe(arguments) => probe::run(context, arguments),
+        Command::Audit(arguments) => audit::run(context, arguments),
         Command::Completions { shell } => tooling::completions(context, *shell),
         Command::Man => tooling::man(context),
         Command::Schema => tooling::schema(context),

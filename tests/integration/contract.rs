@@ -98,6 +98,8 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     }
     record("apply", &["apply", "--auto-approve", "--output", "json"], 0);
     record("check", &["check", "--output", "json"], 0);
+    let audited = record("audit", &["audit", "central", "--output", "json"], 0);
+    assert_eq!(audited["unlisted_reader"], false, "{audited:#}");
     let probed = record(
         "probe",
         &["probe", "--profile", "admin", "--output", "json"],

@@ -3,6 +3,7 @@
 
 mod access;
 mod adopt;
+mod audit;
 mod authentication;
 mod bench_smoke;
 mod compat;

@@ -306,77 +306,60 @@ async fn policy_documents(
     managed: &tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 ) -> Result<Vec<(String, String)>, Lacked> {
     let iam = &clients.iam;
-    let refused = |permission: &'static str| move |cause: String| Lacked { permission, cause };
     let name = principal.name.as_str();
+    let arns = |policies: &[aws_sdk_iam::types::AttachedPolicy]| -> Vec<String> {
+        policies
+            .iter()
+            .filter_map(|policy| policy.policy_arn().map(str::to_owned))
+            .collect()
+    };
     let (inline, attached) = if principal.role {
-        let inline = iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map(|output| output.policy_names().to_vec())
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:ListRolePolicies"))?;
+        let inline = iam.list_role_policies().role_name(name).send().await;
         let attached = iam
             .list_attached_role_policies()
             .role_name(name)
             .send()
-            .await
-            .map(|output| {
-                output
-                    .attached_policies()
-                    .iter()
-                    .filter_map(|policy| policy.policy_arn().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:ListAttachedRolePolicies"))?;
-        (inline, attached)
+            .await;
+        (
+            iam_answer(inline, "iam:ListRolePolicies")?
+                .policy_names()
+                .to_vec(),
+            arns(iam_answer(attached, "iam:ListAttachedRolePolicies")?.attached_policies()),
+        )
     } else {
-        let inline = iam
-            .list_user_policies()
-            .user_name(name)
-            .send()
-            .await
-            .map(|output| output.policy_names().to_vec())
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:ListUserPolicies"))?;
+        let inline = iam.list_user_policies().user_name(name).send().await;
         let attached = iam
             .list_attached_user_policies()
             .user_name(name)
             .send()
-            .await
-            .map(|output| {
-                output
-                    .attached_policies()
-                    .iter()
-                    .filter_map(|policy| policy.policy_arn().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:ListAttachedUserPolicies"))?;
-        (inline, attached)
+            .await;
+        (
+            iam_answer(inline, "iam:ListUserPolicies")?
+                .policy_names()
+                .to_vec(),
+            arns(iam_answer(attached, "iam:ListAttachedUserPolicies")?.attached_policies()),
+        )
     };
     let mut documents = Vec::new();
     for policy in inline {
         let document = if principal.role {
-            iam.get_role_policy()
+            let sent = iam
+                .get_role_policy()
                 .role_name(name)
                 .policy_name(&policy)
-                .send()
-                .await
-                .map(|output| output.policy_document().to_owned())
-                .map_err(|error| Failure::from_sdk(&error).short())
-                .map_err(refused("iam:GetRolePolicy"))?
+                .send();
+            iam_answer(sent.await, "iam:GetRolePolicy")?
+                .policy_document()
+                .to_owned()
         } else {
-            iam.get_user_policy()
+            let sent = iam
+                .get_user_policy()
                 .user_name(name)
                 .policy_name(&policy)
-                .send()
-                .await
-                .map(|output| output.policy_document().to_owned())
-                .map_err(|error| Failure::from_sdk(&error).short())
-                .map_err(refused("iam:GetUserPolicy"))?
+                .send();
+            iam_answer(sent.await, "iam:GetUserPolicy")?
+                .policy_document()
+                .to_owned()
         };
         // IAM returns policy documents URL-encoded (RFC 3986).
         documents.push((policy, super::iam::percent_decode(&document)));
@@ -386,24 +369,17 @@ async fn policy_documents(
             documents.push((arn.clone(), known.clone()));
             continue;
         }
-        let version = iam
-            .get_policy()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:GetPolicy"))?
+        let sent = iam.get_policy().policy_arn(&arn).send().await;
+        let version = iam_answer(sent, "iam:GetPolicy")?
             .policy()
             .and_then(|policy| policy.default_version_id().map(str::to_owned))
             .unwrap_or_else(|| "v1".to_owned());
-        let document = iam
+        let sent = iam
             .get_policy_version()
             .policy_arn(&arn)
             .version_id(version)
-            .send()
-            .await
-            .map_err(|error| Failure::from_sdk(&error).short())
-            .map_err(refused("iam:GetPolicyVersion"))?
+            .send();
+        let document = iam_answer(sent.await, "iam:GetPolicyVersion")?
             .policy_version()
             .and_then(|version| version.document().map(super::iam::percent_decode))
             .unwrap_or_default();
@@ -411,6 +387,20 @@ async fn policy_documents(
         documents.push((arn, document));
     }
     Ok(documents)
+}
+
+/// An IAM read's answer, or what the audit lacked for it.
+fn iam_answer<O, E>(
+    sent: Result<O, SdkError<E, Response>>,
+    permission: &'static str,
+) -> Result<O, Lacked>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    sent.map_err(|error| Lacked {
+        permission,
+        cause: Failure::from_sdk(&error).short(),
+    })
 }
 
 /// A trail that records S3 data events for `bucket`: its name, `None` when none does.

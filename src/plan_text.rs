@@ -363,7 +363,7 @@ mod tests {
                 },
                 Change::PutPolicy {
                     from: Some("{}".into()),
-                    to: "{}".into(),
+                    to: crate::policy::PolicyDocument::of(Vec::new()),
                     statements: vec![StatementChange::Add {
                         sid: "StatebucketA".into(),
                     }],

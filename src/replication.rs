@@ -28,7 +28,7 @@ pub const S3_SERVICE: &str = "s3.amazonaws.com";
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredReplication {
     pub role_name: String,
-    pub role_arn: String,
+    pub role_arn: IamArn,
     pub trust_policy: String,
     /// The role's inline policy (compact JSON, as IAM takes it).
     pub role_policy: PolicyDocument,
@@ -42,7 +42,7 @@ impl DesiredReplication {
     pub fn build(primary: &EnvSpec, replica: &EnvSpec, account: &AccountId) -> DesiredReplication {
         let partition = primary.region.partition();
         let role_name = role_name(&primary.bucket.name);
-        let role_arn = role_arn(partition, account.as_str(), &primary.bucket.name).to_string();
+        let role_arn = role_arn(partition, account.as_str(), &primary.bucket.name);
         let source = bucket_arn(partition, &primary.bucket.name);
         let destination = bucket_arn(partition, &replica.bucket.name);
         let mut statements = vec![
@@ -283,7 +283,7 @@ backend: { key: prod/terraform.tfstate }
         let (primary, replica) = specs(KMS_PRIMARY);
         let desired = DesiredReplication::build(&primary, &replica, &account());
         assert_eq!(
-            desired.role_arn,
+            desired.role_arn.to_string(),
             "arn:aws:iam::123456789012:role/statebucket-replication-acme-state-prod"
         );
         let statements = &desired.role_policy.statements;

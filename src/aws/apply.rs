@@ -10,7 +10,7 @@ use super::errors::AwsError;
 use super::kms::create::{NewKey, alias_and_rotation, create_key};
 use crate::observed::Retention;
 use crate::plan::{Change, EnvPlan, SseTarget, Target};
-use crate::spec::{IamArn, Region};
+use crate::spec::Region;
 
 /// What applying a plan's AWS changes produced besides the changes themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -249,18 +249,9 @@ async fn write_change(
                 policy_name,
                 to,
                 ..
-            } => {
-                let principal = IamArn::parse(principal).map_err(|problem| {
-                    AwsError::new(
-                        format!("writing the identity policy of {principal}"),
-                        problem.message,
-                        None,
-                    )
-                })?;
-                super::iam::write_inline_policy(clients, &principal, policy_name, to)
-                    .await
-                    .map(|()| None)
-            }
+            } => super::iam::write_inline_policy(clients, principal, policy_name, to)
+                .await
+                .map(|()| None),
             Change::AliasKmsKey { .. }
             | Change::PutKeyPolicy { .. }
             | Change::EnableKeyRotation { .. } => {

@@ -377,7 +377,7 @@ async fn a_just_created_principal_is_waited_for_but_other_errors_are_not() {
     let put_policy = || {
         vec![Change::PutPolicy {
             from: None,
-            to: "{}".into(),
+            to: crate::policy::PolicyDocument::of(Vec::new()),
             statements: Vec::new(),
             kept: Vec::new(),
         }]

@@ -42,7 +42,7 @@ impl Engine {
         let mut details: Vec<String> = Vec::new();
         let mut policies: Vec<&str> = Vec::new();
         if let Some(document) = env_plan.changes.iter().find_map(|change| match change {
-            Change::PutPolicy { to, .. } => PolicyDocument::parse(to).ok(),
+            Change::PutPolicy { to, .. } => Some(to),
             _ => None,
         }) {
             let mut subjects = Vec::new();
@@ -68,7 +68,7 @@ impl Engine {
                     needs: Needs::UseState(stack),
                 });
             }
-            let risks = lockout_risks(&document, spec, &subjects);
+            let risks = lockout_risks(document, spec, &subjects);
             if !risks.is_empty() {
                 policies.push("bucket policy");
             }

@@ -45,7 +45,7 @@ pub(super) fn plan(
         Facet::Policy,
         Some(Change::PutPolicy {
             from: bucket.policy.clone(),
-            to,
+            to: merged,
             statements,
             kept,
         }),

@@ -11,7 +11,8 @@ use crate::observed::{
     ForeignReplicationRule, LifecycleRule, LoggingTarget, PublicAccessBlock, ReplicationRule,
     Retention, SseRule, Versioning,
 };
-use crate::policy::StatementChange;
+use crate::policy::{PolicyDocument, StatementChange};
+use crate::spec::IamArn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,6 +111,22 @@ impl fmt::Display for SseTarget {
     }
 }
 
+/// A policy as the document carries it: its compact JSON, as sent.
+fn compact_json<S: serde::Serializer>(
+    document: &PolicyDocument,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&document.to_compact_json())
+}
+
+/// A value as its text (an ARN).
+fn text<S: serde::Serializer, T: fmt::Display>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
 /// One change, carrying the values it moves between.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -200,7 +217,9 @@ pub enum Change {
     },
     PutPolicy {
         from: Option<String>,
-        to: String,
+        /// Sent as compact JSON (S3 counts the bytes it is given).
+        #[serde(serialize_with = "compact_json")]
+        to: PolicyDocument,
         statements: Vec<StatementChange>,
         /// Statements the tool does not own, kept as they are.
         kept: Vec<String>,
@@ -264,7 +283,8 @@ pub enum Change {
     },
     /// The inline identity policy of one user or role (IAM Put{User,Role}Policy).
     PutIdentityPolicy {
-        principal: String,
+        #[serde(serialize_with = "text")]
+        principal: IamArn,
         policy_name: String,
         from: Option<String>,
         to: String,
@@ -437,8 +457,8 @@ impl Change {
             Change::EnforceBucketOwner { from } => {
                 (value(from), json!(crate::desired::OBJECT_OWNERSHIP))
             }
-            Change::PutPolicy { from, to, .. }
-            | Change::PutKeyPolicy { from, to, .. }
+            Change::PutPolicy { from, to, .. } => (value(from), json!(to.to_compact_json())),
+            Change::PutKeyPolicy { from, to, .. }
             | Change::GrantLogDelivery { from, to, .. }
             | Change::PutIdentityPolicy { from, to, .. } => (value(from), value(to)),
             Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {

@@ -41,7 +41,7 @@ pub(super) fn plan(
             planner.record(
                 Facet::IdentityPolicy,
                 Some(Change::PutIdentityPolicy {
-                    principal,
+                    principal: target.principal.clone(),
                     policy_name: target.name.clone(),
                     from: live.map(str::to_owned),
                     to,

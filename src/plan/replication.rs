@@ -26,7 +26,7 @@ pub(super) fn plan(
                     policy,
                 }),
             );
-            desired.role_arn.clone()
+            desired.role_arn.to_string()
         }
         Some(role) => {
             let limited_to_account = |trust: &str| {
@@ -62,7 +62,8 @@ pub(super) fn plan(
             planner.record(
                 Facet::ReplicationRole,
                 (!same).then(|| Change::PutIdentityPolicy {
-                    principal: role.arn.clone(),
+                    // The role as statebucket names it: S3 assumes it by this ARN.
+                    principal: desired.role_arn.clone(),
                     policy_name: ROLE_POLICY_NAME.to_owned(),
                     from: role.policy.clone(),
                     to: policy,

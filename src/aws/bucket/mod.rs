@@ -232,7 +232,7 @@ pub async fn write_setting(
         Change::SetEncryption { to, .. } => encryption::write(bucket, to, key_arn).await?,
         Change::BlockPublicAccess { .. } => public_access::block_all(bucket).await,
         Change::EnforceBucketOwner { .. } => ownership::enforce_owner(bucket).await,
-        Change::PutPolicy { to, .. } => policy::write(bucket, to).await,
+        Change::PutPolicy { to, .. } => policy::write(bucket, &to.to_compact_json()).await,
         Change::MergeTags { to, .. } => tags::write(bucket, to).await,
         Change::SetLifecycle {
             rules,

@@ -90,7 +90,7 @@ impl<'d> Documents<'d> {
                         source_account,
                     ),
                     principal: crate::replication::S3_SERVICE.to_owned(),
-                    resource: replication.role_arn.clone(),
+                    resource: replication.role_arn.to_string(),
                     context: vec![("aws:SourceAccount", source_account.to_owned())],
                 }]
             }
@@ -168,7 +168,7 @@ impl<'d> Documents<'d> {
                 .desired
                 .replication
                 .iter()
-                .map(|replication| IamArn::parse(&replication.role_arn).expect("a role ARN"))
+                .map(|replication| replication.role_arn.clone())
                 .collect(),
             Who::S3 { .. } | Who::LogDelivery { .. } => Vec::new(),
         }

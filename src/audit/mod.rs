@@ -104,46 +104,165 @@ fn listed_of(spec: &EnvSpec, account: &AccountId, stack: &StackSpec) -> Vec<Stri
         .collect()
 }
 
+/// What the audit read, parsed: the same for every stack.
+struct Readings {
+    /// `None`: not read; `Some(None)`: the bucket has none.
+    bucket_policy: Option<Option<PolicyDocument>>,
+    key_policy: Option<PolicyDocument>,
+    key_arn: Option<String>,
+    identities: Option<Vec<IdentityPolicies>>,
+    key_delegates: bool,
+    uses: Option<Vec<KeyUse>>,
+}
+
 pub fn report(spec: &EnvSpec, account: &AccountId, gathered: Gathered) -> AuditReport {
     let mut lacked = Vec::new();
-    let mut keep = |result: Result<Option<String>, Lacked>, what: &str, notes: &mut Vec<String>| {
-        match result {
-            Ok(Some(text)) => match PolicyDocument::parse(&text) {
-                Ok(document) => Some(Some(document)),
-                Err(problem) => {
-                    notes.push(format!(
-                        "the {what} could not be read as a policy: {problem}"
-                    ));
-                    None
-                }
-            },
-            Ok(None) => Some(None),
-            Err(missing) => {
-                lacked.push(missing);
-                None
-            }
-        }
-    };
     let mut notes = Vec::new();
-    let bucket_policy = keep(gathered.bucket_policy, "bucket policy", &mut notes);
+    let bucket_policy = parse_policy(
+        gathered.bucket_policy,
+        "bucket policy",
+        &mut lacked,
+        &mut notes,
+    );
     let (key_policy, key_arn, events, bucket_key) = match gathered.key {
-        Some(key) => {
-            let policy = keep(key.policy, "key policy", &mut notes);
-            let events = match key.events {
-                Ok(events) => Some(events),
+        Some(key) => (
+            parse_policy(key.policy, "key policy", &mut lacked, &mut notes).flatten(),
+            Some(key.arn),
+            key.events.map_err(|missing| lacked.push(missing)).ok(),
+            key.bucket_key,
+        ),
+        None => (None, None, None, false),
+    };
+    let identities = match gathered.identities {
+        Some(Ok(identities)) => Some(identity_policies(identities)),
+        Some(Err(missing)) => {
+            lacked.push(missing);
+            None
+        }
+        None => None,
+    };
+    let readings = Readings {
+        key_delegates: access::delegations(None, key_policy.as_ref())
+            .iter()
+            .any(|delegation| delegation.account == account.as_str()),
+        uses: events.map(|events| key_uses(spec, account, &events)),
+        bucket_policy,
+        key_policy,
+        key_arn,
+        identities,
+    };
+    let stacks: Vec<StackAudit> = spec
+        .stacks
+        .iter()
+        .zip(gathered.states)
+        .map(|(stack, state)| {
+            let sees = match state {
+                Ok(Some(bytes)) => Some(exposure::of_state(&bytes)),
+                Ok(None) => Some(Exposure::NoState),
                 Err(missing) => {
                     lacked.push(missing);
                     None
                 }
             };
-            (policy, Some(key.arn), events, key.bucket_key)
+            stack_audit(spec, account, stack, &readings, sees)
+        })
+        .collect();
+    notes.extend(trail_notes(
+        readings.key_arn.is_some() && bucket_key,
+        gathered.data_event_trail,
+        &mut lacked,
+    ));
+    // The same refusal for every stack is said once.
+    let mut said = Vec::new();
+    lacked.retain(|missing: &Lacked| {
+        !said.contains(missing) && {
+            said.push(missing.clone());
+            true
         }
-        None => (None, None, None, false),
-    };
-    let partition = spec.region.partition();
-    let bucket = bucket_arn(partition, &spec.bucket.name);
-    let via = via_s3(&spec.region);
-    let everyone_listed: Vec<String> = spec
+    });
+    let unlisted_reader = stacks.iter().any(|stack| {
+        let can = stack.can.iter().flatten();
+        let did = stack.did.iter().flatten();
+        can.into_iter()
+            .any(|access| !access.listed && access.read.is_some())
+            || did
+                .into_iter()
+                .any(|key_use| !key_use.listed && key_use.access == "read")
+    });
+    AuditReport {
+        environment: spec.name.to_string(),
+        spec: spec.source.clone(),
+        bucket: spec.bucket.name.to_string(),
+        encryption: if readings.key_arn.is_some() {
+            "kms"
+        } else {
+            "aes256"
+        },
+        since: gathered.since.1,
+        days: gathered.since.0,
+        delegations: access::delegations(
+            readings.bucket_policy.as_ref().and_then(Option::as_ref),
+            readings.key_policy.as_ref(),
+        ),
+        // An S3 Bucket Key's events name the bucket, not a stack.
+        unattributed: (readings.uses.iter().flatten())
+            .filter(|key_use| !matches!(key_use.touched, Touched::Stack { .. }))
+            .cloned()
+            .collect(),
+        stacks,
+        notes,
+        lacked,
+        unlisted_reader,
+    }
+}
+
+/// A policy read: `Some(None)` when there is none, `None` when it was not read (what was
+/// lacked, or a note when it is not a policy).
+fn parse_policy(
+    result: Result<Option<String>, Lacked>,
+    what: &str,
+    lacked: &mut Vec<Lacked>,
+    notes: &mut Vec<String>,
+) -> Option<Option<PolicyDocument>> {
+    match result {
+        Ok(Some(text)) => match PolicyDocument::parse(&text) {
+            Ok(document) => Some(Some(document)),
+            Err(problem) => {
+                notes.push(format!(
+                    "the {what} could not be read as a policy: {problem}"
+                ));
+                None
+            }
+        },
+        Ok(None) => Some(None),
+        Err(missing) => {
+            lacked.push(missing);
+            None
+        }
+    }
+}
+
+fn identity_policies(identities: Vec<GatheredIdentity>) -> Vec<IdentityPolicies> {
+    identities
+        .into_iter()
+        .map(|identity| IdentityPolicies {
+            principal: identity.principal,
+            documents: identity
+                .documents
+                .into_iter()
+                .filter_map(|(name, text)| {
+                    PolicyDocument::parse(&text)
+                        .ok()
+                        .map(|document| (name, document))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The key uses among CloudTrail's events, each tied to its stack.
+fn key_uses(spec: &EnvSpec, account: &AccountId, events: &[String]) -> Vec<KeyUse> {
+    let listed: Vec<String> = spec
         .stacks
         .iter()
         .flat_map(|stack| listed_of(spec, account, stack))
@@ -163,108 +282,72 @@ pub fn report(spec: &EnvSpec, account: &AccountId, gathered: Gathered) -> AuditR
             workspace_prefix: prefix.as_str(),
         })
         .collect();
-    let uses: Option<Vec<KeyUse>> = events.map(|events| {
-        events
-            .iter()
-            .filter_map(|event| {
-                trail::key_use(
-                    event,
-                    spec.bucket.name.as_str(),
-                    &stack_keys,
-                    &everyone_listed,
-                )
-            })
-            .collect()
-    });
-    let identities: Option<Vec<IdentityPolicies>> = match gathered.identities {
-        Some(Ok(identities)) => Some(
-            identities
-                .into_iter()
-                .map(|identity| IdentityPolicies {
-                    principal: identity.principal,
-                    documents: identity
-                        .documents
-                        .into_iter()
-                        .filter_map(|(name, text)| {
-                            PolicyDocument::parse(&text)
-                                .ok()
-                                .map(|document| (name, document))
-                        })
-                        .collect(),
-                })
-                .collect(),
-        ),
-        Some(Err(missing)) => {
-            lacked.push(missing);
-            None
-        }
-        None => None,
-    };
-    let key_delegates = access::delegations(None, key_policy.as_ref().and_then(Option::as_ref))
+    events
         .iter()
-        .any(|delegation| delegation.account == account.as_str());
-    let mut stacks = Vec::new();
-    for (stack, state) in spec.stacks.iter().zip(gathered.states) {
-        let state_arn = StateArns::of(&bucket, stack).state;
-        let object = StateObject {
-            state_arn: &state_arn,
-            key: key_arn.as_deref().map(|arn| (arn, via.as_str())),
-        };
-        let can = bucket_policy.as_ref().map(|bucket_policy| {
+        .filter_map(|event| trail::key_use(event, spec.bucket.name.as_str(), &stack_keys, &listed))
+        .collect()
+}
+
+fn stack_audit(
+    spec: &EnvSpec,
+    account: &AccountId,
+    stack: &StackSpec,
+    readings: &Readings,
+    sees: Option<Exposure>,
+) -> StackAudit {
+    let bucket = bucket_arn(spec.region.partition(), &spec.bucket.name);
+    let state_arn = StateArns::of(&bucket, stack).state;
+    let via = via_s3(&spec.region);
+    let object = StateObject {
+        state_arn: &state_arn,
+        key: readings.key_arn.as_deref().map(|arn| (arn, via.as_str())),
+    };
+    let listed = listed_of(spec, account, stack);
+    let bucket_policy = readings.bucket_policy.as_ref();
+    StackAudit {
+        stack: stack.name.to_string(),
+        key: stack.key.to_string(),
+        can: bucket_policy.map(|bucket_policy| {
             access::who_can(
                 bucket_policy.as_ref(),
-                key_policy.as_ref().and_then(Option::as_ref),
+                readings.key_policy.as_ref(),
                 &object,
-                &listed_of(spec, account, stack),
+                &listed,
             )
-        });
-        let via_iam = identities.as_ref().map(|identities| {
+        }),
+        via_iam: readings.identities.as_ref().map(|identities| {
             access::via_iam(
                 identities,
-                bucket_policy.as_ref().and_then(Option::as_ref),
-                key_policy.as_ref().and_then(Option::as_ref),
-                key_delegates,
+                bucket_policy.and_then(Option::as_ref),
+                readings.key_policy.as_ref(),
+                readings.key_delegates,
                 &object,
-                &listed_of(spec, account, stack),
+                &listed,
             )
-        });
-        let did = uses.as_ref().map(|uses| {
+        }),
+        did: readings.uses.as_ref().map(|uses| {
             uses.iter()
-                .filter(|key_use| matches!(&key_use.touched, Touched::Stack { stack: name, .. } if name == stack.name.as_str()))
+                .filter(|key_use| {
+                    matches!(&key_use.touched, Touched::Stack { stack: name, .. } if name == stack.name.as_str())
+                })
                 .cloned()
                 .collect()
-        });
-        let sees = match state {
-            Ok(Some(bytes)) => Some(exposure::of_state(&bytes)),
-            Ok(None) => Some(Exposure::NoState),
-            Err(missing) => {
-                lacked.push(missing);
-                None
-            }
-        };
-        stacks.push(StackAudit {
-            stack: stack.name.to_string(),
-            key: stack.key.to_string(),
-            can,
-            via_iam,
-            did,
-            sees,
-        });
+        }),
+        sees,
     }
-    let unattributed: Vec<KeyUse> = uses
-        .iter()
-        .flatten()
-        .filter(|key_use| !matches!(key_use.touched, Touched::Stack { .. }))
-        .cloned()
-        .collect();
-    let delegations = access::delegations(
-        bucket_policy.as_ref().and_then(Option::as_ref),
-        key_policy.as_ref().and_then(Option::as_ref),
-    );
-    if key_arn.is_some() && bucket_key {
+}
+
+/// What CloudTrail can and cannot tell about reads of this bucket.
+fn trail_notes(
+    bucket_key: bool,
+    data_event_trail: Option<Result<Option<String>, Lacked>>,
+    lacked: &mut Vec<Lacked>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if bucket_key {
         notes.push("the bucket uses an S3 Bucket Key: KMS is called once per data key, not per read, so CloudTrail records fewer events, and their encryption context names the bucket, not the stack".to_owned());
     }
-    match gathered.data_event_trail {
+    match data_event_trail {
         Some(Ok(Some(trail))) => notes.push(format!(
             "AES256 state: reads leave no KMS record; trail `{trail}` records S3 data events for the bucket (look there for GetObject on the state keys)"
         )),
@@ -274,39 +357,7 @@ pub fn report(spec: &EnvSpec, account: &AccountId, gathered: Gathered) -> AuditR
         Some(Err(missing)) => lacked.push(missing),
         None => {}
     }
-    // The same refusal for every stack is said once.
-    let mut said = Vec::new();
-    lacked.retain(|missing: &Lacked| {
-        let first = !said.contains(missing);
-        said.push(missing.clone());
-        first
-    });
-    let unlisted_reader = stacks.iter().any(|stack| {
-        stack
-            .can
-            .iter()
-            .flatten()
-            .any(|access| !access.listed && access.read.is_some())
-            || stack
-                .did
-                .iter()
-                .flatten()
-                .any(|key_use| !key_use.listed && key_use.access == "read")
-    });
-    AuditReport {
-        environment: spec.name.to_string(),
-        spec: spec.source.clone(),
-        bucket: spec.bucket.name.to_string(),
-        encryption: if key_arn.is_some() { "kms" } else { "aes256" },
-        since: gathered.since.1,
-        days: gathered.since.0,
-        stacks,
-        delegations,
-        unattributed,
-        notes,
-        lacked,
-        unlisted_reader,
-    }
+    notes
 }
 
 /// The report for people.
@@ -326,57 +377,7 @@ pub fn text(report: &AuditReport) -> String {
     }
     text.push('\n');
     for stack in &report.stacks {
-        text.push_str(&format!("stack {} ({})\n", stack.stack, stack.key));
-        text.push_str("  can:\n");
-        match &stack.can {
-            None => text.push_str("    (the bucket policy could not be read)\n"),
-            Some(access) if access.is_empty() => {
-                text.push_str("    no principal is named in a statement that grants it\n");
-            }
-            Some(access) => {
-                for access in access {
-                    text.push_str(&access_line(access));
-                }
-            }
-        }
-        if let Some(via_iam) = stack.via_iam.as_ref().filter(|found| !found.is_empty()) {
-            text.push_str("  can through IAM policies of the account (review; not counted in the exit code):\n");
-            for access in via_iam {
-                text.push_str(&access_line(access));
-            }
-        }
-        if let Some(did) = &stack.did {
-            text.push_str(&format!("  did ({} key uses):\n", did.len()));
-            for key_use in did {
-                text.push_str(&use_line(key_use));
-            }
-        }
-        text.push_str("  sees:\n");
-        text.push_str(&match &stack.sees {
-            None => "    (the state could not be read)\n".to_owned(),
-            Some(Exposure::NoState) => "    no state yet\n".to_owned(),
-            Some(Exposure::Encrypted) => {
-                "    OpenTofu-encrypted state: ciphertext to a reader without its key\n".to_owned()
-            }
-            Some(Exposure::Unreadable { reason }) => format!("    not a state: {reason}\n"),
-            Some(Exposure::Plain {
-                sensitive,
-                look_secret,
-            }) => {
-                let list = |paths: &[String]| {
-                    if paths.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        paths.join(", ")
-                    }
-                };
-                format!(
-                    "    marked sensitive: {}\n    look secret: {}\n    (paths only; a reader of the state sees every value in plain text)\n",
-                    list(sensitive),
-                    list(look_secret)
-                )
-            }
-        });
+        text.push_str(&stack_text(stack));
     }
     if !report.unattributed.is_empty() {
         text.push_str(&format!(
@@ -413,6 +414,58 @@ pub fn text(report: &AuditReport) -> String {
         "\nAudit: every principal that can read state, and every recorded reader, is listed.\n"
     });
     text
+}
+
+fn stack_text(stack: &StackAudit) -> String {
+    let mut text = format!("stack {} ({})\n  can:\n", stack.stack, stack.key);
+    match &stack.can {
+        None => text.push_str("    (the bucket policy could not be read)\n"),
+        Some(access) if access.is_empty() => {
+            text.push_str("    no principal is named in a statement that grants it\n");
+        }
+        Some(access) => text.extend(access.iter().map(access_line)),
+    }
+    if let Some(via_iam) = stack.via_iam.as_ref().filter(|found| !found.is_empty()) {
+        text.push_str(
+            "  can through IAM policies of the account (review; not counted in the exit code):\n",
+        );
+        text.extend(via_iam.iter().map(access_line));
+    }
+    if let Some(did) = &stack.did {
+        text.push_str(&format!("  did ({} key uses):\n", did.len()));
+        text.extend(did.iter().map(use_line));
+    }
+    text.push_str("  sees:\n");
+    text.push_str(&sees_text(stack.sees.as_ref()));
+    text
+}
+
+fn sees_text(sees: Option<&Exposure>) -> String {
+    match sees {
+        None => "    (the state could not be read)\n".to_owned(),
+        Some(Exposure::NoState) => "    no state yet\n".to_owned(),
+        Some(Exposure::Encrypted) => {
+            "    OpenTofu-encrypted state: ciphertext to a reader without its key\n".to_owned()
+        }
+        Some(Exposure::Unreadable { reason }) => format!("    not a state: {reason}\n"),
+        Some(Exposure::Plain {
+            sensitive,
+            look_secret,
+        }) => {
+            let list = |paths: &[String]| {
+                if paths.is_empty() {
+                    "none".to_owned()
+                } else {
+                    paths.join(", ")
+                }
+            };
+            format!(
+                "    marked sensitive: {}\n    look secret: {}\n    (paths only; a reader of the state sees every value in plain text)\n",
+                list(sensitive),
+                list(look_secret)
+            )
+        }
+    }
 }
 
 fn access_line(access: &Access) -> String {

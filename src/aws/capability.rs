@@ -33,71 +33,81 @@ pub async fn probe_store(
     // Names nobody has: what exists is never read.
     let bucket = format!("statebucket-probe-{nonce}");
     let role = format!("statebucket-probe-{nonce}");
-    let s3 = &clients.s3;
-    let served_when_absent = |absent: &'static [&'static str]| {
-        move |failure: &Failure| {
-            failure.is(codes::NO_SUCH_BUCKET)
-                || failure.status == Some(404)
-                || absent.iter().any(|code| failure.is(code))
-        }
-    };
-    let no_bucket = served_when_absent(&[]);
-    let (caller, iam, kms, public_access, ownership, tagging) = tokio::join!(
+    let ((caller, apis), bucket_reads) =
+        tokio::join!(api_probes(clients, &role), bucket_probes(clients, &bucket));
+    let mut probed: Vec<Probed> = apis.into_iter().chain(bucket_reads?).collect();
+    if let Some(scratch) = scratch_bucket {
+        probed.extend(scratch_writes(clients, scratch).await);
+    }
+    Ok((caller, probed))
+}
+
+/// `served` for a read of a made-up bucket: NoSuchBucket, a 404, or one of `absent`
+/// ("not configured") means the store has the API.
+fn served_when_absent(absent: &'static [&'static str]) -> impl Fn(&Failure) -> bool {
+    move |failure: &Failure| {
+        failure.is(codes::NO_SUCH_BUCKET)
+            || failure.status == Some(404)
+            || absent.iter().any(|code| failure.is(code))
+    }
+}
+
+fn probed(subject: Subject, request: &'static str, answer: Answer, whole_api: bool) -> Probed {
+    Probed {
+        subject,
+        request,
+        answer,
+        whole_api,
+    }
+}
+
+/// STS, IAM and KMS, each as a whole API: the caller's ARN when STS answers.
+async fn api_probes(clients: &Clients, role: &str) -> (Option<String>, Vec<Probed>) {
+    let (caller, iam, kms) = tokio::join!(
         clients.sts.get_caller_identity().send(),
-        async {
-            answer(
-                clients.iam.get_role().role_name(&role).send().await,
-                served_when_absent(&[codes::IAM_NO_SUCH_ENTITY]),
-            )
-        },
-        async { answer(clients.kms.list_keys().limit(1).send().await, no_bucket) },
-        async {
-            let absent = served_when_absent(&[codes::NO_PUBLIC_ACCESS_BLOCK]);
-            answer(
-                s3.get_public_access_block().bucket(&bucket).send().await,
-                absent,
-            )
-        },
-        async {
-            let absent = served_when_absent(&[codes::NO_OWNERSHIP_CONTROLS]);
-            answer(
-                s3.get_bucket_ownership_controls()
-                    .bucket(&bucket)
-                    .send()
-                    .await,
-                absent,
-            )
-        },
-        async {
-            let absent = served_when_absent(&[codes::NO_TAG_SET]);
-            answer(s3.get_bucket_tagging().bucket(&bucket).send().await, absent)
-        },
+        clients.iam.get_role().role_name(role).send(),
+        clients.kms.list_keys().limit(1).send(),
     );
-    let (versioning_sent, encryption, lifecycle, policy) = tokio::join!(
-        s3.get_bucket_versioning().bucket(&bucket).send(),
-        async {
-            let absent = served_when_absent(&[codes::SSE_NOT_FOUND]);
-            answer(
-                s3.get_bucket_encryption().bucket(&bucket).send().await,
-                absent,
-            )
-        },
-        async {
-            let absent = served_when_absent(&[codes::NO_LIFECYCLE]);
-            answer(
-                s3.get_bucket_lifecycle_configuration()
-                    .bucket(&bucket)
-                    .send()
-                    .await,
-                absent,
-            )
-        },
-        async {
-            let absent = served_when_absent(&[codes::NO_BUCKET_POLICY]);
-            answer(s3.get_bucket_policy().bucket(&bucket).send().await, absent)
-        },
+    let caller_arn = caller
+        .as_ref()
+        .ok()
+        .and_then(|output| output.arn().map(str::to_owned));
+    let optional =
+        |feature, request, answer| probed(Subject::Optional(feature), request, answer, true);
+    (
+        caller_arn,
+        vec![
+            optional(
+                StoreFeature::Sts,
+                "GetCallerIdentity",
+                answer(caller, |_| false),
+            ),
+            optional(
+                StoreFeature::Iam,
+                "GetRole",
+                answer(iam, served_when_absent(&[codes::IAM_NO_SUCH_ENTITY])),
+            ),
+            optional(StoreFeature::Kms, "ListKeys", answer(kms, |_| false)),
+        ],
+    )
+}
+
+/// The bucket APIs, read on a bucket nobody has; an error when nothing could be asked
+/// (no credentials, no endpoint).
+async fn bucket_probes(clients: &Clients, bucket: &str) -> Result<Vec<Probed>, AwsError> {
+    let s3 = &clients.s3;
+    let (public_access, ownership, tagging, versioning, encryption, lifecycle, policy) = tokio::join!(
+        s3.get_public_access_block().bucket(bucket).send(),
+        s3.get_bucket_ownership_controls().bucket(bucket).send(),
+        s3.get_bucket_tagging().bucket(bucket).send(),
+        s3.get_bucket_versioning().bucket(bucket).send(),
+        s3.get_bucket_encryption().bucket(bucket).send(),
+        s3.get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send(),
+        s3.get_bucket_policy().bucket(bucket).send(),
     );
-    if let Err(error) = &versioning_sent {
+    if let Err(error) = &versioning {
         let failure = Failure::from_sdk(error);
         if failure.is_credentials() || failure.is_unreachable() {
             return Err(failure.into_error(
@@ -106,54 +116,52 @@ pub async fn probe_store(
             ));
         }
     }
-    let versioning = answer(versioning_sent, no_bucket);
-    let caller_arn = caller
-        .as_ref()
-        .ok()
-        .and_then(|output| output.arn().map(str::to_owned));
-    let sts = answer(caller, |_| false);
-    let optional = |feature, request, answer, whole_api| Probed {
-        subject: Subject::Optional(feature),
-        request,
-        answer,
-        whole_api,
-    };
-    let required = |name, request, answer| Probed {
-        subject: Subject::Required(name),
-        request,
-        answer,
-        whole_api: false,
-    };
-    let mut probed = vec![
-        optional(StoreFeature::Sts, "GetCallerIdentity", sts, true),
-        optional(StoreFeature::Iam, "GetRole", iam, true),
-        optional(StoreFeature::Kms, "ListKeys", kms, true),
+    let optional =
+        |feature, request, answer| probed(Subject::Optional(feature), request, answer, false);
+    let required = |name, request, answer| probed(Subject::Required(name), request, answer, false);
+    Ok(vec![
         optional(
             StoreFeature::PublicAccessBlock,
             "GetPublicAccessBlock",
-            public_access,
-            false,
+            answer(
+                public_access,
+                served_when_absent(&[codes::NO_PUBLIC_ACCESS_BLOCK]),
+            ),
         ),
         optional(
             StoreFeature::OwnershipControls,
             "GetBucketOwnershipControls",
-            ownership,
-            false,
+            answer(
+                ownership,
+                served_when_absent(&[codes::NO_OWNERSHIP_CONTROLS]),
+            ),
         ),
-        optional(StoreFeature::Tagging, "GetBucketTagging", tagging, false),
-        required("versioning", "GetBucketVersioning", versioning),
-        required("default encryption", "GetBucketEncryption", encryption),
+        optional(
+            StoreFeature::Tagging,
+            "GetBucketTagging",
+            answer(tagging, served_when_absent(&[codes::NO_TAG_SET])),
+        ),
+        required(
+            "versioning",
+            "GetBucketVersioning",
+            answer(versioning, served_when_absent(&[])),
+        ),
+        required(
+            "default encryption",
+            "GetBucketEncryption",
+            answer(encryption, served_when_absent(&[codes::SSE_NOT_FOUND])),
+        ),
         required(
             "lifecycle rules",
             "GetBucketLifecycleConfiguration",
-            lifecycle,
+            answer(lifecycle, served_when_absent(&[codes::NO_LIFECYCLE])),
         ),
-        required("bucket policy", "GetBucketPolicy", policy),
-    ];
-    if let Some(scratch) = scratch_bucket {
-        probed.extend(scratch_writes(clients, scratch).await);
-    }
-    Ok((caller_arn, probed))
+        required(
+            "bucket policy",
+            "GetBucketPolicy",
+            answer(policy, served_when_absent(&[codes::NO_BUCKET_POLICY])),
+        ),
+    ])
 }
 
 fn answer<O, E>(sent: Result<O, SdkError<E, Response>>, served: impl Fn(&Failure) -> bool) -> Answer

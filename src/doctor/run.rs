@@ -83,11 +83,6 @@ pub async fn diagnose(
         None => source.to_string(),
     };
     if spec.lacks(StoreFeature::Sts) {
-        checks.push(Check::new(
-            "identity",
-            Status::Skip,
-            format!("the backend would use {via}; the store has no STS (`compat.lacks`) to say who that is"),
-        ));
         let profile = match &source {
             CredentialSource::BackendProfile(profile) | CredentialSource::AwsProfile(profile)
                 if assumed.is_none() =>
@@ -96,14 +91,7 @@ pub async fn diagnose(
             }
             _ => None,
         };
-        if let Some(profile) = profile {
-            checks.extend(listed_kind_check(
-                spec,
-                stack,
-                profile,
-                aws::profiles::kind_of(profile),
-            ));
-        }
+        checks.extend(checks_without_sts(spec, stack, &via, profile));
         checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
         return checks;
     }
@@ -128,6 +116,33 @@ pub async fn diagnose(
     }
     checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
     checks.extend(replication_checks(spec, stack.spec, connection, log, endpoint.as_ref()).await);
+    checks
+}
+
+/// Without STS no one can say who the backend runs as: the identity check is skipped, and
+/// the profile's kind (a user's keys, a role's sessions) is held against the stack's
+/// principals.
+fn checks_without_sts(
+    spec: &EnvSpec,
+    stack: &DesiredStack<'_>,
+    via: &str,
+    profile: Option<&str>,
+) -> Vec<Check> {
+    let mut checks = vec![Check::new(
+        "identity",
+        Status::Skip,
+        format!(
+            "the backend would use {via}; the store has no STS (`compat.lacks`) to say who that is"
+        ),
+    )];
+    if let Some(profile) = profile {
+        checks.extend(listed_kind_check(
+            spec,
+            stack,
+            profile,
+            aws::profiles::kind_of(profile),
+        ));
+    }
     checks
 }
 

@@ -7,6 +7,17 @@ use serde::Serialize;
 
 use crate::spec::StoreFeature;
 
+impl Probed {
+    pub fn new(subject: Subject, request: &'static str, answer: Answer, whole_api: bool) -> Probed {
+        Probed {
+            subject,
+            request,
+            answer,
+            whole_api,
+        }
+    }
+}
+
 /// How the store answered one probe request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -249,45 +260,39 @@ mod tests {
         }
     }
 
-    fn probed(subject: Subject, request: &'static str, answer: Answer, whole_api: bool) -> Probed {
-        Probed {
-            subject,
-            request,
-            answer,
-            whole_api,
-        }
+    use Probed as P;
+
+    /// IAM and KMS as SeaweedFS answers them on its S3 port.
+    fn iam_refusal() -> Answer {
+        refused(
+            403,
+            "AccessDenied",
+            "IAM write operations are disabled on this server",
+        )
     }
 
     /// SeaweedFS 4.48's answers (checked against `weed server -s3` on 2026-12-06).
     fn seaweedfs() -> Vec<Probed> {
         vec![
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::Sts),
                 "GetCallerIdentity",
                 Answer::Served,
                 true,
             ),
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::Iam),
                 "GetRole",
-                refused(
-                    403,
-                    "AccessDenied",
-                    "IAM write operations are disabled on this server",
-                ),
+                iam_refusal(),
                 true,
             ),
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::Kms),
                 "ListKeys",
-                refused(
-                    403,
-                    "AccessDenied",
-                    "IAM write operations are disabled on this server",
-                ),
+                iam_refusal(),
                 true,
             ),
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::PublicAccessBlock),
                 "GetPublicAccessBlock",
                 refused(
@@ -297,19 +302,19 @@ mod tests {
                 ),
                 false,
             ),
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::OwnershipControls),
                 "GetBucketOwnershipControls",
                 Answer::Served,
                 false,
             ),
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::Tagging),
                 "GetBucketTagging",
                 Answer::Served,
                 false,
             ),
-            probed(
+            P::new(
                 Subject::Required("versioning"),
                 "GetBucketVersioning",
                 Answer::Served,
@@ -365,13 +370,13 @@ mod tests {
     #[test]
     fn a_denied_bucket_read_is_unknown_not_lacking_and_a_missing_necessity_blocks() {
         let probes = vec![
-            probed(
+            P::new(
                 Subject::Optional(StoreFeature::Tagging),
                 "GetBucketTagging",
                 refused(403, "AccessDenied", "Access Denied"),
                 false,
             ),
-            probed(
+            P::new(
                 Subject::Required("conditional writes"),
                 "PutObject If-None-Match: * (second)",
                 refused(

@@ -52,15 +52,6 @@ fn served_when_absent(absent: &'static [&'static str]) -> impl Fn(&Failure) -> b
     }
 }
 
-fn probed(subject: Subject, request: &'static str, answer: Answer, whole_api: bool) -> Probed {
-    Probed {
-        subject,
-        request,
-        answer,
-        whole_api,
-    }
-}
-
 /// STS, IAM and KMS, each as a whole API: the caller's ARN when STS answers.
 async fn api_probes(clients: &Clients, role: &str) -> (Option<String>, Vec<Probed>) {
     let (caller, iam, kms) = tokio::join!(
@@ -73,7 +64,7 @@ async fn api_probes(clients: &Clients, role: &str) -> (Option<String>, Vec<Probe
         .ok()
         .and_then(|output| output.arn().map(str::to_owned));
     let optional =
-        |feature, request, answer| probed(Subject::Optional(feature), request, answer, true);
+        |feature, request, answer| Probed::new(Subject::Optional(feature), request, answer, true);
     (
         caller_arn,
         vec![
@@ -117,8 +108,9 @@ async fn bucket_probes(clients: &Clients, bucket: &str) -> Result<Vec<Probed>, A
         }
     }
     let optional =
-        |feature, request, answer| probed(Subject::Optional(feature), request, answer, false);
-    let required = |name, request, answer| probed(Subject::Required(name), request, answer, false);
+        |feature, request, answer| Probed::new(Subject::Optional(feature), request, answer, false);
+    let required =
+        |name, request, answer| Probed::new(Subject::Required(name), request, answer, false);
     Ok(vec![
         optional(
             StoreFeature::PublicAccessBlock,

@@ -213,6 +213,12 @@ impl Failure {
         // ("service error: unhandled error (Code): Error { … }") repeats the code.
         let message = match (error, error.message()) {
             (SdkError::ServiceError(_), Some(message)) if !message.is_empty() => message.to_owned(),
+            // A body the SDK could not parse: an XML error to a JSON API, say, from an
+            // endpoint that routes the request to something else.
+            (SdkError::ServiceError(_), _) if chain.contains("Error at offset") => {
+                "the answer is not in this API's format: the endpoint does not serve this API"
+                    .to_owned()
+            }
             (SdkError::ServiceError(_), _) => "the answer carried no message".to_owned(),
             _ => chain,
         };

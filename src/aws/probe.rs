@@ -89,6 +89,18 @@ pub async fn list(clients: &Clients, bucket: &str, prefix: &str) -> Result<(), R
 /// HeadObject: the object's size, or `None` when it does not exist (404; with
 /// `s3:ListBucket`, S3 tells a missing object from a forbidden one).
 pub async fn head(clients: &Clients, bucket: &str, key: &str) -> Result<Option<i64>, Refusal> {
+    head_object(clients, bucket, key)
+        .await
+        .map(|head| head.map(|head| head.content_length().unwrap_or_default()))
+        .map_err(|failure| Refusal::of(&failure))
+}
+
+/// HeadObject's answer, or `None` when the object does not exist (404).
+pub(crate) async fn head_object(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>, Failure> {
     match clients
         .s3
         .head_object()
@@ -97,9 +109,11 @@ pub async fn head(clients: &Clients, bucket: &str, key: &str) -> Result<Option<i
         .send()
         .await
     {
-        Ok(head) => Ok(Some(head.content_length().unwrap_or_default())),
-        Err(error) if Failure::from_sdk(&error).status == Some(404) => Ok(None),
-        Err(error) => Err(refusal(&error)),
+        Ok(head) => Ok(Some(head)),
+        Err(error) => match Failure::from_sdk(&error) {
+            failure if failure.status == Some(404) => Ok(None),
+            failure => Err(failure),
+        },
     }
 }
 

@@ -310,20 +310,10 @@ pub async fn state_replication(
     replica_bucket: &str,
     key: &str,
 ) -> Result<Option<StateReplication>, AwsError> {
-    let head = match primary
-        .s3
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-    {
-        Ok(head) => head,
-        Err(error) => {
-            let failure = Failure::from_sdk(&error);
-            if failure.status == Some(404) {
-                return Ok(None);
-            }
+    let head = match super::probe::head_object(primary, bucket, key).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(None),
+        Err(failure) => {
             return Err(failure.into_error(
                 format!("reading s3://{bucket}/{key} (s3:GetObject)"),
                 &primary.identity_source,

@@ -28,26 +28,18 @@ pub(super) async fn backend_clients(
             let request = session_request(config, "assume_role_with_web_identity")
                 .expect("a web identity source has a role");
             let token = std::fs::read_to_string(token_file).map_err(|error| {
-                Box::new(
-                    Check::new(
-                        "identity",
-                        Status::Fail,
-                        format!("the backend would use {source}, but the token file cannot be read: {error}"),
-                    )
-                    .fix("CI must write the OIDC token to that file before `terraform init` (see docs/github-actions.yml)"),
+                identity_failure(
+                    format!("the backend would use {source}, but the token file cannot be read: {error}"),
+                    "CI must write the OIDC token to that file before `terraform init` (see docs/github-actions.yml)",
                 )
             })?;
             let anonymous = aws::anonymous_clients(session.region, session.transport).await;
             let credentials = aws::session::web_identity(&anonymous, &request, &token)
                 .await
                 .map_err(|error| {
-                    Box::new(
-                        Check::new(
-                            "identity",
-                            Status::Fail,
-                            format!("the backend would use {source}, but: {}", error.cause),
-                        )
-                        .fix("the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token's issuer, audience and subject"),
+                    identity_failure(
+                        format!("the backend would use {source}, but: {}", error.cause),
+                        "the role's trust policy must allow sts:AssumeRoleWithWebIdentity for this token's issuer, audience and subject",
                     )
                 })?;
             aws::session_clients(
@@ -71,16 +63,12 @@ pub(super) async fn backend_clients(
     let credentials = aws::session::assume_role(&base, &request)
         .await
         .map_err(|error| {
-            Box::new(
-                Check::new(
-                    "identity",
-                    Status::Fail,
-                    format!(
-                        "the backend would assume `{}` from {source}, but: {}",
-                        request.role_arn, error.cause
-                    ),
-                )
-                .fix("the role's trust policy must allow sts:AssumeRole for the base identity (and its external id, if it sets one)"),
+            identity_failure(
+                format!(
+                    "the backend would assume `{}` from {source}, but: {}",
+                    request.role_arn, error.cause
+                ),
+                "the role's trust policy must allow sts:AssumeRole for the base identity (and its external id, if it sets one)",
             )
         })?;
     Ok(aws::session_clients(
@@ -90,6 +78,11 @@ pub(super) async fn backend_clients(
         session.transport,
     )
     .await)
+}
+
+/// The identity check failed: what happened, and what to do.
+fn identity_failure(detail: String, fix: &str) -> Box<Check> {
+    Box::new(Check::new("identity", Status::Fail, detail).fix(fix))
 }
 
 pub(super) fn profile_check(

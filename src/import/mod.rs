@@ -338,20 +338,14 @@ mod tests {
         let (adopted, spec) = import(&state, &[]);
         assert_eq!(spec.stacks.len(), 1);
         assert_eq!(spec.stacks[0].key.as_str(), "prod/terraform.tfstate");
-        let shown: Vec<String> = spec
-            .access
-            .writers
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(shown, ["terraform", "terraform-ci"]);
-        let readers: Vec<String> = spec
-            .access
-            .readers
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(readers, ["arn:aws:iam::123456789012:role/ops/auditor"]);
+        let names = |principals: &[crate::spec::PrincipalRef]| -> Vec<String> {
+            principals.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(names(&spec.access.writers), ["terraform", "terraform-ci"]);
+        assert_eq!(
+            names(&spec.access.readers),
+            ["arn:aws:iam::123456789012:role/ops/auditor"]
+        );
         assert_eq!(
             spec.account_id.as_ref().map(AccountId::as_str),
             Some(ACCOUNT)

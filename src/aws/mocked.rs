@@ -156,11 +156,17 @@ fn unconfigured_bucket() -> Vec<Rule> {
     ]
 }
 
-#[tokio::test]
-async fn not_configured_answers_are_absence_not_errors() {
-    let rules = unconfigured_bucket();
+/// Observes `mocked-bucket` as a bucket with nothing configured answers, but with
+/// `replaced` (an index into `unconfigured_bucket` and the rule answering instead).
+async fn observe_unconfigured(
+    replaced: Option<(usize, Rule)>,
+) -> Result<crate::observed::Observed, super::AwsError> {
+    let mut rules = unconfigured_bucket();
+    if let Some((index, rule)) = replaced {
+        rules[index] = rule;
+    }
     let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(
+    observe(
         &clients,
         &spec(),
         "123456789012",
@@ -169,7 +175,11 @@ async fn not_configured_answers_are_absence_not_errors() {
         None,
     )
     .await
-    .unwrap();
+}
+
+#[tokio::test]
+async fn not_configured_answers_are_absence_not_errors() {
+    let observed = observe_unconfigured(None).await.unwrap();
     let bucket = observed.bucket.expect("the bucket exists");
     assert_eq!(bucket.region, "eu-west-1");
     assert_eq!(bucket.versioning, Versioning::Never);
@@ -183,61 +193,28 @@ async fn not_configured_answers_are_absence_not_errors() {
 
 #[tokio::test]
 async fn head_bucket_404_means_no_bucket() {
-    let mut rules = unconfigured_bucket();
-    rules[0] = mock!(Client::head_bucket).then_http_response(|| status(404));
-    let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(
-        &clients,
-        &spec(),
-        "123456789012",
-        OnDisk::default(),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let rule = mock!(Client::head_bucket).then_http_response(|| status(404));
+    let observed = observe_unconfigured(Some((0, rule))).await.unwrap();
     assert_eq!(observed.bucket, None);
 }
 
 #[tokio::test]
 async fn head_bucket_301_reports_the_bucket_region() {
-    let mut rules = unconfigured_bucket();
-    rules[0] = mock!(Client::head_bucket).then_http_response(|| {
+    let rule = mock!(Client::head_bucket).then_http_response(|| {
         let mut response = status(301);
         response
             .headers_mut()
             .insert("x-amz-bucket-region", "us-west-2");
         response
     });
-    let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let observed = observe(
-        &clients,
-        &spec(),
-        "123456789012",
-        OnDisk::default(),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let observed = observe_unconfigured(Some((0, rule))).await.unwrap();
     assert_eq!(observed.bucket.unwrap().region, "us-west-2");
 }
 
 #[tokio::test]
 async fn head_bucket_403_explains_both_causes() {
-    let mut rules = unconfigured_bucket();
-    rules[0] = mock!(Client::head_bucket).then_http_response(|| status(403));
-    let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(
-        &clients,
-        &spec(),
-        "123456789012",
-        OnDisk::default(),
-        None,
-        None,
-    )
-    .await
-    .unwrap_err();
+    let rule = mock!(Client::head_bucket).then_http_response(|| status(403));
+    let error = observe_unconfigured(Some((0, rule))).await.unwrap_err();
     assert_eq!(
         error.doing,
         "checking bucket `mocked-bucket` (s3:HeadBucket)"
@@ -251,20 +228,9 @@ async fn head_bucket_403_explains_both_causes() {
 
 #[tokio::test]
 async fn access_denied_on_a_read_is_an_error_with_a_hint_not_absence() {
-    let mut rules = unconfigured_bucket();
-    rules[5] = mock!(Client::get_bucket_policy)
+    let rule = mock!(Client::get_bucket_policy)
         .then_error(|| GetBucketPolicyError::generic(code("AccessDenied")));
-    let clients = clients(&rules.iter().collect::<Vec<_>>());
-    let error = observe(
-        &clients,
-        &spec(),
-        "123456789012",
-        OnDisk::default(),
-        None,
-        None,
-    )
-    .await
-    .unwrap_err();
+    let error = observe_unconfigured(Some((5, rule))).await.unwrap_err();
     assert_eq!(
         error.doing,
         "reading the bucket policy of bucket `mocked-bucket`"

@@ -202,6 +202,7 @@ async fn key_events(
         .attribute_value(key_arn)
         .build()
         .expect("key and value are set");
+    let cloudtrail = clients.cloudtrail();
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     for page in 1.. {
@@ -209,8 +210,7 @@ async fn key_events(
             tokio::time::sleep(LOOKUP_PAUSE).await;
         }
         progress.step(&format!("CloudTrail: page {page}, {} events", events.len()));
-        let answer = clients
-            .cloudtrail
+        let answer = cloudtrail
             .lookup_events()
             .lookup_attributes(attribute.clone())
             .start_time(start)
@@ -409,7 +409,8 @@ async fn data_event_trail(
     bucket: &str,
 ) -> Result<Result<Option<String>, Lacked>, AwsError> {
     let identity = clients.identity_source.as_str();
-    let trails = match clients.cloudtrail.describe_trails().send().await {
+    let cloudtrail = clients.cloudtrail();
+    let trails = match cloudtrail.describe_trails().send().await {
         Ok(output) => output.trail_list().to_vec(),
         Err(error) => return lacked(&error, "cloudtrail:DescribeTrails", identity).map(Err),
     };
@@ -417,8 +418,7 @@ async fn data_event_trail(
         let Some(name) = trail.trail_arn().or(trail.name()) else {
             continue;
         };
-        let selectors = match clients
-            .cloudtrail
+        let selectors = match cloudtrail
             .get_event_selectors()
             .trail_name(name)
             .send()

@@ -64,13 +64,13 @@ pub(crate) fn clients(rules: &[&Rule]) -> Clients {
 /// Clients whose S3 and CloudTrail sides answer from the rules given.
 pub(crate) fn clients_with_cloudtrail(rules: &[&Rule], cloudtrail_rules: &[&Rule]) -> Clients {
     Clients {
-        cloudtrail: mock_client!(
+        cloudtrail: super::CloudTrail::Ready(mock_client!(
             aws_sdk_cloudtrail,
             RuleMode::MatchAny,
             cloudtrail_rules,
             |config| config
                 .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-        ),
+        )),
         ..clients_with(rules, &[])
     }
 }
@@ -103,12 +103,12 @@ fn clients_with(rules: &[&Rule], dynamodb_rules: &[&Rule]) -> Clients {
                 .build(),
         ),
         dynamodb,
-        cloudtrail: aws_sdk_cloudtrail::Client::from_conf(
+        cloudtrail: super::CloudTrail::Ready(aws_sdk_cloudtrail::Client::from_conf(
             aws_sdk_cloudtrail::Config::builder()
                 .behavior_version_latest()
                 .region(aws_config::Region::new("eu-west-1"))
                 .build(),
-        ),
+        )),
         identity_source: "profile `terraform`".into(),
         profile: None,
     }

@@ -102,7 +102,7 @@ impl RequestLog {
 }
 
 #[derive(Debug, Clone)]
-struct CountRequests(Arc<RequestLog>);
+pub struct CountRequests(Arc<RequestLog>);
 
 impl Intercept for CountRequests {
     fn name(&self) -> &'static str {
@@ -186,6 +186,27 @@ impl Lookups {
     }
 }
 
+/// A CloudTrail client, or what makes one.
+#[derive(Debug, Clone)]
+pub enum CloudTrail {
+    Deferred(Box<SdkConfig>, CountRequests),
+    Ready(aws_sdk_cloudtrail::Client),
+}
+
+impl Clients {
+    /// The CloudTrail client of this identity and region.
+    pub fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
+        match &self.cloudtrail {
+            CloudTrail::Ready(client) => client.clone(),
+            CloudTrail::Deferred(config, counter) => aws_sdk_cloudtrail::Client::from_conf(
+                aws_sdk_cloudtrail::config::Builder::from(config.as_ref())
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
+        }
+    }
+}
+
 /// The clients one identity uses in one region.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -194,7 +215,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    /// Asked by `audit` alone: made when asked for (`Clients::cloudtrail`).
+    pub cloudtrail: CloudTrail,
     /// Where the credentials came from, for messages ("profile `admin`").
     pub identity_source: String,
     /// The profile the credentials come from, when one is named.
@@ -309,9 +331,6 @@ async fn build_clients(
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
         .interceptor(counter.clone())
         .build();
-    let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&config)
-        .interceptor(counter)
-        .build();
     let identity_source = match profile {
         Some(profile) => format!("profile `{profile}`"),
         None => "the default credential chain (AWS_PROFILE, environment keys, SSO, instance role)"
@@ -322,8 +341,8 @@ async fn build_clients(
         kms: aws_sdk_kms::Client::from_conf(kms),
         sts: aws_sdk_sts::Client::from_conf(sts),
         iam: aws_sdk_iam::Client::from_conf(iam),
-        cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail),
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+        cloudtrail: CloudTrail::Deferred(Box::new(config), counter),
         identity_source,
         profile: profile.cloned(),
     }

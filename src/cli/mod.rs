@@ -25,7 +25,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::Cli;
-use args::{Command, ConnectionArgs, EndpointArgs, GlobalArgs, OutputFormat, StateCommand};
+use args::{Command, ConnectionArgs, EndpointArgs, GlobalArgs, OutputFormat};
 use output::{Printer, Verbosity};
 
 use crate::engine::Connection;
@@ -153,14 +153,7 @@ fn execute(
     command: &Command,
 ) -> Result<Outcome, Error> {
     if let Some(directory) = &global.chdir {
-        std::env::set_current_dir(directory).map_err(|error| Error::File {
-            doing: "change to",
-            path: directory.display().to_string(),
-            cause: error.to_string(),
-            hint: Some(
-                "--chdir names the project root, the directory holding environments/".into(),
-            ),
-        })?;
+        change_directory(directory)?;
     }
     match command {
         Command::Validate { specs } => validate::run(context, &specs.specs),
@@ -225,27 +218,7 @@ fn execute(
             aws,
             terraform_dir,
         } => doctor::run(context, &specs.specs, aws, terraform_dir.as_deref()),
-        Command::State(StateCommand::Versions {
-            state,
-            limit,
-            connection,
-        }) => state::versions(context, state, *limit, connection),
-        Command::State(StateCommand::Restore {
-            state,
-            version_id,
-            auto_approve,
-            allow_other_lineage,
-            connection,
-        }) => state::restore(
-            context,
-            state,
-            &state::RestoreRequest {
-                version_id,
-                auto_approve: *auto_approve,
-                allow_other_lineage: *allow_other_lineage,
-            },
-            connection,
-        ),
+        Command::State(command) => state::run(context, command),
         Command::Init(arguments) => init::run(context, arguments),
         Command::Import(arguments) => import::run(context, arguments),
         Command::Probe(arguments) => probe::run(context, arguments),
@@ -254,6 +227,16 @@ fn execute(
         Command::Man => tooling::man(context),
         Command::Schema => tooling::schema(context),
     }
+}
+
+/// `--chdir DIR`.
+fn change_directory(directory: &std::path::Path) -> Result<(), Error> {
+    std::env::set_current_dir(directory).map_err(|error| Error::File {
+        doing: "change to",
+        path: directory.display().to_string(),
+        cause: error.to_string(),
+        hint: Some("--chdir names the project root, the directory holding environments/".into()),
+    })
 }
 
 /// The one place a result becomes an exit code. An error is printed in the format asked

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::args::{ConnectionArgs, StateArgs};
+use super::args::{ConnectionArgs, StateArgs, StateCommand};
 use super::{Context, Outcome, json};
 use crate::aws::tfstate::{self as remote, ObjectVersion, VersionContent};
 use crate::aws::{self, Clients, RequestLog};
@@ -115,6 +115,33 @@ impl Target<'_> {
             guard_account(spec, &caller, &clients)?;
         }
         Ok(clients)
+    }
+}
+
+/// `statebucket state versions` or `state restore`.
+pub fn run(context: &Context<'_>, command: &StateCommand) -> Result<Outcome, Error> {
+    match command {
+        StateCommand::Versions {
+            state,
+            limit,
+            connection,
+        } => versions(context, state, *limit, connection),
+        StateCommand::Restore {
+            state,
+            version_id,
+            auto_approve,
+            allow_other_lineage,
+            connection,
+        } => restore(
+            context,
+            state,
+            &RestoreRequest {
+                version_id,
+                auto_approve: *auto_approve,
+                allow_other_lineage: *allow_other_lineage,
+            },
+            connection,
+        ),
     }
 }
 

@@ -161,34 +161,6 @@ fn describe(change: &Change) -> String {
                 (None, false) => "no default retention".to_owned(),
             }
         ),
-        Change::CreateReplicationRole { role, .. } => format!(
-            "create role {role}, assumable by {} only, with inline policy `{}`",
-            crate::replication::S3_SERVICE,
-            crate::replication::ROLE_POLICY_NAME
-        ),
-        Change::PutReplication { from, to, .. } => match from {
-            Some(from) if from.priority != to.priority && from.destination == to.destination => {
-                format!(
-                    "rule {}: {from} (priority {}) -> {to} (priority {})",
-                    to.id, from.priority, to.priority
-                )
-            }
-            Some(from) => format!("rule {}: {from} -> {to}", to.id),
-            None => format!("rule {}: {to}", to.id),
-        },
-        Change::CreateKmsKey { alias, .. } => {
-            format!("create a symmetric key as {alias}, rotation on")
-        }
-        Change::EnableKeyRotation { key_arn } => format!("off -> on ({key_arn})"),
-        Change::AliasKmsKey { alias, key_arn } => {
-            format!("create alias {alias} for {key_arn}, created earlier for this environment")
-        }
-        Change::CreateTofuKey { alias, .. } => {
-            format!("create OpenTofu's dedicated key as {alias}, rotation on")
-        }
-        Change::AliasTofuKey { alias, key_arn } => {
-            format!("create alias {alias} for {key_arn}, OpenTofu's key created earlier")
-        }
         Change::EnableVersioning { from } => format!("{from} -> Enabled"),
         Change::SetEncryption { from, to } => {
             let from = from.as_ref().map_or("none".to_owned(), ToString::to_string);
@@ -205,11 +177,6 @@ fn describe(change: &Change) -> String {
             crate::desired::OBJECT_OWNERSHIP
         ),
         Change::PutPolicy { statements, .. } => statement_changes(statements),
-        Change::PutKeyPolicy {
-            key_arn,
-            statements,
-            ..
-        } => format!("{} ({key_arn})", statement_changes(statements)),
         Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {
             tag_changes(from, to).join("; ")
         }
@@ -239,6 +206,52 @@ fn describe(change: &Change) -> String {
             "{} -> {to}",
             from.as_ref().map_or("off".to_owned(), ToString::to_string)
         ),
+        Change::WriteBackendFile { path, from, to, .. } => match (from, to) {
+            (None, _) => format!("write {path}"),
+            (Some(_), Some(_)) => format!("rewrite {path}"),
+            (Some(_), None) => format!("rewrite {path} (kms_key_id known after apply)"),
+        },
+        other => describe_beyond_bucket(other),
+    }
+}
+
+/// The changes beyond the bucket's own settings: its key, OpenTofu's key, replication, lock
+/// tables and identity policies.
+fn describe_beyond_bucket(change: &Change) -> String {
+    match change {
+        Change::CreateReplicationRole { role, .. } => format!(
+            "create role {role}, assumable by {} only, with inline policy `{}`",
+            crate::replication::S3_SERVICE,
+            crate::replication::ROLE_POLICY_NAME
+        ),
+        Change::PutReplication { from, to, .. } => match from {
+            Some(from) if from.priority != to.priority && from.destination == to.destination => {
+                format!(
+                    "rule {}: {from} (priority {}) -> {to} (priority {})",
+                    to.id, from.priority, to.priority
+                )
+            }
+            Some(from) => format!("rule {}: {from} -> {to}", to.id),
+            None => format!("rule {}: {to}", to.id),
+        },
+        Change::CreateKmsKey { alias, .. } => {
+            format!("create a symmetric key as {alias}, rotation on")
+        }
+        Change::EnableKeyRotation { key_arn } => format!("off -> on ({key_arn})"),
+        Change::AliasKmsKey { alias, key_arn } => {
+            format!("create alias {alias} for {key_arn}, created earlier for this environment")
+        }
+        Change::CreateTofuKey { alias, .. } => {
+            format!("create OpenTofu's dedicated key as {alias}, rotation on")
+        }
+        Change::AliasTofuKey { alias, key_arn } => {
+            format!("create alias {alias} for {key_arn}, OpenTofu's key created earlier")
+        }
+        Change::PutKeyPolicy {
+            key_arn,
+            statements,
+            ..
+        } => format!("{} ({key_arn})", statement_changes(statements)),
         Change::CreateLockTable { table, .. } => format!(
             "create DynamoDB table {table}: hash key LockID (S), {}, KMS encryption (AWS managed key), deletion protection on",
             crate::desired::TABLE_BILLING_MODE
@@ -257,11 +270,7 @@ fn describe(change: &Change) -> String {
             let verb = if from.is_some() { "update" } else { "attach" };
             format!("{verb} inline policy `{policy_name}` on {principal}")
         }
-        Change::WriteBackendFile { path, from, to, .. } => match (from, to) {
-            (None, _) => format!("write {path}"),
-            (Some(_), Some(_)) => format!("rewrite {path}"),
-            (Some(_), None) => format!("rewrite {path} (kms_key_id known after apply)"),
-        },
+        other => unreachable!("{other:?} is described with the bucket's settings"),
     }
 }
 

@@ -78,6 +78,16 @@ pub fn spec_text(spec: &NewSpec) -> String {
         out.push_str(text);
         out.push('\n');
     };
+    top_lines(&mut line, spec);
+    bucket_lines(&mut line, spec);
+    replica_lines(&mut line, spec);
+    access_lines(&mut line, spec);
+    state_lines(&mut line, spec);
+    out
+}
+
+/// The modeline, the header and the top-level keys: region, account, the two profiles.
+fn top_lines(line: &mut impl FnMut(&str), spec: &NewSpec) {
     line(MODELINE);
     for header in &spec.header {
         line(&comment(header));
@@ -107,6 +117,10 @@ pub fn spec_text(spec: &NewSpec) -> String {
             "statebucket's own identity when it creates and repairs",
         )),
     }
+}
+
+/// `bucket:` with its name, encryption, tags, lifecycle and logging.
+fn bucket_lines(line: &mut impl FnMut(&str), spec: &NewSpec) {
     line("bucket:");
     line(&noted(
         &format!("  name: {}", scalar(spec.bucket.as_str())),
@@ -169,6 +183,10 @@ pub fn spec_text(spec: &NewSpec) -> String {
         line(&format!("    bucket: {}", scalar(logging.bucket.as_str())));
         line(&format!("    prefix: {}", quoted(logging.prefix.as_str())));
     }
+}
+
+/// `bucket.replica`, when the new spec has one.
+fn replica_lines(line: &mut impl FnMut(&str), spec: &NewSpec) {
     if let Some(replica) = &spec.replica {
         line("  replica:");
         line(&noted(
@@ -201,6 +219,10 @@ pub fn spec_text(spec: &NewSpec) -> String {
             ));
         }
     }
+}
+
+/// `access:`, or a note that every stack names its own principals.
+fn access_lines(line: &mut impl FnMut(&str), spec: &NewSpec) {
     if spec.access.is_empty() {
         line("# access:                         # every stack below names its own principals");
     } else {
@@ -209,12 +231,16 @@ pub fn spec_text(spec: &NewSpec) -> String {
             "  # Every identity Terraform runs as, users AND roles: a bucket policy that names only",
         );
         line("  # the role locks out the user (and the reverse).");
-        principals(&mut line, "  ", &spec.access);
+        principals(line, "  ", &spec.access);
         if spec.access.readers.is_empty() {
             line(&noted("  # readers:", "optional: pipelines that only plan"));
             line("  #   roles: [terraform-plan]");
         }
     }
+}
+
+/// `backend:`, or `stack_defaults:` and `stacks:`.
+fn state_lines(line: &mut impl FnMut(&str), spec: &NewSpec) {
     match &spec.states {
         States::Backend { key, key_note } => {
             line("backend:");
@@ -255,12 +281,11 @@ pub fn spec_text(spec: &NewSpec) -> String {
                 line(&format!("    key: {}", scalar(stack.key.as_str())));
                 if let Some(access) = &stack.access {
                     line("    access:");
-                    principals(&mut line, "      ", access);
+                    principals(line, "      ", access);
                 }
             }
         }
     }
-    out
 }
 
 /// `users:`, `roles:` and `readers:` lines at `indent`.

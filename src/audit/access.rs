@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::PolicyDocument;
 use crate::policy::evaluate::{Caller, CallerKind, allowed_by_in, explicit_deny_in};
+use crate::policy::{PolicyDocument, strings};
 
 /// What one principal may do to one stack's state, and which statement says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -214,19 +214,12 @@ fn allows(document: &PolicyDocument) -> impl Iterator<Item = &Value> {
 
 /// `Principal: "*"`, and the `AWS` entries of `Principal`.
 fn aws_principals(statement: &Value) -> Vec<String> {
-    match statement.get("Principal") {
-        Some(Value::String(star)) => vec![star.clone()],
-        Some(Value::Object(kinds)) => match kinds.get("AWS") {
-            Some(Value::String(one)) => vec![one.clone()],
-            Some(Value::Array(many)) => many
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
+    let principal = &statement["Principal"];
+    let named = match principal {
+        Value::String(_) => strings(principal),
+        _ => strings(&principal["AWS"]),
+    };
+    named.map(str::to_owned).collect()
 }
 
 fn named_principals(document: &PolicyDocument) -> Vec<String> {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::policy::strings;
 use crate::scaffold::Principals;
 use crate::spec::{IamArn, PrincipalKind, PrincipalRef, StateKey};
 
@@ -37,7 +38,6 @@ pub(super) fn policy_grants(policy: &str, bucket: &str, notes: &mut Vec<String>)
             continue;
         }
         let actions: Vec<String> = strings(&statement["Action"])
-            .into_iter()
             .map(|action| action.to_ascii_lowercase())
             .collect();
         let writes = actions
@@ -47,7 +47,6 @@ pub(super) fn policy_grants(policy: &str, bucket: &str, notes: &mut Vec<String>)
             .iter()
             .any(|action| matches!(action.as_str(), "*" | "s3:*" | "s3:get*" | "s3:getobject"));
         let patterns: Vec<String> = strings(&statement["Resource"])
-            .into_iter()
             .filter_map(|resource| {
                 let at = resource.find(&object_prefix)?;
                 resource
@@ -59,8 +58,8 @@ pub(super) fn policy_grants(policy: &str, bucket: &str, notes: &mut Vec<String>)
             continue;
         }
         for principal in strings(&statement["Principal"]["AWS"]) {
-            let Ok(arn) = IamArn::parse(&principal) else {
-                skipped.insert(principal);
+            let Ok(arn) = IamArn::parse(principal) else {
+                skipped.insert(principal.to_owned());
                 continue;
             };
             let grant = grants.entry(arn.clone()).or_insert_with(|| Grant {
@@ -85,18 +84,6 @@ pub(super) fn policy_grants(policy: &str, bucket: &str, notes: &mut Vec<String>)
         ));
     }
     grants.into_values().collect()
-}
-
-/// A JSON string or list of strings.
-pub(super) fn strings(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(text) => vec![text.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// `*` and `?` wildcards, as IAM matches resources.

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{PolicyDocument, sid};
+use super::{PolicyDocument, sid, strings};
 
 /// A caller as STS reports it: a user, an assumed-role session, or the account root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,15 +284,6 @@ fn names_caller(principal: &Value, caller: &Caller) -> bool {
         }),
         _ => false,
     }
-}
-
-fn strings(value: &Value) -> impl Iterator<Item = &str> {
-    let items: Vec<&str> = match value {
-        Value::String(text) => vec![text.as_str()],
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    items.into_iter()
 }
 
 fn condition(conditions: &Value, caller: &Caller, context: &[(&str, &str)]) -> Truth {

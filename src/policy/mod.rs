@@ -130,6 +130,17 @@ pub(crate) fn allow_principals(
     })
 }
 
+/// A policy field that is one string or a list of strings (`Action`, `Resource`, the
+/// `AWS` of a `Principal`); anything else holds none.
+pub(crate) fn strings(value: &Value) -> impl Iterator<Item = &str> {
+    let items: Vec<&str> = match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    items.into_iter()
+}
+
 /// A bucket policy as S3 stores it: a version, an optional id, and statements kept as JSON
 /// so that statements we do not own round-trip unchanged.
 #[derive(Debug, Clone, PartialEq)]

@@ -36,7 +36,7 @@ impl Answer {
     /// The store says it does not have the API (HTTP 501 NotImplemented).
     fn not_implemented(&self) -> bool {
         matches!(self, Answer::Refused { status, code, .. }
-            if *status == Some(501) || code.as_deref() == Some("NotImplemented"))
+            if crate::aws::codes::not_implemented(*status, code.as_deref()))
     }
 
     fn describe(&self) -> String {

@@ -78,7 +78,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let failure = Failure::from_sdk(error);
-    if failure.is_credentials() || failure.is_unreachable() {
+    if failure.is_unanswered() {
         return Err(failure.into_error(format!("auditing ({permission})"), identity));
     }
     Ok(Lacked {

@@ -100,7 +100,7 @@ async fn bucket_probes(clients: &Clients, bucket: &str) -> Result<Vec<Probed>, A
     );
     if let Err(error) = &versioning {
         let failure = Failure::from_sdk(error);
-        if failure.is_credentials() || failure.is_unreachable() {
+        if failure.is_unanswered() {
             return Err(failure.into_error(
                 "probing the store (s3:GetBucketVersioning)",
                 &clients.identity_source,

@@ -39,6 +39,11 @@ pub mod codes {
     pub const ACCESS_DENIED: &[&str] = &["AccessDenied", "AccessDeniedException"];
     /// An S3-compatible store's answer to an API it does not have (HTTP 501).
     pub const NOT_IMPLEMENTED: &str = "NotImplemented";
+
+    /// The store answered that it does not implement the request: HTTP 501, or its code.
+    pub fn not_implemented(status: Option<u16>, code: Option<&str>) -> bool {
+        status == Some(501) || code == Some(NOT_IMPLEMENTED)
+    }
     pub const EXPIRED_TOKEN: &[&str] = &["ExpiredToken", "ExpiredTokenException"];
 }
 
@@ -73,7 +78,7 @@ impl AwsError {
     /// The store answered that it does not implement the request (HTTP 501, as
     /// S3-compatible stores answer an API they lack).
     pub fn is_not_implemented(&self) -> bool {
-        self.status == Some(501) || self.code.as_deref() == Some(codes::NOT_IMPLEMENTED)
+        codes::not_implemented(self.status, self.code.as_deref())
     }
 
     /// Names the `compat.lacks` entry to add when the store does not implement what
@@ -269,6 +274,11 @@ impl Failure {
         self.kind == FailureKind::Unreachable
     }
 
+    /// No service answered: no usable credentials, or the endpoint could not be reached.
+    pub fn is_unanswered(&self) -> bool {
+        self.is_credentials() || self.is_unreachable()
+    }
+
     /// No usable credentials were found (every provider of the chain failed).
     pub fn is_credentials(&self) -> bool {
         self.kind == FailureKind::Credentials
@@ -300,7 +310,7 @@ impl Failure {
             FailureKind::Unreachable => Some(
                 "the AWS endpoint could not be reached: check the network, the region, and --endpoint-url / AWS_ENDPOINT_URL".to_owned(),
             ),
-            _ if self.status == Some(501) || self.is(codes::NOT_IMPLEMENTED) => Some(
+            _ if codes::not_implemented(self.status, self.code.as_deref()) => Some(
                 "the store does not implement this request: if it is an S3-compatible store, list what it lacks under the spec's `compat.lacks` (`statebucket probe` prints the block)".to_owned(),
             ),
             _ if self.is_store_failure() => Some(format!(

@@ -42,6 +42,7 @@ pub use apply::{
     create_planned_bucket, needs_lock,
 };
 pub use errors::AwsError;
+pub(crate) use errors::codes;
 pub use iam::verify_principals;
 pub use observe::{CallerIdentity, OnDisk, caller_identity, observe};
 

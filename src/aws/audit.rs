@@ -40,19 +40,24 @@ pub async fn gather(
     );
     let bucket_policy = bucket_policy?;
     let states = states.into_iter().collect::<Result<Vec<_>, AwsError>>()?;
-    let identities = if spec.lacks(crate::spec::StoreFeature::Iam) {
-        None
-    } else {
+    // The account's IAM policies and CloudTrail are independent: read side by side.
+    let identities = async {
+        if spec.lacks(crate::spec::StoreFeature::Iam) {
+            return Ok(None);
+        }
         progress.step("reading the account's IAM policies");
-        Some(identities(clients).await?)
+        identities(clients).await.map(Some)
     };
-    let (key, data_event_trail) = match &spec.bucket.encryption {
-        Encryption::Kms(key) => (
-            Some(key_facts(clients, bucket, key.reference(), start, now, progress).await?),
-            None,
-        ),
-        _ => (None, Some(data_event_trail(clients, bucket).await?)),
+    let trail = async {
+        match &spec.bucket.encryption {
+            Encryption::Kms(key) => Ok((
+                Some(key_facts(clients, bucket, key.reference(), start, now, progress).await?),
+                None,
+            )),
+            _ => Ok((None, Some(data_event_trail(clients, bucket).await?))),
+        }
     };
+    let (identities, (key, data_event_trail)) = tokio::try_join!(identities, trail)?;
     Ok(Gathered {
         identities,
         bucket_policy,
@@ -81,10 +86,15 @@ where
     if failure.is_unanswered() {
         return Err(failure.into_error(format!("auditing ({permission})"), identity));
     }
-    Ok(Lacked {
+    Ok(refusal(&failure, permission))
+}
+
+/// What the audit lacked, as AWS said it.
+fn refusal(failure: &Failure, permission: &'static str) -> Lacked {
+    Lacked {
         permission,
         cause: format!("{}: {}", failure.short(), failure.message),
-    })
+    }
 }
 
 async fn bucket_policy(
@@ -397,10 +407,7 @@ fn iam_answer<O, E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    sent.map_err(|error| Lacked {
-        permission,
-        cause: Failure::from_sdk(&error).short(),
-    })
+    sent.map_err(|error| refusal(&Failure::from_sdk(&error), permission))
 }
 
 /// A trail that records S3 data events for `bucket`: its name, `None` when none does.

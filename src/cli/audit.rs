@@ -6,9 +6,7 @@ use super::args::AuditArgs;
 use super::{Context, Outcome, json};
 use crate::audit;
 use crate::aws::{self, RequestLog};
-use crate::engine::guard_account;
 use crate::error::Error;
-use crate::spec::{AccountId, StoreFeature};
 
 /// CloudTrail's event history reaches back 90 days.
 const MOST_DAYS: u32 = 90;
@@ -24,23 +22,7 @@ pub fn run(context: &Context<'_>, arguments: &AuditArgs) -> Result<Outcome, Erro
         async {
             let task = reporter.task(spec.name.as_str());
             task.step("who is asking");
-            let clients = connection.tool_clients(spec, &spec.region, &log).await;
-            let account = if spec.lacks(StoreFeature::Sts) {
-                spec.account_id.clone().ok_or_else(|| Error::Usage {
-                    message: format!("{}: a store without STS needs `account_id`", spec.source),
-                    hint: None,
-                })?
-            } else {
-                let caller = aws::caller_identity(&clients).await?;
-                guard_account(spec, &caller, &clients)?;
-                AccountId::parse(&caller.account).map_err(|problem| Error::Usage {
-                    message: format!(
-                        "STS answered account `{}`: {}",
-                        caller.account, problem.message
-                    ),
-                    hint: None,
-                })?
-            };
+            let (clients, account) = connection.guarded_tool_clients(spec, &log).await?;
             let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
             let gathered = aws::audit::gather(&clients, spec, days, now, task.as_ref()).await?;
             task.finish();

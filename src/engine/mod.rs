@@ -77,6 +77,25 @@ impl Connection {
         aws::clients(self.tool_profile(spec), region, self.transport(spec, log)).await
     }
 
+    /// `tool_clients` in the spec's region after the account guard, and the account they act
+    /// in. A store without STS has no caller to guard: its spec names the account (the parser
+    /// requires `account_id` with `lacks: [sts]`).
+    pub async fn guarded_tool_clients(
+        &self,
+        spec: &EnvSpec,
+        log: &Arc<RequestLog>,
+    ) -> Result<(Clients, AccountId), Error> {
+        let clients = self.tool_clients(spec, &spec.region, log).await;
+        let account = match (&spec.account_id, spec.lacks(crate::spec::StoreFeature::Sts)) {
+            (Some(account), true) => account.clone(),
+            _ => {
+                let caller = aws::caller_identity(&clients).await?;
+                guard_account(spec, &caller, &clients)?
+            }
+        };
+        Ok((clients, account))
+    }
+
     /// The tool's own identity: `--profile`, then the spec's `bootstrap_profile`, then the
     /// profile Terraform uses (the spec's, or the one all its stacks name); `None`: the
     /// default credential chain (stacks that authenticate with a web identity name no

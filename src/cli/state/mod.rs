@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::args::{ConnectionArgs, StateArgs, StateCommand};
 use super::{Context, Outcome, json};
 use crate::aws::tfstate::{self as remote, ObjectVersion, VersionContent};
-use crate::aws::{self, Clients, RequestLog};
-use crate::engine::{Connection, guard_account};
+use crate::aws::{Clients, RequestLog};
+use crate::engine::Connection;
 use crate::error::Error;
 use crate::project::Environment;
 use crate::spec::{EnvSpec, StackSpec, WorkspaceName};
@@ -104,16 +104,10 @@ impl Target<'_> {
     /// Clients for statebucket's own identity in the bucket's region, after the account
     /// guard.
     async fn clients(&self) -> Result<Clients, Error> {
-        let spec = self.spec;
-        let clients = self
+        let (clients, _) = self
             .connection
-            .tool_clients(spec, &spec.region, &self.log)
-            .await;
-        // The account guard needs STS; a store without it has no account to guard.
-        if !spec.lacks(crate::spec::StoreFeature::Sts) {
-            let caller = aws::caller_identity(&clients).await?;
-            guard_account(spec, &caller, &clients)?;
-        }
+            .guarded_tool_clients(self.spec, &self.log)
+            .await?;
         Ok(clients)
     }
 }

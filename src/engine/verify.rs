@@ -124,19 +124,25 @@ async fn until_read_back(
     Ok((remaining, started.elapsed()))
 }
 
-/// The facets a plan changes, each once.
-fn facets_of(plan: &EnvPlan) -> Vec<Facet> {
-    let mut facets: Vec<Facet> = plan.changes.iter().map(Change::facet).collect();
+/// The facets of `changes`, each once.
+fn distinct_facets<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Facet> {
+    let mut facets: Vec<Facet> = changes.map(Change::facet).collect();
     facets.sort();
     facets.dedup();
     facets
 }
 
+/// The facets the primary bucket's own plan changes (what `reread` can read again).
+fn facets_of(plan: &EnvPlan) -> Vec<Facet> {
+    distinct_facets(plan.changes.iter())
+}
+
+/// Every facet the plan changes, replica included, for people.
 fn facet_list(plan: &EnvPlan) -> String {
-    let mut facets: Vec<Facet> = plan.all_changes().map(Change::facet).collect();
-    facets.sort();
-    facets.dedup();
-    let names: Vec<String> = facets.iter().map(ToString::to_string).collect();
+    let names: Vec<String> = distinct_facets(plan.all_changes())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     names.join(", ")
 }
 

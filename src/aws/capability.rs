@@ -218,9 +218,7 @@ async fn scratch_writes(clients: &Clients, bucket: &str) -> Vec<Probed> {
         },
         Err(error) => {
             let failure = Failure::from_sdk(&error);
-            refused(&failure, |failure| {
-                matches!(failure.status, Some(412 | 409))
-            })
+            refused(&failure, Failure::is_condition_refused)
         }
     };
     let encrypted = async {

@@ -248,6 +248,13 @@ impl Failure {
         }
     }
 
+    /// A conditional write refused as S3 refuses it: 412, the condition failed (the key
+    /// exists, or changed); 409, another conditional write of the key is in flight. Either
+    /// way someone else holds what was to be taken.
+    pub fn is_condition_refused(&self) -> bool {
+        matches!(self.status, Some(412 | 409))
+    }
+
     /// The store itself failed (HTTP 5xx other than 501): not a permission problem.
     pub fn is_store_failure(&self) -> bool {
         self.status

@@ -352,9 +352,7 @@ async fn attempt(
         )),
         Err(error) => {
             let failure = Failure::from_sdk(&error);
-            // 412: the condition failed (the lock exists, or changed); 409: a concurrent
-            // conditional write is in progress. Either way, someone else has it.
-            if matches!(failure.status, Some(412 | 409)) {
+            if failure.is_condition_refused() {
                 return read(clients, bucket).await;
             }
             Err(failure.into_error(

@@ -272,9 +272,10 @@ pub async fn lock(
             Ok(_) => Ok(false),
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
-                match failure.status {
-                    Some(412 | 409) => Ok(true),
-                    _ => Err(Refusal::of(&failure)),
+                if failure.is_condition_refused() {
+                    Ok(true)
+                } else {
+                    Err(Refusal::of(&failure))
                 }
             }
         }),

@@ -93,8 +93,7 @@ pub async fn lock(
         };
         if let Err(error) = request.send().await {
             let failure = Failure::from_sdk(&error);
-            // 412: the lock file exists; 409: another conditional write of it is in flight.
-            if matches!(failure.status, Some(412 | 409)) {
+            if failure.is_condition_refused() {
                 slot.clear();
                 return Ok(LockOutcome::Held(lock_file_holder(clients, path).await?));
             }

@@ -24,6 +24,7 @@ use crate::spec::StoreFeature;
 /// store said nothing about what it implements.
 pub async fn probe_store(
     clients: &Clients,
+    region: &str,
     scratch_bucket: Option<&str>,
 ) -> Result<(Option<String>, Vec<Probed>), AwsError> {
     let nonce = SystemTime::now()
@@ -37,7 +38,7 @@ pub async fn probe_store(
         tokio::join!(api_probes(clients, &role), bucket_probes(clients, &bucket));
     let mut probed: Vec<Probed> = apis.into_iter().chain(bucket_reads?).collect();
     if let Some(scratch) = scratch_bucket {
-        probed.extend(scratch_writes(clients, scratch).await);
+        probed.extend(scratch_writes(clients, region, scratch).await);
     }
     Ok((caller, probed))
 }
@@ -180,24 +181,24 @@ fn refused(failure: &Failure, served: impl Fn(&Failure) -> bool) -> Answer {
 /// The writes reading cannot show, in `bucket` (created when absent, never deleted):
 /// a second conditional PutObject of a key that exists, as a second Terraform run sends
 /// it, must be refused; a PutObject after default encryption is turned on must succeed.
-async fn scratch_writes(clients: &Clients, bucket: &str) -> Vec<Probed> {
+async fn scratch_writes(clients: &Clients, region: &str, bucket: &str) -> Vec<Probed> {
     let s3 = &clients.s3;
-    let required = |name, request, answer| Probed {
-        subject: Subject::Required(name),
-        request,
-        answer,
-        whole_api: true,
+    let required =
+        |name, request, answer| Probed::new(Subject::Required(name), request, answer, true);
+    // As apply creates a bucket (the region's location constraint; one this identity owns
+    // already is taken as it is), with nothing a store may lack.
+    let new_bucket = super::bucket::NewBucket {
+        tags: &std::collections::BTreeMap::new(),
+        owner_enforced: false,
+        object_lock: false,
     };
-    let created = s3.create_bucket().bucket(bucket).send().await;
-    if let Err(error) = created {
-        let failure = Failure::from_sdk(&error);
-        if !failure.is(codes::BUCKET_ALREADY_OWNED_BY_YOU) {
-            return vec![required(
-                "scratch bucket",
-                "CreateBucket",
-                refused(&failure, |_| false),
-            )];
-        }
+    if let Err(error) = super::bucket::create(clients, bucket, region, new_bucket).await {
+        let answer = Answer::Refused {
+            status: error.status,
+            code: error.code,
+            message: error.cause,
+        };
+        return vec![required("scratch bucket", "CreateBucket", answer)];
     }
     let key = "statebucket-probe/terraform.tfstate.tflock";
     let take = || {

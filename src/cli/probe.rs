@@ -31,9 +31,12 @@ pub fn run(context: &Context<'_>, arguments: &ProbeArgs) -> Result<Outcome, Erro
                 connection.command_line_transport(&log),
             )
             .await;
-            let probed =
-                aws::capability::probe_store(&clients, scratch.as_ref().map(BucketName::as_str))
-                    .await;
+            let probed = aws::capability::probe_store(
+                &clients,
+                region.as_str(),
+                scratch.as_ref().map(BucketName::as_str),
+            )
+            .await;
             task.finish();
             let probed = probed?;
             Ok::<_, Error>(probed)

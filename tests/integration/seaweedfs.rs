@@ -79,6 +79,12 @@ impl Weed {
             .arg("-ip=127.0.0.1")
             .arg(format!("-master.port={}", ports[0]))
             .arg(format!("-volume.port={}", ports[1]))
+            // Each bucket that holds objects takes volumes of its own (7 at first); the
+            // default of 8 volumes runs out after the first such bucket ("No writable volumes
+            // and no free volumes left": every later PutObject answers 500). Small volumes,
+            // and room for every bucket the tests write to.
+            .arg("-volume.max=400")
+            .arg("-master.volumeSizeLimitMB=16")
             .arg(format!("-filer.port={}", ports[2]))
             .arg("-s3")
             .arg(format!("-s3.port={}", ports[3]))
@@ -252,6 +258,40 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
         "{}",
         text.stdout
     );
+
+    // With a scratch bucket: the writes reading cannot show, in that bucket only.
+    let scratch = unique("weed-scratch");
+    let written = project.statebucket(&[
+        "probe",
+        "--profile",
+        "admin",
+        "--scratch-bucket",
+        &scratch,
+        "--output",
+        "json",
+    ]);
+    written.expect_code(0);
+    let written = written.json();
+    let verdict = |feature: &str| {
+        written["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|finding| finding["feature"] == feature)
+            .map(|finding| finding["verdict"].clone())
+    };
+    assert_eq!(
+        verdict("conditional writes"),
+        Some(serde_json::json!("works")),
+        "{written:#}"
+    );
+    assert_eq!(
+        verdict("encrypted writes"),
+        Some(serde_json::json!("works")),
+        "{written:#}"
+    );
+    assert_eq!(written["blockers"], serde_json::json!([]), "{written:#}");
+    assert_eq!(written["scratch_bucket"], scratch.as_str());
 
     let bucket = unique("weed-converge");
     project.spec("dev", &spec(&bucket, LACKS, "  users: [terraform]\n"));
@@ -467,6 +507,19 @@ fn a_store_that_cannot_encrypt_is_reported_as_failing_never_as_a_permission() {
     project.spec("dev", &spec(&bucket, lacks, "  users: [terraform]\n"));
     let applied = project.statebucket(&["apply", "--auto-approve"]);
     applied.expect_code(0);
+    // probe tells before the first apply: a scratch bucket's writes fail once encrypted.
+    let scratch = unique("weed-no-kek-scratch");
+    let probed =
+        project.statebucket(&["probe", "--profile", "admin", "--scratch-bucket", &scratch]);
+    probed.expect_code(0);
+    assert!(
+        probed
+            .stdout
+            .contains("! cannot hold Terraform state safely: encrypted writes")
+            && probed.stdout.contains("WEED_S3_SSE_KEK"),
+        "{}",
+        probed.stdout
+    );
     let doctor = project.statebucket(&["doctor"]);
     doctor.expect_code(1);
     assert!(

@@ -13,6 +13,22 @@ use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
 use crate::spec::{EndpointUrl, EnvSpec, Layout, PrincipalKind, StackSpec};
 
+/// Whose principals a stack's state has: the spec's, or with stacks, the stack's.
+fn whose_principals(spec: &EnvSpec, stack: &DesiredStack<'_>) -> String {
+    match spec.layout {
+        Layout::Backend => spec.source.clone(),
+        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
+    }
+}
+
+/// Where the stack's principals are listed: `access`, or the stack's own.
+fn access_key_of(spec: &EnvSpec, stack: &DesiredStack<'_>) -> String {
+    match (spec.layout, stack.spec.writers.is_some()) {
+        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
+        _ => "access".to_owned(),
+    }
+}
+
 /// Without STS the store cannot say who Terraform is, but the profile's files tell what kind
 /// of identity it is: a user's keys (or a role's sessions) against a stack whose principals
 /// are all of the other kind get nothing from the bucket policy, as in the seed incident.
@@ -53,14 +69,8 @@ pub(super) fn listed_kind_check(
         .filter(|principal| principal.kind() == other)
         .map(|principal| principal.to_string())
         .collect();
-    let whose = match spec.layout {
-        Layout::Backend => spec.source.clone(),
-        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
-    };
-    let list = match (spec.layout, stack.spec.writers.is_some()) {
-        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
-        _ => "access".to_owned(),
-    };
+    let whose = whose_principals(spec, stack);
+    let list = access_key_of(spec, stack);
     Some(
         Check::new(
             "listed in access",
@@ -96,10 +106,7 @@ pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Ca
         })
     };
     let (writers, readers) = (spec.writers_of(stack.spec), spec.readers_of(stack.spec));
-    let whose = match spec.layout {
-        Layout::Backend => spec.source.clone(),
-        Layout::Stacks => format!("stack `{}` of {}", stack.spec.name, spec.source),
-    };
+    let whose = whose_principals(spec, stack);
     if named(writers) {
         return Check::new(
             "listed in access",
@@ -118,10 +125,7 @@ pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Ca
         )
         .fix("run `terraform apply` as one of the stack's writers");
     }
-    let list = match (spec.layout, stack.spec.writers.is_some()) {
-        (Layout::Stacks, true) => format!("stacks.{}.access", stack.spec.name),
-        _ => "access".to_owned(),
-    };
+    let list = access_key_of(spec, stack);
     let fix = match &caller.kind {
         CallerKind::User { path_and_name } => format!(
             "add `{}` to `{list}.users` in {}",

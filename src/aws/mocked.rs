@@ -674,3 +674,24 @@ async fn a_store_failing_is_reported_as_the_store_failing_never_as_a_permission(
         "{hint}"
     );
 }
+
+#[tokio::test]
+async fn a_store_without_an_api_it_is_read_with_names_the_compat_entry_to_add() {
+    let lacking = mock!(Client::get_public_access_block).then_http_response(|| {
+        store_answer(
+            501,
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+        )
+    });
+    let error = observe_unconfigured(Some((3, lacking))).await.unwrap_err();
+    assert_eq!(
+        error.doing,
+        "reading the public access block of bucket `mocked-bucket`"
+    );
+    let hint = error.hint.unwrap();
+    assert!(
+        hint.contains("add `public_access_block` to the spec's `compat.lacks`"),
+        "{hint}"
+    );
+}

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::{
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::SseRule;
+use crate::plan::Facet;
 use crate::plan::SseTarget;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<SseRule>>, AwsError> {
@@ -18,6 +19,7 @@ pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<SseRule>
         .send();
     read_setting(
         bucket,
+        Facet::Encryption,
         sent,
         codes::SSE_NOT_FOUND,
         "reading default encryption",

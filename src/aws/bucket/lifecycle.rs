@@ -16,6 +16,7 @@ use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::{
     Expiration, LifecycleRule, NoncurrentExpiration, NoncurrentTransition, RuleFilter, Transition,
 };
+use crate::plan::Facet;
 
 /// The rules and the bucket's default minimum size for transitions.
 pub(super) async fn read(
@@ -28,6 +29,7 @@ pub(super) async fn read(
         .send();
     read_setting(
         bucket,
+        Facet::Lifecycle,
         sent,
         codes::NO_LIFECYCLE,
         "reading lifecycle rules",

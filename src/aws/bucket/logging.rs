@@ -11,13 +11,14 @@ use crate::aws::Clients;
 use crate::aws::errors::{AwsError, Explained, Failure, codes};
 use crate::aws::until_consistent;
 use crate::observed::{LogBucket, LoggingTarget};
-use crate::plan::{Change, EnvPlan};
+use crate::plan::{Change, EnvPlan, Facet};
 use crate::policy::PolicyDocument;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<LoggingTarget>>, AwsError> {
     let sent = bucket.s3().get_bucket_logging().bucket(bucket.name).send();
     read_setting(
         bucket,
+        Facet::Logging,
         sent,
         codes::NO_SUCH_BUCKET,
         "reading access logging",

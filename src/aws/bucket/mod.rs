@@ -23,8 +23,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use super::Clients;
 use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
-use crate::plan::Change;
-use crate::spec::StoreFeature;
+use crate::plan::{Change, Facet};
 
 pub use reread::{reread, rereadable};
 pub use tags::s3_tags;
@@ -50,9 +49,11 @@ impl BucketAt<'_> {
 }
 
 /// A setting's GET: `Some` of what `read` makes of the answer; `None` when S3 answers
-/// `absent_code` ("not configured") or NoSuchBucket.
+/// `absent_code` ("not configured") or NoSuchBucket. A store without the facet's API is
+/// told which `compat.lacks` entry to add, whoever reads (observe, verify).
 async fn read_setting<O, E, T>(
     bucket: &BucketAt<'_>,
+    facet: Facet,
     sent: impl Future<Output = Result<O, SdkError<E, HttpResponse>>>,
     absent_code: &str,
     doing: &str,
@@ -69,6 +70,7 @@ where
         read,
     )
     .await
+    .map_err(|error| error.lacking(facet.store_feature()))
 }
 
 /// A setting's PUT, its answer reduced to success or the failure.
@@ -145,19 +147,10 @@ pub async fn observe_bucket(
         region,
         versioning: versioning?.unwrap_or(Versioning::Never),
         encryption: encryption?.flatten(),
-        public_access: public_access
-            .map_err(|error| error.lacking(Some(StoreFeature::PublicAccessBlock)))?
-            .flatten()
-            .unwrap_or_default(),
-        ownership: ownership
-            .map_err(|error| error.lacking(Some(StoreFeature::OwnershipControls)))?
-            .flatten()
-            .flatten(),
+        public_access: public_access?.flatten().unwrap_or_default(),
+        ownership: ownership?.flatten().flatten(),
         policy: policy?.flatten(),
-        tags: tags
-            .map_err(|error| error.lacking(Some(StoreFeature::Tagging)))?
-            .flatten()
-            .unwrap_or_default(),
+        tags: tags?.flatten().unwrap_or_default(),
         lifecycle,
         lifecycle_minimum_object_size,
         logging: logging?.flatten().flatten(),

@@ -8,6 +8,7 @@ use aws_sdk_s3::types::{
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::{ObjectLockState, Retention};
+use crate::plan::Facet;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<ObjectLockState>, AwsError> {
     let sent = bucket
@@ -17,6 +18,7 @@ pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<ObjectLockState
         .send();
     read_setting(
         bucket,
+        Facet::ObjectLock,
         sent,
         codes::NO_OBJECT_LOCK,
         "reading object lock",

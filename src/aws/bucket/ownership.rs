@@ -4,6 +4,7 @@ use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRul
 
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
+use crate::plan::Facet;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<String>>, AwsError> {
     let sent = bucket
@@ -13,6 +14,7 @@ pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<String>>
         .send();
     read_setting(
         bucket,
+        Facet::Ownership,
         sent,
         codes::NO_OWNERSHIP_CONTROLS,
         "reading object ownership",

@@ -3,11 +3,13 @@
 
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
+use crate::plan::Facet;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Option<String>>, AwsError> {
     let sent = bucket.s3().get_bucket_policy().bucket(bucket.name).send();
     read_setting(
         bucket,
+        Facet::Policy,
         sent,
         codes::NO_BUCKET_POLICY,
         "reading the bucket policy",

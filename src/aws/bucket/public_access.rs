@@ -5,6 +5,7 @@ use aws_sdk_s3::types::PublicAccessBlockConfiguration;
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::PublicAccessBlock;
+use crate::plan::Facet;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<PublicAccessBlock>, AwsError> {
     let sent = bucket
@@ -14,6 +15,7 @@ pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<PublicAccessBlo
         .send();
     read_setting(
         bucket,
+        Facet::PublicAccessBlock,
         sent,
         codes::NO_PUBLIC_ACCESS_BLOCK,
         "reading the public access block",

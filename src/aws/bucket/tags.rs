@@ -6,18 +6,26 @@ use aws_sdk_s3::types::{Tag, Tagging};
 
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
+use crate::plan::Facet;
 
 pub(super) async fn read(
     bucket: &BucketAt<'_>,
 ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
     let sent = bucket.s3().get_bucket_tagging().bucket(bucket.name).send();
-    read_setting(bucket, sent, codes::NO_TAG_SET, "reading tags", |output| {
-        output
-            .tag_set()
-            .iter()
-            .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
-            .collect()
-    })
+    read_setting(
+        bucket,
+        Facet::Tags,
+        sent,
+        codes::NO_TAG_SET,
+        "reading tags",
+        |output| {
+            output
+                .tag_set()
+                .iter()
+                .map(|tag| (tag.key().to_owned(), tag.value().to_owned()))
+                .collect()
+        },
+    )
     .await
 }
 

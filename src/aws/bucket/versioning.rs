@@ -5,6 +5,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use super::{BucketAt, read_setting, written};
 use crate::aws::errors::{AwsError, Failure, codes};
 use crate::observed::Versioning;
+use crate::plan::Facet;
 
 pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Versioning>, AwsError> {
     let sent = bucket
@@ -14,6 +15,7 @@ pub(super) async fn read(bucket: &BucketAt<'_>) -> Result<Option<Versioning>, Aw
         .send();
     read_setting(
         bucket,
+        Facet::Versioning,
         sent,
         codes::NO_SUCH_BUCKET,
         "reading versioning",

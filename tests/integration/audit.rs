@@ -170,3 +170,20 @@ fn what_a_reader_sees_is_the_sensitive_outputs_path_never_its_value() {
         audit.stdout
     );
 }
+
+#[test]
+fn a_window_cloudtrail_does_not_keep_is_a_usage_error_before_any_request() {
+    let project = Project::new();
+    // No endpoint, no spec, no credentials: the flag is refused before anything is read.
+    for since in ["91d", "0d", "a week"] {
+        let run = project.statebucket(&["audit", "dev", "--since", since]);
+        run.expect_code(64);
+        assert!(
+            run.stderr.contains(&format!(
+                "--since `{since}` is not a number of days from 1 to 90"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}

@@ -197,10 +197,7 @@ pub async fn alias_and_rotation(
                     .key_id(alias)
                     .send()
                     .await
-                    .map_err(|error| {
-                        Failure::from_sdk(&error)
-                            .into_error(format!("looking up {alias}"), identity)
-                    })?;
+                    .explained(identity, || format!("looking up {alias}"))?;
                 let theirs = existing
                     .key_metadata()
                     .and_then(|metadata| metadata.arn())
@@ -256,9 +253,8 @@ pub async fn write_key_setting(
             .send()
             .await
             .map(|_| None)
-            .map_err(|error| {
-                Failure::from_sdk(&error)
-                    .into_error(format!("enabling rotation of KMS key {key_arn}"), identity)
+            .explained(identity, || {
+                format!("enabling rotation of KMS key {key_arn}")
             }),
         _ => Ok(None),
     }

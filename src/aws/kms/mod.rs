@@ -52,10 +52,7 @@ pub async fn find_tagged_key(
                 .key_id(&key_id)
                 .send()
                 .await
-                .map_err(|error| {
-                    Failure::from_sdk(&error)
-                        .into_error(format!("reading the tags of KMS key {key_id}"), identity)
-                })?;
+                .explained(identity, || format!("reading the tags of KMS key {key_id}"))?;
             let all_match = tags.iter().all(|(key, value)| {
                 listed
                     .tags()
@@ -75,10 +72,7 @@ pub async fn find_tagged_key(
             .key_id(&key_id)
             .send()
             .await
-            .map_err(|error| {
-                Failure::from_sdk(&error)
-                    .into_error(format!("describing KMS key {key_id}"), identity)
-            })?;
+            .explained(identity, || format!("describing KMS key {key_id}"))?;
         if let Some(metadata) = described.key_metadata()
             && metadata
                 .key_state()

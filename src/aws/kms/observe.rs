@@ -176,10 +176,7 @@ async fn key_details(
             .send()
             .await
             .map(|output| Some(output.key_rotation_enabled()))
-            .map_err(|error| {
-                Failure::from_sdk(&error)
-                    .into_error(format!("reading rotation of KMS key {key_id}"), identity)
-            })
+            .explained(identity, || format!("reading rotation of KMS key {key_id}"))
     };
     let policy = async {
         match clients

@@ -14,7 +14,7 @@ use super::Clients;
 use super::errors::{AwsError, Failure, codes};
 use crate::audit::{Gathered, GatheredIdentity, GatheredKey, Lacked};
 use crate::progress::Task;
-use crate::spec::{Encryption, EnvSpec};
+use crate::spec::{Encryption, EnvSpec, PrincipalKind};
 
 /// CloudTrail serves LookupEvents at 2 requests per second per account and region.
 const LOOKUP_PAUSE: Duration = Duration::from_millis(500);
@@ -252,7 +252,7 @@ async fn key_events(
 
 /// A user or a role of the account.
 struct Identity {
-    role: bool,
+    kind: PrincipalKind,
     name: String,
     arn: String,
 }
@@ -268,7 +268,7 @@ async fn identities(clients: &Clients) -> Result<Result<Vec<GatheredIdentity>, L
     while let Some(page) = users.next().await {
         match page {
             Ok(page) => found.extend(page.users().iter().map(|user| Identity {
-                role: false,
+                kind: PrincipalKind::User,
                 name: user.user_name().to_owned(),
                 arn: user.arn().to_owned(),
             })),
@@ -283,7 +283,7 @@ async fn identities(clients: &Clients) -> Result<Result<Vec<GatheredIdentity>, L
                     .iter()
                     .filter(|role| !role.path().starts_with("/aws-service-role/"))
                     .map(|role| Identity {
-                        role: true,
+                        kind: PrincipalKind::Role,
                         name: role.role_name().to_owned(),
                         arn: role.arn().to_owned(),
                     }),
@@ -323,54 +323,30 @@ async fn policy_documents(
             .filter_map(|policy| policy.policy_arn().map(str::to_owned))
             .collect()
     };
-    let (inline, attached) = if principal.role {
-        let inline = iam.list_role_policies().role_name(name).send().await;
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .send()
-            .await;
-        (
-            iam_answer(inline, "iam:ListRolePolicies")?
-                .policy_names()
-                .to_vec(),
-            arns(iam_answer(attached, "iam:ListAttachedRolePolicies")?.attached_policies()),
-        )
-    } else {
-        let inline = iam.list_user_policies().user_name(name).send().await;
-        let attached = iam
-            .list_attached_user_policies()
-            .user_name(name)
-            .send()
-            .await;
-        (
-            iam_answer(inline, "iam:ListUserPolicies")?
-                .policy_names()
-                .to_vec(),
-            arns(iam_answer(attached, "iam:ListAttachedUserPolicies")?.attached_policies()),
-        )
+    let kind = principal.kind;
+    let refused = |user_permission, role_permission| {
+        let permission = match kind {
+            PrincipalKind::User => user_permission,
+            PrincipalKind::Role => role_permission,
+        };
+        move |failure: Failure| refusal(&failure, permission)
     };
+    let inline = super::iam::user_or_role!(kind, iam, name,
+        list_user_policies | list_role_policies => |output| output.policy_names().to_vec())
+    .map_err(refused("iam:ListUserPolicies", "iam:ListRolePolicies"))?;
+    let attached = super::iam::user_or_role!(kind, iam, name,
+        list_attached_user_policies | list_attached_role_policies
+        => |output| arns(output.attached_policies()))
+    .map_err(refused(
+        "iam:ListAttachedUserPolicies",
+        "iam:ListAttachedRolePolicies",
+    ))?;
     let mut documents = Vec::new();
     for policy in inline {
-        let document = if principal.role {
-            let sent = iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send();
-            iam_answer(sent.await, "iam:GetRolePolicy")?
-                .policy_document()
-                .to_owned()
-        } else {
-            let sent = iam
-                .get_user_policy()
-                .user_name(name)
-                .policy_name(&policy)
-                .send();
-            iam_answer(sent.await, "iam:GetUserPolicy")?
-                .policy_document()
-                .to_owned()
-        };
+        let document = super::iam::user_or_role!(kind, iam, name,
+            get_user_policy | get_role_policy, policy_name(&policy)
+            => |output| output.policy_document().to_owned())
+        .map_err(refused("iam:GetUserPolicy", "iam:GetRolePolicy"))?;
         // IAM returns policy documents URL-encoded (RFC 3986).
         documents.push((policy, super::iam::percent_decode(&document)));
     }

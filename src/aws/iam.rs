@@ -4,10 +4,45 @@
 
 use futures::future::join_all;
 
-use super::errors::{AwsError, Failure, codes};
+use super::errors::{AwsError, codes};
 use super::{Clients, Lookups};
 use crate::access::PrincipalArns;
 use crate::spec::{AccountId, EnvSpec, IamArn, PrincipalKind, PrincipalRef};
+
+/// IAM's user and role APIs are twins (`GetUserPolicy` / `GetRolePolicy`, …) that differ only
+/// in the operation and in naming the principal by `UserName` or `RoleName`. This sends the
+/// twin for `$kind` with the same further parameters and reads its answer with `$read` (or
+/// with one reader each, where the answers name their entity differently). The answer is a
+/// `Result<_, Failure>`.
+macro_rules! user_or_role {
+    ($kind:expr, $iam:expr, $who:expr, $user_operation:ident | $role_operation:ident
+        $(, $parameter:ident($value:expr))* => $read:expr) => {
+        $crate::aws::iam::user_or_role!($kind, $iam, $who, $user_operation | $role_operation
+            $(, $parameter($value))* => $read, $read)
+    };
+    ($kind:expr, $iam:expr, $who:expr, $user_operation:ident | $role_operation:ident
+        $(, $parameter:ident($value:expr))* => $read_user:expr, $read_role:expr) => {
+        match $kind {
+            $crate::spec::PrincipalKind::User => $iam
+                .$user_operation()
+                .user_name($who)
+                $(.$parameter($value))*
+                .send()
+                .await
+                .map($read_user)
+                .map_err(|error| $crate::aws::errors::Failure::from_sdk(&error)),
+            $crate::spec::PrincipalKind::Role => $iam
+                .$role_operation()
+                .role_name($who)
+                $(.$parameter($value))*
+                .send()
+                .await
+                .map($read_role)
+                .map_err(|error| $crate::aws::errors::Failure::from_sdk(&error)),
+        }
+    };
+}
+pub(super) use user_or_role;
 
 /// The spec's principals with the ARNs IAM reports. Principals in other accounts cannot be
 /// looked up from here and are kept as written. Every missing principal is named at once.
@@ -55,29 +90,12 @@ pub async fn verify_principals(
 pub(super) async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {
     let identity = clients.identity_source.as_str();
     let name = arn.name();
-    let (answer, doing) = match arn.kind {
-        PrincipalKind::User => (
-            clients
-                .iam
-                .get_user()
-                .user_name(name)
-                .send()
-                .await
-                .map(|output| output.user().map(|user| user.arn().to_owned()))
-                .map_err(|error| Failure::from_sdk(&error)),
-            format!("looking up IAM user `{name}` (iam:GetUser)"),
-        ),
-        PrincipalKind::Role => (
-            clients
-                .iam
-                .get_role()
-                .role_name(name)
-                .send()
-                .await
-                .map(|output| output.role().map(|role| role.arn().to_owned()))
-                .map_err(|error| Failure::from_sdk(&error)),
-            format!("looking up IAM role `{name}` (iam:GetRole)"),
-        ),
+    let answer = user_or_role!(arn.kind, clients.iam, name, get_user | get_role
+        => |output| output.user().map(|user| user.arn().to_owned()),
+           |output| output.role().map(|role| role.arn().to_owned()));
+    let doing = match arn.kind {
+        PrincipalKind::User => format!("looking up IAM user `{name}` (iam:GetUser)"),
+        PrincipalKind::Role => format!("looking up IAM role `{name}` (iam:GetRole)"),
     };
     match answer {
         Ok(Some(text)) => Ok(Some(
@@ -103,26 +121,9 @@ pub async fn read_inline_policy(
 ) -> Result<Option<String>, AwsError> {
     let identity = clients.identity_source.as_str();
     let who = principal.name();
-    let answer = match principal.kind {
-        PrincipalKind::User => clients
-            .iam
-            .get_user_policy()
-            .user_name(who)
-            .policy_name(name)
-            .send()
-            .await
-            .map(|output| output.policy_document().to_owned())
-            .map_err(|error| Failure::from_sdk(&error)),
-        PrincipalKind::Role => clients
-            .iam
-            .get_role_policy()
-            .role_name(who)
-            .policy_name(name)
-            .send()
-            .await
-            .map(|output| output.policy_document().to_owned())
-            .map_err(|error| Failure::from_sdk(&error)),
-    };
+    let answer = user_or_role!(principal.kind, clients.iam, who,
+        get_user_policy | get_role_policy, policy_name(name)
+        => |output| output.policy_document().to_owned());
     match answer {
         // IAM returns policy documents URL-encoded (RFC 3986).
         Ok(document) => Ok(Some(percent_decode(&document))),
@@ -142,28 +143,8 @@ pub async fn write_inline_policy(
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
     let who = principal.name();
-    let result = match principal.kind {
-        PrincipalKind::User => clients
-            .iam
-            .put_user_policy()
-            .user_name(who)
-            .policy_name(name)
-            .policy_document(document)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|error| Failure::from_sdk(&error)),
-        PrincipalKind::Role => clients
-            .iam
-            .put_role_policy()
-            .role_name(who)
-            .policy_name(name)
-            .policy_document(document)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|error| Failure::from_sdk(&error)),
-    };
+    let result = user_or_role!(principal.kind, clients.iam, who,
+        put_user_policy | put_role_policy, policy_name(name), policy_document(document) => drop);
     result.map_err(|failure| {
         failure.into_error(
             format!("attaching inline policy `{name}` to {principal}"),

@@ -9,7 +9,7 @@ pub mod object_lock;
 mod ownership;
 mod policy;
 mod public_access;
-mod reread;
+mod settings;
 mod tags;
 mod versioning;
 
@@ -22,10 +22,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Clients;
 use super::errors::{AwsError, Failure, codes, read_or_absent};
-use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
+use crate::observed::ObservedBucket;
 use crate::plan::{Change, Facet};
 
-pub use reread::{reread, rereadable};
+pub use settings::{reread, rereadable};
 pub use tags::s3_tags;
 
 /// One bucket, as the account that owns it reaches it. S3 requests carry `account` as the
@@ -107,74 +107,50 @@ impl BucketReads {
     };
 }
 
-/// Reads one bucket and its settings, all at once; `None` when it does not exist.
+impl BucketReads {
+    /// The settings these reads cover, each one GET (`settings::read_facets`).
+    fn facets(self) -> Vec<Facet> {
+        let optional = [
+            (self.public_access, Facet::PublicAccessBlock),
+            (self.ownership, Facet::Ownership),
+            (self.tags, Facet::Tags),
+            (self.logging, Facet::Logging),
+            (self.object_lock, Facet::ObjectLock),
+        ];
+        let always = [
+            Facet::Versioning,
+            Facet::Encryption,
+            Facet::Policy,
+            Facet::Lifecycle,
+        ];
+        always
+            .into_iter()
+            .chain(optional.into_iter().filter_map(|(wanted, facet)| wanted.then_some(facet)))
+            .collect()
+    }
+}
+
+/// Reads one bucket and its settings, all at once; `None` when it does not exist. A setting
+/// not read is left as CreateBucket leaves it (`ObservedBucket::unconfigured`).
 /// `region` is the one to report when S3 does not name it.
 pub async fn observe_bucket(
     bucket: BucketAt<'_>,
     region: &str,
     reads: BucketReads,
 ) -> Result<Option<ObservedBucket>, AwsError> {
-    let (
-        head,
-        versioning,
-        encryption,
-        public_access,
-        ownership,
-        policy,
-        tags,
-        lifecycle,
-        logging,
-        object_lock,
-    ) = tokio::join!(
-        // Boxed: ten reads joined make a future too large for a test thread's stack in a
-        // debug build.
+    let facets = reads.facets();
+    let (head, settings) = tokio::join!(
         Box::pin(head(&bucket, region)),
-        Box::pin(versioning::read(&bucket)),
-        Box::pin(encryption::read(&bucket)),
-        Box::pin(optional(reads.public_access, public_access::read(&bucket))),
-        Box::pin(optional(reads.ownership, ownership::read(&bucket))),
-        Box::pin(policy::read(&bucket)),
-        Box::pin(optional(reads.tags, tags::read(&bucket))),
-        Box::pin(lifecycle::read(&bucket)),
-        Box::pin(optional(reads.logging, logging::read(&bucket))),
-        Box::pin(optional(reads.object_lock, object_lock::read(&bucket))),
+        Box::pin(settings::read_facets(bucket, &facets))
     );
     let Some(region) = head? else {
         return Ok(None);
     };
-    let (lifecycle, lifecycle_minimum_object_size) = lifecycle?.unwrap_or_default();
-    Ok(Some(ObservedBucket {
-        region,
-        versioning: versioning?.unwrap_or(Versioning::Never),
-        encryption: encryption?.flatten(),
-        public_access: public_access?.flatten().unwrap_or_default(),
-        ownership: ownership?.flatten().flatten(),
-        policy: policy?.flatten(),
-        tags: tags?.flatten().unwrap_or_default(),
-        lifecycle,
-        lifecycle_minimum_object_size,
-        logging: logging?.flatten().flatten(),
-        // Read and absent: Object Lock is off.
-        object_lock: object_lock?
-            .flatten()
-            .or(reads.object_lock.then_some(ObjectLockState {
-                enabled: false,
-                default_retention: None,
-            })),
-    }))
-}
-
-/// `read` when `wanted`; `Ok(None)` without a request otherwise (a future does nothing until
-/// it is awaited).
-async fn optional<T>(
-    wanted: bool,
-    read: impl Future<Output = Result<Option<T>, AwsError>>,
-) -> Result<Option<Option<T>>, AwsError> {
-    if wanted {
-        read.await.map(Some)
-    } else {
-        Ok(None)
+    let mut observed = ObservedBucket::unconfigured(&region);
+    for setting in settings? {
+        setting(&mut observed);
     }
+    Ok(Some(observed))
 }
 
 /// HeadBucket: the bucket's region, or `None` when it does not exist.

@@ -1,7 +1,8 @@
-//! Reading some of a bucket's settings again, for verify: S3 documents bucket configuration
-//! as eventually consistent (S3 User Guide, "Amazon S3 data consistency model": a change
-//! "might take a short amount of time" to be seen), so a read right after a write may still
-//! show the old value. Only the settings that differ are read again.
+//! A bucket's settings, one GET each: `observe_bucket` reads every setting it wants, and
+//! verify reads again only those that differ from the plan. S3 documents bucket
+//! configuration as eventually consistent (S3 User Guide, "Amazon S3 data consistency
+//! model": a change "might take a short amount of time" to be seen), so a read right after a
+//! write may still show the old value.
 
 use super::{BucketAt, encryption, lifecycle, logging, object_lock, ownership, policy};
 use super::{public_access, tags, versioning};
@@ -26,7 +27,7 @@ pub fn rereadable(facet: Facet) -> bool {
 }
 
 /// What one GET read, to be put into the observed bucket.
-type Update = Box<dyn FnOnce(&mut ObservedBucket) + Send>;
+pub(super) type Update = Box<dyn FnOnce(&mut ObservedBucket) + Send>;
 
 /// Reads `facets` of the bucket again, all at once, into `observed`. Each facet must be
 /// `rereadable`; a bucket that is gone leaves its settings as they were.
@@ -35,13 +36,21 @@ pub async fn reread(
     facets: &[Facet],
     observed: &mut ObservedBucket,
 ) -> Result<(), AwsError> {
-    let reads = facets
-        .iter()
-        .map(|facet| Box::pin(read_one(bucket, *facet)));
-    for update in futures::future::try_join_all(reads).await? {
+    for update in read_facets(bucket, facets).await? {
         update(observed);
     }
     Ok(())
+}
+
+/// Reads `facets`, all at once; the first failure in `facets`' order is the one reported.
+pub(super) async fn read_facets(
+    bucket: BucketAt<'_>,
+    facets: &[Facet],
+) -> Result<Vec<Update>, AwsError> {
+    let reads = facets
+        .iter()
+        .map(|facet| Box::pin(read_one(bucket, *facet)));
+    futures::future::join_all(reads).await.into_iter().collect()
 }
 
 async fn read_one(bucket: BucketAt<'_>, facet: Facet) -> Result<Update, AwsError> {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::evaluate::{Caller, CallerKind, allowed_by_in, explicit_deny_in};
+use crate::policy::evaluate::{Caller, CallerKind, Request, explicit_deny, grant};
 use crate::policy::{PolicyDocument, strings};
 
 /// What one principal may do to one stack's state, and which statement says so.
@@ -70,18 +70,16 @@ pub fn who_can(
         .filter_map(|principal| {
             let caller = caller_for(&principal)?;
             let s3 = |action| {
-                direct_bucket
-                    .as_ref()
-                    .and_then(|document| grant(document, &caller, action, object.state_arn, &[]))
+                direct_bucket.as_ref().and_then(|document| {
+                    grant(document, &Request::new(&caller, action, object.state_arn))
+                })
             };
             let decrypt = object.key.and_then(|(key_arn, via)| {
                 direct_key.as_ref().and_then(|document| {
                     grant(
                         document,
-                        &caller,
-                        "kms:Decrypt",
-                        key_arn,
-                        &[("kms:ViaService", via)],
+                        &Request::new(&caller, "kms:Decrypt", key_arn)
+                            .with_context(&[("kms:ViaService", via)]),
                     )
                 })
             });
@@ -124,8 +122,11 @@ pub fn via_iam(
             let caller = caller_for(&identity.principal)?;
             let allowed = |action: &str, resource: &str, context: &[(&str, &str)]| {
                 identity.documents.iter().find_map(|(name, document)| {
-                    grant(document, &caller, action, resource, context)
-                        .map(|sid| format!("IAM policy `{name}` ({sid})"))
+                    grant(
+                        document,
+                        &Request::new(&caller, action, resource).with_context(context),
+                    )
+                    .map(|sid| format!("IAM policy `{name}` ({sid})"))
                 })
             };
             let not_denied = |document: Option<&PolicyDocument>,
@@ -133,9 +134,12 @@ pub fn via_iam(
                               resource: &str,
                               context: &[(&str, &str)]| {
                 document.is_none_or(|document| {
-                    explicit_deny_in(document, &caller, action, resource, context)
-                        .filter(|denial| denial.certain)
-                        .is_none()
+                    explicit_deny(
+                        document,
+                        &Request::new(&caller, action, resource).with_context(context),
+                    )
+                    .filter(|denial| denial.certain)
+                    .is_none()
                 })
             };
             let s3 = |action| {
@@ -188,21 +192,6 @@ pub fn delegations(
         }
     }
     found
-}
-
-/// The statement that certainly allows the request and no statement denies it.
-fn grant(
-    document: &PolicyDocument,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    context: &[(&str, &str)],
-) -> Option<String> {
-    let sid = allowed_by_in(document, caller, action, resource, context)?;
-    explicit_deny_in(document, caller, action, resource, context)
-        .filter(|denial| denial.certain)
-        .is_none()
-        .then_some(sid)
 }
 
 fn allows(document: &PolicyDocument) -> impl Iterator<Item = &Value> {

@@ -9,7 +9,7 @@ use crate::aws::profiles::ProfileKind;
 use crate::aws::{self, RequestLog, Transport};
 use crate::desired::DesiredStack;
 use crate::engine::Connection;
-use crate::policy::evaluate::{Caller, CallerKind, allowed_by, explicit_deny};
+use crate::policy::evaluate::{Caller, CallerKind, Request, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
 use crate::spec::{EndpointUrl, EnvSpec, Layout, PrincipalKind, StackSpec};
 
@@ -198,7 +198,7 @@ pub(super) async fn live_policy_check(
         ("s3:GetObject", state.as_str()),
         ("s3:PutObject", state.as_str()),
     ] {
-        if let Some(denial) = explicit_deny(&document, caller, action, resource) {
+        if let Some(denial) = explicit_deny(&document, &Request::new(caller, action, resource)) {
             return Check::new(
                 "bucket policy",
                 Status::Fail,
@@ -215,7 +215,7 @@ pub(super) async fn live_policy_check(
             ));
         }
     }
-    match allowed_by(&document, caller, "s3:GetObject", &state) {
+    match allowed_by(&document, &Request::new(caller, "s3:GetObject", &state)) {
         Some(sid) => Check::new(
             "bucket policy",
             Status::Ok,

@@ -1223,7 +1223,7 @@ fn object_lock_left_out_of_the_spec_stays_on_and_the_plan_says_so() {
 /// primary.
 #[test]
 fn the_replication_role_may_use_both_created_keys_and_is_not_denied_by_exclusive_access() {
-    use crate::policy::evaluate::{Caller, explicit_deny};
+    use crate::policy::evaluate::{Caller, Request, explicit_deny};
     use crate::policy::key_policy::{key_allows, via_s3};
     let primary = spec(
         &DEV.replace(
@@ -1272,7 +1272,7 @@ fn the_replication_role_may_use_both_created_keys_and_is_not_denied_by_exclusive
         ),
     ] {
         assert_eq!(
-            explicit_deny(&bucket_policy, &caller, action, resource),
+            explicit_deny(&bucket_policy, &Request::new(&caller, action, resource)),
             None,
             "{action}"
         );

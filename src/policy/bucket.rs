@@ -159,7 +159,7 @@ fn first_repeated_sid(statements: &[Value]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::evaluate::{Caller, allowed_by};
+    use crate::policy::evaluate::{Caller, Request, allowed_by};
     use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument};
     use crate::spec::{THREE_STACKS, parse_spec};
 
@@ -224,18 +224,18 @@ mod tests {
             assert!(
                 allowed_by(
                     &document,
-                    &network,
-                    action,
-                    &object("network/terraform.tfstate")
+                    &Request::new(&network, action, &object("network/terraform.tfstate"))
                 )
                 .is_some()
             );
             assert!(
                 allowed_by(
                     &document,
-                    &network,
-                    action,
-                    &object("env:/staging/network/terraform.tfstate")
+                    &Request::new(
+                        &network,
+                        action,
+                        &object("env:/staging/network/terraform.tfstate")
+                    )
                 )
                 .is_some()
             );
@@ -245,7 +245,7 @@ mod tests {
                 "ws/x/data/terraform.tfstate",
             ] {
                 assert_eq!(
-                    allowed_by(&document, &network, action, &object(other)),
+                    allowed_by(&document, &Request::new(&network, action, &object(other))),
                     None,
                     "{action} {other}"
                 );
@@ -254,18 +254,22 @@ mod tests {
         assert!(
             allowed_by(
                 &document,
-                &network,
-                "s3:DeleteObject",
-                &object("network/terraform.tfstate.tflock")
+                &Request::new(
+                    &network,
+                    "s3:DeleteObject",
+                    &object("network/terraform.tfstate.tflock")
+                )
             )
             .is_some()
         );
         assert_eq!(
             allowed_by(
                 &document,
-                &network,
-                "s3:DeleteObject",
-                &object("network/terraform.tfstate")
+                &Request::new(
+                    &network,
+                    "s3:DeleteObject",
+                    &object("network/terraform.tfstate")
+                )
             ),
             None,
             "writers never delete state"
@@ -274,18 +278,18 @@ mod tests {
         assert!(
             allowed_by(
                 &document,
-                &data,
-                "s3:PutObject",
-                &object("ws/dev/data/terraform.tfstate")
+                &Request::new(
+                    &data,
+                    "s3:PutObject",
+                    &object("ws/dev/data/terraform.tfstate")
+                )
             )
             .is_some()
         );
         assert_eq!(
             allowed_by(
                 &document,
-                &data,
-                "s3:PutObject",
-                &object("network/terraform.tfstate")
+                &Request::new(&data, "s3:PutObject", &object("network/terraform.tfstate"))
             ),
             None
         );
@@ -301,18 +305,25 @@ mod tests {
             "ws/dev/data/terraform.tfstate",
         ] {
             assert!(
-                allowed_by(&document, &reader, "s3:GetObject", &object(key)).is_some(),
+                allowed_by(
+                    &document,
+                    &Request::new(&reader, "s3:GetObject", &object(key))
+                )
+                .is_some(),
                 "{key}"
             );
             assert_eq!(
-                allowed_by(&document, &reader, "s3:PutObject", &object(key)),
+                allowed_by(
+                    &document,
+                    &Request::new(&reader, "s3:PutObject", &object(key))
+                ),
                 None,
                 "{key}"
             );
             let lock = object(&format!("{key}.tflock"));
             for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] {
                 assert!(
-                    allowed_by(&document, &reader, action, &lock).is_some(),
+                    allowed_by(&document, &Request::new(&reader, action, &lock)).is_some(),
                     "{action} {lock}"
                 );
             }
@@ -320,9 +331,7 @@ mod tests {
         assert!(
             allowed_by(
                 &document,
-                &reader,
-                "s3:ListBucket",
-                "arn:aws:s3:::central-state"
+                &Request::new(&reader, "s3:ListBucket", "arn:aws:s3:::central-state")
             )
             .is_some()
         );

@@ -160,65 +160,69 @@ pub struct Denial {
     pub certain: bool,
 }
 
-/// The first Deny statement that applies to `caller` doing `action` on `resource`.
-/// Requests are taken to be made over TLS, as AWS SDKs and Terraform make them.
-pub fn explicit_deny(
-    document: &PolicyDocument,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-) -> Option<Denial> {
-    explicit_deny_in(document, caller, action, resource, &[])
+/// One request as policy evaluation sees it: who asks to do what on which resource, with
+/// the condition keys it is known to carry (`context`), such as `kms:ViaService` for the KMS
+/// calls S3 makes. Requests are taken to be made over TLS, as AWS SDKs and Terraform make
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub caller: &'a Caller,
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub context: &'a [(&'a str, &'a str)],
 }
 
-/// `explicit_deny`, with condition keys the request is known to carry (`context`), such as
-/// `kms:ViaService` for KMS calls S3 makes.
-pub fn explicit_deny_in(
-    document: &PolicyDocument,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    context: &[(&str, &str)],
-) -> Option<Denial> {
-    document
-        .statements
-        .iter()
-        .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Deny"))
-        .find_map(
-            |statement| match applies(statement, caller, action, resource, context) {
-                Truth::No => None,
-                truth => Some(Denial {
-                    sid: label(statement),
-                    certain: truth == Truth::Yes,
-                }),
-            },
-        )
+impl<'a> Request<'a> {
+    pub fn new(caller: &'a Caller, action: &'a str, resource: &'a str) -> Request<'a> {
+        Request {
+            caller,
+            action,
+            resource,
+            context: &[],
+        }
+    }
+
+    pub fn with_context(self, context: &'a [(&'a str, &'a str)]) -> Request<'a> {
+        Request { context, ..self }
+    }
+}
+
+/// The first Deny statement that applies to the request.
+pub fn explicit_deny(document: &PolicyDocument, request: &Request) -> Option<Denial> {
+    statements_of(document, "Deny").find_map(|statement| match applies(statement, request) {
+        Truth::No => None,
+        truth => Some(Denial {
+            sid: label(statement),
+            certain: truth == Truth::Yes,
+        }),
+    })
 }
 
 /// The Sid of the first Allow statement that certainly grants the request.
-pub fn allowed_by(
-    document: &PolicyDocument,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-) -> Option<String> {
-    allowed_by_in(document, caller, action, resource, &[])
+pub fn allowed_by(document: &PolicyDocument, request: &Request) -> Option<String> {
+    statements_of(document, "Allow")
+        .find(|statement| applies(statement, request) == Truth::Yes)
+        .map(label)
 }
 
-/// `allowed_by`, with condition keys the request is known to carry.
-pub fn allowed_by_in(
-    document: &PolicyDocument,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    context: &[(&str, &str)],
-) -> Option<String> {
+/// The Sid of the statement that certainly allows the request, when no statement certainly
+/// denies it.
+pub fn grant(document: &PolicyDocument, request: &Request) -> Option<String> {
+    let sid = allowed_by(document, request)?;
+    explicit_deny(document, request)
+        .filter(|denial| denial.certain)
+        .is_none()
+        .then_some(sid)
+}
+
+fn statements_of<'d>(
+    document: &'d PolicyDocument,
+    effect: &str,
+) -> impl Iterator<Item = &'d Value> {
     document
         .statements
         .iter()
-        .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .find(|statement| applies(statement, caller, action, resource, context) == Truth::Yes)
-        .map(label)
+        .filter(move |statement| statement.get("Effect").and_then(Value::as_str) == Some(effect))
 }
 
 fn label(statement: &Value) -> String {
@@ -227,13 +231,13 @@ fn label(statement: &Value) -> String {
         .to_owned()
 }
 
-fn applies(
-    statement: &Value,
-    caller: &Caller,
-    action: &str,
-    resource: &str,
-    context: &[(&str, &str)],
-) -> Truth {
+fn applies(statement: &Value, request: &Request) -> Truth {
+    let Request {
+        caller,
+        action,
+        resource,
+        context,
+    } = *request;
     // A statement without a principal belongs to an identity policy: it applies to the
     // identity the policy is attached to, the caller whose requests are evaluated.
     let principal = match (statement.get("Principal"), statement.get("NotPrincipal")) {
@@ -428,14 +432,26 @@ mod tests {
             json!([{"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "s3:*", "Resource": "*"}]),
         );
         assert_eq!(
-            allowed_by(&by_account, &user(), "s3:GetObject", OBJECT).as_deref(),
+            allowed_by(&by_account, &Request::new(&user(), "s3:GetObject", OBJECT)).as_deref(),
             Some("A")
         );
         let star = document(
             json!([{"Sid": "S", "Effect": "Allow", "Principal": "*", "Action": "s3:Get*", "Resource": "arn:aws:s3:::state/*"}]),
         );
-        assert!(allowed_by(&star, &role_session(), "s3:GetObject", OBJECT).is_some());
-        assert!(allowed_by(&star, &role_session(), "s3:PutObject", OBJECT).is_none());
+        assert!(
+            allowed_by(
+                &star,
+                &Request::new(&role_session(), "s3:GetObject", OBJECT)
+            )
+            .is_some()
+        );
+        assert!(
+            allowed_by(
+                &star,
+                &Request::new(&role_session(), "s3:PutObject", OBJECT)
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -444,7 +460,10 @@ mod tests {
             json!([{"Sid": "StatebucketDenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": ["arn:aws:s3:::state", "arn:aws:s3:::state/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
         );
-        assert_eq!(explicit_deny(&tls, &user(), "s3:PutObject", OBJECT), None);
+        assert_eq!(
+            explicit_deny(&tls, &Request::new(&user(), "s3:PutObject", OBJECT)),
+            None
+        );
     }
 
     #[test]
@@ -455,11 +474,14 @@ mod tests {
             "Condition": {"ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/ci/terraform-ci", "arn:aws:iam::123456789012:role/break-glass"]}}}]),
         );
         assert_eq!(
-            explicit_deny(&exclusive, &role_session(), "s3:GetObject", OBJECT),
+            explicit_deny(
+                &exclusive,
+                &Request::new(&role_session(), "s3:GetObject", OBJECT)
+            ),
             None
         );
         assert_eq!(
-            explicit_deny(&exclusive, &user(), "s3:GetObject", OBJECT),
+            explicit_deny(&exclusive, &Request::new(&user(), "s3:GetObject", OBJECT)),
             Some(Denial {
                 sid: "StatebucketExclusiveStateAccess".into(),
                 certain: true
@@ -468,9 +490,7 @@ mod tests {
         assert_eq!(
             explicit_deny(
                 &exclusive,
-                &user(),
-                "s3:GetBucketPolicy",
-                "arn:aws:s3:::state"
+                &Request::new(&user(), "s3:GetBucketPolicy", "arn:aws:s3:::state")
             ),
             None
         );
@@ -483,13 +503,16 @@ mod tests {
             "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1234"}}}]),
         );
         assert_eq!(
-            explicit_deny(&odd, &user(), "s3:GetObject", OBJECT),
+            explicit_deny(&odd, &Request::new(&user(), "s3:GetObject", OBJECT)),
             Some(Denial {
                 sid: "VpcOnly".into(),
                 certain: false
             })
         );
-        assert_eq!(allowed_by(&odd, &user(), "s3:GetObject", OBJECT), None);
+        assert_eq!(
+            allowed_by(&odd, &Request::new(&user(), "s3:GetObject", OBJECT)),
+            None
+        );
     }
 
     #[test]
@@ -499,12 +522,21 @@ mod tests {
             "NotAction": "s3:GetBucketPolicy", "Resource": "*"}]),
         );
         assert_eq!(
-            explicit_deny(&deny_others, &user(), "s3:PutObject", OBJECT),
+            explicit_deny(&deny_others, &Request::new(&user(), "s3:PutObject", OBJECT)),
             None
         );
-        assert!(explicit_deny(&deny_others, &role_session(), "s3:PutObject", OBJECT).is_some());
+        assert!(
+            explicit_deny(
+                &deny_others,
+                &Request::new(&role_session(), "s3:PutObject", OBJECT)
+            )
+            .is_some()
+        );
         assert_eq!(
-            explicit_deny(&deny_others, &role_session(), "s3:GetBucketPolicy", OBJECT),
+            explicit_deny(
+                &deny_others,
+                &Request::new(&role_session(), "s3:GetBucketPolicy", OBJECT)
+            ),
             None
         );
     }

@@ -260,7 +260,7 @@ pub fn inline_policy_quota(kind: PrincipalKind) -> usize {
 mod tests {
     use super::*;
     use crate::access::{PrincipalArns, grants};
-    use crate::policy::evaluate::{Caller, allowed_by};
+    use crate::policy::evaluate::{Caller, Request, allowed_by};
     use crate::spec::parse_spec;
 
     const SPEC: &str = "region: eu-west-1\nprofile: terraform\nbucket: { name: my-state }\naccess: { users: [terraform] }\nbackend: { key: app/terraform.tfstate }\n";
@@ -400,7 +400,7 @@ stacks:
         let platform = identity_policy_for(&spec, &account(), &grants, &role("platform-ci"));
         let platform_caller = as_caller("platform-ci");
         let allowed = |document: &PolicyDocument, caller: &Caller, action: &str, key: &str| {
-            allowed_by(document, caller, action, &object(key)).is_some()
+            allowed_by(document, &Request::new(caller, action, &object(key))).is_some()
         };
         assert!(allowed(
             &platform,

@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::PolicyDocument;
-use super::evaluate::{Caller, allowed_by, allowed_by_in, explicit_deny_in};
+use super::evaluate::{Caller, Request, allowed_by, explicit_deny};
 use crate::access::{Grant, Tier};
 use crate::spec::{AccountId, IamArn, Region};
 
@@ -98,8 +98,8 @@ pub fn foreign_root_statement(
     };
     let root =
         Caller::parse(&format!("arn:{partition}:iam::{account}:root")).expect("a root ARN parses");
-    allowed_by(&foreign_only, &root, "kms:PutKeyPolicy", "*").is_some()
-        && allowed_by(&foreign_only, &root, "kms:Decrypt", "*").is_some()
+    allowed_by(&foreign_only, &Request::new(&root, "kms:PutKeyPolicy", "*")).is_some()
+        && allowed_by(&foreign_only, &Request::new(&root, "kms:Decrypt", "*")).is_some()
 }
 
 /// Whether the key policy lets `caller` do `action` (a request carrying `context`): a
@@ -111,8 +111,16 @@ pub fn key_allows(
     action: &str,
     context: &[(&str, &str)],
 ) -> bool {
-    explicit_deny_in(document, caller, action, "*", context).is_none()
-        && allowed_by_in(document, caller, action, "*", context).is_some()
+    explicit_deny(
+        document,
+        &Request::new(caller, action, "*").with_context(context),
+    )
+    .is_none()
+        && allowed_by(
+            document,
+            &Request::new(caller, action, "*").with_context(context),
+        )
+        .is_some()
 }
 
 /// The condition keys of a KMS call S3 makes on a principal's behalf in `region`.

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::evaluate::{Caller, explicit_deny};
+use super::evaluate::{Caller, Request, explicit_deny};
 use super::{PolicyDocument, StateArns, bucket_arn};
 use crate::spec::{EnvSpec, StackSpec};
 
@@ -104,7 +104,9 @@ pub fn lockout_risks(
             }
         };
         for (action, resource) in requests {
-            if let Some(denial) = explicit_deny(document, &subject.caller, action, &resource) {
+            if let Some(denial) =
+                explicit_deny(document, &Request::new(&subject.caller, action, &resource))
+            {
                 risks.push(LockoutRisk {
                     who: subject.label.clone(),
                     arn: subject.caller.arn.clone(),

@@ -125,7 +125,11 @@ impl BucketReads {
         ];
         always
             .into_iter()
-            .chain(optional.into_iter().filter_map(|(wanted, facet)| wanted.then_some(facet)))
+            .chain(
+                optional
+                    .into_iter()
+                    .filter_map(|(wanted, facet)| wanted.then_some(facet)),
+            )
             .collect()
     }
 }

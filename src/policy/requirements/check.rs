@@ -2,7 +2,7 @@
 //! generates, with the project's evaluator.
 
 use crate::desired::{DesiredBucket, DesiredStack};
-use crate::policy::evaluate::{Caller, allowed_by_in, explicit_deny_in};
+use crate::policy::evaluate::{self, Caller, allowed_by, explicit_deny};
 use crate::policy::{
     PolicyDocument, StateArns, bucket_arn, identity_policy_for, key_resource, merge,
 };
@@ -320,20 +320,16 @@ impl<'d> Documents<'d> {
             .map(|(key, value)| (*key, value.as_str()))
             .collect();
         let resource = request.resource.as_str();
-        let allowed = explicit_deny_in(
+        let allowed = explicit_deny(
             policy,
-            &request.caller,
-            requirement.action,
-            resource,
-            &context,
+            &evaluate::Request::new(&request.caller, requirement.action, resource)
+                .with_context(&context),
         )
         .is_none()
-            && allowed_by_in(
+            && allowed_by(
                 policy,
-                &request.caller,
-                requirement.action,
-                resource,
-                &context,
+                &evaluate::Request::new(&request.caller, requirement.action, resource)
+                    .with_context(&context),
             )
             .is_some();
         Some(if allowed { Allowed } else { Denied })

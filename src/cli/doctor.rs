@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
-
 use super::args::AwsArgs;
 use super::{Context, Outcome, json};
 use crate::aws::RequestLog;
@@ -12,6 +10,7 @@ use crate::aws::probe::Leftovers;
 use crate::desired::{DesiredBucket, DesiredEnvironment, DesiredStack};
 use crate::doctor::{Check, Status, diagnose};
 use crate::error::Error;
+use crate::progress;
 
 pub fn run(
     context: &Context<'_>,
@@ -37,23 +36,16 @@ pub fn run(
     let leftovers = Leftovers::default();
     let reports = super::interruptible(
         async {
-            Ok(stream::iter(&stacks)
-                .map(|(bucket, stack)| {
-                    let (connection, log, leftovers, reporter) =
-                        (&connection, &log, &leftovers, &reporter);
-                    async move {
-                        let progress = reporter.task(&name(bucket, stack));
-                        progress.step("checking");
-                        let checks =
-                            diagnose(bucket, stack, connection, log, terraform_dir, leftovers)
-                                .await;
-                        progress.finish();
-                        checks
-                    }
-                })
-                .buffered(usize::from(aws.concurrency))
-                .collect::<Vec<Vec<Check>>>()
-                .await)
+            Ok(progress::run_each(
+                &stacks,
+                usize::from(aws.concurrency),
+                reporter.as_ref(),
+                |(bucket, stack)| Some((name(bucket, stack), "checking")),
+                |(bucket, stack), _task| {
+                    diagnose(bucket, stack, &connection, &log, terraform_dir, &leftovers)
+                },
+            )
+            .await)
         },
         // Interrupted: no probe lock is left behind.
         leftovers.remove_all(),

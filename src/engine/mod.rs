@@ -8,14 +8,12 @@ mod verify;
 
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
-
 use crate::aws::{self, CallerIdentity, Clients, RequestLog, Transport};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
 use crate::plan::EnvPlan;
 use crate::policy::evaluate::Caller;
-use crate::progress::Reporter;
+use crate::progress::{self, Reporter};
 use crate::project::Environment;
 use crate::spec::{AccountId, EndpointUrl, EnvSpec, IamArn, ProfileName, Region};
 
@@ -182,45 +180,46 @@ pub struct Engine {
 impl Engine {
     /// Plans every environment, up to `concurrency` at a time, in the given order.
     pub async fn plan_all<'e>(&self, environments: &'e [Environment]) -> Vec<EnvResult<'e>> {
-        stream::iter(environments)
-            .map(|environment| async move {
-                let progress = self.reporter.task(environment.spec.name.as_str());
-                progress.step("observing");
-                let result = self
-                    .plan_one(environment)
+        progress::run_each(
+            environments,
+            self.concurrency,
+            self.reporter.as_ref(),
+            |environment| Some((environment.spec.name.to_string(), "observing")),
+            |environment, _task| async move {
+                self.plan_one(environment)
                     .await
-                    .map_err(|failure| (environment, failure));
-                progress.finish();
-                result
-            })
-            .buffered(self.concurrency.max(1))
-            .collect()
-            .await
+                    .map_err(|failure| (environment, failure))
+            },
+        )
+        .await
     }
 
     /// Applies every planned environment with changes, then observes it again: an
     /// environment whose plan is not empty afterwards has failed. Each result keeps the plan
     /// that was applied.
     pub async fn apply_all<'e>(&self, planned: Vec<EnvResult<'e>>) -> Vec<EnvResult<'e>> {
-        stream::iter(planned)
-            .map(|result| async move {
+        progress::run_each(
+            planned,
+            self.concurrency,
+            self.reporter.as_ref(),
+            |result| match result {
+                Ok(planned) if !planned.plan.is_empty() => {
+                    Some((planned.environment.spec.name.to_string(), "applying"))
+                }
+                _ => None,
+            },
+            |result, task| async move {
                 let planned = result?;
                 if planned.plan.is_empty() {
                     return Ok(planned);
                 }
                 let environment = planned.environment;
-                let progress = self.reporter.task(environment.spec.name.as_str());
-                progress.step("applying");
-                let outcome = self
-                    .apply_one(planned, progress.as_ref())
+                self.apply_one(planned, task.as_ref())
                     .await
-                    .map_err(|failure| (environment, failure));
-                progress.finish();
-                outcome
-            })
-            .buffered(self.concurrency.max(1))
-            .collect()
-            .await
+                    .map_err(|failure| (environment, failure))
+            },
+        )
+        .await
     }
 }
 

@@ -344,6 +344,22 @@ pub enum HclValue {
     Other(String),
 }
 
+impl HclValue {
+    /// An object's string fields (others left out); nothing for any other value.
+    pub fn string_fields(&self) -> BTreeMap<String, String> {
+        match self {
+            HclValue::Object(fields) => fields
+                .iter()
+                .filter_map(|(key, value)| match value {
+                    HclValue::String(text) => Some((key.clone(), text.clone())),
+                    _ => None,
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
 /// backend.hcl's top-level attributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackendConfig {
@@ -368,16 +384,10 @@ impl BackendConfig {
 
     /// The string fields of an object attribute (`endpoints`, `assume_role`).
     pub fn object(&self, name: &str) -> BTreeMap<String, String> {
-        match self.attributes.get(name) {
-            Some(HclValue::Object(map)) => map
-                .iter()
-                .filter_map(|(key, value)| match value {
-                    HclValue::String(text) => Some((key.clone(), text.clone())),
-                    _ => None,
-                })
-                .collect(),
-            _ => BTreeMap::new(),
-        }
+        self.attributes
+            .get(name)
+            .map(HclValue::string_fields)
+            .unwrap_or_default()
     }
 
     /// An object attribute's fields, whatever their type (`None` when not an object).

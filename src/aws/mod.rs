@@ -194,16 +194,26 @@ pub enum CloudTrail {
     Ready(aws_sdk_cloudtrail::Client),
 }
 
+/// An SDK client of crate `$sdk` on the shared `config`, its requests counted by `counter`
+/// (`CountRequests`) in the run's log.
+macro_rules! counted_client {
+    ($sdk:ident, $config:expr, $counter:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor($counter.clone())
+                .build(),
+        )
+    };
+}
+
 impl Clients {
     /// The CloudTrail client of this identity and region.
     pub fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
         match &self.cloudtrail {
             CloudTrail::Ready(client) => client.clone(),
-            CloudTrail::Deferred(config, counter) => aws_sdk_cloudtrail::Client::from_conf(
-                aws_sdk_cloudtrail::config::Builder::from(config.as_ref())
-                    .interceptor(counter.clone())
-                    .build(),
-            ),
+            CloudTrail::Deferred(config, counter) => {
+                counted_client!(aws_sdk_cloudtrail, config.as_ref(), counter)
+            }
         }
     }
 }
@@ -320,18 +330,6 @@ async fn build_clients(
         .force_path_style(path_style)
         .interceptor(counter.clone())
         .build();
-    let kms = aws_sdk_kms::config::Builder::from(&config)
-        .interceptor(counter.clone())
-        .build();
-    let sts = aws_sdk_sts::config::Builder::from(&config)
-        .interceptor(counter.clone())
-        .build();
-    let iam = aws_sdk_iam::config::Builder::from(&config)
-        .interceptor(counter.clone())
-        .build();
-    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
-        .interceptor(counter.clone())
-        .build();
     let identity_source = match profile {
         Some(profile) => format!("profile `{profile}`"),
         None => "the default credential chain (AWS_PROFILE, environment keys, SSO, instance role)"
@@ -339,10 +337,10 @@ async fn build_clients(
     };
     Clients {
         s3: aws_sdk_s3::Client::from_conf(s3),
-        kms: aws_sdk_kms::Client::from_conf(kms),
-        sts: aws_sdk_sts::Client::from_conf(sts),
-        iam: aws_sdk_iam::Client::from_conf(iam),
-        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+        kms: counted_client!(aws_sdk_kms, &config, counter),
+        sts: counted_client!(aws_sdk_sts, &config, counter),
+        iam: counted_client!(aws_sdk_iam, &config, counter),
+        dynamodb: counted_client!(aws_sdk_dynamodb, &config, counter),
         cloudtrail: CloudTrail::Deferred(Box::new(config), counter),
         identity_source,
         profile: profile.cloned(),

@@ -157,16 +157,12 @@ pub fn session_request(config: &BackendConfig, attribute: &str) -> Option<Sessio
         Some(HclValue::List(items)) => items.clone(),
         _ => Vec::new(),
     };
-    let tags = match fields.get("tags") {
-        Some(HclValue::Object(tags)) => tags
-            .iter()
-            .filter_map(|(key, value)| match value {
-                HclValue::String(value) => Some((key.clone(), value.clone())),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let tags = fields
+        .get("tags")
+        .map(HclValue::string_fields)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     Some(SessionRequest {
         role_arn: text("role_arn")?,
         session_name: text("session_name"),

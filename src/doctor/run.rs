@@ -342,24 +342,10 @@ pub(super) fn backend_file_check(
     }
     let mut differences = Vec::new();
     if !missing.is_empty() {
-        differences.push(format!(
-            "missing {}",
-            missing
-                .iter()
-                .map(|line| format!("`{}`", line.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        differences.push(format!("missing {}", backticked(&missing)));
     }
     if !extra.is_empty() {
-        differences.push(format!(
-            "not from the spec {}",
-            extra
-                .iter()
-                .map(|line| format!("`{}`", line.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        differences.push(format!("not from the spec {}", backticked(&extra)));
     }
     Check::new(
         "backend file",
@@ -371,4 +357,13 @@ pub(super) fn backend_file_check(
         ),
     )
     .fix("run `statebucket apply` (or `statebucket render`) to rewrite it from the spec")
+}
+
+/// backend.hcl lines as `a`, `b`, trimmed.
+fn backticked(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .map(|line| format!("`{}`", line.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -9,7 +9,7 @@ use super::bucket::{self, BucketAt, NewBucket};
 use super::errors::AwsError;
 use super::kms::create::{NewKey, alias_and_rotation, create_key};
 use crate::observed::Retention;
-use crate::plan::{Change, EnvPlan, SseTarget, Target};
+use crate::plan::{Change, EnvPlan, KeyArn, SseTarget, Target};
 use crate::spec::Region;
 
 /// What applying a plan's AWS changes produced besides the changes themselves.
@@ -227,7 +227,9 @@ fn waits_for_new_key(change: &Change) -> bool {
     matches!(
         change,
         Change::SetEncryption {
-            to: SseTarget::Kms { key_arn: None },
+            to: SseTarget::Kms {
+                key_arn: KeyArn::AfterApply
+            },
             ..
         }
     )

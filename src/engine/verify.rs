@@ -196,10 +196,7 @@ async fn observe_again(
 /// The KMS key a plan's changes name, when one does: the key to read back after apply.
 pub(super) fn key_named_by(changes: &[Change]) -> Option<String> {
     changes.iter().find_map(|change| match change {
-        Change::SetEncryption {
-            to: crate::plan::SseTarget::Kms { key_arn },
-            ..
-        } => key_arn.clone(),
+        Change::SetEncryption { to, .. } => to.known_key().map(str::to_owned),
         Change::AliasKmsKey { key_arn, .. }
         | Change::EnableKeyRotation { key_arn }
         | Change::PutKeyPolicy { key_arn, .. } => Some(key_arn.clone()),

@@ -2,7 +2,7 @@
 //! created, its content is known only after apply. Files of stacks the spec no longer has
 //! are left on disk, with a note.
 
-use super::{Change, Facet, KeyArn, Planner};
+use super::{Change, Facet, KeyArn, Planner, SseTarget};
 use crate::desired::DesiredBucket;
 use crate::observed::Observed;
 use crate::render::{KmsKeyId, parse_backend_hcl};
@@ -12,14 +12,18 @@ pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
     observed: &Observed,
-    key: &KeyArn,
+    encryption: &SseTarget,
 ) {
     let spec = desired.spec;
     for stack in &desired.stacks {
-        let key_id = match key {
-            KeyArn::NoKey => Some(KmsKeyId::FromSpec),
-            KeyArn::Known(arn) => Some(KmsKeyId::Resolved(arn)),
-            KeyArn::AfterApply => None,
+        let key_id = match encryption {
+            SseTarget::Aes256 => Some(KmsKeyId::FromSpec),
+            SseTarget::Kms {
+                key_arn: KeyArn::Known(arn),
+            } => Some(KmsKeyId::Resolved(arn)),
+            SseTarget::Kms {
+                key_arn: KeyArn::AfterApply,
+            } => None,
         };
         let content = key_id.map(|key_id| desired.backend_file(stack, key_id));
         let on_disk = observed.backend_files.get(&stack.spec.file);

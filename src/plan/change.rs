@@ -88,25 +88,55 @@ impl fmt::Display for Facet {
     }
 }
 
-/// Encryption as it will be set.
+/// The bucket's default encryption as planned, decided once (`kms_key::plan`) for every
+/// facet that names the key: SSE-S3, or SSE-KMS with an S3 Bucket Key and a key whose ARN
+/// is known now or only once apply has created it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "algorithm", rename_all = "snake_case")]
 pub enum SseTarget {
     Aes256,
-    /// `key_arn` is `None` while the key is yet to be created ("known after apply").
-    Kms {
-        key_arn: Option<String>,
-    },
+    Kms { key_arn: KeyArn },
+}
+
+impl SseTarget {
+    /// The key's ARN when it is known now.
+    pub fn known_key(&self) -> Option<&str> {
+        match self {
+            SseTarget::Kms {
+                key_arn: KeyArn::Known(arn),
+            } => Some(arn),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for SseTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SseTarget::Aes256 => f.write_str("AES256"),
-            SseTarget::Kms { key_arn: Some(arn) } => write!(f, "aws:kms ({arn}), bucket key"),
-            SseTarget::Kms { key_arn: None } => {
-                f.write_str("aws:kms (key known after apply), bucket key")
-            }
+            SseTarget::Kms {
+                key_arn: KeyArn::Known(arn),
+            } => write!(f, "aws:kms ({arn}), bucket key"),
+            SseTarget::Kms {
+                key_arn: KeyArn::AfterApply,
+            } => f.write_str("aws:kms (key known after apply), bucket key"),
+        }
+    }
+}
+
+/// A KMS key's ARN: known now (observed), or only once apply has created the key.
+/// Serialized as the ARN, or `null` until it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyArn {
+    Known(String),
+    AfterApply,
+}
+
+impl Serialize for KeyArn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            KeyArn::Known(arn) => serializer.serialize_some(arn),
+            KeyArn::AfterApply => serializer.serialize_none(),
         }
     }
 }

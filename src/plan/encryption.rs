@@ -1,6 +1,6 @@
 //! Default encryption: SSE-S3, or SSE-KMS with the spec's key and an S3 Bucket Key.
 
-use super::{Change, Facet, KeyArn, Planner, SseTarget};
+use super::{Change, Facet, Planner, SseTarget};
 use crate::desired::DesiredBucket;
 use crate::observed::{ObservedBucket, ObservedKey, SseRule};
 use crate::spec::Encryption;
@@ -10,15 +10,9 @@ pub(super) fn plan(
     desired: &DesiredBucket<'_>,
     bucket: &ObservedBucket,
     key: Option<&ObservedKey>,
-    key_arn: &KeyArn,
+    target: &SseTarget,
 ) {
     let encryption = &desired.spec.bucket.encryption;
-    let target = match encryption {
-        Encryption::Aes256 => SseTarget::Aes256,
-        Encryption::Kms(_) => SseTarget::Kms {
-            key_arn: key_arn.known().map(str::to_owned),
-        },
-    };
     let in_sync = bucket
         .encryption
         .as_ref()
@@ -27,7 +21,7 @@ pub(super) fn plan(
         Facet::Encryption,
         (!in_sync).then(|| Change::SetEncryption {
             from: bucket.encryption.clone(),
-            to: target,
+            to: target.clone(),
         }),
     );
 }

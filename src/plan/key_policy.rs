@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Change, Facet, KeyArn, PlanError, Planner};
+use super::{Change, Facet, PlanError, Planner, SseTarget};
 use crate::desired::DesiredBucket;
 use crate::observed::{KeyPolicyReading, Observed};
 use crate::policy::{self, PolicyDocument, key_policy};
@@ -37,20 +37,20 @@ pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
     observed: &Observed,
-    key_arn: &KeyArn,
+    encryption: &SseTarget,
 ) -> Result<(), PlanError> {
     let Encryption::Kms(key) = &desired.spec.bucket.encryption else {
         return Ok(());
     };
     // A key to be created gets its policy in CreateKey.
-    let (KeyArn::Known(arn), Some(state)) = (key_arn, &observed.kms_key) else {
+    let (Some(arn), Some(state)) = (encryption.known_key(), &observed.kms_key) else {
         return Ok(());
     };
     let live = match &state.policy {
         KeyPolicyReading::Read(text) => {
             Some(
                 PolicyDocument::parse(text).map_err(|reason| PlanError::UnreadableKeyPolicy {
-                    key: arn.clone(),
+                    key: arn.to_owned(),
                     reason,
                 })?,
             )
@@ -58,7 +58,7 @@ pub(super) fn plan(
         KeyPolicyReading::Denied(reason) => {
             if let KmsKey::Managed(_) = key {
                 return Err(PlanError::UnreadableKeyPolicy {
-                    key: arn.clone(),
+                    key: arn.to_owned(),
                     reason: reason.clone(),
                 });
             }
@@ -77,7 +77,7 @@ pub(super) fn plan(
             let to = policy::merge(live.as_ref(), &owned).to_json();
             if !statements.is_empty() && to.len() > KEY_POLICY_MAX_BYTES {
                 return Err(PlanError::KeyPolicyTooLarge {
-                    key: arn.clone(),
+                    key: arn.to_owned(),
                     bytes: to.len(),
                     limit: KEY_POLICY_MAX_BYTES,
                 });
@@ -85,7 +85,7 @@ pub(super) fn plan(
             planner.record(
                 Facet::KeyPolicy,
                 (!statements.is_empty()).then(|| Change::PutKeyPolicy {
-                    key_arn: arn.clone(),
+                    key_arn: arn.to_owned(),
                     from: match &state.policy {
                         KeyPolicyReading::Read(text) => Some(text.clone()),
                         KeyPolicyReading::Denied(_) => None,

@@ -1,38 +1,21 @@
 //! The KMS key of a KMS environment: an existing key must be usable; a managed key
 //! (`create_key: true`) is created with its alias, rotation and key policy, or its alias and
-//! rotation are repaired. Its ARN is decided here, once, for every facet that names it.
+//! rotation are repaired. The encryption target, and so the key's ARN, is decided here,
+//! once, for every facet that names it.
 
-use super::{Change, Facet, PlanError, Planner};
+use super::{Change, Facet, KeyArn, PlanError, Planner, SseTarget};
 use crate::desired::DesiredBucket;
 use crate::observed::Observed;
 use crate::spec::{Encryption, KmsKey};
-
-/// The state key's ARN: known now (observed), or only once apply has created the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyArn {
-    /// SSE-S3: there is no key.
-    NoKey,
-    Known(String),
-    AfterApply,
-}
-
-impl KeyArn {
-    pub fn known(&self) -> Option<&str> {
-        match self {
-            KeyArn::Known(arn) => Some(arn),
-            KeyArn::NoKey | KeyArn::AfterApply => None,
-        }
-    }
-}
 
 pub(super) fn plan(
     planner: &mut Planner,
     desired: &DesiredBucket<'_>,
     observed: &Observed,
-) -> Result<KeyArn, PlanError> {
+) -> Result<SseTarget, PlanError> {
     let spec = desired.spec;
     let Encryption::Kms(key) = &spec.bucket.encryption else {
-        return Ok(KeyArn::NoKey);
+        return Ok(SseTarget::Aes256);
     };
     match (&observed.kms_key, key) {
         (Some(state), _) if state.state != "Enabled" => Err(PlanError::KmsKeyUnusable {
@@ -53,9 +36,9 @@ pub(super) fn plan(
                     key_arn: state.arn.clone(),
                 }),
             );
-            Ok(KeyArn::Known(state.arn.clone()))
+            Ok(known(&state.arn))
         }
-        (Some(state), KmsKey::Existing(_)) => Ok(KeyArn::Known(state.arn.clone())),
+        (Some(state), KmsKey::Existing(_)) => Ok(known(&state.arn)),
         (None, KmsKey::Managed(alias)) => {
             planner.record(
                 Facet::KmsKey,
@@ -66,11 +49,19 @@ pub(super) fn plan(
                     policy: super::key_policy::for_new_key(desired).to_compact_json(),
                 }),
             );
-            Ok(KeyArn::AfterApply)
+            Ok(SseTarget::Kms {
+                key_arn: KeyArn::AfterApply,
+            })
         }
         (None, KmsKey::Existing(reference)) => Err(PlanError::KmsKeyMissing {
             reference: reference.to_string(),
             region: spec.region.to_string(),
         }),
+    }
+}
+
+fn known(arn: &str) -> SseTarget {
+    SseTarget::Kms {
+        key_arn: KeyArn::Known(arn.to_owned()),
     }
 }

@@ -28,8 +28,7 @@ mod versioning;
 
 use serde::Serialize;
 
-pub use change::{Change, Facet, SseTarget, TableSettings, Target};
-pub use kms_key::KeyArn;
+pub use change::{Change, Facet, KeyArn, SseTarget, TableSettings, Target};
 pub use lifecycle::{
     ABORT_UPLOADS_RULE_ID, NONCURRENT_RULE_ID, OWNED_RULE_PREFIX, owned_lifecycle_rules,
 };
@@ -214,8 +213,8 @@ impl Planner {
 pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan, PlanError> {
     let mut planner = Planner::default();
     bucket::check_region(desired, observed)?;
-    // The key comes first: encryption and backend.hcl depend on its ARN.
-    let key = kms_key::plan(&mut planner, desired, observed)?;
+    // The key comes first: encryption, the key policy and backend.hcl depend on its ARN.
+    let sse = kms_key::plan(&mut planner, desired, observed)?;
     let state = bucket::plan(&mut planner, desired, observed);
     versioning::plan(&mut planner, &state);
     encryption::plan(
@@ -223,7 +222,7 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
         desired,
         &state,
         observed.kms_key.as_ref(),
-        &key,
+        &sse,
     );
     let spec = desired.spec;
     if spec.lacks(StoreFeature::PublicAccessBlock) {
@@ -239,7 +238,7 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
         ownership::plan(&mut planner, &state);
     }
     bucket_policy::plan(&mut planner, desired, &state)?;
-    key_policy::plan(&mut planner, desired, observed, &key)?;
+    key_policy::plan(&mut planner, desired, observed, &sse)?;
     if spec.lacks(StoreFeature::Tagging) {
         planner.note("the store has no bucket tagging (`compat.lacks`): not managed".to_owned());
     } else {
@@ -254,7 +253,7 @@ pub fn plan(desired: &DesiredBucket<'_>, observed: &Observed) -> Result<EnvPlan,
     if let (Some(replication), Some(state)) = (&desired.replication, &observed.replication) {
         replication::plan(&mut planner, replication, state, spec.bucket.name.as_str())?;
     }
-    backend_file::plan(&mut planner, desired, observed, &key);
+    backend_file::plan(&mut planner, desired, observed, &sse);
     Ok(EnvPlan {
         changes: planner.changes,
         in_sync: planner.in_sync,

@@ -289,7 +289,9 @@ fn managed_kms_key_is_created_with_its_policy_and_backend_waits_for_its_arn() {
     );
     assert!(plan.changes.contains(&Change::SetEncryption {
         from: None,
-        to: SseTarget::Kms { key_arn: None }
+        to: SseTarget::Kms {
+            key_arn: KeyArn::AfterApply
+        }
     }));
     assert!(matches!(
         plan.changes.last(),

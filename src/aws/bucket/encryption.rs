@@ -50,8 +50,8 @@ pub(super) async fn write(
         SseTarget::Aes256 => {
             ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256)
         }
-        SseTarget::Kms { key_arn } => {
-            let Some(arn) = key_arn.as_deref().or(created_key) else {
+        SseTarget::Kms { .. } => {
+            let Some(arn) = to.known_key().or(created_key) else {
                 return Err(AwsError::new(
                     format!("encryption of bucket `{}`", bucket.name),
                     "the KMS key to encrypt with was not created",

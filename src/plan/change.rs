@@ -42,6 +42,31 @@ pub enum Facet {
 }
 
 impl Facet {
+    /// What a change of this facet is made on.
+    pub fn target(self) -> Target {
+        match self {
+            Facet::Bucket => Target::NewBucket,
+            Facet::Versioning
+            | Facet::Encryption
+            | Facet::PublicAccessBlock
+            | Facet::Ownership
+            | Facet::Policy
+            | Facet::Tags
+            | Facet::Lifecycle
+            | Facet::ObjectLock => Target::BucketSetting,
+            Facet::KmsKey | Facet::KeyRotation | Facet::KeyPolicy => Target::StateKey,
+            Facet::TofuKey => Target::TofuKey,
+            Facet::LogDelivery | Facet::Logging => Target::Logging,
+            Facet::LockTable | Facet::PointInTimeRecovery | Facet::LockTableTags => {
+                Target::LockTable
+            }
+            Facet::IdentityPolicy => Target::IdentityPolicy,
+            Facet::ReplicationRole => Target::ReplicationRole,
+            Facet::Replication => Target::Replication,
+            Facet::BackendFile => Target::BackendFile,
+        }
+    }
+
     /// The feature of an S3-compatible store this facet needs, when a store may lack it
     /// (`compat.lacks`).
     pub fn store_feature(self) -> Option<crate::spec::StoreFeature> {
@@ -352,31 +377,7 @@ pub enum Target {
 
 impl Change {
     pub fn target(&self) -> Target {
-        match self {
-            Change::CreateBucket { .. } => Target::NewBucket,
-            Change::EnableVersioning { .. }
-            | Change::SetEncryption { .. }
-            | Change::BlockPublicAccess { .. }
-            | Change::EnforceBucketOwner { .. }
-            | Change::PutPolicy { .. }
-            | Change::MergeTags { .. }
-            | Change::SetLifecycle { .. }
-            | Change::SetObjectLock { .. } => Target::BucketSetting,
-            Change::CreateKmsKey { .. }
-            | Change::AliasKmsKey { .. }
-            | Change::EnableKeyRotation { .. }
-            | Change::PutKeyPolicy { .. } => Target::StateKey,
-            Change::CreateTofuKey { .. } | Change::AliasTofuKey { .. } => Target::TofuKey,
-            Change::GrantLogDelivery { .. } | Change::EnableLogging { .. } => Target::Logging,
-            Change::CreateLockTable { .. }
-            | Change::UpdateLockTable { .. }
-            | Change::EnablePointInTimeRecovery { .. }
-            | Change::TagLockTable { .. } => Target::LockTable,
-            Change::PutIdentityPolicy { .. } => Target::IdentityPolicy,
-            Change::CreateReplicationRole { .. } => Target::ReplicationRole,
-            Change::PutReplication { .. } => Target::Replication,
-            Change::WriteBackendFile { .. } => Target::BackendFile,
-        }
+        self.facet().target()
     }
 
     /// Whether two runs on two machines must not both make the change: a KMS key created (or

@@ -484,11 +484,14 @@ mod tests {
             .build()
     }
 
-    fn window() -> (DateTime, DateTime) {
-        (
+    /// The events of the test key over one week, read through `clients`' mocked CloudTrail.
+    async fn week_of_key_events(clients: &Clients) -> Result<Vec<String>, Lacked> {
+        let (start, end) = (
             DateTime::from_secs(1_764_000_000),
             DateTime::from_secs(1_764_604_800),
-        )
+        );
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/k";
+        key_events(clients, key, start, end, &Silent).await.unwrap()
     }
 
     #[tokio::test(start_paused = true)]
@@ -531,18 +534,8 @@ mod tests {
             })
             .build();
         let clients = crate::aws::mocked::clients_with_cloudtrail(&[], &[&pages]);
-        let (start, end) = window();
         let started = tokio::time::Instant::now();
-        let events = key_events(
-            &clients,
-            "arn:aws:kms:eu-west-1:123456789012:key/k",
-            start,
-            end,
-            &Silent,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let events = week_of_key_events(&clients).await.unwrap();
         assert_eq!(events.len(), 4);
         assert_eq!(
             pages.num_calls(),
@@ -589,17 +582,7 @@ mod tests {
             )
         });
         let clients = crate::aws::mocked::clients_with_cloudtrail(&[], &[&denied]);
-        let (start, end) = window();
-        let lacked = key_events(
-            &clients,
-            "arn:aws:kms:eu-west-1:123456789012:key/k",
-            start,
-            end,
-            &Silent,
-        )
-        .await
-        .unwrap()
-        .unwrap_err();
+        let lacked = week_of_key_events(&clients).await.unwrap_err();
         assert_eq!(lacked.permission, "cloudtrail:LookupEvents");
         assert!(lacked.cause.contains("not authorized"), "{}", lacked.cause);
     }

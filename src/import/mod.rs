@@ -315,17 +315,27 @@ mod tests {
          "Action": "s3:GetObject", "Resource": "arn:aws:s3:::hand-made-state/*"}
       ]}"#;
 
+    /// The bucket alone: no KMS key, no state objects listed, no lock table, no replica.
+    fn live(state: &ObservedBucket) -> LiveBucket<'_> {
+        LiveBucket {
+            state,
+            kms_key: None,
+            state_keys: &[],
+            lock_table: None,
+            replica: None,
+        }
+    }
+
     fn import(state: &ObservedBucket, keys: &[String]) -> (Adopted, crate::spec::EnvSpec) {
-        let adopted = adopt(
-            &request(),
-            &LiveBucket {
-                state,
-                kms_key: None,
-                state_keys: keys,
-                lock_table: None,
-                replica: None,
-            },
-        );
+        adopt_and_parse(&LiveBucket {
+            state_keys: keys,
+            ..live(state)
+        })
+    }
+
+    /// What import makes of `bucket`, and the spec it writes, parsed back.
+    fn adopt_and_parse(bucket: &LiveBucket<'_>) -> (Adopted, crate::spec::EnvSpec) {
+        let adopted = adopt(&request(), bucket);
         let text = spec_text(&adopted.spec);
         let spec = parse_spec("environments/legacy.yaml", "legacy", &text)
             .unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
@@ -496,21 +506,14 @@ mod tests {
             bucket_key: true,
         });
         let aliases = vec!["alias/terraform-state".to_owned()];
-        let adopted = adopt(
-            &request(),
-            &LiveBucket {
-                state: &state,
-                kms_key: Some((
-                    "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-                    &aliases,
-                )),
-                state_keys: &[],
-                lock_table: None,
-                replica: None,
-            },
-        );
+        let (adopted, spec) = adopt_and_parse(&LiveBucket {
+            kms_key: Some((
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                &aliases,
+            )),
+            ..live(&state)
+        });
         let text = spec_text(&adopted.spec);
-        let spec = parse_spec("environments/legacy.yaml", "legacy", &text).unwrap();
         assert_eq!(
             spec.bucket.encryption,
             Encryption::Kms(KmsKey::Existing(
@@ -528,19 +531,11 @@ mod tests {
         ]}"#;
         for policy in [HAND_MADE, several] {
             let state = bucket(Some(policy));
-            let adopted = adopt(
-                &request(),
-                &LiveBucket {
-                    state: &state,
-                    kms_key: None,
-                    state_keys: &[],
-                    lock_table: Some("terraform-locks"),
-                    replica: None,
-                },
-            );
+            let (adopted, spec) = adopt_and_parse(&LiveBucket {
+                lock_table: Some("terraform-locks"),
+                ..live(&state)
+            });
             let text = spec_text(&adopted.spec);
-            let spec = parse_spec("environments/legacy.yaml", "legacy", &text)
-                .unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
             for stack in &spec.stacks {
                 assert_eq!(
                     stack.lock,
@@ -588,25 +583,17 @@ mod tests {
         };
         for (region, taken) in [("eu-central-1", true), ("eu-west-1", false)] {
             let region = Region::parse(region).unwrap();
-            let adopted = adopt(
-                &request(),
-                &LiveBucket {
-                    state: &state,
+            let (adopted, spec) = adopt_and_parse(&LiveBucket {
+                replica: Some(LiveReplica {
+                    name: "hand-made-state-dr",
+                    region: &region,
+                    state: &replica_state,
                     kms_key: None,
-                    state_keys: &[],
-                    lock_table: None,
-                    replica: Some(LiveReplica {
-                        name: "hand-made-state-dr",
-                        region: &region,
-                        state: &replica_state,
-                        kms_key: None,
-                        rule: &rule,
-                    }),
-                },
-            );
+                    rule: &rule,
+                }),
+                ..live(&state)
+            });
             let text = spec_text(&adopted.spec);
-            let spec = parse_spec("environments/legacy.yaml", "legacy", &text)
-                .unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
             let notes = adopted.notes.join("\n");
             match spec.bucket.replica {
                 Some(replica) => {

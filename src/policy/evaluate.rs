@@ -422,6 +422,20 @@ mod tests {
 
     const OBJECT: &str = "arn:aws:s3:::state/app/terraform.tfstate";
 
+    /// What the evaluator makes of `caller` doing `action` on `resource`.
+    struct Decision {
+        allowed: Option<String>,
+        denied: Option<Denial>,
+    }
+
+    fn decide(document: &PolicyDocument, caller: Caller, action: &str, resource: &str) -> Decision {
+        let request = Request::new(&caller, action, resource);
+        Decision {
+            allowed: allowed_by(document, &request),
+            denied: explicit_deny(document, &request),
+        }
+    }
+
     #[test]
     fn callers_are_recognised_by_user_role_account_and_star() {
         assert!(user().is_named_by("arn:aws:iam::123456789012:user/terraform"));
@@ -432,25 +446,23 @@ mod tests {
             json!([{"Sid": "A", "Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "s3:*", "Resource": "*"}]),
         );
         assert_eq!(
-            allowed_by(&by_account, &Request::new(&user(), "s3:GetObject", OBJECT)).as_deref(),
+            decide(&by_account, user(), "s3:GetObject", OBJECT)
+                .allowed
+                .as_deref(),
             Some("A")
         );
         let star = document(
             json!([{"Sid": "S", "Effect": "Allow", "Principal": "*", "Action": "s3:Get*", "Resource": "arn:aws:s3:::state/*"}]),
         );
         assert!(
-            allowed_by(
-                &star,
-                &Request::new(&role_session(), "s3:GetObject", OBJECT)
-            )
-            .is_some()
+            decide(&star, role_session(), "s3:GetObject", OBJECT)
+                .allowed
+                .is_some()
         );
         assert!(
-            allowed_by(
-                &star,
-                &Request::new(&role_session(), "s3:PutObject", OBJECT)
-            )
-            .is_none()
+            decide(&star, role_session(), "s3:PutObject", OBJECT)
+                .allowed
+                .is_none()
         );
     }
 
@@ -460,10 +472,7 @@ mod tests {
             json!([{"Sid": "StatebucketDenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": ["arn:aws:s3:::state", "arn:aws:s3:::state/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
         );
-        assert_eq!(
-            explicit_deny(&tls, &Request::new(&user(), "s3:PutObject", OBJECT)),
-            None
-        );
+        assert_eq!(decide(&tls, user(), "s3:PutObject", OBJECT).denied, None);
     }
 
     #[test]
@@ -474,24 +483,24 @@ mod tests {
             "Condition": {"ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/ci/terraform-ci", "arn:aws:iam::123456789012:role/break-glass"]}}}]),
         );
         assert_eq!(
-            explicit_deny(
-                &exclusive,
-                &Request::new(&role_session(), "s3:GetObject", OBJECT)
-            ),
+            decide(&exclusive, role_session(), "s3:GetObject", OBJECT).denied,
             None
         );
         assert_eq!(
-            explicit_deny(&exclusive, &Request::new(&user(), "s3:GetObject", OBJECT)),
+            decide(&exclusive, user(), "s3:GetObject", OBJECT).denied,
             Some(Denial {
                 sid: "StatebucketExclusiveStateAccess".into(),
                 certain: true
             })
         );
         assert_eq!(
-            explicit_deny(
+            decide(
                 &exclusive,
-                &Request::new(&user(), "s3:GetBucketPolicy", "arn:aws:s3:::state")
-            ),
+                user(),
+                "s3:GetBucketPolicy",
+                "arn:aws:s3:::state"
+            )
+            .denied,
             None
         );
     }
@@ -503,16 +512,13 @@ mod tests {
             "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1234"}}}]),
         );
         assert_eq!(
-            explicit_deny(&odd, &Request::new(&user(), "s3:GetObject", OBJECT)),
+            decide(&odd, user(), "s3:GetObject", OBJECT).denied,
             Some(Denial {
                 sid: "VpcOnly".into(),
                 certain: false
             })
         );
-        assert_eq!(
-            allowed_by(&odd, &Request::new(&user(), "s3:GetObject", OBJECT)),
-            None
-        );
+        assert_eq!(decide(&odd, user(), "s3:GetObject", OBJECT).allowed, None);
     }
 
     #[test]
@@ -522,21 +528,16 @@ mod tests {
             "NotAction": "s3:GetBucketPolicy", "Resource": "*"}]),
         );
         assert_eq!(
-            explicit_deny(&deny_others, &Request::new(&user(), "s3:PutObject", OBJECT)),
+            decide(&deny_others, user(), "s3:PutObject", OBJECT).denied,
             None
         );
         assert!(
-            explicit_deny(
-                &deny_others,
-                &Request::new(&role_session(), "s3:PutObject", OBJECT)
-            )
-            .is_some()
+            decide(&deny_others, role_session(), "s3:PutObject", OBJECT)
+                .denied
+                .is_some()
         );
         assert_eq!(
-            explicit_deny(
-                &deny_others,
-                &Request::new(&role_session(), "s3:GetBucketPolicy", OBJECT)
-            ),
+            decide(&deny_others, role_session(), "s3:GetBucketPolicy", OBJECT).denied,
             None
         );
     }

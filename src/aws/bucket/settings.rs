@@ -8,22 +8,12 @@ use super::{BucketAt, encryption, lifecycle, logging, object_lock, ownership, po
 use super::{public_access, tags, versioning};
 use crate::aws::AwsError;
 use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
-use crate::plan::Facet;
+use crate::plan::{Facet, Target};
 
-/// Whether `reread` can read `facet` again on its own (a bucket setting, one GET).
+/// Whether `reread` can read `facet` again on its own: a setting of the bucket itself, one
+/// GET (logging too, though apply writes it after the log bucket's grant).
 pub fn rereadable(facet: Facet) -> bool {
-    matches!(
-        facet,
-        Facet::Versioning
-            | Facet::Encryption
-            | Facet::PublicAccessBlock
-            | Facet::Ownership
-            | Facet::Policy
-            | Facet::Tags
-            | Facet::Lifecycle
-            | Facet::Logging
-            | Facet::ObjectLock
-    )
+    facet.target() == Target::BucketSetting || facet == Facet::Logging
 }
 
 /// What one GET read, to be put into the observed bucket.

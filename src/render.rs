@@ -6,10 +6,11 @@
 //! backend configuration is stored in plain text in `.terraform/terraform.tfstate`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::spec::{
-    AccountId, AssumeRole, BackendCredentials, Encryption, EndpointUrl, EnvSpec, Layout, PolicyArn,
-    StackSpec, TofuEncryption, TofuPhase, WebIdentity,
+    AccountId, AssumeRole, BackendCredentials, Encryption, EndpointUrl, EnvSpec, Layout, StackSpec,
+    TofuEncryption, TofuPhase, WebIdentity,
 };
 
 /// What goes into `kms_key_id` for a KMS environment.
@@ -230,69 +231,57 @@ fn session_settings(stack: &StackSpec) -> Vec<(&'static str, String)> {
 /// `assume_role = { … }` on one line, in attribute syntax (Terraform's S3 backend declares
 /// it as an object attribute: block syntax is an error).
 fn assume_role(role: &AssumeRole) -> String {
-    let mut fields = vec![("role_arn", quote(role.role_arn.as_str()))];
-    if let Some(id) = &role.external_id {
-        fields.push(("external_id", quote(id.as_str())));
-    }
-    if let Some(name) = &role.session_name {
-        fields.push(("session_name", quote(name.as_str())));
-    }
-    if let Some(duration) = &role.duration {
-        fields.push(("duration", quote(duration.as_str())));
-    }
-    if !role.tags.is_empty() {
-        let tags: Vec<String> = role
-            .tags
-            .iter()
-            .map(|(key, value)| format!("{} = {}", quote(key), quote(value)))
-            .collect();
-        fields.push(("tags", format!("{{ {} }}", tags.join(", "))));
-    }
-    if !role.transitive_tag_keys.is_empty() {
-        fields.push(("transitive_tag_keys", list(&role.transitive_tag_keys)));
-    }
-    if let Some(identity) = &role.source_identity {
-        fields.push(("source_identity", quote(identity.as_str())));
-    }
-    if !role.policy_arns.is_empty() {
-        fields.push((
-            "policy_arns",
-            list(role.policy_arns.iter().map(PolicyArn::as_str)),
-        ));
-    }
-    if let Some(policy) = &role.policy {
-        fields.push(("policy", quote(policy)));
-    }
-    object(&fields)
+    let tags: Vec<String> = role
+        .tags
+        .iter()
+        .map(|(key, value)| format!("{} = {}", quote(key), quote(value)))
+        .collect();
+    object(&[
+        ("role_arn", quoted(Some(&role.role_arn))),
+        ("external_id", quoted(role.external_id.as_ref())),
+        ("session_name", quoted(role.session_name.as_ref())),
+        ("duration", quoted(role.duration.as_ref())),
+        (
+            "tags",
+            (!tags.is_empty()).then(|| format!("{{ {} }}", tags.join(", "))),
+        ),
+        (
+            "transitive_tag_keys",
+            non_empty_list(&role.transitive_tag_keys),
+        ),
+        ("source_identity", quoted(role.source_identity.as_ref())),
+        ("policy_arns", non_empty_list(&role.policy_arns)),
+        ("policy", quoted(role.policy.as_ref())),
+    ])
 }
 
 /// `assume_role_with_web_identity = { … }`: the token file, never the token.
 fn web_identity(web: &WebIdentity) -> String {
-    let mut fields = vec![
-        ("role_arn", quote(web.role_arn.as_str())),
-        ("web_identity_token_file", quote(&web.token_file)),
-    ];
-    if let Some(name) = &web.session_name {
-        fields.push(("session_name", quote(name.as_str())));
-    }
-    if let Some(duration) = &web.duration {
-        fields.push(("duration", quote(duration.as_str())));
-    }
-    if !web.policy_arns.is_empty() {
-        fields.push((
-            "policy_arns",
-            list(web.policy_arns.iter().map(PolicyArn::as_str)),
-        ));
-    }
-    object(&fields)
+    object(&[
+        ("role_arn", quoted(Some(&web.role_arn))),
+        ("web_identity_token_file", quoted(Some(&web.token_file))),
+        ("session_name", quoted(web.session_name.as_ref())),
+        ("duration", quoted(web.duration.as_ref())),
+        ("policy_arns", non_empty_list(&web.policy_arns)),
+    ])
 }
 
-fn object(fields: &[(&str, String)]) -> String {
+fn quoted(value: Option<&impl fmt::Display>) -> Option<String> {
+    value.map(|value| quote(&value.to_string()))
+}
+
+/// An HCL object on one line, of the fields that have a value, in the given order.
+fn object(fields: &[(&str, Option<String>)]) -> String {
     let fields: Vec<String> = fields
         .iter()
-        .map(|(name, value)| format!("{name} = {value}"))
+        .filter_map(|(name, value)| Some(format!("{name} = {}", value.as_ref()?)))
         .collect();
     format!("{{ {} }}", fields.join(", "))
+}
+
+/// An HCL list of the items, or nothing for no items.
+fn non_empty_list(items: &[impl fmt::Display]) -> Option<String> {
+    (!items.is_empty()).then(|| list(items.iter().map(ToString::to_string)))
 }
 
 /// An HCL list of string literals.

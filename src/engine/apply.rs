@@ -85,14 +85,7 @@ impl Engine {
         while needs_environment_lock(&planned) {
             let (taken, replica_created) = tokio::join!(
                 async {
-                    let prepared = aws::create_planned_bucket(
-                        &planned.clients,
-                        &planned.plan,
-                        spec.bucket.name.as_str(),
-                        &spec.region,
-                        planned.account.as_str(),
-                    )
-                    .await?;
+                    let prepared = primary_bucket(&planned).create().await?;
                     let lock = aws::lock::take_or_wait(
                         &planned.clients,
                         spec.bucket.name.as_str(),
@@ -145,19 +138,10 @@ impl Engine {
 async fn create_replica_bucket(
     planned: &Planned<'_>,
 ) -> Result<Option<aws::Prepared>, aws::AwsError> {
-    let Some((target, plan)) = replica_with_changes(planned) else {
-        return Ok(None);
-    };
-    let replica_spec = target.desired.spec;
-    aws::create_planned_bucket(
-        &target.clients,
-        plan,
-        replica_spec.bucket.name.as_str(),
-        &replica_spec.region,
-        planned.account.as_str(),
-    )
-    .await
-    .map(Some)
+    match replica_with_changes(planned) {
+        Some(replica) => replica.create().await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Every AWS change of both buckets: the replica and the replication role beside the
@@ -168,38 +152,21 @@ async fn apply_changes(
     replica_prepared: Option<aws::Prepared>,
 ) -> Result<(aws::Applied, Option<aws::Applied>), aws::AwsError> {
     let spec = &planned.environment.spec;
-    let account = planned.account.as_str();
     // A spec with `compat` is for an S3-compatible store.
     let writes = if spec.compat.is_none() {
         aws::SettingWrites::AtOnce
     } else {
         aws::SettingWrites::OneAtATime
     };
-    let primary = aws::apply(
-        &planned.clients,
-        &planned.plan,
-        spec.bucket.name.as_str(),
-        &spec.region,
-        account,
-        prepared,
-        writes,
-    );
+    let primary = primary_bucket(planned).apply(prepared, writes);
     let replica = async {
-        let Some((target, plan)) = replica_with_changes(planned) else {
-            return Ok(None);
-        };
-        let replica_spec = target.desired.spec;
-        aws::apply(
-            &target.clients,
-            plan,
-            replica_spec.bucket.name.as_str(),
-            &replica_spec.region,
-            account,
-            replica_prepared.unwrap_or_default(),
-            writes,
-        )
-        .await
-        .map(Some)
+        match replica_with_changes(planned) {
+            Some(replica) => replica
+                .apply(replica_prepared.unwrap_or_default(), writes)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     };
     let role = aws::apply_replication_role(&planned.clients, &planned.plan);
     let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
@@ -207,25 +174,78 @@ async fn apply_changes(
         &planned.clients,
         &planned.plan,
         spec.bucket.name.as_str(),
-        account,
+        planned.account.as_str(),
     )
     .await?;
     Ok((primary, replica))
 }
 
+/// One bucket of the environment with its plan, as apply reaches it: the primary, or the
+/// replica in its own region with its own clients.
+#[derive(Clone, Copy)]
+struct PlannedBucket<'p> {
+    clients: &'p aws::Clients,
+    plan: &'p crate::plan::EnvPlan,
+    spec: &'p EnvSpec,
+    account: &'p str,
+}
+
+impl PlannedBucket<'_> {
+    /// The bucket, when its plan creates it.
+    async fn create(self) -> Result<aws::Prepared, aws::AwsError> {
+        aws::create_planned_bucket(
+            self.clients,
+            self.plan,
+            self.spec.bucket.name.as_str(),
+            &self.spec.region,
+            self.account,
+        )
+        .await
+    }
+
+    async fn apply(
+        self,
+        prepared: aws::Prepared,
+        writes: aws::SettingWrites,
+    ) -> Result<aws::Applied, aws::AwsError> {
+        aws::apply(
+            self.clients,
+            self.plan,
+            self.spec.bucket.name.as_str(),
+            &self.spec.region,
+            self.account,
+            prepared,
+            writes,
+        )
+        .await
+    }
+}
+
+fn primary_bucket<'p>(planned: &'p Planned<'_>) -> PlannedBucket<'p> {
+    PlannedBucket {
+        clients: &planned.clients,
+        plan: &planned.plan,
+        spec: &planned.environment.spec,
+        account: planned.account.as_str(),
+    }
+}
+
 /// Whether either bucket's plan holds a change two runs must not both make.
 pub(super) fn needs_environment_lock(planned: &Planned<'_>) -> bool {
     aws::needs_lock(&planned.plan)
-        || replica_with_changes(planned).is_some_and(|(_, plan)| aws::needs_lock(plan))
+        || replica_with_changes(planned).is_some_and(|replica| aws::needs_lock(replica.plan))
 }
 
 /// The replica and its plan, when the plan changes anything on it.
-pub(super) fn replica_with_changes<'p>(
-    planned: &'p Planned<'_>,
-) -> Option<(&'p ReplicaTarget<'p>, &'p crate::plan::EnvPlan)> {
+fn replica_with_changes<'p>(planned: &'p Planned<'_>) -> Option<PlannedBucket<'p>> {
     match (&planned.replica, &planned.plan.replica) {
         (Some(target), Some(replica_plan)) if !replica_plan.plan.changes.is_empty() => {
-            Some((target, &replica_plan.plan))
+            Some(PlannedBucket {
+                clients: &target.clients,
+                plan: &replica_plan.plan,
+                spec: target.desired.spec,
+                account: planned.account.as_str(),
+            })
         }
         _ => None,
     }

@@ -95,6 +95,11 @@ fn converged(desired: &DesiredBucket<'_>, key: Option<ObservedKey>) -> Observed 
     }
 }
 
+/// Converged, with the key statebucket created (rotation on).
+fn converged_with_key(desired: &DesiredBucket<'_>) -> Observed {
+    converged(desired, Some(key_state(desired, Some(true))))
+}
+
 fn facets(plan: &EnvPlan) -> Vec<Facet> {
     plan.changes.iter().map(Change::facet).collect()
 }
@@ -303,7 +308,7 @@ fn managed_kms_key_is_created_with_its_policy_and_backend_waits_for_its_arn() {
 fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
     let spec = spec(&DEV.replace("  tags:", KMS));
     let desired = desired(&spec);
-    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    let mut observed = converged_with_key(&desired);
     assert!(plan(&desired, &observed).unwrap().is_empty());
     for id in ["alias/tf-state", "1234abcd-12ab-34cd-56ef-1234567890ab"] {
         observed
@@ -342,7 +347,7 @@ fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
 fn a_key_policy_over_kmss_32_kb_is_refused_in_the_plan() {
     let spec = spec(&DEV.replace("  tags:", KMS));
     let desired = desired(&spec);
-    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    let mut observed = converged_with_key(&desired);
     // Someone else's statements, kept as they are, leave no room for statebucket's grants.
     let foreign: Vec<String> = (0..200)
         .map(|index| format!(r#"{{"Sid":"Audit{index}","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:role/audit-{index}"}},"Action":"kms:DescribeKey","Resource":"*"}}"#))
@@ -364,7 +369,7 @@ fn a_key_policy_over_kmss_32_kb_is_refused_in_the_plan() {
 fn the_key_policy_of_a_created_key_gains_its_grants_and_keeps_the_rest() {
     let spec = spec(&DEV.replace("  tags:", KMS));
     let desired = desired(&spec);
-    let mut observed = converged(&desired, Some(key_state(&desired, Some(true))));
+    let mut observed = converged_with_key(&desired);
     // AWS's default key policy, plus a statement of someone else's.
     let default = r#"{"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"kms:*","Resource":"*"},{"Sid":"Auditors","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/audit"},"Action":"kms:DescribeKey","Resource":"*"}]}"#;
     observed.kms_key.as_mut().unwrap().policy = KeyPolicyReading::Read(default.into());

@@ -211,12 +211,24 @@ fn describe(change: &Change) -> String {
             (Some(_), Some(_)) => format!("rewrite {path}"),
             (Some(_), None) => format!("rewrite {path} (kms_key_id known after apply)"),
         },
-        other => describe_beyond_bucket(other),
+        // Listed, not `_`: a new kind of change does not compile until it is described.
+        beyond @ (Change::CreateReplicationRole { .. }
+        | Change::PutReplication { .. }
+        | Change::CreateKmsKey { .. }
+        | Change::EnableKeyRotation { .. }
+        | Change::AliasKmsKey { .. }
+        | Change::CreateTofuKey { .. }
+        | Change::AliasTofuKey { .. }
+        | Change::PutKeyPolicy { .. }
+        | Change::CreateLockTable { .. }
+        | Change::UpdateLockTable { .. }
+        | Change::EnablePointInTimeRecovery { .. }
+        | Change::PutIdentityPolicy { .. }) => describe_beyond_bucket(beyond),
     }
 }
 
 /// The changes beyond the bucket's own settings: its key, OpenTofu's key, replication, lock
-/// tables and identity policies.
+/// tables and identity policies, exactly those `describe` hands over.
 fn describe_beyond_bucket(change: &Change) -> String {
     match change {
         Change::CreateReplicationRole { role, .. } => format!(
@@ -270,7 +282,7 @@ fn describe_beyond_bucket(change: &Change) -> String {
             let verb = if from.is_some() { "update" } else { "attach" };
             format!("{verb} inline policy `{policy_name}` on {principal}")
         }
-        other => unreachable!("{other:?} is described with the bucket's settings"),
+        other => unreachable!("`describe` hands {other:?} to the bucket's settings"),
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Answer {
         code: Option<String>,
         message: String,
     },
+    /// A write the store accepted but did not keep: read back, the setting is not there.
+    /// apply would write it on every run and never converge.
+    NotKept { message: String },
 }
 
 impl Answer {
@@ -42,6 +45,7 @@ impl Answer {
     fn describe(&self) -> String {
         match self {
             Answer::Served => "answered".to_owned(),
+            Answer::NotKept { message } => message.clone(),
             Answer::Refused {
                 status,
                 code,
@@ -152,6 +156,7 @@ pub fn report(
 fn finding(probed: &Probed) -> Finding {
     let verdict = match &probed.answer {
         Answer::Served => Verdict::Works,
+        Answer::NotKept { .. } => Verdict::Lacks,
         answer if probed.whole_api || answer.not_implemented() => Verdict::Lacks,
         _ => Verdict::Unknown,
     };
@@ -242,7 +247,7 @@ pub fn text(report: &StoreReport) -> String {
             "\nWrites went to s3://{bucket} only; it is left in place (statebucket deletes no bucket and no object).\n"
         )),
         None => text.push_str(
-            "\nRead-only: conditional writes and encrypted writes were not tried (--scratch-bucket NAME tries them in a bucket of their own).\n",
+            "\nRead-only: conditional writes, encrypted writes and whether settings are kept were not tried (--scratch-bucket NAME tries them in a bucket of their own).\n",
         ),
     }
     text
@@ -393,5 +398,40 @@ mod tests {
         assert_eq!(report.blockers.len(), 1);
         assert!(report.blockers[0].contains("`use_lockfile` cannot keep two runs apart"));
         assert!(text(&report).contains("left in place"));
+    }
+
+    #[test]
+    fn a_setting_the_store_accepts_but_does_not_keep_is_lacking_and_versioning_blocks() {
+        let not_kept = |facet: &str| Answer::NotKept {
+            message: format!("accepted, but {facet} read back without it four times over 3.5 s"),
+        };
+        let probes = vec![
+            P::new(
+                Subject::Optional(StoreFeature::OwnershipControls),
+                "GetBucketOwnershipControls",
+                Answer::Served,
+                false,
+            ),
+            P::new(
+                Subject::Optional(StoreFeature::OwnershipControls),
+                "PutBucketOwnershipControls BucketOwnerEnforced, read back",
+                not_kept("ownership"),
+                false,
+            ),
+            P::new(
+                Subject::Required("versioning"),
+                "PutBucketVersioning Enabled, read back",
+                not_kept("versioning"),
+                false,
+            ),
+        ];
+        let report = report(None, None, &probes, Some("scratch".into()));
+        assert_eq!(report.lacks, vec!["ownership_controls"]);
+        assert_eq!(report.blockers.len(), 1, "{:?}", report.blockers);
+        assert!(
+            report.blockers[0].starts_with("versioning (PutBucketVersioning Enabled, read back answered accepted, but versioning read back without it"),
+            "{}",
+            report.blockers[0]
+        );
     }
 }

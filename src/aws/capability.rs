@@ -1,7 +1,8 @@
 //! The requests of `statebucket probe`: one read of each API statebucket and Terraform's S3
 //! backend use, against names the probe makes up (a bucket, a role) so that nothing is
 //! read or written that exists; and, only with a scratch bucket, the writes that cannot be
-//! probed by reading (conditional writes, writes under default encryption).
+//! probed by reading (conditional writes, writes under default encryption, settings written
+//! and read back).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,8 +16,11 @@ use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::Clients;
+use super::bucket::BucketAt;
 use super::errors::{AwsError, Failure, codes};
 use crate::capability::{Answer, Probed, Subject};
+use crate::observed::{ObservedBucket, PublicAccessBlock, Versioning};
+use crate::plan::{Change, Facet};
 use crate::spec::StoreFeature;
 
 /// The answers to a probe of the store `clients` reach; `caller` when the store has STS.
@@ -39,6 +43,9 @@ pub async fn probe_store(
     let mut probed: Vec<Probed> = apis.into_iter().chain(bucket_reads?).collect();
     if let Some(scratch) = scratch_bucket {
         probed.extend(scratch_writes(clients, region, scratch).await);
+        // S3 requests carry the account as the expected bucket owner, as apply sends them.
+        let account = caller.as_deref().and_then(|arn| arn.split(':').nth(4));
+        probed.extend(scratch_settings(clients, scratch, account).await);
     }
     Ok((caller, probed))
 }
@@ -267,4 +274,126 @@ async fn scratch_writes(clients: &Clients, region: &str, bucket: &str) -> Vec<Pr
             encrypted,
         ),
     ]
+}
+
+/// The settings apply writes, each written to the scratch bucket and read back, one after
+/// another: a store may answer a write it does not keep (SeaweedFS 4.48 loses one of
+/// several configuration writes made at once; apply then never converges). Read back for
+/// a few seconds, as S3 documents bucket configuration as eventually consistent.
+async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>) -> Vec<Probed> {
+    const PROBE_TAG: (&str, &str) = ("statebucket-probe", "kept");
+    let requests = [
+        (
+            Subject::Required("versioning"),
+            "PutBucketVersioning Enabled, read back",
+        ),
+        (
+            Subject::Optional(StoreFeature::PublicAccessBlock),
+            "PutPublicAccessBlock (all 4), read back",
+        ),
+        (
+            Subject::Optional(StoreFeature::OwnershipControls),
+            "PutBucketOwnershipControls BucketOwnerEnforced, read back",
+        ),
+        (
+            Subject::Optional(StoreFeature::Tagging),
+            "PutBucketTagging, read back",
+        ),
+    ];
+    let Some(account) = account else {
+        let unknown = Answer::Refused {
+            status: None,
+            code: None,
+            message: "not tried: the store has no STS to name the account that apply sends as the expected bucket owner".to_owned(),
+        };
+        return requests
+            .into_iter()
+            .map(|(subject, request)| Probed::new(subject, request, unknown.clone(), false))
+            .collect();
+    };
+    let at = BucketAt {
+        clients,
+        name: bucket,
+        account,
+    };
+    let mut observed = ObservedBucket::unconfigured("");
+    // The scratch bucket's own tags are kept: PutBucketTagging replaces them all.
+    if super::bucket::reread(at, &[Facet::Tags], &mut observed)
+        .await
+        .is_err()
+    {
+        observed.tags.clear();
+    }
+    let mut tags = observed.tags.clone();
+    tags.insert(PROBE_TAG.0.to_owned(), PROBE_TAG.1.to_owned());
+    let kept_tag: Kept =
+        |observed| observed.tags.get(PROBE_TAG.0).map(String::as_str) == Some(PROBE_TAG.1);
+    let settings: [(Change, Kept); 4] = [
+        (
+            Change::EnableVersioning {
+                from: Versioning::Never,
+            },
+            |observed| observed.versioning == Versioning::Enabled,
+        ),
+        (
+            Change::BlockPublicAccess {
+                from: PublicAccessBlock::default(),
+            },
+            |observed| observed.public_access == PublicAccessBlock::ALL,
+        ),
+        (Change::EnforceBucketOwner { from: None }, |observed| {
+            observed.ownership.as_deref() == Some(crate::desired::OBJECT_OWNERSHIP)
+        }),
+        (
+            Change::MergeTags {
+                from: observed.tags.clone(),
+                to: tags,
+            },
+            kept_tag,
+        ),
+    ];
+    let mut probed = Vec::new();
+    for ((subject, request), (change, kept)) in requests.into_iter().zip(settings) {
+        let answer = match super::bucket::write_setting(&at, &change, None).await {
+            Err(error) => Answer::Refused {
+                status: error.status,
+                code: error.code,
+                message: error.cause,
+            },
+            Ok(_) => read_back(at, change.facet(), kept, &mut observed).await,
+        };
+        probed.push(Probed::new(subject, request, answer, false));
+    }
+    probed
+}
+
+/// Whether a read of the bucket shows the setting written.
+type Kept = fn(&ObservedBucket) -> bool;
+
+/// `Served` once a read shows the setting, `NotKept` when none of four reads over 3.5 s does.
+async fn read_back(
+    at: BucketAt<'_>,
+    facet: Facet,
+    kept: Kept,
+    observed: &mut ObservedBucket,
+) -> Answer {
+    let pauses = [500, 1000, 2000].map(std::time::Duration::from_millis);
+    for pause in pauses.into_iter().map(Some).chain([None]) {
+        if let Err(error) = super::bucket::reread(at, &[facet], observed).await {
+            return Answer::Refused {
+                status: error.status,
+                code: error.code,
+                message: error.cause,
+            };
+        }
+        if kept(observed) {
+            return Answer::Served;
+        }
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    Answer::NotKept {
+        message: format!("accepted, but {facet} read back without it four times over 3.5 s"),
+    }
 }

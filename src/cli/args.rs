@@ -277,8 +277,10 @@ Examples:
     /// access block, ownership controls, tagging, versioning, encryption, lifecycle, bucket
     /// policy) against names nobody has, and prints what the store lacks. With
     /// --scratch-bucket it also writes, in that bucket only: a second conditional PutObject
-    /// (which a store must refuse for Terraform's lockfile to work) and a PutObject under
-    /// default encryption. The scratch bucket and its objects are left in place.
+    /// (which a store must refuse for Terraform's lockfile to work), a PutObject under
+    /// default encryption, and each setting apply writes (versioning, public access block,
+    /// ownership controls, a tag), read back to see that the store keeps it. The scratch
+    /// bucket, its settings and its objects are left in place.
     #[command(after_help = "\
 Examples:
   statebucket probe --endpoint-url http://127.0.0.1:8333 --profile admin

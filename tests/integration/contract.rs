@@ -100,15 +100,38 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     record("check", &["check", "--output", "json"], 0);
     let audited = record("audit", &["audit", "central", "--output", "json"], 0);
     assert_eq!(audited["unlisted_reader"], false, "{audited:#}");
+    let scratch = unique("contract-scratch");
     let probed = record(
         "probe",
-        &["probe", "--profile", "admin", "--output", "json"],
+        &[
+            "probe",
+            "--profile",
+            "admin",
+            "--scratch-bucket",
+            &scratch,
+            "--output",
+            "json",
+        ],
         0,
     );
     assert_eq!(
         probed["lacks"],
         serde_json::json!([]),
         "moto serves every API statebucket uses: {probed:#}"
+    );
+    // In the scratch bucket: every setting apply writes is kept, and the lock is exclusive.
+    assert_eq!(probed["blockers"], serde_json::json!([]), "{probed:#}");
+    let findings = probed["findings"].as_array().unwrap();
+    let read_back: Vec<&serde_json::Value> = findings
+        .iter()
+        .filter(|finding| finding["request"].as_str().unwrap().ends_with("read back"))
+        .collect();
+    assert_eq!(read_back.len(), 4, "{probed:#}");
+    assert!(
+        read_back
+            .iter()
+            .all(|finding| finding["verdict"] == "works"),
+        "{probed:#}"
     );
     let empty = record(
         "state-versions-empty",

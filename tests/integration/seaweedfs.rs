@@ -292,6 +292,36 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
     );
     assert_eq!(written["blockers"], serde_json::json!([]), "{written:#}");
     assert_eq!(written["scratch_bucket"], scratch.as_str());
+    // Each setting apply writes, written and read back one at a time: SeaweedFS keeps all it
+    // implements; the written public access block is refused as the read was (501).
+    let by_request = |request: &str| {
+        written["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|finding| finding["request"] == request)
+            .map(|finding| finding["verdict"].clone())
+    };
+    for (request, verdict) in [
+        ("PutBucketVersioning Enabled, read back", "works"),
+        ("PutPublicAccessBlock (all 4), read back", "lacks"),
+        (
+            "PutBucketOwnershipControls BucketOwnerEnforced, read back",
+            "works",
+        ),
+        ("PutBucketTagging, read back", "works"),
+    ] {
+        assert_eq!(
+            by_request(request),
+            Some(serde_json::json!(verdict)),
+            "{request}: {written:#}"
+        );
+    }
+    assert_eq!(
+        written["lacks"],
+        serde_json::json!(["iam", "kms", "public_access_block"]),
+        "{written:#}"
+    );
 
     let bucket = unique("weed-converge");
     project.spec("dev", &spec(&bucket, LACKS, "  users: [terraform]\n"));

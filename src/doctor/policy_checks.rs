@@ -88,7 +88,14 @@ pub(super) fn listed_kind_check(
     )
 }
 
-pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Caller) -> Check {
+/// Whether `caller` is a writer or a reader of the stack; `who` names it in the messages
+/// (its ARN, or the role backend.hcl assumes when the store has no STS to say).
+pub(super) fn listed_check(
+    spec: &EnvSpec,
+    stack: &DesiredStack<'_>,
+    caller: &Caller,
+    who: &str,
+) -> Check {
     // Names resolve in the spec's account, or without one in the caller's.
     let account = spec
         .account_id
@@ -111,7 +118,7 @@ pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Ca
         return Check::new(
             "listed in access",
             Status::Ok,
-            format!("{} is a writer of {whose}", caller.arn),
+            format!("{who} is a writer of {whose}"),
         );
     }
     if named(readers) {
@@ -119,8 +126,7 @@ pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Ca
             "listed in access",
             Status::Warn,
             format!(
-                "{} is a reader of {whose}: `terraform plan` works, `terraform apply` will be denied",
-                caller.arn
+                "{who} is a reader of {whose}: `terraform plan` works, `terraform apply` will be denied"
             ),
         )
         .fix("run `terraform apply` as one of the stack's writers");
@@ -141,8 +147,7 @@ pub(super) fn listed_check(spec: &EnvSpec, stack: &DesiredStack<'_>, caller: &Ca
         "listed in access",
         Status::Fail,
         format!(
-            "{} is not among the users and roles of {whose}; the bucket policy grants it nothing",
-            caller.arn
+            "{who} is not among the users and roles of {whose}; the bucket policy grants it nothing"
         ),
     )
     .fix(fix)

@@ -13,7 +13,9 @@ use crate::policy::bucket_arn;
 use crate::policy::evaluate::Caller;
 use crate::project::local_state_note;
 use crate::render::{BackendConfig, KmsKeyId, parse_backend_hcl};
-use crate::spec::{EndpointUrl, EnvSpec, ProfileName, Region, StackSpec, StoreFeature};
+use crate::spec::{
+    EndpointUrl, EnvSpec, PrincipalKind, PrincipalRef, ProfileName, Region, StackSpec, StoreFeature,
+};
 
 use super::policy_checks::*;
 use super::probes::*;
@@ -91,7 +93,8 @@ pub async fn diagnose(
             }
             _ => None,
         };
-        checks.extend(checks_without_sts(spec, stack, &via, profile));
+        let role = assumed.as_ref().map(|request| request.role_arn.as_str());
+        checks.extend(checks_without_sts(spec, stack, &via, profile, role));
         checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
         return checks;
     }
@@ -109,7 +112,7 @@ pub async fn diagnose(
 
     let caller = Caller::parse(&identity.arn);
     if let Some(caller) = &caller {
-        checks.push(listed_check(spec, stack, caller));
+        checks.push(listed_check(spec, stack, caller, &caller.arn));
         checks.push(
             live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
         );
@@ -119,14 +122,16 @@ pub async fn diagnose(
     checks
 }
 
-/// Without STS no one can say who the backend runs as: the identity check is skipped, and
-/// the profile's kind (a user's keys, a role's sessions) is held against the stack's
-/// principals.
+/// Without STS no one can say who the backend runs as: the identity check is skipped. A
+/// backend that assumes a role runs as that role, named in backend.hcl, which is held
+/// against the stack's lists by name; otherwise the profile's kind (a user's keys, a role's
+/// sessions) is held against the stack's principals.
 fn checks_without_sts(
     spec: &EnvSpec,
     stack: &DesiredStack<'_>,
     via: &str,
     profile: Option<&str>,
+    assumed_role: Option<&str>,
 ) -> Vec<Check> {
     let mut checks = vec![Check::new(
         "identity",
@@ -135,7 +140,19 @@ fn checks_without_sts(
             "the backend would use {via}; the store has no STS (`compat.lacks`) to say who that is"
         ),
     )];
-    if let Some(profile) = profile {
+    let role = assumed_role.and_then(|arn| match PrincipalRef::parse(arn, PrincipalKind::Role) {
+        Ok(PrincipalRef::Arn { arn, .. }) => Some(arn),
+        _ => None,
+    });
+    if let Some(role) = role {
+        let who = format!("role {role} (backend.hcl's assume_role)");
+        checks.push(listed_check(
+            spec,
+            stack,
+            &Caller::for_principal(&role),
+            &who,
+        ));
+    } else if let Some(profile) = profile {
         checks.extend(listed_kind_check(
             spec,
             stack,
@@ -366,4 +383,57 @@ fn backticked(lines: &[&str]) -> String {
         .map(|line| format!("`{}`", line.trim()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::PrincipalArns;
+    use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME};
+    use crate::spec::{AccountId, parse_spec};
+
+    const NO_STS: &str = "\
+region: us-east-1
+account_id: \"123456789012\"
+profile: terraform
+compat: { lacks: [sts, iam, kms] }
+bucket: { name: state, encryption: aes256 }
+access: { roles: [terraform-ci], readers: { roles: [terraform-plan] } }
+backend: { key: app/terraform.tfstate }
+";
+
+    /// The "listed in access" check of a store without STS, for a backend that assumes
+    /// `assumed_role`.
+    fn listed(assumed_role: Option<&str>) -> Check {
+        let spec = parse_spec("environments/dev.yaml", "dev", NO_STS).unwrap();
+        let account = AccountId::parse("123456789012").unwrap();
+        let desired = DesiredBucket::build(
+            &spec,
+            &account,
+            &PrincipalArns::offline(&spec, &account),
+            None,
+            (BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE),
+        )
+        .unwrap();
+        let via = "profile `terraform`, then assume_role";
+        checks_without_sts(&spec, &desired.stacks[0], via, None, assumed_role)
+            .into_iter()
+            .find(|check| check.check == "listed in access")
+            .expect("a listed check")
+    }
+
+    #[test]
+    fn without_sts_the_role_backend_hcl_assumes_is_held_against_the_lists_by_name() {
+        let writer = listed(Some("arn:aws:iam::123456789012:role/terraform-ci"));
+        assert_eq!(writer.status, Status::Ok, "{writer:?}");
+        assert!(writer.detail.contains("role arn:aws:iam::123456789012:role/terraform-ci (backend.hcl's assume_role) is a writer"), "{writer:?}");
+        let reader = listed(Some("arn:aws:iam::123456789012:role/terraform-plan"));
+        assert_eq!(reader.status, Status::Warn, "{reader:?}");
+        let stranger = listed(Some("arn:aws:iam::123456789012:role/someone-else"));
+        assert_eq!(stranger.status, Status::Fail, "{stranger:?}");
+        assert_eq!(
+            stranger.fix.as_deref(),
+            Some("add `someone-else` to `access.roles` in environments/dev.yaml")
+        );
+    }
 }

@@ -405,13 +405,9 @@ mod tests {
         let not_kept = |facet: &str| Answer::NotKept {
             message: format!("accepted, but {facet} read back without it four times over 3.5 s"),
         };
-        let probes = vec![
-            P::new(
-                Subject::Optional(StoreFeature::OwnershipControls),
-                "GetBucketOwnershipControls",
-                Answer::Served,
-                false,
-            ),
+        // SeaweedFS's reads, then two settings written and not kept.
+        let mut probes = seaweedfs();
+        probes.extend([
             P::new(
                 Subject::Optional(StoreFeature::OwnershipControls),
                 "PutBucketOwnershipControls BucketOwnerEnforced, read back",
@@ -424,9 +420,12 @@ mod tests {
                 not_kept("versioning"),
                 false,
             ),
-        ];
+        ]);
         let report = report(None, None, &probes, Some("scratch".into()));
-        assert_eq!(report.lacks, vec!["ownership_controls"]);
+        assert_eq!(
+            report.lacks,
+            vec!["iam", "kms", "public_access_block", "ownership_controls"]
+        );
         assert_eq!(report.blockers.len(), 1, "{:?}", report.blockers);
         assert!(
             report.blockers[0].starts_with("versioning (PutBucketVersioning Enabled, read back answered accepted, but versioning read back without it"),

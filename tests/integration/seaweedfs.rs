@@ -272,21 +272,22 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
     ]);
     written.expect_code(0);
     let written = written.json();
-    let verdict = |feature: &str| {
+    // The verdict of the first finding whose `field` is `value`.
+    let verdict = |field: &str, value: &str| {
         written["findings"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|finding| finding["feature"] == feature)
+            .find(|finding| finding[field] == value)
             .map(|finding| finding["verdict"].clone())
     };
     assert_eq!(
-        verdict("conditional writes"),
+        verdict("feature", "conditional writes"),
         Some(serde_json::json!("works")),
         "{written:#}"
     );
     assert_eq!(
-        verdict("encrypted writes"),
+        verdict("feature", "encrypted writes"),
         Some(serde_json::json!("works")),
         "{written:#}"
     );
@@ -294,15 +295,7 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
     assert_eq!(written["scratch_bucket"], scratch.as_str());
     // Each setting apply writes, written and read back one at a time: SeaweedFS keeps all it
     // implements; the written public access block is refused as the read was (501).
-    let by_request = |request: &str| {
-        written["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|finding| finding["request"] == request)
-            .map(|finding| finding["verdict"].clone())
-    };
-    for (request, verdict) in [
+    for (request, expected) in [
         ("PutBucketVersioning Enabled, read back", "works"),
         ("PutPublicAccessBlock (all 4), read back", "lacks"),
         (
@@ -312,8 +305,8 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
         ("PutBucketTagging, read back", "works"),
     ] {
         assert_eq!(
-            by_request(request),
-            Some(serde_json::json!(verdict)),
+            verdict("request", request),
+            Some(serde_json::json!(expected)),
             "{request}: {written:#}"
         );
     }

@@ -76,3 +76,70 @@ where
         .collect()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Records the tasks shown and finished.
+    #[derive(Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    struct Recorded(String, Arc<Mutex<Vec<String>>>);
+
+    impl Reporter for Recorder {
+        fn task(&self, name: &str) -> Box<dyn Task> {
+            Box::new(Recorded(name.to_owned(), Arc::clone(&self.0)))
+        }
+
+        fn message(&self, _text: &str) {}
+    }
+
+    impl Task for Recorded {
+        fn step(&self, message: &str) {
+            self.1.lock().unwrap().push(format!("{} {message}", self.0));
+        }
+
+        fn finish(&self) {
+            self.1.lock().unwrap().push(format!("{} finished", self.0));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn results_keep_the_items_order_with_at_most_concurrency_at_once() {
+        let reporter = Recorder::default();
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let results = run_each(
+            [3u64, 1, 2, 0],
+            2,
+            &reporter,
+            |item| (*item != 0).then(|| (format!("item {item}"), "working")),
+            |item, _task| {
+                let (running, most) = (&running, &most);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(item)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    item * 10
+                }
+            },
+        )
+        .await;
+        assert_eq!(results, vec![30, 10, 20, 0]);
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        let shown = reporter.0.lock().unwrap().clone();
+        for item in [3, 1, 2] {
+            assert!(shown.contains(&format!("item {item} working")), "{shown:?}");
+            assert!(
+                shown.contains(&format!("item {item} finished")),
+                "{shown:?}"
+            );
+        }
+        assert_eq!(shown.len(), 6, "item 0 is not shown: {shown:?}");
+    }
+}

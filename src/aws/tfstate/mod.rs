@@ -244,17 +244,7 @@ pub async fn current(
                 encryption,
             }))
         }
-        Err(error) => {
-            let failure = Failure::from_sdk(&error);
-            if failure.is(codes::NO_SUCH_KEY) || failure.status == Some(404) {
-                Ok(None)
-            } else {
-                Err(failure.into_error(
-                    format!("reading the current state {path} (s3:GetObject)"),
-                    &clients.identity_source,
-                ))
-            }
-        }
+        Err(error) => no_current_version(Failure::from_sdk(&error), clients, path),
     }
 }
 
@@ -272,18 +262,24 @@ pub async fn current_version_id(
         .await
     {
         Ok(output) => Ok(Some(output.version_id().unwrap_or("null").to_owned())),
-        Err(error) => {
-            let failure = Failure::from_sdk(&error);
-            if failure.status == Some(404) {
-                Ok(None)
-            } else {
-                Err(failure.into_error(
-                    format!("reading the current state {path} (s3:GetObject)"),
-                    &clients.identity_source,
-                ))
-            }
-        }
+        Err(error) => no_current_version(Failure::from_sdk(&error), clients, path),
     }
+}
+
+/// A read of the current state that failed: `None` when the key has no current version
+/// (NoSuchKey, or a bare 404 as HeadObject answers), the error otherwise.
+fn no_current_version<T>(
+    failure: Failure,
+    clients: &Clients,
+    path: &StatePath,
+) -> Result<Option<T>, AwsError> {
+    if failure.is(codes::NO_SUCH_KEY) || failure.status == Some(404) {
+        return Ok(None);
+    }
+    Err(failure.into_error(
+        format!("reading the current state {path} (s3:GetObject)"),
+        &clients.identity_source,
+    ))
 }
 
 /// `CopyObject`'s source: `bucket/key?versionId=id`, URL-encoded (`/` kept in the key).

@@ -390,22 +390,12 @@ mod tests {
     use super::*;
     use crate::access::PrincipalArns;
     use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME};
-    use crate::spec::{AccountId, parse_spec};
+    use crate::spec::{AccountId, THREE_STACKS, parse_spec};
 
-    const NO_STS: &str = "\
-region: us-east-1
-account_id: \"123456789012\"
-profile: terraform
-compat: { lacks: [sts, iam, kms] }
-bucket: { name: state, encryption: aes256 }
-access: { roles: [terraform-ci], readers: { roles: [terraform-plan] } }
-backend: { key: app/terraform.tfstate }
-";
-
-    /// The "listed in access" check of a store without STS, for a backend that assumes
-    /// `assumed_role`.
+    /// The "listed in access" check of stack `network` on a store without STS, for a backend
+    /// that assumes `assumed_role`.
     fn listed(assumed_role: Option<&str>) -> Check {
-        let spec = parse_spec("environments/dev.yaml", "dev", NO_STS).unwrap();
+        let spec = parse_spec("environments/central.yaml", "central", THREE_STACKS).unwrap();
         let account = AccountId::parse("123456789012").unwrap();
         let desired = DesiredBucket::build(
             &spec,
@@ -424,16 +414,18 @@ backend: { key: app/terraform.tfstate }
 
     #[test]
     fn without_sts_the_role_backend_hcl_assumes_is_held_against_the_lists_by_name() {
-        let writer = listed(Some("arn:aws:iam::123456789012:role/terraform-ci"));
+        let writer = listed(Some("arn:aws:iam::123456789012:role/network-ci"));
         assert_eq!(writer.status, Status::Ok, "{writer:?}");
-        assert!(writer.detail.contains("role arn:aws:iam::123456789012:role/terraform-ci (backend.hcl's assume_role) is a writer"), "{writer:?}");
+        assert!(writer.detail.contains("role arn:aws:iam::123456789012:role/network-ci (backend.hcl's assume_role) is a writer"), "{writer:?}");
         let reader = listed(Some("arn:aws:iam::123456789012:role/terraform-plan"));
         assert_eq!(reader.status, Status::Warn, "{reader:?}");
         let stranger = listed(Some("arn:aws:iam::123456789012:role/someone-else"));
         assert_eq!(stranger.status, Status::Fail, "{stranger:?}");
         assert_eq!(
             stranger.fix.as_deref(),
-            Some("add `someone-else` to `access.roles` in environments/dev.yaml")
+            Some(
+                "add `someone-else` to `stacks.network.access.roles` in environments/central.yaml"
+            )
         );
     }
 }

@@ -29,15 +29,7 @@ pub fn table_arn(region: &Region, account: &str, table: &str) -> String {
 }
 
 fn tags_of(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(key, value)| {
-            Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-                .expect("key and value are set")
-        })
-        .collect()
+    super::sdk_tags!(Tag, tags)
 }
 
 /// The table, or `None` when it does not exist. Tags are read only when the spec has some

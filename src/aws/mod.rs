@@ -194,6 +194,24 @@ pub enum CloudTrail {
     Ready(aws_sdk_cloudtrail::Client),
 }
 
+/// `tags` as a list of the SDK's `$tag` (S3 and DynamoDB each have their own `Tag` type,
+/// built the same way).
+macro_rules! sdk_tags {
+    ($tag:ty, $tags:expr) => {
+        $tags
+            .iter()
+            .map(|(key, value)| {
+                <$tag>::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .expect("key and value are set")
+            })
+            .collect()
+    };
+}
+pub(crate) use sdk_tags;
+
 /// An SDK client of crate `$sdk` on the shared `config`, its requests counted by `counter`
 /// (`CountRequests`) in the run's log.
 macro_rules! counted_client {

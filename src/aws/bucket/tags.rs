@@ -51,13 +51,5 @@ pub(super) async fn write(
 }
 
 pub fn s3_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(key, value)| {
-            Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-                .expect("key and value are set")
-        })
-        .collect()
+    crate::aws::sdk_tags!(Tag, tags)
 }

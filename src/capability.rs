@@ -30,6 +30,8 @@ pub enum Answer {
         code: Option<String>,
         message: String,
     },
+    /// A write the store accepted and a read shows.
+    Kept,
     /// A write the store accepted but did not keep: read back, the setting is not there.
     /// apply would write it on every run and never converge.
     NotKept { message: String },
@@ -45,6 +47,7 @@ impl Answer {
     fn describe(&self) -> String {
         match self {
             Answer::Served => "answered".to_owned(),
+            Answer::Kept => "kept (read back as written)".to_owned(),
             Answer::NotKept { message } => message.clone(),
             Answer::Refused {
                 status,
@@ -155,7 +158,7 @@ pub fn report(
 
 fn finding(probed: &Probed) -> Finding {
     let verdict = match &probed.answer {
-        Answer::Served => Verdict::Works,
+        Answer::Served | Answer::Kept => Verdict::Works,
         Answer::NotKept { .. } => Verdict::Lacks,
         answer if probed.whole_api || answer.not_implemented() => Verdict::Lacks,
         _ => Verdict::Unknown,

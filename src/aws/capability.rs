@@ -30,6 +30,7 @@ pub async fn probe_store(
     clients: &Clients,
     region: &str,
     scratch_bucket: Option<&str>,
+    account: Option<&str>,
 ) -> Result<(Option<String>, Vec<Probed>), AwsError> {
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -44,7 +45,7 @@ pub async fn probe_store(
     if let Some(scratch) = scratch_bucket {
         probed.extend(scratch_writes(clients, region, scratch).await);
         // S3 requests carry the account as the expected bucket owner, as apply sends them.
-        let account = caller.as_deref().and_then(|arn| arn.split(':').nth(4));
+        let account = account.or_else(|| caller.as_deref().and_then(|arn| arn.split(':').nth(4)));
         probed.extend(scratch_settings(clients, scratch, account).await);
     }
     Ok((caller, probed))
@@ -304,7 +305,7 @@ async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>
         let unknown = Answer::Refused {
             status: None,
             code: None,
-            message: "not tried: the store has no STS to name the account that apply sends as the expected bucket owner".to_owned(),
+            message: "not tried: the store has no STS to name the account that apply sends as the expected bucket owner (--account-id names it)".to_owned(),
         };
         return requests
             .into_iter()
@@ -370,7 +371,7 @@ async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>
 /// Whether a read of the bucket shows the setting written.
 type Kept = fn(&ObservedBucket) -> bool;
 
-/// `Served` once a read shows the setting, `NotKept` when none of four reads over 3.5 s does.
+/// `Kept` once a read shows the setting, `NotKept` when none of four reads over 3.5 s does.
 async fn read_back(
     at: BucketAt<'_>,
     facet: Facet,
@@ -387,7 +388,7 @@ async fn read_back(
             };
         }
         if kept(observed) {
-            return Answer::Served;
+            return Answer::Kept;
         }
         if let Some(pause) = pause {
             tokio::time::sleep(pause).await;

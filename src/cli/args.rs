@@ -331,6 +331,10 @@ pub struct ProbeArgs {
     /// left in place afterwards).
     #[arg(long, value_name = "BUCKET")]
     pub scratch_bucket: Option<String>,
+    /// The account that owns the scratch bucket, sent as the expected bucket owner with the
+    /// settings written there (default: the account STS names; a store without STS needs it).
+    #[arg(long, value_name = "ID", requires = "scratch_bucket")]
+    pub account_id: Option<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }

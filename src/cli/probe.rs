@@ -7,7 +7,7 @@ use super::{Context, Outcome, json};
 use crate::aws::{self, RequestLog};
 use crate::capability;
 use crate::error::Error;
-use crate::spec::{BucketName, Region};
+use crate::spec::{AccountId, BucketName, Region};
 
 pub fn run(context: &Context<'_>, arguments: &ProbeArgs) -> Result<Outcome, Error> {
     let region = super::region_or_environment(arguments.region.as_deref(), "us-east-1");
@@ -16,6 +16,11 @@ pub fn run(context: &Context<'_>, arguments: &ProbeArgs) -> Result<Outcome, Erro
         "--scratch-bucket",
         arguments.scratch_bucket.as_deref(),
         BucketName::parse,
+    )?;
+    let account = super::option(
+        "--account-id",
+        arguments.account_id.as_deref(),
+        AccountId::parse,
     )?;
     let connection = super::connection(&arguments.connection)?;
     let endpoint = connection.command_line_endpoint();
@@ -35,6 +40,7 @@ pub fn run(context: &Context<'_>, arguments: &ProbeArgs) -> Result<Outcome, Erro
                 &clients,
                 region.as_str(),
                 scratch.as_ref().map(BucketName::as_str),
+                account.as_ref().map(AccountId::as_str),
             )
             .await;
             task.finish();

@@ -532,9 +532,24 @@ fn a_store_that_cannot_encrypt_is_reported_as_failing_never_as_a_permission() {
     applied.expect_code(0);
     // probe tells before the first apply: a scratch bucket's writes fail once encrypted.
     let scratch = unique("weed-no-kek-scratch");
-    let probed =
-        project.statebucket(&["probe", "--profile", "admin", "--scratch-bucket", &scratch]);
+    // No STS names the account: --account-id does, for the settings written and read back.
+    let probed = project.statebucket(&[
+        "probe",
+        "--profile",
+        "admin",
+        "--scratch-bucket",
+        &scratch,
+        "--account-id",
+        ACCOUNT,
+    ]);
     probed.expect_code(0);
+    for kept in ["PutBucketVersioning Enabled", "PutBucketTagging"] {
+        assert!(
+            probed.stdout.contains(&format!("{kept}, read back: kept")),
+            "{}",
+            probed.stdout
+        );
+    }
     assert!(
         probed
             .stdout

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::access::{Grant, PrincipalArns, grants};
+use crate::access::{Grant, PrincipalArns, Tier, grants};
+use crate::policy::evaluate::Caller;
 use crate::policy::{self, PolicyDocument, key_policy};
 use crate::render::{KmsKeyId, render_backend_hcl, render_tofu_encryption};
 use crate::replication::DesiredReplication;
@@ -17,6 +18,26 @@ use crate::spec::{
     AccountId, Diagnostic, Encryption, EndpointUrl, EnvSpec, IamArn, ProfileName, StackSpec,
 };
 pub use environment::{DesiredEnvironment, identity_policy_principals};
+
+/// `caller`'s tier among `writers` and `readers`: a writer first, then a reader, or neither.
+/// A role's sessions count as the role (STS does not report a role's path).
+pub fn tier_among(writers: &[IamArn], readers: &[IamArn], caller: &Caller) -> Option<Tier> {
+    let named = |list: &[IamArn]| list.iter().any(|arn| caller.is_named_by(&arn.to_string()));
+    if named(writers) {
+        Some(Tier::Writer)
+    } else if named(readers) {
+        Some(Tier::Reader)
+    } else {
+        None
+    }
+}
+
+impl DesiredStack<'_> {
+    /// `caller`'s tier on this stack (`tier_among` its writers and readers).
+    pub fn tier_of(&self, caller: &Caller) -> Option<Tier> {
+        tier_among(&self.writers, &self.readers, caller)
+    }
+}
 
 /// On-demand capacity: a lock table sees a handful of requests per Terraform run.
 pub const TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::{Check, Status};
+use crate::access::Tier;
 use crate::aws::probe::{self};
 use crate::aws::profiles::ProfileKind;
 use crate::aws::{self, RequestLog, Transport};
-use crate::desired::DesiredStack;
+use crate::desired::{DesiredStack, tier_among};
 use crate::engine::Connection;
 use crate::policy::evaluate::{Caller, CallerKind, Request, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
@@ -101,27 +102,28 @@ pub(super) fn listed_check(
         .account_id
         .clone()
         .or_else(|| crate::spec::AccountId::parse(&caller.account).ok());
-    let named = |list: &[crate::spec::PrincipalRef]| {
-        account.as_ref().is_some_and(|account| {
-            list.iter().any(|principal| {
-                caller.is_named_by(
-                    &principal
-                        .resolve(spec.region.partition(), account)
-                        .to_string(),
-                )
-            })
-        })
+    let resolved = |list: &[crate::spec::PrincipalRef]| -> Vec<crate::spec::IamArn> {
+        let Some(account) = &account else {
+            return Vec::new();
+        };
+        list.iter()
+            .map(|principal| principal.resolve(spec.region.partition(), account))
+            .collect()
     };
-    let (writers, readers) = (spec.writers_of(stack.spec), spec.readers_of(stack.spec));
+    let tier = tier_among(
+        &resolved(spec.writers_of(stack.spec)),
+        &resolved(spec.readers_of(stack.spec)),
+        caller,
+    );
     let whose = whose_principals(spec, stack);
-    if named(writers) {
+    if tier == Some(Tier::Writer) {
         return Check::new(
             "listed in access",
             Status::Ok,
             format!("{who} is a writer of {whose}"),
         );
     }
-    if named(readers) {
+    if tier == Some(Tier::Reader) {
         return Check::new(
             "listed in access",
             Status::Warn,

@@ -2,6 +2,7 @@
 //! the desired state, the plan and its notes.
 
 use crate::access::PrincipalArns;
+use crate::access::Tier;
 use crate::aws::{self, CallerIdentity, Clients, OnDisk};
 use crate::desired::{DesiredBucket, DesiredEnvironment, identity_policy_principals};
 use crate::error::Error;
@@ -10,7 +11,7 @@ use crate::plan::{Change, plan_with_replica};
 use crate::policy::identity_policy_name;
 use crate::project::{Environment, local_state_note, orphan_backend_files, read_backend_files};
 use crate::spec::{
-    AccountId, BackendCredentials, EndpointUrl, EnvSpec, IamArn, Layout, ProfileName, StackSpec,
+    AccountId, BackendCredentials, EndpointUrl, EnvSpec, Layout, ProfileName, StackSpec,
     StoreFeature,
 };
 
@@ -321,11 +322,8 @@ pub(super) fn unlisted_note(
         .stacks
         .iter()
         .find(|candidate| candidate.spec.name == stack.name)?;
-    let named = |list: &[IamArn]| {
-        list.iter()
-            .any(|principal| caller.is_named_by(&principal.to_string()))
-    };
-    if named(&desired_stack.writers) {
+    let tier = desired_stack.tier_of(&caller);
+    if tier == Some(Tier::Writer) {
         return None;
     }
     let via = stack.identity_label();
@@ -333,7 +331,7 @@ pub(super) fn unlisted_note(
         Layout::Backend => "Terraform".to_owned(),
         Layout::Stacks => format!("Terraform for stack `{}`", stack.name),
     };
-    if named(&desired_stack.readers) {
+    if tier == Some(Tier::Reader) {
         return Some(format!(
             "{subject} runs as {arn} ({via}), one of its readers: `terraform plan` works, `terraform apply` will be denied; list it among the writers if it applies"
         ));

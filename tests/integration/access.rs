@@ -1,8 +1,6 @@
 //! Access safety on moto: principals must exist, a policy that locks out an identity it must
 //! keep is refused unless `--allow-lockout`, and identity policies are attached idempotently.
 
-use serde_json::Value;
-
 use crate::support::{ACCOUNT, Moto, Project, block_on, changed, spec_yaml, unique};
 
 #[test]
@@ -64,15 +62,7 @@ fn a_policy_that_locks_out_terraform_is_refused_unless_allowed() {
     let allowed = project.statebucket(&["apply", "--allow-lockout", "--auto-approve"]);
     allowed.expect_code(0);
     block_on(async {
-        let policy = project
-            .s3("eu-west-1")
-            .await
-            .get_bucket_policy()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
-        let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let document = project.bucket_policy("eu-west-1", &bucket).await;
         assert_eq!(document["Statement"][0]["Sid"], "StatebucketReadOnlyState");
     });
 }

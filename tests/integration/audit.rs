@@ -9,18 +9,9 @@ use crate::support::{Moto, Project, block_on, stacks_spec, unique};
 /// The bucket's policy with one more statement, as someone would add it in the console.
 fn add_statement(project: &Project, bucket: &str, statement: serde_json::Value) {
     block_on(async {
-        let s3 = project.s3("eu-west-1").await;
-        let policy = s3
-            .get_bucket_policy()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .to_owned();
-        let mut policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+        let mut policy = project.bucket_policy("eu-west-1", bucket).await;
         policy["Statement"].as_array_mut().unwrap().push(statement);
+        let s3 = project.s3("eu-west-1").await;
         s3.put_bucket_policy()
             .bucket(bucket)
             .policy(policy.to_string())
@@ -138,16 +129,7 @@ fn what_a_reader_sees_is_the_sensitive_outputs_path_never_its_value() {
         ),
     )
     .unwrap();
-    project
-        .terraform(
-            "init",
-            workdir.path(),
-            Some(&project.path("environments/dev/backend.hcl")),
-        )
-        .expect_code(0);
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
+    project.terraform_init_and_apply_dev(workdir.path());
     let audit = project.statebucket(&["audit", "dev"]);
     audit.expect_code(0);
     assert!(

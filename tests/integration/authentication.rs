@@ -164,11 +164,7 @@ fn forbidden_account_ids_let_other_accounts_in_and_keep_the_listed_out() {
     );
     project.statebucket(&["render"]).expect_code(0);
     let workdir = terraform_dir("");
-    let init = project.terraform(
-        "init",
-        workdir.path(),
-        Some(&project.path("environments/dev/backend.hcl")),
-    );
+    let init = project.terraform_init_dev(workdir.path());
     assert_ne!(init.code, 0, "{}", init.stdout);
     assert!(
         format!("{}{}", init.stdout, init.stderr).contains(ACCOUNT),

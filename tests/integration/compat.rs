@@ -97,16 +97,7 @@ fn what_the_store_lacks_is_never_asked_for_and_terraform_still_initialises() {
     }
     assert!(!backend.contains("allowed_account_ids"), "{backend}");
     let workdir = terraform_dir("");
-    project
-        .terraform(
-            "init",
-            workdir.path(),
-            Some(&project.path("environments/dev/backend.hcl")),
-        )
-        .expect_code(0);
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
+    project.terraform_init_and_apply_dev(workdir.path());
 
     let doctor = project.statebucket(&["doctor", "--output", "json"]);
     doctor.expect_code(0);

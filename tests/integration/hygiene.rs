@@ -227,13 +227,8 @@ fn moving_from_both_to_lockfile_rewrites_backend_hcl_and_keeps_the_table() {
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
     let workdir = terraform_dir("");
+    project.terraform_init_and_apply_dev(workdir.path());
     let backend = project.path("environments/dev/backend.hcl");
-    project
-        .terraform("init", workdir.path(), Some(&backend))
-        .expect_code(0);
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
 
     project.spec("dev", &spec);
     let plan = project.statebucket(&["plan", "--detailed-exitcode", "--output", "json"]);

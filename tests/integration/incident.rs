@@ -69,18 +69,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
     project.write("environments/dev/backend.hcl", &without_profile);
 
     let workdir = terraform_dir("");
-    let init = project.terraform(
-        "init",
-        workdir.path(),
-        Some(&project.path("environments/dev/backend.hcl")),
-    );
-    assert_ne!(
-        init.code, 0,
-        "init must fail as in the incident:\n{}",
-        init.stdout
-    );
-    let output = format!("{}{}", init.stdout, init.stderr);
-    assert!(output.contains("403"), "{output}");
+    project.terraform_init_refused_as_in_the_incident(workdir.path());
 
     let doctor = project.statebucket(&[
         "doctor",
@@ -126,14 +115,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
     );
     // A fresh working directory: the old one would ask for `init -reconfigure`.
     let workdir = terraform_dir("");
-    let init = project.terraform(
-        "init",
-        workdir.path(),
-        Some(&project.path("environments/dev/backend.hcl")),
-    );
-    init.expect_code(0);
-    let apply = project.terraform("apply", workdir.path(), None);
-    apply.expect_code(0);
+    project.terraform_init_and_apply_dev(workdir.path());
 
     let healthy = project.statebucket(&["doctor", "--profile", "admin"]);
     healthy.expect_code(0);

@@ -192,8 +192,7 @@ fn out_of_band_drift_is_named_by_check_and_repaired_by_apply() {
             .send()
             .await
             .unwrap();
-        let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
-        let mut document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let mut document = project.bucket_policy("eu-west-1", &bucket).await;
         document["Statement"]
             .as_array_mut()
             .unwrap()
@@ -348,8 +347,7 @@ fn statements_and_tags_the_tool_does_not_own_survive_apply() {
         .expect_code(0);
     block_on(async {
         let s3 = project.s3("eu-west-1").await;
-        let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
-        let document: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let document = project.bucket_policy("eu-west-1", &bucket).await;
         let statements = document["Statement"].as_array().unwrap();
         assert_eq!(
             statements[0], foreign,

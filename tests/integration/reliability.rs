@@ -188,9 +188,7 @@ fn eight_concurrent_applies_on_one_environment_make_one_bucket_one_key_one_polic
     project.statebucket(&["check"]).expect_code(0);
     assert_eq!(keys_for(&project, &bucket), 1);
     block_on(async {
-        let s3 = project.s3("eu-west-1").await;
-        let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
-        let document: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let document = project.bucket_policy("eu-west-1", &bucket).await;
         let sids: Vec<&str> = document["Statement"]
             .as_array()
             .unwrap()

@@ -372,14 +372,8 @@ fn real_terraform_initialises_applies_and_locks_as_the_listed_user() {
     project
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
-    let backend = project.path("environments/dev/backend.hcl");
     let workdir = terraform_dir("");
-    project
-        .terraform("init", workdir.path(), Some(&backend))
-        .expect_code(0);
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
+    project.terraform_init_and_apply_dev(workdir.path());
     let state = block_on(async {
         weed.s3_as("terraform")
             .await
@@ -488,18 +482,7 @@ fn the_incident_replays_and_doctor_names_the_missing_user_without_sts() {
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
     let workdir = terraform_dir("");
-    let init = project.terraform(
-        "init",
-        workdir.path(),
-        Some(&project.path("environments/dev/backend.hcl")),
-    );
-    assert_ne!(
-        init.code, 0,
-        "init must fail as in the incident:\n{}",
-        init.stdout
-    );
-    let output = format!("{}{}", init.stdout, init.stderr);
-    assert!(output.contains("403"), "{output}");
+    project.terraform_init_refused_as_in_the_incident(workdir.path());
     let doctor = project.statebucket(&[
         "doctor",
         "--terraform-dir",

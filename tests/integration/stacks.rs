@@ -37,9 +37,8 @@ stacks:
         .yaml()
 }
 
-fn policy_sids(document: &str) -> Vec<String> {
-    let value: Value = serde_json::from_str(document).unwrap();
-    value["Statement"]
+fn policy_sids(document: &Value) -> Vec<String> {
+    document["Statement"]
         .as_array()
         .unwrap()
         .iter()
@@ -105,16 +104,7 @@ fn three_stacks_converge_serve_terraform_and_a_removed_stack_loses_only_its_gran
     // The bucket policy names each stack's statements; the key policy grants the writers
     // and the reader through S3.
     let (policy, key_policy) = block_on(async {
-        let s3 = project.s3("eu-west-1").await;
-        let policy = s3
-            .get_bucket_policy()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap()
-            .policy()
-            .unwrap()
-            .to_owned();
+        let policy = project.bucket_policy("eu-west-1", &bucket).await;
         let kms = project.kms("eu-west-1").await;
         let key = kms
             .describe_key()
@@ -149,7 +139,7 @@ fn three_stacks_converge_serve_terraform_and_a_removed_stack_loses_only_its_gran
         "{sids:?}"
     );
     assert_eq!(
-        policy_sids(&key_policy),
+        policy_sids(&serde_json::from_str(&key_policy).unwrap()),
         vec![
             "StatebucketAccountRoot",
             "StatebucketStateWriters",

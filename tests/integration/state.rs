@@ -49,13 +49,7 @@ fn terraform_with_state(
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
     let workdir = terraform_dir("");
-    let backend = project.path("environments/dev/backend.hcl");
-    project
-        .terraform("init", workdir.path(), Some(&backend))
-        .expect_code(0);
-    project
-        .terraform("apply", workdir.path(), None)
-        .expect_code(0);
+    project.terraform_init_and_apply_dev(workdir.path());
     (project, bucket, workdir)
 }
 

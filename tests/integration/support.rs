@@ -573,6 +573,31 @@ impl Project {
         to_run(process.output().expect("run terraform"))
     }
 
+    /// `terraform init` in `workdir` with the dev environment's backend.hcl.
+    pub fn terraform_init_dev(&self, workdir: &Path) -> Run {
+        let backend = self.path("environments/dev/backend.hcl");
+        self.terraform("init", workdir, Some(&backend))
+    }
+
+    /// `terraform init` with the dev backend.hcl, then `apply`; both must succeed.
+    pub fn terraform_init_and_apply_dev(&self, workdir: &Path) {
+        self.terraform_init_dev(workdir).expect_code(0);
+        self.terraform("apply", workdir, None).expect_code(0);
+    }
+
+    /// `terraform init` with the dev backend.hcl must fail as in the seed incident: S3 answers
+    /// 403.
+    pub fn terraform_init_refused_as_in_the_incident(&self, workdir: &Path) {
+        let init = self.terraform_init_dev(workdir);
+        assert_ne!(
+            init.code, 0,
+            "init must fail as in the incident:\n{}",
+            init.stdout
+        );
+        let output = format!("{}{}", init.stdout, init.stderr);
+        assert!(output.contains("403"), "{output}");
+    }
+
     pub fn spawn_terraform(&self, command: &str, workdir: &Path) -> Child {
         let mut process = self.command(venv_python());
         process
@@ -592,6 +617,20 @@ impl Project {
                 .force_path_style(true)
                 .build(),
         )
+    }
+
+    /// The policy of `bucket` (which must have one) as JSON, read as this project's
+    /// credentials.
+    pub async fn bucket_policy(&self, region: &str, bucket: &str) -> serde_json::Value {
+        let output = self
+            .s3(region)
+            .await
+            .get_bucket_policy()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(output.policy().unwrap()).unwrap()
     }
 
     /// Whether HeadBucket finds `bucket` (as this project's credentials).

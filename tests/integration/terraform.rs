@@ -175,11 +175,7 @@ fn the_offline_rendered_backend_file_initialises_terraform() {
             .unwrap();
     });
     let workdir = terraform_dir("");
-    let init = project.terraform(
-        "init",
-        workdir.path(),
-        Some(&project.path("environments/dev/backend.hcl")),
-    );
+    let init = project.terraform_init_dev(workdir.path());
     init.expect_code(0);
     assert!(
         init.stdout

@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn a_setting_the_store_accepts_but_does_not_keep_is_lacking_and_versioning_blocks() {
         let not_kept = |facet: &str| Answer::NotKept {
-            message: format!("accepted, but {facet} read back without it four times over 3.5 s"),
+            message: format!("accepted, but {facet} read back without it for 3.8 s"),
         };
         // SeaweedFS's reads, then two settings written and not kept.
         let mut probes = seaweedfs();

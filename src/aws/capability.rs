@@ -186,6 +186,15 @@ fn refused(failure: &Failure, served: impl Fn(&Failure) -> bool) -> Answer {
     }
 }
 
+/// A request the shell's own calls (create, write_setting, reread) made and the store refused.
+fn refused_with(error: AwsError) -> Answer {
+    Answer::Refused {
+        status: error.status,
+        code: error.code,
+        message: error.cause,
+    }
+}
+
 /// The writes reading cannot show, in `bucket` (created when absent, never deleted):
 /// a second conditional PutObject of a key that exists, as a second Terraform run sends
 /// it, must be refused; a PutObject after default encryption is turned on must succeed.
@@ -201,12 +210,11 @@ async fn scratch_writes(clients: &Clients, region: &str, bucket: &str) -> Vec<Pr
         object_lock: false,
     };
     if let Err(error) = super::bucket::create(clients, bucket, region, new_bucket).await {
-        let answer = Answer::Refused {
-            status: error.status,
-            code: error.code,
-            message: error.cause,
-        };
-        return vec![required("scratch bucket", "CreateBucket", answer)];
+        return vec![required(
+            "scratch bucket",
+            "CreateBucket",
+            refused_with(error),
+        )];
     }
     let key = "statebucket-probe/terraform.tfstate.tflock";
     let take = || {
@@ -356,11 +364,7 @@ async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>
     let mut probed = Vec::new();
     for ((subject, request), (change, kept)) in requests.into_iter().zip(settings) {
         let answer = match super::bucket::write_setting(&at, &change, None).await {
-            Err(error) => Answer::Refused {
-                status: error.status,
-                code: error.code,
-                message: error.cause,
-            },
+            Err(error) => refused_with(error),
             Ok(_) => read_back(at, change.facet(), kept, &mut observed).await,
         };
         probed.push(Probed::new(subject, request, answer, false));
@@ -371,30 +375,104 @@ async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>
 /// Whether a read of the bucket shows the setting written.
 type Kept = fn(&ObservedBucket) -> bool;
 
-/// `Kept` once a read shows the setting, `NotKept` when none of four reads over 3.5 s does.
+/// How long a setting written may take to show (S3 documents bucket configuration as
+/// eventually consistent); apply's verify waits `--settle-timeout` the same way.
+const READ_BACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// `Kept` once a read shows the setting, `NotKept` when none does within
+/// `READ_BACK_PATIENCE` (read again as verify reads, `until_settled`).
 async fn read_back(
     at: BucketAt<'_>,
     facet: Facet,
     kept: Kept,
     observed: &mut ObservedBucket,
 ) -> Answer {
-    let pauses = [500, 1000, 2000].map(std::time::Duration::from_millis);
-    for pause in pauses.into_iter().map(Some).chain([None]) {
-        if let Err(error) = super::bucket::reread(at, &[facet], observed).await {
-            return Answer::Refused {
-                status: error.status,
-                code: error.code,
-                message: error.cause,
-            };
-        }
-        if kept(observed) {
-            return Answer::Kept;
-        }
-        if let Some(pause) = pause {
-            tokio::time::sleep(pause).await;
-        }
+    let mut read = async || {
+        super::bucket::reread(at, &[facet], observed).await?;
+        Ok::<_, AwsError>(kept(observed))
+    };
+    let first = match read().await {
+        Ok(shown) => shown,
+        Err(error) => return refused_with(error),
+    };
+    let settled = super::bucket::until_settled(
+        first,
+        READ_BACK_PATIENCE,
+        |shown| *shown,
+        async |_| read().await,
+    );
+    match settled.await {
+        Ok((true, _)) => Answer::Kept,
+        Ok((false, waited)) => Answer::NotKept {
+            message: format!(
+                "accepted, but {facet} read back without it for {:.1} s",
+                waited.as_secs_f64()
+            ),
+        },
+        Err(error) => refused_with(error),
     }
-    Answer::NotKept {
-        message: format!("accepted, but {facet} read back without it four times over 3.5 s"),
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningOutput;
+    use aws_sdk_s3::types::BucketVersioningStatus;
+    use aws_smithy_mocks::mock;
+
+    use super::*;
+
+    /// The probe's read-back of versioning, as a store answers it with `statuses` in turn
+    /// (the last one from then on).
+    async fn versioning_read_back(statuses: &[BucketVersioningStatus]) -> (Answer, usize) {
+        let mut reads = mock!(Client::get_bucket_versioning).sequence();
+        for status in statuses {
+            let status = status.clone();
+            reads = reads.output(move || {
+                GetBucketVersioningOutput::builder()
+                    .status(status.clone())
+                    .build()
+            });
+        }
+        let last = statuses.last().unwrap().clone();
+        let reads = reads
+            .output(move || {
+                GetBucketVersioningOutput::builder()
+                    .status(last.clone())
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let clients = crate::aws::mocked::clients(&[&reads]);
+        let at = BucketAt {
+            clients: &clients,
+            name: "mocked-bucket",
+            account: "123456789012",
+        };
+        let mut observed = ObservedBucket::unconfigured("");
+        let kept: Kept = |observed| observed.versioning == Versioning::Enabled;
+        let answer = read_back(at, Facet::Versioning, kept, &mut observed).await;
+        (answer, reads.num_calls())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_setting_shown_late_is_kept_and_one_never_shown_is_not() {
+        let (late, reads) = versioning_read_back(&[
+            BucketVersioningStatus::Suspended,
+            BucketVersioningStatus::Enabled,
+        ])
+        .await;
+        assert_eq!(late, Answer::Kept);
+        assert_eq!(reads, 2, "read again once");
+        let (lost, reads) = versioning_read_back(&[BucketVersioningStatus::Suspended]).await;
+        let Answer::NotKept { message } = lost else {
+            panic!("{lost:?}")
+        };
+        assert!(
+            message.starts_with("accepted, but versioning read back without it for 3."),
+            "{message}"
+        );
+        // At once, then after 0.25, 0.5, 1 and 2 s: within the 4 s of patience.
+        assert_eq!(reads, 5);
     }
 }

@@ -3,7 +3,6 @@
 use crate::aws::{self};
 use crate::desired::DesiredBucket;
 use crate::error::Error;
-use std::time::{Duration, Instant};
 
 use crate::observed::Observed;
 use crate::plan::{Change, EnvPlan, Facet, plan_with_replica};
@@ -70,22 +69,28 @@ impl Engine {
             name: spec.bucket.name.as_str(),
             account: planned.account.as_str(),
         };
-        let (remaining, waited) = until_read_back(first, self.settle_timeout, async |remaining| {
-            progress.step(&format!(
-                "reading {} again: not yet as written",
-                facet_list(remaining)
-            ));
-            let facets = facets_of(remaining);
-            let bucket_settings_only = remaining.replica.as_ref().is_none_or(|r| r.plan.is_empty())
-                && facets.iter().all(|facet| aws::bucket::rereadable(*facet));
-            match observed.bucket.as_mut() {
-                Some(observed_bucket) if bucket_settings_only => {
-                    aws::bucket::reread(bucket, &facets, observed_bucket).await?;
+        let (remaining, waited) = aws::bucket::until_settled(
+            first,
+            self.settle_timeout,
+            EnvPlan::is_empty,
+            async |remaining| {
+                progress.step(&format!(
+                    "reading {} again: not yet as written",
+                    facet_list(remaining)
+                ));
+                let facets = facets_of(remaining);
+                let bucket_settings_only =
+                    remaining.replica.as_ref().is_none_or(|r| r.plan.is_empty())
+                        && facets.iter().all(|facet| aws::bucket::rereadable(*facet));
+                match observed.bucket.as_mut() {
+                    Some(observed_bucket) if bucket_settings_only => {
+                        aws::bucket::reread(bucket, &facets, observed_bucket).await?;
+                    }
+                    _ => (observed, replica_observed) = observe_again(planned, &key_hints).await?,
                 }
-                _ => (observed, replica_observed) = observe_again(planned, &key_hints).await?,
-            }
-            Ok(remaining_of(&observed, &replica_observed)?)
-        })
+                Ok::<_, Error>(remaining_of(&observed, &replica_observed)?)
+            },
+        )
         .await?;
         if remaining.is_empty() {
             return Ok(());
@@ -99,29 +104,6 @@ impl Engine {
                 .all(|change| planned.plan.all_changes().any(|before| before == change)),
         })
     }
-}
-
-/// The first pause before reading a setting again, doubled after each read up to the
-/// longest; the reads stop once `--settle-timeout` would pass.
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
-const LONGEST_PAUSE: Duration = Duration::from_secs(4);
-
-/// Reads again, with growing pauses, until nothing `remaining` or `patience` is spent:
-/// `read_again` reads what the remaining plan names and plans anew. The plan left and how
-/// long it waited; an empty plan at first makes no read at all.
-async fn until_read_back(
-    mut remaining: EnvPlan,
-    patience: Duration,
-    mut read_again: impl AsyncFnMut(&EnvPlan) -> Result<EnvPlan, Error>,
-) -> Result<(EnvPlan, Duration), Error> {
-    let started = Instant::now();
-    let mut pause = FIRST_PAUSE;
-    while !remaining.is_empty() && started.elapsed() + pause <= patience {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(LONGEST_PAUSE);
-        remaining = read_again(&remaining).await?;
-    }
-    Ok((remaining, started.elapsed()))
 }
 
 /// The facets of `changes`, each once.
@@ -247,6 +229,8 @@ pub(super) fn write_backend_files(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use aws_sdk_s3::Client;
     use aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningOutput;
     use aws_sdk_s3::operation::put_bucket_versioning::PutBucketVersioningOutput;
@@ -309,13 +293,17 @@ mod tests {
             .unwrap();
         let first = versioning_plan(&observed);
         assert!(!first.is_empty(), "the first read back is stale");
-        let (remaining, waited) =
-            until_read_back(first, Duration::from_secs(10), async |remaining| {
+        let (remaining, waited) = aws::bucket::until_settled(
+            first,
+            Duration::from_secs(10),
+            EnvPlan::is_empty,
+            async |remaining| {
                 reread(bucket, &facets_of(remaining), &mut observed).await?;
-                Ok(versioning_plan(&observed))
-            })
-            .await
-            .unwrap();
+                Ok::<_, Error>(versioning_plan(&observed))
+            },
+        )
+        .await
+        .unwrap();
         assert!(remaining.is_empty());
         assert_eq!(
             versioning.num_calls(),
@@ -329,10 +317,15 @@ mod tests {
     #[tokio::test]
     async fn nothing_left_is_never_read_again_and_patience_bounds_the_reads() {
         let mut reads = 0;
-        let (left, _) = until_read_back(plan_of(Vec::new()), Duration::from_secs(30), async |_| {
-            reads += 1;
-            Ok(plan_of(Vec::new()))
-        })
+        let (left, _) = aws::bucket::until_settled(
+            plan_of(Vec::new()),
+            Duration::from_secs(30),
+            EnvPlan::is_empty,
+            async |_| {
+                reads += 1;
+                Ok::<_, Error>(plan_of(Vec::new()))
+            },
+        )
         .await
         .unwrap();
         assert!(left.is_empty());
@@ -342,10 +335,15 @@ mod tests {
                 from: Versioning::Suspended,
             }])
         };
-        let (left, waited) = until_read_back(stale(), Duration::from_secs(1), async |_| {
-            reads += 1;
-            Ok(stale())
-        })
+        let (left, waited) = aws::bucket::until_settled(
+            stale(),
+            Duration::from_secs(1),
+            EnvPlan::is_empty,
+            async |_| {
+                reads += 1;
+                Ok::<_, Error>(stale())
+            },
+        )
         .await
         .unwrap();
         assert_eq!(left, stale());

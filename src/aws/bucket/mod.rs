@@ -25,7 +25,7 @@ use super::errors::{AwsError, Failure, codes, read_or_absent};
 use crate::observed::ObservedBucket;
 use crate::plan::{Change, Facet};
 
-pub use settings::{reread, rereadable};
+pub use settings::{reread, rereadable, until_settled};
 pub use tags::s3_tags;
 
 /// One bucket, as the account that owns it reaches it. S3 requests carry `account` as the

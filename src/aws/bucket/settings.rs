@@ -6,6 +6,10 @@
 
 use super::{BucketAt, encryption, lifecycle, logging, object_lock, ownership, policy};
 use super::{public_access, tags, versioning};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::aws::AwsError;
 use crate::observed::{ObjectLockState, ObservedBucket, Versioning};
 use crate::plan::{Facet, Target};
@@ -14,6 +18,30 @@ use crate::plan::{Facet, Target};
 /// GET (logging too, though apply writes it after the log bucket's grant).
 pub fn rereadable(facet: Facet) -> bool {
     facet.target() == Target::BucketSetting || facet == Facet::Logging
+}
+
+/// The first pause before reading a setting again, doubled after each read up to the
+/// longest.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const LONGEST_PAUSE: Duration = Duration::from_secs(4);
+
+/// Reads again, with growing pauses, until `settled` holds for the last read or `patience`
+/// would pass: the last read and how long it waited; a value settled at first makes no read
+/// at all.
+pub async fn until_settled<T, E>(
+    mut last: T,
+    patience: Duration,
+    settled: impl Fn(&T) -> bool,
+    mut read_again: impl AsyncFnMut(&T) -> Result<T, E>,
+) -> Result<(T, Duration), E> {
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    while !settled(&last) && started.elapsed() + pause <= patience {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+        last = read_again(&last).await?;
+    }
+    Ok((last, started.elapsed()))
 }
 
 /// What one GET read, to be put into the observed bucket.

@@ -253,16 +253,9 @@ pub async fn current_version_id(
     clients: &Clients,
     path: &StatePath,
 ) -> Result<Option<String>, AwsError> {
-    match clients
-        .s3
-        .head_object()
-        .bucket(&path.bucket)
-        .key(&path.key)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(Some(output.version_id().unwrap_or("null").to_owned())),
-        Err(error) => no_current_version(Failure::from_sdk(&error), clients, path),
+    match crate::aws::probe::head_object(clients, &path.bucket, &path.key).await {
+        Ok(head) => Ok(head.map(|head| head.version_id().unwrap_or("null").to_owned())),
+        Err(failure) => no_current_version(failure, clients, path),
     }
 }
 

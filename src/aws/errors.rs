@@ -261,6 +261,14 @@ impl Failure {
             .is_some_and(|status| status >= 500 && status != 501)
     }
 
+    /// ` (request id ID)` when the answer carried one, to quote to the store's operators.
+    pub fn request_id_note(&self) -> String {
+        self.request_id
+            .as_deref()
+            .map(|id| format!(" (request id {id})"))
+            .unwrap_or_default()
+    }
+
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
@@ -323,10 +331,7 @@ impl Failure {
             _ if self.is_store_failure() => Some(format!(
                 "the store failed{}: this is not a permission problem, and the SDK's retries did not get past it; check the store's health and logs{}",
                 self.status.map(|status| format!(" (HTTP {status})")).unwrap_or_default(),
-                self.request_id
-                    .as_deref()
-                    .map(|id| format!(" (request id {id})"))
-                    .unwrap_or_default()
+                self.request_id_note()
             )),
             _ if self.is_denied() => Some(format!(
                 "{identity} is not allowed to do this: grant the permission, or run statebucket as an identity that has it (--profile ADMIN)"

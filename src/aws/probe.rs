@@ -33,14 +33,9 @@ impl Refusal {
     fn of(failure: &Failure) -> Refusal {
         Refusal {
             short: failure.short(),
-            store_failure: failure.is_store_failure().then(|| {
-                let request = failure
-                    .request_id
-                    .as_deref()
-                    .map(|id| format!(" (request id {id})"))
-                    .unwrap_or_default();
-                format!("{}{request}", failure.message)
-            }),
+            store_failure: failure
+                .is_store_failure()
+                .then(|| format!("{}{}", failure.message, failure.request_id_note())),
         }
     }
 

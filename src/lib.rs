@@ -29,3 +29,6 @@ pub mod replication;
 pub mod scaffold;
 pub mod spec;
 pub mod tfstate;
+
+#[cfg(test)]
+mod testing;

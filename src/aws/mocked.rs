@@ -18,10 +18,12 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 
+use super::errors::AwsError;
 use super::{Clients, OnDisk, apply, observe};
 use crate::observed::{PublicAccessBlock, Versioning};
 use crate::plan::{Change, EnvPlan};
 use crate::spec::{EnvSpec, Region, parse_spec};
+use crate::testing::assert_mentions;
 
 /// Applies `changes` to `mocked-bucket` in eu-west-1 for account 123456789012.
 async fn apply_changes(
@@ -112,6 +114,13 @@ fn clients_with(rules: &[&Rule], dynamodb_rules: &[&Rule]) -> Clients {
         identity_source: "profile `terraform`".into(),
         profile: None,
     }
+}
+
+/// The error says it failed while `doing`, and its hint names each of `hint_parts`.
+#[track_caller]
+fn assert_failed(error: &AwsError, doing: &str, hint_parts: &[&str]) {
+    assert_eq!(error.doing, doing);
+    assert_mentions(error.hint.as_deref().unwrap_or_default(), hint_parts);
 }
 
 fn status(code: u16) -> Response {
@@ -215,14 +224,10 @@ async fn head_bucket_301_reports_the_bucket_region() {
 async fn head_bucket_403_explains_both_causes() {
     let rule = mock!(Client::head_bucket).then_http_response(|| status(403));
     let error = observe_unconfigured(Some((0, rule))).await.unwrap_err();
-    assert_eq!(
-        error.doing,
-        "checking bucket `mocked-bucket` (s3:HeadBucket)"
-    );
-    let hint = error.hint.unwrap();
-    assert!(
-        hint.contains("another account owns the name") && hint.contains("s3:ListBucket"),
-        "{hint}"
+    assert_failed(
+        &error,
+        "checking bucket `mocked-bucket` (s3:HeadBucket)",
+        &["another account owns the name", "s3:ListBucket"],
     );
 }
 
@@ -231,15 +236,10 @@ async fn access_denied_on_a_read_is_an_error_with_a_hint_not_absence() {
     let rule = mock!(Client::get_bucket_policy)
         .then_error(|| GetBucketPolicyError::generic(code("AccessDenied")));
     let error = observe_unconfigured(Some((5, rule))).await.unwrap_err();
-    assert_eq!(
-        error.doing,
-        "reading the bucket policy of bucket `mocked-bucket`"
-    );
-    assert!(
-        error
-            .hint
-            .unwrap()
-            .contains("profile `terraform` is not allowed to do this")
+    assert_failed(
+        &error,
+        "reading the bucket policy of bucket `mocked-bucket`",
+        &["profile `terraform` is not allowed to do this"],
     );
 }
 
@@ -637,9 +637,9 @@ async fn a_store_without_the_api_names_the_compat_entry_to_add() {
     .unwrap_err();
     assert_eq!(lacking.num_calls(), 1, "501 is not retried");
     let hint = error.hint.unwrap();
-    assert!(
-        hint.contains("add `public_access_block` to the spec's `compat.lacks`"),
-        "{hint}"
+    assert_mentions(
+        &hint,
+        &["add `public_access_block` to the spec's `compat.lacks`"],
     );
     assert!(!hint.contains("grant"), "{hint}");
 }
@@ -664,10 +664,12 @@ async fn a_store_failing_is_reported_as_the_store_failing_never_as_a_permission(
         error.cause
     );
     let hint = error.hint.unwrap();
-    assert!(
-        hint.contains("the store failed (HTTP 500): this is not a permission problem")
-            && hint.contains("request id req-7"),
-        "{hint}"
+    assert_mentions(
+        &hint,
+        &[
+            "the store failed (HTTP 500): this is not a permission problem",
+            "request id req-7",
+        ],
     );
     assert!(
         !hint.contains("grant") && !hint.contains("not allowed"),
@@ -685,13 +687,9 @@ async fn a_store_without_an_api_it_is_read_with_names_the_compat_entry_to_add() 
         )
     });
     let error = observe_unconfigured(Some((3, lacking))).await.unwrap_err();
-    assert_eq!(
-        error.doing,
-        "reading the public access block of bucket `mocked-bucket`"
-    );
-    let hint = error.hint.unwrap();
-    assert!(
-        hint.contains("add `public_access_block` to the spec's `compat.lacks`"),
-        "{hint}"
+    assert_failed(
+        &error,
+        "reading the public access block of bucket `mocked-bucket`",
+        &["add `public_access_block` to the spec's `compat.lacks`"],
     );
 }

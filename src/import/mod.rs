@@ -262,6 +262,7 @@ mod tests {
     use crate::spec::KmsKey;
     use crate::spec::KmsKeyRef;
     use crate::spec::parse_spec;
+    use crate::testing::assert_noted;
     use std::collections::BTreeMap;
 
     const ACCOUNT: &str = "123456789012";
@@ -436,12 +437,7 @@ mod tests {
         assert_eq!(spec.stacks[0].key.as_str(), "live/terraform.tfstate");
         let (adopted, spec) = import(&state, &[]);
         assert_eq!(spec.stacks[0].key.as_str(), "terraform.tfstate");
-        assert!(
-            adopted
-                .notes
-                .iter()
-                .any(|note| note.contains("placeholder `terraform.tfstate`"))
-        );
+        assert_noted(&adopted.notes, &["placeholder `terraform.tfstate`"]);
         assert!(spec_text(&adopted.spec).contains("PLACEHOLDER"));
     }
 
@@ -543,13 +539,9 @@ mod tests {
                     "{text}"
                 );
             }
-            assert!(
-                adopted
-                    .notes
-                    .iter()
-                    .any(|note| note.contains("`terraform-locks` has Terraform's lock schema")),
-                "{:?}",
-                adopted.notes
+            assert_noted(
+                &adopted.notes,
+                &["`terraform-locks` has Terraform's lock schema"],
             );
         }
     }

@@ -15,6 +15,7 @@ use crate::policy::{
 };
 use crate::render::KmsKeyId;
 use crate::spec::{AccountId, EnvSpec, THREE_STACKS, parse_spec};
+use crate::testing::assert_noted;
 
 const DEV: &str = "\
 region: eu-west-1
@@ -283,13 +284,8 @@ fn managed_kms_key_is_created_with_its_policy_and_backend_waits_for_its_arn() {
     assert_eq!(alias, "alias/tf-state");
     assert_eq!(tags["statebucket:environment"], "dev");
     let policy = PolicyDocument::parse(policy).unwrap();
-    let sids: Vec<&str> = policy
-        .statements
-        .iter()
-        .filter_map(crate::policy::sid)
-        .collect();
     assert_eq!(
-        sids,
+        policy.sids(),
         vec!["StatebucketAccountRoot", "StatebucketStateWriters"]
     );
     assert!(plan.changes.contains(&Change::SetEncryption {
@@ -677,13 +673,7 @@ fn a_foreign_rule_expiring_current_objects_is_pointed_out() {
     observed.bucket.as_mut().unwrap().lifecycle.push(dangerous);
     let plan = plan(&desired, &observed).unwrap();
     assert!(plan.is_empty());
-    assert!(
-        plan.notes
-            .iter()
-            .any(|note| note.contains("`cleanup`") && note.contains("expires current objects")),
-        "{:?}",
-        plan.notes
-    );
+    assert_noted(&plan.notes, &["`cleanup`", "expires current objects"]);
 }
 
 #[test]
@@ -781,11 +771,7 @@ fn lock_table_is_created_then_kept_in_shape() {
             },
         ]
     );
-    assert!(
-        plan.notes
-            .iter()
-            .any(|note| note.contains("deprecated in Terraform 1.11"))
-    );
+    assert_noted(&plan.notes, &["deprecated in Terraform 1.11"]);
 
     observed
         .lock_tables
@@ -802,13 +788,7 @@ fn lock_table_is_created_then_kept_in_shape() {
         .lock_tables
         .insert("my-state-locks".into(), drifted);
     let plan = super::plan(&desired, &observed).unwrap();
-    assert!(
-        plan.notes
-            .iter()
-            .any(|note| note.contains("AWS owned key") && note.contains("--sse-specification")),
-        "{:?}",
-        plan.notes
-    );
+    assert_noted(&plan.notes, &["AWS owned key", "--sse-specification"]);
     assert_eq!(
         facets(&plan),
         vec![
@@ -875,13 +855,7 @@ fn leaving_dynamodb_keeps_the_table_and_says_how_to_remove_it() {
         dynamodb_desired.backend_file(&dynamodb_desired.stacks[0], KmsKeyId::FromSpec),
     );
     let plan = super::plan(&desired, &observed).unwrap();
-    assert!(
-        plan.notes
-            .iter()
-            .any(|note| note.contains("set `lock: both` first")),
-        "{:?}",
-        plan.notes
-    );
+    assert_noted(&plan.notes, &["set `lock: both` first"]);
 }
 
 #[test]
@@ -1029,14 +1003,7 @@ fn object_lock_is_set_when_missing_or_shorter_but_never_shortened_or_weakened() 
     for live in [retention("GOVERNANCE", 60), retention("COMPLIANCE", 30)] {
         let refused = plan(&desired, &converged_replica(&desired, Some(live.clone()))).unwrap();
         assert!(refused.is_empty(), "{live}: {refused:#?}");
-        assert!(
-            refused
-                .notes
-                .iter()
-                .any(|note| note.contains("never does either")),
-            "{live}: {:?}",
-            refused.notes
-        );
+        assert_noted(&refused.notes, &["never does either"]);
     }
 
     // An existing replica without Object Lock gets it with the retention, in one request.
@@ -1112,14 +1079,9 @@ fn replication_keeps_foreign_rules_repairs_its_own_and_refuses_another_role() {
         .trust_policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into();
     let noted = plan(&desired, &unlimited).unwrap();
     assert!(noted.changes.is_empty(), "{noted:#?}");
-    assert!(
-        noted
-            .notes
-            .iter()
-            .any(|note| note.contains("for any account's bucket")
-                && note.contains(&replication.trust_policy)),
-        "{:?}",
-        noted.notes
+    assert_noted(
+        &noted.notes,
+        &["for any account's bucket", &replication.trust_policy],
     );
 
     // Drift in statebucket's rule: rewritten with the foreign rule kept.
@@ -1215,13 +1177,7 @@ fn object_lock_left_out_of_the_spec_stays_on_and_the_plan_says_so() {
     let observed = converged_replica(&desired, Some(retention("GOVERNANCE", 30)));
     let plan = plan(&desired, &observed).unwrap();
     assert!(plan.is_empty(), "{plan:#?}");
-    assert!(
-        plan.notes
-            .iter()
-            .any(|note| note.contains("S3 cannot turn it off")),
-        "{:?}",
-        plan.notes
-    );
+    assert_noted(&plan.notes, &["S3 cannot turn it off"]);
 }
 
 /// moto enforces neither key policies nor bucket-policy denies: the policy evaluator shows

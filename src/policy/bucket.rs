@@ -192,9 +192,8 @@ mod tests {
     #[test]
     fn each_stack_names_its_own_statements() {
         let document = policy(THREE_STACKS);
-        let sids: Vec<&str> = document.statements.iter().filter_map(sid).collect();
         assert_eq!(
-            sids,
+            document.sids(),
             vec![
                 "StatebucketNetworkListStateBucket",
                 "StatebucketNetworkReadWriteState",
@@ -348,9 +347,8 @@ access: { users: [terraform], roles: [terraform-ci] }
 backend: { key: app/terraform.tfstate }
 ";
         let document = policy(single);
-        let sids: Vec<&str> = document.statements.iter().filter_map(sid).collect();
         assert_eq!(
-            sids,
+            document.sids(),
             vec![
                 "StatebucketListStateBucket",
                 "StatebucketReadWriteState",

@@ -207,6 +207,11 @@ impl PolicyDocument {
         Value::Object(object)
     }
 
+    /// The statements' Sids, in order (statements without one are skipped).
+    pub fn sids(&self) -> Vec<&str> {
+        self.statements.iter().filter_map(sid).collect()
+    }
+
     pub fn owned(&self) -> impl Iterator<Item = &Value> {
         self.statements
             .iter()

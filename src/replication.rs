@@ -29,8 +29,8 @@ pub const S3_SERVICE: &str = "s3.amazonaws.com";
 pub struct DesiredReplication {
     pub role_name: String,
     pub role_arn: IamArn,
-    pub trust_policy: String,
-    /// The role's inline policy (compact JSON, as IAM takes it).
+    pub trust_policy: PolicyDocument,
+    /// The role's inline policy (sent as compact JSON, as IAM takes it).
     pub role_policy: PolicyDocument,
     /// The rule as statebucket sets it, at priority `rule.priority` unless another owner's
     /// rule has it (see `rule_for`).
@@ -187,17 +187,13 @@ fn source_object_actions(replica: &EnvSpec) -> Vec<&'static str> {
 /// S3 may assume the role, on behalf of `account`'s buckets only: `aws:SourceAccount`
 /// keeps another account's bucket from having S3 act with this role (the confused deputy
 /// problem, IAM User Guide "The confused deputy problem").
-pub fn trust_policy(account: &AccountId) -> String {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": S3_SERVICE },
-            "Action": "sts:AssumeRole",
-            "Condition": { "StringEquals": { "aws:SourceAccount": account.as_str() } },
-        }],
-    })
-    .to_string()
+pub fn trust_policy(account: &AccountId) -> PolicyDocument {
+    PolicyDocument::of(vec![json!({
+        "Effect": "Allow",
+        "Principal": { "Service": S3_SERVICE },
+        "Action": "sts:AssumeRole",
+        "Condition": { "StringEquals": { "aws:SourceAccount": account.as_str() } },
+    })])
 }
 
 /// Whether a trust policy lets S3 assume the role: an Allow of `sts:AssumeRole` (or `sts:*`,
@@ -401,9 +397,9 @@ backend: { key: prod/terraform.tfstate }
 
     #[test]
     fn s3_assumes_the_role_only_for_buckets_of_its_own_account() {
-        let trust: Value = serde_json::from_str(&trust_policy(&account())).unwrap();
+        let trust = trust_policy(&account());
         assert_eq!(
-            trust["Statement"][0]["Condition"],
+            trust.statements[0]["Condition"],
             json!({"StringEquals": {"aws:SourceAccount": "123456789012"}})
         );
     }
@@ -482,10 +478,11 @@ backend: { key: prod/terraform.tfstate }
     #[test]
     fn trust_in_s3_is_recognised_and_anything_else_is_not() {
         let account = AccountId::parse("123456789012").unwrap();
-        assert!(trusts_s3(&trust_policy(&account)));
-        let ec2 = trust_policy(&account).replace(S3_SERVICE, "ec2.amazonaws.com");
+        let trust = trust_policy(&account).to_compact_json();
+        assert!(trusts_s3(&trust));
+        let ec2 = trust.replace(S3_SERVICE, "ec2.amazonaws.com");
         assert!(!trusts_s3(&ec2));
-        let denied = trust_policy(&account).replace("Allow", "Deny");
+        let denied = trust.replace("Allow", "Deny");
         assert!(!trusts_s3(&denied));
         assert!(!trusts_s3("not json"));
     }

@@ -251,9 +251,14 @@ async fn write_change(
                 policy_name,
                 to,
                 ..
-            } => super::iam::write_inline_policy(clients, principal, policy_name, to)
-                .await
-                .map(|()| None),
+            } => super::iam::write_inline_policy(
+                clients,
+                principal,
+                policy_name,
+                &to.to_compact_json(),
+            )
+            .await
+            .map(|()| None),
             Change::AliasKmsKey { .. }
             | Change::PutKeyPolicy { .. }
             | Change::EnableKeyRotation { .. } => {
@@ -383,7 +388,8 @@ pub async fn apply_replication_role(clients: &Clients, plan: &EnvPlan) -> Result
             policy,
         } = change
         {
-            super::replication::create_role(clients, role, trust_policy, policy_name, policy)
+            let (trust_policy, policy) = (trust_policy.to_compact_json(), policy.to_compact_json());
+            super::replication::create_role(clients, role, &trust_policy, policy_name, &policy)
                 .await?;
         }
     }

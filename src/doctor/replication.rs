@@ -90,7 +90,7 @@ pub fn role_check(role: &str, found: Option<(&str, &str)>) -> Check {
             match IamArn::parse(arn) {
                 Ok(arn) => check.fix(format!(
                     "restore it: aws iam update-assume-role-policy --role-name {role} --policy-document '{}'",
-                    crate::replication::trust_policy(&arn.account)
+                    crate::replication::trust_policy(&arn.account).to_compact_json()
                 )),
                 Err(_) => check.fix("restore a trust policy that lets s3.amazonaws.com assume the role"),
             }
@@ -346,7 +346,8 @@ mod tests {
     fn the_role_must_exist_and_trust_s3() {
         let trust = crate::replication::trust_policy(
             &crate::spec::AccountId::parse("123456789012").unwrap(),
-        );
+        )
+        .to_compact_json();
         let arn = "arn:aws:iam::123456789012:role/r";
         assert_eq!(role_check("r", Some((arn, &trust))).status, Status::Ok);
         assert_eq!(role_check("r", None).status, Status::Fail);

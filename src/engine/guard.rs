@@ -3,7 +3,6 @@
 use crate::aws::CallerIdentity;
 use crate::error::Error;
 use crate::plan::{Change, EnvPlan};
-use crate::policy::PolicyDocument;
 use crate::policy::evaluate::Caller;
 use crate::policy::key_policy;
 use crate::policy::lockout::{Needs, Subject, lockout_risks};
@@ -78,13 +77,11 @@ impl Engine {
             let Change::PutKeyPolicy { key_arn, to, .. } = change else {
                 continue;
             };
-            let (Ok(document), Some(caller)) =
-                (PolicyDocument::parse(to), Caller::parse(&tool.arn))
-            else {
+            let Some(caller) = Caller::parse(&tool.arn) else {
                 continue;
             };
             for action in ["kms:GetKeyPolicy", "kms:PutKeyPolicy"] {
-                if !key_policy::key_allows(&document, &caller, action, &[]) {
+                if !key_policy::key_allows(to, &caller, action, &[]) {
                     if !policies.contains(&"key policy") {
                         policies.push("key policy");
                     }

@@ -174,6 +174,13 @@ fn compact_json<S: serde::Serializer>(
     serializer.serialize_str(&document.to_compact_json())
 }
 
+fn indented_json<S: serde::Serializer>(
+    document: &PolicyDocument,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&document.to_json())
+}
+
 /// A value as its text (an ARN).
 fn text<S: serde::Serializer, T: fmt::Display>(
     value: &T,
@@ -212,9 +219,11 @@ pub enum Change {
     /// policy. Created, never deleted.
     CreateReplicationRole {
         role: String,
-        trust_policy: String,
+        #[serde(serialize_with = "compact_json")]
+        trust_policy: PolicyDocument,
         policy_name: String,
-        policy: String,
+        #[serde(serialize_with = "compact_json")]
+        policy: PolicyDocument,
     },
     /// The replication configuration of the primary: statebucket's rule, the rules of other
     /// owners as they were, and the role.
@@ -233,7 +242,8 @@ pub enum Change {
         alias: String,
         description: String,
         tags: BTreeMap<String, String>,
-        policy: String,
+        #[serde(serialize_with = "compact_json")]
+        policy: PolicyDocument,
     },
     EnableKeyRotation {
         key_arn: String,
@@ -250,7 +260,7 @@ pub enum Change {
         description: String,
         tags: BTreeMap<String, String>,
         #[serde(skip)]
-        policy: String,
+        policy: PolicyDocument,
     },
     /// The alias of a dedicated key an interrupted run created without one.
     AliasTofuKey {
@@ -284,7 +294,9 @@ pub enum Change {
     PutKeyPolicy {
         key_arn: String,
         from: Option<String>,
-        to: String,
+        /// Sent as written, indented (KMS counts the bytes it is given).
+        #[serde(serialize_with = "indented_json")]
+        to: PolicyDocument,
         statements: Vec<StatementChange>,
         kept: Vec<String>,
     },
@@ -342,7 +354,9 @@ pub enum Change {
         principal: IamArn,
         policy_name: String,
         from: Option<String>,
-        to: String,
+        /// Sent as compact JSON (IAM counts the characters against its quota).
+        #[serde(serialize_with = "compact_json")]
+        to: PolicyDocument,
     },
     WriteBackendFile {
         stack: String,
@@ -460,7 +474,11 @@ impl Change {
                 ..
             } => (
                 Value::Null,
-                json!({"role": role, "trust_policy": trust_policy, "policy": policy}),
+                json!({
+                    "role": role,
+                    "trust_policy": trust_policy.to_compact_json(),
+                    "policy": policy.to_compact_json(),
+                }),
             ),
             Change::PutReplication { from, to, .. } => (value(from), value(to)),
             Change::CreateKmsKey {
@@ -488,10 +506,11 @@ impl Change {
             Change::EnforceBucketOwner { from } => {
                 (value(from), json!(crate::desired::OBJECT_OWNERSHIP))
             }
-            Change::PutPolicy { from, to, .. } => (value(from), json!(to.to_compact_json())),
-            Change::PutKeyPolicy { from, to, .. }
-            | Change::GrantLogDelivery { from, to, .. }
-            | Change::PutIdentityPolicy { from, to, .. } => (value(from), value(to)),
+            Change::PutPolicy { from, to, .. } | Change::PutIdentityPolicy { from, to, .. } => {
+                (value(from), json!(to.to_compact_json()))
+            }
+            Change::PutKeyPolicy { from, to, .. } => (value(from), json!(to.to_json())),
+            Change::GrantLogDelivery { from, to, .. } => (value(from), value(to)),
             Change::MergeTags { from, to } | Change::TagLockTable { from, to, .. } => {
                 (value(from), value(to))
             }

@@ -17,13 +17,13 @@ pub(super) fn plan(
     let mut any = false;
     for target in &desired.identity_policies {
         let principal = target.principal.to_string();
-        let to = target.document.to_compact_json();
+        let chars = target.document.to_compact_json().len();
         let limit = inline_policy_quota(target.principal.kind);
-        if to.len() > limit {
+        if chars > limit {
             return Err(PlanError::IdentityPolicyTooLarge {
                 principal,
                 kind: target.principal.kind.to_string(),
-                chars: to.len(),
+                chars,
                 limit,
             });
         }
@@ -44,7 +44,7 @@ pub(super) fn plan(
                     principal: target.principal.clone(),
                     policy_name: target.name.clone(),
                     from: live.map(str::to_owned),
-                    to,
+                    to: target.document.clone(),
                 }),
             );
         }

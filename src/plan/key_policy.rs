@@ -74,11 +74,12 @@ pub(super) fn plan(
             let statements = policy::diff_owned(live.as_ref(), &owned);
             let kept = policy::foreign_labels(live.as_ref());
             // Sent as written: KMS counts the bytes of the document it is given.
-            let to = policy::merge(live.as_ref(), &owned).to_json();
-            if !statements.is_empty() && to.len() > KEY_POLICY_MAX_BYTES {
+            let to = policy::merge(live.as_ref(), &owned);
+            let bytes = to.to_json().len();
+            if !statements.is_empty() && bytes > KEY_POLICY_MAX_BYTES {
                 return Err(PlanError::KeyPolicyTooLarge {
                     key: arn.to_owned(),
-                    bytes: to.len(),
+                    bytes,
                     limit: KEY_POLICY_MAX_BYTES,
                 });
             }

@@ -46,7 +46,7 @@ pub(super) fn plan(
                     alias: alias.to_string(),
                     description: desired.kms_key_description(),
                     tags: desired.kms_key_tags(),
-                    policy: super::key_policy::for_new_key(desired).to_compact_json(),
+                    policy: super::key_policy::for_new_key(desired),
                 }),
             );
             Ok(SseTarget::Kms {

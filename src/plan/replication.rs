@@ -14,7 +14,6 @@ pub(super) fn plan(
     observed: &ReplicationState,
     bucket: &str,
 ) -> Result<(), PlanError> {
-    let policy = desired.role_policy.to_compact_json();
     let role_arn = match &observed.role {
         None => {
             planner.record(
@@ -23,7 +22,7 @@ pub(super) fn plan(
                     role: desired.role_name.clone(),
                     trust_policy: desired.trust_policy.clone(),
                     policy_name: ROLE_POLICY_NAME.to_owned(),
-                    policy,
+                    policy: desired.role_policy.clone(),
                 }),
             );
             desired.role_arn.to_string()
@@ -42,7 +41,7 @@ pub(super) fn plan(
                     role.arn,
                     crate::replication::S3_SERVICE,
                     desired.role_name,
-                    desired.trust_policy
+                    desired.trust_policy.to_compact_json()
                 ));
             }
             if !trusts_s3(&role.trust_policy) {
@@ -51,7 +50,7 @@ pub(super) fn plan(
                     role.arn,
                     crate::replication::S3_SERVICE,
                     desired.role_name,
-                    desired.trust_policy
+                    desired.trust_policy.to_compact_json()
                 ));
             }
             let same = role
@@ -66,7 +65,7 @@ pub(super) fn plan(
                     principal: desired.role_arn.clone(),
                     policy_name: ROLE_POLICY_NAME.to_owned(),
                     from: role.policy.clone(),
-                    to: policy,
+                    to: desired.role_policy.clone(),
                 }),
             );
             role.arn.clone()

@@ -6,6 +6,7 @@
 use super::{Change, Facet, Planner};
 use crate::desired::{DesiredBucket, tofu_key_tags};
 use crate::observed::{Observed, ObservedTofuKey};
+use crate::policy::PolicyDocument;
 use crate::policy::key_policy::account_root_statement;
 use crate::spec::{KmsKey, TofuEncryption};
 
@@ -37,10 +38,10 @@ pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, observed:
         Some(ObservedTofuKey::Missing) | None => {
             // The account's default key policy: IAM policies (the identity policy's
             // StatebucketOpenTofuEncryptionKey) decide who may use the key.
-            let policy = serde_json::json!({
-                "Version": "2012-10-17",
-                "Statement": [account_root_statement(spec.region.partition(), &desired.account)],
-            });
+            let policy = PolicyDocument::of(vec![account_root_statement(
+                spec.region.partition(),
+                &desired.account,
+            )]);
             Some(Change::CreateTofuKey {
                 alias: alias.to_string(),
                 description: format!(
@@ -48,7 +49,7 @@ pub(super) fn plan(planner: &mut Planner, desired: &DesiredBucket<'_>, observed:
                     spec.bucket.name, spec.name
                 ),
                 tags: tofu_key_tags(spec),
-                policy: policy.to_string(),
+                policy,
             })
         }
     };

@@ -7,6 +7,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, Tag as KmsTag};
 use super::super::Clients;
 use super::super::errors::{AwsError, Explained, Failure, codes};
 use crate::plan::{Change, EnvPlan};
+use crate::policy::PolicyDocument;
 
 /// Where the environment's key comes from, when the plan creates one.
 pub enum NewKey {
@@ -55,7 +56,7 @@ pub async fn create_key(
     alias: &str,
     description: &str,
     tags: &std::collections::BTreeMap<String, String>,
-    policy: &str,
+    policy: &PolicyDocument,
 ) -> Result<(String, String), AwsError> {
     let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
@@ -94,7 +95,7 @@ pub async fn create_key(
         let sent = kms
             .create_key()
             .description(description)
-            .policy(policy)
+            .policy(policy.to_compact_json())
             .key_spec(KeySpec::SymmetricDefault)
             .key_usage(KeyUsageType::EncryptDecrypt)
             .set_tags(Some(kms_tags.clone()))
@@ -239,7 +240,7 @@ pub async fn write_key_setting(
             .put_key_policy()
             .key_id(key_arn)
             .policy_name("default")
-            .policy(to)
+            .policy(to.to_json())
             .send()
             .await
             .map(|_| None)

@@ -296,9 +296,7 @@ impl<'d> Documents<'d> {
             }
             Document::ReplicationRolePolicy => &self.desired.replication.as_ref()?.role_policy,
             Document::ReplicationTrustPolicy => {
-                let mut document =
-                    PolicyDocument::parse(&self.desired.replication.as_ref()?.trust_policy)
-                        .expect("statebucket's trust policy parses");
+                let mut document = self.desired.replication.as_ref()?.trust_policy.clone();
                 // A trust policy names no resource: it is the role's own.
                 for statement in &mut document.statements {
                     statement["Resource"] = request.resource.clone().into();
@@ -370,8 +368,7 @@ pub fn generated_documents(desired: &DesiredBucket<'_>) -> Vec<(String, PolicyDo
         ));
         documents.push((
             format!("{name}-replication-trust"),
-            PolicyDocument::parse(&replication.trust_policy)
-                .expect("statebucket's trust policy parses"),
+            replication.trust_policy.clone(),
         ));
     }
     if let Some(statement) = &desired.log_delivery {

@@ -462,23 +462,20 @@ mod tests {
             "encryption: { kms_key: 1234abcd-12ab-34cd-56ef-1234567890ab, create_key: true }",
         ));
         assert!(create_by_id.message.contains("needs an alias"));
-        assert!(
-            one_error(&DEV.replace("encryption: aes256", "encryption: kms"))
-                .message
-                .contains("needs a key")
+        assert_mentions(
+            &dev_error("encryption: aes256", "encryption: kms"),
+            &["needs a key"],
         );
-        assert!(
-            one_error(&DEV.replace("encryption: aes256", "encryption: des"))
-                .message
-                .contains("unknown encryption")
+        assert_mentions(
+            &dev_error("encryption: aes256", "encryption: des"),
+            &["unknown encryption"],
         );
-        assert!(
-            one_error(&DEV.replace(
+        assert_mentions(
+            &dev_error(
                 "encryption: aes256",
-                "encryption: { kms_key: alias/x, create_key: \"yes\" }"
-            ))
-            .message
-            .contains("true or false")
+                "encryption: { kms_key: alias/x, create_key: \"yes\" }",
+            ),
+            &["true or false"],
         );
     }
 }

@@ -124,6 +124,13 @@ pub(super) fn one_error(text: &str) -> Diagnostic {
     diagnostics.remove(0)
 }
 
+/// The message of the one error in `DEV` with `from` replaced by `to`.
+pub(super) fn dev_error(from: &str, to: &str) -> String {
+    one_error(&DEV.replace(from, to)).message
+}
+
+pub(super) use crate::testing::assert_mentions;
+
 pub(super) const STACKS: &str = "\
 region: eu-west-1
 account_id: \"123456789012\"

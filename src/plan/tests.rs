@@ -96,9 +96,28 @@ fn converged(desired: &DesiredBucket<'_>, key: Option<ObservedKey>) -> Observed 
     }
 }
 
+/// The desired state of `text`, and the bucket converged to it (AES256).
+fn converged_spec(text: &str) -> (DesiredBucket<'static>, Observed) {
+    let spec: &'static EnvSpec = Box::leak(Box::new(spec(text)));
+    let desired = desired(spec);
+    let observed = converged(&desired, None);
+    (desired, observed)
+}
+
 /// Converged, with the key statebucket created (rotation on).
 fn converged_with_key(desired: &DesiredBucket<'_>) -> Observed {
     converged(desired, Some(key_state(desired, Some(true))))
+}
+
+fn live_bucket(observed: &mut Observed) -> &mut ObservedBucket {
+    observed.bucket.as_mut().expect("the bucket exists")
+}
+
+fn sse_rule(observed: &mut Observed) -> &mut SseRule {
+    live_bucket(observed)
+        .encryption
+        .as_mut()
+        .expect("the bucket is encrypted")
 }
 
 fn facets(plan: &EnvPlan) -> Vec<Facet> {
@@ -150,10 +169,8 @@ fn a_converged_environment_has_an_empty_plan() {
 
 #[test]
 fn each_drift_is_one_change_with_from_and_to() {
-    let spec = spec(DEV);
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
-    let bucket = observed.bucket.as_mut().unwrap();
+    let (desired, mut observed) = converged_spec(DEV);
+    let bucket = live_bucket(&mut observed);
     bucket.versioning = Versioning::Suspended;
     bucket.public_access.restrict_public_buckets = false;
     bucket.ownership = Some("ObjectWriter".into());
@@ -199,10 +216,8 @@ fn each_drift_is_one_change_with_from_and_to() {
 
 #[test]
 fn foreign_statements_and_tags_are_kept() {
-    let spec = spec(DEV);
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
-    let bucket = observed.bucket.as_mut().unwrap();
+    let (desired, mut observed) = converged_spec(DEV);
+    let bucket = live_bucket(&mut observed);
     let foreign = json!({"Sid": "AuditorRead", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::my-state/*"});
     bucket.policy =
         Some(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string());
@@ -258,12 +273,10 @@ fn reversed_lists(value: &Value) -> Value {
 
 #[test]
 fn a_policy_equal_in_meaning_is_in_sync() {
-    let spec = spec(DEV);
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
+    let (desired, mut observed) = converged_spec(DEV);
     let rewritten: Value =
         serde_json::from_str(&policy::merge(None, &desired.policy).to_json()).unwrap();
-    observed.bucket.as_mut().unwrap().policy = Some(reversed_lists(&rewritten).to_string());
+    live_bucket(&mut observed).policy = Some(reversed_lists(&rewritten).to_string());
     assert!(plan(&desired, &observed).unwrap().is_empty());
 }
 
@@ -306,14 +319,7 @@ fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
     let mut observed = converged_with_key(&desired);
     assert!(plan(&desired, &observed).unwrap().is_empty());
     for id in ["alias/tf-state", "1234abcd-12ab-34cd-56ef-1234567890ab"] {
-        observed
-            .bucket
-            .as_mut()
-            .unwrap()
-            .encryption
-            .as_mut()
-            .unwrap()
-            .kms_key_id = Some(id.into());
+        sse_rule(&mut observed).kms_key_id = Some(id.into());
         assert!(plan(&desired, &observed).unwrap().is_empty(), "{id}");
     }
     observed.kms_key = Some(key_state(&desired, Some(false)));
@@ -323,14 +329,7 @@ fn kms_in_sync_by_any_name_of_the_key_and_rotation_is_repaired() {
             key_arn: KEY_ARN.into()
         }]
     );
-    observed
-        .bucket
-        .as_mut()
-        .unwrap()
-        .encryption
-        .as_mut()
-        .unwrap()
-        .bucket_key = false;
+    sse_rule(&mut observed).bucket_key = false;
     observed.kms_key = Some(key_state(&desired, Some(true)));
     assert_eq!(
         facets(&plan(&desired, &observed).unwrap()),
@@ -520,12 +519,10 @@ fn a_policy_over_twenty_kilobytes_is_refused_before_any_write() {
 
 #[test]
 fn identity_policies_are_compared_by_meaning_per_principal_and_kept_within_quota() {
-    let spec = spec(&DEV.replace(
+    let (desired, mut observed) = converged_spec(&DEV.replace(
         "access:\n  users: [terraform]",
         "access:\n  users: [terraform]\n  roles: [ci]\n  attach_identity_policy: true",
     ));
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
     let written = desired.identity_policies[0].document.to_json();
     let reordered = reversed_lists(&serde_json::from_str::<Value>(&written).unwrap()).to_string();
     observed.identity_policies = vec![
@@ -584,10 +581,8 @@ fn rule(id: &str) -> LifecycleRule {
 
 #[test]
 fn lifecycle_drift_is_repaired_and_foreign_rules_are_kept() {
-    let spec = spec(DEV);
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
-    let bucket = observed.bucket.as_mut().unwrap();
+    let (desired, mut observed) = converged_spec(DEV);
+    let bucket = live_bucket(&mut observed);
     // Someone shortened the retention and added a rule of their own.
     bucket.lifecycle[1].noncurrent_expiration = Some(NoncurrentExpiration {
         noncurrent_days: Some(1),
@@ -621,13 +616,13 @@ fn lifecycle_drift_is_repaired_and_foreign_rules_are_kept() {
             .noncurrent_days,
         Some(1)
     );
-    assert_eq!(to, &owned_lifecycle_rules(&spec.bucket.lifecycle));
+    assert_eq!(to, &owned_lifecycle_rules(&desired.spec.bucket.lifecycle));
     assert_eq!(rules[0], rule("archive-old-exports"));
     assert_eq!(rules.len(), 3);
 
     // The whole bucket said another way, and rules in another order, are in sync.
-    let bucket = observed.bucket.as_mut().unwrap();
-    bucket.lifecycle = owned_lifecycle_rules(&spec.bucket.lifecycle);
+    let bucket = live_bucket(&mut observed);
+    bucket.lifecycle = owned_lifecycle_rules(&desired.spec.bucket.lifecycle);
     bucket.lifecycle.reverse();
     bucket.lifecycle[0].filter = RuleFilter::Unfiltered;
     bucket.lifecycle.push(rule("archive-old-exports"));
@@ -648,7 +643,7 @@ fn never_expiring_versions_removes_only_the_owned_expiry_rule() {
     let mut observed = converged(&desired, None);
     let mut live = owned_lifecycle_rules(&default_spec.bucket.lifecycle);
     live.push(rule("keep-me"));
-    observed.bucket.as_mut().unwrap().lifecycle = live;
+    live_bucket(&mut observed).lifecycle = live;
     let plan = plan(&desired, &observed).unwrap();
     let [Change::SetLifecycle { rules, .. }] = plan.changes.as_slice() else {
         panic!("{plan:#?}")
@@ -659,16 +654,14 @@ fn never_expiring_versions_removes_only_the_owned_expiry_rule() {
 
 #[test]
 fn a_foreign_rule_expiring_current_objects_is_pointed_out() {
-    let spec = spec(DEV);
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
+    let (desired, mut observed) = converged_spec(DEV);
     let mut dangerous = rule("cleanup");
     dangerous.expiration = Some(crate::observed::Expiration {
         days: Some(30),
         date: None,
         expired_object_delete_marker: None,
     });
-    observed.bucket.as_mut().unwrap().lifecycle.push(dangerous);
+    live_bucket(&mut observed).lifecycle.push(dangerous);
     let plan = plan(&desired, &observed).unwrap();
     assert!(plan.is_empty());
     assert_noted(&plan.notes, &["`cleanup`", "expires current objects"]);
@@ -714,7 +707,7 @@ fn logging_is_granted_on_the_log_bucket_then_enabled() {
         region: "eu-west-1".into(),
         policy: Some(to.clone()),
     });
-    observed.bucket.as_mut().unwrap().logging = Some(LoggingTarget {
+    live_bucket(&mut observed).logging = Some(LoggingTarget {
         bucket: "my-logs".into(),
         prefix: "my-state/".into(),
     });
@@ -749,19 +742,17 @@ fn good_table() -> ObservedLockTable {
 
 #[test]
 fn lock_table_is_created_then_kept_in_shape() {
-    let spec = spec(&DEV.replace(
+    let (desired, mut observed) = converged_spec(&DEV.replace(
         "  key: app/terraform.tfstate",
         "  key: app/terraform.tfstate\n  lock: both",
     ));
-    let desired = desired(&spec);
-    let mut observed = converged(&desired, None);
     let plan = plan(&desired, &observed).unwrap();
     assert_eq!(
         plan.changes,
         vec![
             Change::CreateLockTable {
                 table: "my-state-locks".into(),
-                tags: spec.bucket.tags.clone()
+                tags: desired.spec.bucket.tags.clone()
             },
             Change::EnablePointInTimeRecovery {
                 table: "my-state-locks".into(),
@@ -861,15 +852,15 @@ fn errors_that_stop_a_plan() {
     let spec_aes = spec(DEV);
     let desired_aes = desired(&spec_aes);
     let mut observed = converged(&desired_aes, None);
-    observed.bucket.as_mut().unwrap().region = "us-east-1".into();
+    live_bucket(&mut observed).region = "us-east-1".into();
     let error = plan(&desired_aes, &observed).unwrap_err();
     assert_eq!(
         error.to_string(),
         "bucket `my-state` exists in us-east-1, but the spec says eu-west-1"
     );
 
-    observed.bucket.as_mut().unwrap().region = "eu-west-1".into();
-    observed.bucket.as_mut().unwrap().policy = Some("{not json".into());
+    live_bucket(&mut observed).region = "eu-west-1".into();
+    live_bucket(&mut observed).policy = Some("{not json".into());
     assert!(matches!(
         plan(&desired_aes, &observed),
         Err(PlanError::UnreadablePolicy { .. })

@@ -415,32 +415,37 @@ mod tests {
         let fixture = fixture();
         let statements =
             render_statements(BUILTIN_TEMPLATE_NAME, BUILTIN_TEMPLATE, &inputs(&fixture)).unwrap();
+        // Every statement names both the user and the role.
+        let writers = json!({"AWS": [
+            "arn:aws:iam::123456789012:user/terraform",
+            "arn:aws:iam::123456789012:role/terraform-ci"
+        ]});
         let expected = json!([
             {
                 "Sid": "StatebucketListStateBucket",
                 "Effect": "Allow",
-                "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
+                "Principal": writers,
                 "Action": "s3:ListBucket",
                 "Resource": "arn:aws:s3:::my-state"
             },
             {
                 "Sid": "StatebucketReadWriteState",
                 "Effect": "Allow",
-                "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
+                "Principal": writers,
                 "Action": ["s3:GetObject", "s3:PutObject"],
                 "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"]
             },
             {
                 "Sid": "StatebucketDeleteWorkspaceState",
                 "Effect": "Allow",
-                "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
+                "Principal": writers,
                 "Action": "s3:DeleteObject",
                 "Resource": "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate"
             },
             {
                 "Sid": "StatebucketLockFiles",
                 "Effect": "Allow",
-                "Principal": {"AWS": ["arn:aws:iam::123456789012:user/terraform", "arn:aws:iam::123456789012:role/terraform-ci"]},
+                "Principal": writers,
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                 "Resource": ["arn:aws:s3:::my-state/app/terraform.tfstate.tflock", "arn:aws:s3:::my-state/env:/*/app/terraform.tfstate.tflock"]
             }

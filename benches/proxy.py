@@ -9,8 +9,9 @@ It prints `listening PORT` on stdout once ready. The latency is added per reques
 kept-alive connections: the client connection is kept open (moto closes every connection;
 the proxy opens a new upstream connection per request). `GET /__proxy/stats` returns the
 counts as JSON; `GET /__proxy/requests` the request lines since the last reset (method and
-path; query parameters that carry a signature are left out); `POST /__proxy/reset` zeroes
-both. Only loopback addresses are used.
+path; query parameters that carry a signature are left out); `GET /__proxy/arrivals` when
+each of them arrived (seconds, on the proxy's monotonic clock); `POST /__proxy/reset` zeroes
+them all. Only loopback addresses are used.
 """
 
 import argparse
@@ -28,6 +29,7 @@ class Stats:
 
     def reset(self):
         self.lines = []
+        self.arrivals = []
         self.requests = 0
         self.by_method = {}
         self.faults = {}
@@ -131,7 +133,12 @@ class Proxy:
                 if path.startswith("/__proxy/"):
                     if path.startswith("/__proxy/reset"):
                         self.stats.reset()
-                    answer = json.dumps(self.stats.lines).encode() if path.startswith("/__proxy/requests") else self.stats.as_json()
+                    if path.startswith("/__proxy/requests"):
+                        answer = json.dumps(self.stats.lines).encode()
+                    elif path.startswith("/__proxy/arrivals"):
+                        answer = json.dumps(self.stats.arrivals).encode()
+                    else:
+                        answer = self.stats.as_json()
                     closing = any(n.lower() == "connection" and v.lower() == "close" for n, v in headers)
                     writer.write(serialise("HTTP/1.1 200 OK", [("Content-Type", "application/json")], answer, "close" if closing else "keep-alive"))
                     await writer.drain()
@@ -142,6 +149,7 @@ class Proxy:
                 self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
                 if len(self.stats.lines) < 100_000:
                     self.stats.lines.append(f"{method} {unsigned(path)}")
+                    self.stats.arrivals.append(asyncio.get_running_loop().time())
                 self.stats.in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
                 try:

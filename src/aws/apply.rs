@@ -52,28 +52,22 @@ pub struct Prepared {
 /// object from the first (and S3-compatible test servers that only take it on an empty
 /// bucket accept it). The apply lock lives in the bucket: this comes before taking it.
 pub async fn create_planned_bucket(
-    clients: &Clients,
-    plan: &EnvPlan,
-    bucket: &str,
+    target: BucketAt<'_>,
     region: &Region,
-    account: &str,
+    plan: &EnvPlan,
 ) -> Result<Prepared, AwsError> {
     let Some(new_bucket) = bucket_to_create(plan) else {
         return Ok(Prepared::default());
     };
-    bucket::create(clients, bucket, region.as_str(), new_bucket).await?;
+    let BucketAt { clients, name, .. } = target;
+    bucket::create(clients, name, region.as_str(), new_bucket).await?;
     let retention_set = match retention_to_set(plan) {
         Some(retention) => {
-            let target = BucketAt {
-                clients,
-                name: bucket,
-                account,
-            };
             bucket::object_lock::write(&target, retention)
                 .await
                 .map_err(|failure| {
                     failure.into_error(
-                        format!("object lock of bucket `{bucket}`"),
+                        format!("object lock of bucket `{name}`"),
                         &clients.identity_source,
                     )
                 })?;
@@ -94,22 +88,15 @@ pub async fn create_planned_bucket(
 /// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
 /// a bucket of the same name in another account is never modified.
 pub async fn apply(
-    clients: &Clients,
-    plan: &EnvPlan,
-    bucket: &str,
+    target: BucketAt<'_>,
     region: &Region,
-    account: &str,
+    plan: &EnvPlan,
     prepared: Prepared,
     writes: SettingWrites,
 ) -> Result<Applied, AwsError> {
-    let bucket = BucketAt {
-        clients,
-        name: bucket,
-        account,
-    };
     let (applied, ()) = tokio::try_join!(
-        apply_bucket_and_key(bucket, plan, region.as_str(), prepared, writes),
-        apply_lock_table(clients, plan, region, account)
+        apply_bucket_and_key(target, plan, region.as_str(), prepared, writes),
+        apply_lock_table(target.clients, plan, region, target.account)
     )?;
     Ok(applied)
 }
@@ -152,7 +139,7 @@ async fn apply_bucket_and_key(
     let BucketAt {
         clients,
         name: bucket,
-        account,
+        ..
     } = target;
     if let Some(new_bucket) = bucket_to_create(plan).filter(|_| !prepared.bucket_created) {
         tracing::debug!(%bucket, %region, "creating bucket");
@@ -194,7 +181,7 @@ async fn apply_bucket_and_key(
         }
         Ok::<_, AwsError>(warnings)
     };
-    let logging = bucket::logging::apply_logging(clients, plan, bucket, account);
+    let logging = bucket::logging::apply_logging(&target, plan);
     let key_and_encryption = new_state_key_and_encryption(&target, plan);
     let tofu_key = super::kms::create::apply_tofu_key(clients, plan, bucket);
     let (independent, ordered, (), (created_key, key_warnings), tofu_key_warning) = match writes {
@@ -398,21 +385,14 @@ pub async fn apply_replication_role(clients: &Clients, plan: &EnvPlan) -> Result
 
 /// The primary's replication configuration. S3 checks that both buckets have versioning on
 /// and that the role exists, so this runs after both buckets' changes and the role's.
-pub async fn apply_replication(
-    clients: &Clients,
-    plan: &EnvPlan,
-    bucket: &str,
-    account: &str,
-) -> Result<(), AwsError> {
+pub async fn apply_replication(target: BucketAt<'_>, plan: &EnvPlan) -> Result<(), AwsError> {
     for change in &plan.changes {
         if let Change::PutReplication {
             role, to, foreign, ..
         } = change
         {
-            until_consistent(|| {
-                super::replication::put_configuration(clients, bucket, account, role, to, foreign)
-            })
-            .await?;
+            until_consistent(|| super::replication::put_configuration(target, role, to, foreign))
+                .await?;
         }
     }
     Ok(())

@@ -320,11 +320,7 @@ async fn scratch_settings(clients: &Clients, bucket: &str, account: Option<&str>
             .map(|(subject, request)| Probed::new(subject, request, unknown.clone(), false))
             .collect();
     };
-    let at = BucketAt {
-        clients,
-        name: bucket,
-        account,
-    };
+    let at = BucketAt::new(clients, bucket, account);
     let mut observed = ObservedBucket::unconfigured("");
     // The scratch bucket's own tags are kept: PutBucketTagging replaces them all.
     if super::bucket::reread(at, &[Facet::Tags], &mut observed)
@@ -444,11 +440,7 @@ mod tests {
             .repeatedly()
             .build();
         let clients = crate::aws::mocked::clients(&[&reads]);
-        let at = BucketAt {
-            clients: &clients,
-            name: "mocked-bucket",
-            account: "123456789012",
-        };
+        let at = BucketAt::new(&clients, "mocked-bucket", "123456789012");
         let mut observed = ObservedBucket::unconfigured("");
         let kept: Kept = |observed| observed.versioning == Versioning::Enabled;
         let answer = read_back(at, Facet::Versioning, kept, &mut observed).await;

@@ -35,11 +35,14 @@ pub struct LiveReplica {
 /// The bucket's region (HeadBucket, asked in any region: S3 names the bucket's region in its
 /// answer). An error says whether the bucket is missing or not the caller's.
 pub async fn locate_bucket(
-    clients: &Clients,
-    bucket: &str,
-    account: &str,
+    target: BucketAt<'_>,
     fallback_region: &str,
 ) -> Result<String, AwsError> {
+    let BucketAt {
+        clients,
+        name: bucket,
+        account,
+    } = target;
     let identity = clients.identity_source.as_str();
     let doing = format!("importing bucket `{bucket}` (s3:HeadBucket)");
     match clients
@@ -80,16 +83,16 @@ pub async fn locate_bucket(
 }
 
 /// Everything import reads; `clients` must be in the bucket's region.
-pub async fn read_bucket(
-    clients: &Clients,
-    bucket: &str,
-    region: &Region,
-    account: &str,
-) -> Result<LiveBucket, AwsError> {
+pub async fn read_bucket(target: BucketAt<'_>, region: &Region) -> Result<LiveBucket, AwsError> {
+    let BucketAt {
+        clients,
+        name: bucket,
+        account,
+    } = target;
     let (state, state_keys, lock_table, replication) = tokio::join!(
-        every_setting(clients, bucket, region, account),
+        observe_bucket(target, region.as_str(), BucketReads::ALL),
         state_keys(clients, bucket),
-        lock_table(clients, bucket, region, account),
+        lock_table(target, region),
         super::replication::read_configuration(clients, bucket, Some(account)),
     );
     let state = state?.ok_or_else(|| {
@@ -109,35 +112,19 @@ pub async fn read_bucket(
     })
 }
 
-/// The bucket with every setting import can read, whatever a spec would ask for.
-async fn every_setting(
-    clients: &Clients,
-    bucket: &str,
-    region: &Region,
-    account: &str,
-) -> Result<Option<ObservedBucket>, AwsError> {
-    let bucket = BucketAt {
-        clients,
-        name: bucket,
-        account,
-    };
-    observe_bucket(bucket, region.as_str(), BucketReads::ALL).await
-}
-
 /// The replica a bucket replicates into: its settings and KMS key's aliases, read in its own
 /// region (`clients`); `None` when it does not exist (or is not the caller's).
 pub async fn read_replica(
-    clients: &Clients,
-    bucket: &str,
+    target: BucketAt<'_>,
     region: &Region,
-    account: &str,
 ) -> Result<Option<LiveReplica>, AwsError> {
-    let Some(state) = every_setting(clients, bucket, region, account).await? else {
+    // Every setting import can read, whatever a spec would ask for.
+    let Some(state) = observe_bucket(target, region.as_str(), BucketReads::ALL).await? else {
         return Ok(None);
     };
-    let kms_key = customer_key(clients, &state).await?;
+    let kms_key = customer_key(target.clients, &state).await?;
     Ok(Some(LiveReplica {
-        name: bucket.to_owned(),
+        name: target.name.to_owned(),
         region: region.clone(),
         state,
         kms_key,
@@ -162,12 +149,12 @@ fn lock_table_candidates(bucket: &str) -> Vec<String> {
 /// The first candidate table with Terraform's lock schema (hash key `LockID`, a string, no
 /// range key), all asked at once. A table that cannot be read counts as absent: the notes
 /// still say to check.
-async fn lock_table(
-    clients: &Clients,
-    bucket: &str,
-    region: &Region,
-    account: &str,
-) -> Option<String> {
+async fn lock_table(target: BucketAt<'_>, region: &Region) -> Option<String> {
+    let BucketAt {
+        clients,
+        name: bucket,
+        account,
+    } = target;
     let candidates = lock_table_candidates(bucket);
     let found = futures::future::join_all(candidates.iter().map(|table| async move {
         let arn = super::dynamodb::table_arn(region, account, table);

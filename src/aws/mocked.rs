@@ -38,11 +38,9 @@ async fn apply_changes(
         replica: None,
     };
     apply(
-        clients,
-        &plan,
-        "mocked-bucket",
+        super::bucket::BucketAt::new(clients, "mocked-bucket", "123456789012"),
         &region(),
-        "123456789012",
+        &plan,
         super::Prepared::default(),
         super::SettingWrites::AtOnce,
     )

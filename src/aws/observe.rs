@@ -79,15 +79,9 @@ pub async fn observe(
     identity_policy: Option<(&str, &[IamArn])>,
     kms_key_hint: Option<&str>,
 ) -> Result<Observed, AwsError> {
-    let bucket_state = super::bucket::observe_bucket(
-        BucketAt {
-            clients,
-            name: spec.bucket.name.as_str(),
-            account,
-        },
-        spec.region.as_str(),
-        bucket_reads(spec),
-    );
+    let bucket = BucketAt::new(clients, spec.bucket.name.as_str(), account);
+    let bucket_state =
+        super::bucket::observe_bucket(bucket, spec.region.as_str(), bucket_reads(spec));
     let log_bucket = async {
         match &spec.bucket.logging {
             Some(logging) => super::bucket::logging::observe_log_bucket(
@@ -133,9 +127,7 @@ pub async fn observe(
         }
         let role =
             crate::replication::role_arn(spec.region.partition(), account, &spec.bucket.name);
-        super::replication::observe(clients, &role, spec.bucket.name.as_str(), account)
-            .await
-            .map(Some)
+        super::replication::observe(bucket, &role).await.map(Some)
     };
     let (bucket_state, log_bucket, lock_tables, kms_key, identity_policies, tofu_key, replication) = tokio::join!(
         bucket_state,

@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
 };
 
 use super::Clients;
+use super::bucket::BucketAt;
 use super::errors::{AwsError, Explained, Failure, codes};
 use crate::observed::{
     ForeignReplicationRule, ReplicationConfiguration, ReplicationRule, ReplicationState, RoleState,
@@ -21,16 +22,12 @@ use crate::spec::IamArn;
 
 /// The role (with its trust and inline policy) and the bucket's replication configuration,
 /// all read at once.
-pub async fn observe(
-    clients: &Clients,
-    role: &IamArn,
-    bucket: &str,
-    account: &str,
-) -> Result<ReplicationState, AwsError> {
+pub async fn observe(bucket: BucketAt<'_>, role: &IamArn) -> Result<ReplicationState, AwsError> {
+    let clients = bucket.clients;
     let (found, policy, configuration) = tokio::join!(
         read_role(clients, role.name()),
         super::iam::read_inline_policy(clients, role, ROLE_POLICY_NAME),
-        read_configuration(clients, bucket, Some(account)),
+        read_configuration(clients, bucket.name, Some(bucket.account)),
     );
     let policy = policy?;
     Ok(ReplicationState {
@@ -202,13 +199,16 @@ fn to_sdk(rule: &ReplicationRule) -> SdkRule {
 
 /// Writes the configuration: the rules of other owners as read, then statebucket's.
 pub async fn put_configuration(
-    clients: &Clients,
-    bucket: &str,
-    account: &str,
+    target: BucketAt<'_>,
     role: &str,
     rule: &ReplicationRule,
     foreign: &[ForeignReplicationRule],
 ) -> Result<(), AwsError> {
+    let BucketAt {
+        clients,
+        name: bucket,
+        account,
+    } = target;
     // A rule of another owner is written back as read, or nothing is written.
     let mut rules = foreign
         .iter()

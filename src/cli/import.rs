@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::args::ImportArgs;
 use super::{Context, Outcome, init, json};
-use crate::aws::{self, RequestLog};
+use crate::aws::{self, RequestLog, bucket::BucketAt};
 use crate::error::Error;
 use crate::import::{self, ImportRequest, LiveBucket};
 use crate::project::create_file_exclusively;
@@ -138,9 +138,7 @@ async fn read_bucket(
     let mut clients = reach.clients(first_region).await;
     let caller = aws::caller_identity(&clients).await?;
     let region = aws::import::locate_bucket(
-        &clients,
-        bucket.as_str(),
-        &caller.account,
+        BucketAt::new(&clients, bucket.as_str(), &caller.account),
         first_region.as_str(),
     )
     .await?;
@@ -152,8 +150,11 @@ async fn read_bucket(
         clients = reach.clients(&region).await;
     }
     task.step("reading its settings and policy");
-    let live =
-        aws::import::read_bucket(&clients, bucket.as_str(), &region, &caller.account).await?;
+    let live = aws::import::read_bucket(
+        BucketAt::new(&clients, bucket.as_str(), &caller.account),
+        &region,
+    )
+    .await?;
     Ok((clients, caller, region, live))
 }
 
@@ -166,8 +167,11 @@ async fn read_replica(
     account: &str,
     region: &Region,
 ) -> Result<Option<aws::import::LiveReplica>, aws::AwsError> {
-    let replica_region =
-        aws::import::locate_bucket(clients, &target.bucket, account, region.as_str()).await?;
+    let replica_region = aws::import::locate_bucket(
+        BucketAt::new(clients, &target.bucket, account),
+        region.as_str(),
+    )
+    .await?;
     let replica_region = Region::parse(&replica_region).map_err(|problem| {
         aws::AwsError::new(
             format!("locating bucket `{}`", target.bucket),
@@ -176,7 +180,11 @@ async fn read_replica(
         )
     })?;
     let replica_clients = reach.clients(&replica_region).await;
-    aws::import::read_replica(&replica_clients, &target.bucket, &replica_region, account).await
+    aws::import::read_replica(
+        BucketAt::new(&replica_clients, &target.bucket, account),
+        &replica_region,
+    )
+    .await
 }
 
 /// Writes the spec (never over an existing one) and reports it with the notes and what to

@@ -1,7 +1,7 @@
 //! The apply step: the environment's apply lock (when a change needs it), the buckets
 //! created, every change applied.
 
-use crate::aws::{self};
+use crate::aws::{self, bucket::BucketAt};
 use crate::error::Error;
 use crate::progress::Task;
 
@@ -170,13 +170,7 @@ async fn apply_changes(
     };
     let role = aws::apply_replication_role(&planned.clients, &planned.plan);
     let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
-    aws::apply_replication(
-        &planned.clients,
-        &planned.plan,
-        spec.bucket.name.as_str(),
-        planned.account.as_str(),
-    )
-    .await?;
+    aws::apply_replication(primary_bucket(planned).at(), &planned.plan).await?;
     Ok((primary, replica))
 }
 
@@ -190,17 +184,14 @@ struct PlannedBucket<'p> {
     account: &'p str,
 }
 
-impl PlannedBucket<'_> {
+impl<'p> PlannedBucket<'p> {
+    fn at(self) -> BucketAt<'p> {
+        BucketAt::new(self.clients, self.spec.bucket.name.as_str(), self.account)
+    }
+
     /// The bucket, when its plan creates it.
     async fn create(self) -> Result<aws::Prepared, aws::AwsError> {
-        aws::create_planned_bucket(
-            self.clients,
-            self.plan,
-            self.spec.bucket.name.as_str(),
-            &self.spec.region,
-            self.account,
-        )
-        .await
+        aws::create_planned_bucket(self.at(), &self.spec.region, self.plan).await
     }
 
     async fn apply(
@@ -208,16 +199,7 @@ impl PlannedBucket<'_> {
         prepared: aws::Prepared,
         writes: aws::SettingWrites,
     ) -> Result<aws::Applied, aws::AwsError> {
-        aws::apply(
-            self.clients,
-            self.plan,
-            self.spec.bucket.name.as_str(),
-            &self.spec.region,
-            self.account,
-            prepared,
-            writes,
-        )
-        .await
+        aws::apply(self.at(), &self.spec.region, self.plan, prepared, writes).await
     }
 }
 

@@ -64,11 +64,11 @@ impl Engine {
             )
         };
         let first = remaining_of(&observed, &replica_observed)?;
-        let bucket = aws::bucket::BucketAt {
-            clients: &planned.clients,
-            name: spec.bucket.name.as_str(),
-            account: planned.account.as_str(),
-        };
+        let bucket = aws::bucket::BucketAt::new(
+            &planned.clients,
+            spec.bucket.name.as_str(),
+            planned.account.as_str(),
+        );
         let (remaining, waited) = aws::bucket::until_settled(
             first,
             self.settle_timeout,
@@ -278,11 +278,7 @@ mod tests {
         let write = mock!(Client::put_bucket_versioning)
             .then_output(|| PutBucketVersioningOutput::builder().build());
         let clients = crate::aws::mocked::clients(&[&versioning, &write]);
-        let bucket = BucketAt {
-            clients: &clients,
-            name: "mocked-bucket",
-            account: "123456789012",
-        };
+        let bucket = BucketAt::new(&clients, "mocked-bucket", "123456789012");
         // Apply enabled versioning; the first read after it still shows it suspended.
         let mut observed = ObservedBucket {
             versioning: Versioning::Suspended,

@@ -111,14 +111,13 @@ static LOG_BUCKET_LOCKS: std::sync::LazyLock<
 
 /// Grants delivery on the log bucket, then turns logging on: S3 checks the grant when
 /// logging is enabled.
-pub async fn apply_logging(
-    clients: &Clients,
-    plan: &EnvPlan,
-    bucket: &str,
-    account: &str,
-) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
-    let s3 = &clients.s3;
+pub async fn apply_logging(target: &BucketAt<'_>, plan: &EnvPlan) -> Result<(), AwsError> {
+    let BucketAt {
+        name: bucket,
+        account,
+        ..
+    } = *target;
+    let (identity, s3) = (target.identity(), target.s3());
     for change in &plan.changes {
         let Change::GrantLogDelivery {
             log_bucket,

@@ -38,7 +38,15 @@ pub struct BucketAt<'a> {
     pub account: &'a str,
 }
 
-impl BucketAt<'_> {
+impl<'a> BucketAt<'a> {
+    pub fn new(clients: &'a Clients, name: &'a str, account: &'a str) -> Self {
+        BucketAt {
+            clients,
+            name,
+            account,
+        }
+    }
+
     fn s3(&self) -> &aws_sdk_s3::Client {
         &self.clients.s3
     }

@@ -121,7 +121,8 @@ fn assert_failed(error: &AwsError, doing: &str, hint_parts: &[&str]) {
     assert_mentions(error.hint.as_deref().unwrap_or_default(), hint_parts);
 }
 
-fn status(code: u16) -> Response {
+/// An answer with this HTTP status and no body.
+pub(crate) fn status(code: u16) -> Response {
     Response::new(StatusCode::try_from(code).unwrap(), SdkBody::empty())
 }
 
@@ -553,21 +554,11 @@ mod apply_lock {
     async fn a_stale_lock_is_taken_over_on_its_etag_and_a_lost_takeover_waits_for_the_winner() {
         let take = mock!(Client::put_object)
             .match_requests(|request| request.if_none_match() == Some("*"))
-            .then_http_response(|| {
-                aws_smithy_runtime_api::http::Response::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
-                    aws_smithy_types::body::SdkBody::empty(),
-                )
-            });
+            .then_http_response(|| super::status(412));
         // Another waiter overwrote the stale lock first: this run's If-Match fails.
         let takeover = mock!(Client::put_object)
             .match_requests(|request| request.if_match() == Some("\"stale\""))
-            .then_http_response(|| {
-                aws_smithy_runtime_api::http::Response::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(412).unwrap(),
-                    aws_smithy_types::body::SdkBody::empty(),
-                )
-            });
+            .then_http_response(|| super::status(412));
         let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
         let read = mock!(Client::get_object)
             .sequence()

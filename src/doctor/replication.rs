@@ -312,12 +312,7 @@ mod tests {
                     })
                     .then_output(|| HeadObjectOutput::builder().version_id("v7").build())
             } else {
-                mock!(Client::head_object).then_http_response(|| {
-                    aws_smithy_runtime_api::http::Response::new(
-                        aws_smithy_runtime_api::http::StatusCode::try_from(404).unwrap(),
-                        aws_smithy_types::body::SdkBody::empty(),
-                    )
-                })
+                mock!(Client::head_object).then_http_response(|| crate::aws::mocked::status(404))
             };
             let replica = crate::aws::mocked::clients(&[&replica_head]);
             let reading = crate::aws::replication::state_replication(

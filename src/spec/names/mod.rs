@@ -170,6 +170,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
+    /// `parse` accepts every one of `good` and refuses every one of `bad`.
+    #[track_caller]
+    fn accepts_only<T>(parse: impl Fn(&str) -> Result<T, Problem>, good: &[&str], bad: &[&str]) {
+        for text in good {
+            assert!(parse(text).is_ok(), "{text:?} should be accepted");
+        }
+        for text in bad {
+            assert!(parse(text).is_err(), "{text:?} should be refused");
+        }
+    }
+
     #[test]
     fn bucket_names_follow_every_s3_rule() {
         for good in [
@@ -229,10 +240,11 @@ mod tests {
 
     #[test]
     fn account_ids_are_twelve_digits() {
-        assert!(AccountId::parse("012345678901").is_ok());
-        for bad in ["12345678901", "1234567890123", "12345678901a", ""] {
-            assert!(AccountId::parse(bad).is_err(), "{bad}");
-        }
+        accepts_only(
+            AccountId::parse,
+            &["012345678901"],
+            &["12345678901", "1234567890123", "12345678901a", ""],
+        );
     }
 
     #[test]
@@ -256,10 +268,7 @@ mod tests {
 
     #[test]
     fn workspace_prefixes_follow_terraform() {
-        assert!(WorkspacePrefix::parse("workspaces").is_ok());
-        assert!(WorkspacePrefix::parse("").is_ok());
-        assert!(WorkspacePrefix::parse("/ws").is_err());
-        assert!(WorkspacePrefix::parse("ws/").is_err());
+        accepts_only(WorkspacePrefix::parse, &["workspaces", ""], &["/ws", "ws/"]);
     }
 
     #[test]
@@ -339,21 +348,24 @@ mod tests {
 
     #[test]
     fn session_settings_follow_the_backends_rules() {
-        assert!(SessionName::parse("terraform-ci@github").is_ok());
-        for bad in ["x", "has space", &"a".repeat(65)] {
-            assert!(SessionName::parse(bad).is_err(), "{bad}");
-        }
-        assert!(ExternalId::parse("tenant:42/prod").is_ok());
-        assert!(ExternalId::parse("x").is_err());
-        assert!(PolicyArn::parse("arn:aws:iam::aws:policy/ReadOnlyAccess").is_ok());
-        assert!(PolicyArn::parse("arn:aws:iam::123456789012:policy/ci/state").is_ok());
-        for bad in [
-            "arn:aws:iam::123456789012:role/x",
-            "ReadOnlyAccess",
-            "arn:aws:iam::12:policy/x",
-        ] {
-            assert!(PolicyArn::parse(bad).is_err(), "{bad}");
-        }
+        accepts_only(
+            SessionName::parse,
+            &["terraform-ci@github"],
+            &["x", "has space", &"a".repeat(65)],
+        );
+        accepts_only(ExternalId::parse, &["tenant:42/prod"], &["x"]);
+        accepts_only(
+            PolicyArn::parse,
+            &[
+                "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                "arn:aws:iam::123456789012:policy/ci/state",
+            ],
+            &[
+                "arn:aws:iam::123456789012:role/x",
+                "ReadOnlyAccess",
+                "arn:aws:iam::12:policy/x",
+            ],
+        );
         for (text, seconds) in [
             ("15m", 900),
             ("1h", 3600),
@@ -366,25 +378,29 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "1", "10m", "13h", "1d", "h", "1.5h"] {
-            assert!(RoleDuration::parse(bad).is_err(), "{bad}");
-        }
+        accepts_only(
+            RoleDuration::parse,
+            &[],
+            &["", "1", "10m", "13h", "1d", "h", "1.5h"],
+        );
     }
 
     #[test]
     fn role_arns_for_assume_role() {
-        assert!(RoleArn::parse("arn:aws:iam::123456789012:role/tf-state").is_ok());
-        assert!(RoleArn::parse("arn:aws:iam::123456789012:user/tf").is_err());
-        assert!(RoleArn::parse("tf-state").is_err());
+        accepts_only(
+            RoleArn::parse,
+            &["arn:aws:iam::123456789012:role/tf-state"],
+            &["arn:aws:iam::123456789012:user/tf", "tf-state"],
+        );
     }
 
     #[test]
     fn profile_names() {
-        assert!(ProfileName::parse("terraform").is_ok());
-        assert!(ProfileName::parse("org/prod-admin").is_ok());
-        assert!(ProfileName::parse("has space").is_err());
-        assert!(ProfileName::parse("a]b").is_err());
-        assert!(ProfileName::parse("").is_err());
+        accepts_only(
+            ProfileName::parse,
+            &["terraform", "org/prod-admin"],
+            &["has space", "a]b", ""],
+        );
     }
 
     #[test]
@@ -395,8 +411,7 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:5000"
         );
-        assert!(EndpointUrl::parse("127.0.0.1:5000").is_err());
-        assert!(EndpointUrl::parse("http://").is_err());
+        accepts_only(EndpointUrl::parse, &[], &["127.0.0.1:5000", "http://"]);
     }
 
     #[test]

@@ -366,18 +366,28 @@ fn publish_via_temporary(
 mod tests {
     use super::*;
 
+    /// `relative` under a new temporary directory, which lives as long as the guard.
+    fn scratch_path(relative: &str) -> (tempfile::TempDir, String) {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(relative).to_str().unwrap().to_owned();
+        (directory, path)
+    }
+
+    /// How many entries the directory holding `path` has.
+    fn entries_beside(path: &str) -> usize {
+        fs::read_dir(Path::new(path).parent().unwrap())
+            .unwrap()
+            .count()
+    }
+
     #[test]
     fn an_exclusive_create_never_replaces_a_file() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("environments/dev.yaml");
-        let path = path.to_str().unwrap();
+        let (_directory, path) = scratch_path("environments/dev.yaml");
+        let path = path.as_str();
         assert!(create_file_exclusively(path, "first\n").unwrap());
         assert!(!create_file_exclusively(path, "second\n").unwrap());
         assert_eq!(fs::read_to_string(path).unwrap(), "first\n");
-        let left: Vec<_> = fs::read_dir(directory.path().join("environments"))
-            .unwrap()
-            .collect();
-        assert_eq!(left.len(), 1, "no temporary file is left behind");
+        assert_eq!(entries_beside(path), 1, "no temporary file is left behind");
     }
 
     #[test]
@@ -396,17 +406,13 @@ mod tests {
 
     #[test]
     fn atomic_write_creates_directories_and_skips_unchanged_content() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("a/b/backend.hcl");
-        let path = path.to_str().unwrap();
+        let (_directory, path) = scratch_path("a/b/backend.hcl");
+        let path = path.as_str();
         assert!(write_file_atomically(path, "one\n").unwrap());
         assert!(!write_file_atomically(path, "one\n").unwrap());
         assert!(write_file_atomically(path, "two\n").unwrap());
         assert_eq!(fs::read_to_string(path).unwrap(), "two\n");
-        let leftovers: Vec<_> = fs::read_dir(directory.path().join("a/b"))
-            .unwrap()
-            .collect();
-        assert_eq!(leftovers.len(), 1);
+        assert_eq!(entries_beside(path), 1, "no temporary file is left behind");
     }
 }
 

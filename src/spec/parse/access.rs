@@ -154,11 +154,12 @@ impl Walker<'_> {
             Yaml::Seq(items) => items,
             Yaml::String(_) => std::slice::from_ref(node),
             Yaml::Null => &[],
-            other => {
-                self.report(
-                    node.pos,
-                    Problem::new(format!("`{path}` must be a list, found {}", other.kind()))
-                        .hint(format!("write `{path}: [name-or-arn, …]`")),
+            _ => {
+                self.wrong_kind(
+                    node,
+                    path,
+                    "a list",
+                    Some(format!("write `{path}: [name-or-arn, …]`")),
                 );
                 return None;
             }

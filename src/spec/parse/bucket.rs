@@ -318,15 +318,8 @@ impl Walker<'_> {
                 );
                 None
             }
-            other => {
-                self.report(
-                    node.pos,
-                    Problem::new(format!(
-                        "`{path}` must be `aes256` or a mapping, found {}",
-                        other.kind()
-                    ))
-                    .hint(forms),
-                );
+            _ => {
+                self.wrong_kind(node, path, "`aes256` or a mapping", Some(forms.into()));
                 None
             }
         }

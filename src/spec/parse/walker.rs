@@ -11,6 +11,30 @@ use crate::spec::schema::Object;
 use crate::spec::yaml::{Node, Pos, Yaml};
 
 impl Walker<'_> {
+    /// Reports a value of the wrong YAML kind: "`path` must be EXPECTED, found KIND" (the
+    /// spec itself when `path` is empty).
+    pub(super) fn wrong_kind(
+        &mut self,
+        node: &Node,
+        path: &str,
+        expected: &str,
+        hint: Option<String>,
+    ) {
+        let what = if path.is_empty() {
+            "the spec".to_owned()
+        } else {
+            format!("`{path}`")
+        };
+        let mut problem = Problem::new(format!(
+            "{what} must be {expected}, found {}",
+            node.value.kind()
+        ));
+        if let Some(hint) = hint {
+            problem = problem.hint(hint);
+        }
+        self.report(node.pos, problem);
+    }
+
     pub(super) fn report(&mut self, pos: Pos, problem: Problem) {
         self.diagnostics
             .push(Diagnostic::new(self.file, pos, problem));
@@ -38,18 +62,11 @@ impl Walker<'_> {
         object: Option<&'static Object>,
     ) -> Option<Fields<'n>> {
         let Yaml::Map(entries) = &node.value else {
-            let what = if path.is_empty() {
-                "the spec".to_owned()
-            } else {
-                format!("`{path}`")
-            };
-            self.report(
-                node.pos,
-                Problem::new(format!(
-                    "{what} must be a mapping, found {}",
-                    node.value.kind()
-                ))
-                .hint("write `key: value` pairs, indented under their parent"),
+            self.wrong_kind(
+                node,
+                path,
+                "a mapping",
+                Some("write `key: value` pairs, indented under their parent".into()),
             );
             return None;
         };
@@ -122,14 +139,8 @@ impl Walker<'_> {
     pub(super) fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         match &node.value {
             Yaml::Bool(value) => Some(*value),
-            other => {
-                self.report(
-                    node.pos,
-                    Problem::new(format!(
-                        "`{path}` must be true or false, found {}",
-                        other.kind()
-                    )),
-                );
+            _ => {
+                self.wrong_kind(node, path, "true or false", None);
                 None
             }
         }
@@ -148,11 +159,8 @@ impl Walker<'_> {
                 );
                 None
             }
-            other => {
-                self.report(
-                    node.pos,
-                    Problem::new(format!("`{path}` must be a string, found {}", other.kind())),
-                );
+            _ => {
+                self.wrong_kind(node, path, "a string", None);
                 None
             }
         }
@@ -193,13 +201,11 @@ impl Walker<'_> {
         mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
     ) -> Option<Vec<T>> {
         let Yaml::Seq(items) = &node.value else {
-            self.report(
-                node.pos,
-                Problem::new(format!(
-                    "`{path}` must be a list, found {}",
-                    node.value.kind()
-                ))
-                .hint("write `[a, b]`, or one `- item` per line"),
+            self.wrong_kind(
+                node,
+                path,
+                "a list",
+                Some("write `[a, b]`, or one `- item` per line".into()),
             );
             return None;
         };

@@ -85,8 +85,8 @@ pub async fn create_planned_bucket(
 /// what `create_planned_bucket` already did. A plan that `needs_lock` is applied by a
 /// caller holding the environment's apply lock (`lock`).
 ///
-/// `account` is the caller's account; S3 writes carry it as the expected bucket owner so that
-/// a bucket of the same name in another account is never modified.
+/// `target.account` is the caller's account; S3 writes carry it as the expected bucket owner
+/// so that a bucket of the same name in another account is never modified.
 pub async fn apply(
     target: BucketAt<'_>,
     region: &Region,
@@ -238,14 +238,9 @@ async fn write_change(
                 policy_name,
                 to,
                 ..
-            } => super::iam::write_inline_policy(
-                clients,
-                principal,
-                policy_name,
-                &to.to_compact_json(),
-            )
-            .await
-            .map(|()| None),
+            } => super::iam::write_inline_policy(clients, principal, policy_name, to)
+                .await
+                .map(|()| None),
             Change::AliasKmsKey { .. }
             | Change::PutKeyPolicy { .. }
             | Change::EnableKeyRotation { .. } => {
@@ -375,8 +370,7 @@ pub async fn apply_replication_role(clients: &Clients, plan: &EnvPlan) -> Result
             policy,
         } = change
         {
-            let (trust_policy, policy) = (trust_policy.to_compact_json(), policy.to_compact_json());
-            super::replication::create_role(clients, role, &trust_policy, policy_name, &policy)
+            super::replication::create_role(clients, role, trust_policy, policy_name, policy)
                 .await?;
         }
     }

@@ -7,6 +7,7 @@ use futures::future::join_all;
 use super::errors::{AwsError, codes};
 use super::{Clients, Lookups};
 use crate::access::PrincipalArns;
+use crate::policy::PolicyDocument;
 use crate::spec::{AccountId, EnvSpec, IamArn, PrincipalKind, PrincipalRef};
 
 /// IAM's user and role APIs are twins (`GetUserPolicy` / `GetRolePolicy`, …) that differ only
@@ -139,12 +140,14 @@ pub async fn write_inline_policy(
     clients: &Clients,
     principal: &IamArn,
     name: &str,
-    document: &str,
+    document: &PolicyDocument,
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
     let who = principal.name();
+    // Compact: IAM counts the characters against its quota.
+    let document = document.to_compact_json();
     let result = user_or_role!(principal.kind, clients.iam, who,
-        put_user_policy | put_role_policy, policy_name(name), policy_document(document) => drop);
+        put_user_policy | put_role_policy, policy_name(name), policy_document(&document) => drop);
     result.map_err(|failure| {
         failure.into_error(
             format!("attaching inline policy `{name}` to {principal}"),

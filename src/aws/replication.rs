@@ -17,6 +17,7 @@ use super::errors::{AwsError, Explained, Failure, codes};
 use crate::observed::{
     ForeignReplicationRule, ReplicationConfiguration, ReplicationRule, ReplicationState, RoleState,
 };
+use crate::policy::PolicyDocument;
 use crate::replication::{ROLE_POLICY_NAME, RULE_ID};
 use crate::spec::IamArn;
 
@@ -250,16 +251,16 @@ pub async fn put_configuration(
 pub async fn create_role(
     clients: &Clients,
     role: &str,
-    trust_policy: &str,
+    trust_policy: &PolicyDocument,
     policy_name: &str,
-    policy: &str,
+    policy: &PolicyDocument,
 ) -> Result<(), AwsError> {
     let identity = clients.identity_source.as_str();
     match clients
         .iam
         .create_role()
         .role_name(role)
-        .assume_role_policy_document(trust_policy)
+        .assume_role_policy_document(trust_policy.to_compact_json())
         .description("S3 replication of Terraform state into its replica (statebucket)")
         .send()
         .await
@@ -280,7 +281,7 @@ pub async fn create_role(
         .put_role_policy()
         .role_name(role)
         .policy_name(policy_name)
-        .policy_document(policy)
+        .policy_document(policy.to_compact_json())
         .send()
         .await
         .map(drop)

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use super::args::AwsArgs;
 use super::{Context, Outcome, json};
-use crate::aws::RequestLog;
 use crate::aws::probe::Leftovers;
+use crate::aws::{Lookups, RequestLog};
 use crate::desired::{DesiredBucket, DesiredEnvironment, DesiredStack};
-use crate::doctor::{Check, Status, diagnose};
+use crate::doctor::{Check, DoctorRun, Status, diagnose};
 use crate::error::Error;
 use crate::progress;
 
@@ -34,6 +34,13 @@ pub fn run(
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
     let leftovers = Leftovers::default();
+    let run = DoctorRun {
+        connection: &connection,
+        log: &log,
+        lookups: Lookups::default(),
+        terraform_dir,
+        leftovers: &leftovers,
+    };
     let reports = super::interruptible(
         async {
             Ok(progress::run_each(
@@ -41,9 +48,7 @@ pub fn run(
                 usize::from(aws.concurrency),
                 reporter.as_ref(),
                 |(bucket, stack)| Some((name(bucket, stack), "checking")),
-                |(bucket, stack), _task| {
-                    diagnose(bucket, stack, &connection, &log, terraform_dir, &leftovers)
-                },
+                |(bucket, stack), _task| diagnose(bucket, stack, &run),
             )
             .await)
         },

@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use run::diagnose;
+pub use run::{DoctorRun, diagnose};
 
 use crate::aws::session::SessionRequest;
 use crate::render::{BackendConfig, HclValue};

@@ -1,15 +1,12 @@
 //! Checks of the live bucket policy: is Terraform's identity listed, does the policy as it
 //! is in AWS allow it, does a statement deny it.
 
-use std::sync::Arc;
-
+use super::run::DoctorRun;
 use super::{Check, Status};
 use crate::access::Tier;
 use crate::aws::probe::{self};
 use crate::aws::profiles::ProfileKind;
-use crate::aws::{self, RequestLog, Transport};
 use crate::desired::{DesiredStack, tier_among};
-use crate::engine::Connection;
 use crate::policy::evaluate::{Caller, CallerKind, Request, allowed_by, explicit_deny};
 use crate::policy::{PolicyDocument, StateArns, bucket_arn};
 use crate::spec::{EndpointUrl, EnvSpec, Layout, PrincipalKind, StackSpec};
@@ -160,20 +157,17 @@ pub(super) async fn live_policy_check(
     spec: &EnvSpec,
     stack: &StackSpec,
     caller: &Caller,
-    connection: &Connection,
-    log: &Arc<RequestLog>,
+    run: &DoctorRun<'_>,
     endpoint: Option<&EndpointUrl>,
 ) -> Check {
-    let tool = aws::clients(
-        connection.tool_profile(spec),
-        &spec.region,
-        Transport {
-            endpoint,
-            attempt_timeout: connection.attempt_timeout,
-            log,
-        },
-    )
-    .await;
+    let tool = run
+        .lookups
+        .clients(
+            run.connection.tool_profile(spec),
+            &spec.region,
+            run.transport(endpoint),
+        )
+        .await;
     let policy = match probe::bucket_policy(&tool, spec.bucket.name.as_str()).await {
         Ok(policy) => policy,
         Err(cause) => {

@@ -21,15 +21,40 @@ use super::policy_checks::*;
 use super::probes::*;
 use super::session::*;
 
+/// What every stack's diagnosis in one run shares.
+pub struct DoctorRun<'a> {
+    pub connection: &'a Connection,
+    pub log: &'a Arc<RequestLog>,
+    /// Clients and the answers of STS, each asked once per run for the identities many
+    /// stacks share (a profile's identity is the same for every stack that uses it).
+    pub lookups: aws::Lookups,
+    pub terraform_dir: Option<&'a Path>,
+    /// The probe locks left in place until the run ends (removed if it is interrupted).
+    pub leftovers: &'a Leftovers,
+}
+
+impl DoctorRun<'_> {
+    pub(super) fn transport<'t>(&'t self, endpoint: Option<&'t EndpointUrl>) -> Transport<'t> {
+        Transport {
+            endpoint,
+            attempt_timeout: self.connection.attempt_timeout,
+            log: self.log,
+        }
+    }
+}
+
 /// Every check for one stack's backend.hcl, as the identity that file makes Terraform use.
 pub async fn diagnose(
     desired: &DesiredBucket<'_>,
     stack: &DesiredStack<'_>,
-    connection: &Connection,
-    log: &Arc<RequestLog>,
-    terraform_dir: Option<&Path>,
-    leftovers: &Leftovers,
+    run: &DoctorRun<'_>,
 ) -> Vec<Check> {
+    let DoctorRun {
+        connection,
+        terraform_dir,
+        leftovers,
+        ..
+    } = *run;
     let spec = desired.spec;
     let file = &stack.spec.file;
     let mut checks = Vec::new();
@@ -66,11 +91,8 @@ pub async fn diagnose(
         .or_else(|| connection.endpoint(spec).cloned());
     let session = Session {
         region: &region,
-        transport: Transport {
-            endpoint: endpoint.as_ref(),
-            attempt_timeout: connection.attempt_timeout,
-            log,
-        },
+        transport: run.transport(endpoint.as_ref()),
+        lookups: &run.lookups,
     };
     let clients = match backend_clients(&session, &config, &source).await {
         Ok(clients) => clients,
@@ -98,7 +120,25 @@ pub async fn diagnose(
         checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
         return checks;
     }
-    let identity = match identity_check(&clients, &source, stack, &via).await {
+    // A profile's identity is asked once per run; an assumed or web identity session's, each
+    // time (its clients are its own).
+    let memo_key = (assumed.is_none() && !matches!(source, CredentialSource::WebIdentity { .. }))
+        .then(|| {
+            format!(
+                "{source}@{}",
+                endpoint.as_ref().map_or("", EndpointUrl::as_str)
+            )
+        });
+    let identity = match identity_check(
+        &session,
+        &clients,
+        memo_key.as_deref(),
+        &source,
+        stack,
+        &via,
+    )
+    .await
+    {
         Ok((identity, check)) => {
             checks.push(check);
             identity
@@ -113,12 +153,10 @@ pub async fn diagnose(
     let caller = Caller::parse(&identity.arn);
     if let Some(caller) = &caller {
         checks.push(listed_check(spec, stack, caller, &caller.arn));
-        checks.push(
-            live_policy_check(spec, stack.spec, caller, connection, log, endpoint.as_ref()).await,
-        );
+        checks.push(live_policy_check(spec, stack.spec, caller, run, endpoint.as_ref()).await);
     }
     checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
-    checks.extend(replication_checks(spec, stack.spec, connection, log, endpoint.as_ref()).await);
+    checks.extend(replication_checks(spec, stack.spec, run, endpoint.as_ref()).await);
     checks
 }
 
@@ -190,12 +228,18 @@ fn read_backend_file(file: &str) -> Result<(String, BackendConfig), Box<Check>> 
 
 /// Who the backend's credentials are (`via` says where they come from), with its check.
 async fn identity_check(
+    session: &Session<'_>,
     clients: &aws::Clients,
+    memo_key: Option<&str>,
     source: &CredentialSource,
     stack: &DesiredStack<'_>,
     via: &str,
 ) -> Result<(aws::CallerIdentity, Check), Box<Check>> {
-    match aws::caller_identity(clients).await {
+    let identity = match memo_key {
+        Some(key) => session.lookups.caller(key, clients).await,
+        None => aws::caller_identity(clients).await,
+    };
+    match identity {
         Ok(identity) => {
             let check = Check::new(
                 "identity",
@@ -252,22 +296,17 @@ fn account_check(config: &BackendConfig, identity: &aws::CallerIdentity) -> Opti
 pub(super) async fn replication_checks(
     spec: &EnvSpec,
     stack: &StackSpec,
-    connection: &Connection,
-    log: &Arc<RequestLog>,
+    run: &DoctorRun<'_>,
     endpoint: Option<&EndpointUrl>,
 ) -> Vec<Check> {
     let Some(primary) = &spec.replica_of else {
         return Vec::new();
     };
-    let transport = Transport {
-        endpoint,
-        attempt_timeout: connection.attempt_timeout,
-        log,
-    };
-    let profile = connection.tool_profile(spec);
+    let transport = run.transport(endpoint);
+    let profile = run.connection.tool_profile(spec);
     let (on_primary, on_replica) = tokio::join!(
-        aws::clients(profile, &primary.region, transport),
-        aws::clients(profile, &spec.region, transport),
+        run.lookups.clients(profile, &primary.region, transport),
+        run.lookups.clients(profile, &spec.region, transport),
     );
     let role = crate::replication::role_name(&primary.name);
     let replica_arn = bucket_arn(spec.region.partition(), &spec.bucket.name);

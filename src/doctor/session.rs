@@ -13,6 +13,7 @@ use crate::spec::{BackendCredentials, ProfileName, Region};
 pub(super) struct Session<'a> {
     pub(super) region: &'a Region,
     pub(super) transport: Transport<'a>,
+    pub(super) lookups: &'a aws::Lookups,
 }
 
 /// Clients with the credentials Terraform's backend would have for `config`, resolved in
@@ -54,7 +55,10 @@ pub(super) async fn backend_clients(
             let profile = source
                 .profile()
                 .and_then(|profile| ProfileName::parse(profile).ok());
-            aws::clients(profile.as_ref(), session.region, session.transport).await
+            session
+                .lookups
+                .clients(profile.as_ref(), session.region, session.transport)
+                .await
         }
     };
     let Some(request) = session_request(config, "assume_role") else {

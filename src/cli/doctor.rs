@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::args::AwsArgs;
 use super::{Context, Outcome, json};
+use crate::aws::RequestLog;
 use crate::aws::probe::Leftovers;
-use crate::aws::{Lookups, RequestLog};
 use crate::desired::{DesiredBucket, DesiredEnvironment, DesiredStack};
 use crate::doctor::{Check, DoctorRun, Status, diagnose};
 use crate::error::Error;
@@ -34,13 +34,7 @@ pub fn run(
     let log = Arc::new(RequestLog::default());
     let reporter = context.printer.reporter();
     let leftovers = Leftovers::default();
-    let run = DoctorRun {
-        connection: &connection,
-        log: &log,
-        lookups: Lookups::default(),
-        terraform_dir,
-        leftovers: &leftovers,
-    };
+    let run = DoctorRun::new(&connection, &log, terraform_dir, &leftovers);
     let reports = super::interruptible(
         async {
             Ok(progress::run_each(

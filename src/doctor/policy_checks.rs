@@ -4,7 +4,6 @@
 use super::run::DoctorRun;
 use super::{Check, Status};
 use crate::access::Tier;
-use crate::aws::probe::{self};
 use crate::aws::profiles::ProfileKind;
 use crate::desired::{DesiredStack, tier_among};
 use crate::policy::evaluate::{Caller, CallerKind, Request, allowed_by, explicit_deny};
@@ -168,7 +167,10 @@ pub(super) async fn live_policy_check(
             run.transport(endpoint),
         )
         .await;
-    let policy = match probe::bucket_policy(&tool, spec.bucket.name.as_str()).await {
+    let policy = match run
+        .live_policy(&tool, spec.bucket.name.as_str(), endpoint)
+        .await
+    {
         Ok(policy) => policy,
         Err(cause) => {
             return Check::new(

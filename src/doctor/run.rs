@@ -1,11 +1,14 @@
 //! The checks that need files and AWS: resolving the identity the backend will use, reading
 //! the live policy, and probing as that identity exactly what Terraform does.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use super::{Check, CredentialSource, Status, session_request};
-use crate::aws::probe::Leftovers;
+use crate::aws::probe::{Leftovers, Refusal};
 use crate::aws::{self, RequestLog, Transport};
 use crate::desired::{DesiredBucket, DesiredStack};
 use crate::engine::Connection;
@@ -21,19 +24,65 @@ use super::policy_checks::*;
 use super::probes::*;
 use super::session::*;
 
+/// A live bucket policy as read: `None` when the bucket has none.
+type LivePolicy = Result<Option<String>, Refusal>;
+
 /// What every stack's diagnosis in one run shares.
 pub struct DoctorRun<'a> {
-    pub connection: &'a Connection,
-    pub log: &'a Arc<RequestLog>,
+    pub(super) connection: &'a Connection,
+    pub(super) log: &'a Arc<RequestLog>,
     /// Clients and the answers of STS, each asked once per run for the identities many
     /// stacks share (a profile's identity is the same for every stack that uses it).
-    pub lookups: aws::Lookups,
-    pub terraform_dir: Option<&'a Path>,
+    pub(super) lookups: aws::Lookups,
+    /// Each bucket's live policy, read once per run: every stack of a bucket is checked
+    /// against the same policy.
+    live_policies: Mutex<HashMap<String, Arc<OnceCell<LivePolicy>>>>,
+    pub(super) terraform_dir: Option<&'a Path>,
     /// The probe locks left in place until the run ends (removed if it is interrupted).
-    pub leftovers: &'a Leftovers,
+    pub(super) leftovers: &'a Leftovers,
 }
 
-impl DoctorRun<'_> {
+impl<'a> DoctorRun<'a> {
+    pub fn new(
+        connection: &'a Connection,
+        log: &'a Arc<RequestLog>,
+        terraform_dir: Option<&'a Path>,
+        leftovers: &'a Leftovers,
+    ) -> Self {
+        DoctorRun {
+            connection,
+            log,
+            lookups: aws::Lookups::default(),
+            live_policies: Mutex::default(),
+            terraform_dir,
+            leftovers,
+        }
+    }
+
+    /// The live policy of `bucket` as `tool` reads it, asked once per run and endpoint.
+    pub(super) async fn live_policy(
+        &self,
+        tool: &aws::Clients,
+        bucket: &str,
+        endpoint: Option<&EndpointUrl>,
+    ) -> LivePolicy {
+        let key = format!(
+            "{}|{bucket}|{}",
+            tool.identity_source,
+            endpoint.map_or("", EndpointUrl::as_str)
+        );
+        let cell = Arc::clone(
+            self.live_policies
+                .lock()
+                .expect("live policies lock")
+                .entry(key)
+                .or_default(),
+        );
+        cell.get_or_init(|| aws::probe::bucket_policy(tool, bucket))
+            .await
+            .clone()
+    }
+
     pub(super) fn transport<'t>(&'t self, endpoint: Option<&'t EndpointUrl>) -> Transport<'t> {
         Transport {
             endpoint,

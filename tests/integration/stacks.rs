@@ -66,18 +66,21 @@ fn three_stacks_converge_serve_terraform_and_a_removed_stack_loses_only_its_gran
     let first = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     first.expect_code(0);
 
-    // doctor checks each stack's file, and asks STS who the stacks' shared profile is once.
+    // doctor checks each stack's file, and asks STS who the stacks' shared profile is, and
+    // reads the bucket's live policy, once.
     let doctor = project.statebucket(&["doctor", "--output", "json"]).json();
     assert_eq!(
         doctor["environments"].as_array().unwrap().len(),
         3,
         "{doctor:#}"
     );
-    assert_eq!(
-        doctor["requests"]["by_operation"]["GetCallerIdentity"], 1,
-        "{:#}",
-        doctor["requests"]
-    );
+    for once in ["GetCallerIdentity", "GetBucketPolicy"] {
+        assert_eq!(
+            doctor["requests"]["by_operation"][once], 1,
+            "{once}: {:#}",
+            doctor["requests"]
+        );
+    }
 
     let document = first.json();
     let environment = &document["environments"][0];

@@ -4,7 +4,7 @@
 
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -195,9 +195,24 @@ pub struct LockProbe {
     pub released: Option<Result<(), Refusal>>,
 }
 
+/// A probe lock older than this was left by a run that ended without releasing it (killed,
+/// or its machine lost): a probe releases its lock within seconds. A younger one is another
+/// probe at work (another stack's in this run, or another doctor run's) and is left alone:
+/// deleting it would let that probe's second conditional PUT through, and it would report
+/// that the store cannot keep two runs apart.
+const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Whether a probe lock last written at `written` was abandoned.
+fn abandoned(written: Option<&aws_smithy_types::DateTime>, now: SystemTime) -> bool {
+    written
+        .and_then(|written| SystemTime::try_from(*written).ok())
+        .and_then(|written| now.duration_since(written).ok())
+        .is_some_and(|age| age > ABANDONED_AFTER)
+}
+
 /// Takes a lock the way Terraform does (a conditional PutObject, `If-None-Match: *`, with
 /// the state's encryption) on a probe object under `prefix`, and releases it (DeleteObject).
-/// Probes an interrupted run left under `prefix` are removed first.
+/// Probes an interrupted run abandoned under `prefix` are removed first.
 pub async fn lock(
     clients: &Clients,
     bucket: &str,
@@ -215,8 +230,13 @@ pub async fn lock(
         .send()
         .await
     {
+        let now = SystemTime::now();
         for object in listing.contents() {
-            if let Some(leftover) = object.key().filter(|name| name.ends_with(".tflock")) {
+            if let Some(leftover) = object
+                .key()
+                .filter(|name| name.ends_with(".tflock"))
+                .filter(|_| abandoned(object.last_modified(), now))
+            {
                 let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
             }
         }

@@ -333,9 +333,15 @@ mod tests {
     async fn lock_through(put_object: &Rule) -> LockProbe {
         let list =
             mock!(Client::list_objects_v2).then_output(|| ListObjectsV2Output::builder().build());
+        lock_beside(put_object, &list).await
+    }
+
+    /// The probe lock taken through `put_object`, where `list` says what is under the probe
+    /// prefix already.
+    async fn lock_beside(put_object: &Rule, list: &Rule) -> LockProbe {
         let delete =
             mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
-        let clients = crate::aws::mocked::clients(&[&list, put_object, &delete]);
+        let clients = crate::aws::mocked::clients(&[list, put_object, &delete]);
         probe::lock(
             &clients,
             "state",
@@ -369,6 +375,47 @@ mod tests {
             check.detail
         );
         assert!(check.fix.unwrap().contains("lock: dynamodb"));
+    }
+
+    /// Another probe's lock under the same prefix is deleted only when it was abandoned: a
+    /// fresh one belongs to a probe at work (a stack beside this one in the same run).
+    #[tokio::test]
+    async fn only_an_abandoned_probe_lock_is_removed_before_probing() {
+        use aws_sdk_s3::types::Object;
+        use aws_smithy_types::DateTime;
+        use std::time::{Duration, SystemTime};
+        const OTHER: &str = "env:/statebucket-doctor/77-1/app/terraform.tfstate.tflock";
+        for (age_seconds, removed) in [(5, 0), (3_600, 1)] {
+            let written = DateTime::from(SystemTime::now() - Duration::from_secs(age_seconds));
+            let list = mock!(Client::list_objects_v2).then_output(move || {
+                ListObjectsV2Output::builder()
+                    .contents(Object::builder().key(OTHER).last_modified(written).build())
+                    .build()
+            });
+            let delete_other = mock!(Client::delete_object)
+                .match_requests(|request| request.key() == Some(OTHER))
+                .then_output(|| DeleteObjectOutput::builder().build());
+            let put = mock!(Client::put_object).then_output(|| PutObjectOutput::builder().build());
+            let delete =
+                mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
+            let clients = crate::aws::mocked::clients(&[&list, &delete_other, &put, &delete]);
+            probe::lock(
+                &clients,
+                "state",
+                "env:/statebucket-doctor/",
+                "app/terraform.tfstate",
+                &LockEncryption::Aes256,
+                true,
+                &Leftovers::default(),
+            )
+            .await;
+            assert_eq!(
+                delete_other.num_calls(),
+                removed,
+                "written {age_seconds} s ago"
+            );
+            assert_eq!(delete.num_calls(), 1, "the probe's own lock is released");
+        }
     }
 
     #[tokio::test]

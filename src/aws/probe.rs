@@ -210,6 +210,30 @@ fn abandoned(written: Option<&aws_smithy_types::DateTime>, now: SystemTime) -> b
         .is_some_and(|age| age > ABANDONED_AFTER)
 }
 
+/// Removes the probe locks interrupted runs abandoned under `prefix`; a listing refused
+/// leaves them (the probe reports what matters: its own lock).
+async fn remove_abandoned(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
+    let Ok(listing) = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+    else {
+        return;
+    };
+    let now = SystemTime::now();
+    for object in listing.contents() {
+        if let Some(leftover) = object
+            .key()
+            .filter(|name| name.ends_with(".tflock"))
+            .filter(|_| abandoned(object.last_modified(), now))
+        {
+            let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
+        }
+    }
+}
+
 /// Takes a lock the way Terraform does (a conditional PutObject, `If-None-Match: *`, with
 /// the state's encryption) on a probe object under `prefix`, and releases it (DeleteObject).
 /// Probes an interrupted run abandoned under `prefix` are removed first.
@@ -223,24 +247,7 @@ pub async fn lock(
     leftovers: &Leftovers,
 ) -> LockProbe {
     let s3 = &clients.s3;
-    if let Ok(listing) = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-    {
-        let now = SystemTime::now();
-        for object in listing.contents() {
-            if let Some(leftover) = object
-                .key()
-                .filter(|name| name.ends_with(".tflock"))
-                .filter(|_| abandoned(object.last_modified(), now))
-            {
-                let _ = s3.delete_object().bucket(bucket).key(leftover).send().await;
-            }
-        }
-    }
+    remove_abandoned(s3, bucket, prefix).await;
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())

@@ -333,15 +333,14 @@ mod tests {
     async fn lock_through(put_object: &Rule) -> LockProbe {
         let list =
             mock!(Client::list_objects_v2).then_output(|| ListObjectsV2Output::builder().build());
-        lock_beside(put_object, &list).await
-    }
-
-    /// The probe lock taken through `put_object`, where `list` says what is under the probe
-    /// prefix already.
-    async fn lock_beside(put_object: &Rule, list: &Rule) -> LockProbe {
         let delete =
             mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
-        let clients = crate::aws::mocked::clients(&[list, put_object, &delete]);
+        lock_with(&[&list, put_object, &delete]).await
+    }
+
+    /// The probe lock taken on a store that answers with `rules`.
+    async fn lock_with(rules: &[&Rule]) -> LockProbe {
+        let clients = crate::aws::mocked::clients(rules);
         probe::lock(
             &clients,
             "state",
@@ -398,17 +397,7 @@ mod tests {
             let put = mock!(Client::put_object).then_output(|| PutObjectOutput::builder().build());
             let delete =
                 mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
-            let clients = crate::aws::mocked::clients(&[&list, &delete_other, &put, &delete]);
-            probe::lock(
-                &clients,
-                "state",
-                "env:/statebucket-doctor/",
-                "app/terraform.tfstate",
-                &LockEncryption::Aes256,
-                true,
-                &Leftovers::default(),
-            )
-            .await;
+            lock_with(&[&list, &delete_other, &put, &delete]).await;
             assert_eq!(
                 delete_other.num_calls(),
                 removed,

@@ -98,12 +98,6 @@ pub async fn diagnose(
     stack: &DesiredStack<'_>,
     run: &DoctorRun<'_>,
 ) -> Vec<Check> {
-    let DoctorRun {
-        connection,
-        terraform_dir,
-        leftovers,
-        ..
-    } = *run;
     let spec = desired.spec;
     let file = &stack.spec.file;
     let mut checks = Vec::new();
@@ -122,7 +116,7 @@ pub async fn diagnose(
     let source = CredentialSource::resolve(&config, env_keys, aws_profile.as_deref());
     checks.push(profile_check(stack, &config, &source));
     let spec_dir = stack.spec.terraform_dir.as_deref().map(Path::new);
-    if let Some(directory) = terraform_dir.or(spec_dir) {
+    if let Some(directory) = run.terraform_dir.or(spec_dir) {
         checks.extend(provider_checks(directory, &config));
         if let Some(guidance) = local_state_note(spec, stack.spec, directory) {
             checks.push(Check::new("local state", Status::Warn, guidance));
@@ -137,7 +131,7 @@ pub async fn diagnose(
         .object("endpoints")
         .get("s3")
         .and_then(|url| EndpointUrl::parse(url).ok())
-        .or_else(|| connection.endpoint(spec).cloned());
+        .or_else(|| run.connection.endpoint(spec).cloned());
     let session = Session {
         region: &region,
         transport: run.transport(endpoint.as_ref()),
@@ -166,37 +160,20 @@ pub async fn diagnose(
         };
         let role = assumed.as_ref().map(|request| request.role_arn.as_str());
         checks.extend(checks_without_sts(spec, stack, &via, profile, role));
-        checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
+        checks.extend(probes(spec, stack.spec, &config, &clients, run.leftovers).await);
         return checks;
     }
-    // A profile's identity is asked once per run; an assumed or web identity session's, each
-    // time (its clients are its own).
-    let memo_key = (assumed.is_none() && !matches!(source, CredentialSource::WebIdentity { .. }))
-        .then(|| {
-            format!(
-                "{source}@{}",
-                endpoint.as_ref().map_or("", EndpointUrl::as_str)
-            )
-        });
-    let identity = match identity_check(
-        &session,
-        &clients,
-        memo_key.as_deref(),
-        &source,
-        stack,
-        &via,
-    )
-    .await
-    {
-        Ok((identity, check)) => {
-            checks.push(check);
-            identity
-        }
-        Err(check) => {
-            checks.push(*check);
-            return checks;
-        }
-    };
+    let identity =
+        match identity_check(&session, &clients, assumed.is_some(), &source, stack, &via).await {
+            Ok((identity, check)) => {
+                checks.push(check);
+                identity
+            }
+            Err(check) => {
+                checks.push(*check);
+                return checks;
+            }
+        };
     checks.extend(account_check(&config, &identity));
 
     let caller = Caller::parse(&identity.arn);
@@ -204,7 +181,7 @@ pub async fn diagnose(
         checks.push(listed_check(spec, stack, caller, &caller.arn));
         checks.push(live_policy_check(spec, stack.spec, caller, run, endpoint.as_ref()).await);
     }
-    checks.extend(probes(spec, stack.spec, &config, &clients, leftovers).await);
+    checks.extend(probes(spec, stack.spec, &config, &clients, run.leftovers).await);
     checks.extend(replication_checks(spec, stack.spec, run, endpoint.as_ref()).await);
     checks
 }
@@ -279,14 +256,21 @@ fn read_backend_file(file: &str) -> Result<(String, BackendConfig), Box<Check>> 
 async fn identity_check(
     session: &Session<'_>,
     clients: &aws::Clients,
-    memo_key: Option<&str>,
+    assumed: bool,
     source: &CredentialSource,
     stack: &DesiredStack<'_>,
     via: &str,
 ) -> Result<(aws::CallerIdentity, Check), Box<Check>> {
-    let identity = match memo_key {
-        Some(key) => session.lookups.caller(key, clients).await,
-        None => aws::caller_identity(clients).await,
+    // A profile's identity is asked once per run; a session's (an assumed role, a web
+    // identity) each time: its clients are its own.
+    let identity = if assumed || matches!(source, CredentialSource::WebIdentity { .. }) {
+        aws::caller_identity(clients).await
+    } else {
+        let endpoint = session.transport.endpoint.map_or("", EndpointUrl::as_str);
+        session
+            .lookups
+            .caller(&format!("{source}@{endpoint}"), clients)
+            .await
     };
     match identity {
         Ok(identity) => {

@@ -3,6 +3,7 @@
 //! built from the answers are `doctor`'s.
 
 use aws_sdk_s3::config::RequestChecksumCalculation;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -151,13 +152,23 @@ pub enum LockEncryption {
 }
 
 /// Probe lock objects that exist right now, so that an interrupt can remove them: a probe
-/// must never be left behind.
+/// must never be left behind. Also what this run swept of abandoned probe locks, once per
+/// bucket and prefix however many stacks share them.
 #[derive(Debug, Clone, Default)]
 pub struct Leftovers {
     objects: Arc<Mutex<Vec<(aws_sdk_s3::Client, String, String)>>>,
+    swept: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Leftovers {
+    /// Whether `prefix` of `bucket` is yet to be swept in this run: true the first time.
+    fn first_sweep(&self, bucket: &str, prefix: &str) -> bool {
+        self.swept
+            .lock()
+            .expect("swept prefixes lock")
+            .insert((bucket.to_owned(), prefix.to_owned()))
+    }
+
     fn hold(&self, clients: &Clients, bucket: &str, key: &str) {
         self.objects.lock().expect("leftovers lock").push((
             clients.s3.clone(),
@@ -236,7 +247,7 @@ async fn remove_abandoned(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
 
 /// Takes a lock the way Terraform does (a conditional PutObject, `If-None-Match: *`, with
 /// the state's encryption) on a probe object under `prefix`, and releases it (DeleteObject).
-/// Probes an interrupted run abandoned under `prefix` are removed first.
+/// Probes an interrupted run abandoned under `prefix` are removed first (once per run).
 pub async fn lock(
     clients: &Clients,
     bucket: &str,
@@ -247,7 +258,9 @@ pub async fn lock(
     leftovers: &Leftovers,
 ) -> LockProbe {
     let s3 = &clients.s3;
-    remove_abandoned(s3, bucket, prefix).await;
+    if leftovers.first_sweep(bucket, prefix) {
+        remove_abandoned(s3, bucket, prefix).await;
+    }
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())

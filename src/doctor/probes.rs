@@ -407,6 +407,33 @@ mod tests {
         }
     }
 
+    /// Stacks that share the probe prefix share its sweep: the listing for abandoned locks
+    /// is made once per run.
+    #[tokio::test]
+    async fn abandoned_locks_are_looked_for_once_per_run_however_many_stacks() {
+        let list =
+            mock!(Client::list_objects_v2).then_output(|| ListObjectsV2Output::builder().build());
+        let put = mock!(Client::put_object).then_output(|| PutObjectOutput::builder().build());
+        let delete =
+            mock!(Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
+        let clients = crate::aws::mocked::clients(&[&list, &put, &delete]);
+        let run = Leftovers::default();
+        for key in ["app/terraform.tfstate", "network/terraform.tfstate"] {
+            probe::lock(
+                &clients,
+                "state",
+                "env:/statebucket-doctor-",
+                key,
+                &LockEncryption::Aes256,
+                true,
+                &run,
+            )
+            .await;
+        }
+        assert_eq!(list.num_calls(), 1);
+        assert_eq!(delete.num_calls(), 2, "each probe releases its own lock");
+    }
+
     #[tokio::test]
     async fn a_store_that_refuses_the_second_conditional_put_passes_it() {
         let precondition = || {

@@ -605,10 +605,11 @@ def format_report(rows, rate, render_ms, runs, binary, smoke, stacks_render, pol
         "- `check` of one spec with 100 stacks: targets one observation of the bucket, at most 1 round trip, at most 10 "
         "requests + 1 per distinct principal; `render` of 100 stacks at most 50 ms: see the last row and the render figure.",
         "- `doctor` of one spec with 100 stacks: no target. Each stack is probed as its own Terraform identity, 16 at "
-        "a time; what the stacks share is asked once per run: one GetCallerIdentity for the profile and one "
-        "GetBucketPolicy for the bucket (100 of each before #23's series: 500 reads then, 302 now). Writes are each "
-        "stack's probe lock, its second conditional PUT (refused by a store that keeps two runs apart) and its release: "
-        "3 per stack (the earlier build sent no second PUT).",
+        "a time; what the stacks share is asked once per run, where the earlier build asked it once per stack: the "
+        "profile's identity (GetCallerIdentity), the bucket's live policy (GetBucketPolicy) and the sweep of the probe "
+        "prefix for abandoned probe locks (a ListObjectsV2). Per stack remain its backend's reads: the workspace "
+        "listing, the state's HeadObject. Writes are each stack's probe lock, its second conditional PUT (refused by a "
+        "store that keeps two runs apart) and its release: 3 per stack (the earlier build sent no second PUT).",
         "",
     ]
     if smoke:

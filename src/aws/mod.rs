@@ -127,22 +127,23 @@ impl Intercept for CountRequests {
 /// environments sharing one profile and two principals this saves ~600 requests.
 #[derive(Debug, Default)]
 pub struct Lookups {
-    callers: Memo<CallerIdentity>,
-    principals: Memo<Option<IamArn>>,
+    callers: Memo<Result<CallerIdentity, AwsError>>,
+    principals: Memo<Result<Option<IamArn>, AwsError>>,
     /// Clients per identity, region and endpoint: environments that share them share one
     /// loaded configuration, credential cache and HTTP/TLS client (200 environments in one
     /// account would otherwise hold 200 TLS root stores).
     clients: tokio::sync::Mutex<HashMap<String, Clients>>,
 }
 
-/// One answer per key, asked at most once even when many environments ask at the same time.
-type Memo<T> = Mutex<HashMap<String, Arc<OnceCell<Result<T, AwsError>>>>>;
+/// One answer per key, asked at most once even when many environments ask at the same time
+/// (a failure is an answer too: it is not asked again).
+pub(crate) type Memo<V> = Mutex<HashMap<String, Arc<OnceCell<V>>>>;
 
-async fn memoised<T, F, Fut>(memo: &Memo<T>, key: &str, ask: F) -> Result<T, AwsError>
+pub(crate) async fn memoised<V, F, Fut>(memo: &Memo<V>, key: &str, ask: F) -> V
 where
-    T: Clone,
+    V: Clone,
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<T, AwsError>>,
+    Fut: std::future::Future<Output = V>,
 {
     let cell = Arc::clone(
         memo.lock()

@@ -164,7 +164,7 @@ pub(super) async fn live_policy_check(
         .clients(
             run.connection.tool_profile(spec),
             &spec.region,
-            run.transport(endpoint),
+            run.connection.transport_to(endpoint, run.log),
         )
         .await;
     let policy = match run

@@ -1,15 +1,12 @@
 //! The checks that need files and AWS: resolving the identity the backend will use, reading
 //! the live policy, and probing as that identity exactly what Terraform does.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::OnceCell;
+use std::sync::Arc;
 
 use super::{Check, CredentialSource, Status, session_request};
 use crate::aws::probe::{Leftovers, Refusal};
-use crate::aws::{self, RequestLog, Transport};
+use crate::aws::{self, RequestLog};
 use crate::desired::{DesiredBucket, DesiredStack};
 use crate::engine::Connection;
 use crate::policy::bucket_arn;
@@ -36,7 +33,7 @@ pub struct DoctorRun<'a> {
     pub(super) lookups: aws::Lookups,
     /// Each bucket's live policy, read once per run: every stack of a bucket is checked
     /// against the same policy.
-    live_policies: Mutex<HashMap<String, Arc<OnceCell<LivePolicy>>>>,
+    live_policies: aws::Memo<LivePolicy>,
     pub(super) terraform_dir: Option<&'a Path>,
     /// The probe locks left in place until the run ends (removed if it is interrupted).
     pub(super) leftovers: &'a Leftovers,
@@ -53,7 +50,7 @@ impl<'a> DoctorRun<'a> {
             connection,
             log,
             lookups: aws::Lookups::default(),
-            live_policies: Mutex::default(),
+            live_policies: aws::Memo::default(),
             terraform_dir,
             leftovers,
         }
@@ -71,24 +68,10 @@ impl<'a> DoctorRun<'a> {
             tool.identity_source,
             endpoint.map_or("", EndpointUrl::as_str)
         );
-        let cell = Arc::clone(
-            self.live_policies
-                .lock()
-                .expect("live policies lock")
-                .entry(key)
-                .or_default(),
-        );
-        cell.get_or_init(|| aws::probe::bucket_policy(tool, bucket))
-            .await
-            .clone()
-    }
-
-    pub(super) fn transport<'t>(&'t self, endpoint: Option<&'t EndpointUrl>) -> Transport<'t> {
-        Transport {
-            endpoint,
-            attempt_timeout: self.connection.attempt_timeout,
-            log: self.log,
-        }
+        aws::memoised(&self.live_policies, &key, || {
+            aws::probe::bucket_policy(tool, bucket)
+        })
+        .await
     }
 }
 
@@ -134,7 +117,7 @@ pub async fn diagnose(
         .or_else(|| run.connection.endpoint(spec).cloned());
     let session = Session {
         region: &region,
-        transport: run.transport(endpoint.as_ref()),
+        transport: run.connection.transport_to(endpoint.as_ref(), run.log),
         lookups: &run.lookups,
     };
     let clients = match backend_clients(&session, &config, &source).await {
@@ -335,7 +318,7 @@ pub(super) async fn replication_checks(
     let Some(primary) = &spec.replica_of else {
         return Vec::new();
     };
-    let transport = run.transport(endpoint);
+    let transport = run.connection.transport_to(endpoint, run.log);
     let profile = run.connection.tool_profile(spec);
     let (on_primary, on_replica) = tokio::join!(
         run.lookups.clients(profile, &primary.region, transport),

@@ -47,22 +47,27 @@ impl Connection {
         self.endpoint_flag.as_ref().or(self.endpoint_env.as_ref())
     }
 
-    /// How requests of a command without a spec reach AWS.
-    pub fn command_line_transport<'a>(&'a self, log: &'a Arc<RequestLog>) -> Transport<'a> {
+    /// How requests to `endpoint` (AWS itself when `None`) reach it.
+    pub fn transport_to<'a>(
+        &self,
+        endpoint: Option<&'a EndpointUrl>,
+        log: &'a Arc<RequestLog>,
+    ) -> Transport<'a> {
         Transport {
-            endpoint: self.command_line_endpoint(),
+            endpoint,
             attempt_timeout: self.attempt_timeout,
             log,
         }
     }
 
+    /// How requests of a command without a spec reach AWS.
+    pub fn command_line_transport<'a>(&'a self, log: &'a Arc<RequestLog>) -> Transport<'a> {
+        self.transport_to(self.command_line_endpoint(), log)
+    }
+
     /// How requests for `spec` reach AWS.
     pub fn transport<'a>(&'a self, spec: &'a EnvSpec, log: &'a Arc<RequestLog>) -> Transport<'a> {
-        Transport {
-            endpoint: self.endpoint(spec),
-            attempt_timeout: self.attempt_timeout,
-            log,
-        }
+        self.transport_to(self.endpoint(spec), log)
     }
 
     /// Clients of statebucket's own identity (`tool_profile`) for `spec`, in `region`.

@@ -4,7 +4,7 @@
 //! messages that lead with the cause.
 
 use crate::support::{
-    Moto, Project, manifest_dir, spec_yaml, stacks_spec, to_run, unique, venv_python,
+    Moto, Project, manifest_dir, scratch_probe, spec_yaml, stacks_spec, to_run, unique, venv_python,
 };
 
 /// Validates each (name, document) against docs/output.schema.json.
@@ -101,19 +101,7 @@ fn every_command_prints_one_document_valid_against_the_schema() {
     let audited = record("audit", &["audit", "central", "--output", "json"], 0);
     assert_eq!(audited["unlisted_reader"], false, "{audited:#}");
     let scratch = unique("contract-scratch");
-    let probed = record(
-        "probe",
-        &[
-            "probe",
-            "--profile",
-            "admin",
-            "--scratch-bucket",
-            &scratch,
-            "--output",
-            "json",
-        ],
-        0,
-    );
+    let probed = record("probe", &scratch_probe(&scratch, &["--output", "json"]), 0);
     assert_eq!(
         probed["lacks"],
         serde_json::json!([]),

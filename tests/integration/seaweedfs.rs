@@ -11,7 +11,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, block_on, free_port, manifest_dir, terraform_dir, unique};
+use crate::support::{
+    Project, block_on, free_port, manifest_dir, scratch_probe, terraform_dir, unique,
+};
 
 /// SeaweedFS reports every identity in this account.
 const ACCOUNT: &str = "000000000000";
@@ -261,15 +263,7 @@ fn the_probe_names_what_the_store_lacks_and_a_spec_with_its_block_converges_and_
 
     // With a scratch bucket: the writes reading cannot show, in that bucket only.
     let scratch = unique("weed-scratch");
-    let written = project.statebucket(&[
-        "probe",
-        "--profile",
-        "admin",
-        "--scratch-bucket",
-        &scratch,
-        "--output",
-        "json",
-    ]);
+    let written = project.statebucket(&scratch_probe(&scratch, &["--output", "json"]));
     written.expect_code(0);
     let written = written.json();
     // The verdict of the first finding whose `field` is `value`.
@@ -516,15 +510,7 @@ fn a_store_that_cannot_encrypt_is_reported_as_failing_never_as_a_permission() {
     // probe tells before the first apply: a scratch bucket's writes fail once encrypted.
     let scratch = unique("weed-no-kek-scratch");
     // No STS names the account: --account-id does, for the settings written and read back.
-    let probed = project.statebucket(&[
-        "probe",
-        "--profile",
-        "admin",
-        "--scratch-bucket",
-        &scratch,
-        "--account-id",
-        ACCOUNT,
-    ]);
+    let probed = project.statebucket(&scratch_probe(&scratch, &["--account-id", ACCOUNT]));
     probed.expect_code(0);
     for kept in ["PutBucketVersioning Enabled", "PutBucketTagging"] {
         assert!(

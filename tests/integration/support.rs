@@ -374,6 +374,14 @@ pub fn http_post(port: u16, path: &str, body: &str) -> Option<u16> {
     http_request(port, "POST", path, body).map(|(status, _)| status)
 }
 
+/// `statebucket probe` as the `admin` profile, trying the writes reading cannot show in
+/// `scratch`, then `extra`.
+pub fn scratch_probe<'a>(scratch: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["probe", "--profile", "admin", "--scratch-bucket", scratch];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A name no other test uses: `<prefix>-<pid>-<n>`, valid as a bucket name.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -15,9 +15,9 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::Clients;
 use super::bucket::BucketAt;
 use super::errors::{AwsError, Failure, codes};
+use super::{CallerIdentity, Clients};
 use crate::capability::{Answer, Probed, Subject};
 use crate::observed::{ObservedBucket, PublicAccessBlock, Versioning};
 use crate::plan::{Change, Facet};
@@ -45,10 +45,13 @@ pub async fn probe_store(
     if let Some(scratch) = scratch_bucket {
         probed.extend(scratch_writes(clients, region, scratch).await);
         // S3 requests carry the account as the expected bucket owner, as apply sends them.
-        let account = account.or_else(|| caller.as_deref().and_then(|arn| arn.split(':').nth(4)));
+        let account = account.or(caller
+            .as_ref()
+            .map(|caller| caller.account.as_str())
+            .filter(|account| !account.is_empty()));
         probed.extend(scratch_settings(clients, scratch, account).await);
     }
-    Ok((caller, probed))
+    Ok((caller.map(|caller| caller.arn), probed))
 }
 
 /// `served` for a read of a made-up bucket: NoSuchBucket, a 404, or one of `absent`
@@ -61,21 +64,24 @@ fn served_when_absent(absent: &'static [&'static str]) -> impl Fn(&Failure) -> b
     }
 }
 
-/// STS, IAM and KMS, each as a whole API: the caller's ARN when STS answers.
-async fn api_probes(clients: &Clients, role: &str) -> (Option<String>, Vec<Probed>) {
+/// STS, IAM and KMS, each as a whole API: the caller when STS answers.
+async fn api_probes(clients: &Clients, role: &str) -> (Option<CallerIdentity>, Vec<Probed>) {
     let (caller, iam, kms) = tokio::join!(
         clients.sts.get_caller_identity().send(),
         clients.iam.get_role().role_name(role).send(),
         clients.kms.list_keys().limit(1).send(),
     );
-    let caller_arn = caller
-        .as_ref()
-        .ok()
-        .and_then(|output| output.arn().map(str::to_owned));
+    // As `caller_identity` reads it.
+    let caller_identity = caller.as_ref().ok().and_then(|output| {
+        Some(CallerIdentity {
+            arn: output.arn()?.to_owned(),
+            account: output.account().unwrap_or_default().to_owned(),
+        })
+    });
     let optional =
         |feature, request, answer| Probed::new(Subject::Optional(feature), request, answer, true);
     (
-        caller_arn,
+        caller_identity,
         vec![
             optional(
                 StoreFeature::Sts,

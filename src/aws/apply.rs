@@ -12,6 +12,15 @@ use crate::observed::Retention;
 use crate::plan::{Change, EnvPlan, KeyArn, SseTarget, Target};
 use crate::spec::Region;
 
+/// A bucket with its plan, as apply reaches it. `region` is the bucket's: CreateBucket's
+/// location constraint and the lock table's ARN name it.
+#[derive(Clone, Copy)]
+pub struct BucketPlan<'a> {
+    pub at: BucketAt<'a>,
+    pub region: &'a Region,
+    pub plan: &'a EnvPlan,
+}
+
 /// What applying a plan's AWS changes produced besides the changes themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -51,11 +60,12 @@ pub struct Prepared {
 /// retention before any object is written into it, so that the retention covers every
 /// object from the first (and S3-compatible test servers that only take it on an empty
 /// bucket accept it). The apply lock lives in the bucket: this comes before taking it.
-pub async fn create_planned_bucket(
-    target: BucketAt<'_>,
-    region: &Region,
-    plan: &EnvPlan,
-) -> Result<Prepared, AwsError> {
+pub async fn create_planned_bucket(bucket_plan: BucketPlan<'_>) -> Result<Prepared, AwsError> {
+    let BucketPlan {
+        at: target,
+        region,
+        plan,
+    } = bucket_plan;
     let Some(new_bucket) = bucket_to_create(plan) else {
         return Ok(Prepared::default());
     };
@@ -85,18 +95,17 @@ pub async fn create_planned_bucket(
 /// what `create_planned_bucket` already did. A plan that `needs_lock` is applied by a
 /// caller holding the environment's apply lock (`lock`).
 ///
-/// `target.account` is the caller's account; S3 writes carry it as the expected bucket owner
-/// so that a bucket of the same name in another account is never modified.
+/// `bucket_plan.at.account` is the caller's account; S3 writes carry it as the expected
+/// bucket owner so that a bucket of the same name in another account is never modified.
 pub async fn apply(
-    target: BucketAt<'_>,
-    region: &Region,
-    plan: &EnvPlan,
+    bucket_plan: BucketPlan<'_>,
     prepared: Prepared,
     writes: SettingWrites,
 ) -> Result<Applied, AwsError> {
+    let BucketPlan { at, region, plan } = bucket_plan;
     let (applied, ()) = tokio::try_join!(
-        apply_bucket_and_key(target, plan, region.as_str(), prepared, writes),
-        apply_lock_table(target.clients, plan, region, target.account)
+        apply_bucket_and_key(bucket_plan, prepared, writes),
+        apply_lock_table(at.clients, plan, region, at.account)
     )?;
     Ok(applied)
 }
@@ -130,12 +139,15 @@ fn retention_to_set(plan: &EnvPlan) -> Option<&Retention> {
 /// before its settings, the key before the encryption that names it, versioning before
 /// Object Lock on an existing bucket. `prepared`: what `create_planned_bucket` did.
 async fn apply_bucket_and_key(
-    target: BucketAt<'_>,
-    plan: &EnvPlan,
-    region: &str,
+    bucket_plan: BucketPlan<'_>,
     prepared: Prepared,
     writes: SettingWrites,
 ) -> Result<Applied, AwsError> {
+    let BucketPlan {
+        at: target,
+        region,
+        plan,
+    } = bucket_plan;
     let BucketAt {
         clients,
         name: bucket,
@@ -143,7 +155,7 @@ async fn apply_bucket_and_key(
     } = target;
     if let Some(new_bucket) = bucket_to_create(plan).filter(|_| !prepared.bucket_created) {
         tracing::debug!(%bucket, %region, "creating bucket");
-        bucket::create(clients, bucket, region, new_bucket).await?;
+        bucket::create(clients, bucket, region.as_str(), new_bucket).await?;
     }
     let settings = plan.changes.iter().filter(|change| match change {
         Change::SetObjectLock { .. } => !prepared.retention_set,

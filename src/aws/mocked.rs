@@ -37,10 +37,13 @@ async fn apply_changes(
         notes: Vec::new(),
         replica: None,
     };
+    let bucket_plan = super::BucketPlan {
+        at: super::bucket::BucketAt::new(clients, "mocked-bucket", "123456789012"),
+        region: &region(),
+        plan: &plan,
+    };
     apply(
-        super::bucket::BucketAt::new(clients, "mocked-bucket", "123456789012"),
-        &region(),
-        &plan,
+        bucket_plan,
         super::Prepared::default(),
         super::SettingWrites::AtOnce,
     )

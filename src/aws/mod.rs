@@ -38,7 +38,7 @@ use tokio::sync::OnceCell;
 
 pub(crate) use apply::until_consistent;
 pub use apply::{
-    Applied, Prepared, SettingWrites, apply, apply_replication, apply_replication_role,
+    Applied, BucketPlan, Prepared, SettingWrites, apply, apply_replication, apply_replication_role,
     create_planned_bucket, needs_lock,
 };
 pub use errors::AwsError;

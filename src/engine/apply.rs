@@ -189,9 +189,17 @@ impl<'p> PlannedBucket<'p> {
         BucketAt::new(self.clients, self.spec.bucket.name.as_str(), self.account)
     }
 
+    fn with_plan(self) -> aws::BucketPlan<'p> {
+        aws::BucketPlan {
+            at: self.at(),
+            region: &self.spec.region,
+            plan: self.plan,
+        }
+    }
+
     /// The bucket, when its plan creates it.
     async fn create(self) -> Result<aws::Prepared, aws::AwsError> {
-        aws::create_planned_bucket(self.at(), &self.spec.region, self.plan).await
+        aws::create_planned_bucket(self.with_plan()).await
     }
 
     async fn apply(
@@ -199,7 +207,7 @@ impl<'p> PlannedBucket<'p> {
         prepared: aws::Prepared,
         writes: aws::SettingWrites,
     ) -> Result<aws::Applied, aws::AwsError> {
-        aws::apply(self.at(), &self.spec.region, self.plan, prepared, writes).await
+        aws::apply(self.with_plan(), prepared, writes).await
     }
 }
 

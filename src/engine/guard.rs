@@ -10,6 +10,14 @@ use crate::spec::{EnvSpec, Layout, StackSpec};
 
 use super::*;
 
+/// Whose access a plan must not take away: statebucket's own (this run's caller) and each
+/// stack's Terraform identity.
+#[derive(Clone, Copy)]
+pub(super) struct Protected<'a> {
+    pub tool: &'a CallerIdentity,
+    pub terraform: &'a [(&'a StackSpec, TerraformIdentity)],
+}
+
 impl Engine {
     /// The lockout guard on both buckets' plans: a failover needs Terraform's identity to
     /// keep its access to the replica too. The warnings of `--allow-lockout`.
@@ -17,12 +25,11 @@ impl Engine {
         &self,
         environment: &Environment,
         env_plan: &EnvPlan,
-        caller: &CallerIdentity,
-        terraform: &[(&StackSpec, TerraformIdentity)],
+        protected: Protected<'_>,
     ) -> Result<Vec<String>, Error> {
-        let mut warnings = self.guard_lockout(&environment.spec, env_plan, caller, terraform)?;
+        let mut warnings = self.guard_lockout(&environment.spec, env_plan, protected)?;
         if let (Some(replica), Some(replica_plan)) = (&environment.replica, &env_plan.replica) {
-            warnings.extend(self.guard_lockout(replica, &replica_plan.plan, caller, terraform)?);
+            warnings.extend(self.guard_lockout(replica, &replica_plan.plan, protected)?);
         }
         Ok(warnings)
     }
@@ -35,8 +42,7 @@ impl Engine {
         &self,
         spec: &EnvSpec,
         env_plan: &EnvPlan,
-        tool: &CallerIdentity,
-        terraform: &[(&StackSpec, TerraformIdentity)],
+        Protected { tool, terraform }: Protected<'_>,
     ) -> Result<Vec<String>, Error> {
         let mut details: Vec<String> = Vec::new();
         let mut policies: Vec<&str> = Vec::new();

@@ -115,7 +115,11 @@ impl Engine {
         }
         let terraform = terraform_identities(spec, &terraform_profiles, &caller);
         let warnings = if writes_access {
-            self.guard_environment(environment, &env_plan, &caller, &terraform)?
+            let protected = guard::Protected {
+                tool: &caller,
+                terraform: &terraform,
+            };
+            self.guard_environment(environment, &env_plan, protected)?
         } else {
             Vec::new()
         };

@@ -128,12 +128,12 @@ impl Walker<'_> {
     /// `profile`, then `stack_defaults`' (`backend` has no defaults), then the spec's
     /// `profile`. A level naming both is an error there; none at all is the spec's missing
     /// `profile`.
-    pub(super) fn credentials(
-        &mut self,
-        own: &StackOptions,
-        defaults: &StackOptions,
-        inherited: &Inherited<'_>,
-    ) -> Option<BackendCredentials> {
+    pub(super) fn credentials(&mut self, layers: Layers<'_>) -> Option<BackendCredentials> {
+        let Layers {
+            own,
+            defaults,
+            inherited,
+        } = layers;
         for options in [own, defaults] {
             match (&options.profile, &options.web_identity) {
                 (Some(_), Some((_, pos))) => {
@@ -173,12 +173,12 @@ impl Walker<'_> {
     }
 
     /// The backend's other authentication settings, each the stack's own or its default's.
-    pub(super) fn auth(
-        &mut self,
-        own: &StackOptions,
-        defaults: &StackOptions,
-        inherited: &Inherited<'_>,
-    ) -> Option<BackendAuth> {
+    pub(super) fn auth(&mut self, layers: Layers<'_>) -> Option<BackendAuth> {
+        let Layers {
+            own,
+            defaults,
+            inherited,
+        } = layers;
         let forbidden = own
             .forbidden_account_ids
             .as_ref()
@@ -193,30 +193,25 @@ impl Walker<'_> {
             );
             return None;
         }
-        fn inherit<T: Clone>(own: &Option<T>, default: &Option<T>) -> Option<T> {
-            own.clone().or_else(|| default.clone())
-        }
         let forbidden_account_ids = match forbidden {
             Some((ids, _)) => ids.clone()?,
             None => Vec::new(),
         };
         Some(BackendAuth {
             forbidden_account_ids,
-            sts_region: inherit(&own.sts_region, &defaults.sts_region),
-            shared_config_files: inherit(&own.shared_config_files, &defaults.shared_config_files)
+            sts_region: layers.nearest(|options| &options.sts_region),
+            shared_config_files: layers
+                .nearest(|options| &options.shared_config_files)
                 .unwrap_or_default(),
-            shared_credentials_files: inherit(
-                &own.shared_credentials_files,
-                &defaults.shared_credentials_files,
-            )
-            .unwrap_or_default(),
-            use_fips_endpoint: inherit(&own.use_fips_endpoint, &defaults.use_fips_endpoint)
+            shared_credentials_files: layers
+                .nearest(|options| &options.shared_credentials_files)
+                .unwrap_or_default(),
+            use_fips_endpoint: layers
+                .nearest(|options| &options.use_fips_endpoint)
                 .unwrap_or(false),
-            use_dualstack_endpoint: inherit(
-                &own.use_dualstack_endpoint,
-                &defaults.use_dualstack_endpoint,
-            )
-            .unwrap_or(false),
+            use_dualstack_endpoint: layers
+                .nearest(|options| &options.use_dualstack_endpoint)
+                .unwrap_or(false),
         })
     }
 }

@@ -109,4 +109,4 @@ mod walker;
 
 pub use rules::check_across_environments;
 
-use stacks::{Inherited, StackOptions, relative_path};
+use stacks::{Inherited, Layers, relative_path};

@@ -23,14 +23,17 @@ impl Walker<'_> {
         let options = self.stack_options(&mut fields, "backend");
         let defaults = StackOptions::default();
         let default_file = default_backend_file(source, env);
+        let layers = Layers {
+            own: &options,
+            defaults: &defaults,
+            inherited,
+        };
         let stack = self.stack_from(
             StackName::from(env),
             node.pos,
-            options,
-            &defaults,
+            layers,
             "backend",
             default_file,
-            inherited,
             (None, None),
         );
         self.finish(fields);
@@ -92,15 +95,18 @@ impl Walker<'_> {
                 Some(access_node) => self.stack_access(access_node, &path),
             };
             let default_file = default_stack_file(source, env, &stack_name);
+            let layers = Layers {
+                own: &options,
+                defaults: &defaults,
+                inherited,
+            };
             let stack = access.and_then(|access| {
                 self.stack_from(
                     stack_name,
                     key_node.pos,
-                    options,
-                    &defaults,
+                    layers,
                     &path,
                     default_file,
-                    inherited,
                     access,
                 )
             });
@@ -273,18 +279,16 @@ impl Walker<'_> {
     }
 
     /// A stack from its own options over the defaults.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn stack_from(
         &mut self,
         name: StackName,
         name_pos: Pos,
-        own: StackOptions,
-        defaults: &StackOptions,
+        layers: Layers<'_>,
         path: &str,
         default_file: String,
-        inherited: &Inherited<'_>,
         (writers, readers): (Option<Vec<PrincipalRef>>, Option<Vec<PrincipalRef>>),
     ) -> Option<StackSpec> {
+        let own = layers.own;
         let (key, key_pos) = match own.key.clone() {
             Some(key) => key,
             None => {
@@ -299,9 +303,9 @@ impl Walker<'_> {
             }
         };
         let (file, file_pos) = own.file.clone().unwrap_or((default_file, name_pos));
-        let lock = self.resolve_lock(&own, defaults, inherited.bucket);
-        let credentials = self.credentials(&own, defaults, inherited);
-        let auth = self.auth(&own, defaults, inherited);
+        let lock = self.resolve_lock(layers);
+        let credentials = self.credentials(layers);
+        let auth = self.auth(layers);
         let (lock, credentials, auth) = (lock?, credentials?, auth?);
         Some(StackSpec {
             name,
@@ -309,11 +313,9 @@ impl Walker<'_> {
             file,
             credentials,
             auth,
-            workspace_key_prefix: own
-                .workspace_key_prefix
-                .or_else(|| defaults.workspace_key_prefix.clone()),
-            assume_role: own.assume_role.or_else(|| defaults.assume_role.clone()),
-            terraform_dir: own.terraform_dir.or_else(|| defaults.terraform_dir.clone()),
+            workspace_key_prefix: layers.nearest(|options| &options.workspace_key_prefix),
+            assume_role: layers.nearest(|options| &options.assume_role),
+            terraform_dir: layers.nearest(|options| &options.terraform_dir),
             lock,
             writers,
             readers,
@@ -328,12 +330,8 @@ impl Walker<'_> {
     /// `lock` (default `lockfile`) and `dynamodb_table` (default `<bucket>-locks`), which
     /// only the DynamoDB modes use. A stack inherits both from `stack_defaults`; a table set
     /// where the mode in effect is `lockfile` is an error at that place.
-    pub(super) fn resolve_lock(
-        &mut self,
-        own: &StackOptions,
-        defaults: &StackOptions,
-        bucket: Option<&BucketName>,
-    ) -> Option<Locking> {
+    pub(super) fn resolve_lock(&mut self, layers: Layers<'_>) -> Option<Locking> {
+        let Layers { own, defaults, .. } = layers;
         let mode_of = |options: &StackOptions| options.lock.as_ref().map(|(mode, _)| *mode);
         let own_mode = mode_of(own);
         let default_mode = mode_of(defaults);
@@ -352,7 +350,7 @@ impl Walker<'_> {
         }
         let table = match own.table.as_ref().or(defaults.table.as_ref()) {
             Some((table, _)) => table.clone(),
-            None => bucket.map(TableName::for_bucket),
+            None => layers.inherited.bucket.map(TableName::for_bucket),
         };
         Some(match mode {
             LockMode::Lockfile => Locking::Lockfile,
@@ -414,6 +412,27 @@ pub(super) struct Inherited<'a> {
     pub(super) account_id: bool,
     /// The top of the spec, where a missing `profile` is reported.
     pub(super) top: Pos,
+}
+
+/// Where a stack's settings come from, nearest first: its own options, `stack_defaults`
+/// (`backend` has none), then the spec's top level.
+#[derive(Clone, Copy)]
+pub(super) struct Layers<'a> {
+    pub(super) own: &'a StackOptions,
+    pub(super) defaults: &'a StackOptions,
+    pub(super) inherited: &'a Inherited<'a>,
+}
+
+impl Layers<'_> {
+    /// The stack's own value of an option, else its default's.
+    pub(super) fn nearest<T: Clone>(
+        &self,
+        option: impl Fn(&StackOptions) -> &Option<T>,
+    ) -> Option<T> {
+        option(self.own)
+            .clone()
+            .or_else(|| option(self.defaults).clone())
+    }
 }
 
 /// `environments/dev.yaml` → `environments/dev/backend.hcl`.

@@ -270,6 +270,15 @@ mod tests {
 
     use Probed as P;
 
+    fn optional(
+        feature: StoreFeature,
+        request: &'static str,
+        answer: Answer,
+        whole_api: bool,
+    ) -> Probed {
+        P::new(Subject::Optional(feature), request, answer, whole_api)
+    }
+
     /// IAM and KMS as SeaweedFS answers them on its S3 port.
     fn iam_refusal() -> Answer {
         refused(
@@ -282,26 +291,11 @@ mod tests {
     /// SeaweedFS 4.48's answers (checked against `weed server -s3` on 2026-12-06).
     fn seaweedfs() -> Vec<Probed> {
         vec![
-            P::new(
-                Subject::Optional(StoreFeature::Sts),
-                "GetCallerIdentity",
-                Answer::Served,
-                true,
-            ),
-            P::new(
-                Subject::Optional(StoreFeature::Iam),
-                "GetRole",
-                iam_refusal(),
-                true,
-            ),
-            P::new(
-                Subject::Optional(StoreFeature::Kms),
-                "ListKeys",
-                iam_refusal(),
-                true,
-            ),
-            P::new(
-                Subject::Optional(StoreFeature::PublicAccessBlock),
+            optional(StoreFeature::Sts, "GetCallerIdentity", Answer::Served, true),
+            optional(StoreFeature::Iam, "GetRole", iam_refusal(), true),
+            optional(StoreFeature::Kms, "ListKeys", iam_refusal(), true),
+            optional(
+                StoreFeature::PublicAccessBlock,
                 "GetPublicAccessBlock",
                 refused(
                     501,
@@ -310,14 +304,14 @@ mod tests {
                 ),
                 false,
             ),
-            P::new(
-                Subject::Optional(StoreFeature::OwnershipControls),
+            optional(
+                StoreFeature::OwnershipControls,
                 "GetBucketOwnershipControls",
                 Answer::Served,
                 false,
             ),
-            P::new(
-                Subject::Optional(StoreFeature::Tagging),
+            optional(
+                StoreFeature::Tagging,
                 "GetBucketTagging",
                 Answer::Served,
                 false,

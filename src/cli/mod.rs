@@ -183,15 +183,12 @@ fn execute(
             aws,
             lockout,
             detailed_exitcode,
-        } => reconcile::run(
-            context,
-            &specs.specs,
-            aws,
-            lockout.allow_lockout,
-            reconcile::Mode::Plan {
+        } => {
+            let mode = reconcile::Mode::Plan {
                 detailed_exitcode: *detailed_exitcode,
-            },
-        ),
+            };
+            reconcile::run(context, &specs.specs, aws, lockout.allow_lockout, mode)
+        }
         Command::Apply {
             specs,
             aws,
@@ -199,17 +196,14 @@ fn execute(
             auto_approve,
             lock_timeout,
             settle_timeout,
-        } => reconcile::run(
-            context,
-            &specs.specs,
-            aws,
-            lockout.allow_lockout,
-            reconcile::Mode::Apply {
+        } => {
+            let mode = reconcile::Mode::Apply {
                 auto_approve: *auto_approve,
                 lock_timeout: Duration::from_secs(*lock_timeout),
                 settle_timeout: Duration::from_secs(*settle_timeout),
-            },
-        ),
+            };
+            reconcile::run(context, &specs.specs, aws, lockout.allow_lockout, mode)
+        }
         Command::Check { specs, aws } => {
             reconcile::run(context, &specs.specs, aws, false, reconcile::Mode::Check)
         }

@@ -152,18 +152,21 @@ pub fn render_statements(
     inputs: &PolicyInputs<'_>,
 ) -> Result<Vec<Value>, Vec<Diagnostic>> {
     let statements = check_template(file, template)?;
-    let mut diagnostics = Vec::new();
+    let mut filling = Filling {
+        file,
+        template,
+        inputs,
+        diagnostics: Vec::new(),
+    };
     let mut rendered = Vec::with_capacity(statements.len());
     for statement in &statements {
-        let mut filled = substitute(statement, template, inputs, &mut |pos, problem| {
-            diagnostics.push(Diagnostic::new(file, pos, problem))
-        })
-        .into_value();
+        let mut filled = filling.substitute(statement).into_value();
         if let Some(sid) = sid(&filled).and_then(|sid| sid.strip_prefix(OWNED_SID_PREFIX)) {
             filled["Sid"] = json!(format!("{OWNED_SID_PREFIX}{}{sid}", inputs.sid_owner));
         }
         rendered.push(filled);
     }
+    let mut diagnostics = filling.diagnostics;
     if !diagnostics.is_empty() {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
@@ -223,132 +226,130 @@ impl Filled {
     }
 }
 
-fn substitute(
-    value: &Value,
-    template: &str,
-    inputs: &PolicyInputs<'_>,
-    report: &mut impl FnMut(Pos, Problem),
-) -> Filled {
-    match value {
-        Value::String(text) => substitute_string(text, template, inputs, report),
-        Value::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                match substitute(item, template, inputs, report) {
-                    Filled::One(value) => out.push(value),
-                    Filled::Many(values) => out.extend(values),
-                }
-            }
-            Filled::One(Value::Array(out))
-        }
-        Value::Object(map) => Filled::One(Value::Object(
-            map.iter()
-                .map(|(key, value)| {
-                    (
-                        key.clone(),
-                        substitute(value, template, inputs, report).into_value(),
-                    )
-                })
-                .collect(),
-        )),
-        other => Filled::One(other.clone()),
-    }
+/// One grant's template being filled in, with the problems found on the way (each names
+/// the template file, line and column).
+struct Filling<'a> {
+    file: &'a str,
+    template: &'a str,
+    inputs: &'a PolicyInputs<'a>,
+    diagnostics: Vec<Diagnostic>,
 }
 
-fn substitute_string(
-    text: &str,
-    template: &str,
-    inputs: &PolicyInputs<'_>,
-    report: &mut impl FnMut(Pos, Problem),
-) -> Filled {
-    if let Some(name) = text
-        .strip_prefix("{{")
-        .and_then(|rest| rest.strip_suffix("}}"))
-        && let Some(list) = inputs.list(name)
-    {
-        if list.is_empty() {
-            report(
-                position_of(template, text),
+impl Filling<'_> {
+    fn report(&mut self, placeholder: &str, problem: Problem) {
+        let pos = position_of(self.template, placeholder);
+        self.diagnostics
+            .push(Diagnostic::new(self.file, pos, problem));
+    }
+
+    fn substitute(&mut self, value: &Value) -> Filled {
+        match value {
+            Value::String(text) => self.substitute_string(text),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match self.substitute(item) {
+                        Filled::One(value) => out.push(value),
+                        Filled::Many(values) => out.extend(values),
+                    }
+                }
+                Filled::One(Value::Array(out))
+            }
+            Value::Object(map) => Filled::One(Value::Object(
+                map.iter()
+                    .map(|(key, value)| (key.clone(), self.substitute(value).into_value()))
+                    .collect(),
+            )),
+            other => Filled::One(other.clone()),
+        }
+    }
+
+    fn substitute_string(&mut self, text: &str) -> Filled {
+        let inputs = self.inputs;
+        if let Some(name) = text
+            .strip_prefix("{{")
+            .and_then(|rest| rest.strip_suffix("}}"))
+            && let Some(list) = inputs.list(name)
+        {
+            if list.is_empty() {
+                self.report(
+                text,
                 Problem::new(format!("`{{{{{name}}}}}` is empty for this grant")).hint(
                     "list at least one principal of that kind in `access`, or use `{{principals}}`",
                 ),
             );
+            }
+            return Filled::One(json!(list));
         }
-        return Filled::One(json!(list));
-    }
-    let per_stack = STACK_PLACEHOLDERS
-        .iter()
-        .any(|name| text.contains(&format!("{{{{{name}}}}}")));
-    if !per_stack {
-        return Filled::One(Value::String(fill(text, template, inputs, None, report)));
-    }
-    let mut values: Vec<Value> = Vec::with_capacity(inputs.stacks.len());
-    for stack in &inputs.stacks {
-        let value = Value::String(fill(text, template, inputs, Some(stack), report));
-        if !values.contains(&value) {
-            values.push(value);
+        let per_stack = STACK_PLACEHOLDERS
+            .iter()
+            .any(|name| text.contains(&format!("{{{{{name}}}}}")));
+        if !per_stack {
+            return Filled::One(Value::String(self.fill(text, None)));
         }
-    }
-    match values.len() {
-        1 => Filled::One(values.remove(0)),
-        _ => Filled::Many(values),
-    }
-}
-
-/// `text` with its scalar placeholders (and, for `stack`, the per-stack ones) filled in.
-fn fill(
-    text: &str,
-    template: &str,
-    inputs: &PolicyInputs<'_>,
-    stack: Option<&StackObjects<'_>>,
-    report: &mut impl FnMut(Pos, Problem),
-) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        let name = &after[..end];
-        let placeholder = &rest[start..start + 2 + end + 2];
-        let value = inputs
-            .scalar(name)
-            .or_else(|| stack.and_then(|stack| PolicyInputs::per_stack(name, stack)));
-        match value {
-            Some(value) => out.push_str(&value),
-            None if LIST_PLACEHOLDERS.contains(&name) => report(
-                position_of(template, placeholder),
-                Problem::new(format!(
-                    "`{placeholder}` is a list and must be the whole string"
-                ))
-                .hint(format!(
-                    "write \"{placeholder}\" on its own, e.g. \"AWS\": \"{placeholder}\""
-                )),
-            ),
-            None => {
-                let known: Vec<&str> = SCALAR_PLACEHOLDERS[..2]
-                    .iter()
-                    .chain(STACK_PLACEHOLDERS)
-                    .chain(&SCALAR_PLACEHOLDERS[2..])
-                    .chain(LIST_PLACEHOLDERS)
-                    .copied()
-                    .collect();
-                let problem = Problem::new(format!("unknown placeholder `{placeholder}`"));
-                let problem = match crate::spec::names::closest(name, known.iter().copied()) {
-                    Some(near) => problem.hint(format!("did you mean `{{{{{near}}}}}`?")),
-                    None => problem.hint(format!("known placeholders: {}", known.join(", "))),
-                };
-                report(position_of(template, placeholder), problem);
+        let mut values: Vec<Value> = Vec::with_capacity(inputs.stacks.len());
+        for stack in &inputs.stacks {
+            let value = Value::String(self.fill(text, Some(stack)));
+            if !values.contains(&value) {
+                values.push(value);
             }
         }
-        rest = &after[end + 2..];
+        match values.len() {
+            1 => Filled::One(values.remove(0)),
+            _ => Filled::Many(values),
+        }
     }
-    out.push_str(rest);
-    out
+
+    /// `text` with its scalar placeholders (and, for `stack`, the per-stack ones) filled in.
+    fn fill(&mut self, text: &str, stack: Option<&StackObjects<'_>>) -> String {
+        let inputs = self.inputs;
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let placeholder = &rest[start..start + 2 + end + 2];
+            let value = inputs
+                .scalar(name)
+                .or_else(|| stack.and_then(|stack| PolicyInputs::per_stack(name, stack)));
+            match value {
+                Some(value) => out.push_str(&value),
+                None if LIST_PLACEHOLDERS.contains(&name) => self.report(
+                    placeholder,
+                    Problem::new(format!(
+                        "`{placeholder}` is a list and must be the whole string"
+                    ))
+                    .hint(format!(
+                        "write \"{placeholder}\" on its own, e.g. \"AWS\": \"{placeholder}\""
+                    )),
+                ),
+                None => {
+                    let known: Vec<&str> = SCALAR_PLACEHOLDERS[..2]
+                        .iter()
+                        .chain(STACK_PLACEHOLDERS)
+                        .chain(&SCALAR_PLACEHOLDERS[2..])
+                        .chain(LIST_PLACEHOLDERS)
+                        .copied()
+                        .collect();
+                    let problem = Problem::new(format!("unknown placeholder `{placeholder}`"));
+                    let problem = match crate::spec::names::closest(name, known.iter().copied()) {
+                        Some(near) => problem.hint(format!("did you mean `{{{{{near}}}}}`?")),
+                        None => problem.hint(format!("known placeholders: {}", known.join(", "))),
+                    };
+                    self.report(placeholder, problem);
+                }
+            }
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// Line and column (1-based) of the first occurrence of `needle` in `text`.

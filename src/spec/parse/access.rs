@@ -155,12 +155,8 @@ impl Walker<'_> {
             Yaml::String(_) => std::slice::from_ref(node),
             Yaml::Null => &[],
             _ => {
-                self.wrong_kind(
-                    node,
-                    path,
-                    "a list",
-                    Some(format!("write `{path}: [name-or-arn, …]`")),
-                );
+                let hint = format!("write `{path}: [name-or-arn, …]`");
+                self.wrong_kind(node, path, "a list", Some(&hint));
                 return None;
             }
         };

@@ -319,7 +319,7 @@ impl Walker<'_> {
                 None
             }
             _ => {
-                self.wrong_kind(node, path, "`aes256` or a mapping", Some(forms.into()));
+                self.wrong_kind(node, path, "`aes256` or a mapping", Some(forms));
                 None
             }
         }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::spec::{Diagnostic, EnvSpec};
+use crate::spec::{Diagnostic, EnvSpec, Pos};
 
 use super::Walker;
 use crate::spec::names::Problem;
@@ -27,8 +27,8 @@ pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
             std::iter::once((spec.bucket.name.as_str(), spec.positions.bucket_name)).chain(replica)
         {
             if let Some(first) = buckets.get(bucket) {
-                diagnostics.push(Diagnostic::new(
-                    &spec.source,
+                diagnostics.push(in_spec(
+                    spec,
                     pos,
                     Problem::new(format!(
                         "{} and {} both manage bucket `{bucket}`; each would rewrite the other's grants",
@@ -57,8 +57,8 @@ pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
         for (file, pos) in files {
             match backend_files.get(&file) {
                 Some(first) if !std::ptr::eq(*first, spec) => {
-                    diagnostics.push(Diagnostic::new(
-                        &spec.source,
+                    diagnostics.push(in_spec(
+                        spec,
                         pos,
                         Problem::new(format!(
                             "{} and {} both write `{file}`",
@@ -82,8 +82,8 @@ pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
             .iter()
             .find(|other| other.bucket.name == logging.bucket)
         {
-            diagnostics.push(Diagnostic::new(
-                &spec.source,
+            diagnostics.push(in_spec(
+                spec,
                 spec.positions.logging_bucket,
                 Problem::new(format!(
                     "`{}` logs into `{}`, the state bucket of environment `{}`",
@@ -94,6 +94,11 @@ pub fn check_across_environments(specs: &[EnvSpec]) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// A problem at `pos` of `spec`'s file.
+fn in_spec(spec: &EnvSpec, pos: Pos, problem: Problem) -> Diagnostic {
+    Diagnostic::new(&spec.source, pos, problem)
 }
 
 impl Walker<'_> {

@@ -18,7 +18,7 @@ impl Walker<'_> {
         node: &Node,
         path: &str,
         expected: &str,
-        hint: Option<String>,
+        hint: Option<&str>,
     ) {
         let what = if path.is_empty() {
             "the spec".to_owned()
@@ -62,12 +62,8 @@ impl Walker<'_> {
         object: Option<&'static Object>,
     ) -> Option<Fields<'n>> {
         let Yaml::Map(entries) = &node.value else {
-            self.wrong_kind(
-                node,
-                path,
-                "a mapping",
-                Some("write `key: value` pairs, indented under their parent".into()),
-            );
+            let hint = "write `key: value` pairs, indented under their parent";
+            self.wrong_kind(node, path, "a mapping", Some(hint));
             return None;
         };
         let mut named = Vec::with_capacity(entries.len());
@@ -201,12 +197,8 @@ impl Walker<'_> {
         mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
     ) -> Option<Vec<T>> {
         let Yaml::Seq(items) = &node.value else {
-            self.wrong_kind(
-                node,
-                path,
-                "a list",
-                Some("write `[a, b]`, or one `- item` per line".into()),
-            );
+            let hint = "write `[a, b]`, or one `- item` per line";
+            self.wrong_kind(node, path, "a list", Some(hint));
             return None;
         };
         let parsed: Vec<Option<T>> = items

@@ -14,21 +14,9 @@ use crate::policy::{
     self, BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument, StatementChange,
 };
 use crate::render::KmsKeyId;
-use crate::spec::{AccountId, EnvSpec, THREE_STACKS, parse_spec};
+use crate::spec::{AccountId, EnvSpec, ONE_STATE as DEV, THREE_STACKS, parse_spec};
 use crate::testing::assert_noted;
 
-const DEV: &str = "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket:
-  name: my-state
-  tags: { team: platform }
-access:
-  users: [terraform]
-backend:
-  key: app/terraform.tfstate
-";
 const KEY_ARN: &str = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn spec(text: &str) -> EnvSpec {

@@ -161,7 +161,7 @@ mod tests {
     use super::*;
     use crate::policy::evaluate::{Caller, Request, allowed_by};
     use crate::policy::{BUILTIN_TEMPLATE, BUILTIN_TEMPLATE_NAME, PolicyDocument};
-    use crate::spec::{THREE_STACKS, parse_spec};
+    use crate::spec::{ONE_STATE, THREE_STACKS, parse_spec};
 
     fn policy(text: &str) -> PolicyDocument {
         let spec = parse_spec("environments/central.yaml", "central", text).unwrap();
@@ -338,15 +338,7 @@ mod tests {
 
     #[test]
     fn the_backend_layout_keeps_todays_statements() {
-        let single = "\
-region: eu-west-1
-account_id: \"123456789012\"
-profile: terraform
-bucket: { name: my-state }
-access: { users: [terraform], roles: [terraform-ci] }
-backend: { key: app/terraform.tfstate }
-";
-        let document = policy(single);
+        let document = policy(ONE_STATE);
         assert_eq!(
             document.sids(),
             vec![

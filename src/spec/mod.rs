@@ -12,6 +12,22 @@ pub mod yaml;
 #[cfg(test)]
 mod fuzz;
 
+/// A spec of one bucket with one state (`backend:`), AES256, one writer and a tag: the
+/// fixture of the plan and policy tests.
+#[cfg(test)]
+pub const ONE_STATE: &str = "\
+region: eu-west-1
+account_id: \"123456789012\"
+profile: terraform
+bucket:
+  name: my-state
+  tags: { team: platform }
+access:
+  users: [terraform]
+backend:
+  key: app/terraform.tfstate
+";
+
 /// A spec of one bucket with three stacks, each with writers of its own and the spec's
 /// reader, one with its own workspace prefix: the fixture of the policy and plan tests.
 #[cfg(test)]

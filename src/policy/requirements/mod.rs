@@ -433,8 +433,12 @@ mod tests {
         fixtures().remove(1)
     }
 
-    fn statement_mut<'v>(statements: &'v mut [Value], sid: &str) -> &'v mut Value {
-        statements
+    /// The statement `sid` of the replication role's policy.
+    fn replication_statement<'v>(desired: &'v mut DesiredBucket<'_>, sid: &str) -> &'v mut Value {
+        let replication = desired.replication.as_mut().unwrap();
+        replication
+            .role_policy
+            .statements
             .iter_mut()
             .find(|statement| statement["Sid"] == sid)
             .unwrap_or_else(|| panic!("{sid}"))
@@ -443,11 +447,8 @@ mod tests {
     #[test]
     fn replication_into_a_bucket_key_replica_needs_decrypt_on_the_replica_key() {
         let unmet = unmet_after(&prod(), |desired| {
-            let replication = desired.replication.as_mut().unwrap();
-            statement_mut(
-                &mut replication.role_policy.statements,
-                "StatebucketReplicationEncryptReplica",
-            )["Action"] = json!(["kms:Encrypt"]);
+            replication_statement(desired, "StatebucketReplicationEncryptReplica")["Action"] =
+                json!(["kms:Encrypt"]);
         });
         assert_eq!(
             unmet,
@@ -458,15 +459,12 @@ mod tests {
     #[test]
     fn replication_into_an_object_lock_replica_needs_retention_and_legal_hold() {
         let unmet = unmet_after(&prod(), |desired| {
-            let replication = desired.replication.as_mut().unwrap();
-            statement_mut(
-                &mut replication.role_policy.statements,
-                "StatebucketReplicationSourceObjects",
-            )["Action"] = json!([
-                "s3:GetObjectVersionForReplication",
-                "s3:GetObjectVersionAcl",
-                "s3:GetObjectVersionTagging"
-            ]);
+            replication_statement(desired, "StatebucketReplicationSourceObjects")["Action"] =
+                json!([
+                    "s3:GetObjectVersionForReplication",
+                    "s3:GetObjectVersionAcl",
+                    "s3:GetObjectVersionTagging"
+                ]);
         });
         assert_eq!(
             unmet,

@@ -114,9 +114,9 @@ fn identity_policies_are_attached_once_to_every_listed_principal() {
     });
     let printed = project.statebucket(&["policy", &env, "--identity"]);
     printed.expect_code(0);
-    assert!(printed.stdout.contains(&format!(
+    printed.expect_stdout(&[&format!(
         "arn:aws:s3:::{bucket}/app/terraform.tfstate.tflock"
-    )));
+    )]);
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn local_state_and_kms_audit_guidance() {
         "{}",
         doctor.stdout
     );
-    assert!(doctor.stdout.contains("ok    kms audit         who decrypted this state: aws cloudtrail lookup-events --region eu-west-1"), "{}", doctor.stdout);
+    doctor.expect_stdout(&["ok    kms audit         who decrypted this state: aws cloudtrail lookup-events --region eu-west-1"]);
 }
 
 #[test]

@@ -380,8 +380,7 @@ fn import_of_a_missing_or_foreign_bucket_fails_clearly_and_writes_nothing() {
     let missing = unique("never-made");
     let run = project.statebucket(&["import", &missing, "--profile", "admin"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("no such bucket"), "{}", run.stderr);
-    assert!(run.stderr.contains("statebucket init"), "{}", run.stderr);
+    run.expect_stderr(&["no such bucket", "statebucket init"]);
     assert!(
         !project
             .path(&format!("environments/{missing}.yaml"))
@@ -397,11 +396,7 @@ fn import_of_a_missing_or_foreign_bucket_fails_clearly_and_writes_nothing() {
     create_bucket(&owner, &foreign);
     let run = project.statebucket(&["import", &foreign, "--profile", "admin"]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains(&format!("not in account {ACCOUNT}")),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&[&format!("not in account {ACCOUNT}")]);
     assert!(
         !project
             .path(&format!("environments/{foreign}.yaml"))
@@ -411,7 +406,7 @@ fn import_of_a_missing_or_foreign_bucket_fails_clearly_and_writes_nothing() {
     project.write("environments/mine.yaml", "# mine\n");
     let run = project.statebucket(&["import", &foreign, "--env", "mine"]);
     run.expect_code(1);
-    assert!(run.stderr.contains("never overwrites"), "{}", run.stderr);
+    run.expect_stderr(&["never overwrites"]);
     assert_eq!(project.read("environments/mine.yaml"), "# mine\n");
 }
 

@@ -66,13 +66,9 @@ fn who_can_read_flags_a_principal_the_spec_does_not_list_by_its_statement() {
     );
     let flagged = project.statebucket(&["audit", "central"]);
     flagged.expect_code(2);
-    assert!(
-        flagged.stdout.contains(
-            "! arn:aws:iam::123456789012:user/auditor  read (AuditorsByHand)  not listed in the spec"
-        ),
-        "{}",
-        flagged.stdout
-    );
+    flagged.expect_stdout(&[
+        "! arn:aws:iam::123456789012:user/auditor  read (AuditorsByHand)  not listed in the spec",
+    ]);
     // An identity whose own IAM policy reads every object: named, for review.
     let peeker = unique("peeker");
     block_on(async {
@@ -144,13 +140,9 @@ fn what_a_reader_sees_is_the_sensitive_outputs_path_never_its_value() {
         assert!(!printed.contains(secret), "the value must never be printed");
     }
     // AES256: no KMS record of reads; the audit says what per-read audit needs.
-    assert!(
-        audit.stdout.contains(
-            "AES256 state: reads leave no record here. Per-read audit needs KMS encryption"
-        ),
-        "{}",
-        audit.stdout
-    );
+    audit.expect_stdout(&[
+        "AES256 state: reads leave no record here. Per-read audit needs KMS encryption",
+    ]);
 }
 
 #[test]
@@ -160,12 +152,8 @@ fn a_window_cloudtrail_does_not_keep_is_a_usage_error_before_any_request() {
     for since in ["91d", "0d", "a week"] {
         let run = project.statebucket(&["audit", "dev", "--since", since]);
         run.expect_code(64);
-        assert!(
-            run.stderr.contains(&format!(
-                "--since `{since}` is not a number of days from 1 to 90"
-            )),
-            "{}",
-            run.stderr
-        );
+        run.expect_stderr(&[&format!(
+            "--since `{since}` is not a number of days from 1 to 90"
+        )]);
     }
 }

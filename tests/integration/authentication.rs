@@ -23,7 +23,7 @@ fn terraform_init_and_apply(project: &Project) -> String {
     init.expect_code(0);
     let apply = project.terraform("apply", workdir.path(), None);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    apply.expect_stdout(&["Apply complete!"]);
     init.stdout
 }
 
@@ -124,11 +124,7 @@ fn a_web_identity_with_a_token_file_needs_no_profile() {
     std::fs::remove_file(&token).unwrap();
     let doctor = project.statebucket(&["doctor"]);
     doctor.expect_code(1);
-    assert!(
-        doctor.stdout.contains("the token file cannot be read"),
-        "{}",
-        doctor.stdout
-    );
+    doctor.expect_stdout(&["the token file cannot be read"]);
 }
 
 #[test]

@@ -39,5 +39,5 @@ fn the_benchmark_harness_runs_and_a_converged_apply_writes_nothing() {
         stacks["reads"].as_u64().unwrap() <= 10 + 2,
         "{stacks}: at most 10 requests + 1 per distinct principal"
     );
-    assert!(run.stdout.contains("| scenario | envs |"), "{}", run.stdout);
+    run.expect_stdout(&["| scenario | envs |"]);
 }

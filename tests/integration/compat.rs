@@ -124,11 +124,7 @@ fn a_store_without_sts_needs_the_account_in_the_spec() {
     project.spec("dev", &spec);
     let run = project.statebucket(&["validate"]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("`account_id` is required"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["`account_id` is required"]);
 }
 
 #[test]

@@ -257,7 +257,7 @@ fn a_usage_error_exits_64_never_2() {
     let project = Project::new();
     let missing = project.statebucket(&["policy"]);
     missing.expect_code(64);
-    assert!(missing.stderr.contains("<ENV>"), "{}", missing.stderr);
+    missing.expect_stderr(&["<ENV>"]);
     let moved = project.statebucket(&["--profile", "admin", "apply"]);
     moved.expect_code(64);
     assert!(
@@ -333,13 +333,7 @@ fn quiet_hides_messages_but_never_a_warning() {
     project.spec_locking_out_terraform("dev", &bucket);
     let run = project.statebucket(&["-q", "apply", "--allow-lockout", "--auto-approve"]);
     run.expect_code(0);
-    assert!(
-        run.stderr.contains(
-            "warning: dev: written with --allow-lockout although statement `StatebucketReadOnlyState` denies Terraform (profile `terraform`)"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["warning: dev: written with --allow-lockout although statement `StatebucketReadOnlyState` denies Terraform (profile `terraform`)"]);
     assert!(
         !run.stderr.contains("note:"),
         "-q hides notes: {}",
@@ -363,11 +357,7 @@ fn notes_that_are_the_same_for_every_environment_are_printed_once() {
         run.stderr
     );
     // Settings of a bucket to be created are created, not updated from nothing.
-    assert!(
-        run.stdout.contains("  + versioning: Enabled\n"),
-        "{}",
-        run.stdout
-    );
+    run.expect_stdout(&["  + versioning: Enabled\n"]);
     assert!(!run.stdout.contains("never enabled"), "{}", run.stdout);
 }
 
@@ -382,20 +372,9 @@ fn a_missing_profile_is_named_first() {
     );
     let run = project.statebucket(&["plan"]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains(
-            "error: loading the credentials of profile `terraform`: profile `terraform` is not configured: neither "
-        ),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["error: loading the credentials of profile `terraform`: profile `terraform` is not configured: neither "]);
     assert!(!run.stderr.contains("IMDS"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("hint: create it (`aws configure --profile terraform`"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["hint: create it (`aws configure --profile terraform`"]);
 }
 
 #[test]
@@ -418,13 +397,7 @@ fn doctor_compares_the_whole_backend_file() {
     project.write("environments/dev/backend.hcl", &without_profile);
     let run = project.statebucket(&["doctor"]);
     run.expect_code(1);
-    assert!(
-        run.stdout.contains(
-            "FAIL  backend file      environments/dev/backend.hcl differs from environments/dev.yaml: missing `profile             = \"terraform\"`"
-        ),
-        "{}",
-        run.stdout
-    );
+    run.expect_stdout(&["FAIL  backend file      environments/dev/backend.hcl differs from environments/dev.yaml: missing `profile             = \"terraform\"`"]);
     let check = project.statebucket(&["check", "--output", "json"]);
     check.expect_code(2);
 }
@@ -467,7 +440,7 @@ fn ctrl_c_ends_a_command_with_130_at_once() {
     let output = child.wait_with_output().unwrap();
     let run = to_run(output);
     assert_eq!(run.code, 130, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("error: interrupted"), "{}", run.stderr);
+    run.expect_stderr(&["error: interrupted"]);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "an interrupt must not wait for the stalled requests"

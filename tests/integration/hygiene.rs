@@ -179,7 +179,7 @@ fn dynamodb_and_both_create_one_correct_table_and_terraform_locks_with_it() {
         init.expect_code(0);
         let apply = project.terraform("apply", workdir.path(), None);
         apply.expect_code(0);
-        assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+        apply.expect_stdout(&["Apply complete!"]);
         // Terraform keeps the state digest in the table and removed its lock item.
         assert_eq!(
             lock_items(&project, region, table),
@@ -248,7 +248,7 @@ fn moving_from_both_to_lockfile_rewrites_backend_hcl_and_keeps_the_table() {
         "{note}"
     );
     let text = project.statebucket(&["plan"]);
-    assert!(text.stdout.contains("- dynamodb_table"), "{}", text.stdout);
+    text.expect_stdout(&["- dynamodb_table"]);
 
     let apply = project.statebucket(&["apply", "--auto-approve", "--output", "json"]);
     apply.expect_code(0);
@@ -279,7 +279,7 @@ fn moving_from_both_to_lockfile_rewrites_backend_hcl_and_keeps_the_table() {
         .expect_code(0);
     let apply = project.terraform("apply", workdir.path(), None);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("No changes."), "{}", apply.stdout);
+    apply.expect_stdout(&["No changes."]);
     project.statebucket(&["check"]).expect_code(0);
 
     // A hand-edited file without any lock: doctor says so.

@@ -79,7 +79,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
         workdir.path().to_str().unwrap(),
     ]);
     doctor.expect_code(1);
-    for expected in [
+    doctor.expect_stdout(&[
         &format!(
             "ok    identity          arn:aws:iam::{ACCOUNT}:user/personal (account {ACCOUNT}), from the `default` profile"
         ),
@@ -91,13 +91,7 @@ fn the_403_incident_is_diagnosed_and_fixed() {
         "fix: add `personal` to `access.users`",
         "FAIL  read state        HeadObject",
         "HTTP 403",
-    ] {
-        assert!(
-            doctor.stdout.contains(expected),
-            "missing {expected:?} in:\n{}",
-            doctor.stdout
-        );
-    }
+    ]);
 
     // The fix: both principals, the profile, and the identity policy attached.
     let fixed = SPEC_ONLY_ROLE.replace("BUCKET", &bucket).replace(
@@ -119,23 +113,11 @@ fn the_403_incident_is_diagnosed_and_fixed() {
 
     let healthy = project.statebucket(&["doctor", "--profile", "admin"]);
     healthy.expect_code(0);
-    assert!(
-        healthy.stdout.contains("Doctor: every check passed."),
-        "{}",
-        healthy.stdout
-    );
-    assert!(
-        healthy.stdout.contains(&format!(
-            "ok    identity          arn:aws:iam::{ACCOUNT}:user/terraform-access"
-        )),
-        "{}",
-        healthy.stdout
-    );
-    assert!(
-        healthy.stdout.contains("ok    release lock"),
-        "{}",
-        healthy.stdout
-    );
+    healthy.expect_stdout(&["Doctor: every check passed."]);
+    healthy.expect_stdout(&[&format!(
+        "ok    identity          arn:aws:iam::{ACCOUNT}:user/terraform-access"
+    )]);
+    healthy.expect_stdout(&["ok    release lock"]);
 
     // Nothing but the state is left in the bucket: the probe lock was removed.
     let keys = block_on(async {

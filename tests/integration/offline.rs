@@ -21,19 +21,12 @@ fn validate_reports_every_problem_with_line_and_column() {
     project.spec("dev", THREE_MISTAKES);
     let run = project.statebucket(&["validate"]);
     run.expect_code(1);
-    let expected = [
+    run.expect_stderr(&[
         "environments/dev.yaml:1:9: error: `eu-west1` is not an AWS region\n  hint: did you mean `eu-west-1`?",
         "environments/dev.yaml:4:9: error: bucket name `My_State_Bucket` contains `M`",
         "environments/dev.yaml:9:3: error: unknown key `fiel` in `backend`\n  hint: did you mean `file`?",
         "3 problems in 1 file; nothing was sent to AWS",
-    ];
-    for line in expected {
-        assert!(
-            run.stderr.contains(line),
-            "missing {line:?} in:\n{}",
-            run.stderr
-        );
-    }
+    ]);
     assert_eq!(run.stdout, "");
 }
 
@@ -128,11 +121,7 @@ fn a_bad_template_is_located_and_refused() {
     project.write("policies/custom.json", "{\n  \"Statement\": [\n    {\"Sid\": \"StatebucketX\", \"Resource\": \"{{bucket_arm}}\"}\n  ]\n}\n");
     let run = project.statebucket(&["validate"]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("policies/custom.json:3:42: error: unknown placeholder `{{bucket_arm}}`\n  hint: did you mean `{{bucket_arn}}`?"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["policies/custom.json:3:42: error: unknown placeholder `{{bucket_arm}}`\n  hint: did you mean `{{bucket_arn}}`?"]);
 }
 
 #[test]
@@ -185,11 +174,7 @@ fn bad_input_changes_nothing_in_aws() {
     project.spec("dev", &spec);
     let run = project.statebucket(&["apply", "--auto-approve"]);
     run.expect_code(1);
-    assert!(
-        run.stderr.contains("`secret_key` holds a credential"),
-        "{}",
-        run.stderr
-    );
+    run.expect_stderr(&["`secret_key` holds a credential"]);
     assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
     let exists = project.bucket_exists("eu-west-1", &bucket);
     assert!(!exists, "a bad spec must not create the bucket");
@@ -222,11 +207,10 @@ fn help_shows_examples_and_exit_codes() {
     let project = Project::new();
     let run = project.statebucket(&["--help"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("Examples:"));
-    assert!(
-        run.stdout
-            .contains("Exit codes: 0 success / in sync, 1 error, 2 changes present")
-    );
+    run.expect_stdout(&[
+        "Examples:",
+        "Exit codes: 0 success / in sync, 1 error, 2 changes present",
+    ]);
 }
 
 #[test]

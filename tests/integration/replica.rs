@@ -287,7 +287,7 @@ fn apply_creates_both_buckets_the_role_and_the_rule_then_repairs_drift_and_terra
         .expect_code(0);
     let apply = project.terraform("apply", workdir.path(), None);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+    apply.expect_stdout(&["Apply complete!"]);
     block_on(async {
         let head = project
             .s3("eu-central-1")
@@ -549,9 +549,5 @@ fn the_replicas_bucket_policy_is_printed_offline() {
     project.spec("prod", &spec_yaml("acme-state", "eu-west-1", "aes256"));
     let none = project.statebucket(&["policy", "prod", "--replica"]);
     none.expect_code(64);
-    assert!(
-        none.stderr.contains("no `bucket.replica`"),
-        "{}",
-        none.stderr
-    );
+    none.expect_stderr(&["no `bucket.replica`"]);
 }

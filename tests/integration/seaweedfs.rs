@@ -513,11 +513,7 @@ fn a_store_that_cannot_encrypt_is_reported_as_failing_never_as_a_permission() {
     let probed = project.statebucket(&scratch_probe(&scratch, &["--account-id", ACCOUNT]));
     probed.expect_code(0);
     for kept in ["PutBucketVersioning Enabled", "PutBucketTagging"] {
-        assert!(
-            probed.stdout.contains(&format!("{kept}, read back: kept")),
-            "{}",
-            probed.stdout
-        );
+        probed.expect_stdout(&[&format!("{kept}, read back: kept")]);
     }
     assert!(
         probed

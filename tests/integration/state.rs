@@ -78,11 +78,7 @@ fn restore_scenario(lock: &str, encryption: &str) {
     );
     let text = project.statebucket(&["state", "versions", "dev"]);
     text.expect_code(0);
-    assert!(
-        text.stdout.contains(first["version_id"].as_str().unwrap()),
-        "{}",
-        text.stdout
-    );
+    text.expect_stdout(&[first["version_id"].as_str().unwrap()]);
     let before = version_ids(&project, &bucket);
 
     let restore = project.statebucket(&[
@@ -189,11 +185,7 @@ fn restore_scenario(lock: &str, encryption: &str) {
     );
     let apply = project.terraform("apply", workdir.path(), None);
     apply.expect_code(0);
-    assert!(
-        apply.stdout.contains("Apply complete! Resources: 1 added"),
-        "{}",
-        apply.stdout
-    );
+    apply.expect_stdout(&["Apply complete! Resources: 1 added"]);
     let newest = &project
         .statebucket(&["state", "versions", "dev", "--output", "json"])
         .json()["versions"][0];
@@ -256,16 +248,11 @@ fn a_restore_while_terraform_holds_the_lock_is_refused_naming_the_holder() {
 
     let refused = project.statebucket(&["state", "restore", "dev", &version, "--auto-approve"]);
     refused.expect_code(1);
-    assert!(
-        refused.stderr.contains("Terraform's state lock")
-            && refused.stderr.contains(lock["Who"].as_str().unwrap())
-            && refused.stderr.contains(&format!(
-                "terraform force-unlock {}",
-                lock["ID"].as_str().unwrap()
-            )),
-        "{}",
-        refused.stderr
-    );
+    refused.expect_stderr(&[
+        "Terraform's state lock",
+        lock["Who"].as_str().unwrap(),
+        &format!("terraform force-unlock {}", lock["ID"].as_str().unwrap()),
+    ]);
     let terraform = crate::support::to_run(running.wait_with_output().unwrap());
     terraform.expect_code(0);
     let versions_after = version_ids(&project, &bucket);
@@ -325,12 +312,7 @@ fn restores_that_would_be_wrong_are_refused_and_leave_no_lock_behind() {
 
     let refused = project.statebucket(&["state", "restore", "dev", &other, "--auto-approve"]);
     refused.expect_code(1);
-    assert!(
-        refused.stderr.contains("lineage other-lineage")
-            && refused.stderr.contains("--allow-other-lineage"),
-        "{}",
-        refused.stderr
-    );
+    refused.expect_stderr(&["lineage other-lineage", "--allow-other-lineage"]);
     let missing = project.statebucket(&[
         "state",
         "restore",
@@ -423,18 +405,10 @@ fn restores_that_would_be_wrong_are_refused_and_leave_no_lock_behind() {
         "--allow-other-lineage",
     ]);
     allowed.expect_code(0);
-    assert!(
-        allowed.stdout.contains("serial: 2 → 7"),
-        "{}",
-        allowed.stdout
-    );
+    allowed.expect_stdout(&["serial: 2 → 7"]);
     let again = project.statebucket(&["state", "restore", "dev", &other, "--auto-approve"]);
     again.expect_code(0);
-    assert!(
-        again.stdout.contains("nothing to restore"),
-        "{}",
-        again.stdout
-    );
+    again.expect_stdout(&["nothing to restore"]);
 }
 
 /// Ctrl-C while the copy is on the wire: the command ends with 130 at once and Terraform's

@@ -419,6 +419,36 @@ impl Run {
         })
     }
 
+    /// Panics unless stderr contains every one of `parts`, showing both streams.
+    #[track_caller]
+    pub fn expect_stderr(&self, parts: &[&str]) -> &Run {
+        for part in parts {
+            assert!(
+                self.stderr.contains(part),
+                "`{part}` is not in stderr (exit {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Panics unless stdout contains every one of `parts`, showing both streams.
+    #[track_caller]
+    pub fn expect_stdout(&self, parts: &[&str]) -> &Run {
+        for part in parts {
+            assert!(
+                self.stdout.contains(part),
+                "`{part}` is not in stdout (exit {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
+        }
+        self
+    }
+
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
         assert_eq!(

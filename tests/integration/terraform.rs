@@ -55,7 +55,7 @@ fn terraform_init_and_apply_store_encrypted_state_with_the_generated_backend() {
         );
         let apply = project.terraform("apply", workdir.path(), None);
         apply.expect_code(0);
-        assert!(apply.stdout.contains("Apply complete!"), "{}", apply.stdout);
+        apply.expect_stdout(&["Apply complete!"]);
 
         block_on(async {
             let s3 = project.s3(region).await;

@@ -96,25 +96,17 @@ fn init_scaffolds_a_valid_spec_and_never_overwrites_one() {
     // The policy `init prod` would attach names both principals, the role by its path.
     let policy = project.statebucket(&["policy", "prod"]);
     policy.expect_code(0);
-    assert!(
-        policy.stdout.contains("role/ci/terraform"),
-        "{}",
-        policy.stdout
-    );
+    policy.expect_stdout(&["role/ci/terraform"]);
 
     project.write("environments/dev.yaml", "# mine\n");
     let again = project.statebucket(&["init"]);
     again.expect_code(1);
-    assert!(
-        again.stderr.contains("environments/dev.yaml exists"),
-        "{}",
-        again.stderr
-    );
+    again.expect_stderr(&["environments/dev.yaml exists"]);
     assert_eq!(project.read("environments/dev.yaml"), "# mine\n");
 
     let bad = project.statebucket(&["init", "qa", "--bucket", "My_Bucket"]);
     bad.expect_code(64);
-    assert!(bad.stderr.contains("--bucket"), "{}", bad.stderr);
+    bad.expect_stderr(&["--bucket"]);
     assert!(!project.path("environments/qa.yaml").exists());
 
     // A replica in a second region, each bucket with a key of its own.
@@ -151,7 +143,7 @@ fn init_scaffolds_a_valid_spec_and_never_overwrites_one() {
         "eu-west-1",
     ]);
     same.expect_code(64);
-    assert!(same.stderr.contains("own region"), "{}", same.stderr);
+    same.expect_stderr(&["own region"]);
     assert!(!project.path("environments/same.yaml").exists());
 }
 

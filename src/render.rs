@@ -237,10 +237,10 @@ fn assume_role(role: &AssumeRole) -> String {
         .map(|(key, value)| format!("{} = {}", quote(key), quote(value)))
         .collect();
     object(&[
-        ("role_arn", quoted(Some(&role.role_arn))),
+        ("role_arn", quoted(Some(&role.session.role_arn))),
         ("external_id", quoted(role.external_id.as_ref())),
-        ("session_name", quoted(role.session_name.as_ref())),
-        ("duration", quoted(role.duration.as_ref())),
+        ("session_name", quoted(role.session.session_name.as_ref())),
+        ("duration", quoted(role.session.duration.as_ref())),
         (
             "tags",
             (!tags.is_empty()).then(|| format!("{{ {} }}", tags.join(", "))),
@@ -250,7 +250,7 @@ fn assume_role(role: &AssumeRole) -> String {
             non_empty_list(&role.transitive_tag_keys),
         ),
         ("source_identity", quoted(role.source_identity.as_ref())),
-        ("policy_arns", non_empty_list(&role.policy_arns)),
+        ("policy_arns", non_empty_list(&role.session.policy_arns)),
         ("policy", quoted(role.policy.as_ref())),
     ])
 }
@@ -258,11 +258,11 @@ fn assume_role(role: &AssumeRole) -> String {
 /// `assume_role_with_web_identity = { … }`: the token file, never the token.
 fn web_identity(web: &WebIdentity) -> String {
     object(&[
-        ("role_arn", quoted(Some(&web.role_arn))),
+        ("role_arn", quoted(Some(&web.session.role_arn))),
         ("web_identity_token_file", quoted(Some(&web.token_file))),
-        ("session_name", quoted(web.session_name.as_ref())),
-        ("duration", quoted(web.duration.as_ref())),
-        ("policy_arns", non_empty_list(&web.policy_arns)),
+        ("session_name", quoted(web.session.session_name.as_ref())),
+        ("duration", quoted(web.session.duration.as_ref())),
+        ("policy_arns", non_empty_list(&web.session.policy_arns)),
     ])
 }
 

@@ -141,7 +141,7 @@ pub(super) fn web_identity_check(
         unreachable!("a stack without a profile has a web identity");
     };
     match source {
-        CredentialSource::WebIdentity { role_arn, .. } if role_arn == web.role_arn.as_str() => {
+        CredentialSource::WebIdentity { role_arn, .. } if role_arn == web.session.role_arn.as_str() => {
             Check::new(
                 "credentials",
                 Status::Ok,
@@ -153,7 +153,7 @@ pub(super) fn web_identity_check(
             Status::Fail,
             format!(
                 "the spec has a web identity for role `{}`, but the backend would use {source}{}",
-                web.role_arn,
+                web.session.role_arn,
                 if config.string("profile").is_some() { "" } else { " (backend.hcl has no assume_role_with_web_identity)" }
             ),
         )

@@ -10,10 +10,7 @@ use crate::observed::Observed;
 use crate::plan::{Change, plan_with_replica};
 use crate::policy::identity_policy_name;
 use crate::project::{Environment, local_state_note, orphan_backend_files, read_backend_files};
-use crate::spec::{
-    AccountId, BackendCredentials, EndpointUrl, EnvSpec, Layout, ProfileName, StackSpec,
-    StoreFeature,
-};
+use crate::spec::{AccountId, EndpointUrl, EnvSpec, Layout, ProfileName, StackSpec, StoreFeature};
 
 use super::*;
 
@@ -376,14 +373,11 @@ fn terraform_identities<'s>(
     spec.stacks
         .iter()
         .map(|stack| {
-            let identity = match (&stack.assume_role, &stack.credentials) {
-                (Some(role), _) => TerraformIdentity::AssumedRole(role.role_arn.to_string()),
-                (None, BackendCredentials::WebIdentity(web)) => {
-                    TerraformIdentity::AssumedRole(web.role_arn.to_string())
-                }
-                (None, BackendCredentials::Profile(profile)) => terraform_profiles
+            let identity = match (stack.backend_role(), stack.credentials.profile()) {
+                (Some(role), _) => TerraformIdentity::AssumedRole(role.to_string()),
+                (None, profile) => terraform_profiles
                     .iter()
-                    .find(|(name, _)| name == profile)
+                    .find(|(name, _)| Some(name) == profile)
                     .map(|(_, identity)| identity.clone())
                     .unwrap_or_else(|| TerraformIdentity::Profile(caller.clone())),
             };

@@ -73,30 +73,34 @@ impl BackendCredentials {
     }
 }
 
-/// `assume_role_with_web_identity = { … }`. The token itself is a credential and is never
-/// written: only the file CI puts it in.
+/// What Terraform's `assume_role` and `assume_role_with_web_identity` share: the role and
+/// the session's name, duration and policy ARNs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebIdentity {
+pub struct RoleSession {
     pub role_arn: RoleArn,
-    pub token_file: String,
     pub session_name: Option<SessionName>,
     pub duration: Option<RoleDuration>,
     pub policy_arns: Vec<PolicyArn>,
 }
 
+/// `assume_role_with_web_identity = { … }`. The token itself is a credential and is never
+/// written: only the file CI puts it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebIdentity {
+    pub session: RoleSession,
+    pub token_file: String,
+}
+
 /// `assume_role = { … }` with every attribute Terraform's S3 backend documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssumeRole {
-    pub role_arn: RoleArn,
+    pub session: RoleSession,
     pub external_id: Option<ExternalId>,
-    pub session_name: Option<SessionName>,
-    pub duration: Option<RoleDuration>,
     /// Session tags.
     pub tags: BTreeMap<String, String>,
     /// Keys of `tags` that pass on to roles assumed from this session.
     pub transitive_tag_keys: Vec<String>,
     pub source_identity: Option<SessionName>,
-    pub policy_arns: Vec<PolicyArn>,
     /// An inline session policy, a JSON object.
     pub policy: Option<String>,
 }
@@ -105,14 +109,16 @@ impl AssumeRole {
     /// `assume_role: ARN`, the shorthand for a role with nothing else set.
     pub fn of(role_arn: RoleArn) -> AssumeRole {
         AssumeRole {
-            role_arn,
+            session: RoleSession {
+                role_arn,
+                session_name: None,
+                duration: None,
+                policy_arns: Vec::new(),
+            },
             external_id: None,
-            session_name: None,
-            duration: None,
             tags: BTreeMap::new(),
             transitive_tag_keys: Vec::new(),
             source_identity: None,
-            policy_arns: Vec::new(),
             policy: None,
         }
     }
@@ -183,13 +189,23 @@ impl StackSpec {
         }
     }
 
+    /// The role Terraform's backend ends up as: its `assume_role` (on top of any
+    /// credentials), else its web identity's role; `None` for a profile's own identity.
+    pub fn backend_role(&self) -> Option<&RoleArn> {
+        match (&self.assume_role, &self.credentials) {
+            (Some(role), _) => Some(&role.session.role_arn),
+            (None, BackendCredentials::WebIdentity(web)) => Some(&web.session.role_arn),
+            (None, BackendCredentials::Profile(_)) => None,
+        }
+    }
+
     /// How Terraform's backend reaches the state for this stack, for messages:
     /// ``assume_role `ARN` ``, ``web identity `ARN` `` or ``profile `NAME` ``.
     pub fn identity_label(&self) -> String {
         match (&self.assume_role, &self.credentials) {
-            (Some(role), _) => format!("assume_role `{}`", role.role_arn),
+            (Some(role), _) => format!("assume_role `{}`", role.session.role_arn),
             (None, BackendCredentials::WebIdentity(web)) => {
-                format!("web identity `{}`", web.role_arn)
+                format!("web identity `{}`", web.session.role_arn)
             }
             (None, BackendCredentials::Profile(profile)) => format!("profile `{profile}`"),
         }

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use super::Walker;
 use super::*;
-use crate::spec::names::{ExternalId, PolicyArn, Problem, RoleArn, RoleDuration, SessionName};
+use crate::spec::names::{ExternalId, Problem, RoleArn, RoleDuration, SessionName};
 use crate::spec::schema::{self};
 use crate::spec::yaml::{Node, Yaml};
-use crate::spec::{AssumeRole, BackendAuth, BackendCredentials, WebIdentity};
+use crate::spec::{AssumeRole, BackendAuth, BackendCredentials, RoleSession, WebIdentity};
 
 impl Walker<'_> {
     /// `assume_role`: a role ARN, or a mapping with every attribute Terraform documents.
@@ -60,16 +60,12 @@ impl Walker<'_> {
                 keys
             }
         };
-        let session = session?;
         Some(AssumeRole {
-            role_arn: session.role_arn,
+            session: session?,
             external_id: external_id?,
-            session_name: session.session_name,
-            duration: session.duration,
             tags,
             transitive_tag_keys,
             source_identity: source_identity?,
-            policy_arns: session.policy_arns,
             policy: policy?,
         })
     }
@@ -90,13 +86,9 @@ impl Walker<'_> {
             )
             .and_then(|node| self.file_path(node, &format!("{path}.token_file")));
         self.finish(fields);
-        let session = session?;
         Some(WebIdentity {
-            role_arn: session.role_arn,
+            session: session?,
             token_file: token_file?,
-            session_name: session.session_name,
-            duration: session.duration,
-            policy_arns: session.policy_arns,
         })
     }
 
@@ -216,14 +208,6 @@ impl Walker<'_> {
     }
 }
 
-/// The role and session settings `assume_role` and `web_identity` share.
-pub(super) struct RoleSession {
-    pub(super) role_arn: RoleArn,
-    pub(super) session_name: Option<SessionName>,
-    pub(super) duration: Option<RoleDuration>,
-    pub(super) policy_arns: Vec<PolicyArn>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
@@ -298,7 +282,7 @@ stacks:
             Some("tenant-42")
         );
         assert_eq!(
-            role.duration.as_ref().map(RoleDuration::seconds),
+            role.session.duration.as_ref().map(RoleDuration::seconds),
             Some(3600)
         );
         assert_eq!(role.transitive_tag_keys, ["team"]);

@@ -536,6 +536,11 @@ mod tests {
         );
     }
 
+    /// The first stack's backend file, with the key as the spec names it and no endpoint.
+    fn rendered(spec: &EnvSpec) -> String {
+        render_backend_hcl(spec, &spec.stacks[0], KmsKeyId::FromSpec, None)
+    }
+
     const DEV: &str = "\
 region: ap-northeast-1
 account_id: \"123456789012\"
@@ -571,12 +576,7 @@ backend:
     #[test]
     fn aes256_environment() {
         let spec = parse_spec("environments/dev.yaml", "dev", DEV).unwrap();
-        insta::assert_snapshot!(render_backend_hcl(
-            &spec,
-            &spec.stacks[0],
-            KmsKeyId::FromSpec,
-            None
-        ));
+        insta::assert_snapshot!(rendered(&spec));
     }
 
     #[test]
@@ -595,10 +595,7 @@ backend:
             KmsKeyId::Resolved(arn),
             Some(&endpoint)
         ));
-        assert!(
-            render_backend_hcl(&spec, &spec.stacks[0], KmsKeyId::FromSpec, None)
-                .contains("kms_key_id           = \"alias/tf\"\n")
-        );
+        assert!(rendered(&spec).contains("kms_key_id           = \"alias/tf\"\n"));
     }
 
     #[test]
@@ -615,12 +612,7 @@ stacks:
   app: { key: app/terraform.tfstate, lock: lockfile }
 ";
         let spec = parse_spec("environments/central.yaml", "central", text).unwrap();
-        insta::assert_snapshot!(render_backend_hcl(
-            &spec,
-            &spec.stacks[0],
-            KmsKeyId::FromSpec,
-            None
-        ));
+        insta::assert_snapshot!(rendered(&spec));
         let app = render_backend_hcl(&spec, &spec.stacks[1], KmsKeyId::FromSpec, None);
         assert!(
             app.contains("-backend-config=environments/central/app/backend.hcl\n"),
@@ -636,12 +628,9 @@ stacks:
     #[test]
     fn rendering_is_deterministic() {
         let spec = parse_spec("environments/dev.yaml", "dev", DEV).unwrap();
-        let first = render_backend_hcl(&spec, &spec.stacks[0], KmsKeyId::FromSpec, None);
+        let first = rendered(&spec);
         for _ in 0..10 {
-            assert_eq!(
-                render_backend_hcl(&spec, &spec.stacks[0], KmsKeyId::FromSpec, None),
-                first
-            );
+            assert_eq!(rendered(&spec), first);
         }
     }
 
@@ -662,8 +651,7 @@ stacks:
         )
         .unwrap();
         assert!(
-            render_backend_hcl(&spec, &spec.stacks[0], KmsKeyId::FromSpec, None)
-                .contains("key                 = \"$${var.env}/terraform.tfstate\"\n")
+            rendered(&spec).contains("key                 = \"$${var.env}/terraform.tfstate\"\n")
         );
     }
 }

@@ -121,12 +121,7 @@ impl Walker<'_> {
     /// `profile`. A level naming both is an error there; none at all is the spec's missing
     /// `profile`.
     pub(super) fn credentials(&mut self, layers: Layers<'_>) -> Option<BackendCredentials> {
-        let Layers {
-            own,
-            defaults,
-            inherited,
-        } = layers;
-        for options in [own, defaults] {
+        for options in [layers.own, layers.defaults] {
             match (&options.profile, &options.web_identity) {
                 (Some(_), Some((_, pos))) => {
                     self.report(
@@ -148,13 +143,13 @@ impl Walker<'_> {
                 (None, None) => {}
             }
         }
-        match inherited.profile {
+        match layers.inherited.profile {
             Some(Some(profile)) => Some(BackendCredentials::Profile(profile.clone())),
             // Given but invalid: already reported.
             None => None,
             Some(None) => {
                 self.report(
-                    inherited.top,
+                    layers.inherited.top,
                     Problem::new("missing required key `profile`").hint(
                         "add `profile: terraform  # the AWS profile Terraform's backend uses` (or give every stack a `web_identity`)",
                     ),
@@ -166,16 +161,10 @@ impl Walker<'_> {
 
     /// The backend's other authentication settings, each the stack's own or its default's.
     pub(super) fn auth(&mut self, layers: Layers<'_>) -> Option<BackendAuth> {
-        let Layers {
-            own,
-            defaults,
-            inherited,
-        } = layers;
-        let forbidden = own
-            .forbidden_account_ids
-            .as_ref()
-            .or(defaults.forbidden_account_ids.as_ref());
-        if let (true, Some((ids, pos))) = (inherited.account_id, forbidden)
+        let forbidden = [layers.own, layers.defaults]
+            .into_iter()
+            .find_map(|options| options.forbidden_account_ids.as_ref());
+        if let (true, Some((ids, pos))) = (layers.inherited.account_id, forbidden)
             && ids.as_ref().is_some_and(|ids| !ids.is_empty())
         {
             self.report(

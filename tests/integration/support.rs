@@ -422,25 +422,21 @@ impl Run {
     /// Panics unless stderr contains every one of `parts`, showing both streams.
     #[track_caller]
     pub fn expect_stderr(&self, parts: &[&str]) -> &Run {
-        for part in parts {
-            assert!(
-                self.stderr.contains(part),
-                "`{part}` is not in stderr (exit {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                self.code,
-                self.stdout,
-                self.stderr
-            );
-        }
-        self
+        self.expect_in("stderr", &self.stderr, parts)
     }
 
     /// Panics unless stdout contains every one of `parts`, showing both streams.
     #[track_caller]
     pub fn expect_stdout(&self, parts: &[&str]) -> &Run {
+        self.expect_in("stdout", &self.stdout, parts)
+    }
+
+    #[track_caller]
+    fn expect_in(&self, stream: &str, printed: &str, parts: &[&str]) -> &Run {
         for part in parts {
             assert!(
-                self.stdout.contains(part),
-                "`{part}` is not in stdout (exit {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                printed.contains(part),
+                "`{part}` is not in {stream} (exit {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
                 self.code,
                 self.stdout,
                 self.stderr

@@ -71,13 +71,11 @@ async fn api_probes(clients: &Clients, role: &str) -> (Option<CallerIdentity>, V
         clients.iam.get_role().role_name(role).send(),
         clients.kms.list_keys().limit(1).send(),
     );
-    // As `caller_identity` reads it.
-    let caller_identity = caller.as_ref().ok().and_then(|output| {
-        Some(CallerIdentity {
-            arn: output.arn()?.to_owned(),
-            account: output.account().unwrap_or_default().to_owned(),
-        })
-    });
+    let caller_identity = caller
+        .as_ref()
+        .ok()
+        .filter(|output| output.arn().is_some())
+        .map(CallerIdentity::of);
     let optional =
         |feature, request, answer| Probed::new(Subject::Optional(feature), request, answer, true);
     (

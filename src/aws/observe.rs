@@ -30,6 +30,18 @@ pub struct CallerIdentity {
     pub arn: String,
 }
 
+impl CallerIdentity {
+    /// STS's answer to GetCallerIdentity.
+    pub(super) fn of(
+        output: &aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput,
+    ) -> CallerIdentity {
+        CallerIdentity {
+            account: output.account().unwrap_or_default().to_owned(),
+            arn: output.arn().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
 /// Who the credentials belong to (sts:GetCallerIdentity needs no permission).
 pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsError> {
     let output = clients
@@ -61,10 +73,7 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
                 ),
             }
         })?;
-    Ok(CallerIdentity {
-        account: output.account().unwrap_or_default().to_owned(),
-        arn: output.arn().unwrap_or_default().to_owned(),
-    })
+    Ok(CallerIdentity::of(&output))
 }
 
 /// Observes a bucket's AWS side, all reads at once. `account` is the caller's: S3 answers

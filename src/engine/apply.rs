@@ -85,7 +85,7 @@ impl Engine {
         while needs_environment_lock(&planned) {
             let (taken, replica_created) = tokio::join!(
                 async {
-                    let prepared = primary_bucket(&planned).create().await?;
+                    let prepared = aws::create_planned_bucket(primary_bucket(&planned)).await?;
                     let lock = aws::lock::take_or_wait(
                         &planned.clients,
                         spec.bucket.name.as_str(),
@@ -139,7 +139,7 @@ async fn create_replica_bucket(
     planned: &Planned<'_>,
 ) -> Result<Option<aws::Prepared>, aws::AwsError> {
     match replica_with_changes(planned) {
-        Some(replica) => replica.create().await.map(Some),
+        Some(replica) => aws::create_planned_bucket(replica).await.map(Some),
         None => Ok(None),
     }
 }
@@ -158,11 +158,10 @@ async fn apply_changes(
     } else {
         aws::SettingWrites::OneAtATime
     };
-    let primary = primary_bucket(planned).apply(prepared, writes);
+    let primary = aws::apply(primary_bucket(planned), prepared, writes);
     let replica = async {
         match replica_with_changes(planned) {
-            Some(replica) => replica
-                .apply(replica_prepared.unwrap_or_default(), writes)
+            Some(replica) => aws::apply(replica, replica_prepared.unwrap_or_default(), writes)
                 .await
                 .map(Some),
             None => Ok(None),
@@ -170,53 +169,32 @@ async fn apply_changes(
     };
     let role = aws::apply_replication_role(&planned.clients, &planned.plan);
     let (primary, replica, ()) = tokio::try_join!(primary, replica, role)?;
-    aws::apply_replication(primary_bucket(planned).at(), &planned.plan).await?;
+    aws::apply_replication(primary_bucket(planned).at, &planned.plan).await?;
     Ok((primary, replica))
 }
 
-/// One bucket of the environment with its plan, as apply reaches it: the primary, or the
-/// replica in its own region with its own clients.
-#[derive(Clone, Copy)]
-struct PlannedBucket<'p> {
+/// The primary bucket with its plan, as apply reaches it.
+fn primary_bucket<'p>(planned: &'p Planned<'_>) -> aws::BucketPlan<'p> {
+    planned_bucket(
+        &planned.clients,
+        &planned.environment.spec,
+        &planned.plan,
+        &planned.account,
+    )
+}
+
+/// A bucket of the environment (the primary, or the replica in its own region with its own
+/// clients) with its plan.
+fn planned_bucket<'p>(
     clients: &'p aws::Clients,
-    plan: &'p crate::plan::EnvPlan,
     spec: &'p EnvSpec,
-    account: &'p str,
-}
-
-impl<'p> PlannedBucket<'p> {
-    fn at(self) -> BucketAt<'p> {
-        BucketAt::new(self.clients, self.spec.bucket.name.as_str(), self.account)
-    }
-
-    fn with_plan(self) -> aws::BucketPlan<'p> {
-        aws::BucketPlan {
-            at: self.at(),
-            region: &self.spec.region,
-            plan: self.plan,
-        }
-    }
-
-    /// The bucket, when its plan creates it.
-    async fn create(self) -> Result<aws::Prepared, aws::AwsError> {
-        aws::create_planned_bucket(self.with_plan()).await
-    }
-
-    async fn apply(
-        self,
-        prepared: aws::Prepared,
-        writes: aws::SettingWrites,
-    ) -> Result<aws::Applied, aws::AwsError> {
-        aws::apply(self.with_plan(), prepared, writes).await
-    }
-}
-
-fn primary_bucket<'p>(planned: &'p Planned<'_>) -> PlannedBucket<'p> {
-    PlannedBucket {
-        clients: &planned.clients,
-        plan: &planned.plan,
-        spec: &planned.environment.spec,
-        account: planned.account.as_str(),
+    plan: &'p crate::plan::EnvPlan,
+    account: &'p AccountId,
+) -> aws::BucketPlan<'p> {
+    aws::BucketPlan {
+        at: BucketAt::new(clients, spec.bucket.name.as_str(), account.as_str()),
+        region: &spec.region,
+        plan,
     }
 }
 
@@ -227,15 +205,15 @@ pub(super) fn needs_environment_lock(planned: &Planned<'_>) -> bool {
 }
 
 /// The replica and its plan, when the plan changes anything on it.
-fn replica_with_changes<'p>(planned: &'p Planned<'_>) -> Option<PlannedBucket<'p>> {
+fn replica_with_changes<'p>(planned: &'p Planned<'_>) -> Option<aws::BucketPlan<'p>> {
     match (&planned.replica, &planned.plan.replica) {
         (Some(target), Some(replica_plan)) if !replica_plan.plan.changes.is_empty() => {
-            Some(PlannedBucket {
-                clients: &target.clients,
-                plan: &replica_plan.plan,
-                spec: target.desired.spec,
-                account: planned.account.as_str(),
-            })
+            Some(planned_bucket(
+                &target.clients,
+                target.desired.spec,
+                &replica_plan.plan,
+                &planned.account,
+            ))
         }
         _ => None,
     }

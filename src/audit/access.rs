@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::evaluate::{Caller, CallerKind, Request, explicit_deny, grant};
+use crate::policy::evaluate::{Caller, CallerKind, Request, explicit_deny, grant, statements_of};
 use crate::policy::{PolicyDocument, strings};
 
 /// What one principal may do to one stack's state, and which statement says so.
@@ -177,7 +177,7 @@ pub fn delegations(
     let mut found = Vec::new();
     for (policy, document) in [("bucket policy", bucket_policy), ("key policy", key_policy)] {
         let Some(document) = document else { continue };
-        for statement in allows(document) {
+        for statement in statements_of(document, "Allow") {
             for principal in aws_principals(statement) {
                 if is_account(&principal) {
                     found.push(Delegation {
@@ -194,13 +194,6 @@ pub fn delegations(
     found
 }
 
-fn allows(document: &PolicyDocument) -> impl Iterator<Item = &Value> {
-    document
-        .statements
-        .iter()
-        .filter(|statement| statement.get("Effect").and_then(Value::as_str) == Some("Allow"))
-}
-
 /// `Principal: "*"`, and the `AWS` entries of `Principal`.
 fn aws_principals(statement: &Value) -> Vec<String> {
     let principal = &statement["Principal"];
@@ -212,7 +205,9 @@ fn aws_principals(statement: &Value) -> Vec<String> {
 }
 
 fn named_principals(document: &PolicyDocument) -> Vec<String> {
-    allows(document).flat_map(aws_principals).collect()
+    statements_of(document, "Allow")
+        .flat_map(aws_principals)
+        .collect()
 }
 
 /// An account as a principal (`123456789012` or its root ARN): a delegation to IAM.

@@ -205,6 +205,12 @@ pub fn allowed_by(document: &PolicyDocument, request: &Request) -> Option<String
         .map(label)
 }
 
+/// Whether a statement certainly allows the request and no statement denies it, not even
+/// possibly (the strict reading, for documents statebucket generates or must rely on).
+pub fn allows(document: &PolicyDocument, request: &Request) -> bool {
+    explicit_deny(document, request).is_none() && allowed_by(document, request).is_some()
+}
+
 /// The Sid of the statement that certainly allows the request, when no statement certainly
 /// denies it.
 pub fn grant(document: &PolicyDocument, request: &Request) -> Option<String> {
@@ -215,7 +221,8 @@ pub fn grant(document: &PolicyDocument, request: &Request) -> Option<String> {
         .then_some(sid)
 }
 
-fn statements_of<'d>(
+/// The statements of `document` with `effect` (`Allow` or `Deny`).
+pub fn statements_of<'d>(
     document: &'d PolicyDocument,
     effect: &str,
 ) -> impl Iterator<Item = &'d Value> {

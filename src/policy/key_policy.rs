@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::PolicyDocument;
-use super::evaluate::{Caller, Request, allowed_by, explicit_deny};
+use super::evaluate::{Caller, Request, allowed_by, allows};
 use crate::access::{Grant, Tier};
 use crate::spec::{AccountId, IamArn, Region};
 
@@ -111,16 +111,10 @@ pub fn key_allows(
     action: &str,
     context: &[(&str, &str)],
 ) -> bool {
-    explicit_deny(
+    allows(
         document,
         &Request::new(caller, action, "*").with_context(context),
     )
-    .is_none()
-        && allowed_by(
-            document,
-            &Request::new(caller, action, "*").with_context(context),
-        )
-        .is_some()
 }
 
 /// The condition keys of a KMS call S3 makes on a principal's behalf in `region`.

@@ -2,7 +2,7 @@
 //! generates, with the project's evaluator.
 
 use crate::desired::{DesiredBucket, DesiredStack};
-use crate::policy::evaluate::{self, Caller, allowed_by, explicit_deny};
+use crate::policy::evaluate::{self, Caller};
 use crate::policy::{
     PolicyDocument, StateArns, bucket_arn, identity_policy_for, key_resource, merge,
 };
@@ -318,18 +318,11 @@ impl<'d> Documents<'d> {
             .map(|(key, value)| (*key, value.as_str()))
             .collect();
         let resource = request.resource.as_str();
-        let allowed = explicit_deny(
+        let allowed = evaluate::allows(
             policy,
             &evaluate::Request::new(&request.caller, requirement.action, resource)
                 .with_context(&context),
-        )
-        .is_none()
-            && allowed_by(
-                policy,
-                &evaluate::Request::new(&request.caller, requirement.action, resource)
-                    .with_context(&context),
-            )
-            .is_some();
+        );
         Some(if allowed { Allowed } else { Denied })
     }
 }

@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::evaluate::{Caller, CallerKind, Request, explicit_deny, grant, statements_of};
+use crate::policy::evaluate::{
+    Caller, CallerKind, Request, certainly_denied, grant, statements_of,
+};
 use crate::policy::{PolicyDocument, strings};
 
 /// What one principal may do to one stack's state, and which statement says so.
@@ -134,12 +136,10 @@ pub fn via_iam(
                               resource: &str,
                               context: &[(&str, &str)]| {
                 document.is_none_or(|document| {
-                    explicit_deny(
+                    !certainly_denied(
                         document,
                         &Request::new(&caller, action, resource).with_context(context),
                     )
-                    .filter(|denial| denial.certain)
-                    .is_none()
                 })
             };
             let s3 = |action| {

@@ -215,10 +215,13 @@ pub fn allows(document: &PolicyDocument, request: &Request) -> bool {
 /// denies it.
 pub fn grant(document: &PolicyDocument, request: &Request) -> Option<String> {
     let sid = allowed_by(document, request)?;
-    explicit_deny(document, request)
-        .filter(|denial| denial.certain)
-        .is_none()
-        .then_some(sid)
+    (!certainly_denied(document, request)).then_some(sid)
+}
+
+/// Whether a Deny statement certainly applies to the request (one whose conditions cannot be
+/// decided here does not count).
+pub fn certainly_denied(document: &PolicyDocument, request: &Request) -> bool {
+    explicit_deny(document, request).is_some_and(|denial| denial.certain)
 }
 
 /// The statements of `document` with `effect` (`Allow` or `Deny`).

@@ -161,9 +161,7 @@ impl Walker<'_> {
 
     /// The backend's other authentication settings, each the stack's own or its default's.
     pub(super) fn auth(&mut self, layers: Layers<'_>) -> Option<BackendAuth> {
-        let forbidden = [layers.own, layers.defaults]
-            .into_iter()
-            .find_map(|options| options.forbidden_account_ids.as_ref());
+        let forbidden = layers.nearest_ref(|options| &options.forbidden_account_ids);
         if let (true, Some((ids, pos))) = (layers.inherited.account_id, forbidden)
             && ids.as_ref().is_some_and(|ids| !ids.is_empty())
         {

@@ -423,15 +423,21 @@ pub(super) struct Layers<'a> {
     pub(super) inherited: &'a Inherited<'a>,
 }
 
-impl Layers<'_> {
+impl<'a> Layers<'a> {
     /// The stack's own value of an option, else its default's.
     pub(super) fn nearest<T: Clone>(
         &self,
         option: impl Fn(&StackOptions) -> &Option<T>,
     ) -> Option<T> {
-        option(self.own)
-            .clone()
-            .or_else(|| option(self.defaults).clone())
+        self.nearest_ref(option).cloned()
+    }
+
+    /// `nearest`, borrowed.
+    pub(super) fn nearest_ref<T>(
+        &self,
+        option: impl Fn(&'a StackOptions) -> &'a Option<T>,
+    ) -> Option<&'a T> {
+        option(self.own).as_ref().or(option(self.defaults).as_ref())
     }
 }
 

@@ -377,11 +377,7 @@ fn lifecycle_and_logging_drift_is_detected_and_repaired_and_foreign_rules_surviv
     project.statebucket(&["check"]).expect_code(0);
 
     let (rules, logging) = lifecycle_and_logging(&project, region, &dev_bucket);
-    let log_policy = block_on(async {
-        let s3 = project.s3(region).await;
-        let output = s3.get_bucket_policy().bucket(&logs).send().await.unwrap();
-        output.policy().unwrap().to_owned()
-    });
+    let policy = block_on(project.bucket_policy(region, &logs));
     let ids: Vec<_> = rules.iter().filter_map(LifecycleRule::id).collect();
     assert_eq!(
         ids,
@@ -410,7 +406,6 @@ fn lifecycle_and_logging_drift_is_detected_and_repaired_and_foreign_rules_surviv
         (enabled.target_bucket(), enabled.target_prefix()),
         (logs.as_str(), "tfstate/dev/")
     );
-    let policy: Value = serde_json::from_str(&log_policy).unwrap();
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 3, "{policy:#}");
     assert_eq!(statements[0]["Sid"], "Auditors");

@@ -95,16 +95,11 @@ fn two_terraform_applies_at_once_one_waits_out_the_lock_and_state_stays_intact()
     project
         .statebucket(&["apply", "--auto-approve"])
         .expect_code(0);
-    let backend = project.path("environments/dev/backend.hcl");
     let slow = "  provisioner \"local-exec\" {\n    command = \"sleep 8\"\n  }\n";
     let first_dir = terraform_dir(slow);
     let second_dir = terraform_dir(slow);
-    project
-        .terraform("init", first_dir.path(), Some(&backend))
-        .expect_code(0);
-    project
-        .terraform("init", second_dir.path(), Some(&backend))
-        .expect_code(0);
+    project.terraform_init_dev(first_dir.path()).expect_code(0);
+    project.terraform_init_dev(second_dir.path()).expect_code(0);
 
     let first = project.spawn_terraform("apply", first_dir.path());
     let lock_key = "app/terraform.tfstate.tflock";

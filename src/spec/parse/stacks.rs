@@ -172,9 +172,13 @@ impl Walker<'_> {
             })
             .map(|file| (file, node.pos))
         });
-        let profile = self.typed_field(fields, path, "profile", ProfileName::parse);
-        let workspace_key_prefix =
-            self.typed_field(fields, path, "workspace_key_prefix", WorkspacePrefix::parse);
+        // Absent and refused both leave the option to the defaults; a refusal is reported.
+        let profile = self
+            .optional_typed(fields, path, "profile", ProfileName::parse)
+            .flatten();
+        let workspace_key_prefix = self
+            .optional_typed(fields, path, "workspace_key_prefix", WorkspacePrefix::parse)
+            .flatten();
         let assume_role = fields
             .take("assume_role")
             .and_then(|node| self.assume_role(node, &format!("{path}.assume_role")));
@@ -201,7 +205,9 @@ impl Walker<'_> {
             );
             (ids, node.pos)
         });
-        let sts_region = self.typed_field(fields, path, "sts_region", Region::parse);
+        let sts_region = self
+            .optional_typed(fields, path, "sts_region", Region::parse)
+            .flatten();
         let mut file_list = |key: &str| {
             let node = fields.take(key)?;
             self.list(node, &format!("{path}.{key}"), Walker::file_path)

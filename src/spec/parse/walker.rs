@@ -175,19 +175,6 @@ impl Walker<'_> {
             .ok()
     }
 
-    /// The field `key` of the mapping at `path`, parsed with a name type's rules; `None`
-    /// when absent or refused (the problem is reported).
-    pub(super) fn typed_field<T>(
-        &mut self,
-        fields: &mut Fields<'_>,
-        path: &str,
-        key: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<T> {
-        let node = fields.take(key)?;
-        self.typed(node, &format!("{path}.{key}"), parse)
-    }
-
     /// A YAML list, each item parsed by `item` (given the item's path); `None` when any
     /// item (or the list itself) was refused.
     pub(super) fn list<T>(

@@ -297,8 +297,6 @@ fn option<T>(
         })
 }
 
-/// The endpoint given on the command line, then in the environment, validated; for the
-/// offline commands, which only need the endpoint (it shapes what they print).
 /// A command-line value parsed with a name type's rules; a usage error names the option.
 fn given<T>(
     name: &str,
@@ -316,6 +314,8 @@ fn region_or_environment(flag: Option<&str>, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// The endpoint given on the command line, then in the environment, validated; for the
+/// offline commands, which only need the endpoint (it shapes what they print).
 fn offline_connection(endpoint: &EndpointArgs) -> Result<Connection, Error> {
     let from_environment = std::env::var("AWS_ENDPOINT_URL")
         .ok()

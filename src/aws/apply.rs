@@ -76,10 +76,7 @@ pub async fn create_planned_bucket(bucket_plan: BucketPlan<'_>) -> Result<Prepar
             bucket::object_lock::write(&target, retention)
                 .await
                 .map_err(|failure| {
-                    failure.into_error(
-                        format!("object lock of bucket `{name}`"),
-                        &clients.identity_source,
-                    )
+                    failure.into_error(format!("object lock of bucket `{name}`"), clients)
                 })?;
             true
         }

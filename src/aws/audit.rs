@@ -77,14 +77,14 @@ pub async fn gather(
 fn lacked<E>(
     error: &SdkError<E, Response>,
     permission: &'static str,
-    identity: &str,
+    clients: &Clients,
 ) -> Result<Lacked, AwsError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let failure = Failure::from_sdk(error);
     if failure.is_unanswered() {
-        return Err(failure.into_error(format!("auditing ({permission})"), identity));
+        return Err(failure.into_error(format!("auditing ({permission})"), clients));
     }
     Ok(refusal(&failure, permission))
 }
@@ -109,7 +109,7 @@ async fn bucket_policy(
             "the bucket does not exist",
             Some("run `statebucket apply` for this environment first, or check the spec's bucket name and --endpoint-url".to_owned()),
         )),
-        Err(error) => lacked(&error, "s3:GetBucketPolicy", &clients.identity_source).map(Err),
+        Err(error) => lacked(&error, "s3:GetBucketPolicy", clients).map(Err),
     }
 }
 
@@ -130,7 +130,7 @@ async fn state(
         Err(error) => lacked(
             &error,
             "s3:GetObject on state (and kms:Decrypt with a KMS key)",
-            &clients.identity_source,
+            clients,
         )
         .map(Err),
     }
@@ -144,7 +144,6 @@ async fn key_facts(
     end: DateTime,
     progress: &dyn Task,
 ) -> Result<GatheredKey, AwsError> {
-    let identity = clients.identity_source.as_str();
     let arn = match clients.kms.describe_key().key_id(reference).send().await {
         Ok(output) => output
             .key_metadata()
@@ -152,7 +151,7 @@ async fn key_facts(
             .unwrap_or(reference)
             .to_owned(),
         Err(error) => {
-            let missing = lacked(&error, "kms:DescribeKey", identity)?;
+            let missing = lacked(&error, "kms:DescribeKey", clients)?;
             return Ok(GatheredKey {
                 arn: reference.to_owned(),
                 policy: Err(missing.clone()),
@@ -173,7 +172,7 @@ async fn key_facts(
         .await
     {
         Ok(output) => Ok(output.policy().map(str::to_owned)),
-        Err(error) => Err(lacked(&error, "kms:GetKeyPolicy", identity)?),
+        Err(error) => Err(lacked(&error, "kms:GetKeyPolicy", clients)?),
     };
     let bucket_key = clients
         .s3
@@ -232,8 +231,7 @@ async fn key_events(
         let output = match answer {
             Ok(output) => output,
             Err(error) => {
-                return lacked(&error, "cloudtrail:LookupEvents", &clients.identity_source)
-                    .map(Err);
+                return lacked(&error, "cloudtrail:LookupEvents", clients).map(Err);
             }
         };
         events.extend(
@@ -261,7 +259,6 @@ struct Identity {
 /// its inline and attached policies. Managed policies are read once.
 async fn identities(clients: &Clients) -> Result<Result<Vec<GatheredIdentity>, Lacked>, AwsError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
-    let identity = clients.identity_source.as_str();
     let iam = &clients.iam;
     let mut found = Vec::new();
     let mut users = iam.list_users().into_paginator().send();
@@ -272,7 +269,7 @@ async fn identities(clients: &Clients) -> Result<Result<Vec<GatheredIdentity>, L
                 name: user.user_name().to_owned(),
                 arn: user.arn().to_owned(),
             })),
-            Err(error) => return lacked(&error, "iam:ListUsers", identity).map(Err),
+            Err(error) => return lacked(&error, "iam:ListUsers", clients).map(Err),
         }
     }
     let mut roles = iam.list_roles().into_paginator().send();
@@ -288,7 +285,7 @@ async fn identities(clients: &Clients) -> Result<Result<Vec<GatheredIdentity>, L
                         arn: role.arn().to_owned(),
                     }),
             ),
-            Err(error) => return lacked(&error, "iam:ListRoles", identity).map(Err),
+            Err(error) => return lacked(&error, "iam:ListRoles", clients).map(Err),
         }
     }
     let managed = tokio::sync::Mutex::new(std::collections::HashMap::<String, String>::new());
@@ -391,11 +388,10 @@ async fn data_event_trail(
     clients: &Clients,
     bucket: &str,
 ) -> Result<Result<Option<String>, Lacked>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let cloudtrail = clients.cloudtrail();
     let trails = match cloudtrail.describe_trails().send().await {
         Ok(output) => output.trail_list().to_vec(),
-        Err(error) => return lacked(&error, "cloudtrail:DescribeTrails", identity).map(Err),
+        Err(error) => return lacked(&error, "cloudtrail:DescribeTrails", clients).map(Err),
     };
     for trail in trails {
         let Some(name) = trail.trail_arn().or(trail.name()) else {
@@ -409,7 +405,7 @@ async fn data_event_trail(
         {
             Ok(output) => output,
             Err(error) => {
-                return lacked(&error, "cloudtrail:GetEventSelectors", identity).map(Err);
+                return lacked(&error, "cloudtrail:GetEventSelectors", clients).map(Err);
             }
         };
         let classic = selectors.event_selectors().iter().any(|selector| {

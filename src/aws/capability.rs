@@ -114,10 +114,7 @@ async fn bucket_probes(clients: &Clients, bucket: &str) -> Result<Vec<Probed>, A
     if let Err(error) = &versioning {
         let failure = Failure::from_sdk(error);
         if failure.is_unanswered() {
-            return Err(failure.into_error(
-                "probing the store (s3:GetBucketVersioning)",
-                &clients.identity_source,
-            ));
+            return Err(failure.into_error("probing the store (s3:GetBucketVersioning)", clients));
         }
     }
     let optional =

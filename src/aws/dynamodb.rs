@@ -40,7 +40,6 @@ pub async fn observe_table(
     arn: &str,
     read_tags: bool,
 ) -> Result<Option<ObservedLockTable>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let dynamodb = &clients.dynamodb;
     let tags = async {
         if !read_tags {
@@ -50,7 +49,7 @@ pub async fn observe_table(
             dynamodb.list_tags_of_resource().resource_arn(arn).send(),
             &[codes::DYNAMODB_RESOURCE_NOT_FOUND],
             || format!("reading the tags of table `{table}`"),
-            identity,
+            clients,
             |output| {
                 output
                     .tags()
@@ -71,7 +70,7 @@ pub async fn observe_table(
             codes::DYNAMODB_RESOURCE_NOT_FOUND,
         ],
         || format!("reading point-in-time recovery of table `{table}`"),
-        identity,
+        clients,
         |output| {
             output
                 .continuous_backups_description()
@@ -84,7 +83,7 @@ pub async fn observe_table(
         dynamodb.describe_table().table_name(table).send(),
         &[codes::DYNAMODB_RESOURCE_NOT_FOUND],
         || format!("reading DynamoDB table `{table}` (dynamodb:DescribeTable)"),
-        identity,
+        clients,
         |output| output.table,
     );
     let (described, backups, tags) = tokio::join!(described, backups, tags);
@@ -138,7 +137,6 @@ pub async fn create_table(
     table: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
     let doing = format!("creating DynamoDB table `{table}`");
     let sent = clients
         .dynamodb
@@ -179,7 +177,7 @@ pub async fn create_table(
         Err(error) => {
             let failure = Failure::from_sdk(&error);
             if !failure.is(codes::DYNAMODB_RESOURCE_IN_USE) {
-                return Err(failure.into_error(doing, identity));
+                return Err(failure.into_error(doing, clients));
             }
             tracing::debug!(%table, "the table was created meanwhile (by another run)");
             false
@@ -197,7 +195,7 @@ pub async fn create_table(
             .table_name(table)
             .send()
             .await
-            .explained(identity, || doing.clone())?
+            .explained(clients, || doing.clone())?
             .table
             .and_then(|description| description.table_status);
         if status == Some(TableStatus::Active) {
@@ -223,7 +221,6 @@ pub async fn update_table(
     from: &TableSettings,
     to: &TableSettings,
 ) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
     if from.billing_mode != to.billing_mode {
         clients
             .dynamodb
@@ -232,7 +229,7 @@ pub async fn update_table(
             .billing_mode(BillingMode::from(to.billing_mode.as_str()))
             .send()
             .await
-            .explained(identity, || {
+            .explained(clients, || {
                 format!("switching table `{table}` to on-demand billing")
             })?;
     }
@@ -244,7 +241,7 @@ pub async fn update_table(
             .deletion_protection_enabled(true)
             .send()
             .await
-            .explained(identity, || {
+            .explained(clients, || {
                 format!("turning on deletion protection of table `{table}`")
             })?;
     }
@@ -265,7 +262,7 @@ pub async fn enable_point_in_time_recovery(clients: &Clients, table: &str) -> Re
         .send()
         .await
         .map(drop)
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!("turning on point-in-time recovery of table `{table}`")
         })
 }
@@ -283,5 +280,5 @@ pub async fn tag_table(
         .send()
         .await
         .map(drop)
-        .explained(&clients.identity_source, || format!("tagging {arn}"))
+        .explained(clients, || format!("tagging {arn}"))
 }

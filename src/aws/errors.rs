@@ -159,6 +159,24 @@ enum FailureKind {
     Other,
 }
 
+/// Whose credentials a request goes out with ("profile `admin`"). Every error names it, so
+/// that a refusal says who was refused.
+pub(crate) trait Signer {
+    fn identity_source(&self) -> &str;
+}
+
+impl Signer for str {
+    fn identity_source(&self) -> &str {
+        self
+    }
+}
+
+impl Signer for super::Clients {
+    fn identity_source(&self) -> &str {
+        &self.identity_source
+    }
+}
+
 /// A read whose "not there" answers are absence, not failure: `Some` of what `read` makes of
 /// the answer, `None` when AWS answers one of `absent` (error codes), the error (saying what
 /// was `doing`) otherwise.
@@ -166,7 +184,7 @@ pub(crate) async fn read_or_absent<O, E, T>(
     sent: impl std::future::Future<Output = Result<O, SdkError<E, Response>>>,
     absent: &[&str],
     doing: impl FnOnce() -> String,
-    identity: &str,
+    signer: &(impl Signer + ?Sized),
     read: impl FnOnce(O) -> T,
 ) -> Result<Option<T>, AwsError>
 where
@@ -179,7 +197,7 @@ where
             if absent.iter().any(|code| failure.is(code)) {
                 Ok(None)
             } else {
-                Err(failure.into_error(doing(), identity))
+                Err(failure.into_error(doing(), signer))
             }
         }
     }
@@ -188,15 +206,23 @@ where
 /// An SDK call's answer as the user reads it: on failure, what we were doing and whose
 /// credentials were used.
 pub(crate) trait Explained<O> {
-    fn explained(self, identity: &str, doing: impl FnOnce() -> String) -> Result<O, AwsError>;
+    fn explained(
+        self,
+        signer: &(impl Signer + ?Sized),
+        doing: impl FnOnce() -> String,
+    ) -> Result<O, AwsError>;
 }
 
 impl<O, E> Explained<O> for Result<O, SdkError<E, Response>>
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
-    fn explained(self, identity: &str, doing: impl FnOnce() -> String) -> Result<O, AwsError> {
-        self.map_err(|error| Failure::from_sdk(&error).into_error(doing(), identity))
+    fn explained(
+        self,
+        signer: &(impl Signer + ?Sized),
+        doing: impl FnOnce() -> String,
+    ) -> Result<O, AwsError> {
+        self.map_err(|error| Failure::from_sdk(&error).into_error(doing(), signer))
     }
 }
 
@@ -314,10 +340,10 @@ impl Failure {
         }
     }
 
-    /// Turns the failure into an error for the user; `identity` names whose credentials
-    /// were used.
-    pub fn into_error(self, doing: impl Into<String>, identity: &str) -> AwsError {
+    /// Turns the failure into an error for the user, naming whose credentials were used.
+    pub fn into_error(self, doing: impl Into<String>, signer: &(impl Signer + ?Sized)) -> AwsError {
         let doing = doing.into();
+        let identity = signer.identity_source();
         let hint = match self.kind {
             FailureKind::Credentials => Some(format!(
                 "no usable credentials for {identity}: configure it in ~/.aws/config (or run `aws sso login`), or pass --profile NAME"

@@ -89,7 +89,6 @@ pub async fn verify_principals(
 
 /// `Ok(None)` when IAM says the user or role does not exist.
 pub(super) async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<IamArn>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let name = arn.name();
     let answer = user_or_role!(arn.kind, clients.iam, name, get_user | get_role
         => |output| output.user().map(|user| user.arn().to_owned()),
@@ -110,7 +109,7 @@ pub(super) async fn lookup(clients: &Clients, arn: &IamArn) -> Result<Option<Iam
         )),
         Ok(None) => Ok(Some(arn.clone())),
         Err(failure) if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
-        Err(failure) => Err(failure.into_error(doing, identity)),
+        Err(failure) => Err(failure.into_error(doing, clients)),
     }
 }
 
@@ -120,7 +119,6 @@ pub async fn read_inline_policy(
     principal: &IamArn,
     name: &str,
 ) -> Result<Option<String>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let who = principal.name();
     let answer = user_or_role!(principal.kind, clients.iam, who,
         get_user_policy | get_role_policy, policy_name(name)
@@ -131,7 +129,7 @@ pub async fn read_inline_policy(
         Err(failure) if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
         Err(failure) => Err(failure.into_error(
             format!("reading inline policy `{name}` of {principal}"),
-            identity,
+            clients,
         )),
     }
 }
@@ -142,7 +140,6 @@ pub async fn write_inline_policy(
     name: &str,
     document: &PolicyDocument,
 ) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
     let who = principal.name();
     // Compact: IAM counts the characters against its quota.
     let document = document.to_compact_json();
@@ -151,7 +148,7 @@ pub async fn write_inline_policy(
     result.map_err(|failure| {
         failure.into_error(
             format!("attaching inline policy `{name}` to {principal}"),
-            identity,
+            clients,
         )
     })
 }

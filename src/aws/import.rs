@@ -43,7 +43,6 @@ pub async fn locate_bucket(
         name: bucket,
         account,
     } = target;
-    let identity = clients.identity_source.as_str();
     let doing = format!("importing bucket `{bucket}` (s3:HeadBucket)");
     match clients
         .s3
@@ -70,13 +69,14 @@ pub async fn locate_bucket(
                 Some(403) => Err(AwsError::new(
                     doing,
                     format!(
-                        "access denied (HTTP 403): the bucket is not in account {account}, or {identity} may not read it"
+                        "access denied (HTTP 403): the bucket is not in account {account}, or {} may not read it",
+                        clients.identity_source
                     ),
                     Some(format!(
                         "run import with credentials of the account that owns the bucket (--profile NAME), allowed s3:ListBucket and the s3:GetBucket* reads on `{bucket}`"
                     )),
                 )),
-                _ => Err(failure.into_error(doing, identity)),
+                _ => Err(failure.into_error(doing, clients)),
             }
         }
     }
@@ -192,14 +192,13 @@ async fn kms_key_and_aliases(
     clients: &Clients,
     key: &str,
 ) -> Result<Option<(String, Vec<String>)>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let described = clients
         .kms
         .describe_key()
         .key_id(key)
         .send()
         .await
-        .explained(identity, || {
+        .explained(clients, || {
             format!("looking up the bucket's KMS key `{key}` (kms:DescribeKey)")
         })?;
     let Some(metadata) = described.key_metadata() else {
@@ -216,7 +215,7 @@ async fn kms_key_and_aliases(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.explained(identity, || {
+        let page = page.explained(clients, || {
             format!(
                 "listing the aliases of KMS key `{}` (kms:ListAliases)",
                 metadata.key_id()
@@ -243,7 +242,7 @@ async fn state_keys(clients: &Clients, bucket: &str) -> Result<Vec<String>, AwsE
         .bucket(bucket)
         .send()
         .await
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!("listing the objects of bucket `{bucket}` (s3:ListBucket)")
         })?;
     Ok(listed

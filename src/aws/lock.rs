@@ -334,7 +334,6 @@ async fn attempt(
     body: &[u8],
     replacing: Option<&str>,
 ) -> Result<Attempt, AwsError> {
-    let identity = clients.identity_source.as_str();
     let request = clients
         .s3
         .put_object()
@@ -357,7 +356,7 @@ async fn attempt(
             }
             Err(failure.into_error(
                 format!("taking the apply lock s3://{bucket}/{LOCK_KEY}"),
-                identity,
+                clients,
             ))
         }
     }
@@ -365,7 +364,6 @@ async fn attempt(
 
 /// The lock as it is now.
 async fn read(clients: &Clients, bucket: &str) -> Result<Attempt, AwsError> {
-    let identity = clients.identity_source.as_str();
     match clients
         .s3
         .get_object()
@@ -401,7 +399,7 @@ async fn read(clients: &Clients, bucket: &str) -> Result<Attempt, AwsError> {
             } else {
                 Err(failure.into_error(
                     format!("reading the apply lock s3://{bucket}/{LOCK_KEY}"),
-                    identity,
+                    clients,
                 ))
             }
         }

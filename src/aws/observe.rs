@@ -69,7 +69,7 @@ pub async fn caller_identity(clients: &Clients) -> Result<CallerIdentity, AwsErr
                 }
                 _ => failure.into_error(
                     "looking up who the credentials belong to (sts:GetCallerIdentity)",
-                    &clients.identity_source,
+                    clients,
                 ),
             }
         })?;

@@ -59,7 +59,7 @@ pub async fn read_role(
             failure if failure.is(codes::IAM_NO_SUCH_ENTITY) => Ok(None),
             failure => Err(failure.into_error(
                 format!("reading replication role `{role_name}` (iam:GetRole)"),
-                &clients.identity_source,
+                clients,
             )),
         },
     }
@@ -86,7 +86,7 @@ pub async fn read_configuration(
             }
             failure => Err(failure.into_error(
                 format!("reading the replication configuration of `{bucket}`"),
-                &clients.identity_source,
+                clients,
             )),
         },
     }
@@ -241,7 +241,7 @@ pub async fn put_configuration(
         .send()
         .await
         .map(drop)
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!("writing the replication configuration of `{bucket}`")
         })
 }
@@ -255,7 +255,6 @@ pub async fn create_role(
     policy_name: &str,
     policy: &PolicyDocument,
 ) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
     match clients
         .iam
         .create_role()
@@ -271,7 +270,7 @@ pub async fn create_role(
             failure => {
                 return Err(failure.into_error(
                     format!("creating replication role `{role}` (iam:CreateRole)"),
-                    identity,
+                    clients,
                 ));
             }
         },
@@ -285,7 +284,7 @@ pub async fn create_role(
         .send()
         .await
         .map(drop)
-        .explained(identity, || {
+        .explained(clients, || {
             format!("attaching policy `{policy_name}` to replication role `{role}`")
         })
 }
@@ -317,7 +316,7 @@ pub async fn state_replication(
         Err(failure) => {
             return Err(failure.into_error(
                 format!("reading s3://{bucket}/{key} (s3:GetObject)"),
-                &primary.identity_source,
+                primary,
             ));
         }
     };
@@ -339,7 +338,7 @@ pub async fn state_replication(
                 failure => {
                     return Err(failure.into_error(
                         format!("reading version {version} of s3://{replica_bucket}/{key} (s3:GetObjectVersion)"),
-                        &replica.identity_source,
+                        replica,
                     ));
                 }
             },

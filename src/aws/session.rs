@@ -95,7 +95,7 @@ pub async fn assume_role(
         .set_transitive_tag_keys(transitive)
         .send()
         .await
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!("assuming role `{}` (sts:AssumeRole)", request.role_arn)
         })?;
     session_credentials(output.credentials(), &request.role_arn)

@@ -41,7 +41,6 @@ pub async fn observe_log_bucket(
     // Some S3-compatible stores do not send `x-amz-bucket-region`.
     default_region: &str,
 ) -> Result<LogBucket, AwsError> {
-    let identity = clients.identity_source.as_str();
     let s3 = &clients.s3;
     let head = async {
         match s3
@@ -61,7 +60,7 @@ pub async fn observe_log_bucket(
                     Some(301) if failure.region_header.is_some() => Ok(failure.region_header),
                     _ => Err(failure.into_error(
                         format!("checking log bucket `{log_bucket}` (s3:HeadBucket)"),
-                        identity,
+                        clients,
                     )),
                 }
             }
@@ -86,7 +85,7 @@ pub async fn observe_log_bucket(
                 } else {
                     Err(failure.into_error(
                         format!("reading the policy of log bucket `{log_bucket}`"),
-                        identity,
+                        clients,
                     ))
                 }
             }
@@ -113,11 +112,11 @@ static LOG_BUCKET_LOCKS: std::sync::LazyLock<
 /// logging is enabled.
 pub async fn apply_logging(target: &BucketAt<'_>, plan: &EnvPlan) -> Result<(), AwsError> {
     let BucketAt {
+        clients,
         name: bucket,
         account,
-        ..
     } = *target;
-    let (identity, s3) = (target.identity(), target.s3());
+    let s3 = &clients.s3;
     for change in &plan.changes {
         let Change::GrantLogDelivery {
             log_bucket,
@@ -147,7 +146,7 @@ pub async fn apply_logging(target: &BucketAt<'_>, plan: &EnvPlan) -> Result<(), 
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 if !failure.is(codes::NO_BUCKET_POLICY) {
-                    return Err(failure.into_error(doing, identity));
+                    return Err(failure.into_error(doing, clients));
                 }
                 None
             }
@@ -164,7 +163,7 @@ pub async fn apply_logging(target: &BucketAt<'_>, plan: &EnvPlan) -> Result<(), 
                 .policy(merged.to_json())
                 .send()
                 .await
-                .explained(identity, || doing)?;
+                .explained(clients, || doing)?;
         }
     }
     for change in &plan.changes {
@@ -189,7 +188,7 @@ pub async fn apply_logging(target: &BucketAt<'_>, plan: &EnvPlan) -> Result<(), 
                 .send()
                 .await
                 .map(drop)
-                .explained(identity, || {
+                .explained(clients, || {
                     format!("turning on access logging of bucket `{bucket}`")
                 })
         })

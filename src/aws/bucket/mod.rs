@@ -50,10 +50,6 @@ impl<'a> BucketAt<'a> {
     fn s3(&self) -> &aws_sdk_s3::Client {
         &self.clients.s3
     }
-
-    fn identity(&self) -> &str {
-        &self.clients.identity_source
-    }
 }
 
 /// A setting's GET: `Some` of what `read` makes of the answer; `None` when S3 answers
@@ -74,7 +70,7 @@ where
         sent,
         &[absent_code, codes::NO_SUCH_BUCKET],
         || format!("{doing} of bucket `{}`", bucket.name),
-        bucket.identity(),
+        bucket.clients,
         read,
     )
     .await
@@ -189,12 +185,12 @@ async fn head(bucket: &BucketAt<'_>, region: &str) -> Result<Option<String>, Aws
                     "access denied (HTTP 403)",
                     Some(format!(
                         "the bucket exists but {} may not read it: either another account owns the name (choose another bucket name) or this identity lacks s3:ListBucket on it",
-                        bucket.identity()
+                        bucket.clients.identity_source
                     )),
                 )),
                 _ => Err(failure.into_error(
                     format!("checking bucket `{name}` (s3:HeadBucket)"),
-                    bucket.identity(),
+                    bucket.clients,
                 )),
             }
         }
@@ -228,7 +224,7 @@ pub async fn write_setting(
         failure
             .into_error(
                 format!("{facet} of bucket `{}`", bucket.name),
-                bucket.identity(),
+                bucket.clients,
             )
             .lacking(facet.store_feature())
     })
@@ -252,7 +248,6 @@ pub async fn create(
     region: &str,
     new_bucket: NewBucket<'_>,
 ) -> Result<(), AwsError> {
-    let identity = clients.identity_source.as_str();
     let tags = new_bucket.tags;
     let mut request = clients
         .s3
@@ -294,7 +289,7 @@ pub async fn create(
                     Some("bucket names are global across all accounts: choose another `bucket.name` (e.g. add your account id or org prefix)".to_owned()),
                 ));
             }
-            Err(failure.into_error(format!("creating bucket `{bucket}` in {region}"), identity))
+            Err(failure.into_error(format!("creating bucket `{bucket}` in {region}"), clients))
         }
     }
 }

@@ -58,7 +58,6 @@ pub async fn create_key(
     tags: &std::collections::BTreeMap<String, String>,
     policy: &PolicyDocument,
 ) -> Result<(String, String), AwsError> {
-    let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
     let kms_tags = tags
         .iter()
@@ -130,7 +129,7 @@ pub async fn create_key(
                         let _ = std::fs::remove_file(&marker);
                     }
                     return Err(
-                        failure.into_error(format!("creating the KMS key for {alias}"), identity)
+                        failure.into_error(format!("creating the KMS key for {alias}"), clients)
                     );
                 }
                 tracing::debug!(%alias, cause = %failure.message, "CreateKey failed; checking whether the key exists before trying again");
@@ -177,7 +176,6 @@ pub async fn alias_and_rotation(
     key_id: &str,
     arn: &str,
 ) -> Result<Option<String>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let kms = &clients.kms;
     let alias_step = async {
         match kms
@@ -191,14 +189,14 @@ pub async fn alias_and_rotation(
             Err(error) => {
                 let failure = Failure::from_sdk(&error);
                 if !failure.is(codes::KMS_ALREADY_EXISTS) {
-                    return Err(failure.into_error(format!("creating alias {alias}"), identity));
+                    return Err(failure.into_error(format!("creating alias {alias}"), clients));
                 }
                 let existing = kms
                     .describe_key()
                     .key_id(alias)
                     .send()
                     .await
-                    .explained(identity, || format!("looking up {alias}"))?;
+                    .explained(clients, || format!("looking up {alias}"))?;
                 let theirs = existing
                     .key_metadata()
                     .and_then(|metadata| metadata.arn())
@@ -216,7 +214,7 @@ pub async fn alias_and_rotation(
             .send()
             .await
             .map(drop)
-            .explained(identity, || {
+            .explained(clients, || {
                 format!("enabling rotation of the key for {alias}")
             })
     };
@@ -230,7 +228,6 @@ pub async fn write_key_setting(
     clients: &Clients,
     change: &Change,
 ) -> Result<Option<String>, AwsError> {
-    let identity = clients.identity_source.as_str();
     match change {
         Change::AliasKmsKey { alias, key_arn } => {
             alias_and_rotation(clients, alias, key_arn, key_arn).await
@@ -244,7 +241,7 @@ pub async fn write_key_setting(
             .send()
             .await
             .map(|_| None)
-            .explained(identity, || {
+            .explained(clients, || {
                 format!("writing the key policy of KMS key {key_arn}")
             }),
         Change::EnableKeyRotation { key_arn } => clients
@@ -254,7 +251,7 @@ pub async fn write_key_setting(
             .send()
             .await
             .map(|_| None)
-            .explained(identity, || {
+            .explained(clients, || {
                 format!("enabling rotation of KMS key {key_arn}")
             }),
         _ => Ok(None),

@@ -19,7 +19,6 @@ pub async fn find_tagged_key(
     clients: &Clients,
     tags: &BTreeMap<String, String>,
 ) -> Result<Option<(String, String)>, AwsError> {
-    let identity = clients.identity_source.as_str();
     let mut key_ids = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -29,7 +28,7 @@ pub async fn find_tagged_key(
             .set_marker(marker.clone())
             .send()
             .await
-            .explained(identity, || {
+            .explained(clients, || {
                 "listing KMS keys to find one created earlier for this environment".to_owned()
             })?;
         key_ids.extend(
@@ -52,7 +51,7 @@ pub async fn find_tagged_key(
                 .key_id(&key_id)
                 .send()
                 .await
-                .explained(identity, || format!("reading the tags of KMS key {key_id}"))?;
+                .explained(clients, || format!("reading the tags of KMS key {key_id}"))?;
             let all_match = tags.iter().all(|(key, value)| {
                 listed
                     .tags()
@@ -72,7 +71,7 @@ pub async fn find_tagged_key(
             .key_id(&key_id)
             .send()
             .await
-            .explained(identity, || format!("describing KMS key {key_id}"))?;
+            .explained(clients, || format!("describing KMS key {key_id}"))?;
         if let Some(metadata) = described.key_metadata()
             && metadata
                 .key_state()
@@ -101,7 +100,7 @@ pub async fn aliased_key(clients: &Clients, alias: &str) -> Result<Option<String
             } else {
                 Err(failure.into_error(
                     format!("looking up KMS key {alias} (kms:DescribeKey)"),
-                    &clients.identity_source,
+                    clients,
                 ))
             }
         }

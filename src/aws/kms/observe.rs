@@ -68,7 +68,7 @@ pub async fn tofu_key(
         .send()
         .await
         .map(|output| output.key_rotation_enabled())
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!("reading rotation of OpenTofu's KMS key {arn}")
         })?;
     Ok(KeyLookup::Found(Some(ObservedTofuKey::Aliased {
@@ -87,7 +87,6 @@ pub async fn state_key(
     let Encryption::Kms(key) = &spec.bucket.encryption else {
         return Ok(KeyLookup::Found(None));
     };
-    let identity = clients.identity_source.as_str();
     let reference = key.reference();
     let managed = matches!(key, KmsKey::Managed(_));
     let early = async {
@@ -111,7 +110,7 @@ pub async fn state_key(
             }
             return Err(failure.into_error(
                 format!("looking up KMS key `{reference}` (kms:DescribeKey)"),
-                identity,
+                clients,
             ));
         }
     };
@@ -164,7 +163,6 @@ async fn key_details(
     key_id: &str,
     managed: bool,
 ) -> Result<(Option<bool>, KeyPolicyReading), AwsError> {
-    let identity = clients.identity_source.as_str();
     let rotation = async {
         if !managed {
             return Ok(None);
@@ -176,7 +174,7 @@ async fn key_details(
             .send()
             .await
             .map(|output| Some(output.key_rotation_enabled()))
-            .explained(identity, || format!("reading rotation of KMS key {key_id}"))
+            .explained(clients, || format!("reading rotation of KMS key {key_id}"))
     };
     let policy = async {
         match clients
@@ -197,7 +195,7 @@ async fn key_details(
                 } else {
                     Err(failure.into_error(
                         format!("reading the key policy of KMS key {key_id} (kms:GetKeyPolicy)"),
-                        identity,
+                        clients,
                     ))
                 }
             }

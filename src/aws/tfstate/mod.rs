@@ -49,7 +49,7 @@ pub async fn versions(
             .set_version_id_marker(markers.1.clone())
             .send()
             .await
-            .explained(&clients.identity_source, doing)?;
+            .explained(clients, doing)?;
         let mut past_the_key = false;
         for version in page.versions() {
             if version.key() == Some(path.key.as_str()) {
@@ -148,7 +148,7 @@ pub async fn read_version(
             } else {
                 Err(failure.into_error(
                     format!("reading version {version_id} of {path} (s3:GetObjectVersion)"),
-                    &clients.identity_source,
+                    clients,
                 ))
             }
         }
@@ -271,7 +271,7 @@ fn no_current_version<T>(
     }
     Err(failure.into_error(
         format!("reading the current state {path} (s3:GetObject)"),
-        &clients.identity_source,
+        clients,
     ))
 }
 
@@ -320,12 +320,9 @@ pub async fn restore_version(
             .set_bucket_key_enabled(encryption.bucket_key),
         None => request,
     };
-    let output = request
-        .send()
-        .await
-        .explained(&clients.identity_source, || {
-            format!("copying version {version_id} onto {path} (s3:GetObjectVersion, s3:PutObject)")
-        })?;
+    let output = request.send().await.explained(clients, || {
+        format!("copying version {version_id} onto {path} (s3:GetObjectVersion, s3:PutObject)")
+    })?;
     Ok(output.version_id().unwrap_or("null").to_owned())
 }
 
@@ -345,7 +342,7 @@ pub async fn put_digest(
         .send()
         .await
         .map(drop)
-        .explained(&clients.identity_source, || {
+        .explained(clients, || {
             format!(
                 "updating the state digest {} in DynamoDB table {table} (dynamodb:PutItem)",
                 path.digest_id()

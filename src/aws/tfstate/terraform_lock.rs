@@ -104,7 +104,7 @@ pub async fn lock(
                     "taking Terraform's lock s3://{}/{key} (s3:PutObject)",
                     path.bucket
                 ),
-                &clients.identity_source,
+                clients,
             ));
         }
     }
@@ -137,7 +137,7 @@ pub async fn lock(
                     "taking Terraform's lock item {} in DynamoDB table {table} (dynamodb:PutItem)",
                     path.lock_id()
                 ),
-                &clients.identity_source,
+                clients,
             ));
         }
     }

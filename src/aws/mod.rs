@@ -160,6 +160,20 @@ impl Lookups {
         memoised(&self.callers, key, || caller_identity(clients)).await
     }
 
+    /// The identity of `profile` (`None`: the default chain) at `endpoint`, asked once per
+    /// run whether statebucket runs as it or a stack's backend does.
+    pub async fn profile_caller(
+        &self,
+        profile: Option<&ProfileName>,
+        endpoint: Option<&EndpointUrl>,
+        clients: &Clients,
+    ) -> Result<CallerIdentity, AwsError> {
+        let profile = profile.map_or("", ProfileName::as_str);
+        let endpoint = endpoint.map_or("", EndpointUrl::as_str);
+        self.caller(&format!("profile {profile}@{endpoint}"), clients)
+            .await
+    }
+
     /// `clients(…)`, built once per profile, region, endpoint and timeout.
     pub async fn clients(
         &self,

@@ -19,15 +19,16 @@ use super::*;
 struct Reach<'a> {
     profile: Option<&'a ProfileName>,
     endpoint: Option<&'a EndpointUrl>,
-    /// The key under which the caller's identity is asked once per run.
-    tool_key: String,
     clients: Clients,
     replica_clients: Option<Clients>,
 }
 
 impl Reach<'_> {
-    fn endpoint_key(&self) -> &str {
-        self.endpoint.map_or("", EndpointUrl::as_str)
+    /// statebucket's own identity, asked once per run for every environment that shares it.
+    async fn caller(&self, lookups: &aws::Lookups) -> Result<CallerIdentity, aws::AwsError> {
+        lookups
+            .profile_caller(self.profile, self.endpoint, &self.clients)
+            .await
     }
 }
 
@@ -57,7 +58,7 @@ impl Engine {
         // Without it, STS must answer first: reads need the account.
         let caller_first = match &spec.account_id {
             Some(_) => None,
-            None => Some(self.lookups.caller(&reach.tool_key, &reach.clients).await?),
+            None => Some(reach.caller(&self.lookups).await?),
         };
         let account = match (&spec.account_id, &caller_first) {
             (Some(account), _) => account.clone(),
@@ -152,12 +153,9 @@ impl Engine {
             None => None,
         };
         tracing::debug!(env = %spec.name, profile = ?profile, endpoint = ?endpoint.map(EndpointUrl::as_str), "resolving identity");
-        let endpoint_key = endpoint.map_or("", EndpointUrl::as_str);
-        let tool_key = format!("{profile:?}@{endpoint_key}");
         Reach {
             profile,
             endpoint,
-            tool_key,
             clients,
             replica_clients,
         }
@@ -191,7 +189,7 @@ impl Engine {
                     account: account.to_string(),
                     arn: UNKNOWN_CALLER.to_owned(),
                 }),
-                None => self.lookups.caller(&reach.tool_key, &reach.clients).await,
+                None => reach.caller(&self.lookups).await,
             }
         };
         let replica_observed = async {
@@ -212,7 +210,7 @@ impl Engine {
         };
         let (caller, terraform_profiles, observed, replica_observed, verified) = tokio::join!(
             caller,
-            self.terraform_profiles(spec, reach.profile, reach.endpoint_key()),
+            self.terraform_profiles(spec, reach.profile, reach.endpoint),
             aws::observe(
                 &reach.clients,
                 spec,
@@ -249,7 +247,7 @@ impl Engine {
         &self,
         spec: &EnvSpec,
         tool_profile: Option<&ProfileName>,
-        endpoint_key: &str,
+        endpoint: Option<&EndpointUrl>,
     ) -> Vec<(ProfileName, TerraformIdentity)> {
         if spec.lacks(StoreFeature::Sts) {
             return Vec::new();
@@ -271,7 +269,7 @@ impl Engine {
                 .await;
             let identity = match self
                 .lookups
-                .caller(&format!("{profile}@{endpoint_key}"), &clients)
+                .profile_caller(Some(profile), endpoint, &clients)
                 .await
             {
                 Ok(identity) => TerraformIdentity::Profile(identity),

@@ -500,6 +500,36 @@ fn the_account_guard_refuses_other_accounts_before_any_write() {
     assert!(!exists);
 }
 
+/// statebucket runs as `terraform` for dev (its only profile) and as `admin` for ops, whose
+/// backend runs as `terraform`: STS is asked once for each profile in the run.
+#[test]
+fn a_profile_is_asked_who_it_is_once_whether_statebucket_or_a_backend_runs_as_it() {
+    let moto = Moto::shared();
+    let project = Project::with_moto(moto);
+    project.write_aws_profiles(&[
+        ("terraform", None),
+        ("admin", Some(&format!("arn:aws:iam::{ACCOUNT}:role/admin"))),
+    ]);
+    project.spec(
+        "dev",
+        &spec_yaml(&unique("asked-dev"), "eu-west-1", "aes256"),
+    );
+    project.spec(
+        "ops",
+        &spec_yaml(&unique("asked-ops"), "eu-west-1", "aes256").replace(
+            "profile: terraform",
+            "profile: terraform\nbootstrap_profile: admin",
+        ),
+    );
+    let run = project.statebucket(&["check", "--output", "json"]);
+    run.expect_code(2);
+    let requests = &run.json()["requests"];
+    assert_eq!(
+        requests["by_operation"]["GetCallerIdentity"], 2,
+        "{requests:#}"
+    );
+}
+
 #[test]
 fn the_bootstrap_identity_never_reaches_backend_hcl() {
     let moto = Moto::shared();

@@ -174,7 +174,7 @@ async fn apply_changes(
 }
 
 /// The primary bucket with its plan, as apply reaches it.
-fn primary_bucket<'p>(planned: &'p Planned<'_>) -> aws::BucketPlan<'p> {
+pub(super) fn primary_bucket<'p>(planned: &'p Planned<'_>) -> aws::BucketPlan<'p> {
     planned_bucket(
         &planned.clients,
         &planned.environment.spec,

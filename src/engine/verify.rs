@@ -12,6 +12,7 @@ use crate::project::write_file_atomically;
 use crate::render::KmsKeyId;
 use crate::spec::IamArn;
 
+use super::apply::primary_bucket;
 use super::plan::{observe_replica, read_on_disk};
 use super::*;
 
@@ -25,7 +26,6 @@ impl Engine {
         replica_key: Option<String>,
         progress: &dyn Task,
     ) -> Result<(), Error> {
-        let spec = &planned.environment.spec;
         write_backend_files(
             &planned.desired,
             &planned.plan.changes,
@@ -64,11 +64,7 @@ impl Engine {
             )
         };
         let first = remaining_of(&observed, &replica_observed)?;
-        let bucket = aws::bucket::BucketAt::new(
-            &planned.clients,
-            spec.bucket.name.as_str(),
-            planned.account.as_str(),
-        );
+        let bucket = primary_bucket(planned).at;
         let (remaining, waited) = aws::bucket::until_settled(
             first,
             self.settle_timeout,

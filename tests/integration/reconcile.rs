@@ -504,12 +504,8 @@ fn the_account_guard_refuses_other_accounts_before_any_write() {
 /// backend runs as `terraform`: STS is asked once for each profile in the run.
 #[test]
 fn a_profile_is_asked_who_it_is_once_whether_statebucket_or_a_backend_runs_as_it() {
-    let moto = Moto::shared();
-    let project = Project::with_moto(moto);
-    project.write_aws_profiles(&[
-        ("terraform", None),
-        ("admin", Some(&format!("arn:aws:iam::{ACCOUNT}:role/admin"))),
-    ]);
+    // The project's profiles: `terraform` and `admin`.
+    let project = Project::with_moto(Moto::shared());
     project.spec(
         "dev",
         &spec_yaml(&unique("asked-dev"), "eu-west-1", "aes256"),
